@@ -1,0 +1,783 @@
+"""Intake and end-to-end benchmark of ``gateway serve`` (run by ``make bench``).
+
+One run measures, on loopback and on the same machine so that the ratios compare
+like with like:
+
+1. SMTP intake throughput under the same load (Postfix's ``smtp-source``, 20
+   concurrent sessions, fixed message sizes and counts) against three servers:
+   Postfix's ``smtp-sink`` (the machine's SMTP ceiling), a bare aiosmtpd sink
+   (``bench/bare_aiosmtpd.py``, the limit of our stack) and ``gateway serve`` in
+   embedded mode (SQLite, synchronous=FULL, in-process worker running) in a fresh
+   working directory.  Every message sent to the gateway is checked afterwards
+   in its spool: a missing or merged row fails the run.
+2. Sustained end to end: a steady rate (default 50 messages/s for 30 s) into
+   ``gateway serve``; per message, the time from the client's send start until
+   the acknowledgement (``In-Reply-To`` = the sent Message-ID) is in the maildir.
+
+    .venv/bin/python bench/intake.py            # the full run, a few minutes
+    .venv/bin/python bench/intake.py --quick    # a smoke run, well under a minute
+
+The table is printed at the end and written to ``bench/out/results.txt``; the
+raw figures go to ``bench/out/results.json`` and server logs to ``bench/out/logs/``.
+Every server the script starts is stopped, also on error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"
+LOGS = OUT / "logs"
+PYTHON = sys.executable
+SUPPORT_ADDRESS = "support@support.example"  # the gateway's default support address
+LOAD_SENDER = "bench@client.example"
+DIRECTORY_FILE = ROOT / "examples" / "directory.toml"
+# Senders of the end-to-end run: the people of examples/directory.toml (acks in de, it,
+# ja) and one stranger (ack in the default language); every one of them gets an ack.
+E2E_SENDERS = ("anna@acme.example", "max@acme.example", "giulia@globex.example",
+               "yuki@globex.example", "someone@unknown-customer.example")
+SBIN = "/usr/sbin:/usr/local/sbin:/sbin"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """A measurement could not be made or is not trustworthy: the run fails."""
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# -- tools ----------------------------------------------------------------------------
+def postfix_tool(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path=SBIN)
+
+
+def ensure_postfix_tools() -> tuple[str, str]:
+    """Return the paths of smtp-source and smtp-sink, installing Debian's postfix if needed."""
+    source, sink = postfix_tool("smtp-source"), postfix_tool("smtp-sink")
+    if source and sink:
+        return source, sink
+    log("smtp-source/smtp-sink missing: installing the Debian package postfix")
+    prefix: list[str] = []
+    if os.geteuid() != 0:
+        sudo = shutil.which("sudo")
+        if not sudo:
+            raise BenchError("smtp-source/smtp-sink are missing and we are not root: "
+                             "run `apt-get install postfix` as root")
+        prefix = [sudo, "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # "No configuration": the package installs its tools but neither configures nor
+    # starts a Postfix daemon on port 25.
+    if shutil.which("debconf-set-selections"):
+        subprocess.run([*prefix, "debconf-set-selections"], env=env, check=False,
+                       input=b"postfix postfix/main_mailer_type select No configuration\n")
+    for command in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postfix"]):
+        result = subprocess.run([*prefix, *command], env=env, check=False)
+        if result.returncode != 0:
+            raise BenchError(f"`{' '.join(command)}` failed with status {result.returncode}")
+    source, sink = postfix_tool("smtp-source"), postfix_tool("smtp-sink")
+    if not (source and sink):
+        raise BenchError("postfix is installed but smtp-source/smtp-sink are still missing")
+    return source, sink
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- servers --------------------------------------------------------------------------
+RUNNING: list[Server] = []
+
+
+class Server:
+    """One server process on its own free loopback port; stopped by :func:`stop_all`."""
+
+    label = "server"
+
+    def __init__(self, tag: str) -> None:
+        self.port = free_port()
+        self.tag = tag
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = LOGS / f"{tag}.log"
+        self.cwd: Path | None = None
+        self.env: dict[str, str] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> Server:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log_file:
+            self.proc = subprocess.Popen(self.command(), cwd=self.cwd, env=self.env,
+                                         stdin=subprocess.DEVNULL, stdout=log_file,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        RUNNING.append(self)
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Return once the server greets with 220 (the gateway listens only when ready)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.label} exited with status {self.proc.returncode} "
+                                 f"before listening; log {self.log_path}:\n{self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                    banner = sock.recv(512)
+                    if banner.startswith(b"220"):
+                        sock.sendall(b"QUIT\r\n")
+                        with contextlib.suppress(OSError):
+                            sock.recv(512)
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise BenchError(f"{self.label} did not greet on port {self.port} within {timeout:.0f} s; "
+                         f"log {self.log_path}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def cpu(self) -> float:
+        assert self.proc is not None
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                log(f"{self.label} ignored SIGTERM for 40 s: killing pid {proc.pid}")
+                proc.kill()
+                proc.wait(timeout=10)
+        if self in RUNNING:
+            RUNNING.remove(self)
+
+
+class SmtpSink(Server):
+    label = "smtp-sink"
+
+    def __init__(self, tag: str, binary: str) -> None:
+        super().__init__(tag)
+        self.binary = binary
+
+    def command(self) -> list[str]:
+        user = ["-u", "postfix"] if os.geteuid() == 0 else []  # required when run as root
+        return [self.binary, *user, f"127.0.0.1:{self.port}", "1024"]
+
+
+class BareAiosmtpd(Server):
+    label = "bare aiosmtpd"
+
+    def command(self) -> list[str]:
+        return [PYTHON, str(BENCH / "bare_aiosmtpd.py"), "--listen", f"127.0.0.1:{self.port}"]
+
+
+class GatewayServe(Server):
+    """``python -m gateway serve`` (embedded mode) in a fresh temporary working dir."""
+
+    label = "gateway serve"
+
+    def __init__(self, tag: str, *, with_directory: bool = False) -> None:
+        super().__init__(tag)
+        OUT.mkdir(parents=True, exist_ok=True)
+        self.cwd = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=OUT))
+        self.var = self.cwd / "var"
+        self.db_path = self.var / "gateway.db"
+        self.maildir_new = self.var / "sent" / "new"
+        web_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        env.update({
+            "GATEWAY_DATABASE_URL": f"sqlite:///{self.db_path}",
+            "GATEWAY_SMTP_LISTEN": f"127.0.0.1:{self.port}",
+            "GATEWAY_WEB_LISTEN": f"127.0.0.1:{web_port}",
+            "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+            "GATEWAY_OUTBOUND_URL": f"maildir:{self.var / 'sent'}",
+            "GATEWAY_VAR_DIR": str(self.var),
+            "PYTHONPATH": str(ROOT),
+        })
+        self.env = env
+        self.with_directory = with_directory
+
+    def command(self) -> list[str]:
+        return [PYTHON, "-m", "gateway", "serve"]
+
+    def start(self) -> Server:
+        if self.with_directory:
+            result = subprocess.run([PYTHON, "-m", "gateway", "directory", "load",
+                                     str(DIRECTORY_FILE)], cwd=self.cwd, env=self.env,
+                                    capture_output=True, timeout=120, check=False)
+            if result.returncode != 0:
+                raise BenchError("gateway directory load failed: "
+                                 + result.stderr.decode(errors="replace")[-2000:])
+        return super().start()
+
+    def spool(self) -> dict[str, Any]:
+        """Rows, distinct Message-IDs and states of the spool, read from the SQLite file."""
+        with contextlib.closing(sqlite3.connect(self.db_path, timeout=60)) as con:
+            rows, distinct = con.execute(
+                "SELECT count(*), count(DISTINCT message_id) FROM spool").fetchone()
+            states = dict(con.execute("SELECT state, count(*) FROM spool GROUP BY state"))
+            journal = con.execute("PRAGMA journal_mode").fetchone()[0]
+        return {"rows": rows, "distinct_message_ids": distinct, "states": states,
+                "journal_mode": journal}
+
+    def cleanup(self, keep: bool) -> None:
+        if not keep and self.cwd is not None:
+            shutil.rmtree(self.cwd, ignore_errors=True)
+
+
+def stop_all() -> None:
+    for server in list(reversed(RUNNING)):
+        try:
+            server.stop()
+        except Exception as error:  # noqa: BLE001 - keep stopping the others
+            log(f"could not stop {server.label} (pid {server.proc and server.proc.pid}): {error}")
+            if server.proc is not None and server.proc.poll() is None:
+                server.proc.kill()
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- intake ---------------------------------------------------------------------------
+@dataclass
+class IntakeResult:
+    server: str
+    size: int
+    mode: str
+    round: int
+    count: int
+    seconds: float
+    rate: float
+    server_cpu_ms_per_msg: float
+    client_cpu_ms_per_msg: float
+    spool: dict[str, Any] | None = None
+
+
+def smtp_source(source: str, port: int, *, count: int, size: int, sessions: int,
+                reuse: bool) -> tuple[float, float]:
+    """Send ``count`` messages with smtp-source; return (wall seconds, client CPU seconds)."""
+    command = [source, "-c", "-s", str(sessions), "-m", str(count), "-l", str(size),
+               "-f", LOAD_SENDER, "-t", SUPPORT_ADDRESS, *(["-d"] if reuse else []),
+               f"127.0.0.1:{port}"]
+    cpu_before = children_cpu_seconds()
+    started = time.perf_counter()
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=1800, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise BenchError(f"smtp-source did not finish: {' '.join(command)}") from error
+    seconds = time.perf_counter() - started
+    client_cpu = children_cpu_seconds() - cpu_before
+    counters = re.findall(rb"\d+", result.stdout)
+    done = int(counters[-1]) if counters else 0
+    if result.returncode != 0 or done != count:
+        raise BenchError(f"smtp-source status {result.returncode}, {done} of {count} DATA "
+                         f"completed: {' '.join(command)}\n"
+                         f"{result.stderr.decode(errors='replace')[-2000:]}")
+    return seconds, client_cpu
+
+
+def measure_intake(server: Server, source: str, *, count: int, size: int, sessions: int,
+                   reuse: bool, round_no: int, warmup: int) -> IntakeResult:
+    if warmup:
+        smtp_source(source, server.port, count=warmup, size=size, sessions=min(sessions, 4),
+                    reuse=reuse)
+    cpu_before = server.cpu()
+    seconds, client_cpu = smtp_source(source, server.port, count=count, size=size,
+                                      sessions=sessions, reuse=reuse)
+    server_cpu = server.cpu() - cpu_before
+    result = IntakeResult(server.label, size, "reuse" if reuse else "new", round_no, count,
+                          seconds, count / seconds, server_cpu / count * 1000,
+                          client_cpu / count * 1000)
+    if isinstance(server, GatewayServe):
+        spool = server.spool()
+        result.spool = spool
+        expected = count + warmup
+        if spool["rows"] != expected or spool["distinct_message_ids"] != expected:
+            raise BenchError(f"gateway spool holds {spool['rows']} rows "
+                             f"({spool['distinct_message_ids']} distinct Message-IDs) after "
+                             f"{expected} accepted messages: not every message was stored")
+        if spool["journal_mode"] != "wal":
+            raise BenchError(f"gateway database is not in WAL mode: {spool['journal_mode']}")
+    return result
+
+
+# -- end to end -----------------------------------------------------------------------
+class SmtpClient:
+    """A minimal asyncio SMTP client: one connection, many transactions, no pipelining."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, port: int) -> SmtpClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client = cls(reader, writer)
+        await client.expect(220)
+        await client.command(b"EHLO bench.client.example", 250)
+        return client
+
+    async def expect(self, code: int) -> None:
+        lines = []
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                raise BenchError(f"connection closed while waiting for {code}")
+            lines.append(line.decode(errors="replace").rstrip())
+            if line[3:4] != b"-":
+                break
+        if not line.startswith(str(code).encode()):
+            raise BenchError(f"expected {code}, server said: {' / '.join(lines)}")
+
+    async def command(self, line: bytes, code: int) -> None:
+        self.writer.write(line + b"\r\n")
+        await self.expect(code)
+
+    async def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
+        await self.command(f"MAIL FROM:<{mail_from}>".encode(), 250)
+        await self.command(f"RCPT TO:<{rcpt_to}>".encode(), 250)
+        await self.command(b"DATA", 354)
+        data = re.sub(rb"(?m)^\.", b"..", raw)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        self.writer.write(data + b".\r\n")
+        await self.expect(250)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.command(b"QUIT", 221)
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+FILLER = ("The desktop client stops syncing after the update; restarting it does not help "
+          "and the log shows a timeout talking to the server.\n")
+
+
+def e2e_message(index: int, run: str, sender: str, size: int) -> tuple[str, bytes]:
+    message = EmailMessage(policy=SMTP_POLICY)
+    message_id = f"<e2e.{run}.{index}@client.example>"
+    message["From"] = sender
+    message["To"] = SUPPORT_ADDRESS
+    message["Subject"] = f"Sync fails on workstation {index}"
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = message_id
+    body = "Hello support,\n\n" + FILLER * max(1, size // len(FILLER)) + "\nThanks\n"
+    message.set_content(body)
+    return message_id.strip("<>"), message.as_bytes()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), -(-len(ordered) * pct // 100)))
+    return ordered[int(rank) - 1]
+
+
+@dataclass
+class E2EResult:
+    rate: float
+    seconds: float
+    sent: int
+    warmup: int
+    acked: int
+    send_window_s: float
+    achieved_send_rate: float
+    ack_rate: float
+    smtp_p50_ms: float
+    smtp_p99_ms: float
+    e2e_p50_ms: float
+    e2e_p95_ms: float
+    e2e_p99_ms: float
+    e2e_max_ms: float
+    client_lag_max_ms: float
+    server_cpu_share: float
+    spool: dict[str, Any] = field(default_factory=dict)
+
+
+class AckWatcher:
+    """Finds acknowledgements in the maildir and maps In-Reply-To to the landing time."""
+
+    def __init__(self, maildir_new: Path) -> None:
+        self.maildir_new = maildir_new
+        self.seen: set[str] = set()
+        self.landed: dict[str, float] = {}  # Message-ID -> mtime (wall clock seconds)
+        self.parser = BytesHeaderParser()
+
+    def scan(self) -> None:
+        try:
+            entries = list(os.scandir(self.maildir_new))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.name in self.seen:
+                continue
+            self.seen.add(entry.name)
+            mtime = entry.stat().st_mtime_ns / 1e9  # written in tmp/, then renamed
+            with open(entry.path, "rb") as handle:
+                headers = self.parser.parsebytes(handle.read(65536))
+            in_reply_to = str(headers.get("In-Reply-To") or "").strip().strip("<>")
+            if in_reply_to:
+                self.landed.setdefault(in_reply_to, mtime)
+
+    async def wait_for(self, message_ids: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.scan()
+            if all(mid in self.landed for mid in message_ids):
+                return
+            await asyncio.sleep(0.05)
+
+
+async def run_e2e(server: GatewayServe, *, rate: float, seconds: float, size: int,
+                  connections: int, warmup: int, drain_timeout: float) -> E2EResult:
+    run = uuid.uuid4().hex[:8]
+    pool: asyncio.Queue[SmtpClient] = asyncio.Queue()
+    clients = [await SmtpClient.connect(server.port) for _ in range(connections)]
+    for client in clients:
+        pool.put_nowait(client)
+    watcher = AckWatcher(server.maildir_new)
+
+    # Warm-up (not measured): templates, caches and connection pools of the gateway.
+    warm_ids = []
+    for index in range(warmup):
+        sender = E2E_SENDERS[index % len(E2E_SENDERS)]
+        message_id, raw = e2e_message(-1 - index, run, sender, size)
+        warm_ids.append(message_id)
+        client = await pool.get()
+        await client.send(sender, SUPPORT_ADDRESS, raw)
+        pool.put_nowait(client)
+    await watcher.wait_for(warm_ids, 60)
+    if not all(mid in watcher.landed for mid in warm_ids):
+        raise BenchError("the warm-up messages were not acknowledged within 60 s; "
+                         f"log {server.log_path}:\n{server.log_tail()}")
+
+    count = int(rate * seconds)
+    messages = []
+    for index in range(count):
+        sender = E2E_SENDERS[index % len(E2E_SENDERS)]
+        messages.append((sender, *e2e_message(index, run, sender, size)))
+    send_start: dict[str, float] = {}  # wall clock, comparable with file mtimes
+    smtp_ms: list[float] = []
+    lags: list[float] = []
+
+    async def one(sender: str, message_id: str, raw: bytes, scheduled: float) -> None:
+        client = await pool.get()
+        try:
+            lags.append(time.perf_counter() - scheduled)
+            send_start[message_id] = time.time()
+            began = time.perf_counter()
+            await client.send(sender, SUPPORT_ADDRESS, raw)
+            smtp_ms.append((time.perf_counter() - began) * 1000)
+        finally:
+            pool.put_nowait(client)
+
+    cpu_before = server.cpu()
+    origin = time.perf_counter() + 0.2
+    tasks = []
+    for index, (sender, message_id, raw) in enumerate(messages):
+        scheduled = origin + index / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(sender, message_id, raw, scheduled)))
+        if index % 50 == 0:
+            watcher.scan()  # keep the directory scan incremental while sending
+    await asyncio.gather(*tasks)
+    send_window = time.perf_counter() - origin
+    ids = [message_id for _sender, message_id, _raw in messages]
+    await watcher.wait_for(ids, drain_timeout)
+    cpu_used = server.cpu() - cpu_before
+    for client in clients:
+        await client.close()
+
+    latencies = [(watcher.landed[mid] - send_start[mid]) * 1000 for mid in ids
+                 if mid in watcher.landed]
+    missing = count - len(latencies)
+    # A missing acknowledgement counts as infinitely late: percentiles stay honest.
+    all_latencies = latencies + [float("inf")] * missing
+    first_send = min(send_start.values())
+    last_landing = max((watcher.landed[mid] for mid in ids if mid in watcher.landed),
+                       default=first_send)
+    return E2EResult(
+        rate=rate, seconds=seconds, sent=count, warmup=warmup, acked=len(latencies),
+        send_window_s=send_window, achieved_send_rate=count / send_window,
+        ack_rate=len(latencies) / max(1e-9, last_landing - first_send),
+        smtp_p50_ms=percentile(smtp_ms, 50), smtp_p99_ms=percentile(smtp_ms, 99),
+        e2e_p50_ms=percentile(all_latencies, 50), e2e_p95_ms=percentile(all_latencies, 95),
+        e2e_p99_ms=percentile(all_latencies, 99), e2e_max_ms=max(all_latencies),
+        client_lag_max_ms=max(lags) * 1000,
+        server_cpu_share=cpu_used / max(1e-9, last_landing - first_send),
+    )
+
+
+# -- report ---------------------------------------------------------------------------
+SERVER_ORDER = ("smtp-sink", "bare aiosmtpd", "gateway serve")
+MODE_TEXT = {"new": "new connection per message (smtp-source default)",
+             "reuse": "connection reused, smtp-source -d"}
+
+
+def kb(size: int) -> str:
+    return f"{size // 1024} KB" if size % 1024 == 0 else f"{size} B"
+
+
+def summarise(results: list[IntakeResult]) -> dict[tuple[str, int, str], dict[str, Any]]:
+    groups: dict[tuple[str, int, str], list[IntakeResult]] = {}
+    for result in results:
+        groups.setdefault((result.server, result.size, result.mode), []).append(result)
+    summary = {}
+    for key, group in groups.items():
+        rates = [r.rate for r in group]
+        summary[key] = {
+            "median": statistics.median(rates), "min": min(rates), "max": max(rates),
+            "runs": len(rates), "count": group[0].count,
+            "server_cpu": statistics.median(r.server_cpu_ms_per_msg for r in group),
+            "client_cpu": statistics.median(r.client_cpu_ms_per_msg for r in group),
+            "processed": [sum(v for k, v in (r.spool or {}).get("states", {}).items()
+                              if k != "received") for r in group if r.spool],
+        }
+    return summary
+
+
+def report(args: argparse.Namespace, results: list[IntakeResult], e2e: E2EResult | None,
+           started: str, wall: float) -> str:
+    summary = summarise(results)
+    lines = [
+        "Support gateway benchmark (bench/intake.py)",
+        f"started {started}, took {wall:.0f} s; {os.cpu_count()} CPUs, "
+        f"{platform.platform()}, Python {platform.python_version()}",
+        f"load: smtp-source -s {args.sessions}, {args.rounds} round(s), median msgs/s "
+        "(min-max); warm-up messages not timed; every gateway message checked in its spool",
+        "",
+    ]
+    verdicts = []
+    for mode in args.modes:
+        lines.append(f"SMTP intake, {MODE_TEXT[mode]}")
+        lines.append(f"  {'server':<15}{'size':>7}{'msgs':>7}{'msgs/s':>9}   {'min-max':<13}"
+                     f"{'srv CPU ms/msg':>15}{'src CPU ms/msg':>15}")
+        for size in args.sizes:
+            for server in SERVER_ORDER:
+                s = summary.get((server, size, mode))
+                if s is None:
+                    continue
+                extra = ""
+                if server == "gateway serve" and s["processed"]:
+                    extra = (f"  (worker had processed {min(s['processed'])}-"
+                             f"{max(s['processed'])} when intake ended)")
+                lines.append(f"  {server:<15}{kb(size):>7}{s['count']:>7}{s['median']:>9.0f}   "
+                             f"{s['min']:>5.0f}-{s['max']:<7.0f}{s['server_cpu']:>15.2f}"
+                             f"{s['client_cpu']:>15.2f}{extra}")
+        lines.append("  ratios (medians):")
+        for size in args.sizes:
+            sink = summary.get(("smtp-sink", size, mode))
+            bare = summary.get(("bare aiosmtpd", size, mode))
+            gate = summary.get(("gateway serve", size, mode))
+            parts = []
+            if gate and bare:
+                ratio = gate["median"] / bare["median"]
+                met = "MET" if ratio >= 0.80 else "MISSED"
+                parts.append(f"gateway/bare-aiosmtpd {ratio:6.1%} (target >= 80 %: {met})")
+                verdicts.append(f"intake {kb(size)} ({mode} connections) {ratio:.1%} {met}")
+            if bare and sink:
+                parts.append(f"bare-aiosmtpd/smtp-sink {bare['median'] / sink['median']:6.1%}")
+            lines.append(f"    {kb(size):>6}: " + ";  ".join(parts))
+        lines.append("")
+    if e2e is not None:
+        met = "MET" if e2e.e2e_p99_ms < 1000 and e2e.acked == e2e.sent else "MISSED"
+        lines += [
+            f"Sustained end to end into gateway serve: {e2e.rate:.0f} msgs/s for "
+            f"{e2e.seconds:.0f} s, {kb(args.e2e_size)} messages, "
+            f"{args.e2e_connections} client connections, {e2e.warmup} warm-up messages not timed",
+            f"  sent {e2e.sent} at {e2e.achieved_send_rate:.1f} msgs/s (client lag max "
+            f"{e2e.client_lag_max_ms:.0f} ms); acks in maildir {e2e.acked}/{e2e.sent}, "
+            f"{e2e.ack_rate:.1f} acks/s",
+            f"  SMTP send->250     p50 {e2e.smtp_p50_ms:8.1f} ms   p99 {e2e.smtp_p99_ms:8.1f} ms",
+            f"  send->ack in maildir p50 {e2e.e2e_p50_ms:6.1f} ms   p95 {e2e.e2e_p95_ms:8.1f} ms"
+            f"   p99 {e2e.e2e_p99_ms:8.1f} ms   max {e2e.e2e_max_ms:8.1f} ms",
+            f"  gateway CPU while measured: {e2e.server_cpu_share:.0%} of one core; spool "
+            f"states {e2e.spool.get('states')}",
+            f"  target p99 < 1 s at a steady {e2e.rate:.0f} msgs/s: {met}",
+            "",
+        ]
+        verdicts.append(f"end-to-end p99 {e2e.e2e_p99_ms:.0f} ms {met}")
+    lines.append("Targets (80 % of bare aiosmtpd; p99 < 1 s): " + "; ".join(verdicts))
+    return "\n".join(lines) + "\n"
+
+
+# -- main -----------------------------------------------------------------------------
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: small counts, one round, 5 s end to end")
+    parser.add_argument("--rounds", type=int, default=3, help="intake rounds (default 3)")
+    parser.add_argument("--sessions", type=int, default=20, help="concurrent SMTP sessions")
+    parser.add_argument("--count-5k", type=int, default=4000, help="messages per 5 KB run")
+    parser.add_argument("--count-100k", type=int, default=1000, help="messages per 100 KB run")
+    parser.add_argument("--modes", default="new,reuse",
+                        help="new (connection per message), reuse (smtp-source -d), or both")
+    parser.add_argument("--e2e-rate", type=float, default=50.0, help="messages per second")
+    parser.add_argument("--e2e-seconds", type=float, default=30.0)
+    parser.add_argument("--e2e-size", type=int, default=5 * 1024)
+    parser.add_argument("--e2e-connections", type=int, default=10)
+    parser.add_argument("--servers", default="sink,bare,gateway",
+                        help="intake servers to measure (default sink,bare,gateway)")
+    parser.add_argument("--skip-intake", action="store_true")
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the gateways' working directories under bench/out/")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.count_5k, args.count_100k, args.e2e_seconds = 1, 400, 100, 5.0
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not set(args.modes) <= {"new", "reuse"}:
+        parser.error("--modes takes new, reuse or new,reuse")
+    args.servers = {s.strip() for s in args.servers.split(",") if s.strip()}
+    if not args.servers <= {"sink", "bare", "gateway"}:
+        parser.error("--servers takes sink, bare and/or gateway")
+    args.sizes = [5 * 1024, 100 * 1024]
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+
+    def _terminate(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    t0 = time.monotonic()
+    results: list[IntakeResult] = []
+    e2e: E2EResult | None = None
+    try:
+        source, sink_binary = ensure_postfix_tools()
+        counts = {5 * 1024: args.count_5k, 100 * 1024: args.count_100k}
+        if not args.skip_intake:
+            sinks: list[Server] = []
+            if "sink" in args.servers:
+                sinks.append(SmtpSink("smtp-sink", sink_binary).start())
+            if "bare" in args.servers:
+                sinks.append(BareAiosmtpd("bare-aiosmtpd").start())
+            for round_no in range(1, args.rounds + 1):
+                for size in args.sizes:
+                    for mode in args.modes:
+                        common = dict(count=counts[size], size=size, sessions=args.sessions,
+                                      reuse=mode == "reuse", round_no=round_no, warmup=40)
+                        for server in sinks:
+                            result = measure_intake(server, source, **common)
+                            results.append(result)
+                            log(f"round {round_no} {kb(size):>6} {mode:<5} {server.label:<14}"
+                                f" {result.rate:7.0f} msgs/s")
+                        if "gateway" not in args.servers:
+                            continue
+                        gateway = GatewayServe(f"gateway-r{round_no}-{size // 1024}k-{mode}")
+                        try:
+                            with running(gateway):
+                                result = measure_intake(gateway, source, **common)
+                        finally:
+                            gateway.cleanup(args.keep)
+                        results.append(result)
+                        spool = result.spool or {}
+                        log(f"round {round_no} {kb(size):>6} {mode:<5} {gateway.label:<14}"
+                            f" {result.rate:7.0f} msgs/s (spool {spool.get('rows')} rows, "
+                            f"{spool.get('states')})")
+            for server in sinks:
+                server.stop()
+        if not args.skip_e2e:
+            gateway = GatewayServe("gateway-e2e", with_directory=True)
+            try:
+                with running(gateway):
+                    log(f"end to end: {args.e2e_rate:.0f} msgs/s for {args.e2e_seconds:.0f} s")
+                    e2e = asyncio.run(run_e2e(
+                        gateway, rate=args.e2e_rate, seconds=args.e2e_seconds,
+                        size=args.e2e_size, connections=args.e2e_connections, warmup=10,
+                        drain_timeout=max(60.0, args.e2e_seconds * 3)))
+                    e2e.spool = gateway.spool()
+                    expected = e2e.sent + e2e.warmup
+                    if e2e.spool["rows"] != expected:
+                        raise BenchError(f"gateway spool holds {e2e.spool['rows']} rows after "
+                                         f"{expected} accepted messages")
+                    log(f"end to end: p50 {e2e.e2e_p50_ms:.0f} ms, p99 {e2e.e2e_p99_ms:.0f} ms, "
+                        f"{e2e.acked}/{e2e.sent} acks")
+            finally:
+                gateway.cleanup(args.keep)
+    except BenchError as error:
+        stop_all()
+        log(f"BENCHMARK FAILED: {error}")
+        return 1
+    finally:
+        stop_all()
+    table = report(args, results, e2e, started, time.monotonic() - t0)
+    (OUT / "results.txt").write_text(table)
+    (OUT / "results.json").write_text(json.dumps(
+        {"started": started, "args": {k: v for k, v in vars(args).items()},
+         "intake": [asdict(r) for r in results], "e2e": asdict(e2e) if e2e else None},
+        indent=2, default=str))
+    print()
+    print(table, end="")
+    print(f"(written to {OUT / 'results.txt'} and results.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

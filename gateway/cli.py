@@ -1,0 +1,364 @@
+"""The ``gateway`` command line (DESIGN section 4), built with click.
+
+Every command has ``--help``; ``--json`` output is stable (see :mod:`gateway.views`);
+errors are one sentence on stderr with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import selectinload
+
+from gateway.app import Gateway
+from gateway.config import Settings, load_settings
+from gateway.directory import load_directory_file
+from gateway.errors import ConfigError, DirectoryError, GatewayError, StorageError
+from gateway.models import MessageRecord, OutboxItem, SpoolEntry, SpoolState, Ticket
+from gateway.processing import process_spool_entry
+from gateway.views import outbox_view, spool_view, ticket_view
+from outbound.delivery import deliver_outbox_item
+
+__all__ = ["main"]
+
+log = logging.getLogger("gateway")
+
+EX_CONFIG = 78
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.ensure_object(dict)["settings"]  # type: ignore[no-any-return]
+
+
+def _gateway(ctx: click.Context, *, upgrade: bool | None = None) -> Gateway:
+    """Open the gateway; an embedded SQLite database is created or migrated on the way."""
+    settings = _settings(ctx)
+    gateway = Gateway(settings)
+    if upgrade if upgrade is not None else settings.is_sqlite:
+        gateway.db.upgrade()
+    ctx.call_on_close(gateway.close)
+    return gateway
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="GATEWAY_CONFIG",
+              help="TOML configuration file (default: GATEWAY_CONFIG, else built-in defaults).")
+@click.option("--log-level", default=None, envvar="GATEWAY_LOG_LEVEL",
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="Default: INFO for serve and worker, WARNING for the other commands.")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, log_level: str | None) -> None:
+    """Email-driven support ticketing gateway."""
+    long_running = ctx.invoked_subcommand in {"serve", "worker"}
+    level = (log_level or ("INFO" if long_running else "WARNING")).upper()
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    ctx.ensure_object(dict)["settings"] = load_settings(config_file)
+
+
+# -- serve / worker -----------------------------------------------------------
+@cli.command()
+@click.option("--no-worker", is_flag=True, help="Do not run jobs here (scale-out front end).")
+@click.pass_context
+def serve(ctx: click.Context, no_worker: bool) -> None:
+    """Run SMTP intake, web, the sweep and (unless --no-worker) the job worker."""
+    from gateway.server import GatewayServer, run_until_signalled
+
+    server = GatewayServer(Gateway(_settings(ctx)), run_worker=not no_worker)
+    run_until_signalled(server.start, server.stop)
+
+
+@cli.command()
+@click.option("--threads", type=int, default=None, help="Worker threads (default: settings).")
+@click.pass_context
+def worker(ctx: click.Context, threads: int | None) -> None:
+    """Run the job worker for scale-out (needs GATEWAY_BROKER_URL)."""
+    from gateway.server import run_until_signalled
+
+    settings = _settings(ctx)
+    if settings.embedded:
+        raise ConfigError("gateway worker needs GATEWAY_BROKER_URL (redis:// or amqp://); "
+                          "in embedded mode gateway serve runs the worker itself")
+    gateway = Gateway(settings)
+
+    def start() -> None:
+        gateway.services  # noqa: B018 - fail early on a missing secret
+        gateway.start_worker(threads)
+        log.info("worker started with %s threads", threads or settings.worker_threads)
+
+    run_until_signalled(start, gateway.close)
+
+
+# -- ingest ---------------------------------------------------------------------
+def _process_inline(gateway: Gateway, spool_id: int) -> None:
+    """Embedded mode has no worker outside ``serve``: process and deliver right here."""
+    outcome = process_spool_entry(gateway.db, gateway.services, spool_id)
+    for outbox_id in outcome.outbox_ids:
+        try:
+            deliver_outbox_item(gateway.db, gateway.transport, gateway.settings, outbox_id)
+        except GatewayError as error:
+            log.warning("outbox %s not delivered yet (%s); serve will retry", outbox_id, error)
+
+
+@cli.command()
+@click.argument("source", default="-", type=click.File("rb"))
+@click.pass_context
+def ingest(ctx: click.Context, source: Any) -> None:
+    """Store one raw message (FILE or - for stdin); exit 0 stored, 75 retry, 65 unusable."""
+    from inbound.ingest import EX_DATAERR, EX_TEMPFAIL, UnusableInput, check_raw
+    from inbound.spool import store_message
+
+    settings = _settings(ctx)
+    try:
+        raw = check_raw(source.read(settings.max_message_size + 1), settings.max_message_size)
+    except UnusableInput as error:
+        click.echo(f"error: {error}", err=True)
+        ctx.exit(EX_DATAERR)
+    try:
+        gateway = _gateway(ctx)
+        stored = store_message(gateway.db, raw, source="pipe")
+    except (StorageError, SQLAlchemyError, OSError) as error:
+        click.echo(f"error: the message could not be stored, try again later ({error})", err=True)
+        ctx.exit(EX_TEMPFAIL)
+    click.echo(f"stored as spool {stored.spool_id}" + (" (duplicate)" if stored.duplicate else ""))
+    if stored.duplicate:
+        return
+    try:
+        if settings.embedded:
+            _process_inline(gateway, stored.spool_id)
+        else:
+            gateway.enqueue_processing(stored.spool_id)
+    except Exception:  # noqa: BLE001 - stored is stored: the sweep finishes the job
+        log.exception("spool %s stored; processing deferred to the sweep", stored.spool_id)
+
+
+# -- db / directory ---------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or migrate the schema to the newest revision."""
+    _gateway(ctx, upgrade=True)
+    click.echo("database schema is up to date")
+
+
+@cli.group()
+def directory() -> None:
+    """Teams, people, agents and catalogue."""
+
+
+@directory.command("load")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def directory_load(ctx: click.Context, files: tuple[Path, ...]) -> None:
+    """Upsert one or more directory TOML files (idempotent; all or nothing)."""
+    gateway = _gateway(ctx)
+    with gateway.db.transaction() as session:
+        reports = [(path, load_directory_file(session, path)) for path in files]
+    for path, report in reports:
+        click.echo(f"{path}: loaded {report}")
+
+
+# -- tickets ------------------------------------------------------------------------
+@cli.group()
+def tickets() -> None:
+    """Tickets and their messages."""
+
+
+@tickets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--status", default=None, help="Only tickets with this status.")
+@click.pass_context
+def tickets_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
+    """List tickets, oldest first."""
+    gateway = _gateway(ctx)
+    with gateway.db.reading() as session:
+        query = select(Ticket).order_by(Ticket.number)
+        if status:
+            query = query.where(Ticket.status == status)
+        views = [ticket_view(t, with_messages=False) for t in session.scalars(query)]
+    if as_json:
+        _print_json(views)
+        return
+    for view in views:
+        click.echo(f"#{view['number']:<6} {view['status']:<8} {view['tier']:<14} "
+                   f"{view['requester']:<32} {view['subject']}")
+
+
+@tickets.command("show")
+@click.argument("number", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
+    """Show one ticket with its messages."""
+    gateway = _gateway(ctx)
+    with gateway.db.reading() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number).options(
+            selectinload(Ticket.messages).selectinload(MessageRecord.attachments))).one_or_none()
+        if ticket is None:
+            raise click.ClickException(f"there is no ticket #{number}")
+        view = ticket_view(ticket, with_messages=True)
+    if as_json:
+        _print_json(view)
+        return
+    click.echo(f"#{view['number']} {view['subject']}\nstatus {view['status']}, requester "
+               f"{view['requester']}, team {view['team']}, tier {view['tier']}, queue "
+               f"{view['queue']}\nentitlement: {view['entitlement']}")
+    for message in view["messages"]:
+        click.echo(f"\n--- {message['received_at']} {message['role']} {message['from']} "
+                   f"({message['kind']}, threaded by {message['threaded_by']})\n{message['text']}")
+
+
+# -- inbox ---------------------------------------------------------------------------
+@cli.group()
+def inbox() -> None:
+    """Spooled messages: state, reason, replay."""
+
+
+@inbox.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--state", type=click.Choice([s.value for s in SpoolState]), default=None)
+@click.option("--limit", type=int, default=200, show_default=True)
+@click.pass_context
+def inbox_list(ctx: click.Context, as_json: bool, state: str | None, limit: int) -> None:
+    """List spooled messages, newest first."""
+    gateway = _gateway(ctx)
+    with gateway.db.reading() as session:
+        query = select(SpoolEntry).order_by(SpoolEntry.id.desc()).limit(limit)
+        if state:
+            query = query.where(SpoolEntry.state == state)
+        views = [spool_view(e, detail=False) for e in session.scalars(query)]
+    if as_json:
+        _print_json(views)
+        return
+    for view in views:
+        click.echo(f"{view['id']:<7} {view['state']:<11} {view['received_at']}  "
+                   f"{view['message_id'] or '-'}  {view['reason']}")
+
+
+@inbox.command("show")
+@click.argument("spool_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--raw", is_flag=True, help="Print the raw message bytes.")
+@click.pass_context
+def inbox_show(ctx: click.Context, spool_id: int, as_json: bool, raw: bool) -> None:
+    """Show one spooled message with the trace of every decision."""
+    gateway = _gateway(ctx)
+    with gateway.db.reading() as session:
+        entry = session.get(SpoolEntry, spool_id)
+        if entry is None:
+            raise click.ClickException(f"there is no spooled message {spool_id}")
+        if raw:
+            sys.stdout.buffer.write(entry.raw)
+            return
+        view = spool_view(entry, detail=True)
+    if as_json:
+        _print_json(view)
+        return
+    for key, value in view.items():
+        if key != "trace":
+            click.echo(f"{key}: {value}")
+    for item in view["trace"]:
+        click.echo(f"  {item['step']:<17} {item['outcome']:<10} {item['explanation']}")
+
+
+@inbox.command("replay")
+@click.argument("spool_id", type=int)
+@click.pass_context
+def inbox_replay(ctx: click.Context, spool_id: int) -> None:
+    """Run a quarantined (or ignored) message through the pipeline again."""
+    gateway = _gateway(ctx)
+    with gateway.db.transaction() as session:
+        entry = session.get(SpoolEntry, spool_id, with_for_update=True)
+        if entry is None:
+            raise click.ClickException(f"there is no spooled message {spool_id}")
+        if entry.state not in {SpoolState.QUARANTINED, SpoolState.IGNORED}:
+            raise click.ClickException(
+                f"spooled message {spool_id} is {entry.state.value}; only quarantined or "
+                "ignored messages can be replayed")
+        entry.state, entry.reason, entry.attempts = SpoolState.RECEIVED, "replay requested", 0
+    if gateway.settings.embedded:
+        _process_inline(gateway, spool_id)
+    else:
+        gateway.enqueue_processing(spool_id)
+        click.echo(f"spooled message {spool_id} queued for processing")
+        return
+    with gateway.db.reading() as session:
+        entry = session.get(SpoolEntry, spool_id)
+        assert entry is not None
+        click.echo(f"spooled message {spool_id}: {entry.state.value}: {entry.reason}")
+
+
+# -- outbox --------------------------------------------------------------------------
+@cli.group()
+def outbox() -> None:
+    """Mail we send: status, attempts, last error."""
+
+
+@outbox.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--status", default=None, help="Only rows with this status.")
+@click.pass_context
+def outbox_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
+    """List outbox rows, newest first."""
+    gateway = _gateway(ctx)
+    with gateway.db.reading() as session:
+        query = select(OutboxItem).order_by(OutboxItem.id.desc())
+        if status:
+            query = query.where(OutboxItem.status == status)
+        views = [outbox_view(item) for item in session.scalars(query)]
+    if as_json:
+        _print_json(views)
+        return
+    for view in views:
+        click.echo(f"{view['id']:<6} {view['status']:<8} {view['kind']:<16} {view['to']:<32} "
+                   f"{view['attempts']} {view['last_error']}")
+
+
+def main() -> None:
+    try:
+        # Without standalone mode click returns ctx.exit()'s status instead of exiting.
+        status = cli.main(standalone_mode=False)
+        sys.exit(status if isinstance(status, int) else 0)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except ConfigError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EX_CONFIG)
+    except DirectoryError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(65)
+    except GatewayError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except OperationalError as error:
+        click.echo(f"error: the database is unavailable ({error.orig})", err=True)
+        sys.exit(75)
+    except OSError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(74)

@@ -1,0 +1,181 @@
+"""Typed settings: a TOML file overridden by ``GATEWAY_*`` environment variables.
+
+Read once at start and passed explicitly, so that tests can run several gateways
+with different settings in one process.  Errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.errors import ConfigError
+
+__all__ = ["MailboxConfig", "Settings", "load_settings", "parse_listen"]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[::1]:25`` for IPv6) into its parts, or raise ValueError."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+class MailboxConfig(BaseModel):
+    """One shared mailbox polled over IMAP (DESIGN section 5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    url: str
+    inbox: str = "INBOX"
+    sent: str | None = None
+    after: str = "flag:$Gateway"
+    start: str = "new"
+
+    @field_validator("url")
+    @classmethod
+    def _imap_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"imap", "imaps"}:
+            raise ValueError("must start with imap:// or imaps://")
+        return value
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, value: str) -> str:
+        action, sep, arg = value.partition(":")
+        if action not in {"flag", "move"} or not sep or not arg:
+            raise ValueError('must be "flag:KEYWORD" or "move:FOLDER"')
+        return value
+
+
+class Settings(BaseSettings):
+    """Every tunable of the gateway; defaults give the embedded mode."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="forbid", frozen=True)
+
+    database_url: str = "sqlite:///var/gateway.db"
+    broker_url: str = ""
+    broker_namespace: str = "gateway"
+    """Prefix of the Redis keys, so several gateways can share one Redis."""
+    smtp_listen: str = "127.0.0.1:2525"
+    web_listen: str = "127.0.0.1:8025"
+    public_url: str = "http://127.0.0.1:8025"
+    outbound_url: str = "maildir:var/sent"
+    secret_key: str = ""
+    var_dir: Path = Path("var")
+    templates_dir: Path | None = None
+    directory: list[Path] = Field(default_factory=list)
+    """Directory files loaded (upserted) every time ``serve`` starts."""
+
+    max_message_size: int = Field(default=25 * 1024 * 1024, gt=0)
+    max_recipients: int = Field(default=100, gt=0)
+    smtp_timeout: float = Field(default=300.0, gt=0)
+    """Seconds an SMTP client may stay idle before it is disconnected."""
+    smtp_hostname: str = ""
+
+    worker_threads: int = Field(default=4, gt=0)
+    sweep_interval: float = Field(default=30.0, gt=0)
+    stuck_after: float = Field(default=60.0, ge=0)
+    """A spool row still ``received`` after this many seconds is enqueued again."""
+    max_processing_attempts: int = Field(default=3, gt=0)
+
+    delivery_max_attempts: int = Field(default=10, gt=0)
+    delivery_min_backoff: float = Field(default=30.0, gt=0)
+    delivery_max_backoff: float = Field(default=3600.0, gt=0)
+    smtp_client_timeout: float = Field(default=60.0, gt=0)
+
+    ack_language_default: str = "en"
+
+    mailboxes: list[MailboxConfig] = Field(default_factory=list)
+
+    @field_validator("smtp_listen", "web_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme.split("+")[0]
+        if scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in {"redis", "rediss", "amqp", "amqps"}:
+            raise ValueError("must be empty (embedded worker), redis://… or amqp://…")
+        return value
+
+    @field_validator("outbound_url")
+    @classmethod
+    def _outbound(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0]
+        if scheme not in {"maildir", "smtp", "smtps", "smtp+starttls"}:
+            raise ValueError("must be maildir:PATH, smtp://, smtps:// or smtp+starttls://")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the TOML file, which arrives as init arguments.
+        return (env_settings, init_settings)
+
+    @property
+    def embedded(self) -> bool:
+        """True when jobs run in-process (no external broker)."""
+        return not self.broker_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    more = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
+    return f"{origin}: key {key!r}: {message}{more}"
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (``--config`` or ``GATEWAY_CONFIG``) and the environment.
+
+    Raises :class:`ConfigError` with one sentence naming the file and key.
+    """
+    path = config_file or os.environ.get("GATEWAY_CONFIG") or None
+    data: dict[str, Any] = {}
+    origin = "environment"
+    if path:
+        origin = f"config file {path}"
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, origin)) from None

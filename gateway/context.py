@@ -1,0 +1,81 @@
+"""The typed context one message carries through the pipeline.
+
+Steps share only this object (never call each other), add to it, or stop it with
+a disposition and a reason.  ``trace`` records every decision and is stored on
+the spool row, so an operator can see why a message went where it did.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from gateway.models import Agent, Person, SpoolEntry, Team, Ticket
+
+if TYPE_CHECKING:
+    from inbound.automatic import AutomaticVerdict
+    from inbound.reply_text import ReplyParts
+
+    from gateway.services import Services
+    from inbound.parse import ParsedMail
+
+__all__ = ["Disposition", "MailContext", "Sender"]
+
+
+class Disposition(enum.StrEnum):
+    IGNORED = "ignored"
+    QUARANTINED = "quarantined"
+
+
+@dataclass
+class Sender:
+    """Who wrote the message, as far as the directory knows."""
+
+    email: str
+    name: str = ""
+    person: Person | None = None
+    agent: Agent | None = None
+    team: Team | None = None
+
+    @property
+    def kind(self) -> str:
+        return "agent" if self.agent else "person" if self.person else "unknown"
+
+
+@dataclass
+class MailContext:
+    spool: SpoolEntry
+    session: Session
+    services: Services
+    parsed: ParsedMail | None = None
+    reply: ReplyParts | None = None
+    automatic: AutomaticVerdict | None = None
+    sender: Sender | None = None
+    auth_level: str = "none"
+    ticket: Ticket | None = None
+    new_ticket: bool = False
+    threaded_by: str = ""
+    role: str = "requester"
+    kind: str = "public"
+    language: str = "en"
+    history: bool = False
+    entitlement: dict[str, str] = field(default_factory=dict)
+    outbox_ids: list[int] = field(default_factory=list)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    disposition: Disposition | None = None
+    reason: str = ""
+
+    def note(self, step: str, outcome: str, explanation: str) -> None:
+        """Record one decision (hit, miss, set, …) with its human explanation."""
+        self.trace.append({"step": step, "outcome": outcome, "explanation": explanation})
+
+    def stop(self, disposition: Disposition, reason: str) -> None:
+        self.disposition = disposition
+        self.reason = reason
+
+    @property
+    def stopped(self) -> bool:
+        return self.disposition is not None

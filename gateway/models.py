@@ -1,0 +1,370 @@
+"""SQLAlchemy 2 models: the spool, the directory, tickets, messages and the outbox.
+
+Unique constraints carry idempotency (spool de-dup key, one Message-ID per
+ticket index entry), so that a job run twice cannot write twice.  Timestamps are
+timezone-aware UTC on every backend (SQLite stores them naive; ``UTCDateTime``
+puts the zone back).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Agent",
+    "Article",
+    "AttachmentRecord",
+    "Base",
+    "Feature",
+    "FeatureUsage",
+    "MessageRecord",
+    "MessageRef",
+    "OutboxItem",
+    "OutboxStatus",
+    "Participant",
+    "Person",
+    "Product",
+    "SpoolEntry",
+    "SpoolState",
+    "SupportSettings",
+    "Team",
+    "TeamAddon",
+    "Ticket",
+    "TicketStatus",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always returned timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class SpoolState(enum.StrEnum):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    QUARANTINED = "quarantined"
+
+
+class TicketStatus(enum.StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=16,
+                values_callable=lambda members: [m.value for m in members])
+
+
+class SpoolEntry(Base):
+    """One received message: raw bytes, envelope and where processing left it."""
+
+    __tablename__ = "spool"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(16))  # smtp | pipe | imap:<mailbox>/<folder>
+    mail_from: Mapped[str] = mapped_column(String(512), default="")
+    rcpt_tos: Mapped[list[Any]] = mapped_column(default=list)
+    peer: Mapped[str] = mapped_column(String(128), default="")
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    state: Mapped[SpoolState] = mapped_column(_enum(SpoolState, "spool_state"),
+                                              default=SpoolState.RECEIVED)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    processed_at: Mapped[datetime | None] = mapped_column()
+    ticket_number: Mapped[int | None] = mapped_column(Integer)
+    trace: Mapped[list[Any]] = mapped_column(default=list)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Intake hints, e.g. ``{"history": true}`` for an imported backlog (send nothing)."""
+
+    __table_args__ = (Index("ix_spool_state_received", "state", "received_at"),)
+
+
+class SupportSettings(Base):
+    """The ``[support]`` table of the directory: who we are and which domains we serve."""
+
+    __tablename__ = "support_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(320))
+    domains: Mapped[list[Any]] = mapped_column(default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    licenses: Mapped[int] = mapped_column(Integer, default=0)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    addons: Mapped[list[TeamAddon]] = relationship(
+        back_populates="team", cascade="all, delete-orphan", order_by="TeamAddon.id"
+    )
+
+
+class TeamAddon(Base):
+    """A premium support add-on bought for one product, valid between two dates."""
+
+    __tablename__ = "team_addons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    product: Mapped[str] = mapped_column(String(64))
+    tier: Mapped[str] = mapped_column(String(16))
+    starts: Mapped[date | None] = mapped_column(Date)
+    ends: Mapped[date | None] = mapped_column(Date)
+    team: Mapped[Team] = relationship(back_populates="addons")
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    champion: Mapped[str] = mapped_column(String(8), default="none")
+    can_grant_access: Mapped[bool] = mapped_column(Boolean, default=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    departments: Mapped[list[Any]] = mapped_column(default=list)
+    languages: Mapped[list[Any]] = mapped_column(default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Feature(Base):
+    __tablename__ = "features"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    description: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    url: Mapped[str] = mapped_column(String(1000), default="")
+
+
+class FeatureUsage(Base):
+    __tablename__ = "feature_usage"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64))
+    feature_id: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (UniqueConstraint("team_id", "feature_id", "period"),)
+
+
+class Article(Base):
+    __tablename__ = "articles"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    url: Mapped[str] = mapped_column(String(1000), default="")
+    issue_types: Mapped[list[Any]] = mapped_column(default=list)
+    popularity: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Base):
+    """A support request; its ``number`` is what people see as ``[#N]``."""
+
+    __tablename__ = "tickets"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus, "ticket_status"),
+                                                 default=TicketStatus.NEW)
+    requester: Mapped[str] = mapped_column(String(320), index=True)
+    requester_name: Mapped[str] = mapped_column(String(200), default="")
+    team_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    product: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32), default="technical")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    queue: Mapped[str] = mapped_column(String(32), default="en")
+    tier: Mapped[str] = mapped_column(String(32), default="standard")
+    first_response_due: Mapped[datetime | None] = mapped_column()
+    first_response_at: Mapped[datetime | None] = mapped_column()
+    entitlement: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    origin_message_id: Mapped[str | None] = mapped_column(String(998))
+
+    messages: Mapped[list[MessageRecord]] = relationship(
+        back_populates="ticket", order_by="MessageRecord.id"
+    )
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="ticket", order_by="Participant.id"
+    )
+
+
+class Participant(Base):
+    """Someone who took part in a ticket; reply tokens name one of these."""
+
+    __tablename__ = "participants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    ticket: Mapped[Ticket] = relationship(back_populates="participants")
+
+    __table_args__ = (UniqueConstraint("ticket_number", "email"),)
+
+
+class MessageRecord(Base):
+    """One message on a ticket, with who wrote it and why it landed here."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"), index=True)
+    spool_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                                 index=True)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    team_id: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16), default="public")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    full_text: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    threaded_by: Mapped[str] = mapped_column(String(32))
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    attachments: Mapped[list[AttachmentRecord]] = relationship(
+        back_populates="message", order_by="AttachmentRecord.id"
+    )
+
+
+class AttachmentRecord(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    message: Mapped[MessageRecord] = relationship(back_populates="attachments")
+
+
+class MessageRef(Base):
+    """Index of every Message-ID we stored or sent, pointing at its ticket (threading)."""
+
+    __tablename__ = "message_refs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998))
+    message_id_hash: Mapped[str] = mapped_column(String(64), index=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"), index=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+
+    __table_args__ = (UniqueConstraint("message_id_hash", "ticket_number"),)
+
+
+class OutboxItem(Base):
+    """A message we will send; delivered by the ``deliver`` actor, retried with backoff."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    ticket_number: Mapped[int | None] = mapped_column(Integer, index=True)
+    spool_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_to: Mapped[str] = mapped_column(String(320))
+    message_id: Mapped[str] = mapped_column(String(998))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"),
+                                                 default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_outbox_status", "status", "next_attempt_at"),)

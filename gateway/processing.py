@@ -1,0 +1,88 @@
+"""Run one spool row through the pipeline with an exactly-once effect.
+
+The spool row's state change commits in the same transaction as the ticket,
+message and outbox rows it produces, and the row is locked while it is worked
+on, so a job that runs twice (redelivery, sweep, two workers) changes nothing
+the second time.  A separate, earlier commit counts attempts: a message that
+keeps killing the worker is quarantined after ``max_processing_attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from gateway.context import MailContext
+from gateway.db import Database
+from gateway.models import SpoolEntry, SpoolState
+from gateway.pipeline import StepFailed, run_pipeline
+from gateway.services import Services
+
+__all__ = ["ProcessOutcome", "process_spool_entry", "quarantine"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessOutcome:
+    state: str
+    reason: str = ""
+    ticket_number: int | None = None
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+def quarantine(database: Database, spool_id: int, reason: str) -> None:
+    with database.transaction() as session:
+        entry = session.get(SpoolEntry, spool_id, with_for_update=True)
+        if entry is not None and entry.state == SpoolState.RECEIVED:
+            entry.state = SpoolState.QUARANTINED
+            entry.reason = reason[:4000]
+    log.warning("spool %s quarantined: %s", spool_id, reason)
+
+
+def _count_attempt(database: Database, services: Services, spool_id: int) -> ProcessOutcome | None:
+    """Bump the attempt counter; return an outcome when there is nothing (more) to do."""
+    limit = services.settings.max_processing_attempts
+    with database.transaction() as session:
+        entry = session.get(SpoolEntry, spool_id, with_for_update=True)
+        if entry is None:
+            log.warning("spool %s does not exist", spool_id)
+            return ProcessOutcome("missing", "no such spool row")
+        if entry.state != SpoolState.RECEIVED:
+            return ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number)
+        if entry.attempts >= limit:
+            entry.state = SpoolState.QUARANTINED
+            entry.reason = (f"processing was interrupted {entry.attempts} times (crash or time "
+                            "limit); kept for inspection and replay")
+            return ProcessOutcome(entry.state.value, entry.reason)
+        entry.attempts += 1
+    return None
+
+
+def process_spool_entry(database: Database, services: Services, spool_id: int) -> ProcessOutcome:
+    """Process one spool row; database outages propagate so that the job is retried."""
+    done = _count_attempt(database, services, spool_id)
+    if done is not None:
+        return done
+    try:
+        with database.transaction() as session:
+            entry = session.get(SpoolEntry, spool_id, with_for_update=True)
+            assert entry is not None
+            if entry.state != SpoolState.RECEIVED:
+                return ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number)
+            ctx = MailContext(spool=entry, session=session, services=services,
+                              history=bool((entry.options or {}).get("history")))
+            run_pipeline(ctx)
+            if ctx.disposition is not None:
+                entry.state = SpoolState(ctx.disposition.value)
+                entry.reason = ctx.reason[:4000]
+                entry.processed_at = services.now()
+            entry.trace = ctx.trace
+            outcome = ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number,
+                                     list(ctx.outbox_ids))
+    except StepFailed as failure:
+        log.exception("spool %s: %s", spool_id, failure)
+        quarantine(database, spool_id, str(failure))
+        return ProcessOutcome(SpoolState.QUARANTINED.value, str(failure))
+    log.info("spool %s %s: %s", spool_id, outcome.state, outcome.reason)
+    return outcome

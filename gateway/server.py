@@ -1,0 +1,110 @@
+"""``gateway serve`` and ``gateway worker``: start the parts in a safe order, stop cleanly.
+
+Order: schema, directory files, worker, a sweep of everything left behind, and
+only then the listeners, so a client that can connect is served end to end.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from gateway.app import Gateway
+from gateway.config import parse_listen
+from gateway.directory import SupportIdentity, load_directory_file, support_identity
+from gateway.web import make_web_app
+from inbound.smtp_server import GatewayHandler, SmtpIntake
+from inbound.spool import store_message
+
+__all__ = ["GatewayServer", "run_until_signalled"]
+
+log = logging.getLogger(__name__)
+
+
+class GatewayServer:
+    def __init__(self, gateway: Gateway, *, run_worker: bool = True, run_web: bool = True) -> None:
+        self.gateway = gateway
+        self.run_worker = run_worker
+        self.run_web = run_web
+        self.smtp: SmtpIntake | None = None
+        self._web: uvicorn.Server | None = None
+        self._web_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    def _support(self) -> SupportIdentity:
+        with self.gateway.db.reading() as session:
+            return support_identity(session)
+
+    def start(self) -> None:
+        gateway, settings = self.gateway, self.gateway.settings
+        gateway.db.upgrade()
+        for path in settings.directory:
+            with gateway.db.transaction() as session:
+                load_directory_file(session, path)
+        gateway.services  # noqa: B018 - fail now on a missing secret or template dir
+        if self.run_worker:
+            gateway.start_worker()
+        gateway.sweep(everything=settings.embedded)
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
+        self._sweeper.start()
+        handler = GatewayHandler(
+            store=lambda raw, **kw: store_message(gateway.db, raw, **kw),
+            support=self._support, on_stored=gateway.enqueue_processing,
+            max_recipients=settings.max_recipients)
+        host, port = parse_listen(settings.smtp_listen)
+        self.smtp = SmtpIntake(handler, host, port, data_size_limit=settings.max_message_size,
+                               timeout=settings.smtp_timeout,
+                               server_hostname=settings.smtp_hostname or None)
+        self.smtp.start()
+        log.info("SMTP intake listening on %s", settings.smtp_listen)
+        if self.run_web:
+            web_host, web_port = parse_listen(settings.web_listen)
+            config = uvicorn.Config(make_web_app(gateway.db), host=web_host, port=web_port,
+                                    log_level="warning", lifespan="off")
+            self._web = uvicorn.Server(config)
+            self._web_thread = threading.Thread(target=self._web.run, name="web", daemon=True)
+            self._web_thread.start()
+            log.info("web listening on %s", settings.web_listen)
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.gateway.settings.sweep_interval):
+            try:
+                self.gateway.sweep()
+            except Exception:  # noqa: BLE001 - an outage must not kill the sweeper
+                log.exception("sweep failed; trying again later")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.smtp is not None:
+            self.smtp.stop()
+            self.smtp = None
+        if self._web is not None:
+            self._web.should_exit = True
+            if self._web_thread is not None:
+                self._web_thread.join(timeout=10)
+        self.gateway.close()
+        log.info("gateway stopped")
+
+
+def run_until_signalled(start: Callable[[], None], stop: Callable[[], None]) -> None:
+    """Start, then block until SIGTERM or SIGINT, then stop."""
+    done = threading.Event()
+
+    def _handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s received, stopping", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+    start()
+    try:
+        while not done.wait(1.0):
+            pass
+    finally:
+        stop()

@@ -1,0 +1,41 @@
+"""Pipeline steps, one per module, and the registry the pipeline reads names from.
+
+Each step module defines ``name`` (kebab-case), ``description`` (one line) and
+``run(ctx) -> None``; its docstring says which context fields it reads and writes.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Protocol
+
+from gateway.context import MailContext
+from gateway.steps import (
+    apply_rules,
+    authenticate,
+    authorize,
+    guard_auto_reply,
+    guard_bounce,
+    guard_loop,
+    identify_sender,
+    notify,
+    parse,
+    record,
+    thread,
+)
+
+__all__ = ["STEPS", "Step"]
+
+
+class Step(Protocol):
+    name: str
+    description: str
+
+    def run(self, ctx: MailContext) -> None: ...
+
+
+_MODULES: tuple[ModuleType, ...] = (
+    parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
+    thread, authorize, apply_rules, record, notify,
+)
+STEPS: dict[str, Step] = {module.name: module for module in _MODULES}  # type: ignore[misc]

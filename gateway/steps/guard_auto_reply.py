@@ -1,0 +1,29 @@
+"""Recognise automatic mail (RFC 3834 and practice) so that we never answer it.
+
+Reads ``ctx.spool``; writes ``ctx.automatic`` and, for auto-replies, ``ctx.kind``.
+Out-of-office style replies are kept only when they thread to a ticket (checked
+by the thread step); bulk and machine-generated mail may open a ticket but is
+never acknowledged.
+"""
+
+from __future__ import annotations
+
+from inbound.automatic import detect_automatic
+
+from gateway.context import MailContext
+
+name = "guard-auto-reply"
+description = "automatic mail is marked so that nothing is sent in answer"
+
+REPLY_KINDS = frozenset({"auto_reply", "challenge_response", "read_receipt"})
+
+
+def run(ctx: MailContext) -> None:
+    verdict = detect_automatic(ctx.spool.raw, ctx.spool.mail_from)
+    ctx.automatic = verdict
+    if verdict is None:
+        ctx.note(name, "miss", "written by a person")
+        return
+    if verdict.kind in REPLY_KINDS:
+        ctx.kind = "auto_reply"
+    ctx.note(name, "hit", f"{verdict.kind}: {verdict.reason}")

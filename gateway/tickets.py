@@ -1,0 +1,107 @@
+"""Ticket numbers, keyed reply tokens and the Message-ID index used for threading.
+
+A reply token names a ticket and the participant the mail was sent to, and
+carries an HMAC so that nobody can invent one for another ticket (DESIGN §8).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.models import MessageRef, Participant, Ticket
+
+__all__ = [
+    "ReplyToken",
+    "find_ticket_by_message_ids",
+    "make_reply_token",
+    "message_id_hash",
+    "parse_reply_token",
+    "participant_for",
+    "record_message_ref",
+    "subject_tag",
+]
+
+_TOKEN = re.compile(r"^(\d{1,12})-(\d{1,12})-([a-z2-7]{16})$")
+_TAG = re.compile(r"\[#(\d{1,12})\]")
+
+
+@dataclass(frozen=True)
+class ReplyToken:
+    ticket_number: int
+    participant_id: int
+
+
+def _mac(secret: bytes, body: str) -> str:
+    digest = hmac.new(secret, f"reply-token:{body}".encode(), hashlib.sha256).digest()[:10]
+    return base64.b32encode(digest).decode().lower()
+
+
+def make_reply_token(secret: bytes, ticket_number: int, participant_id: int) -> str:
+    body = f"{ticket_number}-{participant_id}"
+    return f"{body}-{_mac(secret, body)}"
+
+
+def parse_reply_token(secret: bytes, token: str) -> ReplyToken | None:
+    """The ticket and participant a token names, or None if it is malformed or forged."""
+    match = _TOKEN.match(token.strip().lower())
+    if not match:
+        return None
+    body = f"{match[1]}-{match[2]}"
+    if not hmac.compare_digest(_mac(secret, body), match[3]):
+        return None
+    return ReplyToken(int(match[1]), int(match[2]))
+
+
+def subject_tag(subject: str) -> int | None:
+    """The ticket number of the first ``[#N]`` tag in a subject (the outermost, newest one)."""
+    found = _TAG.findall(subject or "")
+    return int(found[0]) if found else None
+
+
+def message_id_hash(message_id: str) -> str:
+    return hashlib.sha256(message_id.strip().lower().encode()).hexdigest()
+
+
+def record_message_ref(session: Session, message_id: str | None, ticket_number: int,
+                       direction: str) -> None:
+    if not message_id:
+        return
+    key = message_id_hash(message_id)
+    exists = session.scalar(select(MessageRef.id).where(
+        MessageRef.message_id_hash == key, MessageRef.ticket_number == ticket_number))
+    if exists is None:
+        session.add(MessageRef(message_id=message_id[:998], message_id_hash=key,
+                               ticket_number=ticket_number, direction=direction))
+
+
+def find_ticket_by_message_ids(session: Session, ids: Iterable[str]) -> tuple[Ticket, str] | None:
+    """The ticket of the first id (in the order given) that we stored or sent."""
+    for message_id in ids:
+        ref = session.scalars(
+            select(MessageRef).where(MessageRef.message_id_hash == message_id_hash(message_id))
+            .order_by(MessageRef.id)).first()
+        if ref is not None:
+            ticket = session.get(Ticket, ref.ticket_number)
+            if ticket is not None:
+                return ticket, message_id
+    return None
+
+
+def participant_for(session: Session, ticket: Ticket, email: str, role: str) -> Participant:
+    """The ticket's participant row for an address, created on first contact."""
+    email = email.lower()
+    found = session.scalars(select(Participant).where(
+        Participant.ticket_number == ticket.number, Participant.email == email)).one_or_none()
+    if found is None:
+        found = Participant(ticket_number=ticket.number, email=email, role=role)
+        session.add(found)
+        session.flush()
+    return found

@@ -1,0 +1,102 @@
+"""Stable JSON shapes of tickets, spool rows and outbox rows (DESIGN section 7).
+
+Fields may be added; none is renamed or removed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from gateway.models import MessageRecord, OutboxItem, SpoolEntry, Ticket
+
+__all__ = ["iso", "outbox_view", "spool_view", "ticket_view"]
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def message_view(message: MessageRecord) -> dict[str, Any]:
+    return {
+        "message_id": message.message_id,
+        "from": message.from_address,
+        "from_name": message.from_name,
+        "role": message.role,
+        "kind": message.kind,
+        "received_at": iso(message.received_at),
+        "subject": message.subject,
+        "text": message.text,
+        "threaded_by": message.threaded_by,
+        "threading_explanation": message.explanation,
+        "spool_id": message.spool_id,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size,
+             "sha256": a.sha256, "inline": a.inline}
+            for a in message.attachments
+        ],
+    }
+
+
+def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": ticket.status.value,
+        "requester": ticket.requester,
+        "team": ticket.team_id,
+        "product": ticket.product,
+        "category": ticket.category,
+        "language": ticket.language,
+        "queue": ticket.queue,
+        "tier": ticket.tier,
+        "first_response_due": iso(ticket.first_response_due),
+        "first_response_at": iso(ticket.first_response_at),
+        "created_at": iso(ticket.created_at),
+        "updated_at": iso(ticket.updated_at),
+        "entitlement": ticket.entitlement,
+    }
+    if with_messages:
+        view["messages"] = [message_view(m) for m in ticket.messages]
+    return view
+
+
+def spool_view(entry: SpoolEntry, *, detail: bool) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": entry.id,
+        "state": entry.state.value,
+        "reason": entry.reason,
+        "source": entry.source,
+        "mail_from": entry.mail_from,
+        "rcpt_tos": entry.rcpt_tos,
+        "peer": entry.peer,
+        "message_id": entry.message_id,
+        "sha256": entry.sha256,
+        "size": entry.size,
+        "received_at": iso(entry.received_at),
+        "processed_at": iso(entry.processed_at),
+        "attempts": entry.attempts,
+        "ticket": entry.ticket_number,
+    }
+    if detail:
+        view["trace"] = entry.trace
+    return view
+
+
+def outbox_view(item: OutboxItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "ticket": item.ticket_number,
+        "to": item.rcpt_to,
+        "subject": item.subject,
+        "message_id": item.message_id,
+        "status": item.status.value,
+        "attempts": item.attempts,
+        "last_error": item.last_error,
+        "created_at": iso(item.created_at),
+        "next_attempt_at": iso(item.next_attempt_at),
+        "sent_at": iso(item.sent_at),
+    }

@@ -1,0 +1,284 @@
+"""Build every message the gateway sends as an ``EmailMessage`` (DESIGN §8, STYLE convention 10).
+
+Why one place: the headers that make our mail thread correctly, recognisable as automatic
+(RFC 3834) and impossible to abuse must be identical on every notice, as Mailman builds all
+its notices through one class. This module only composes; it neither renders templates
+(``outbound.render``) nor sends (``outbound.transports``).
+
+Guarantees:
+
+- Headers are set through the standard library's email policy (``email.policy.SMTP``, CRLF
+  line ends) and its header objects, never by string concatenation. Before that, every CR,
+  LF and other control character in a subject, display name or extra header value is
+  collapsed to one space, so user text such as ``"hi\\r\\nBcc: evil@example.com"`` stays
+  inside its own header. Addresses, message ids and header names are validated instead and
+  rejected with ``ValueError``.
+- Headers that must reach the recipient byte for byte (Message-ID, In-Reply-To, References
+  and ASCII ``extra_headers`` such as List-Unsubscribe) are folded only between words. Left
+  to itself the standard library turns any word longer than a line (an Outlook Message-ID,
+  an unsubscribe URL) into an RFC 2047 encoded-word, which no client decodes there: threads
+  and unsubscribe links would silently break.
+- Message ids are written ``<id>`` whether given with or without angle brackets. References
+  are the given ids plus ``in_reply_to`` as the last one, duplicates removed, capped to
+  :data:`MAX_REFERENCES` (the thread root and the most recent ones are kept). Ids that came
+  from outside and are unusable (spaces, non-ASCII, far too long) are dropped with a warning
+  rather than failing the whole mail.
+- Bodies are UTF-8 ``text/plain`` followed by ``text/html`` in ``multipart/alternative``. The
+  message policy is ``email.policy.SMTP`` restricted to 7-bit transfer encodings, so the
+  standard library picks 7bit, quoted-printable or base64 per part: the bytes are ASCII, no
+  line exceeds 998 octets, and no relay needs 8BITMIME.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import Policy
+
+__all__ = [
+    "MAX_REFERENCES",
+    "POLICY",
+    "compose",
+    "make_message_id",
+    "normalise_message_id",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``email.policy.SMTP`` (CRLF, strict header parsing) with 7-bit-safe body encodings.
+POLICY = email.policy.SMTP.clone(cte_type="7bit")
+
+#: The References header keeps at most this many ids: the first (thread root) and the latest.
+MAX_REFERENCES = 20
+
+#: Longest message id (without brackets) accepted from outside; RFC 5322 lines stop at 998.
+_MAX_ID_LENGTH = 250
+
+#: Longest word a verbatim header may hold: it must fit one line of at most 998 octets.
+_MAX_WORD_LENGTH = 900
+
+# RFC 5322 field-name: printable US-ASCII except ":".
+_FIELD_NAME_RE = re.compile(r"^[!-9;-~]+$")
+# Inside the brackets of a message id: printable ASCII, no spaces and no brackets.
+_ID_RE = re.compile(r"^[!-;=?-~]+$")
+_DOMAIN_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_SPACES_RE = re.compile(r" {2,}")
+
+# Headers compose() writes itself; extra_headers may not set them (a second Subject or From is
+# exactly what an injection would try), nor any Content-* header (they belong to the MIME
+# structure, and making the message multipart would move them into the first part).
+_RESERVED_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "From",
+        "Sender",
+        "To",
+        "Cc",
+        "Bcc",
+        "Reply-To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "In-Reply-To",
+        "References",
+        "Auto-Submitted",
+        "X-Auto-Response-Suppress",
+        "MIME-Version",
+        "Return-Path",
+    )
+)
+
+
+def _one_line(value: str) -> str:
+    """Collapse CR, LF and every other control character to one space; strip."""
+    return _SPACES_RE.sub(" ", _CONTROL_RE.sub(" ", value)).strip()
+
+
+class _VerbatimHeader(str):
+    """An ASCII header value the email package writes as it is, folded only at spaces.
+
+    The policy hands any value with a ``name`` to its ``fold()`` instead of re-parsing it
+    (``EmailPolicy.header_store_parse`` / ``_fold``), the documented way to supply a header
+    object; being a ``str`` it reads back like any other header value.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> _VerbatimHeader:
+        if not value.isascii() or _CONTROL_RE.search(value):
+            raise ValueError(f"{name} value must be printable ASCII: {value!r}")
+        if any(len(word) > _MAX_WORD_LENGTH for word in value.split(" ")):
+            raise ValueError(f"{name} value has a word longer than {_MAX_WORD_LENGTH} characters")
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy and pickle
+        return (self.name, str(self))
+
+    def fold(self, *, policy: Policy) -> str:
+        limit = policy.max_line_length or 78
+        lines = [f"{self.name}:"]
+        for word in self.split():
+            if len(lines[-1]) + 1 + len(word) > limit and lines[-1] != f"{self.name}:":
+                lines.append("")
+            lines[-1] += " " + word
+        return policy.linesep.join(lines) + policy.linesep
+
+
+def _domain(domain: str) -> str:
+    """Validate a host name and return it in ASCII (IDNA) lower case."""
+    candidate = domain.strip().rstrip(".")
+    try:
+        ascii_domain = candidate.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise ValueError(f"invalid domain {domain!r}: {exc}") from None
+    labels = ascii_domain.split(".")
+    if len(ascii_domain) > 253 or not all(_DOMAIN_LABEL_RE.match(label) for label in labels):
+        raise ValueError(f"invalid domain {domain!r}")
+    return ascii_domain
+
+
+def make_message_id(domain: str) -> str:
+    """A new ``<random@domain>`` Message-ID: 160 random bits, lower-case hex."""
+    return f"<{secrets.token_hex(20)}@{_domain(domain)}>"
+
+
+def normalise_message_id(message_id: str) -> str:
+    """``"abc@x"`` or ``" <abc@x> "`` → ``"<abc@x>"``; ``ValueError`` if it cannot be one id."""
+    core = message_id.strip()
+    if core.startswith("<") and core.endswith(">"):
+        core = core[1:-1].strip()
+    if not core or len(core) > _MAX_ID_LENGTH or not _ID_RE.match(core):
+        raise ValueError(f"invalid message id {message_id!r}")
+    return f"<{core}>"
+
+
+def _outside_id(message_id: str, header: str) -> str | None:
+    try:
+        return normalise_message_id(message_id)
+    except ValueError:
+        log.warning("dropping unusable id %r from %s", message_id[:300], header)
+        return None
+
+
+def _references(references: Sequence[str], in_reply_to: str | None) -> list[str]:
+    ids: list[str] = []
+    for raw in references:
+        normalised = _outside_id(raw, "References")
+        if normalised is not None and normalised not in ids:
+            ids.append(normalised)
+    if in_reply_to is not None:
+        # The parent goes last (RFC 5322 §3.6.4), even if it also appeared earlier.
+        if in_reply_to in ids:
+            ids.remove(in_reply_to)
+        ids.append(in_reply_to)
+    if len(ids) > MAX_REFERENCES:
+        ids = [ids[0], *ids[-(MAX_REFERENCES - 1) :]]
+    return ids
+
+
+def _address(display_name: str, addr_spec: str, role: str) -> Address:
+    spec = addr_spec.strip()
+    if not spec or _CONTROL_RE.search(spec) or " " in spec or spec.count("@") != 1:
+        raise ValueError(f"invalid {role} address {addr_spec!r}")
+    local, _, domain = spec.rpartition("@")
+    try:
+        return Address(display_name=_one_line(display_name), addr_spec=f"{local}@{_domain(domain)}")
+    except ValueError as exc:  # email.errors header defects are ValueErrors too
+        raise ValueError(f"invalid {role} address {addr_spec!r}: {exc}") from None
+
+
+def _date_header(date: datetime | None) -> str:
+    when = date or datetime.now(UTC)
+    if when.tzinfo is None:
+        # SQLite hands back naive datetimes for timezone-aware columns; ours are UTC.
+        when = when.replace(tzinfo=UTC)
+    return email.utils.format_datetime(when)
+
+
+def _extra_header(name: str, value: str) -> tuple[str, str]:
+    if not _FIELD_NAME_RE.match(name):
+        raise ValueError(f"invalid header field name {name!r}")
+    if name.lower() in _RESERVED_HEADERS or name.lower().startswith("content-"):
+        raise ValueError(f"header {name!r} is set by compose() itself, not by extra_headers")
+    return name, _one_line(value)
+
+
+def _set_extra_header(msg: EmailMessage, name: str, value: str) -> None:
+    if value.isascii():
+        msg[name] = _VerbatimHeader(name, value)
+    else:
+        msg[name] = value  # the standard library encodes non-ASCII text as RFC 2047 words
+
+
+def compose(
+    *,
+    from_name: str,
+    from_address: str,
+    to_address: str,
+    to_name: str = "",
+    subject: str,
+    text: str,
+    html: str | None,
+    message_id: str,
+    reply_to: str | None = None,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    auto_submitted: str | None = "auto-replied",
+    language: str | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    date: datetime | None = None,
+) -> EmailMessage:
+    """Build one outgoing message; see the module docstring for what is guaranteed.
+
+    ``message_id`` is ours (with or without angle brackets) and must be valid;
+    ``in_reply_to`` and ``references`` usually come from the customer's mail and are used
+    as far as they are valid. ``auto_submitted=None`` marks a message written by a person.
+    ``date`` defaults to now; a naive datetime is taken as UTC.
+    """
+    extras = [_extra_header(name, value) for name, value in (extra_headers or {}).items()]
+    if language is not None and not _LANGUAGE_TAG_RE.match(language):
+        raise ValueError(f"invalid Content-Language tag {language!r}")
+
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = _address(from_name, from_address, "From")
+    msg["To"] = _address(to_name, to_address, "To")
+    if reply_to:
+        msg["Reply-To"] = _address("", reply_to, "Reply-To")
+    msg["Subject"] = _one_line(subject)
+    msg["Date"] = _date_header(date)
+    msg["Message-ID"] = _VerbatimHeader("Message-ID", normalise_message_id(message_id))
+
+    parent = _outside_id(in_reply_to, "In-Reply-To") if in_reply_to else None
+    if parent is not None:
+        msg["In-Reply-To"] = _VerbatimHeader("In-Reply-To", parent)
+    thread = _references(references, parent)
+    if thread:
+        msg["References"] = _VerbatimHeader("References", " ".join(thread))
+
+    if auto_submitted:
+        msg["Auto-Submitted"] = _one_line(auto_submitted)
+        if _one_line(auto_submitted).lower() != "no":
+            # Exchange/Outlook: do not answer this with out-of-office or other auto-replies.
+            msg["X-Auto-Response-Suppress"] = "All"
+    for name, value in extras:
+        _set_extra_header(msg, name, value)
+
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    if html is not None:
+        msg.add_alternative(html, subtype="html", charset="utf-8")
+    if language is not None:
+        # Only after the body exists: turning the message multipart moves every Content-*
+        # header into the first part, and the language belongs to the whole message.
+        msg["Content-Language"] = language
+    return msg

@@ -1,0 +1,83 @@
+"""Hand one outbox row to the transport and record what happened.
+
+The row is claimed (``pending`` → ``sending``) in its own transaction before the
+network call and settled afterwards, so two workers never send the same row at
+once.  Temporary failures go back to ``pending`` and are raised for the job's
+retry policy; permanent ones, and temporary ones past the attempt limit, end
+``dead`` with the server's answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.errors import PermanentFailure, TemporaryFailure
+from gateway.models import OutboxItem, OutboxStatus, utcnow
+from outbound.transports import Transport
+
+__all__ = ["STALE_SENDING", "deliver_outbox_item"]
+
+log = logging.getLogger(__name__)
+
+STALE_SENDING = timedelta(minutes=10)
+
+
+def _claim(database: Database, outbox_id: int) -> tuple[str, str, bytes, int] | None:
+    with database.transaction() as session:
+        item = session.get(OutboxItem, outbox_id, with_for_update=True)
+        if item is None or item.status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
+            return None
+        now = utcnow()
+        if item.status == OutboxStatus.SENDING and now - item.updated_at < STALE_SENDING:
+            return None  # another worker is sending it right now
+        item.status = OutboxStatus.SENDING
+        item.attempts += 1
+        item.updated_at = now
+        return item.mail_from, item.rcpt_to, item.raw, item.attempts
+
+
+def _settle(database: Database, outbox_id: int, status: OutboxStatus, note: str,
+            retry_in: timedelta | None = None) -> None:
+    with database.transaction() as session:
+        item = session.get(OutboxItem, outbox_id, with_for_update=True)
+        assert item is not None
+        now = utcnow()
+        item.status, item.updated_at = status, now
+        if status == OutboxStatus.SENT:
+            item.sent_at = now
+        else:
+            item.last_error = note[:2000]
+        item.next_attempt_at = now + retry_in if retry_in is not None else None
+
+
+def deliver_outbox_item(database: Database, transport: Transport, settings: Settings,
+                        outbox_id: int) -> str:
+    """Deliver once; return the resulting status.  Raises TemporaryFailure to ask for a retry."""
+    claimed = _claim(database, outbox_id)
+    if claimed is None:
+        return "skipped"
+    mail_from, rcpt_to, raw, attempts = claimed
+    try:
+        answer = transport.send(mail_from, rcpt_to, raw)
+    except PermanentFailure as error:
+        _settle(database, outbox_id, OutboxStatus.DEAD, f"refused: {error}")
+        log.warning("outbox %s to %s dead: %s", outbox_id, rcpt_to, error)
+        return OutboxStatus.DEAD.value
+    except TemporaryFailure as error:
+        if attempts >= settings.delivery_max_attempts:
+            _settle(database, outbox_id, OutboxStatus.DEAD,
+                    f"gave up after {attempts} attempts; last answer: {error}")
+            log.warning("outbox %s to %s dead after %s attempts", outbox_id, rcpt_to, attempts)
+            return OutboxStatus.DEAD.value
+        backoff = min(settings.delivery_min_backoff * 2 ** (attempts - 1),
+                      settings.delivery_max_backoff)
+        _settle(database, outbox_id, OutboxStatus.PENDING, f"attempt {attempts}: {error}",
+                retry_in=timedelta(seconds=backoff))
+        log.info("outbox %s to %s deferred: %s", outbox_id, rcpt_to, error)
+        raise
+    _settle(database, outbox_id, OutboxStatus.SENT, answer)
+    log.info("outbox %s delivered to %s: %s", outbox_id, rcpt_to, answer)
+    return OutboxStatus.SENT.value

@@ -1,0 +1,90 @@
+"""Deliver through an SMTP smarthost and sort every answer into sent / retry / give up.
+
+2xx is delivered.  4xx, connection trouble and timeouts are temporary, and so is
+552 (RFC 5321 §4.5.3.1.10 asks to treat it as temporary).  Any other 5xx is
+permanent and the server's answer is kept as the reason.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from gateway.errors import PermanentFailure, TemporaryFailure
+
+__all__ = ["SmtpTransport", "classify"]
+
+
+def classify(code: int, text: str) -> TemporaryFailure | PermanentFailure:
+    answer = f"{code} {text}".strip()
+    if 400 <= code < 500 or code == 552:
+        return TemporaryFailure(answer)
+    return PermanentFailure(answer)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class SmtpTransport:
+    host: str
+    port: int
+    mode: str = "plain"  # plain | starttls | tls
+    username: str = ""
+    password: str = ""
+    timeout: float = 60.0
+
+    @classmethod
+    def from_url(cls, url: str, timeout: float = 60.0) -> SmtpTransport:
+        parts = urlsplit(url)
+        mode = {"smtp": "plain", "smtps": "tls", "smtp+starttls": "starttls"}[parts.scheme]
+        default_port = {"plain": 25, "tls": 465, "starttls": 587}[mode]
+        return cls(parts.hostname or "127.0.0.1", parts.port or default_port, mode,
+                   unquote(parts.username or ""), unquote(parts.password or ""), timeout)
+
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        if self.mode == "tls":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                                    context=context)
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        client.ehlo_or_helo_if_needed()
+        if self.mode == "starttls":
+            client.starttls(context=context)
+            client.ehlo()
+        if self.username:
+            client.login(self.username, self.password)
+        return client
+
+    def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> str:
+        try:
+            client = self._connect()
+        except smtplib.SMTPAuthenticationError as error:
+            raise classify(error.smtp_code, _text(error.smtp_error)) from error
+        except smtplib.SMTPResponseException as error:
+            raise classify(error.smtp_code, _text(error.smtp_error)) from error
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as error:
+            raise TemporaryFailure(f"cannot reach {self.host}:{self.port}: {error}") from error
+        try:
+            refused = client.sendmail(mail_from, [rcpt_to], raw)
+            if refused:
+                code, text = refused[rcpt_to]
+                raise classify(code, _text(text))
+            return "250 accepted"
+        except smtplib.SMTPRecipientsRefused as error:
+            code, text = error.recipients[rcpt_to]
+            raise classify(code, _text(text)) from error
+        except smtplib.SMTPResponseException as error:
+            raise classify(error.smtp_code, _text(error.smtp_error)) from error
+        except (TimeoutError, OSError, smtplib.SMTPException) as error:
+            raise TemporaryFailure(f"connection to {self.host}:{self.port} failed: "
+                                   f"{error}") from error
+        finally:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                client.close()

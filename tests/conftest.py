@@ -1,0 +1,266 @@
+"""Shared fixtures: a real database (SQLite file or PostgreSQL), a real broker, real sockets.
+
+The backend comes from the environment, so the same suite runs in both modes:
+
+- default: SQLite file per test, in-process dramatiq worker (embedded mode);
+- ``GATEWAY_TEST_DATABASE_URL=postgresql://…`` and ``GATEWAY_TEST_BROKER_URL=redis://…``:
+  a fresh PostgreSQL database for the session, Redis as broker, and the end-to-end
+  fixtures run a separate ``gateway worker`` process.
+
+A configured service that is absent makes the tests fail, never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway.app import Gateway
+from gateway.config import Settings
+from gateway.db import Database, normalise_url
+from gateway.directory import load_directory_file
+from gateway.server import GatewayServer
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DIRECTORY = FIXTURES / "directory.toml"
+TEST_SECRET = "test-secret-key-0123456789abcdef"
+
+PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "")
+BROKER_URL = os.environ.get("GATEWAY_TEST_BROKER_URL", "")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+             message: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test with ``message`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the fixtures, never from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_") and not name.startswith("GATEWAY_TEST_"):
+            monkeypatch.delenv(name)
+
+
+# -- database ------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def _postgres_database() -> Iterator[str | None]:
+    if not PG_URL:
+        yield None
+        return
+    admin_url = normalise_url(PG_URL)
+    name = f"gw_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    database = Database(url)
+    database.upgrade()
+    database.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "gateway.db"
+    database = Database(f"sqlite:///{path}")
+    database.upgrade()
+    database.dispose()
+    return path
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    postgres = request.getfixturevalue("_postgres_database")
+    if postgres:
+        database = Database(postgres)
+        with database.engine.begin() as connection:
+            tables = [r[0] for r in connection.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"))]
+            connection.execute(text(
+                f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        database.dispose()
+        return str(postgres)
+    target = tmp_path / "var" / "gateway.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(request.getfixturevalue("_sqlite_template"), target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
+    namespace = f"gwtest-{uuid.uuid4().hex[:8]}"
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "broker_url": BROKER_URL,
+            "broker_namespace": namespace,
+            "smtp_listen": f"127.0.0.1:{free_port()}",
+            "web_listen": f"127.0.0.1:{free_port()}",
+            "outbound_url": f"maildir:{tmp_path / 'sent'}",
+            "var_dir": tmp_path / "var",
+            "secret_key": TEST_SECRET,
+            "sweep_interval": 1.0,
+            "stuck_after": 5.0,
+            "delivery_min_backoff": 0.2,
+            "delivery_max_backoff": 1.0,
+            "worker_threads": 4,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+@pytest.fixture
+def gateway(settings: Settings) -> Iterator[Gateway]:
+    """A gateway with the test directory loaded; no worker, no listeners."""
+    gw = Gateway(settings)
+    with gw.db.transaction() as session:
+        load_directory_file(session, DIRECTORY)
+    yield gw
+    gw.close()
+
+
+# -- processes -------------------------------------------------------------------
+def gateway_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for a ``gateway`` subprocess with the same settings as a fixture."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update({
+        "GATEWAY_DATABASE_URL": settings.database_url,
+        "GATEWAY_BROKER_URL": settings.broker_url,
+        "GATEWAY_BROKER_NAMESPACE": settings.broker_namespace,
+        "GATEWAY_SMTP_LISTEN": settings.smtp_listen,
+        "GATEWAY_WEB_LISTEN": settings.web_listen,
+        "GATEWAY_OUTBOUND_URL": settings.outbound_url,
+        "GATEWAY_VAR_DIR": str(settings.var_dir),
+        "GATEWAY_SECRET_KEY": settings.secret_key,
+        "GATEWAY_SWEEP_INTERVAL": str(settings.sweep_interval),
+        "GATEWAY_STUCK_AFTER": str(settings.stuck_after),
+        "GATEWAY_DELIVERY_MIN_BACKOFF": str(settings.delivery_min_backoff),
+        "GATEWAY_DELIVERY_MAX_BACKOFF": str(settings.delivery_max_backoff),
+    })
+    env.update(extra)
+    return env
+
+
+def gateway_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway", *args]
+
+
+def run_gateway(settings: Settings, *args: str, input: bytes | None = None,
+                cwd: Path | None = None, timeout: float = 120
+                ) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(gateway_command(*args), env=gateway_env(settings), input=input,
+                          capture_output=True, cwd=cwd or REPO, timeout=timeout, check=False)
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30.0,
+                  process: subprocess.Popen[bytes] | None = None) -> None:
+    def ready() -> bool:
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"process exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+    wait_for(ready, timeout, message=f"{host}:{port} to accept connections")
+
+
+class Processes:
+    """Gateway subprocesses started by a test, killed at its end."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, name: str) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(gateway_command(*args), env=gateway_env(self.settings),
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        log.close()
+        self.started.append(process)
+        return process
+
+    def serve(self) -> subprocess.Popen[bytes]:
+        """``gateway serve``, plus a separate ``gateway worker`` when a broker is configured."""
+        scale_out = bool(self.settings.broker_url)
+        if scale_out:
+            self.start("worker", name="worker")
+        process = self.start("serve", *(["--no-worker"] if scale_out else []), name="serve")
+        host, port = self.settings.smtp_listen.rsplit(":", 1)
+        wait_for_port(host, int(port), process=process, timeout=60)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def processes(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(settings, tmp_path)
+    yield procs
+    procs.stop_all()
+
+
+@pytest.fixture
+def running(gateway: Gateway, settings: Settings, processes: Processes) -> Iterator[GatewayServer]:
+    """An in-process ``serve`` (SMTP on a real socket); the worker runs in-process in
+    embedded mode and as a separate ``gateway worker`` process in scale-out mode."""
+    scale_out = bool(settings.broker_url)
+    if scale_out:
+        processes.start("worker", name="worker")
+    server = GatewayServer(gateway, run_worker=not scale_out, run_web=False)
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,40 @@
+"""Locate the shared real-world mail corpus; tests fail (never skip) without it.
+
+The corpus lives outside the repository (``GATEWAY_TEST_CORPUS`` or
+``../shared/corpus`` next to the repo root) and is never copied in: it is
+read-only test data with its own provenance and licences.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["corpus_dir", "load_index"]
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def corpus_dir() -> Path:
+    """The corpus directory; fails the calling test if it is missing."""
+    configured = os.environ.get("GATEWAY_TEST_CORPUS")
+    path = Path(configured) if configured else _REPO_ROOT.parent / "shared" / "corpus"
+    if not (path / "README.md").is_file():
+        pytest.fail(
+            f"mail corpus not found at {path}; set GATEWAY_TEST_CORPUS to its directory",
+            pytrace=False,
+        )
+    return path
+
+
+def load_index(folder: str) -> dict[str, Any]:
+    """The parsed ``index.json`` of one corpus folder (e.g. ``"replies"``)."""
+    index_path = corpus_dir() / folder / "index.json"
+    if not index_path.is_file():
+        pytest.fail(f"corpus index missing: {index_path}", pytrace=False)
+    data: dict[str, Any] = json.loads(index_path.read_text(encoding="utf-8"))
+    return data

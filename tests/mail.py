@@ -1,0 +1,47 @@
+"""Small synthetic mails for tests (big or real MIME comes from fixtures and the corpus)."""
+
+from __future__ import annotations
+
+import mailbox
+import smtplib
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+
+def make_mail(*, sender: str = "anna@acme.example", to: str = "support@support.example",
+              subject: str = "Sync fails", body: str = "Hello, sync fails since Monday.",
+              message_id: str | None = None, in_reply_to: str | None = None,
+              references: str | None = None, headers: dict[str, str] | None = None,
+              sender_name: str = "") -> bytes:
+    message = EmailMessage()
+    message["From"] = f"{sender_name} <{sender}>" if sender_name else sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = message_id or make_msgid(domain="client.example")
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+    if references:
+        message["References"] = references
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(body)
+    return message.as_bytes()
+
+
+def send(host_port: str, raw: bytes, *, mail_from: str = "anna@acme.example",
+         rcpt_to: list[str] | str = "support@support.example", timeout: float = 30) -> Any:
+    host, port = host_port.rsplit(":", 1)
+    recipients = [rcpt_to] if isinstance(rcpt_to, str) else rcpt_to
+    with smtplib.SMTP(host, int(port), timeout=timeout) as client:
+        return client.sendmail(mail_from, recipients, raw)
+
+
+def maildir_messages(path: Path) -> list[mailbox.MaildirMessage]:
+    if not path.exists():
+        return []
+    box = mailbox.Maildir(path, create=False)
+    return [box[key] for key in sorted(box.keys())]
