@@ -32,6 +32,7 @@ test: install system-deps
 
 lint: install
 	$(BIN)/ruff check gateway inbound outbound rules tests bench
+	$(BIN)/mypy gateway inbound outbound
 
 bench: install
 	$(BIN)/python bench/intake.py

@@ -68,6 +68,8 @@ def cli(ctx: click.Context, config_file: str | None, log_level: str | None) -> N
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # mail-parser warns about every part it does not render (images, reports).
+        logging.getLogger("mailparser").setLevel(logging.ERROR)
     ctx.ensure_object(dict)["settings"] = load_settings(config_file)
 
 

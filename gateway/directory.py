@@ -100,7 +100,7 @@ class AgentEntry(_Strict):
     email: Email
     name: str = ""
     departments: list[str] = Field(default_factory=list)
-    languages: list[Language] = Field(default_factory=lambda: ["en"])
+    languages: list[Language] = Field(default_factory=lambda: list[Language](["en"]))
 
 
 class FeatureEntry(_Strict):
@@ -251,8 +251,9 @@ def _load_catalogue(session: Session, parsed: DirectoryFile, counts: dict[str, i
         if row is None:
             row = Feature(id=feature.id, position=next_position)
             next_position += 1
-        row.name, row.description, row.url = (
-            dict(feature.name), dict(feature.description), feature.url)
+        row.name = {str(k): v for k, v in feature.name.items()}
+        row.description = {str(k): v for k, v in feature.description.items()}
+        row.url = feature.url
         session.add(row)
     counts["features"] = len(parsed.features)
     for usage in parsed.usage:
@@ -266,7 +267,8 @@ def _load_catalogue(session: Session, parsed: DirectoryFile, counts: dict[str, i
         session.add(row_u)
     counts["usage"] = len(parsed.usage)
     for article in parsed.articles:
-        session.merge(Article(id=article.id, title=dict(article.title), url=article.url,
+        session.merge(Article(id=article.id, title={str(k): v for k, v in article.title.items()},
+                              url=article.url,
                               issue_types=article.issue_types, popularity=article.popularity))
     counts["articles"] = len(parsed.articles)
 

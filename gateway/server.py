@@ -57,6 +57,7 @@ class GatewayServer:
             store=lambda raw, **kw: store_message(gateway.db, raw, **kw),
             support=self._support, on_stored=gateway.enqueue_processing,
             max_recipients=settings.max_recipients)
+        handler.prime(self._support())
         host, port = parse_listen(settings.smtp_listen)
         self.smtp = SmtpIntake(handler, host, port, data_size_limit=settings.max_message_size,
                                timeout=settings.smtp_timeout,

@@ -24,7 +24,7 @@ import logging
 import re
 from dataclasses import dataclass
 from email import policy
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
@@ -93,6 +93,10 @@ _CHALLENGE_TEXT = re.compile(
     r"(?:your )?(?:verification|confirmation)",
     re.IGNORECASE,
 )
+_CHALLENGE_DOMAIN = re.compile(
+    r"@(?:[\w-]+\.)*(?:boxbe\.com|bluebottle\.com|spamarrest\.com|mailblocks\.com)$",
+    re.IGNORECASE,
+)
 _AUTORESPONDER_MAILER = re.compile(
     r"vacation|auto-?respond|auto-?reply|autoresponse|out of office", re.IGNORECASE
 )
@@ -129,25 +133,27 @@ _LIST_HEADERS = (
 
 
 def _header_text(value: object) -> str:
-    """A header value as one line of text: 8-bit bytes and RFC 2047 words decoded."""
+    """A header value as one line of text: RFC 2047 words and raw 8-bit bytes decoded."""
     if value is None:
         return ""
-    text = str(value)
     try:
-        raw = text.encode("ascii", "surrogateescape")
-    except UnicodeEncodeError:
-        raw = b""
-    if raw and any(b > 127 for b in raw):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("latin-1")
-    if "=?" in text:
-        try:
-            text = str(make_header(decode_header(text)))
-        except Exception:  # malformed encoded words: keep them as they are
-            pass
-    return " ".join(text.split())
+        chunks = decode_header(value)  # type: ignore[arg-type]
+    except Exception:  # malformed encoded words: keep the text as it is
+        chunks = [(str(value), None)]
+    out = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            out.append(chunk)
+            continue
+        for candidate in (charset, "utf-8", "latin-1"):
+            if not candidate or candidate == "unknown-8bit":
+                continue
+            try:
+                out.append(chunk.decode(candidate))
+                break
+            except (LookupError, UnicodeDecodeError):
+                continue
+    return " ".join("".join(out).split())
 
 
 def _first_address(value: str) -> str:
@@ -201,7 +207,7 @@ def _detect(raw: bytes, mail_from: str) -> AutomaticVerdict | None:
     def get(name: str) -> str:
         return _header_text(head.get(name, ""))
 
-    names = {k.lower() for k in head.keys()}
+    names = {k.lower() for k in head}
     subject = get("subject")
     sender = _first_address(get("from"))
     sender_local = sender.rpartition("@")[0] if "@" in sender else sender
@@ -222,11 +228,23 @@ def _detect(raw: bytes, mail_from: str) -> AutomaticVerdict | None:
             return AutomaticVerdict(
                 "challenge_response", f"{_head_name(head, name)} header of a challenge/response "
                 "anti-spam system")
-    challenge = _CHALLENGE_TEXT.search(" ".join((subject, sender, body_text)))
+    if _CHALLENGE_DOMAIN.search(sender):
+        return AutomaticVerdict(
+            "challenge_response", f"sent by the challenge/response service {sender}")
+    machine = (
+        null_sender
+        or ctype == "multipart/report"
+        or bool(sender) and bool(_ROBOT_LOCAL.match(sender_local))
+        or (auto_submitted not in ("", "no"))
+        or precedence in ("bulk", "junk", "auto_reply")
+    )
+    challenge = _CHALLENGE_TEXT.search(" ".join((subject, body_text))) if machine else None
     if challenge:
+        # The wording alone could be a person's ("add me to the guest list"): only a
+        # machine-sent message that asks to be whitelisted is a challenge.
         return AutomaticVerdict(
             "challenge_response",
-            f"challenge/response anti-spam message (mentions \"{challenge.group(0)}\")")
+            f"machine-sent message asking to be whitelisted (\"{challenge.group(0)}\")")
 
     # 2. Read receipts (RFC 8098).
     if report_type == "disposition-notification" or (
@@ -327,7 +345,7 @@ def _detect(raw: bytes, mail_from: str) -> AutomaticVerdict | None:
 
 def _head_name(head: Message, lowered: str) -> str:
     """The header name as the message spells it."""
-    for key in head.keys():
+    for key in head:
         if key.lower() == lowered:
             return key
     return lowered

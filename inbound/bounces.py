@@ -21,13 +21,14 @@ the first part of the body look like a report, and caps the bytes and parts it r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses
@@ -36,7 +37,8 @@ __all__ = ["BounceReport", "FailedRecipient", "detect_bounce"]
 
 log = logging.getLogger(__name__)
 
-MAX_BYTES = 4 * 1024 * 1024  # a report is small; the returned original may be large
+MAX_BYTES = 1024 * 1024  # a report is small; only the returned original can be large
+MAX_BOUNDARIES = 200  # more MIME boundaries than this: read the body as text
 PEEK_CHARS = 64 * 1024  # body prefix read before deciding to parse the whole message
 MAX_PARTS = 200
 MAX_REPORT_CHARS = 100_000
@@ -205,7 +207,9 @@ _HEADER_START = re.compile(
     r"Authentication-Results|ARC-Seal|Message-I[dD]|MIME-Version|X-Received):[ \t]",
     re.MULTILINE | re.IGNORECASE,
 )
-_MESSAGE_ID_LINE = re.compile(r"^[ \t>]*Message-I[dD]:[ \t]*(?:\n[ \t]+)?(<[^>\s]+>|\S+)", re.I | re.M)
+_MESSAGE_ID_LINE = re.compile(
+    r"^[ \t>]*Message-I[dD]:[ \t]*(?:\n[ \t]+)?(<[^>\s]+>|\S+)", re.IGNORECASE | re.MULTILINE
+)
 
 _TEXT_DSN_RECIPIENT = re.compile(r"^[ \t]*(?:Final|Original)-Recipient:", re.I | re.M)
 _TEXT_DSN_ACTION = re.compile(r"^[ \t]*Action:[ \t]*[A-Za-z]", re.I | re.M)
@@ -244,16 +248,27 @@ def _normalise_newlines(raw: bytes) -> bytes:
 
 
 def _decode(value: object) -> str:
-    """A header value as text, RFC 2047 words decoded; never raises."""
+    """A header value as one line of text: RFC 2047 words and raw 8-bit bytes decoded."""
     if value is None:
         return ""
-    text = str(value)
-    if "=?" not in text:
-        return " ".join(text.split())
     try:
-        return " ".join(str(make_header(decode_header(text))).split())
-    except Exception:  # malformed encoded words: keep the raw text
-        return " ".join(text.split())
+        chunks = decode_header(value)  # type: ignore[arg-type]
+    except Exception:  # malformed encoded words: keep the text as it is
+        chunks = [(str(value), None)]
+    out = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            out.append(chunk)
+            continue
+        for candidate in (charset, "utf-8", "latin-1"):
+            if not candidate or candidate == "unknown-8bit":
+                continue
+            try:
+                out.append(chunk.decode(candidate))
+                break
+            except (LookupError, UnicodeDecodeError):
+                continue
+    return " ".join("".join(out).split())
 
 
 def _addresses(value: object) -> list[str]:
@@ -301,13 +316,34 @@ def _decode_bytes(data: bytes, charset: str) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-_TAG = re.compile(r"<[^>]{0,2000}>")
-_SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^<>]*>")
+_BREAK = re.compile(r"<br\s*/?>|</p>|</div>|</tr>|</li>", re.IGNORECASE)
+
+
+def _drop_scripts(html: str) -> str:
+    """Remove <script> and <style> elements in one linear pass (no regex backtracking)."""
+    lowered = html.lower()
+    out: list[str] = []
+    pos = 0
+    while pos < len(html):
+        starts = [i for i in (lowered.find("<script", pos), lowered.find("<style", pos)) if i >= 0]
+        if not starts:
+            out.append(html[pos:])
+            break
+        start = min(starts)
+        out.append(html[pos:start])
+        tag = "</script" if lowered.startswith("<script", start) else "</style"
+        end = lowered.find(tag, start)
+        if end < 0:
+            break
+        close = lowered.find(">", end)
+        pos = close + 1 if close >= 0 else len(html)
+    return " ".join(out)
 
 
 def _html_to_text(html: str) -> str:
-    html = _SCRIPT.sub(" ", html)
-    html = re.sub(r"<br\s*/?>|</p>|</div>|</tr>|</li>", "\n", html, flags=re.IGNORECASE)
+    html = _drop_scripts(html[:MAX_REPORT_CHARS])
+    html = _BREAK.sub("\n", html)
     text = _TAG.sub(" ", html)
     for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&nbsp;", " "),
                          ("&#39;", "'"), ("&amp;", "&")):
@@ -459,10 +495,8 @@ def _walk(root: Message) -> Iterator[tuple[Message, bool]]:
 
 
 def _collect(root: Message) -> _Facts:
-    facts = _Facts([], [], [], [], False, "")
-    facts.report_type = (root.get_param("report-type", "") or "") if root else ""
-    if not isinstance(facts.report_type, str):
-        facts.report_type = ""
+    report_type = root.get_param("report-type", "")
+    facts = _Facts([], [], [], [], False, report_type if isinstance(report_type, str) else "")
     text_chars = 0
     for part, inside in _walk(root):
         ctype = part.get_content_type()
@@ -480,11 +514,9 @@ def _collect(root: Message) -> _Facts:
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 facts.original_headers.append(payload[0])
             else:
-                text = _part_text(part)
-                try:
-                    facts.original_headers.append(HeaderParser().parsestr(text, headersonly=True))
-                except Exception:
-                    pass
+                with contextlib.suppress(Exception):
+                    headers = HeaderParser().parsestr(_part_text(part), headersonly=True)
+                    facts.original_headers.append(headers)
             continue
         if inside or part.is_multipart():
             continue
@@ -563,7 +595,15 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
     if not candidate:
         return None
 
-    message = parser.parsebytes(data)
+    message = head
+    if data.count(b"boundary=") <= MAX_BOUNDARIES and data.count(b"\n--") <= 10 * MAX_BOUNDARIES:
+        try:
+            message = parser.parsebytes(data)
+        except RecursionError:
+            message = head
+    if message is head:
+        # Absurd MIME nesting is no delivery report's shape: read the body as text.
+        log.info("MIME structure too deep or too wide; reading the body as text")
     facts = _collect(message)
     report_text = "\n".join(facts.report_text)
     original_id = _original_message_id(facts, report_text)
@@ -575,14 +615,16 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
     diagnostics = " ".join(v for g in facts.dsn_groups for k, v in g if k == "diagnostic-code")
     challenge_text = " ".join((subject, sender, diagnostics, report_text[:5000]))
     if _CHALLENGE.search(challenge_text) or any(
-        h.lower().startswith(("x-boxbe", "x-bluebottle")) for h in head.keys()
+        h.lower().startswith(("x-boxbe", "x-bluebottle")) for h in head
     ):
         log.debug("challenge/response message, not a bounce: %s", subject)
         return None
 
     if facts.feedback_groups or facts.report_type.lower() == "feedback-report":
         return _feedback(facts, message, original_id)
-    jmrp = [a for h in facts.original_headers for a in _addresses(h.get("x-hmxmroriginalrecipient"))]
+    jmrp = [
+        a for h in facts.original_headers for a in _addresses(h.get("x-hmxmroriginalrecipient"))
+    ]
     if jmrp:  # Microsoft JMRP complaint: the reported mail, with its recipient marked
         facts.feedback_groups.append([("feedback-type", "abuse")]
                                      + [("original-rcpt-to", a) for a in jmrp])
@@ -600,7 +642,8 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
         # Some MTAs paste the RFC 3464 fields into the text part instead of their own part.
         facts.dsn_groups.extend(_blocks(_TEXT_DSN_CLEAN.sub("", report_text)))
     if facts.dsn_groups:
-        report = _from_dsn(facts, report_text, original_id, own)
+        listed = [a for v in failed_header for a in _addresses(v)]
+        report = _from_dsn(facts, report_text, original_id, listed)
         if report is not None:
             return report
 
@@ -662,14 +705,18 @@ def _own_addresses(
 
 
 def _from_dsn(
-    facts: _Facts, report_text: str, original_id: str | None, own: set[str]
+    facts: _Facts, report_text: str, original_id: str | None, failed_header: list[str]
 ) -> BounceReport | None:
     rows: list[tuple[str, FailedRecipient]] = []
     for group in facts.dsn_groups:
         fields: dict[str, str] = {}
         for key, value in group:
             fields.setdefault(key, value)
-        address = fields.get("final-recipient") or fields.get("original-recipient") or ""
+        named = [fields.get("final-recipient", ""), fields.get("original-recipient", "")]
+        # "Final-Recipient: LOCAL;<f.b>" names a mailbox; the original recipient has the domain.
+        address = next((a for a in named if "@" in a), named[0] or named[1])
+        if address and "@" not in address and len(failed_header) == 1:
+            address = failed_header[0]  # Exim: "Final-Recipient: rfc822;/path/to/mailbox"
         action = fields.get("action", "").split()[0].lower().strip(";") if fields.get(
             "action", "").split() else ""
         if not address and not action:
@@ -703,6 +750,14 @@ def _from_dsn(
         rows.append((action, recipient))
     if not rows:
         return None
+    if len(rows) == 1 and rows[0][1].smtp_code is None and rows[0][0] != "delivered":
+        # No Diagnostic-Code: a lone recipient's SMTP reply is in the human-readable part.
+        action, row = rows[0]
+        cut = _original_start(report_text)
+        code = _smtp_code_in(report_text[: min(cut or 5000, 5000)], failure=True)
+        if code:
+            rows = [(action, FailedRecipient(row.address, row.status, code, row.diagnostic,
+                                             row.hard))]
     failed = [r for a, r in rows if a in ("failed", "undeliverable")]
     delayed = [r for a, r in rows if a == "delayed"]
     delivered = [r for a, r in rows if a in ("delivered", "relayed", "expanded", "deliverable")]
@@ -906,13 +961,21 @@ def _from_text(
             report_structure,
         )
     )
-    if evidence < 3:
+    hard_signal = bool(failed_header or strong_sender or null_sender or marker or report_structure)
+    if evidence < 3 or not hard_signal:
         return None
 
     addresses = _text_recipients(section, own)
     if failed_header:
         listed = [a for v in failed_header for a in _addresses(v)]
         addresses = listed or addresses
+    if not addresses and "@" in sender:
+        # "Your mail to the following recipients could not be delivered:\n\tname": local
+        # users of the reporting domain (AOL), named without their domain.
+        listing = _BARE_LIST.search(section)
+        if listing:
+            domain = sender.rpartition("@")[2]
+            addresses = [f"{name.lower()}@{domain}" for name in listing.group(1).split()]
     if not addresses:
         # Last resort: a returned original with exactly one recipient names it.
         originals = [a for h in originals_of(message, report_text) for a in h]
@@ -954,12 +1017,18 @@ def originals_of(message: Message, report_text: str) -> list[list[str]]:
     if not found:
         cut = _original_start(report_text)
         if cut is not None:
-            match = re.search(r"^To:(.*(?:\n[ \t].*)*)", report_text[cut : cut + 20000], re.I | re.M)
+            tail = report_text[cut : cut + 20000]
+            match = re.search(r"^To:(.*(?:\n[ \t].*)*)", tail, re.IGNORECASE | re.MULTILINE)
             if match:
                 found.append(_addresses(match.group(1)))
     return found
 
 
+_BARE_LIST = re.compile(
+    r"following (?:recipients?|addresses|users?)[^\n]{0,200}:[ \t]*\n"
+    r"((?:[ \t]+[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}[ \t]*(?:\n|$)){1,50})",
+    re.IGNORECASE,
+)
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|fw|wg|tr|rv|enc|doorst|i)\s*:", re.IGNORECASE)
 _QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
 _MEANINGFUL = re.compile(r"[^\W_]{3,}")

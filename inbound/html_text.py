@@ -22,8 +22,13 @@ __all__ = ["MAX_HTML_CHARS", "html_to_text"]
 
 log = logging.getLogger(__name__)
 
-#: HTML beyond this size is cut before rendering; bounds time and memory.
+#: HTML beyond this size is cut before conversion; bounds time and memory.
 MAX_HTML_CHARS = 4_000_000
+#: Larger documents, or ones with more table cells, get the fast linear tag
+#: stripper instead of the layout engine (which needs seconds per megabyte and
+#: grows faster than linearly with table size).
+_RENDER_MAX_CHARS = 500_000
+_RENDER_MAX_CELLS = 5_000
 
 # The "strict" profile does not indent blocks after a <blockquote>, which the
 # "relaxed" one gets wrong for mail markup; link targets are kept.
@@ -33,8 +38,9 @@ _CONFIG = ParserConfig(css=CSS_PROFILES["strict"].copy(), display_links=True)
 # itself that only doubles the URL.
 _SELF_LINK = re.compile(r"\[([^\[\]\n]{1,2000})\]\(\1\)")
 _MAILTO_SELF_LINK = re.compile(r"\[([^\[\]\n@]{1,500}@[^\[\]\n]{1,500})\]\(mailto:\1\)")
-_TAG = re.compile(r"<[^>]{0,10000}>")
-_BREAK_TAG = re.compile(r"(?i)<\s*(?:br|/p|/div|/li|/tr|/h[1-6])\b[^>]{0,1000}>")
+_TAG = re.compile(r"<[^<>]*>")
+_BREAK_TAG = re.compile(r"(?i)<\s*(?:br|/p|/div|/li|/tr|/h[1-6])\b[^<>]*>")
+_CELL_END = re.compile(r"(?i)</t[dh]\s*>")
 _INVISIBLE = ("script", "style", "head", "title")
 _BLANK_RUN = re.compile(r"\n{3,}")
 
@@ -48,16 +54,26 @@ def html_to_text(html: str) -> str:
     if not html or not html.strip():
         return ""
     source = html[:MAX_HTML_CHARS].replace("\x00", "")
+    lower = source.lower()
+    if (
+        len(source) > _RENDER_MAX_CHARS
+        or lower.count("<td") + lower.count("<th") > _RENDER_MAX_CELLS
+    ):
+        log.info("HTML body too large to render (%d chars); stripping tags", len(source))
+        return _tidy(_strip_tags(source))
     try:
-        text = get_text(source, _CONFIG)
+        text = _tidy(get_text(source, _CONFIG))
     except Exception:  # noqa: BLE001 - any renderer failure falls back to stripping
         log.warning("HTML rendering failed; falling back to tag stripping", exc_info=True)
-        text = _strip_tags(source)
-    return _tidy(text)
+        return _tidy(_strip_tags(source))
+    if not text.strip():
+        # lxml gives up on absurd nesting and returns nothing; words must not vanish.
+        return _tidy(_strip_tags(source))
+    return text
 
 
 def _strip_tags(html: str) -> str:
-    with_breaks = _BREAK_TAG.sub("\n", _drop_invisible(html))
+    with_breaks = _CELL_END.sub(" ", _BREAK_TAG.sub("\n", _drop_invisible(html)))
     return html_module.unescape(_TAG.sub("", with_breaks))
 
 

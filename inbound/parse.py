@@ -131,10 +131,6 @@ class _Body:
     def has_plain(self) -> bool:
         return any(text.strip() for text in self.plain)
 
-    def extend(self, other: _Body) -> None:
-        self.plain.extend(other.plain)
-        self.html.extend(other.html)
-
 
 @dataclass
 class _Pending:
@@ -171,7 +167,9 @@ class _Parser:
     # .. top level ..
 
     def parse(self) -> ParsedMail:
-        data = self.raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        data = self.raw
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         message = self._build_tree(data)
         self.charset_hint = _safe_charset(message)
         headers = self._decode_headers(message)
@@ -322,9 +320,8 @@ class _Parser:
         except Exception:  # noqa: BLE001
             value = None
         if value is None:
-            try:
-                value = email.utils.parsedate_to_datetime(raw)
-            except Exception:  # noqa: BLE001
+            value = _lenient_date(raw)
+            if value is None:
                 self.defect(f"date: unreadable Date header {raw[:80]!r}")
                 return None
             self.defect(f"date: non-standard Date header {raw[:80]!r} read leniently")
@@ -677,6 +674,19 @@ def _iter_parts(message: Message) -> Iterator[tuple[Message, int]]:
         if isinstance(payload, list) and depth < MAX_DEPTH:
             children = [child for child in payload if isinstance(child, Message)]
             stack.extend((child, depth + 1) for child in reversed(children))
+
+
+def _lenient_date(raw: str) -> datetime | None:
+    """RFC 822-ish dates the strict reader refused, or ISO 8601 from scripts."""
+    try:
+        return email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        pass
+    iso = re.sub(r"\s+([+-]\d{2}:?\d{2}|Z)$", r"\1", raw.strip()[:64])
+    try:
+        return datetime.fromisoformat(iso)
+    except ValueError:
+        return None
 
 
 def _raw_headers(messages: list[Message]) -> list[tuple[str, str]]:

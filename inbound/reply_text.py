@@ -198,12 +198,14 @@ def _patterns(languages: tuple[str, ...]) -> _Patterns:
 _QUOTE_PREFIX = re.compile(r"^[ \t]*>")
 _STRIP_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
 _ANGLE_EMAIL_END = re.compile(r"@[^\s<>@]+>\s*[:：]\s*$")
-_EMAIL = re.compile(r"[^\s<>@:;,\"']+@[^\s<>@:;,\"']+\.[A-Za-z]{2,}")
+_EMAIL = re.compile(r"[^\s<>@]@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
 _DIGIT = re.compile(r"\d")
 _ISO_DATE_START = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\.?[ \t,]+\d{1,2}[:.]\d{2}")
 _DATE_START = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)")
-_ANGLE_EMAIL_LAST = re.compile(r"<[^\s<>@]+@[^\s<>@]+>\s*[:：]?\s*$")
-_JA_HEADER = re.compile(r"(?:のメッセージ|さんは書きました|が書きました|は書きました)\s*[:：]?\s*$")
+_ANGLE_EMAIL_LAST = re.compile(r"<[^\s<>@]+@[^\s<>@]+>\s*(?:[:：]\s*)?$")
+_JA_HEADER = re.compile(
+    r"(?:のメッセージ|さんは書きました|が書きました|は書きました)\s*(?:[:：]\s*)?$"
+)
 _JA_DATE_START = re.compile(r"^\d{4}年\d{1,2}月\d{1,2}日")
 _SENTENCE_END = re.compile(r"[.!?。！？]\s*$")
 _UNDERSCORES = re.compile(r"^[ \t]*_{2,}[ \t]*$")
@@ -218,7 +220,7 @@ def split_reply(text: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> Repl
     if not text:
         return ReplyParts("", "", "")
     try:
-        return _Splitter(text, _patterns(tuple(languages))).split()
+        return _Splitter(text, _patterns(tuple(lang.lower() for lang in languages))).split()
     except Exception:  # noqa: BLE001 - never lose the customer's text over a bug here
         log.exception("split_reply failed; keeping the whole text")
         return ReplyParts(text.replace("\r\n", "\n").strip(), "", "")
@@ -231,7 +233,7 @@ class _Splitter:
         self.p = patterns
         # One cut-down copy of each examined line, for the patterns.
         self.probe = [line[:_MAX_LINE_CHARS].rstrip() for line in self.lines[:_MAX_LINES]]
-        self.library_budget = 50  # calls to mail-parser-reply's (backtracking) expressions
+        self.library_budget = 20  # calls to mail-parser-reply's (backtracking) expressions
         self.found_header = False
 
     # .. the walk ..
@@ -482,7 +484,8 @@ class _Splitter:
             and (has_address or "<" in line)
         ):
             return True
-        if self.p.verb_end.search(line):
+        # Only the tail can end with the verb; searching it alone keeps this cheap.
+        if self.p.verb_end.search(line[-40:]):
             if self.p.lead.match(line) and (has_digit or has_address):
                 return True
             # "Name <a@b> wrote:", "At 6/16/2016 08:32 PM, you wrote:": verb last.
@@ -529,26 +532,38 @@ class _Splitter:
         limit = min(end, len(self.probe))
         for index in range(start, limit):
             line = self.probe[index]
-            if _SIG_DASHES.match(line) or _UNDERSCORES.match(line):
+            if _SIG_DASHES.match(line):
+                return self._before_dash_name(start, index)
+            if _UNDERSCORES.match(line) and self._short_block(index + 1, limit):
+                # A rule under the text opens a footer only if little follows;
+                # otherwise it is the sender's own section break.
                 return self._before_dash_name(start, index)
             if self.p.sent_from.match(line) and _short_line(line):
                 return self._before_dash_name(start, index)
-        # A final "-Name" line (github/email_reply_parser convention).
         last = self._last_nonblank(start, limit)
-        if last is not None and _DASH_NAME.match(self.probe[last].strip()) and last > start:
+        if last is not None and self._is_dash_name(start, last):
             return last
         return None
+
+    def _short_block(self, start: int, end: int) -> bool:
+        return sum(1 for index in range(start, end) if self.probe[index].strip()) <= 8
 
     def _before_dash_name(self, start: int, index: int) -> int:
         """Include a "-Name" line just above a signature delimiter."""
         previous = self._last_nonblank(start, index)
-        if (
-            previous is not None
-            and previous > start
-            and _DASH_NAME.match(self.probe[previous].strip())
-        ):
+        if previous is not None and self._is_dash_name(start, previous):
             return previous
         return index
+
+    def _is_dash_name(self, start: int, index: int) -> bool:
+        """A "-Name" sign-off (github/email_reply_parser convention), not a list item.
+
+        It must be its own paragraph, after the text, and start with a capital.
+        """
+        line = self.probe[index].strip()
+        if index <= start or not _DASH_NAME.match(line) or not line[1:2].isupper():
+            return False
+        return not self.probe[index - 1].strip()
 
     def _last_nonblank(self, start: int, end: int) -> int | None:
         for index in range(end - 1, start - 1, -1):

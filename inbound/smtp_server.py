@@ -51,6 +51,10 @@ class GatewayHandler:
         self._support: SupportIdentity | None = None
         self._support_loaded = 0.0
 
+    def prime(self, support: SupportIdentity) -> None:
+        """Start with a known identity, so RCPT works through a database outage."""
+        self._support, self._support_loaded = support, time.monotonic()
+
     async def _support_identity(self) -> SupportIdentity:
         if self._support is None or time.monotonic() - self._support_loaded > SUPPORT_CACHE_SECONDS:
             try:

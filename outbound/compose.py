@@ -192,6 +192,13 @@ def _address(display_name: str, addr_spec: str, role: str) -> Address:
     if not spec or _CONTROL_RE.search(spec) or " " in spec or spec.count("@") != 1:
         raise ValueError(f"invalid {role} address {addr_spec!r}")
     local, _, domain = spec.rpartition("@")
+    if not local.isascii():
+        # RFC 6531/6532 internationalised mailbox: the parser refuses it, so build it from
+        # parts; the message is then serialised with a UTF-8 policy (see compose()).
+        if _CONTROL_RE.search(local) or any(c in local for c in '"<>()[]\\,;:'):
+            raise ValueError(f"invalid {role} address {addr_spec!r}")
+        return Address(display_name=_one_line(display_name), username=local,
+                       domain=_domain(domain))
     try:
         return Address(display_name=_one_line(display_name), addr_spec=f"{local}@{_domain(domain)}")
     except ValueError as exc:  # email.errors header defects are ValueErrors too
@@ -250,7 +257,9 @@ def compose(
     if language is not None and not _LANGUAGE_TAG_RE.match(language):
         raise ValueError(f"invalid Content-Language tag {language!r}")
 
-    msg = EmailMessage(policy=POLICY)
+    international = not (from_address.isascii() and to_address.isascii()
+                         and (reply_to or "").isascii())
+    msg = EmailMessage(policy=POLICY.clone(utf8=True) if international else POLICY)
     msg["From"] = _address(from_name, from_address, "From")
     msg["To"] = _address(to_name, to_address, "To")
     if reply_to:

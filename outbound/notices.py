@@ -8,7 +8,6 @@ continue the requester's own thread.
 
 from __future__ import annotations
 
-from inbound.reply_text import ReplyParts
 from sqlalchemy.orm import Session
 
 from gateway.directory import support_identity
@@ -16,6 +15,7 @@ from gateway.models import OutboxItem, Ticket
 from gateway.services import Services
 from gateway.tickets import make_reply_token, participant_for
 from inbound.parse import ParsedMail
+from inbound.reply_text import ReplyParts
 from outbound.compose import compose, make_message_id
 from outbound.outbox import add_to_outbox
 

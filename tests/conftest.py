@@ -12,6 +12,7 @@ A configured service that is absent makes the tests fail, never skip.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -161,22 +162,13 @@ def gateway(settings: Settings) -> Iterator[Gateway]:
 
 # -- processes -------------------------------------------------------------------
 def gateway_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """Environment for a ``gateway`` subprocess with the same settings as a fixture."""
+    """Environment for a ``gateway`` subprocess with exactly the settings of a fixture."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update({
-        "GATEWAY_DATABASE_URL": settings.database_url,
-        "GATEWAY_BROKER_URL": settings.broker_url,
-        "GATEWAY_BROKER_NAMESPACE": settings.broker_namespace,
-        "GATEWAY_SMTP_LISTEN": settings.smtp_listen,
-        "GATEWAY_WEB_LISTEN": settings.web_listen,
-        "GATEWAY_OUTBOUND_URL": settings.outbound_url,
-        "GATEWAY_VAR_DIR": str(settings.var_dir),
-        "GATEWAY_SECRET_KEY": settings.secret_key,
-        "GATEWAY_SWEEP_INTERVAL": str(settings.sweep_interval),
-        "GATEWAY_STUCK_AFTER": str(settings.stuck_after),
-        "GATEWAY_DELIVERY_MIN_BACKOFF": str(settings.delivery_min_backoff),
-        "GATEWAY_DELIVERY_MAX_BACKOFF": str(settings.delivery_max_backoff),
-    })
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        env[f"GATEWAY_{name.upper()}"] = (json.dumps(value) if isinstance(value, list | dict)
+                                          else str(value))
     env.update(extra)
     return env
 

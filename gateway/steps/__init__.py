@@ -38,4 +38,4 @@ _MODULES: tuple[ModuleType, ...] = (
     parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
     thread, authorize, apply_rules, record, notify,
 )
-STEPS: dict[str, Step] = {module.name: module for module in _MODULES}  # type: ignore[misc]
+STEPS: dict[str, Step] = {module.name: module for module in _MODULES}

@@ -69,8 +69,15 @@ class SmtpTransport:
             raise classify(error.smtp_code, _text(error.smtp_error)) from error
         except (OSError, smtplib.SMTPException, ssl.SSLError) as error:
             raise TemporaryFailure(f"cannot reach {self.host}:{self.port}: {error}") from error
+        options: list[str] = []
+        if not (mail_from.isascii() and rcpt_to.isascii()):
+            if not client.has_extn("smtputf8"):
+                client.close()
+                raise PermanentFailure(f"{self.host} does not offer SMTPUTF8, needed for "
+                                       f"{rcpt_to}")
+            options.append("SMTPUTF8")
         try:
-            refused = client.sendmail(mail_from, [rcpt_to], raw)
+            refused = client.sendmail(mail_from, [rcpt_to], raw, mail_options=options)
             if refused:
                 code, text = refused[rcpt_to]
                 raise classify(code, _text(text))

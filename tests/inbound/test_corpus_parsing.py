@@ -17,15 +17,18 @@ import pytest
 
 from inbound.parse import ParsedMail, normalize_message_id, parse_message
 from inbound.reply_text import split_reply
-from tests.corpus import corpus_dir, load_index
+from tests.corpus import corpus_available, corpus_dir, load_index
 
 CATEGORIES = ("replies", "multilingual", "autoreplies", "bounces", "malformed", "threads")
-#: Generous per-message bound; the slowest corpus message (3 MB) takes well under 1 s.
-PARSE_SECONDS = 5.0
+#: Generous per-message bound (it catches hangs, not slowness): the slowest corpus
+#: message, 3 MB of nested enclosures, takes about 1 s on an idle machine.
+PARSE_SECONDS = 10.0
 SPLIT_SECONDS = 2.0
 
 
 def _entries(*, fmt: str | None = None, folders: tuple[str, ...] = CATEGORIES) -> list[Any]:
+    if not corpus_available():  # one placeholder that fails in corpus_dir()
+        return [pytest.param("missing", {"file": "missing"}, id="corpus-missing")]
     params = []
     for folder in folders:
         for entry in load_index(folder)["entries"]:
@@ -110,14 +113,16 @@ def test_body_text_splits_within_bounds(folder: str, entry: dict[str, Any]) -> N
 
 
 _SAME_AS = [
-    param for param in _entries(folders=("malformed",)) if "expected_same_as" in param.values[1]
+    param
+    for param in _entries(folders=("malformed",))
+    if "expected_same_as" in param.values[1] or param.id == "corpus-missing"
 ]
 
 
 @pytest.mark.parametrize(("folder", "entry"), _SAME_AS)
 def test_line_endings_do_not_change_the_result(folder: str, entry: dict[str, Any]) -> None:
     # Given a bounce stored with CRLF or CR-only line endings and its LF copy,
-    other = corpus_dir() / entry["expected_same_as"]
+    other = corpus_dir() / str(entry.get("expected_same_as"))
     converted = parse_message(_raw(folder, entry))
     original = parse_message(other.read_bytes())
 
@@ -224,11 +229,17 @@ def test_mailparser_failure_falls_back_to_stdlib_checks() -> None:
 
 def test_huge_and_hostile_messages_stay_bounded() -> None:
     # Given the MIME torture test, the endless enclosure and the 200 KB header,
+    results = {}
     for name in ("torture.eml", "enclosed-endless.eml", "long-header.eml"):
         parsed, elapsed = _parse_timed((corpus_dir() / "malformed/flanker" / name).read_bytes())
         # then each is read, quickly, with its top-level text and parts.
         assert elapsed < PARSE_SECONDS, name
         assert parsed.subject, name
-    torture, _ = _parse_timed((corpus_dir() / "malformed/flanker/torture.eml").read_bytes())
+        results[name] = parsed
+    torture = results["torture.eml"]
     assert torture.text.startswith("This is a demonstration of multi-part mail")
     assert len(torture.attachments) >= 10
+    endless = results["enclosed-endless.eml"]
+    assert endless.text == "Hello"
+    assert [a.content_type for a in endless.attachments] == ["message/rfc822"]
+    assert results["long-header.eml"].subject.startswith("Die heiße Zypernsonne")

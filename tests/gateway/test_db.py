@@ -1,0 +1,26 @@
+"""Database setup: SQLite commits that precede an SMTP 250 are durable (WAL, FULL sync)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from gateway.app import Gateway
+from tests.conftest import PG_URL
+
+
+def test_sqlite_runs_wal_with_full_synchronous_commits(gateway: Gateway) -> None:
+    with gateway.db.engine.connect() as connection:
+        if PG_URL:
+            assert connection.execute(text("SHOW synchronous_commit")).scalar() == "on"
+            return
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_upgrade_is_idempotent(gateway: Gateway) -> None:
+    gateway.db.upgrade()
+    gateway.db.upgrade()
+    with gateway.db.engine.connect() as connection:
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert version == "0001"
