@@ -36,7 +36,7 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, begin: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -49,7 +49,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
 
 class Database:
@@ -62,18 +62,21 @@ class Database:
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(
-                self.url,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-                pool_size=8,
-                max_overflow=16,
-            )
-            _configure_sqlite(self.engine)
+            arguments: dict[str, Any] = {
+                "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+                "pool_size": 8, "max_overflow": 16}
+            self.engine = create_engine(self.url, **arguments)
+            _configure_sqlite(self.engine, "BEGIN IMMEDIATE")
+            # Readers take no lock up front: in WAL mode they never wait for the writer.
+            self.read_engine = create_engine(self.url, **arguments)
+            _configure_sqlite(self.read_engine, "BEGIN DEFERRED")
         else:
             self.engine = create_engine(
                 self.url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=30
             )
+            self.read_engine = self.engine
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -88,7 +91,7 @@ class Database:
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A session for reads; nothing is committed."""
-        session = self.sessions()
+        session = self.read_sessions()
         try:
             yield session
         finally:
@@ -99,6 +102,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 def alembic_config(url: str) -> AlembicConfig:

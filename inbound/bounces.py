@@ -575,7 +575,8 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
         robot = "mailer-daemon" in raw_from or "postmaster" in raw_from or raw_from.strip() in (
             "<>", "")
     failed_header = head.get_all("x-failed-recipients") or []
-    candidate = (
+    list_rejection = _is_list_rejection(head, sender, subject)
+    candidate = list_rejection or (
         ctype == "multipart/report"
         or ctype in _REPORT_PART_TYPES
         or ctype == "message/feedback-report"
@@ -647,10 +648,46 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
         if report is not None:
             return report
 
+    if list_rejection:
+        return _list_rejection(subject, sender, report_text, original_id, own)
     return _from_text(
         message, subject, sender, robot, null_sender, failed_header, report_text, original_id,
         own, bool(facts.dsn_groups) or ctype == "multipart/report",
     )
+
+
+_LIST_MANAGER_HEADERS = ("x-mlserver", "x-ml-name", "x-mailman-version", "x-ecartis-version",
+                         "x-listserver", "x-list-server")
+_LIST_ROBOT = re.compile(r"-(?:admin|owner|request|bounces?)$|^(?:owner|listserv|majordomo)-?",
+                         re.IGNORECASE)
+_LIST_REJECTION_SUBJECT = re.compile(
+    r"are not (?:a )?member|not a member|loop alert|post(?:ing)? (?:rejected|refused)|"
+    r"message (?:rejected|refused)|not allowed to post|non-member submission",
+    re.IGNORECASE,
+)
+
+
+def _is_list_rejection(head: Message, sender: str, subject: str) -> bool:
+    """A mailing-list manager refusing our post (fml, Mailman, Majordomo)."""
+    return bool(
+        _LIST_REJECTION_SUBJECT.search(subject)
+        and _LIST_ROBOT.search(_local_part(sender))
+        and any(head.get(name) for name in _LIST_MANAGER_HEADERS)
+    )
+
+
+def _list_rejection(
+    subject: str, sender: str, report_text: str, original_id: str | None, own: set[str]
+) -> BounceReport:
+    cut = _original_start(report_text)
+    section = report_text[:cut] if cut is not None else report_text
+    # The list's own address is the first one the notice names ("... of this mailing
+    # list <list@example.org>").
+    named = (m.group(0).lower() for m in _ADDRESS.finditer(section[:MAX_REPORT_CHARS]))
+    address = next((a for a in named if a not in own), sender)
+    rows = [FailedRecipient(address, None, None, _squash(subject), False)]
+    return BounceReport("bounce", tuple(rows), original_id,
+                        f"mailing list manager {sender} refused the message: {subject[:120]}")
 
 
 def _original_message_id(facts: _Facts, report_text: str) -> str | None:
@@ -927,6 +964,16 @@ _NOT_RECIPIENT_CONTEXT = re.compile(
 )
 
 
+_BARE_LIST = re.compile(
+    r"following (?:recipients?|addresses|users?)[^\n]{0,200}:[ \t]*\n"
+    r"((?:[ \t]+[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}[ \t]*(?:\n|$)){1,50})",
+    re.IGNORECASE,
+)
+_FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|fw|wg|tr|rv|enc|doorst|i)\s*:", re.IGNORECASE)
+_QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
+_MEANINGFUL = re.compile(r"[^\W_]{3,}")
+
+
 def _from_text(
     message: Message,
     subject: str,
@@ -978,7 +1025,7 @@ def _from_text(
             addresses = [f"{name.lower()}@{domain}" for name in listing.group(1).split()]
     if not addresses:
         # Last resort: a returned original with exactly one recipient names it.
-        originals = [a for h in originals_of(message, report_text) for a in h]
+        originals = [a for h in _original_recipients(message, report_text) for a in h]
         if len(originals) == 1 and originals[0] not in own:
             addresses = originals
     lowered = section.lower()
@@ -1006,7 +1053,7 @@ def _from_text(
     return _report("bounce", rows, original_id)
 
 
-def originals_of(message: Message, report_text: str) -> list[list[str]]:
+def _original_recipients(message: Message, report_text: str) -> list[list[str]]:
     """To addresses of the returned original message (part or pasted text)."""
     found: list[list[str]] = []
     for part, _inside in _walk(message):
@@ -1022,16 +1069,6 @@ def originals_of(message: Message, report_text: str) -> list[list[str]]:
             if match:
                 found.append(_addresses(match.group(1)))
     return found
-
-
-_BARE_LIST = re.compile(
-    r"following (?:recipients?|addresses|users?)[^\n]{0,200}:[ \t]*\n"
-    r"((?:[ \t]+[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}[ \t]*(?:\n|$)){1,50})",
-    re.IGNORECASE,
-)
-_FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|fw|wg|tr|rv|enc|doorst|i)\s*:", re.IGNORECASE)
-_QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
-_MEANINGFUL = re.compile(r"[^\W_]{3,}")
 
 
 def _row_from_text(

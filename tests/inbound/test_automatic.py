@@ -1,30 +1,27 @@
 """``detect_automatic`` against the shared real-world corpus and small synthetic mails.
 
-The corpus is found at ``$GATEWAY_TEST_CORPUS`` or ``<repo>/../shared/corpus``; a
-missing corpus fails these tests (it never skips them).  Loop protection has two ways to
-fail: answering a robot (a loop) and ignoring a person (a lost customer).  Both are
-tested: every automatic sample must be flagged, and no personal or list mail may be
-taken for an auto-reply.
+The corpus is found by ``tests.corpus`` (``$GATEWAY_TEST_CORPUS`` or
+``<repo>/../shared/corpus``); a missing corpus fails these tests, it never skips them.
+Loop protection has two ways to fail: answering a robot (a loop) and ignoring a person
+(a lost customer).  Both are tested: every automatic sample must be flagged, and no
+personal or list mail may be taken for an auto-reply.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import os
 import time
 from email import policy
 from email.parser import BytesParser
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inbound.automatic import AutomaticVerdict, detect_automatic
 from inbound.bounces import detect_bounce
+from tests.corpus import corpus_dir, load_index
 
-REPO = Path(__file__).resolve().parents[2]
 # Kinds that make the pipeline treat a mail as an auto-reply (dropped unless it threads).
 REPLY_KINDS = {"auto_reply", "challenge_response", "read_receipt"}
 # Rows of bounces/ that upstream calls automatic although a person or a spammer wrote them
@@ -38,24 +35,14 @@ NOT_AUTOMATIC = {
 }
 
 
-def _corpus_dir() -> Path:
-    """The shared corpus; fail (not skip) when it is missing."""
-    configured = os.environ.get("GATEWAY_TEST_CORPUS")
-    path = Path(configured) if configured else REPO.parent / "shared" / "corpus"
-    if not (path / "autoreplies" / "index.json").is_file():
-        pytest.fail(f"mail corpus not found at {path} (set GATEWAY_TEST_CORPUS)")
-    return path
-
-
 @cache
 def _index(folder: str) -> tuple[dict[str, Any], ...]:
-    data = json.loads((_corpus_dir() / folder / "index.json").read_text(encoding="utf-8"))
-    return tuple(data["entries"])
+    return tuple(load_index(folder)["entries"])
 
 
 @cache
 def _raw(folder: str, name: str) -> bytes:
-    return (_corpus_dir() / folder / name).read_bytes()
+    return (corpus_dir() / folder / name).read_bytes()
 
 
 @cache
@@ -63,7 +50,7 @@ def _verdict(folder: str, name: str) -> AutomaticVerdict | None:
     return detect_automatic(_raw(folder, name))
 
 
-def mail(headers: str, body: str = "Hello,\n\nplease help.\n", **extra: str) -> bytes:
+def mail(headers: str, body: str = "Hello,\n\nplease help.\n") -> bytes:
     """A small message: the given header lines plus From/To unless they are given."""
     lines = headers.strip("\n")
     if "From:" not in lines:
@@ -150,8 +137,8 @@ def test_mailing_list_archives_are_bulk() -> None:
     ]
     assert len(listed) > 200
     # Then each is bulk mail (a ticket may open, but nothing is sent back to a list)
-    wrong = [f"{e['file']}: {_verdict('threads', e['file'])}" for e in listed
-             if (_verdict("threads", e["file"]) or AutomaticVerdict("", "")).kind != "bulk"]
+    verdicts = {e["file"]: _verdict("threads", e["file"]) for e in listed}
+    wrong = [f"{name}: {v}" for name, v in verdicts.items() if v is None or v.kind != "bulk"]
     assert not wrong, "\n".join(wrong)
 
 
