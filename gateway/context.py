@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from gateway.models import Agent, Person, SpoolEntry, Team, Ticket
 
 if TYPE_CHECKING:
-    from inbound.automatic import AutomaticVerdict
-    from inbound.reply_text import ReplyParts
-
     from gateway.services import Services
+    from inbound.analysis import Analysis
+    from inbound.automatic import AutomaticVerdict
     from inbound.parse import ParsedMail
+    from inbound.reply_text import ReplyParts
 
 __all__ = ["Disposition", "MailContext", "Sender"]
 
@@ -50,6 +50,7 @@ class MailContext:
     spool: SpoolEntry
     session: Session
     services: Services
+    analysis: Analysis | None = None
     parsed: ParsedMail | None = None
     reply: ReplyParts | None = None
     automatic: AutomaticVerdict | None = None

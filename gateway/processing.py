@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
+
 from gateway.context import MailContext
 from gateway.db import Database
 from gateway.models import SpoolEntry, SpoolState
 from gateway.pipeline import StepFailed, run_pipeline
 from gateway.services import Services
+from inbound.analysis import analyze
 
 __all__ = ["ProcessOutcome", "process_spool_entry", "quarantine"]
 
@@ -65,12 +68,19 @@ def process_spool_entry(database: Database, services: Services, spool_id: int) -
     if done is not None:
         return done
     try:
+        with database.reading() as session:
+            raw, mail_from = session.execute(select(SpoolEntry.raw, SpoolEntry.mail_from).where(
+                SpoolEntry.id == spool_id)).one()
+        try:
+            analysis = analyze(raw, mail_from)  # CPU work, outside the write lock
+        except Exception as error:  # noqa: BLE001 - parse never raises; a bug is quarantined
+            raise StepFailed("parse", error) from error
         with database.transaction() as session:
             entry = session.get(SpoolEntry, spool_id, with_for_update=True)
             assert entry is not None
             if entry.state != SpoolState.RECEIVED:
                 return ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number)
-            ctx = MailContext(spool=entry, session=session, services=services,
+            ctx = MailContext(spool=entry, session=session, services=services, analysis=analysis,
                               history=bool((entry.options or {}).get("history")))
             run_pipeline(ctx)
             if ctx.disposition is not None:

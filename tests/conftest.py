@@ -246,6 +246,13 @@ def processes(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
 
 
 @pytest.fixture
+def worker_process(settings: Settings, processes: Processes) -> None:
+    """Scale-out mode: commands like `ingest` only enqueue, so a `gateway worker` runs."""
+    if settings.broker_url:
+        processes.start("worker", name="worker")
+
+
+@pytest.fixture
 def running(gateway: Gateway, settings: Settings, processes: Processes) -> Iterator[GatewayServer]:
     """An in-process ``serve`` (SMTP on a real socket); the worker runs in-process in
     embedded mode and as a separate ``gateway worker`` process in scale-out mode."""

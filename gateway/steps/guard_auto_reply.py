@@ -1,14 +1,12 @@
 """Recognise automatic mail (RFC 3834 and practice) so that we never answer it.
 
-Reads ``ctx.spool``; writes ``ctx.automatic`` and, for auto-replies, ``ctx.kind``.
+Reads ``ctx.analysis``; writes ``ctx.automatic`` and, for auto-replies, ``ctx.kind``.
 Out-of-office style replies are kept only when they thread to a ticket (checked
 by the thread step); bulk and machine-generated mail may open a ticket but is
 never acknowledged.
 """
 
 from __future__ import annotations
-
-from inbound.automatic import detect_automatic
 
 from gateway.context import MailContext
 
@@ -19,7 +17,8 @@ REPLY_KINDS = frozenset({"auto_reply", "challenge_response", "read_receipt"})
 
 
 def run(ctx: MailContext) -> None:
-    verdict = detect_automatic(ctx.spool.raw, ctx.spool.mail_from)
+    assert ctx.analysis is not None
+    verdict = ctx.analysis.automatic
     ctx.automatic = verdict
     if verdict is None:
         ctx.note(name, "miss", "written by a person")
