@@ -77,3 +77,32 @@ def test_member_and_team_are_tagged_from_the_directory(gateway: Gateway) -> None
         message = session.scalars(select(MessageRecord)).one()
     assert (ticket.team_id, ticket.tier, ticket.language) == ("acme", "enhanced", "de")
     assert (message.role, message.team_id) == ("requester", "acme")
+
+
+def test_attachments_and_html_only_mail_are_kept_readable(gateway: Gateway) -> None:
+    import hashlib
+    from email.message import EmailMessage
+
+    from gateway.views import ticket_view
+
+    message = EmailMessage()
+    message["From"], message["To"] = "anna@acme.example", "support@support.example"
+    message["Subject"], message["Message-ID"] = "Screenshot", "<html-only@client.example>"
+    message.set_content("<html><body><p>The <b>sync</b> fails.</p><ul><li>since Monday</li>"
+                        "</ul></body></html>", subtype="html")
+    pdf = b"%PDF-1.4 fake but bytes are bytes\n" * 20
+    message.add_attachment(pdf, maintype="application", subtype="pdf", filename="log.pdf")
+    stored = store_message(gateway.db, message.as_bytes(), source="smtp")
+    process_spool_entry(gateway.db, gateway.services, stored.spool_id)
+    with gateway.db.reading() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        view = ticket_view(ticket, with_messages=True)
+        [record] = session.scalars(select(MessageRecord)).all()
+        [attachment] = record.attachments
+        assert attachment.data == pdf
+    [shown] = view["messages"]
+    assert "The sync fails." in shown["text"] and "since Monday" in shown["text"]
+    assert "<b>" not in shown["text"]
+    assert shown["attachments"] == [{
+        "filename": "log.pdf", "content_type": "application/pdf", "size": len(pdf),
+        "sha256": hashlib.sha256(pdf).hexdigest(), "inline": False}]
