@@ -15,7 +15,7 @@ like with like:
    the acknowledgement (``In-Reply-To`` = the sent Message-ID) is in the maildir.
 
     .venv/bin/python bench/intake.py            # the full run, a few minutes
-    .venv/bin/python bench/intake.py --quick    # a smoke run, well under a minute
+    .venv/bin/python bench/intake.py --quick    # a smoke run, under 2 minutes
 
 The table is printed at the end and written to ``bench/out/results.txt``; the
 raw figures go to ``bench/out/results.json`` and server logs to ``bench/out/logs/``.
@@ -175,6 +175,7 @@ class Server:
         self.log_path = LOGS / f"{tag}.log"
         self.cwd: Path | None = None
         self.env: dict[str, str] | None = None
+        self.signalled = False
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -222,9 +223,20 @@ class Server:
         assert self.proc is not None
         return cpu_seconds(self.proc.pid)
 
+    def stopped_by_someone_else(self) -> bool:
+        """True when the server died or got a signal that this script did not send (on a
+        shared machine another session's clean-up may kill servers by name)."""
+        if self.proc is None or self.signalled:
+            return False
+        if self.proc.poll() is not None:
+            return True
+        return "signal 15 received" in self.log_tail(200) or "signal 2 received" in \
+            self.log_tail(200)
+
     def stop(self) -> None:
         proc = self.proc
         if proc is not None and proc.poll() is None:
+            self.signalled = True
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=40)
@@ -785,38 +797,72 @@ def intake_round(args: argparse.Namespace, source: str, sinks: list[Server], rou
             for kind in ("gateway", "no-worker"):
                 if kind not in args.servers:
                     continue
-                gateway = GatewayServe(f"{kind}-r{round_no}-{size // 1024}k-{mode}",
-                                       worker=kind == "gateway")
-                try:
-                    with running(gateway):
-                        result = measure_intake(gateway, source, **common)
-                finally:
-                    gateway.cleanup(args.keep)
+                result = measure_gateway(args, kind, f"r{round_no}-{size // 1024}k-{mode}",
+                                         source, common)
                 results.append(result)
                 spool = result.spool or {}
-                log(f"round {round_no} {kb(size):>6} {mode:<5} {gateway.label:<20}"
+                log(f"round {round_no} {kb(size):>6} {mode:<5} {result.server:<20}"
                     f" {result.rate:7.0f} msgs/s  (other processes {result.background_cores:.2f}"
                     f" cores; spool {spool.get('rows')} rows {spool.get('states')})")
 
 
+def measure_gateway(args: argparse.Namespace, kind: str, tag: str, source: str,
+                    common: dict[str, Any]) -> IntakeResult:
+    """One intake measurement on a fresh gateway; measured again once if something outside
+    this script stopped the gateway mid-run.  A failed gateway's working dir is kept."""
+    for attempt in (1, 2):
+        gateway = GatewayServe(f"{kind}-{tag}" + ("-retry" if attempt > 1 else ""),
+                               worker=kind == "gateway")
+        ok = False
+        try:
+            with running(gateway):
+                try:
+                    result = measure_intake(gateway, source, **common)
+                except BenchError:
+                    if attempt == 1 and gateway.stopped_by_someone_else():
+                        log(f"{gateway.label} (pid {gateway.proc and gateway.proc.pid}) was "
+                            "stopped by another process during the run; measuring again "
+                            f"(log {gateway.log_path})")
+                        continue
+                    raise
+            ok = True
+            return result
+        finally:
+            gateway.cleanup(args.keep or not ok)
+    raise AssertionError("unreachable")
+
+
 def run_e2e_phase(args: argparse.Namespace) -> E2EResult:
-    gateway = GatewayServe("gateway-e2e", with_directory=True)
-    try:
-        with running(gateway):
-            log(f"end to end: {args.e2e_rate:.0f} msgs/s for {args.e2e_seconds:.0f} s")
-            e2e = asyncio.run(run_e2e(
-                gateway, rate=args.e2e_rate, seconds=args.e2e_seconds, size=args.e2e_size,
-                connections=args.e2e_connections, warmup=10, drain_timeout=args.e2e_drain))
-            e2e.spool = gateway.spool()
-            expected = e2e.sent + e2e.warmup
-            if e2e.spool["rows"] != expected or e2e.spool["distinct_message_ids"] != expected:
-                raise BenchError(f"gateway spool holds {e2e.spool['rows']} rows after "
-                                 f"{expected} accepted messages")
-            log(f"end to end: p50 {e2e.e2e_p50_ms:.0f} ms, p99 {e2e.e2e_p99_ms:.0f} ms, "
-                f"{e2e.acked}/{e2e.sent} acks")
-            return e2e
-    finally:
-        gateway.cleanup(args.keep)
+    for attempt in (1, 2):
+        gateway = GatewayServe("gateway-e2e" + ("-retry" if attempt > 1 else ""),
+                               with_directory=True)
+        ok = False
+        try:
+            with running(gateway):
+                log(f"end to end: {args.e2e_rate:.0f} msgs/s for {args.e2e_seconds:.0f} s")
+                try:
+                    e2e = asyncio.run(run_e2e(
+                        gateway, rate=args.e2e_rate, seconds=args.e2e_seconds,
+                        size=args.e2e_size, connections=args.e2e_connections, warmup=10,
+                        drain_timeout=args.e2e_drain))
+                except (BenchError, OSError) as error:
+                    if attempt == 1 and gateway.stopped_by_someone_else():
+                        log(f"{gateway.label} was stopped by another process during the run; "
+                            f"measuring again (log {gateway.log_path})")
+                        continue
+                    raise BenchError(f"end-to-end run failed: {error}") from error
+                e2e.spool = gateway.spool()
+                expected = e2e.sent + e2e.warmup
+                if e2e.spool["rows"] != expected or e2e.spool["distinct_message_ids"] != expected:
+                    raise BenchError(f"gateway spool holds {e2e.spool['rows']} rows after "
+                                     f"{expected} accepted messages")
+                log(f"end to end: p50 {e2e.e2e_p50_ms:.0f} ms, p99 {e2e.e2e_p99_ms:.0f} ms, "
+                    f"{e2e.acked}/{e2e.sent} acks")
+                ok = True
+                return e2e
+        finally:
+            gateway.cleanup(args.keep or not ok)
+    raise AssertionError("unreachable")
 
 
 def main() -> int:
@@ -860,6 +906,9 @@ def main() -> int:
         return 1
     finally:
         stop_all()
+    after = code_fingerprint()
+    if after.split()[0] != fingerprint.split()[0]:
+        fingerprint += f"; ** the code changed during the run: now {after} **"
     table = report(args, results, e2e, started, time.monotonic() - t0, quiet, fingerprint)
     (OUT / "results.txt").write_text(table)
     (OUT / "results.json").write_text(json.dumps(

@@ -1,9 +1,13 @@
 """Engine, sessions and schema upgrades.
 
-SQLite is the embedded default: WAL so readers never block the writer,
-``synchronous=FULL`` so a commit that precedes an SMTP 250 is on disk, and
+SQLite is the embedded default: WAL so readers never block the writer, and
 ``BEGIN IMMEDIATE`` so two writers queue on the busy timeout instead of failing
-half-way.  PostgreSQL (psycopg 3) is used for scale-out.
+half-way.  Commits that precede an SMTP 250 (``transaction(durable=True)``) run
+with ``synchronous=FULL`` and are on disk when they return; the others
+(processing, delivery bookkeeping) use ``synchronous=NORMAL``, which survives a
+crash of the process and loses at most the newest of them on power loss, when
+the job simply runs again.  The next FULL commit syncs everything before it.
+PostgreSQL (psycopg 3) is used for scale-out.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Database", "normalise_url", "upgrade_schema"]
@@ -36,14 +41,14 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _configure_sqlite(engine: Engine, begin: str) -> None:
+def _configure_sqlite(engine: Engine, begin: str, synchronous: str = "NORMAL") -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -67,6 +72,8 @@ class Database:
                 "pool_size": 8, "max_overflow": 16}
             self.engine = create_engine(self.url, **arguments)
             _configure_sqlite(self.engine, "BEGIN IMMEDIATE")
+            self.durable_engine = create_engine(self.url, **arguments)
+            _configure_sqlite(self.durable_engine, "BEGIN IMMEDIATE", synchronous="FULL")
             # Readers take no lock up front: in WAL mode they never wait for the writer.
             self.read_engine = create_engine(self.url, **arguments)
             _configure_sqlite(self.read_engine, "BEGIN DEFERRED")
@@ -74,17 +81,28 @@ class Database:
             self.engine = create_engine(
                 self.url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=30
             )
-            self.read_engine = self.engine
+            self.read_engine = self.durable_engine = self.engine
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.durable_sessions = sessionmaker(self.durable_engine, expire_on_commit=False)
         self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on any exception."""
-        session = self.sessions()
+    def transaction(self, *, durable: bool = False) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any exception.
+
+        ``durable``: the commit is fsynced before this returns (use before a 250)."""
+        factory = self.durable_sessions if durable else self.sessions
+        session = factory()
         try:
             with session.begin():
                 yield session
+        except OperationalError:
+            if self.is_sqlite:
+                # A connection opened while the file was unwritable stays read-only for
+                # good: drop the pooled connections so the next try opens fresh ones.
+                session.close()
+                (self.durable_engine if durable else self.engine).dispose()
+            raise
         finally:
             session.close()
 
@@ -101,8 +119,8 @@ class Database:
         upgrade_schema(self)
 
     def dispose(self) -> None:
-        self.engine.dispose()
-        self.read_engine.dispose()
+        for engine in {self.engine, self.read_engine, self.durable_engine}:
+            engine.dispose()
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -19,7 +19,7 @@ from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
 from gateway.web import make_web_app
 from inbound.smtp_server import GatewayHandler, SmtpIntake
-from inbound.spool import store_message
+from inbound.spool import SpoolWriter
 
 __all__ = ["GatewayServer", "run_until_signalled"]
 
@@ -32,6 +32,7 @@ class GatewayServer:
         self.run_worker = run_worker
         self.run_web = run_web
         self.smtp: SmtpIntake | None = None
+        self.spool_writer: SpoolWriter | None = None
         self._web: uvicorn.Server | None = None
         self._web_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -53,8 +54,9 @@ class GatewayServer:
         gateway.sweep(everything=settings.embedded)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
         self._sweeper.start()
+        self.spool_writer = SpoolWriter(gateway.db)
         handler = GatewayHandler(
-            store=lambda raw, **kw: store_message(gateway.db, raw, **kw),
+            store=self.spool_writer.submit,
             support=self._support, on_stored=gateway.enqueue_processing,
             max_recipients=settings.max_recipients)
         handler.prime(self._support())
@@ -85,6 +87,9 @@ class GatewayServer:
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None
+        if self.spool_writer is not None:
+            self.spool_writer.close()
+            self.spool_writer = None
         if self._web is not None:
             self._web.should_exit = True
             if self._web_thread is not None:

@@ -1,8 +1,8 @@
 """The SMTP front door (aiosmtpd): refuse what is not ours, spool the rest, then say 250.
 
 ``handle_RCPT`` decides per recipient (no open relay, unknown users, recipient
-limit); ``handle_DATA`` commits the raw bytes in a worker thread and answers 250
-only after that commit, 451 if it failed; ``handle_exception`` turns any surprise
+limit); ``handle_DATA`` hands the raw bytes to the spool writer (group commit)
+and answers 250 only after that commit, 451 if it failed; ``handle_exception`` turns any surprise
 into 451 (aiosmtpd would otherwise answer a permanent 500 that leaks internals).
 """
 
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -41,7 +42,7 @@ LINE_LENGTH_LIMIT = 10_000
 
 
 class GatewayHandler:
-    def __init__(self, *, store: Callable[..., StoredMessage],
+    def __init__(self, *, store: Callable[..., Future[StoredMessage]],
                  support: Callable[[], SupportIdentity],
                  on_stored: Callable[[int], None], max_recipients: int) -> None:
         self._store = store
@@ -86,9 +87,9 @@ class GatewayHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
         try:
-            stored = await asyncio.to_thread(
-                self._store, raw, source="smtp", mail_from=envelope.mail_from or "",
-                rcpt_tos=list(envelope.rcpt_tos), peer=str(peer))
+            stored = await asyncio.wrap_future(self._store(
+                raw, source="smtp", mail_from=envelope.mail_from or "",
+                rcpt_tos=list(envelope.rcpt_tos), peer=str(peer)))
         except StorageError:
             return S451_STORAGE
         if not stored.duplicate:

@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.errors import StorageError
 from gateway.models import SpoolEntry, SpoolState, utcnow
 from inbound.parse import normalize_message_id
 
-__all__ = ["StoredMessage", "dedupe_key", "header_identity", "store_message"]
+__all__ = [
+    "SpoolWriter", "StoredMessage", "dedupe_key", "header_identity", "store_message",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,43 +62,110 @@ def dedupe_key(raw: bytes, message_id: str | None, sender: str, sha256: str) -> 
     return hashlib.sha256(f"raw\0{sha256}".encode()).hexdigest()
 
 
-def store_message(
-    database: Database,
-    raw: bytes,
-    *,
-    source: str,
-    mail_from: str = "",
-    rcpt_tos: Sequence[str] = (),
-    peer: str = "",
-    options: dict[str, Any] | None = None,
-) -> StoredMessage:
-    """Commit one message to the spool and return its id; raise StorageError if we cannot."""
+@dataclass(frozen=True)
+class _Pending:
+    values: dict[str, Any]
+    message_id: str | None
+
+
+def _prepare(raw: bytes, *, source: str, mail_from: str = "", rcpt_tos: Sequence[str] = (),
+             peer: str = "", options: dict[str, Any] | None = None) -> _Pending:
     sha256 = hashlib.sha256(raw).hexdigest()
     message_id, sender = header_identity(raw)
-    key = dedupe_key(raw, message_id, sender, sha256)
     values = {
-        "dedupe_key": key, "source": source[:16], "mail_from": mail_from[:512],
-        "rcpt_tos": list(rcpt_tos), "peer": peer[:128],
+        "dedupe_key": dedupe_key(raw, message_id, sender, sha256), "source": source[:16],
+        "mail_from": mail_from[:512], "rcpt_tos": list(rcpt_tos), "peer": peer[:128],
         "message_id": message_id[:998] if message_id else None, "sha256": sha256,
         "size": len(raw), "raw": raw, "received_at": utcnow(), "state": SpoolState.RECEIVED,
         "reason": "", "attempts": 0, "trace": [], "options": options or {},
     }
+    return _Pending(values, message_id)
+
+
+def _insert(session: Session, pending: _Pending) -> StoredMessage:
+    """Insert unless the de-dup key exists (also within this transaction)."""
+    builder = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    statement = (builder(SpoolEntry).values(**pending.values)
+                 .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                 .returning(SpoolEntry.id))
+    new_id = session.execute(statement).scalar_one_or_none()
+    if new_id is not None:
+        return StoredMessage(int(new_id), False, pending.message_id)
+    existing = session.scalar(select(SpoolEntry.id).where(
+        SpoolEntry.dedupe_key == pending.values["dedupe_key"]))
+    if existing is None:  # pragma: no cover - the conflicting row vanished: an outage
+        raise StorageError("duplicate spool row disappeared")
+    log.info("duplicate delivery of message-id %s stored once as spool %s",
+             pending.message_id, existing)
+    return StoredMessage(int(existing), True, pending.message_id)
+
+
+def store_message(database: Database, raw: bytes, **envelope: Any) -> StoredMessage:
+    """Commit one message to the spool (fsynced) and return its id; StorageError if we cannot.
+
+    ``envelope``: ``source`` (required), ``mail_from``, ``rcpt_tos``, ``peer``, ``options``.
+    """
+    pending = _prepare(raw, **envelope)
     try:
-        with database.transaction() as session:
-            dialect = session.get_bind().dialect.name
-            builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            statement = (builder(SpoolEntry).values(**values)
-                         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                         .returning(SpoolEntry.id)) if dialect in {"postgresql", "sqlite"} \
-                else insert(SpoolEntry).values(**values).returning(SpoolEntry.id)
-            new_id = session.execute(statement).scalar_one_or_none()
-            if new_id is not None:
-                return StoredMessage(int(new_id), False, message_id)
-            existing = session.scalar(select(SpoolEntry.id).where(SpoolEntry.dedupe_key == key))
+        with database.transaction(durable=True) as session:
+            return _insert(session, pending)
     except SQLAlchemyError as error:
         log.error("spool write failed (%s): %s", type(error).__name__, error)
         raise StorageError("the spool could not commit the message") from error
-    if existing is None:  # pragma: no cover - conflict row vanished: treat as outage
-        raise StorageError("duplicate spool row disappeared")
-    log.info("duplicate delivery of message-id %s stored once as spool %s", message_id, existing)
-    return StoredMessage(int(existing), True, message_id)
+
+
+class SpoolWriter:
+    """Group commit for SMTP intake: messages arriving together share one durable commit.
+
+    Each SMTP session hands its message to one writer thread and waits for the
+    future; the writer takes everything queued at that moment (up to ``max_batch``)
+    into one transaction, so one fsync answers many 250s.  If the commit fails,
+    every message of the batch gets StorageError (451) and its client retries.
+    """
+
+    def __init__(self, database: Database, max_batch: int = 64) -> None:
+        self.database = database
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[_Pending, Future[StoredMessage]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, raw: bytes, **envelope: Any) -> Future[StoredMessage]:
+        future: Future[StoredMessage] = Future()
+        self._queue.put((_prepare(raw, **envelope), future))
+        return future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[_Pending, Future[StoredMessage]]]) -> None:
+        try:
+            with self.database.transaction(durable=True) as session:
+                results = [_insert(session, pending) for pending, _future in batch]
+        except Exception as error:  # noqa: BLE001 - every waiter must get an answer
+            log.error("spool batch of %s failed (%s): %s", len(batch), type(error).__name__,
+                      error)
+            for _pending, future in batch:
+                future.set_exception(StorageError("the spool could not commit the message"))
+            return
+        for (_pending, future), result in zip(batch, results, strict=True):
+            future.set_result(result)

@@ -8,8 +8,9 @@ from gateway.app import Gateway
 from tests.conftest import PG_URL
 
 
-def test_sqlite_runs_wal_with_full_synchronous_commits(gateway: Gateway) -> None:
-    with gateway.db.engine.connect() as connection:
+def test_sqlite_commits_before_a_250_are_fully_synchronous(gateway: Gateway) -> None:
+    # The spool (and anything else that says "durable") commits with synchronous=FULL.
+    with gateway.db.durable_engine.connect() as connection:
         if PG_URL:
             assert connection.execute(text("SHOW synchronous_commit")).scalar() == "on"
             return
