@@ -70,6 +70,8 @@ def cli(ctx: click.Context, config_file: str | None, log_level: str | None) -> N
         logging.getLogger("alembic").setLevel(logging.WARNING)
         # mail-parser warns about every part it does not render (images, reports).
         logging.getLogger("mailparser").setLevel(logging.ERROR)
+        # aiosmtpd logs a dozen INFO lines per SMTP session: noise, and CPU at volume.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
     ctx.ensure_object(dict)["settings"] = load_settings(config_file)
 
 

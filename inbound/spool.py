@@ -20,8 +20,7 @@ from email.policy import compat32
 from email.utils import getaddresses
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -82,14 +81,19 @@ def _prepare(raw: bytes, *, source: str, mail_from: str = "", rcpt_tos: Sequence
     return _Pending(values, message_id)
 
 
+_COLUMNS = ("dedupe_key", "source", "mail_from", "rcpt_tos", "peer", "message_id", "sha256",
+            "size", "raw", "received_at", "state", "reason", "attempts", "trace", "options")
+# One statement text for SQLite and PostgreSQL, compiled once (the dialect-specific
+# insert() constructs are not cacheable and were recompiled for every message).
+_INSERT = text(
+    f"INSERT INTO spool ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
+    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+).bindparams(*(bindparam(c, type_=SpoolEntry.__table__.c[c].type) for c in _COLUMNS))
+
+
 def _insert(session: Session, pending: _Pending) -> StoredMessage:
     """Insert unless the de-dup key exists (also within this transaction)."""
-    builder = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert
-    statement = (builder(SpoolEntry).values(**pending.values)
-                 .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                 .returning(SpoolEntry.id))
-    new_id = session.execute(statement).scalar_one_or_none()
+    new_id = session.execute(_INSERT, pending.values).scalar_one_or_none()
     if new_id is not None:
         return StoredMessage(int(new_id), False, pending.message_id)
     existing = session.scalar(select(SpoolEntry.id).where(
