@@ -27,9 +27,10 @@ class Analysis:
 
 def analyze(raw: bytes, mail_from: str = "") -> Analysis:
     parsed = parse_message(raw)
+    bounce = detect_bounce(raw, mail_from)
     return Analysis(
         parsed=parsed,
         reply=split_reply(parsed.text),
-        automatic=detect_automatic(raw, mail_from),
-        bounce=detect_bounce(raw, mail_from),
+        automatic=detect_automatic(raw, mail_from, bounce=bounce),
+        bounce=bounce,
     )

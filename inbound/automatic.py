@@ -20,6 +20,7 @@ subject) count only together.  Delivery reports are named ``auto_generated`` her
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 
-from inbound.bounces import detect_bounce
+from inbound.bounces import BounceReport, _Phrases, detect_bounce
 
 __all__ = ["AutomaticVerdict", "detect_automatic"]
 
@@ -74,15 +75,16 @@ _WEAK_SUBJECT = re.compile(
     r"received your (?:e-?mail|message)|urlaub|ferie|vacances|vakantie)",
     re.IGNORECASE,
 )
-_BODY_AUTO_PHRASE = re.compile(
+_BODY_AUTO_PHRASE = _Phrases(
     r"out of (?:the )?office|automated (?:response|reply)|automatic(?:ally generated)? "
     r"(?:reply|response)|auto-?reply|i am (?:currently )?(?:away|on (?:vacation|leave|holiday))|"
     r"i'm (?:currently )?(?:away|on (?:vacation|leave|holiday))|with limited access to e-?mail|"
     r"will (?:respond|reply|get back to you) (?:to you )?(?:upon|when|after) (?:my|i) return|"
     r"this is an auto|abwesend|nicht im büro|afwezig|fuori ufficio|absent du bureau",
-    re.IGNORECASE,
+    needles=("auto", "office", "i am ", "i'm ", "limited access", "return", "abwesend",
+             "nicht im büro", "afwezig", "fuori ufficio", "absent du bureau"),
 )
-_CHALLENGE_TEXT = re.compile(
+_CHALLENGE_TEXT = _Phrases(
     r"boxbe|bluebottle|spamarrest|mailblocks|sender not pre-?approved|waitlisted|"
     r"requires? confirmation|whitelist\.aspx|guest list|"
     r"add (?:yourself|your (?:e-?mail )?address) to (?:my|the|our) "
@@ -91,7 +93,6 @@ _CHALLENGE_TEXT = re.compile(
     r"please (?:click|confirm|verify) [^\n]{0,60}(?:whitelist|deliver your message|"
     r"approved senders)|your message (?:is|has been) (?:held|quarantined) (?:pending|until) "
     r"(?:your )?(?:verification|confirmation)",
-    re.IGNORECASE,
 )
 _CHALLENGE_DOMAIN = re.compile(
     r"@(?:[\w-]+\.)*(?:boxbe\.com|bluebottle\.com|spamarrest\.com|mailblocks\.com)$",
@@ -186,21 +187,38 @@ def _split_header(raw: bytes) -> tuple[bytes, bytes]:
     return data[: min(end + 1, MAX_HEADER_BYTES)], data[end + 2 : end + 2 + BODY_PEEK_BYTES]
 
 
-def detect_automatic(raw: bytes, mail_from: str = "") -> AutomaticVerdict | None:
+class _Unset(enum.Enum):
+    """Marks an argument the caller did not pass (None is a meaningful value)."""
+
+    UNSET = enum.auto()
+
+
+def detect_automatic(
+    raw: bytes,
+    mail_from: str = "",
+    *,
+    bounce: BounceReport | None | _Unset = _Unset.UNSET,
+) -> AutomaticVerdict | None:
     """Say whether a machine wrote ``raw`` and what kind; None for a person; never raises.
 
     ``mail_from`` is the SMTP envelope sender when known: ``"<>"`` is the null sender
     of delivery reports and RFC 3834 responders; ``""`` means "not known" (IMAP, pipe),
     and then a ``Return-Path: <>`` header stands for it.
+
+    ``bounce`` is the result of ``detect_bounce(raw, mail_from)`` (a report or None)
+    when the caller has it already: a delivery report is automatic mail, and passing
+    it saves parsing the MIME tree a second time.  Left out, it is computed here.
     """
     try:
-        return _detect(raw, mail_from)
+        return _detect(raw, mail_from, bounce)
     except Exception:  # defensive: a classifier must not take the pipeline down
         log.exception("automatic-mail detection failed; treating the message as personal")
         return None
 
 
-def _detect(raw: bytes, mail_from: str) -> AutomaticVerdict | None:
+def _detect(
+    raw: bytes, mail_from: str, bounce: BounceReport | None | _Unset
+) -> AutomaticVerdict | None:
     head_bytes, body = _split_header(raw)
     head: Message = BytesParser(policy=policy.compat32).parsebytes(head_bytes, headersonly=True)
 
@@ -223,7 +241,8 @@ def _detect(raw: bytes, mail_from: str) -> AutomaticVerdict | None:
     list_header = next((n for n in _LIST_HEADERS if n in names), "")
 
     # 1. Challenge/response robots ask us to prove we are human: never answer them.
-    for name in names:
+    # In message order: iterating the set would name a different header per process.
+    for name in (key.lower() for key in head):
         if name.startswith(("x-boxbe", "x-bluebottle", "x-spamarrest", "x-mailblocks")):
             return AutomaticVerdict(
                 "challenge_response", f"{_head_name(head, name)} header of a challenge/response "
@@ -239,12 +258,12 @@ def _detect(raw: bytes, mail_from: str) -> AutomaticVerdict | None:
         or precedence in ("bulk", "junk", "auto_reply")
     )
     challenge = _CHALLENGE_TEXT.search(" ".join((subject, body_text))) if machine else None
-    if challenge:
+    if challenge is not None:
         # The wording alone could be a person's ("add me to the guest list"): only a
         # machine-sent message that asks to be whitelisted is a challenge.
         return AutomaticVerdict(
             "challenge_response",
-            f"machine-sent message asking to be whitelisted (\"{challenge.group(0)}\")")
+            f"machine-sent message asking to be whitelisted (\"{challenge}\")")
 
     # 2. Read receipts (RFC 8098).
     if report_type == "disposition-notification" or (
@@ -257,7 +276,7 @@ def _detect(raw: bytes, mail_from: str) -> AutomaticVerdict | None:
             "read_receipt", "message/disposition-notification part (read receipt)")
 
     # 3. Delivery and feedback reports are machine mail, whatever else they claim.
-    report = detect_bounce(raw, mail_from)
+    report = detect_bounce(raw, mail_from) if bounce is _Unset.UNSET else bounce
     if report is not None:
         return AutomaticVerdict(
             "auto_generated", f"{report.kind.replace('_', ' ')}: {report.reason}")
@@ -295,7 +314,7 @@ def _detect(raw: bytes, mail_from: str) -> AutomaticVerdict | None:
         return AutomaticVerdict("auto_reply", f"auto-reply subject \"{subject[:80]}\"")
     rules_loop = "x-ms-exchange-inbox-rules-loop" in names
     vacation_precedence = precedence in ("bulk", "junk") and not list_header
-    body_phrase = _BODY_AUTO_PHRASE.search(body_text)
+    body_phrase = _BODY_AUTO_PHRASE.search(body_text)  # body_text is lower-cased already
     support = [
         label
         for label, present in (
@@ -310,10 +329,12 @@ def _detect(raw: bytes, mail_from: str) -> AutomaticVerdict | None:
     if _WEAK_SUBJECT.match(subject) and support:
         return AutomaticVerdict(
             "auto_reply", f"auto-reply subject \"{subject[:80]}\" with {support[0]}")
-    if vacation_precedence and (null_sender or body_phrase or suppress or rules_loop):
+    if vacation_precedence and (
+        null_sender or body_phrase is not None or suppress or rules_loop
+    ):
         # vacation(1) and friends: Precedence: junk/bulk on a personal reply.
         other = [x for x in support if not x.startswith("Precedence")]
-        evidence = other[0] if other else f"\"{body_phrase.group(0) if body_phrase else ''}\""
+        evidence = other[0] if other else f"\"{body_phrase or ''}\""
         return AutomaticVerdict(
             "auto_reply", f"Precedence: {precedence} without list headers and {evidence}")
     if suppress and null_sender:

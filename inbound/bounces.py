@@ -32,6 +32,7 @@ from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses
+from typing import NamedTuple
 
 __all__ = ["BounceReport", "FailedRecipient", "detect_bounce"]
 
@@ -62,6 +63,234 @@ class BounceReport:
     reason: str  # one human sentence
 
 
+# --------------------------------------------------------------------------- phrase search
+
+#: Characters on which ``re.IGNORECASE`` and ``str.lower()`` disagree: the variant
+#: letters of CPython's case-fix table (dotless i, long s, micro sign, Greek symbol
+#: forms and final sigma, the Cyrillic "rounded" letters U+1C80-U+1C88, ...), capital
+#: sigma (which ``lower()`` turns into either sigma by context) and U+0130 (whose lower
+#: case is two characters).  On text without them, and with a pattern written in lower
+#: case, matching ``text.lower()`` finds exactly what IGNORECASE finds in ``text``, at
+#: the same positions: checked for every code point with Python 3.11's tables.
+_FOLD_UNSAFE = (
+    "\u00b5\u0130\u0131\u017f\u0345\u0390\u03a3\u03b0\u03c2\u03d0\u03d1\u03d5\u03d6"
+    "\u03f0\u03f1\u03f5\u1c80\u1c81\u1c82\u1c83\u1c84\u1c85\u1c86\u1c87\u1c88"
+    "\u1e9b\u1fbe\u1fd3\u1fe3\ufb05\ufb06"
+)
+#: In a pattern, each of those characters matches, in text without them, exactly what
+#: its ordinary partner matches (dotless "ı" in "yazdı" matches "i" and "I"); the rest
+#: (U+0390, U+03B0, U+1FD3, U+1FE3, U+FB05, U+FB06) match nothing there and are refused.
+_FOLD_PARTNERS = str.maketrans({
+    "\u00b5": "\u03bc", "\u0130": "i", "\u0131": "i", "\u017f": "s", "\u0345": "\u03b9",
+    "\u03a3": "\u03c3", "\u03c2": "\u03c3", "\u03d0": "\u03b2", "\u03d1": "\u03b8",
+    "\u03d5": "\u03c6", "\u03d6": "\u03c0", "\u03f0": "\u03ba", "\u03f1": "\u03c1",
+    "\u03f5": "\u03b5", "\u1c80": "\u0432", "\u1c81": "\u0434", "\u1c82": "\u043e",
+    "\u1c83": "\u0441", "\u1c84": "\u0442", "\u1c85": "\u0442", "\u1c86": "\u044a",
+    "\u1c87": "\u0463", "\u1c88": "\ua64b", "\u1e9b": "\u1e61", "\u1fbe": "\u03b9",
+})
+
+
+class _Folded(NamedTuple):
+    """A text with its lower-cased copy, or None where that copy would mislead."""
+
+    text: str
+    lower: str | None
+
+
+def _fold(text: str, lowered: str | None = None) -> _Folded:
+    """Prepare ``text`` for :class:`_Phrases`; ``lowered`` is ``text.lower()`` if known.
+
+    Testing for each unsafe character with ``in`` is a fast scan (and immediate when
+    the text cannot hold it), far cheaper than a regular-expression character class.
+    """
+    if text.isascii() or not any(char in text for char in _FOLD_UNSAFE):
+        return _Folded(text, text.lower() if lowered is None else lowered)
+    return _Folded(text, None)
+
+
+class _Phrases:
+    """A case-insensitive alternation of phrases, searched the cheap way when that is exact.
+
+    Why: CPython's ``re`` cannot skip ahead through a case-insensitive alternation; it
+    tries the branches at every position, so the report-wording patterns cost
+    milliseconds on every ordinary message.  The same pattern without IGNORECASE on
+    ``text.lower()`` is several times faster, and a few plain substring tests for
+    *needles* (words each alternative contains) rule out most mail before any regular
+    expression runs.  Text on which lower-casing could change the answer (see
+    ``_FOLD_UNSAFE``) is searched with the IGNORECASE pattern, as it always was.
+
+    ``source`` must be written in lower case, and every top-level alternative must
+    contain one of ``needles`` in the text it matches literally: both are checked here,
+    at import, so that an edited pattern fails loudly instead of missing reports.
+    ``pattern`` is the IGNORECASE pattern, for callers that need match objects.
+    """
+
+    def __init__(self, source: str, flags: int = 0, needles: tuple[str, ...] = ()) -> None:
+        folded_source = source.translate(_FOLD_PARTNERS)
+        _check_lower_case(folded_source)
+        for alternative in _alternatives(folded_source) if needles else ():
+            if not _always_contains(alternative, needles):
+                raise ValueError(f"no needle is always part of the phrase {alternative!r}")
+        self.pattern = re.compile(source, flags | re.IGNORECASE)
+        self._folded_pattern = re.compile(folded_source, flags)
+        self._needles = needles
+
+    def search(self, text: str | _Folded) -> str | None:
+        """The first match, as ``text`` spells it, or None."""
+        folded = text if isinstance(text, _Folded) else _fold(text)
+        if folded.lower is None:
+            match = self.pattern.search(folded.text)
+        elif self._needles and not any(needle in folded.lower for needle in self._needles):
+            return None
+        else:
+            match = self._folded_pattern.search(folded.lower)
+        return None if match is None else folded.text[match.start() : match.end()]
+
+
+def _own_needles(source: str) -> tuple[str, ...]:
+    """Needles for :class:`_Phrases`: the longest literal text of each alternative.
+
+    For patterns built from word lists at run time (the reply splitter's verbs); an
+    alternative is looked into when it is one required group of alternatives, and one
+    without literal text raises ValueError.
+    """
+    needles: list[str] = []
+
+    def collect(alternative: str) -> None:
+        runs, groups = _parts(alternative)
+        if runs:
+            longest = max(runs, key=len)
+            if longest not in needles:
+                needles.append(longest)
+        elif groups:
+            for branch in _alternatives(groups[0]):
+                collect(branch)
+        else:
+            raise ValueError(f"phrase without literal text: {alternative!r}")
+
+    for alternative in _alternatives(source.translate(_FOLD_PARTNERS)):
+        collect(alternative)
+    return tuple(needles)
+
+
+def _always_contains(alternative: str, needles: tuple[str, ...]) -> bool:
+    """Whether every match of ``alternative`` contains one of ``needles`` verbatim."""
+    runs, groups = _parts(alternative)
+    return any(needle in run for run in runs for needle in needles) or any(
+        all(_always_contains(branch, needles) for branch in _alternatives(group))
+        for group in groups
+    )
+
+
+def _check_lower_case(source: str) -> None:
+    """Refuse upper case outside escapes: it would never match lower-cased text."""
+    escaped = False
+    for char in source:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char != char.lower() or char in _FOLD_UNSAFE:
+            raise ValueError(f"phrase pattern not in plain lower case at {char!r}: {source!r}")
+
+
+def _alternatives(source: str) -> list[str]:
+    """The top-level alternatives of a regular expression."""
+    parts: list[str] = []
+    depth = 0
+    start = index = 0
+    while index < len(source):
+        char = source[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "[":
+            index = _class_end(source, index)
+            continue
+        if char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "|" and depth == 0:
+            parts.append(source[start:index])
+            start = index + 1
+        index += 1
+    parts.append(source[start:])
+    return parts
+
+
+def _parts(alternative: str) -> tuple[list[str], list[str]]:
+    """What every match of one alternative contains: literal runs and required groups.
+
+    Conservative: escapes, classes, "." and anchors end a run, a quantified character
+    is dropped, and only groups without a quantifier that allows zero ("?", "*",
+    "{...}") count; lookarounds and other "(?" groups are skipped.
+    """
+    runs: list[str] = []
+    groups: list[str] = []
+    current = ""
+    index = 0
+    while index < len(alternative):
+        char = alternative[index]
+        if char not in "\\[]()?*+{}.^$|":
+            current += char
+            index += 1
+            continue
+        if char in "?*+{":
+            current = current[:-1]  # the quantified character is optional
+        runs.append(current)
+        current = ""
+        if char == "\\":
+            index += 2
+        elif char == "[":
+            index = _class_end(alternative, index)
+        elif char == "(":
+            end = _group_end(alternative, index)
+            body = alternative[index + 1 : end]
+            if alternative[end + 1 : end + 2] not in ("?", "*", "{"):
+                if body.startswith("?:"):
+                    groups.append(body[2:])
+                elif not body.startswith("?"):
+                    groups.append(body)
+            index = end + 1
+        elif char == "{":
+            close = alternative.find("}", index)
+            index = len(alternative) if close < 0 else close + 1
+        else:
+            index += 1
+    runs.append(current)
+    return [run for run in runs if run], groups
+
+
+def _class_end(source: str, index: int) -> int:
+    """Index after the character class that opens at ``index``."""
+    index += 1
+    index += source.startswith("^", index)
+    index += source.startswith("]", index)  # "[]...]": a leading "]" is a member
+    while index < len(source) and source[index] != "]":
+        index += 2 if source[index] == "\\" else 1
+    return index + 1
+
+
+def _group_end(source: str, index: int) -> int:
+    """Index of the ")" that closes the group opening at ``index``."""
+    depth = 0
+    while index < len(source):
+        char = source[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "[":
+            index = _class_end(source, index)
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    return len(source)
+
+
 # --------------------------------------------------------------------------- patterns
 
 _ADDRESS = re.compile(
@@ -85,7 +314,7 @@ _STRONG_ROBOT_LOCAL = re.compile(
     re.IGNORECASE,
 )
 
-_BOUNCE_SUBJECT = re.compile(
+_BOUNCE_SUBJECT = _Phrases(
     r"undeliver|undelivered|returned mail|returning message|mail delivery (?:failed|failure|"
     r"problem|system)|delivery (?:status notification|failure|failed|has failed|problem|"
     r"notification|report)|failure notice|failed delivery|failure delivery|"
@@ -96,12 +325,11 @@ _BOUNCE_SUBJECT = re.compile(
     r"unzustellbar|nicht zustellbar|non remis|non recapitabile|onbestelbaar|"
     r"no se puede entregar|no entregado|não entregue|"
     r"配信(?:不能|失敗|エラー)|送信(?:できません|失敗)|エラーメール|"
-    r"未送達|退信|系统退信|无法投递|Недоставленное|не (?:может быть )?доставлен",
-    re.IGNORECASE,
+    r"未送達|退信|系统退信|无法投递|недоставленное|не (?:может быть )?доставлен",
 )
 
 # Phrases that only delivery software writes (checked in the first part of the body).
-_REPORT_MARKERS = re.compile(
+_REPORT_MARKERS = _Phrases(
     r"this is the qmail-send program|"
     r"this message was created automatically by mail delivery software|"
     r"this is the mail system at host|"
@@ -132,10 +360,12 @@ _REPORT_MARKERS = re.compile(
     r"not listed in (?:domino directory|public name & address book)|"
     r"送信(?:でき|出来)ませんでした|配信(?:でき|出来)ませんでした|"
     r"не может быть доставлено|не удалось доставить",
-    re.IGNORECASE,
+    needles=("deliver", "following", "qmail", "mail system", "original message", "addresses",
+             "transcript", "invalid user", "delayed", "daemon", "did not reach", "smtp",
+             "said:", "diagnostic", "final-recipient", "not listed", "ませんでした", "достав"),
 )
 # Wording that delivery reports use, but people may too: weaker evidence.
-_FAILURE_PHRASES = re.compile(
+_FAILURE_PHRASES = _Phrases(
     r"no such user here|did not receive this message|was not delivered within|"
     r"not a valid user|message (?:could not|cannot) be delivered|"
     r"(?:was|were|could) not (?:be )?delivered to|undeliverable (?:mail|message)|"
@@ -145,11 +375,13 @@ _FAILURE_PHRASES = re.compile(
     r"user unknown|unknown user|no such user|mailbox (?:unavailable|full|is full|not found)|"
     r"host unknown|domain (?:not found|does not exist)|宛先不明|メールボックスが一杯|"
     r"届きませんでした",
-    re.IGNORECASE,
+    needles=("deliver", "no such user", "did not receive", "valid user", "permanent",
+             "retry timeout", "retried", "unknown", "mailbox", "domain", "宛先不明",
+             "メールボックスが一杯", "届きませんでした"),
 )
 
 # Wording that says the delivery is being retried, not given up.
-_DELAY_MARKERS = re.compile(
+_DELAY_MARKERS = _Phrases(
     r"this is a warning message only|you do not need to resend your message|"
     r"delivery to the following recipients? (?:has been|was) delayed|"
     r"has not yet been delivered|message will be retried|will (?:continue to )?be retried|"
@@ -159,15 +391,13 @@ _DELAY_MARKERS = re.compile(
     r"delivery status notification: warning|mail delivery (?:delayed|warning)|"
     r"will keep trying|(?:still )?trying to deliver|temporarily deferred|"
     r"only a temporary failure report|a message is delayed for|has been delayed",
-    re.IGNORECASE,
 )
-_FINAL_MARKERS = re.compile(
+_FINAL_MARKERS = _Phrases(
     r"permanent(?:ly)? (?:fatal )?(?:error|failure)|failed permanently|i've given up|"
     r"giving up|gave up|has been (?:returned|deleted)|will be deleted from queue|"
     r"could not be delivered to|(?:was|were) not delivered|delivery (?:has )?failed|"
     r"returning message to sender|undeliverable|unable to deliver|retry timeout exceeded|"
     r"message expired|deleted from (?:the )?queue|did not reach",
-    re.IGNORECASE,
 )
 _PERMANENT_WORDS = re.compile(
     r"permanent|user unknown|unknown user|no such (?:user|mailbox|recipient|address)|"
@@ -215,12 +445,11 @@ _TEXT_DSN_RECIPIENT = re.compile(r"^[ \t]*(?:Final|Original)-Recipient:", re.I |
 _TEXT_DSN_ACTION = re.compile(r"^[ \t]*Action:[ \t]*[A-Za-z]", re.I | re.M)
 _TEXT_DSN_CLEAN = re.compile(r"^[ \t]+(?=(?:[A-Za-z-]+):)", re.MULTILINE)
 
-_CHALLENGE = re.compile(
+_CHALLENGE = _Phrases(
     r"boxbe|bluebottle|spamarrest|mailblocks|sender not pre-?approved|waitlisted|"
     r"requires? confirmation|whitelist\.aspx|"
     r"add (?:yourself|your (?:e-?mail )?address) to (?:my|the|our) (?:guest|allowed|approved|white)"
     r" ?list|challenge[- /]response|please (?:click|confirm) .{0,40}(?:verify|whitelist)",
-    re.IGNORECASE,
 )
 
 _REPORT_PART_TYPES = frozenset(
@@ -552,10 +781,22 @@ def detect_bounce(raw: bytes, mail_from: str = "") -> BounceReport | None:
         return None
 
 
+def _head_and_peek(data: bytes) -> bytes:
+    """The header and the first PEEK_CHARS of the body: all that the first look reads.
+
+    The header ends at the first empty line at the latest, and the parser decodes
+    bytes one to one into characters, so the body's first PEEK_CHARS characters are
+    in this prefix; parsing it alone spares a line-by-line walk over a large body.
+    """
+    end = data.find(b"\n\n")
+    return data if end < 0 else data[: end + 2 + PEEK_CHARS]
+
+
 def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
     data = _normalise_newlines(bytes(raw[:MAX_BYTES]))
     parser = BytesParser(policy=policy.compat32)
-    head = parser.parsebytes(data, headersonly=True)
+    head_data = _head_and_peek(data)
+    head = parser.parsebytes(head_data, headersonly=True)
     body_peek = head.get_payload()
     if not isinstance(body_peek, str):
         body_peek = ""
@@ -567,7 +808,8 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
     return_path = str(head.get("return-path", "") or "").strip()
     null_sender = envelope == "<>" or (not envelope and return_path.replace(" ", "") == "<>")
     ctype = head.get_content_type()
-    lowered_peek = body_peek.lower()
+    peek = _fold(body_peek)
+    lowered_peek = body_peek.lower() if peek.lower is None else peek.lower
 
     robot = bool(sender) and bool(_ROBOT_LOCAL.match(_local_part(sender)))
     if not sender:
@@ -586,25 +828,26 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
         or bool(failed_header)
         or robot
         or null_sender
-        or bool(_BOUNCE_SUBJECT.search(subject))
+        or _BOUNCE_SUBJECT.search(subject) is not None
         or '"notificationtype"' in lowered_peek
         or "x-hmxmroriginalrecipient" in lowered_peek
         or str(head.get("x-apple-unsubscribe", "")).strip().lower() == "true"
-        or bool(_REPORT_MARKERS.search(body_peek))
-        or bool(_FAILURE_PHRASES.search(body_peek))
+        or _REPORT_MARKERS.search(peek) is not None
+        or _FAILURE_PHRASES.search(peek) is not None
     )
     if not candidate:
         return None
 
-    message = head
+    message: Message | None = None
     if data.count(b"boundary=") <= MAX_BOUNDARIES and data.count(b"\n--") <= 10 * MAX_BOUNDARIES:
         try:
             message = parser.parsebytes(data)
         except RecursionError:
-            message = head
-    if message is head:
+            message = None
+    if message is None:
         # Absurd MIME nesting is no delivery report's shape: read the body as text.
         log.info("MIME structure too deep or too wide; reading the body as text")
+        message = head if head_data is data else parser.parsebytes(data, headersonly=True)
     facts = _collect(message)
     report_text = "\n".join(facts.report_text)
     original_id = _original_message_id(facts, report_text)
@@ -615,7 +858,7 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
 
     diagnostics = " ".join(v for g in facts.dsn_groups for k, v in g if k == "diagnostic-code")
     challenge_text = " ".join((subject, sender, diagnostics, report_text[:5000]))
-    if _CHALLENGE.search(challenge_text) or any(
+    if _CHALLENGE.search(challenge_text) is not None or any(
         h.lower().startswith(("x-boxbe", "x-bluebottle")) for h in head
     ):
         log.debug("challenge/response message, not a bounce: %s", subject)
@@ -969,6 +1212,8 @@ _BARE_LIST = re.compile(
     r"((?:[ \t]+[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}[ \t]*(?:\n|$)){1,50})",
     re.IGNORECASE,
 )
+_GIVEN_UP = _Phrases(r"permanent|given up|gave up|failed permanently",
+                     needles=("permanent", "given up", "gave up"))
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|fw|wg|tr|rv|enc|doorst|i)\s*:", re.IGNORECASE)
 _QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
 _MEANINGFUL = re.compile(r"[^\W_]{3,}")
@@ -995,9 +1240,11 @@ def _from_text(
     if not (robot or null_sender):
         section = _QUOTED_LINE.sub("", section)  # quoted text is what a person replied to
     strong_sender = bool(sender) and bool(_STRONG_ROBOT_LOCAL.match(_local_part(sender)))
-    subject_hit = bool(_BOUNCE_SUBJECT.search(subject))
-    marker = _REPORT_MARKERS.search(section[:PEEK_CHARS])
-    phrase = _FAILURE_PHRASES.search(section[:PEEK_CHARS]) or _FAILURE_PHRASES.search(subject)
+    subject_hit = _BOUNCE_SUBJECT.search(subject) is not None
+    peek = _fold(section[:PEEK_CHARS])
+    marker = _REPORT_MARKERS.search(peek) is not None
+    phrase = (_FAILURE_PHRASES.search(peek) is not None
+              or _FAILURE_PHRASES.search(subject) is not None)
     evidence = sum(
         (
             2 * bool(failed_header),
@@ -1032,8 +1279,8 @@ def _from_text(
     positions = sorted(
         (pos, addr) for addr in addresses if (pos := lowered.find(addr)) >= 0
     )
-    final_text = section[:PEEK_CHARS]
-    permanent = bool(re.search(r"permanent|given up|gave up|failed permanently", final_text, re.I))
+    final_text = peek  # section[:PEEK_CHARS], folded once for the three searches below
+    permanent = _GIVEN_UP.search(final_text) is not None
     rows = []
     for index, (pos, address) in enumerate(positions):
         end = positions[index + 1][0] if index + 1 < len(positions) else len(section)
@@ -1044,8 +1291,10 @@ def _from_text(
             rows.append(_row_from_text(address, section, -1, len(section), len(addresses),
                                        permanent))
 
-    delayed = bool(_DELAY_MARKERS.search(subject) or _DELAY_MARKERS.search(final_text))
-    final = bool(_FINAL_MARKERS.search(subject) or _FINAL_MARKERS.search(final_text))
+    delayed = (_DELAY_MARKERS.search(subject) is not None
+               or _DELAY_MARKERS.search(final_text) is not None)
+    final = (_FINAL_MARKERS.search(subject) is not None
+             or _FINAL_MARKERS.search(final_text) is not None)
     if delayed and not final:
         rows = [FailedRecipient(r.address, r.status, r.smtp_code, r.diagnostic, False)
                 for r in rows]

@@ -32,6 +32,8 @@ from functools import lru_cache
 
 from mailparser_reply.constants import MAIL_LANGUAGES
 
+from inbound.bounces import _own_needles, _Phrases
+
 __all__ = ["DEFAULT_LANGUAGES", "ReplyParts", "split_reply"]
 
 log = logging.getLogger(__name__)
@@ -138,8 +140,8 @@ _SENT_FROM_EXTRA = [r"Envoyé (?:de|depuis) ", r"Enviado desde ", r"從我的", 
 @dataclass(frozen=True)
 class _Patterns:
     lead: re.Pattern[str]
-    verb_end: re.Pattern[str]
-    verb_any: re.Pattern[str]
+    verb_end: _Phrases  # tested on every line with a digit or "@": the fast search matters
+    verb_any: _Phrases
     from_field: re.Pattern[str]
     any_field: re.Pattern[str]
     separator: re.Pattern[str]
@@ -166,6 +168,10 @@ def _patterns(languages: tuple[str, ...]) -> _Patterns:
         )
 
     verbs = _alternation(gather(_VERBS) + _EXTRA_VERBS, escape=False)
+    # The verbs themselves are the needles that rule out most lines before the
+    # (slower) expressions run.
+    verb_end = r"(?:" + verbs + r")\s*(?:[:：]\s*)?$"
+    verb_any = r"(?<!\w)(?:" + verbs + r")(?!\w)"
     library = []
     for lang in langs:
         source = MAIL_LANGUAGES.get(lang, {}).get("wrote_header")
@@ -174,8 +180,8 @@ def _patterns(languages: tuple[str, ...]) -> _Patterns:
     sent_from = _alternation(gather(_SENT_FROM) + _SENT_FROM_EXTRA, escape=False)
     return _Patterns(
         lead=re.compile(r"^(?:" + _alternation(gather(_LEADS)) + r")\b", re.IGNORECASE),
-        verb_end=re.compile(r"(?:" + verbs + r")\s*(?:[:：]\s*)?$", re.IGNORECASE),
-        verb_any=re.compile(r"(?<!\w)(?:" + verbs + r")(?!\w)", re.IGNORECASE),
+        verb_end=_Phrases(verb_end, needles=_own_needles(verb_end)),
+        verb_any=_Phrases(verb_any, needles=_own_needles(verb_any)),
         from_field=field(gather(_FROM_FIELDS)),
         any_field=field(gather(_FROM_FIELDS) + gather(_OTHER_FIELDS)),
         separator=re.compile(
@@ -207,7 +213,7 @@ _JA_HEADER = re.compile(
     r"(?:のメッセージ|さんは書きました|が書きました|は書きました)\s*(?:[:：]\s*)?$"
 )
 _JA_DATE_START = re.compile(r"^\d{4}年\d{1,2}月\d{1,2}日")
-_SENTENCE_END = re.compile(r"[.!?。！？]\s*$")
+_SENTENCE_ENDS = (".", "!", "?", "。", "！", "？")
 _UNDERSCORES = re.compile(r"^[ \t]*_{2,}[ \t]*$")
 _LONG_RULE = re.compile(r"^[ \t]*[*_]{0,2}(?:_{20,}|-{20,})[*_]{0,2}[ \t]*$")
 _SIG_DASHES = re.compile(r"^--[ \t]*$")
@@ -401,9 +407,12 @@ class _Splitter:
         stripped = line.strip()
         if not stripped:
             return None
-        if self.p.separator.match(line) or self.p.forward_intro.match(line):
+        # Separators and rules start with "-", "_" or "*" after the indent: checking
+        # that first is cheaper than the two expressions, and most lines fail it.
+        ruled = stripped[:1] in ("-", "_", "*")
+        if (ruled and self.p.separator.match(line)) or self.p.forward_intro.match(line):
             return index, index + 1, "block"
-        if _LONG_RULE.match(line):
+        if ruled and _LONG_RULE.match(line):
             after = self._next_nonblank(index + 1)
             if after < len(self.probe) and self._outlook_block_at(after):
                 return index, after, "block"
@@ -445,8 +454,8 @@ class _Splitter:
         if self._is_wrote_header(first):
             return index + 1
         # "Name <a@b> schrieb am Fr., 28." + "Apr. 2017 um 11:53 Uhr:" wraps anywhere.
-        named = "@" in first and bool(self.p.verb_any.search(first))
-        if not named and (_SENTENCE_END.search(first) or not self._may_open_header(first)):
+        named = "@" in first and self.p.verb_any.search(first) is not None
+        if not named and (_ends_sentence(first) or not self._may_open_header(first)):
             return None
         # Wrapped header: join a few following lines until one carries the verb.
         joined = first
@@ -458,9 +467,9 @@ class _Splitter:
             joined = f"{joined[:-1]}{piece}" if joined.endswith("=") else f"{joined} {piece}"
             if len(joined) > 400:
                 return None
-            if self.p.verb_any.search(piece) or piece.endswith((":", "：")):
+            if piece.endswith((":", "：")) or self.p.verb_any.search(piece) is not None:
                 return cursor + 1 if self._is_wrote_header(joined) else None
-            if _SENTENCE_END.search(piece):
+            if _ends_sentence(piece):
                 return None
         return None
 
@@ -474,34 +483,40 @@ class _Splitter:
         line = _undecorate(line)
         if not line or len(line) > 400:
             return False
-        has_digit = bool(_DIGIT.search(line))
         has_address = "@" in line
-        if _JA_HEADER.search(line):
+        has_digit = bool(_DIGIT.search(line))
+        if not line.isascii() and _JA_HEADER.search(line):
             return True
+        if not (has_digit or has_address):
+            # Every test below needs a date or an address, and most lines of prose
+            # have neither.  Likewise the cheap tests come first in each condition
+            # below: the verb searches are the expensive part, on every log line.
+            return False
+        ends_with_colon = line.endswith((":", "："))
         if (
-            _JA_DATE_START.match(line)
-            and line.endswith((":", "："))
+            ends_with_colon
             and (has_address or "<" in line)
+            and _JA_DATE_START.match(line)
         ):
             return True
         # Only the tail can end with the verb; searching it alone keeps this cheap.
-        if self.p.verb_end.search(line[-40:]):
+        if self.p.verb_end.search(line[-40:]) is not None:
             if self.p.lead.match(line) and (has_digit or has_address):
                 return True
             # "Name <a@b> wrote:", "At 6/16/2016 08:32 PM, you wrote:": verb last.
-            if has_address or (has_digit and _verb_is_last(line, self.p.verb_any)):
+            if has_address or (has_digit and _verb_is_last(line, self.p.verb_any.pattern)):
                 return True
-        if self.p.verb_any.search(line) and line.endswith((":", "：")):
+        if ends_with_colon and self.p.verb_any.search(line) is not None:
             # "Am 1.1.2023 um 17:22 schrieb X:", "X schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:"
             if self.p.lead.match(line) and (has_digit or has_address):
                 return True
             if has_address and has_digit:
                 return True
-        if has_digit and _ANGLE_EMAIL_END.search(line):
+        if has_digit and has_address and _ANGLE_EMAIL_END.search(line):
             return True  # "2014-03-20 8:48 GMT+01:00 Name <a@b>:"
-        if _ISO_DATE_START.match(line) and ("GMT" in line or has_address):
+        if ("GMT" in line or has_address) and _ISO_DATE_START.match(line):
             return True  # Gmail without the colon
-        if _DATE_START.match(line) and _ANGLE_EMAIL_LAST.search(line):
+        if has_address and _DATE_START.match(line) and _ANGLE_EMAIL_LAST.search(line):
             return True  # "2013/7/20 sam via Discourse Meta <info@discourse.org>"
         if self.p.lead.match(line) and (has_digit or has_address) and self.library_budget > 0:
             self.library_budget -= 1
@@ -574,6 +589,15 @@ class _Splitter:
 
 def _undecorate(line: str) -> str:
     return line.strip(" \t*_-")
+
+
+def _ends_sentence(text: str) -> bool:
+    """Whether ``text`` ends with a full stop, "!" or "?" (maybe followed by blanks).
+
+    The string test equals the expression ``[.!?。！？]\\s*$`` (``\\s`` is
+    ``str.isspace``) and, unlike it, never scans the whole line.
+    """
+    return text.rstrip().endswith(_SENTENCE_ENDS)
 
 
 def _verb_is_last(line: str, verb: re.Pattern[str]) -> bool:
