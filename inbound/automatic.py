@@ -25,12 +25,13 @@ import logging
 import re
 from dataclasses import dataclass
 from email import policy
-from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 
-from inbound.bounces import BounceReport, _Phrases, detect_bounce
+from inbound.bounces import BounceReport, detect_bounce
+from inbound.headers import header_text
+from inbound.phrases import Phrases
 
 __all__ = ["AutomaticVerdict", "detect_automatic"]
 
@@ -75,7 +76,7 @@ _WEAK_SUBJECT = re.compile(
     r"received your (?:e-?mail|message)|urlaub|ferie|vacances|vakantie)",
     re.IGNORECASE,
 )
-_BODY_AUTO_PHRASE = _Phrases(
+_BODY_AUTO_PHRASE = Phrases(
     r"out of (?:the )?office|automated (?:response|reply)|automatic(?:ally generated)? "
     r"(?:reply|response)|auto-?reply|i am (?:currently )?(?:away|on (?:vacation|leave|holiday))|"
     r"i'm (?:currently )?(?:away|on (?:vacation|leave|holiday))|with limited access to e-?mail|"
@@ -84,7 +85,7 @@ _BODY_AUTO_PHRASE = _Phrases(
     needles=("auto", "office", "i am ", "i'm ", "limited access", "return", "abwesend",
              "nicht im büro", "afwezig", "fuori ufficio", "absent du bureau"),
 )
-_CHALLENGE_TEXT = _Phrases(
+_CHALLENGE_TEXT = Phrases(
     r"boxbe|bluebottle|spamarrest|mailblocks|sender not pre-?approved|waitlisted|"
     r"requires? confirmation|whitelist\.aspx|guest list|"
     r"add (?:yourself|your (?:e-?mail )?address) to (?:my|the|our) "
@@ -133,28 +134,6 @@ _LIST_HEADERS = (
 )
 
 
-def _header_text(value: object) -> str:
-    """A header value as one line of text: RFC 2047 words and raw 8-bit bytes decoded."""
-    if value is None:
-        return ""
-    try:
-        chunks = decode_header(value)  # type: ignore[arg-type]
-    except Exception:  # malformed encoded words: keep the text as it is
-        chunks = [(str(value), None)]
-    out = []
-    for chunk, charset in chunks:
-        if isinstance(chunk, str):
-            out.append(chunk)
-            continue
-        for candidate in (charset, "utf-8", "latin-1"):
-            if not candidate or candidate == "unknown-8bit":
-                continue
-            try:
-                out.append(chunk.decode(candidate))
-                break
-            except (LookupError, UnicodeDecodeError):
-                continue
-    return " ".join("".join(out).split())
 
 
 def _first_address(value: str) -> str:
@@ -223,7 +202,7 @@ def _detect(
     head: Message = BytesParser(policy=policy.compat32).parsebytes(head_bytes, headersonly=True)
 
     def get(name: str) -> str:
-        return _header_text(head.get(name, ""))
+        return header_text(head.get(name, ""))
 
     names = {k.lower() for k in head}
     subject = get("subject")

@@ -28,11 +28,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
-from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses
-from typing import NamedTuple
+
+from inbound.headers import header_text
+from inbound.phrases import Phrases, fold
 
 __all__ = ["BounceReport", "FailedRecipient", "detect_bounce"]
 
@@ -63,234 +64,6 @@ class BounceReport:
     reason: str  # one human sentence
 
 
-# --------------------------------------------------------------------------- phrase search
-
-#: Characters on which ``re.IGNORECASE`` and ``str.lower()`` disagree: the variant
-#: letters of CPython's case-fix table (dotless i, long s, micro sign, Greek symbol
-#: forms and final sigma, the Cyrillic "rounded" letters U+1C80-U+1C88, ...), capital
-#: sigma (which ``lower()`` turns into either sigma by context) and U+0130 (whose lower
-#: case is two characters).  On text without them, and with a pattern written in lower
-#: case, matching ``text.lower()`` finds exactly what IGNORECASE finds in ``text``, at
-#: the same positions: checked for every code point with Python 3.11's tables.
-_FOLD_UNSAFE = (
-    "\u00b5\u0130\u0131\u017f\u0345\u0390\u03a3\u03b0\u03c2\u03d0\u03d1\u03d5\u03d6"
-    "\u03f0\u03f1\u03f5\u1c80\u1c81\u1c82\u1c83\u1c84\u1c85\u1c86\u1c87\u1c88"
-    "\u1e9b\u1fbe\u1fd3\u1fe3\ufb05\ufb06"
-)
-#: In a pattern, each of those characters matches, in text without them, exactly what
-#: its ordinary partner matches (dotless "ı" in "yazdı" matches "i" and "I"); the rest
-#: (U+0390, U+03B0, U+1FD3, U+1FE3, U+FB05, U+FB06) match nothing there and are refused.
-_FOLD_PARTNERS = str.maketrans({
-    "\u00b5": "\u03bc", "\u0130": "i", "\u0131": "i", "\u017f": "s", "\u0345": "\u03b9",
-    "\u03a3": "\u03c3", "\u03c2": "\u03c3", "\u03d0": "\u03b2", "\u03d1": "\u03b8",
-    "\u03d5": "\u03c6", "\u03d6": "\u03c0", "\u03f0": "\u03ba", "\u03f1": "\u03c1",
-    "\u03f5": "\u03b5", "\u1c80": "\u0432", "\u1c81": "\u0434", "\u1c82": "\u043e",
-    "\u1c83": "\u0441", "\u1c84": "\u0442", "\u1c85": "\u0442", "\u1c86": "\u044a",
-    "\u1c87": "\u0463", "\u1c88": "\ua64b", "\u1e9b": "\u1e61", "\u1fbe": "\u03b9",
-})
-
-
-class _Folded(NamedTuple):
-    """A text with its lower-cased copy, or None where that copy would mislead."""
-
-    text: str
-    lower: str | None
-
-
-def _fold(text: str, lowered: str | None = None) -> _Folded:
-    """Prepare ``text`` for :class:`_Phrases`; ``lowered`` is ``text.lower()`` if known.
-
-    Testing for each unsafe character with ``in`` is a fast scan (and immediate when
-    the text cannot hold it), far cheaper than a regular-expression character class.
-    """
-    if text.isascii() or not any(char in text for char in _FOLD_UNSAFE):
-        return _Folded(text, text.lower() if lowered is None else lowered)
-    return _Folded(text, None)
-
-
-class _Phrases:
-    """A case-insensitive alternation of phrases, searched the cheap way when that is exact.
-
-    Why: CPython's ``re`` cannot skip ahead through a case-insensitive alternation; it
-    tries the branches at every position, so the report-wording patterns cost
-    milliseconds on every ordinary message.  The same pattern without IGNORECASE on
-    ``text.lower()`` is several times faster, and a few plain substring tests for
-    *needles* (words each alternative contains) rule out most mail before any regular
-    expression runs.  Text on which lower-casing could change the answer (see
-    ``_FOLD_UNSAFE``) is searched with the IGNORECASE pattern, as it always was.
-
-    ``source`` must be written in lower case, and every top-level alternative must
-    contain one of ``needles`` in the text it matches literally: both are checked here,
-    at import, so that an edited pattern fails loudly instead of missing reports.
-    ``pattern`` is the IGNORECASE pattern, for callers that need match objects.
-    """
-
-    def __init__(self, source: str, flags: int = 0, needles: tuple[str, ...] = ()) -> None:
-        folded_source = source.translate(_FOLD_PARTNERS)
-        _check_lower_case(folded_source)
-        for alternative in _alternatives(folded_source) if needles else ():
-            if not _always_contains(alternative, needles):
-                raise ValueError(f"no needle is always part of the phrase {alternative!r}")
-        self.pattern = re.compile(source, flags | re.IGNORECASE)
-        self._folded_pattern = re.compile(folded_source, flags)
-        self._needles = needles
-
-    def search(self, text: str | _Folded) -> str | None:
-        """The first match, as ``text`` spells it, or None."""
-        folded = text if isinstance(text, _Folded) else _fold(text)
-        if folded.lower is None:
-            match = self.pattern.search(folded.text)
-        elif self._needles and not any(needle in folded.lower for needle in self._needles):
-            return None
-        else:
-            match = self._folded_pattern.search(folded.lower)
-        return None if match is None else folded.text[match.start() : match.end()]
-
-
-def _own_needles(source: str) -> tuple[str, ...]:
-    """Needles for :class:`_Phrases`: the longest literal text of each alternative.
-
-    For patterns built from word lists at run time (the reply splitter's verbs); an
-    alternative is looked into when it is one required group of alternatives, and one
-    without literal text raises ValueError.
-    """
-    needles: list[str] = []
-
-    def collect(alternative: str) -> None:
-        runs, groups = _parts(alternative)
-        if runs:
-            longest = max(runs, key=len)
-            if longest not in needles:
-                needles.append(longest)
-        elif groups:
-            for branch in _alternatives(groups[0]):
-                collect(branch)
-        else:
-            raise ValueError(f"phrase without literal text: {alternative!r}")
-
-    for alternative in _alternatives(source.translate(_FOLD_PARTNERS)):
-        collect(alternative)
-    return tuple(needles)
-
-
-def _always_contains(alternative: str, needles: tuple[str, ...]) -> bool:
-    """Whether every match of ``alternative`` contains one of ``needles`` verbatim."""
-    runs, groups = _parts(alternative)
-    return any(needle in run for run in runs for needle in needles) or any(
-        all(_always_contains(branch, needles) for branch in _alternatives(group))
-        for group in groups
-    )
-
-
-def _check_lower_case(source: str) -> None:
-    """Refuse upper case outside escapes: it would never match lower-cased text."""
-    escaped = False
-    for char in source:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char != char.lower() or char in _FOLD_UNSAFE:
-            raise ValueError(f"phrase pattern not in plain lower case at {char!r}: {source!r}")
-
-
-def _alternatives(source: str) -> list[str]:
-    """The top-level alternatives of a regular expression."""
-    parts: list[str] = []
-    depth = 0
-    start = index = 0
-    while index < len(source):
-        char = source[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == "[":
-            index = _class_end(source, index)
-            continue
-        if char in "()":
-            depth += 1 if char == "(" else -1
-        elif char == "|" and depth == 0:
-            parts.append(source[start:index])
-            start = index + 1
-        index += 1
-    parts.append(source[start:])
-    return parts
-
-
-def _parts(alternative: str) -> tuple[list[str], list[str]]:
-    """What every match of one alternative contains: literal runs and required groups.
-
-    Conservative: escapes, classes, "." and anchors end a run, a quantified character
-    is dropped, and only groups without a quantifier that allows zero ("?", "*",
-    "{...}") count; lookarounds and other "(?" groups are skipped.
-    """
-    runs: list[str] = []
-    groups: list[str] = []
-    current = ""
-    index = 0
-    while index < len(alternative):
-        char = alternative[index]
-        if char not in "\\[]()?*+{}.^$|":
-            current += char
-            index += 1
-            continue
-        if char in "?*+{":
-            current = current[:-1]  # the quantified character is optional
-        runs.append(current)
-        current = ""
-        if char == "\\":
-            index += 2
-        elif char == "[":
-            index = _class_end(alternative, index)
-        elif char == "(":
-            end = _group_end(alternative, index)
-            body = alternative[index + 1 : end]
-            if alternative[end + 1 : end + 2] not in ("?", "*", "{"):
-                if body.startswith("?:"):
-                    groups.append(body[2:])
-                elif not body.startswith("?"):
-                    groups.append(body)
-            index = end + 1
-        elif char == "{":
-            close = alternative.find("}", index)
-            index = len(alternative) if close < 0 else close + 1
-        else:
-            index += 1
-    runs.append(current)
-    return [run for run in runs if run], groups
-
-
-def _class_end(source: str, index: int) -> int:
-    """Index after the character class that opens at ``index``."""
-    index += 1
-    index += source.startswith("^", index)
-    index += source.startswith("]", index)  # "[]...]": a leading "]" is a member
-    while index < len(source) and source[index] != "]":
-        index += 2 if source[index] == "\\" else 1
-    return index + 1
-
-
-def _group_end(source: str, index: int) -> int:
-    """Index of the ")" that closes the group opening at ``index``."""
-    depth = 0
-    while index < len(source):
-        char = source[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == "[":
-            index = _class_end(source, index)
-            continue
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return index
-        index += 1
-    return len(source)
-
-
 # --------------------------------------------------------------------------- patterns
 
 _ADDRESS = re.compile(
@@ -314,7 +87,7 @@ _STRONG_ROBOT_LOCAL = re.compile(
     re.IGNORECASE,
 )
 
-_BOUNCE_SUBJECT = _Phrases(
+_BOUNCE_SUBJECT = Phrases(
     r"undeliver|undelivered|returned mail|returning message|mail delivery (?:failed|failure|"
     r"problem|system)|delivery (?:status notification|failure|failed|has failed|problem|"
     r"notification|report)|failure notice|failed delivery|failure delivery|"
@@ -329,7 +102,7 @@ _BOUNCE_SUBJECT = _Phrases(
 )
 
 # Phrases that only delivery software writes (checked in the first part of the body).
-_REPORT_MARKERS = _Phrases(
+_REPORT_MARKERS = Phrases(
     r"this is the qmail-send program|"
     r"this message was created automatically by mail delivery software|"
     r"this is the mail system at host|"
@@ -365,7 +138,7 @@ _REPORT_MARKERS = _Phrases(
              "said:", "diagnostic", "final-recipient", "not listed", "ませんでした", "достав"),
 )
 # Wording that delivery reports use, but people may too: weaker evidence.
-_FAILURE_PHRASES = _Phrases(
+_FAILURE_PHRASES = Phrases(
     r"no such user here|did not receive this message|was not delivered within|"
     r"not a valid user|message (?:could not|cannot) be delivered|"
     r"(?:was|were|could) not (?:be )?delivered to|undeliverable (?:mail|message)|"
@@ -381,7 +154,7 @@ _FAILURE_PHRASES = _Phrases(
 )
 
 # Wording that says the delivery is being retried, not given up.
-_DELAY_MARKERS = _Phrases(
+_DELAY_MARKERS = Phrases(
     r"this is a warning message only|you do not need to resend your message|"
     r"delivery to the following recipients? (?:has been|was) delayed|"
     r"has not yet been delivered|message will be retried|will (?:continue to )?be retried|"
@@ -392,7 +165,7 @@ _DELAY_MARKERS = _Phrases(
     r"will keep trying|(?:still )?trying to deliver|temporarily deferred|"
     r"only a temporary failure report|a message is delayed for|has been delayed",
 )
-_FINAL_MARKERS = _Phrases(
+_FINAL_MARKERS = Phrases(
     r"permanent(?:ly)? (?:fatal )?(?:error|failure)|failed permanently|i've given up|"
     r"giving up|gave up|has been (?:returned|deleted)|will be deleted from queue|"
     r"could not be delivered to|(?:was|were) not delivered|delivery (?:has )?failed|"
@@ -445,7 +218,7 @@ _TEXT_DSN_RECIPIENT = re.compile(r"^[ \t]*(?:Final|Original)-Recipient:", re.I |
 _TEXT_DSN_ACTION = re.compile(r"^[ \t]*Action:[ \t]*[A-Za-z]", re.I | re.M)
 _TEXT_DSN_CLEAN = re.compile(r"^[ \t]+(?=(?:[A-Za-z-]+):)", re.MULTILINE)
 
-_CHALLENGE = _Phrases(
+_CHALLENGE = Phrases(
     r"boxbe|bluebottle|spamarrest|mailblocks|sender not pre-?approved|waitlisted|"
     r"requires? confirmation|whitelist\.aspx|"
     r"add (?:yourself|your (?:e-?mail )?address) to (?:my|the|our) (?:guest|allowed|approved|white)"
@@ -476,32 +249,10 @@ def _normalise_newlines(raw: bytes) -> bytes:
     return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
-def _decode(value: object) -> str:
-    """A header value as one line of text: RFC 2047 words and raw 8-bit bytes decoded."""
-    if value is None:
-        return ""
-    try:
-        chunks = decode_header(value)  # type: ignore[arg-type]
-    except Exception:  # malformed encoded words: keep the text as it is
-        chunks = [(str(value), None)]
-    out = []
-    for chunk, charset in chunks:
-        if isinstance(chunk, str):
-            out.append(chunk)
-            continue
-        for candidate in (charset, "utf-8", "latin-1"):
-            if not candidate or candidate == "unknown-8bit":
-                continue
-            try:
-                out.append(chunk.decode(candidate))
-                break
-            except (LookupError, UnicodeDecodeError):
-                continue
-    return " ".join("".join(out).split())
 
 
 def _addresses(value: object) -> list[str]:
-    text = _decode(value)
+    text = header_text(value)
     try:
         pairs = getaddresses([text])
     except Exception:
@@ -609,7 +360,7 @@ def _field_groups(part: Message) -> list[list[tuple[str, str]]]:
         groups: list[list[tuple[str, str]]] = []
         for block in payload:
             if isinstance(block, Message):
-                fields = [(k.lower(), _decode(v)) for k, v in block.items()]
+                fields = [(k.lower(), header_text(v)) for k, v in block.items()]
                 # A block's own body can hold more fields when a blank line was missing.
                 extra = block.get_payload()
                 if isinstance(extra, str) and extra.strip():
@@ -680,7 +431,7 @@ def _is_hard(status: str | None, code: str | None, diagnostic: str) -> bool:
 def _normalise_message_id(value: str | None) -> str | None:
     if not value:
         return None
-    value = _decode(value).strip()
+    value = header_text(value).strip()
     match = re.search(r"<([^<>\s]+)>", value)
     if match:
         value = match.group(1)
@@ -801,14 +552,14 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
     if not isinstance(body_peek, str):
         body_peek = ""
     body_peek = body_peek[:PEEK_CHARS]
-    subject = _decode(head.get("subject", ""))
+    subject = header_text(head.get("subject", ""))
     from_addrs = _addresses(head.get("from", ""))
     sender = from_addrs[0] if from_addrs else ""
     envelope = mail_from.strip()
     return_path = str(head.get("return-path", "") or "").strip()
     null_sender = envelope == "<>" or (not envelope and return_path.replace(" ", "") == "<>")
     ctype = head.get_content_type()
-    peek = _fold(body_peek)
+    peek = fold(body_peek)
     lowered_peek = body_peek.lower() if peek.lower is None else peek.lower
 
     robot = bool(sender) and bool(_ROBOT_LOCAL.match(_local_part(sender)))
@@ -1212,7 +963,7 @@ _BARE_LIST = re.compile(
     r"((?:[ \t]+[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}[ \t]*(?:\n|$)){1,50})",
     re.IGNORECASE,
 )
-_GIVEN_UP = _Phrases(r"permanent|given up|gave up|failed permanently",
+_GIVEN_UP = Phrases(r"permanent|given up|gave up|failed permanently",
                      needles=("permanent", "given up", "gave up"))
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|fw|wg|tr|rv|enc|doorst|i)\s*:", re.IGNORECASE)
 _QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
@@ -1241,7 +992,7 @@ def _from_text(
         section = _QUOTED_LINE.sub("", section)  # quoted text is what a person replied to
     strong_sender = bool(sender) and bool(_STRONG_ROBOT_LOCAL.match(_local_part(sender)))
     subject_hit = _BOUNCE_SUBJECT.search(subject) is not None
-    peek = _fold(section[:PEEK_CHARS])
+    peek = fold(section[:PEEK_CHARS])
     marker = _REPORT_MARKERS.search(peek) is not None
     phrase = (_FAILURE_PHRASES.search(peek) is not None
               or _FAILURE_PHRASES.search(subject) is not None)

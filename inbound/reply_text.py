@@ -32,7 +32,7 @@ from functools import lru_cache
 
 from mailparser_reply.constants import MAIL_LANGUAGES
 
-from inbound.bounces import _own_needles, _Phrases
+from inbound.phrases import Phrases, own_needles
 
 __all__ = ["DEFAULT_LANGUAGES", "ReplyParts", "split_reply"]
 
@@ -140,8 +140,8 @@ _SENT_FROM_EXTRA = [r"Envoyé (?:de|depuis) ", r"Enviado desde ", r"從我的", 
 @dataclass(frozen=True)
 class _Patterns:
     lead: re.Pattern[str]
-    verb_end: _Phrases  # tested on every line with a digit or "@": the fast search matters
-    verb_any: _Phrases
+    verb_end: Phrases  # tested on every line with a digit or "@": the fast search matters
+    verb_any: Phrases
     from_field: re.Pattern[str]
     any_field: re.Pattern[str]
     separator: re.Pattern[str]
@@ -180,8 +180,8 @@ def _patterns(languages: tuple[str, ...]) -> _Patterns:
     sent_from = _alternation(gather(_SENT_FROM) + _SENT_FROM_EXTRA, escape=False)
     return _Patterns(
         lead=re.compile(r"^(?:" + _alternation(gather(_LEADS)) + r")\b", re.IGNORECASE),
-        verb_end=_Phrases(verb_end, needles=_own_needles(verb_end)),
-        verb_any=_Phrases(verb_any, needles=_own_needles(verb_any)),
+        verb_end=Phrases(verb_end, needles=own_needles(verb_end)),
+        verb_any=Phrases(verb_any, needles=own_needles(verb_any)),
         from_field=field(gather(_FROM_FIELDS)),
         any_field=field(gather(_FROM_FIELDS) + gather(_OTHER_FIELDS)),
         separator=re.compile(

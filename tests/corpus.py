@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,15 @@ def load_index(folder: str) -> dict[str, Any]:
         pytest.fail(f"corpus index missing: {index_path}", pytrace=False)
     data: dict[str, Any] = json.loads(index_path.read_text(encoding="utf-8"))
     return data
+
+
+@cache
+def corpus_entries(folder: str) -> tuple[dict[str, Any], ...]:
+    """The index entries of one folder, read once per test run."""
+    return tuple(load_index(folder)["entries"])
+
+
+@cache
+def corpus_bytes(folder: str, name: str) -> bytes:
+    """One corpus file's raw bytes, read once per test run."""
+    return (corpus_dir() / folder / name).read_bytes()

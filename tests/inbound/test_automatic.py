@@ -14,13 +14,12 @@ import time
 from email import policy
 from email.parser import BytesParser
 from functools import cache
-from typing import Any
 
 import pytest
 
 from inbound.automatic import AutomaticVerdict, detect_automatic
 from inbound.bounces import detect_bounce
-from tests.corpus import corpus_dir, load_index
+from tests.corpus import corpus_bytes, corpus_entries
 
 # Kinds that make the pipeline treat a mail as an auto-reply (dropped unless it threads).
 REPLY_KINDS = {"auto_reply", "challenge_response", "read_receipt"}
@@ -36,18 +35,8 @@ NOT_AUTOMATIC = {
 
 
 @cache
-def _index(folder: str) -> tuple[dict[str, Any], ...]:
-    return tuple(load_index(folder)["entries"])
-
-
-@cache
-def _raw(folder: str, name: str) -> bytes:
-    return (corpus_dir() / folder / name).read_bytes()
-
-
-@cache
 def _verdict(folder: str, name: str) -> AutomaticVerdict | None:
-    return detect_automatic(_raw(folder, name))
+    return detect_automatic(corpus_bytes(folder, name))
 
 
 def mail(headers: str, body: str = "Hello,\n\nplease help.\n") -> bytes:
@@ -65,7 +54,7 @@ def mail(headers: str, body: str = "Hello,\n\nplease help.\n") -> bytes:
 
 def test_every_autoreply_in_the_corpus_is_recognised_with_its_kind() -> None:
     # Given vacation replies, challenge/response robots and a read receipt
-    rows = _index("autoreplies")
+    rows = corpus_entries("autoreplies")
     assert len(rows) == 14
     wrong = []
     for entry in rows:
@@ -73,12 +62,12 @@ def test_every_autoreply_in_the_corpus_is_recognised_with_its_kind() -> None:
         # Then each is automatic, of the kind the index gives, and not a bounce
         if verdict is None or verdict.kind != entry["expected_kind"]:
             wrong.append(f"{entry['file']}: expected {entry['expected_kind']}, got {verdict}")
-        assert detect_bounce(_raw("autoreplies", entry["file"])) is None, entry["file"]
+        assert detect_bounce(corpus_bytes("autoreplies", entry["file"])) is None, entry["file"]
     assert not wrong, "\n".join(wrong)
 
 
 def test_verdicts_name_their_evidence() -> None:
-    for entry in _index("autoreplies"):
+    for entry in corpus_entries("autoreplies"):
         verdict = _verdict("autoreplies", entry["file"])
         assert verdict is not None and verdict.reason and "\n" not in verdict.reason
 
@@ -86,7 +75,7 @@ def test_verdicts_name_their_evidence() -> None:
 def test_every_delivery_report_is_automatic_but_no_auto_reply() -> None:
     # Given the bounces, delay notices, successes and complaints of the corpus
     rows = [
-        e for e in _index("bounces")
+        e for e in corpus_entries("bounces")
         if e.get("expected_is_automatic") and e["file"] not in NOT_AUTOMATIC
     ]
     assert len(rows) > 650
@@ -108,7 +97,7 @@ def test_spam_and_forwards_filed_under_bounces_stay_personal() -> None:
 
 
 def test_negative_controls_are_personal_and_the_lotus_notes_reply_is_an_auto_reply() -> None:
-    for entry in _index("bounces"):
+    for entry in corpus_entries("bounces"):
         if entry["expected_kind"] == "human":
             assert _verdict("bounces", entry["file"]) is None, entry["file"]
     # "AUTO: Smith, John is out of the office." is filed as a non-bounce warning.
@@ -118,7 +107,7 @@ def test_negative_controls_are_personal_and_the_lotus_notes_reply_is_an_auto_rep
 
 @pytest.mark.parametrize("folder", ["replies", "multilingual", "threads"])
 def test_personal_and_list_mail_is_never_an_auto_reply(folder: str) -> None:
-    rows = [e for e in _index(folder) if e["format"] == "rfc822"]
+    rows = [e for e in corpus_entries(folder) if e["format"] == "rfc822"]
     assert rows
     flagged = [
         f"{e['file']}: {v}"
@@ -132,8 +121,8 @@ def test_mailing_list_archives_are_bulk() -> None:
     # Given archived list mail that carries a List-Id header
     parser = BytesParser(policy=policy.compat32)
     listed = [
-        e for e in _index("threads")
-        if parser.parsebytes(_raw("threads", e["file"]), headersonly=True).get("list-id")
+        e for e in corpus_entries("threads")
+        if parser.parsebytes(corpus_bytes("threads", e["file"]), headersonly=True).get("list-id")
     ]
     assert len(listed) > 200
     # Then each is bulk mail (a ticket may open, but nothing is sent back to a list)
@@ -144,9 +133,9 @@ def test_mailing_list_archives_are_bulk() -> None:
 
 def test_malformed_mail_never_raises_and_stays_fast() -> None:
     slowest = (0.0, "")
-    for entry in _index("malformed"):
+    for entry in corpus_entries("malformed"):
         started = time.perf_counter()
-        detect_automatic(_raw("malformed", entry["file"]))
+        detect_automatic(corpus_bytes("malformed", entry["file"]))
         slowest = max(slowest, (time.perf_counter() - started, entry["file"]))
     assert slowest[0] < 2.0, slowest
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from inbound.bounces import BounceReport, detect_bounce
-from tests.corpus import corpus_dir, load_index
+from tests.corpus import corpus_bytes, corpus_entries
 
 # Index rows that label a message a bounce although no delivery report is in it.  They
 # are asserted to stay *un*flagged: a support gateway must not drop them unread.
@@ -36,18 +36,8 @@ ACTION = re.compile(rb"^Action:[ \t]*([A-Za-z]+)", re.MULTILINE | re.IGNORECASE)
 
 
 @cache
-def _index(folder: str) -> tuple[dict[str, Any], ...]:
-    return tuple(load_index(folder)["entries"])
-
-
-@cache
-def _raw(folder: str, name: str) -> bytes:
-    return (corpus_dir() / folder / name).read_bytes()
-
-
-@cache
 def _report(folder: str, name: str) -> BounceReport | None:
-    return detect_bounce(_raw(folder, name))
+    return detect_bounce(corpus_bytes(folder, name))
 
 
 def _subject(raw: bytes) -> str:
@@ -71,7 +61,7 @@ def _expected_kind(entry: dict[str, Any]) -> str:
         return kind
     if entry.get("expected_reason") and set(entry["expected_reason"]) == {"feedback"}:
         return "feedback_report"
-    raw = _raw("bounces", entry["file"]).replace(b"\r\n", b"\n")
+    raw = corpus_bytes("bounces", entry["file"]).replace(b"\r\n", b"\n")
     actions = {a.lower() for a in ACTION.findall(raw)}
     if b"failed" in actions:
         return "bounce"
@@ -85,7 +75,7 @@ def _expected_kind(entry: dict[str, Any]) -> str:
 def _bounce_rows() -> list[dict[str, Any]]:
     return [
         e
-        for e in _index("bounces")
+        for e in corpus_entries("bounces")
         if e.get("expected_is_bounce") or e["expected_kind"] == "delay_notification"
     ]
 
@@ -117,7 +107,7 @@ def test_mails_that_only_the_index_calls_bounces_stay_unflagged() -> None:
 
 @pytest.mark.parametrize("kind", ["delivery_success", "feedback_report"])
 def test_successes_and_complaints_are_reported_as_such(kind: str) -> None:
-    rows = [e for e in _index("bounces") if e["expected_kind"] == kind]
+    rows = [e for e in corpus_entries("bounces") if e["expected_kind"] == kind]
     assert rows
     wrong = [
         f"{e['file']}: {r.kind if r else None}"
@@ -129,7 +119,7 @@ def test_successes_and_complaints_are_reported_as_such(kind: str) -> None:
 
 def test_negative_controls_and_warnings_are_not_bounces() -> None:
     # Given ordinary mail and delivery warnings that upstream says are no bounces
-    for entry in _index("bounces"):
+    for entry in corpus_entries("bounces"):
         if entry["expected_kind"] == "human":
             assert _report("bounces", entry["file"]) is None, entry["file"]
         elif entry["expected_kind"] == "not_bounce_warning":
@@ -138,7 +128,7 @@ def test_negative_controls_and_warnings_are_not_bounces() -> None:
 
 
 def test_crlf_and_cr_only_copies_read_like_their_originals() -> None:
-    rows = [e for e in _index("malformed") if e.get("expected_same_as")]
+    rows = [e for e in corpus_entries("malformed") if e.get("expected_same_as")]
     assert len(rows) == 16
     for entry in rows:
         original = _report("bounces", entry["expected_same_as"].removeprefix("bounces/"))
@@ -156,7 +146,7 @@ def test_crlf_and_cr_only_copies_read_like_their_originals() -> None:
 def _sisimai_rows() -> list[tuple[dict[str, Any], BounceReport]]:
     """sisimai rows whose kind we get right, with their report."""
     out = []
-    for entry in _index("bounces"):
+    for entry in corpus_entries("bounces"):
         if entry.get("expected_recipients_count") is None:
             continue
         report = _report("bounces", entry["file"])
@@ -215,10 +205,10 @@ def test_plain_rfc3464_reports_are_read_exactly() -> None:
     # Given the corpus' standard DSNs (message/delivery-status with Action fields)
     rows = [
         e
-        for e in _index("bounces")
+        for e in corpus_entries("bounces")
         if (e.get("client") == "rfc3464" or e["file"].startswith("mikel-mail/"))
         and e.get("expected_dsn_status")
-        and ACTION.search(_raw("bounces", e["file"]))
+        and ACTION.search(corpus_bytes("bounces", e["file"]))
         # rfc3464-28 is two reports concatenated into one file; we read the first.
         and e["file"] != "sisimai/rfc3464-28.eml"
     ]
@@ -244,7 +234,7 @@ def test_plain_rfc3464_reports_are_read_exactly() -> None:
 
 
 def test_bounceparser_addresses_and_original_message_ids() -> None:
-    rows = [e for e in _index("bounces") if e["file"].startswith("bounceparser/")]
+    rows = [e for e in corpus_entries("bounces") if e["file"].startswith("bounceparser/")]
     checked = 0
     for entry in rows:
         report = _report("bounces", entry["file"])
@@ -264,7 +254,7 @@ def test_bounceparser_addresses_and_original_message_ids() -> None:
 
 
 def test_bounceparser_smtp_codes() -> None:
-    rows = [e for e in _index("bounces") if "expected_smtp_code" in e]
+    rows = [e for e in corpus_entries("bounces") if "expected_smtp_code" in e]
     misses = []
     for entry in rows:
         report = _report("bounces", entry["file"])
@@ -293,13 +283,13 @@ def test_every_report_says_why_in_one_sentence() -> None:
 
 
 def test_no_autoreply_is_a_bounce() -> None:
-    for entry in _index("autoreplies"):
+    for entry in corpus_entries("autoreplies"):
         assert _report("autoreplies", entry["file"]) is None, entry["file"]
 
 
 @pytest.mark.parametrize("folder", ["replies", "multilingual", "threads"])
 def test_personal_and_list_mail_is_never_a_bounce(folder: str) -> None:
-    rows = [e for e in _index(folder) if e["format"] == "rfc822"]
+    rows = [e for e in corpus_entries(folder) if e["format"] == "rfc822"]
     assert rows
     flagged = [
         f"{e['file']}: {r.kind} {r.reason}"
@@ -311,9 +301,9 @@ def test_personal_and_list_mail_is_never_a_bounce(folder: str) -> None:
 
 def test_malformed_mail_never_raises_and_stays_fast() -> None:
     slowest = (0.0, "")
-    for entry in _index("malformed"):
+    for entry in corpus_entries("malformed"):
         started = time.perf_counter()
-        detect_bounce(_raw("malformed", entry["file"]))
+        detect_bounce(corpus_bytes("malformed", entry["file"]))
         slowest = max(slowest, (time.perf_counter() - started, entry["file"]))
     assert slowest[0] < 2.0, slowest
 
