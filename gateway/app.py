@@ -8,6 +8,9 @@ network front ends and the worker threads around it.
 from __future__ import annotations
 
 import logging
+import math
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -27,7 +30,9 @@ from outbound.delivery import STALE_SENDING
 from outbound.render import Renderer
 from outbound.transports import Transport, transport_from_url
 
-__all__ = ["Gateway", "SweepReport"]
+__all__ = ["REQUEUE_EXTERNAL_AFTER", "Gateway", "SweepReport"]
+
+REQUEUE_EXTERNAL_AFTER = 900.0
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,8 @@ class Gateway:
         self.broker = make_broker(settings)
         self.actors: Actors = declare_actors(self)
         self._worker: dramatiq.Worker | None = None
+        self._enqueued: dict[int, float] = {}
+        self._enqueued_lock = threading.Lock()
 
     @cached_property
     def services(self) -> Services:
@@ -63,6 +70,27 @@ class Gateway:
             self.actors.process.send(spool_id)
         except Exception:  # noqa: BLE001 - broker down: the sweep will enqueue it again
             log.exception("could not enqueue spool %s; the sweep will retry", spool_id)
+            return
+        with self._enqueued_lock:
+            self._enqueued[spool_id] = time.monotonic()
+
+    def _needs_requeue(self, spool_ids: list[int]) -> list[int]:
+        """Rows whose job this process did not hand to the broker (or long ago).
+
+        A job this process enqueued is still waiting in a backlog, not lost: the
+        in-memory queue dies only with this process, and an external broker keeps
+        its jobs (redelivering those of a dead worker).  Re-sending them would only
+        grow the backlog.  An external broker's job is re-sent after
+        ``REQUEUE_EXTERNAL_AFTER`` seconds as a last safety net.
+        """
+        limit = math.inf if self.settings.embedded else REQUEUE_EXTERNAL_AFTER
+        now = time.monotonic()
+        with self._enqueued_lock:
+            waiting = set(spool_ids)
+            for known in [k for k in self._enqueued if k not in waiting]:
+                del self._enqueued[known]  # processed meanwhile
+            return [i for i in spool_ids
+                    if i not in self._enqueued or now - self._enqueued[i] > limit]
 
     def enqueue_delivery(self, outbox_id: int) -> None:
         try:
@@ -100,6 +128,8 @@ class Gateway:
                 (OutboxItem.status == OutboxStatus.SENDING)
                 & (OutboxItem.updated_at <= now - STALE_SENDING),
             )).order_by(OutboxItem.id)).all()
+        if not everything:
+            spool_ids = self._needs_requeue(list(spool_ids))
         for spool_id in spool_ids:
             self.enqueue_processing(spool_id)
         for outbox_id in outbox_ids:
