@@ -61,7 +61,7 @@ class Gateway:
     @cached_property
     def transport(self) -> Transport:
         return transport_from_url(self.settings.outbound_url, self.settings.smtp_client_timeout,
-                                  base=Path.cwd())
+                                  base=Path.cwd(), ca_file=self.settings.smtp_ca_file)
 
     # -- jobs ---------------------------------------------------------------
     def enqueue_processing(self, spool_id: int) -> None:

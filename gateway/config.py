@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     delivery_min_backoff: float = Field(default=30.0, gt=0)
     delivery_max_backoff: float = Field(default=3600.0, gt=0)
     smtp_client_timeout: float = Field(default=60.0, gt=0)
+    smtp_ca_file: Path | None = None
+    """CA bundle that the smarthost's certificate must chain to (default: system store)."""
 
     ack_language_default: str = "en"
 

@@ -22,10 +22,12 @@ class Transport(Protocol):
         ...
 
 
-def transport_from_url(url: str, timeout: float = 60.0, base: Path | None = None) -> Transport:
+def transport_from_url(url: str, timeout: float = 60.0, base: Path | None = None,
+                       ca_file: Path | None = None) -> Transport:
     if url.startswith("maildir:"):
         path = Path(url.removeprefix("maildir:").removeprefix("//"))
         if base is not None and not path.is_absolute():
             path = base / path
         return MaildirTransport(path)
-    return SmtpTransport.from_url(url, timeout=timeout)
+    return SmtpTransport.from_url(url, timeout=timeout,
+                                  ca_file=str(ca_file) if ca_file else None)

@@ -36,17 +36,20 @@ class SmtpTransport:
     username: str = ""
     password: str = ""
     timeout: float = 60.0
+    ca_file: str | None = None
 
     @classmethod
-    def from_url(cls, url: str, timeout: float = 60.0) -> SmtpTransport:
+    def from_url(cls, url: str, timeout: float = 60.0,
+                 ca_file: str | None = None) -> SmtpTransport:
         parts = urlsplit(url)
         mode = {"smtp": "plain", "smtps": "tls", "smtp+starttls": "starttls"}[parts.scheme]
         default_port = {"plain": 25, "tls": 465, "starttls": 587}[mode]
         return cls(parts.hostname or "127.0.0.1", parts.port or default_port, mode,
-                   unquote(parts.username or ""), unquote(parts.password or ""), timeout)
+                   unquote(parts.username or ""), unquote(parts.password or ""), timeout,
+                   ca_file)
 
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=self.ca_file)
         if self.mode == "tls":
             client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
                                                     context=context)

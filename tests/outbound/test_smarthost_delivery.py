@@ -7,17 +7,22 @@ refusing remote server is a fault we cannot cause for real.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.config import Settings
+from gateway.errors import PermanentFailure, TemporaryFailure
 from gateway.models import OutboxItem
 from gateway.server import GatewayServer
 from tests.conftest import free_port, wait_for
@@ -99,3 +104,59 @@ def test_permanent_refusal_ends_dead_with_the_answer(
     time.sleep(1.5)
     assert len(host.rcpt_answers) == 1
     assert _outbox(gateway)[0].attempts == 1
+
+
+class _Authenticator:
+    """Accepts one user/password pair; records what it saw."""
+
+    def __init__(self) -> None:
+        self.logins: list[tuple[str, str]] = []
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                 auth_data: Any) -> AuthResult:
+        login, password = (v.decode() if isinstance(v, bytes) else str(v)
+                           for v in (auth_data.login, auth_data.password))
+        self.logins.append((mechanism, login))
+        # handled=False: aiosmtpd itself answers 235 or 535.
+        return AuthResult(success=(login, password) == ("relay-user", "s3cret pass"),
+                          handled=False)
+
+
+def test_starttls_and_auth_to_the_smarthost(settings_factory: Any, tmp_path: Path) -> None:
+    # Given a smarthost that requires STARTTLS and AUTH, with a certificate from our own CA
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    handler, authenticator, port = ScriptedSmarthost(), _Authenticator(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port,
+                            tls_context=server_context, require_starttls=True,
+                            authenticator=authenticator, auth_required=True)
+    controller.start()
+    try:
+        settings = settings_factory(
+            outbound_url=f"smtp+starttls://relay-user:s3cret%20pass@127.0.0.1:{port}",
+            smtp_ca_file=ca_file)
+        transport = Gateway(settings).transport
+        # When a message is handed over; Then it arrives, after STARTTLS and AUTH
+        transport.send("support@support.example", "anna@acme.example",
+                       make_mail(subject="Over TLS"))
+        assert len(handler.received) == 1 and b"Over TLS" in handler.received[0]
+        assert [login for _mechanism, login in authenticator.logins] == ["relay-user"]
+        # A wrong password is a permanent refusal (535), never retried forever
+        wrong = settings_factory(
+            outbound_url=f"smtp+starttls://relay-user:nope@127.0.0.1:{port}",
+            smtp_ca_file=ca_file)
+        with pytest.raises(PermanentFailure, match="535"):
+            Gateway(wrong).transport.send("support@support.example", "anna@acme.example",
+                                          make_mail(subject="Refused"))
+        # A certificate we cannot verify is a temporary failure (operator must fix)
+        untrusted = settings_factory(
+            outbound_url=f"smtp+starttls://relay-user:s3cret%20pass@127.0.0.1:{port}")
+        with pytest.raises(TemporaryFailure, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+            Gateway(untrusted).transport.send("support@support.example", "anna@acme.example",
+                                              make_mail(subject="Untrusted"))
+        assert len(handler.received) == 1
+    finally:
+        controller.stop()
