@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from gateway.context import MailContext
 from gateway.db import Database
@@ -22,6 +23,10 @@ from gateway.services import Services
 from inbound.analysis import analyze
 
 __all__ = ["ProcessOutcome", "process_spool_entry", "quarantine"]
+
+# The raw bytes (up to the SIZE limit) are read once, for the analysis; the row
+# loads that lock it need only its state.
+_WITHOUT_RAW = [defer(SpoolEntry.raw)]
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +41,7 @@ class ProcessOutcome:
 
 def quarantine(database: Database, spool_id: int, reason: str) -> None:
     with database.transaction() as session:
-        entry = session.get(SpoolEntry, spool_id, with_for_update=True)
+        entry = session.get(SpoolEntry, spool_id, with_for_update=True, options=_WITHOUT_RAW)
         if entry is not None and entry.state == SpoolState.RECEIVED:
             entry.state = SpoolState.QUARANTINED
             entry.reason = reason[:4000]
@@ -47,7 +52,7 @@ def _count_attempt(database: Database, services: Services, spool_id: int) -> Pro
     """Bump the attempt counter; return an outcome when there is nothing (more) to do."""
     limit = services.settings.max_processing_attempts
     with database.transaction() as session:
-        entry = session.get(SpoolEntry, spool_id, with_for_update=True)
+        entry = session.get(SpoolEntry, spool_id, with_for_update=True, options=_WITHOUT_RAW)
         if entry is None:
             log.warning("spool %s does not exist", spool_id)
             return ProcessOutcome("missing", "no such spool row")
@@ -76,7 +81,8 @@ def process_spool_entry(database: Database, services: Services, spool_id: int) -
         except Exception as error:  # noqa: BLE001 - parse never raises; a bug is quarantined
             raise StepFailed("parse", error) from error
         with database.transaction() as session:
-            entry = session.get(SpoolEntry, spool_id, with_for_update=True)
+            entry = session.get(SpoolEntry, spool_id, with_for_update=True,
+                                options=_WITHOUT_RAW)
             assert entry is not None
             if entry.state != SpoolState.RECEIVED:
                 return ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number)

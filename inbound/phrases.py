@@ -9,6 +9,7 @@ case-sensitive pattern (exact, see ``_FOLD_UNSAFE``) after cheap substring tests
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import NamedTuple
 
 __all__ = ["Folded", "Phrases", "fold", "own_needles"]
@@ -142,25 +143,29 @@ def _check_lower_case(source: str) -> None:
             raise ValueError(f"phrase pattern not in plain lower case at {char!r}: {source!r}")
 
 
-def _alternatives(source: str) -> list[str]:
-    """The top-level alternatives of a regular expression."""
-    parts: list[str] = []
-    depth = 0
-    start = index = 0
+def _structure(source: str, index: int = 0) -> Iterator[tuple[int, str]]:
+    """Each character of a regular expression outside escapes and character classes."""
     while index < len(source):
         char = source[index]
         if char == "\\":
             index += 2
-            continue
-        if char == "[":
+        elif char == "[":
             index = _class_end(source, index)
-            continue
+        else:
+            yield index, char
+            index += 1
+
+
+def _alternatives(source: str) -> list[str]:
+    """The top-level alternatives of a regular expression."""
+    parts: list[str] = []
+    depth = start = 0
+    for index, char in _structure(source):
         if char in "()":
             depth += 1 if char == "(" else -1
         elif char == "|" and depth == 0:
             parts.append(source[start:index])
             start = index + 1
-        index += 1
     parts.append(source[start:])
     return parts
 
@@ -221,21 +226,11 @@ def _class_end(source: str, index: int) -> int:
 def _group_end(source: str, index: int) -> int:
     """Index of the ")" that closes the group opening at ``index``."""
     depth = 0
-    while index < len(source):
-        char = source[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == "[":
-            index = _class_end(source, index)
-            continue
+    for position, char in _structure(source, index):
         if char == "(":
             depth += 1
         elif char == ")":
             depth -= 1
             if depth == 0:
-                return index
-        index += 1
+                return position
     return len(source)
-
-

@@ -17,6 +17,17 @@ import pytest
 
 __all__ = ["corpus_available", "corpus_dir", "load_index"]
 
+# Rows of bounces/ that the index labels bounce (and automatic) although no delivery
+# report is in them: a spammer or a person wrote them.  The tests assert that they stay
+# personal mail, because a support gateway must not drop them unread.
+NOT_DELIVERY_REPORTS = {
+    "bounceparser/spam-bogus-email-in-report.msg": "an ordinary spam mail, no report inside",
+    "bounceparser/spam-lots-of-bogus-addresses.msg": "an ordinary spam mail, no report inside",
+    "bounceparser/spam-with-badly-parsed-email.msg": "an ordinary spam mail, no report inside",
+    "bounceparser/spam-with-image.msg": "an ordinary spam mail, no report inside",
+    "sisimai/lhost-sendmail-14.eml": "a person forwarding a bounce (\"Forward the message.\"): "
+    "that is a request for help, and must become a ticket",
+}
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -17,8 +17,7 @@ from gateway.app import Gateway
 from gateway.models import OutboxItem, SpoolEntry, SpoolState
 from gateway.processing import process_spool_entry
 from inbound.spool import store_message
-from tests.corpus import corpus_dir, load_index
-from tests.inbound.test_bounces import NOT_DELIVERY_REPORTS
+from tests.corpus import NOT_DELIVERY_REPORTS, corpus_dir, load_index
 
 FOLDERS = ("autoreplies", "bounces", "malformed", "replies", "multilingual", "threads")
 
@@ -51,7 +50,7 @@ def test_every_corpus_message_ends_in_a_known_state_with_a_reason(gateway: Gatew
         assert row.state in {SpoolState.PROCESSED, SpoolState.IGNORED, SpoolState.QUARANTINED}, key
         assert row.reason.strip(), f"{key} ended {row.state} without a reason"
     index = {f"{folder}/{e['file']}": e for folder, e in _entries()}
-    # Rows the corpus calls bounces that hold no delivery report (reasons in test_bounces).
+    # Rows the corpus calls bounces that hold no delivery report (reasons in tests/corpus.py).
     for name in NOT_DELIVERY_REPORTS:
         index[f"bounces/{name}"] = {**index[f"bounces/{name}"], "expected_is_bounce": False,
                                     "expected_is_automatic": False}

@@ -43,7 +43,6 @@ class MtaLikeClient(threading.Thread):
         self.sender = f"user{client}@load.example"
         self.deadline = deadline
         self.accepted: list[str] = []
-        self.answers: Counter[int] = Counter()
         self.retries = 0
 
     def run(self) -> None:
@@ -54,7 +53,6 @@ class MtaLikeClient(threading.Thread):
                     while pending:
                         message_id, raw = pending[0]
                         session.sendmail(self.sender, ["support@support.example"], raw)
-                        self.answers[250] += 1
                         self.accepted.append(message_id)
                         pending.pop(0)
             except (OSError, smtplib.SMTPException):

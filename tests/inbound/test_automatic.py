@@ -19,19 +19,10 @@ import pytest
 
 from inbound.automatic import AutomaticVerdict, detect_automatic
 from inbound.bounces import detect_bounce
-from tests.corpus import corpus_bytes, corpus_entries
+from tests.corpus import NOT_DELIVERY_REPORTS, corpus_bytes, corpus_entries
 
 # Kinds that make the pipeline treat a mail as an auto-reply (dropped unless it threads).
 REPLY_KINDS = {"auto_reply", "challenge_response", "read_receipt"}
-# Rows of bounces/ that upstream calls automatic although a person or a spammer wrote them
-# (see NOT_DELIVERY_REPORTS in test_bounces.py): they must stay personal mail.
-NOT_AUTOMATIC = {
-    "bounceparser/spam-bogus-email-in-report.msg": "an ordinary spam mail",
-    "bounceparser/spam-lots-of-bogus-addresses.msg": "an ordinary spam mail",
-    "bounceparser/spam-with-badly-parsed-email.msg": "an ordinary spam mail",
-    "bounceparser/spam-with-image.msg": "an ordinary spam mail",
-    "sisimai/lhost-sendmail-14.eml": "a person forwarding a bounce and asking about it",
-}
 
 
 @cache
@@ -76,7 +67,7 @@ def test_every_delivery_report_is_automatic_but_no_auto_reply() -> None:
     # Given the bounces, delay notices, successes and complaints of the corpus
     rows = [
         e for e in corpus_entries("bounces")
-        if e.get("expected_is_automatic") and e["file"] not in NOT_AUTOMATIC
+        if e.get("expected_is_automatic") and e["file"] not in NOT_DELIVERY_REPORTS
     ]
     assert len(rows) > 650
     missed, misnamed = [], []
@@ -92,7 +83,7 @@ def test_every_delivery_report_is_automatic_but_no_auto_reply() -> None:
 
 
 def test_spam_and_forwards_filed_under_bounces_stay_personal() -> None:
-    for name, why in NOT_AUTOMATIC.items():
+    for name, why in NOT_DELIVERY_REPORTS.items():
         assert _verdict("bounces", name) is None, f"{name}: {why}"
 
 

@@ -18,18 +18,8 @@ from typing import Any
 import pytest
 
 from inbound.bounces import BounceReport, detect_bounce
-from tests.corpus import corpus_bytes, corpus_entries
+from tests.corpus import NOT_DELIVERY_REPORTS, corpus_bytes, corpus_entries
 
-# Index rows that label a message a bounce although no delivery report is in it.  They
-# are asserted to stay *un*flagged: a support gateway must not drop them unread.
-NOT_DELIVERY_REPORTS = {
-    "bounceparser/spam-bogus-email-in-report.msg": "an ordinary spam mail, no report inside",
-    "bounceparser/spam-lots-of-bogus-addresses.msg": "an ordinary spam mail, no report inside",
-    "bounceparser/spam-with-badly-parsed-email.msg": "an ordinary spam mail, no report inside",
-    "bounceparser/spam-with-image.msg": "an ordinary spam mail, no report inside",
-    "sisimai/lhost-sendmail-14.eml": "a person forwarding a bounce (\"Forward the message.\"): "
-    "that is a request for help, and must become a ticket",
-}
 # sisimai's own reason codes for which it has no RFC 3463 status (5.0.9xx and friends).
 PSEUDO_STATUS = re.compile(r"^\d\.0\.9\d\d$")
 ACTION = re.compile(rb"^Action:[ \t]*([A-Za-z]+)", re.MULTILINE | re.IGNORECASE)
