@@ -56,6 +56,9 @@ class MailContext:
     automatic: AutomaticVerdict | None = None
     sender: Sender | None = None
     auth_level: str = "none"
+    sender_verified: bool = False
+    """True only when the configured sender authentication vouches for the From address
+    (set by the ``authenticate`` step); every privileged action requires it."""
     ticket: Ticket | None = None
     new_ticket: bool = False
     threaded_by: str = ""

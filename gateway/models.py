@@ -37,6 +37,7 @@ __all__ = [
     "AttachmentRecord",
     "Base",
     "Feature",
+    "Lease",
     "FeatureUsage",
     "MessageRecord",
     "MessageRef",
@@ -368,3 +369,14 @@ class OutboxItem(Base):
     sent_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (Index("ix_outbox_status", "status", "next_attempt_at"),)
+
+
+class Lease(Base):
+    """A named singleton lease (see ``gateway/leases.py``): who holds it and until when."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()

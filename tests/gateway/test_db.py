@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from gateway.app import Gateway
+from gateway.db import alembic_config
 from tests.conftest import PG_URL
 
 
@@ -24,4 +26,5 @@ def test_upgrade_is_idempotent(gateway: Gateway) -> None:
     gateway.db.upgrade()
     with gateway.db.engine.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0001"
+    head = ScriptDirectory.from_config(alembic_config(gateway.db.url)).get_current_head()
+    assert head is not None and version == head
