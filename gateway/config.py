@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     """How a privileged sender (agent, colleague admin) is verified: ``authres`` trusts the
     topmost ``Authentication-Results`` of ``authserv_id`` (the upstream MTA), ``dkim`` verifies
     the DKIM signature ourselves with alignment to the From domain, ``token`` (development
-    only) trusts a reply token that names the sender."""
+    only) trusts a valid reply token of the ticket alone."""
     authserv_id: str = ""
     colleague_cutoff: date = date(2024, 12, 11)
     """Team tickets created and last updated before this day are not open to colleagues."""

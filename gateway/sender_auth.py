@@ -9,8 +9,8 @@ Three methods, one chosen by ``sender_authentication``:
   From address when DMARC passed for the From domain, or DKIM passed for a domain
   aligned with it (the same domain or a parent of it).
 - ``dkim``: we verify the DKIM signature ourselves (dkimpy) with the same alignment.
-- ``token`` (development only): a reply token that names a participant whose address
-  is the From address.  It proves the sender received our mail, nothing more.
+- ``token`` (development only): a valid reply token of the ticket among the envelope
+  recipients.  It proves the sender received (or was shown) our mail, nothing more.
 """
 
 from __future__ import annotations

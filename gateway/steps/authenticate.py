@@ -35,14 +35,17 @@ def _find_token(ctx: MailContext) -> None:
 
 
 def _token_verdict(ctx: MailContext) -> Verdict:
-    assert ctx.sender is not None
+    """Development mode: a valid reply token of a real ticket vouches for the sender.
+
+    Whoever can write to ``support+TOKEN@`` received (or was shown) our mail about that
+    ticket; that is all this mode checks, which is why it is not for production."""
     if ctx.token is None:
         return Verdict(False, "no valid reply token among the recipients")
     participant = ctx.session.get(Participant, ctx.token.participant_id)
-    if (participant is None or participant.ticket_number != ctx.token.ticket_number
-            or participant.email != ctx.sender.email):
-        return Verdict(False, "the reply token was issued to someone else")
-    return Verdict(True, f"reply token issued to {ctx.sender.email} (development mode)")
+    if participant is None or participant.ticket_number != ctx.token.ticket_number:
+        return Verdict(False, "the reply token names no participant of its ticket")
+    return Verdict(True, f"valid reply token of ticket #{ctx.token.ticket_number} "
+                   "(development mode: the token alone is trusted)")
 
 
 def _verdict(ctx: MailContext) -> Verdict:

@@ -339,23 +339,27 @@ def test_a_strangers_mail_with_reply_to_naming_an_agent_gets_no_privilege(
 
 @pytest.mark.parametrize("settings", [{"sender_authentication": "token", "authserv_id": ""}],
                          indirect=True)
-def test_development_token_mode_trusts_a_token_issued_to_the_sender(
+def test_development_token_mode_trusts_the_reply_token_alone(
         running: GatewayServer, gw: Gateway, settings: Settings) -> None:
     number, _ = open_ticket(settings, gw)
-    (copy,) = mail_to(settings, "olga@acme.example")
-    own = str(copy["Reply-To"])
     maxs = str(acknowledgement(settings, "max@acme.example", number)["Reply-To"])
-    # Olga through Max's address: the token was not issued to her, so no privilege.
-    deliver(settings, gw, make_mail(sender="olga@acme.example", to=maxs, subject="Re: VPN",
-                                    body="Trying via Max's address."),
-            mail_from="olga@acme.example", rcpt_to=maxs)
-    # Olga through her own copy's address: a colleague reply.
-    deliver(settings, gw, make_mail(sender="olga@acme.example", to=own, subject="Re: VPN",
-                                    body="Trying via my own address."),
-            mail_from="olga@acme.example", rcpt_to=own)
-    olga = [(m.role, bool(m.flags)) for m in messages(gw, number)
-            if m.from_address == "olga@acme.example"]
-    assert olga == [("requester", True), ("colleague", False)]
+    # Anna with only the subject tag: no token, so no privilege.
+    deliver(settings, gw, make_mail(sender="anna@acme.example", subject=f"Re: [#{number}] VPN",
+                                    body="Trying with the tag only."),
+            mail_from="anna@acme.example")
+    # Anna writing to the ticket's reply address: the token vouches for her.
+    deliver(settings, gw, make_mail(sender="anna@acme.example", to=maxs, subject="Re: VPN",
+                                    body="Trying via the reply address."),
+            mail_from="anna@acme.example", rcpt_to=maxs)
+    anna = [(m.role, bool(m.flags)) for m in messages(gw, number)
+            if m.from_address == "anna@acme.example"]
+    assert anna == [("requester", True), ("colleague", False)]
+    # A forged reply token verifies nobody.
+    forged = maxs.split("+", 1)[0] + f"+{number}-1-aaaaaaaaaaaaaaaa@support.example"
+    deliver(settings, gw, agent_mail(number, "#status closed\nClosed.", headers={},
+                                     to=forged),
+            mail_from="kenji@support.example", rcpt_to=forged)
+    assert ticket(gw, number).status == TicketStatus.NEW
 
 
 # -- statuses and reopening ------------------------------------------------------------
