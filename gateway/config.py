@@ -98,6 +98,20 @@ class Settings(BaseSettings):
 
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
 
+    # -- support access grants (gateway/grants) --
+    grant_link_ttl: float = Field(default=72 * 3600.0, gt=0)
+    """Seconds an emailed activation link stays usable."""
+    grant_overview_ttl: float = Field(default=14 * 86400.0, gt=0)
+    """Seconds a signed overview link (in every grant mail) stays valid."""
+    grant_expiry_notice: float = Field(default=24 * 3600.0, gt=0)
+    """How long before a grant (longer than a day) ends its authorised users are told."""
+    grant_timezone: str = "UTC"
+    """Where "today" ends for a grant of the duration "today" (an IANA zone name)."""
+    grant_address_tag: str = "access"
+    """Mail to ``support+<tag>@domain`` from an authenticated agent is an access request."""
+    grant_api_key: str = ""
+    """Key for ``GET /api/grants/check``; empty: the API answers 503 (never open)."""
+
     @field_validator("smtp_listen", "web_listen")
     @classmethod
     def _listen(cls, value: str) -> str:
