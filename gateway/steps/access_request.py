@@ -80,7 +80,10 @@ def run(ctx: MailContext) -> None:
         return
     assert ctx.parsed is not None
     text = ctx.reply.visible if ctx.reply is not None else ctx.parsed.text
-    command = parse_command(text, required=not _to_grants_address(ctx))
+    to_grants = _to_grants_address(ctx)
+    if to_grants and ctx.parsed.subject.strip().lower().startswith("#access"):
+        text = f"{ctx.parsed.subject.strip()}\n{text}"  # the command may be the subject
+    command = parse_command(text, required=not to_grants)
     if command is None:
         return
     team = command.team or (ctx.ticket.team_id if ctx.ticket is not None else None)
