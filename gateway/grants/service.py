@@ -47,6 +47,7 @@ from gateway.services import Services
 __all__ = [
     "GrantError",
     "LinkLookup",
+    "LinkRefused",
     "LinkStatus",
     "activate",
     "inspect_link",

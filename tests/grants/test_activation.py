@@ -8,6 +8,7 @@ end, and requests go over a real socket.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -181,3 +182,17 @@ def test_login_needs_a_live_grant_and_is_listed(web: str, settings: Settings) ->
                                     "--json").stdout)
     assert [(g["agent"], g["duration"], g["state"], g["granted_by"]) for g in grants] == [
         ("kenji@support.example", "4h", "live", "bert@acme.example")]
+
+
+def test_concurrent_confirmations_grant_once(web: str, settings: Settings,
+                                             gateway: Gateway) -> None:
+    _request(settings, "--agent", "kenji@support.example", "--reason", "Check")
+    links = [activation_link(wait_for_mail(settings, 1, To=to)[0])
+             for to in ("anna@acme.example", "bert@acme.example")]
+    forms = [(link, {"csrf": request("GET", link).csrf(), "duration": "1h"}) for link in links]
+    # When both recipients confirm at once, each twice
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda job: request("POST", *job), forms * 2))
+    # Then exactly one grant exists, and every other answer is the "used" page
+    assert sorted(a.status for a in answers) == [200, 410, 410, 410]
+    assert _grants(gateway) == 1
