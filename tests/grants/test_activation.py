@@ -59,12 +59,13 @@ def test_activation_mail_goes_to_every_authorised_user_in_their_language(
 
 def test_get_changes_nothing_then_post_grants_one_hour(
         web: str, settings: Settings, gateway: Gateway) -> None:
-    _request(settings, "--agent", "kenji@support.example", "--reason", "Check sync")
+    _request(settings, "--agent", "kenji@support.example", "--reason", "Check <b>sync</b>")
     link = activation_link(wait_for_mail(settings, 1, To="bert@acme.example")[0])
     # When a mail scanner opens the link three times
     for _ in range(3):
         page = request("GET", link)
         assert page.status == 200 and "Grant support access" in page.body
+        assert "Check &lt;b&gt;sync&lt;/b&gt;" in page.body  # user text is escaped
         assert page.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert page.headers["cache-control"] == "no-store"
