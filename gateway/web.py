@@ -1,6 +1,7 @@
-"""The few web pages mail cannot replace (Starlette); for now the health check.
+"""The few web pages mail cannot replace (Starlette): the health check, and, when the
+app is given the gateway, the access-grant pages and API (``gateway.web_grants``).
 
-Activation links, one-click unsubscribe and overviews are added here as routes.
+One-click unsubscribe and other pages are added here as routes.
 """
 
 from __future__ import annotations
