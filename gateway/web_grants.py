@@ -79,6 +79,11 @@ def grant_routes(gateway: Gateway) -> list[Route]:
     def message(key: str, language: str, status: int) -> Response:
         return page("message", language, {"key": key}, status)
 
+    def who(session: Any, agent: str | None, department: str | None, language: str) -> str:
+        if agent:
+            return subject_label(session, agent, None)
+        return pages.catalog(language)["department"].format(name=department)
+
     def deliver(outbox_ids: Iterable[int]) -> None:
         for outbox_id in outbox_ids:
             gateway.enqueue_delivery(outbox_id)
@@ -107,7 +112,7 @@ def grant_routes(gateway: Gateway) -> list[Route]:
                         if req.requested_by else "")
             return page("activate", person.language, {
                 "asked_by": asked_by, "team_name": team.name if team else req.team_id,
-                "who": subject_label(session, req.agent_email, req.department),
+                "who": who(session, req.agent_email, req.department, person.language),
                 "reason": req.reason, "export_asked": req.export,
                 "durations": DURATIONS, "default_duration": DEFAULT_DURATION,
                 "csrf": csrf_value(svc.secret, "activate", found.link.token_hash)})
@@ -131,9 +136,9 @@ def grant_routes(gateway: Gateway) -> list[Route]:
             with db.transaction() as session:
                 grant, outbox_ids = activate(session, svc, token, duration=duration,
                                              export=form.get("export") == "1", now=now)
-                who = subject_label(session, grant.agent_email, grant.department)
+                label = who(session, grant.agent_email, grant.department, language)
                 team = session.get(Team, grant.team_id)
-                context = {"who": who, "team_name": team.name if team else grant.team_id,
+                context = {"who": label, "team_name": team.name if team else grant.team_id,
                            "until": format_time(grant.expires_at), "export": grant.export,
                            "overview_url": overview_url(svc, grant.team_id, grant.granted_by)}
         except LinkRefused as refused:
@@ -174,8 +179,8 @@ def grant_routes(gateway: Gateway) -> list[Route]:
             team = session.get(Team, team_id)
 
             def row(grant: Any) -> dict[str, Any]:
-                return {"id": grant.id, "who": subject_label(session, grant.agent_email,
-                                                             grant.department),
+                return {"id": grant.id, "who": who(session, grant.agent_email,
+                                                   grant.department, person.language),
                         "reason": grant.reason, "granted_by": grant.granted_by,
                         "granted_at": format_time(grant.granted_at),
                         "until": format_time(grant.expires_at), "export": grant.export,

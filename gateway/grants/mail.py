@@ -37,6 +37,7 @@ __all__ = [
     "overview_url",
     "queue_grant_mail",
     "subject_label",
+    "who_context",
 ]
 
 AUTO_SUBMITTED = "auto-generated"
@@ -77,11 +78,18 @@ def queue_grant_mail(session: Session, services: Services, kind: str, *, to_addr
                          rcpt_to=to_address)
 
 
+def who_context(session: Session, agent_email: str | None,
+                department: str | None) -> dict[str, Any]:
+    """``agent_label`` or ``department``: templates word the department in their language."""
+    return {"agent_label": subject_label(session, agent_email, None) if agent_email else None,
+            "department": None if agent_email else department}
+
+
 def grant_context(session: Session, grant: AccessGrant) -> dict[str, Any]:
     team = session.get(Team, grant.team_id)
     return {
         "team_name": team.name if team is not None else grant.team_id,
-        "who": subject_label(session, grant.agent_email, grant.department),
+        **who_context(session, grant.agent_email, grant.department),
         "reason": grant.reason,
         "export": grant.export,
         "until": format_time(grant.expires_at),

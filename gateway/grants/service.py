@@ -31,6 +31,7 @@ from gateway.grants.mail import (
     overview_url,
     queue_grant_mail,
     subject_label,
+    who_context,
 )
 from gateway.grants.tokens import hash_token, new_token
 from gateway.models import (
@@ -118,7 +119,7 @@ def request_access(session: Session, services: Services, team_id: str, *,
         item = queue_grant_mail(session, services, "grant_activation", to_address=person.email,
                                 to_name=person.name, language=person.language, context={
                                     "team_name": team.name,
-                                    "who": subject_label(session, agent_email, department),
+                                    **who_context(session, agent_email, department),
                                     "asked_by": asker, "reason": reason, "export": export,
                                     "activate_url": f"{base}/grants/activate/{token}",
                                     "link_expires": format_time(expires),
