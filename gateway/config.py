@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -134,11 +135,33 @@ class Settings(BaseSettings):
             raise ValueError("sender_authentication = \"authres\" needs authserv_id (the "
                              "upstream MTA's authserv-id)")
         return self
+    # -- support access grants (gateway/grants) --
+    grant_link_ttl: float = Field(default=72 * 3600.0, gt=0)
+    """Seconds an emailed activation link stays usable."""
+    grant_overview_ttl: float = Field(default=14 * 86400.0, gt=0)
+    """Seconds a signed overview link (in every grant mail) stays valid."""
+    grant_expiry_notice: float = Field(default=24 * 3600.0, gt=0)
+    """How long before a grant (longer than a day) ends its authorised users are told."""
+    grant_timezone: str = "UTC"
+    """Where "today" ends for a grant of the duration "today" (an IANA zone name)."""
+    grant_address_tag: str = "access"
+    """Mail to ``support+<tag>@domain`` from an authenticated agent is an access request."""
+    grant_api_key: str = ""
+    """Key for ``GET /api/grants/check``; empty: the API answers 503 (never open)."""
 
     @field_validator("smtp_listen", "web_listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         parse_listen(value)
+        return value
+
+    @field_validator("grant_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone name such as Europe/Berlin") from None
         return value
 
     @field_validator("database_url")

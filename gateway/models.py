@@ -32,6 +32,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AccessGrant",
+    "AccessLink",
+    "AccessLogin",
+    "AccessRequest",
     "Agent",
     "Article",
     "AttachmentRecord",
@@ -406,3 +410,73 @@ class BouncingAddress(Base):
     first_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class AccessRequest(Base):
+    """An agent's request for access to a team's system (issue 6): who, why, what."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), index=True)
+    agent_email: Mapped[str | None] = mapped_column(String(320))
+    department: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    export: Mapped[bool] = mapped_column(Boolean, default=False)
+    requested_by: Mapped[str] = mapped_column(String(320), default="")
+    via: Mapped[str] = mapped_column(String(16), default="cli")  # cli | mail
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column()
+    """Set when one recipient activated it: the other links of the request are spent."""
+
+
+class AccessLink(Base):
+    """One emailed activation link: personal, single use, expiring; only its hash is kept."""
+
+    __tablename__ = "access_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    request: Mapped[AccessRequest] = relationship()
+
+
+class AccessGrant(Base):
+    """Access a team's authorised user gave to one agent or a whole department."""
+
+    __tablename__ = "access_grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), index=True)
+    agent_email: Mapped[str | None] = mapped_column(String(320))
+    department: Mapped[str | None] = mapped_column(String(64))
+    export: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    duration: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("access_requests.id"))
+    requested_by: Mapped[str] = mapped_column(String(320), default="")
+    granted_by: Mapped[str] = mapped_column(String(320))
+    granted_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()  # None: permanent
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_by: Mapped[str | None] = mapped_column(String(320))
+    expiry_notified_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_access_grants_team_granted", "team_id", "granted_at"),)
+
+
+class AccessLogin(Base):
+    """A support employee's login into a team's system under a grant, with the reason."""
+
+    __tablename__ = "access_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), index=True)
+    agent_email: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column()
+    grant_id: Mapped[int] = mapped_column(ForeignKey("access_grants.id"))

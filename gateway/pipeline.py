@@ -26,6 +26,7 @@ PIPELINE: tuple[str, ...] = (
     "authenticate",
     "thread",
     "authorize",
+    "access-request",
     "commands",
     "lifecycle",
     "duplicates",

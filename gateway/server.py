@@ -72,7 +72,7 @@ class GatewayServer:
                         "or dkim in production")
         if self.run_web:
             web_host, web_port = parse_listen(settings.web_listen)
-            config = uvicorn.Config(make_web_app(gateway.db), host=web_host, port=web_port,
+            config = uvicorn.Config(make_web_app(gateway.db, gateway), host=web_host, port=web_port,
                                     log_level="warning", lifespan="off")
             self._web = uvicorn.Server(config)
             self._web_thread = threading.Thread(target=self._web.run, name="web", daemon=True)
