@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.db import Database
+from gateway.web_unsubscribe import unsubscribe_routes
 
 __all__ = ["make_web_app"]
 
@@ -25,4 +26,4 @@ def make_web_app(database: Database) -> Starlette:
             return JSONResponse({"status": "database unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/healthz", healthz)])
+    return Starlette(routes=[Route("/healthz", healthz), *unsubscribe_routes(database)])

@@ -22,6 +22,7 @@ from gateway.steps import (
     parse,
     record,
     thread,
+    unsubscribe,
 )
 
 __all__ = ["STEPS", "Step"]
@@ -36,6 +37,6 @@ class Step(Protocol):
 
 _MODULES: tuple[ModuleType, ...] = (
     parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
-    thread, authorize, apply_rules, record, notify,
+    thread, authorize, apply_rules, record, notify, unsubscribe,
 )
 STEPS: dict[str, Step] = {module.name: module for module in _MODULES}
