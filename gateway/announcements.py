@@ -101,7 +101,7 @@ def _batch(session: Session, gateway: Gateway, announcement: Announcement, numbe
         return [], 0
     left = unsubscribed(session, LIST_NAME)
     names = dict(session.execute(select(Person.email, Person.name).where(
-        Person.email.in_([r.email for r in rows]))).tuples())
+        Person.email.in_([r.email for r in rows]))).tuples().all())
     queued: list[int] = []
     now = utcnow()
     for row in rows:
@@ -183,11 +183,11 @@ def _counts(session: Session, announcement_id: int) -> dict[str, int]:
     by_status = dict(session.execute(select(
         AnnouncementRecipient.status, func.count()).where(
         AnnouncementRecipient.announcement_id == announcement_id)
-        .group_by(AnnouncementRecipient.status)).tuples())
+        .group_by(AnnouncementRecipient.status)).tuples().all())
     delivered = dict(session.execute(select(OutboxItem.status, func.count()).join(
         AnnouncementRecipient, AnnouncementRecipient.outbox_id == OutboxItem.id).where(
         AnnouncementRecipient.announcement_id == announcement_id)
-        .group_by(OutboxItem.status)).tuples())
+        .group_by(OutboxItem.status)).tuples().all())
     return {
         "recipients": sum(by_status.values()),
         "pending": by_status.get("pending", 0),
