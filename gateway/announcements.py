@@ -43,7 +43,6 @@ __all__ = ["AnnouncementError", "create_announcement", "list_announcements",
 log = logging.getLogger(__name__)
 
 LIST_NAME = "announcements"
-LEASE_TTL = 60.0
 
 
 class AnnouncementError(GatewayError):
@@ -125,17 +124,18 @@ def send_announcement(gateway: Gateway, announcement_id: int, *, inline: bool,
     """Send what is still pending; False if another sender holds the announcement."""
     lease_name = f"announcement:{announcement_id}"
     holder = leases.holder_name()
-    if not leases.try_acquire(gateway.db, lease_name, holder, LEASE_TTL):
+    settings = gateway.settings
+    ttl = max(settings.bulk_lease_ttl, 3 * settings.bulk_batch_interval)
+    if not leases.try_acquire(gateway.db, lease_name, holder, ttl):
         return False
     try:
-        settings = gateway.settings
         pacer = Pacer(settings.bulk_batch_interval)
         with gateway.db.reading() as session:
             number = (session.scalar(select(func.max(AnnouncementRecipient.batch)).where(
                 AnnouncementRecipient.announcement_id == announcement_id)) or 0)
         while True:
             pacer.wait()
-            if not leases.try_acquire(gateway.db, lease_name, holder, LEASE_TTL):
+            if not leases.try_acquire(gateway.db, lease_name, holder, ttl):
                 log.warning("announcement %s: lost its lease; stopping", announcement_id)
                 return False
             number += 1

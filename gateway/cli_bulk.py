@@ -8,6 +8,7 @@ outside ``serve``); in scale-out they hand it to the workers.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -141,11 +142,21 @@ def announce(ctx: click.Context, subject: str, body_file: Any, audience: str,
         _send(gateway, announcement_id)
 
 
-def _send(gateway: Gateway, announcement_id: int) -> None:
-    if not send_announcement(gateway, announcement_id, inline=gateway.settings.embedded,
-                             progress=_progress):
-        click.echo(f"announcement {announcement_id} is being sent by another process")
-        return
+def _send(gateway: Gateway, announcement_id: int, *, wait: bool = False) -> None:
+    """Send; with ``wait``, first wait for the lease of a sender that died to lapse."""
+    settings = gateway.settings
+    deadline = time.monotonic() + max(settings.bulk_lease_ttl, 3 * settings.bulk_batch_interval)
+    said = False
+    while not send_announcement(gateway, announcement_id, inline=settings.embedded,
+                                progress=_progress):
+        if not wait or time.monotonic() > deadline:
+            click.echo(f"announcement {announcement_id} is being sent by another process")
+            return
+        if not said:
+            click.echo(f"announcement {announcement_id}: waiting for the previous sender's "
+                       "lease to lapse")
+            said = True
+        time.sleep(1.0)
     counts = counts_of(gateway, announcement_id)
     click.echo(f"announcement {announcement_id}: {counts['queued']} queued, "
                f"{counts['skipped']} unsubscribed, {counts['sent']} delivered so far")
@@ -181,7 +192,7 @@ def announcements_resume(ctx: click.Context, announcement_id: int) -> None:
     gateway = _open(ctx)
     if not any(v["id"] == announcement_id for v in _views(gateway)):
         raise click.ClickException(f"there is no announcement {announcement_id}")
-    _send(gateway, announcement_id)
+    _send(gateway, announcement_id, wait=True)
 
 
 def _views(gateway: Gateway) -> list[dict[str, Any]]:

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     """Bulk mail (announcements, quarterly) is queued this many messages at a time …"""
     bulk_batch_interval: float = Field(default=1.0, ge=0)
     """… with this many seconds between batches (the rate: size / interval per second)."""
+    bulk_lease_ttl: float = Field(default=30.0, gt=0)
+    """A sender that died holds its announcement this long before another may resume it."""
     unsubscribe_token_days: int = Field(default=365, gt=0)
     scheduler_enabled: bool = True
     scheduler_lease_ttl: float = Field(default=60.0, gt=0)

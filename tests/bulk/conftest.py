@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import cast
 
@@ -17,7 +18,6 @@ from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.server import GatewayServer
 from tests.conftest import FIXTURES, Processes, free_port, wait_for, wait_for_port
-from tests.mail import maildir_messages
 
 BULK_DIRECTORY = FIXTURES / "bulk_directory.toml"
 
@@ -41,25 +41,38 @@ def sent_dir(settings: Settings) -> Path:
     return Path(settings.outbound_url.removeprefix("maildir:"))
 
 
-def delivered(settings: Settings) -> list[EmailMessage]:
-    """Every message in the outbound maildir, parsed with the modern policy."""
-    return [cast(EmailMessage, message_from_bytes(m.as_bytes(), policy=policy.default))
-            for m in maildir_messages(sent_dir(settings))]
+def _files(settings: Settings) -> list[Path]:
+    root = sent_dir(settings)
+    return sorted(p for sub in ("new", "cur") if (root / sub).is_dir()
+                  for p in (root / sub).iterdir())
 
 
-def recipients(settings: Settings, kind_subject: str | None = None) -> Counter[str]:
-    """How many delivered mails each address got (optionally only subjects containing ...)."""
+def _headers(path: Path) -> Message:
+    with open(path, "rb") as handle:
+        return BytesHeaderParser(policy=policy.default).parse(handle)
+
+
+def delivered(settings: Settings, to: str | None = None) -> list[EmailMessage]:
+    """Messages in the outbound maildir (only those to ``to``), parsed with the modern policy."""
+    paths = [p for p in _files(settings) if to is None or _headers(p)["Delivered-To"] == to]
+    return [cast(EmailMessage, message_from_bytes(p.read_bytes(), policy=policy.default))
+            for p in paths]
+
+
+def recipients(settings: Settings, subject_part: str | None = None) -> Counter[str]:
+    """How many delivered mails each address got (only subjects containing ``subject_part``)."""
     counts: Counter[str] = Counter()
-    for message in delivered(settings):
-        if kind_subject is None or kind_subject in str(message["Subject"]):
-            counts[message["To"].addresses[0].addr_spec] += 1
+    for path in _files(settings):
+        headers = _headers(path)
+        if subject_part is None or subject_part in str(headers["Subject"]):
+            counts[headers["To"].addresses[0].addr_spec] += 1
     return counts
 
 
-def wait_delivered(settings: Settings, total: int, timeout: float = 120) -> list[EmailMessage]:
-    wait_for(lambda: len(maildir_messages(sent_dir(settings))) >= total, timeout=timeout,
-             interval=0.2, message=f"{total} mails in the maildir")
-    return delivered(settings)
+def wait_delivered(settings: Settings, total: int, timeout: float = 120) -> None:
+    """Wait until the maildir holds ``total`` messages (counting files, parsing nothing)."""
+    wait_for(lambda: len(_files(settings)) >= total, timeout=timeout, interval=0.2,
+             message=f"{total} mails in the maildir")
 
 
 def text_of(message: EmailMessage) -> str:
