@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 __all__ = ["JOB_MODULES", "LEASE_NAME", "GatewayScheduler", "PeriodicJob", "register",
-           "registered_jobs"]
+           "registered_jobs", "unregister"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,12 @@ def register(name: str, function: JobFunction, *, seconds: float | None = None,
         trigger = CronTrigger(timezone=UTC, **dict(cron or {}))
     with _REGISTRY_LOCK:
         _REGISTRY[name] = PeriodicJob(name, function, trigger)
+
+
+def unregister(name: str) -> None:
+    """Forget a registered job (tests; a feature switched off)."""
+    with _REGISTRY_LOCK:
+        _REGISTRY.pop(name, None)
 
 
 def registered_jobs() -> list[PeriodicJob]:
@@ -142,7 +148,9 @@ class GatewayScheduler:
             log.exception("scheduled job %s failed", job.name)
 
     def stop(self) -> None:
-        self._scheduler.shutdown(wait=True)
+        """Stop scheduling, wait for running jobs, hand the lease over at once (idempotent)."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
         if self.is_leader:
             try:
                 leases.release(self.gateway.db, LEASE_NAME, self.holder)
