@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select
 
 from gateway.announcements import (
     AnnouncementError,
@@ -71,8 +72,8 @@ def quarterly_run(ctx: click.Context, quarter: str, dry_run: bool, as_json: bool
     if dry_run:
         with gateway.db.reading() as session:
             rows = describe(plan(session, quarter, utcnow().date()))
-            done = {(s.person_email, s.team_id) for s in session.query(QuarterlySend).filter(
-                QuarterlySend.quarter == quarter)}
+            done = set(session.execute(select(QuarterlySend.person_email, QuarterlySend.team_id)
+                                       .where(QuarterlySend.quarter == quarter)).tuples().all())
             left = unsubscribed(session, "quarterly")
         for row in rows:
             row["status"] = ("already sent" if (row["email"], row["team"]) in done
