@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from gateway.app import Gateway
+from gateway.cli_bulk import BULK_COMMANDS
 from gateway.cli_grants import grants
 from gateway.config import Settings, load_settings
 from gateway.directory import load_directory_file
@@ -340,6 +341,8 @@ def outbox_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
 
 
 cli.add_command(grants)
+for _command in BULK_COMMANDS:  # quarterly, announce, announcements, usage (issue 7)
+    cli.add_command(_command)
 
 
 def main() -> None:

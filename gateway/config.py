@@ -148,6 +148,21 @@ class Settings(BaseSettings):
     """Mail to ``support+<tag>@domain`` from an authenticated agent is an access request."""
     grant_api_key: str = ""
     """Key for ``GET /api/grants/check``; empty: the API answers 503 (never open)."""
+    # -- bulk mail, scheduler and signing (issue 7) --
+    bulk_batch_size: int = Field(default=100, gt=0)
+    """Bulk mail (announcements, quarterly) is queued this many messages at a time …"""
+    bulk_batch_interval: float = Field(default=1.0, ge=0)
+    """… with this many seconds between batches (the rate: size / interval per second)."""
+    bulk_lease_ttl: float = Field(default=30.0, gt=0)
+    """A sender that died holds its announcement this long before another may resume it."""
+    unsubscribe_token_days: int = Field(default=365, gt=0)
+    scheduler_enabled: bool = True
+    scheduler_lease_ttl: float = Field(default=60.0, gt=0)
+    """The scheduler runs jobs only while this node holds the lease "scheduler"."""
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_private_key_file: Path | None = None
+    """PEM RSA key; when set (with selector and domain) every outbound mail is DKIM-signed."""
 
     @field_validator("smtp_listen", "web_listen")
     @classmethod

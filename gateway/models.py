@@ -37,6 +37,11 @@ __all__ = [
     "AccessLogin",
     "AccessRequest",
     "Agent",
+    "Announcement",
+    "AnnouncementRecipient",
+    "QuarterlySend",
+    "Unsubscribe",
+    "UnsubscribeToken",
     "Article",
     "AttachmentRecord",
     "BouncingAddress",
@@ -480,3 +485,85 @@ class AccessLogin(Base):
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column()
     grant_id: Mapped[int] = mapped_column(ForeignKey("access_grants.id"))
+# -- bulk mail (issue 7): quarterly feature mail, announcements, unsubscribes ---------------
+class QuarterlySend(Base):
+    """One quarterly feature mail: the unique key makes it one per admin, team and quarter.
+
+    Written in the same transaction as its outbox row, so a second run, a run killed
+    half-way or a second node can never queue a second mail for the same key.
+    """
+
+    __tablename__ = "quarterly_sends"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_email: Mapped[str] = mapped_column(String(320))
+    team_id: Mapped[str] = mapped_column(String(64))
+    quarter: Mapped[str] = mapped_column(String(8))
+    features: Mapped[list[Any]] = mapped_column(default=list)
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("person_email", "team_id", "quarter"),)
+
+
+class Announcement(Base):
+    """A bulk announcement; its recipients are fixed when it is created (resumable)."""
+
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    translations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """``{lang: {"subject": …, "body": …}}`` besides the English original."""
+    audience: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16), default="sending")  # sending | done
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class AnnouncementRecipient(Base):
+    """One person of an announcement's audience: pending, queued (with its outbox row) or
+    skipped (unsubscribed).  Turning pending into queued commits with the outbox row."""
+
+    __tablename__ = "announcement_recipients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    announcement_id: Mapped[int] = mapped_column(
+        ForeignKey("announcements.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    batch: Mapped[int | None] = mapped_column(Integer)
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
+    queued_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("announcement_id", "email"),
+                      Index("ix_announcement_recipients_status", "announcement_id", "status"))
+
+
+class UnsubscribeToken(Base):
+    """The secret of one List-Unsubscribe link: random, stored only as its SHA-256."""
+
+    __tablename__ = "unsubscribe_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    list_name: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class Unsubscribe(Base):
+    """A person who no longer wants one kind of bulk mail (never affects ticket mail)."""
+
+    __tablename__ = "unsubscribes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    list_name: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))  # web | mail
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("email", "list_name"),)

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 PIPELINE: tuple[str, ...] = (
     "parse",
+    "unsubscribe",
     "guard-loop",
     "guard-auto-reply",
     "guard-bounce",

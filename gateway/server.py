@@ -17,6 +17,7 @@ import uvicorn
 from gateway.app import Gateway
 from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
+from gateway.scheduler import GatewayScheduler
 from gateway.web import make_web_app
 from inbound.smtp_server import GatewayHandler, SmtpIntake
 from inbound.spool import SpoolWriter
@@ -37,6 +38,7 @@ class GatewayServer:
         self._web_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self.scheduler: GatewayScheduler | None = None
 
     def _support(self) -> SupportIdentity:
         with self.gateway.db.reading() as session:
@@ -54,6 +56,9 @@ class GatewayServer:
         gateway.sweep(everything=settings.embedded)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
         self._sweeper.start()
+        if settings.scheduler_enabled:
+            self.scheduler = GatewayScheduler(gateway)
+            self.scheduler.start()
         self.spool_writer = SpoolWriter(gateway.db)
         handler = GatewayHandler(
             store=self.spool_writer.submit,
@@ -88,6 +93,9 @@ class GatewayServer:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.db import Database
+from gateway.web_unsubscribe import unsubscribe_routes
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -31,7 +32,7 @@ def make_web_app(database: Database, gateway: Gateway | None = None) -> Starlett
             return JSONResponse({"status": "database unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    routes = [Route("/healthz", healthz)]
+    routes = [Route("/healthz", healthz), *unsubscribe_routes(database)]
     if gateway is not None:
         from gateway.web_grants import grant_routes
 

@@ -26,6 +26,7 @@ from gateway.steps import (
     parse,
     record,
     thread,
+    unsubscribe,
 )
 
 __all__ = ["STEPS", "Step"]
@@ -41,6 +42,6 @@ class Step(Protocol):
 _MODULES: tuple[ModuleType, ...] = (
     parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
     thread, authorize, access_request, commands, lifecycle, duplicates, apply_rules, record,
-    notify,
+    notify, unsubscribe,
 )
 STEPS: dict[str, Step] = {module.name: module for module in _MODULES}
