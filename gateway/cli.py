@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from gateway.app import Gateway
+from gateway.cli_mailboxes import mailboxes
 from gateway.config import Settings, load_settings
 from gateway.directory import load_directory_file
 from gateway.errors import ConfigError, DirectoryError, GatewayError, StorageError
@@ -336,6 +337,9 @@ def outbox_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
     for view in views:
         click.echo(f"{view['id']:<6} {view['status']:<8} {view['kind']:<16} {view['to']:<32} "
                    f"{view['attempts']} {view['last_error']}")
+
+
+cli.add_command(mailboxes)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ PIPELINE: tuple[str, ...] = (
     "identify-sender",
     "authenticate",
     "thread",
+    "sent-copy",
     "authorize",
     "apply-rules",
     "record",

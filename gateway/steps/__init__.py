@@ -21,6 +21,7 @@ from gateway.steps import (
     notify,
     parse,
     record,
+    sent_copy,
     thread,
 )
 
@@ -36,6 +37,6 @@ class Step(Protocol):
 
 _MODULES: tuple[ModuleType, ...] = (
     parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
-    thread, authorize, apply_rules, record, notify,
+    thread, sent_copy, authorize, apply_rules, record, notify,
 )
 STEPS: dict[str, Step] = {module.name: module for module in _MODULES}

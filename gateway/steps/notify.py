@@ -8,6 +8,7 @@ and our own agents get none (RFC 3834: never answer automatic mail).
 from __future__ import annotations
 
 from gateway.context import MailContext
+from gateway.steps.sent_copy import is_sent_copy
 from outbound.notices import queue_acknowledgement
 
 name = "notify"
@@ -16,6 +17,9 @@ description = "queue acknowledgements and notices in the outbox"
 
 def run(ctx: MailContext) -> None:
     assert ctx.ticket is not None and ctx.sender is not None and ctx.parsed is not None
+    if is_sent_copy(ctx):
+        ctx.note(name, "skip", "copy from the shared Sent folder: already sent by the agent")
+        return
     if not ctx.new_ticket:
         ctx.note(name, "skip", "a reply: no acknowledgement")
         return
