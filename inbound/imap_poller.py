@@ -268,10 +268,15 @@ class MailboxPoller:
                 if not use_idle:
                     self._stop.wait(step)
                     continue
+                began = time.monotonic()
                 responses = client.idle_check(timeout=step)
                 if any(len(r) > 1 and r[0] == b"BYE" for r in responses):
                     raise ConnectionError("the server said BYE")
                 if any(len(r) > 1 and r[1] in {b"EXISTS", b"RECENT"} for r in responses):
+                    break
+                if not responses and step > 0.2 and time.monotonic() - began < step / 2:
+                    # imapclient reports a closed connection as "no responses" at once:
+                    # leave IDLE, which raises if the server is gone.
                     break
         finally:
             if use_idle:

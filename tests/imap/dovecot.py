@@ -8,10 +8,12 @@ test's temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -126,8 +128,10 @@ service imap-login {{
     def start(self, timeout: float = 20.0) -> None:
         assert self.process is None or self.process.poll() is not None
         with open(self.root / "stdout.log", "ab") as out:
+            # Its own process group: stop() ends the sessions too, as a real restart does.
             self.process = subprocess.Popen([self.binary, "-F", "-c", str(self.config)],
-                                            stdout=out, stderr=subprocess.STDOUT)
+                                            stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
@@ -144,13 +148,19 @@ service imap-login {{
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        """Stop the master and every process of this instance (open IMAP sessions too)."""
+        if self.process is None:
+            return
+        group = self.process.pid  # the master leads its own process group
+        if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)  # sessions the master left behind
         self.process = None
 
     def remove(self) -> None:
