@@ -63,6 +63,10 @@ class PollerError(Exception):
     """A problem of this mailbox that reconnecting alone will not cure (message for status)."""
 
 
+class _LeaseLost(Exception):
+    """Another node holds this mailbox's lease now: stop polling and stand by."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     host: str
@@ -213,8 +217,11 @@ class MailboxPoller:
                     backoff = self.config.backoff_min
                     try:
                         self._session(client)
+                    except _LeaseLost:
+                        log.warning("mailbox %s: lease lost to another node; standing by",
+                                    self.config.name)
                     except Exception as error:  # noqa: BLE001 - reconnect after any failure
-                        self._record_error(f"connection lost: {type(error).__name__}: "
+                        self._record_error(f"polling failed: {type(error).__name__}: "
                                            f"{server_answer(error)}")
                     finally:
                         _close(client)
@@ -252,18 +259,20 @@ class MailboxPoller:
         while not self._stop.is_set():
             for folder in self.folders:
                 self._poll_folder(client, folder)
-            if not self._wait(client, use_idle):
-                return  # lease lost: back to the outer loop, which stands by
+            self._wait(client, use_idle)
 
-    def _wait(self, client: imapclient.IMAPClient, use_idle: bool) -> bool:
+    def _keep_lease(self) -> None:
+        if self._lease_due() and not self._renew_lease():
+            raise _LeaseLost
+
+    def _wait(self, client: imapclient.IMAPClient, use_idle: bool) -> None:
         """Wait for new mail or the poll interval; renew the lease meanwhile."""
         deadline = time.monotonic() + self.config.poll_interval
         if use_idle:
             client.idle()
         try:
             while not self._stop.is_set() and time.monotonic() < deadline:
-                if self._lease_due() and not self._renew_lease():
-                    return False
+                self._keep_lease()
                 step = min(1.0, max(0.0, deadline - time.monotonic()))
                 if not use_idle:
                     self._stop.wait(step)
@@ -281,7 +290,6 @@ class MailboxPoller:
         finally:
             if use_idle:
                 client.idle_done()
-        return True
 
     # -- one folder -------------------------------------------------------------------
     def _state(self, folder: _Folder) -> ImapFolderState:
@@ -334,6 +342,7 @@ class MailboxPoller:
         for batch in _chunks(uids, self.config.batch_size):
             if self._stop.is_set():
                 return
+            self._keep_lease()
             taken = self._take(client, folder, state, batch)
             self._checkpoint(folder, last_uid=max(batch), taken=taken, last_poll_at=utcnow(),
                              last_error="")
