@@ -218,6 +218,7 @@ def test_agent_reply_in_sent_is_recorded_as_agent_and_not_sent(
     server = imap_gateways.start([mailbox(dovecot, sent="Sent")])
     gateway = server.gateway
     wait_polled(gateway, "shared", "Sent")
+    wait_polled(gateway, "shared", "INBOX")
     _append(dovecot, "INBOX", [make_mail(sender="anna@acme.example", subject="Sync fails",
                                          message_id="<question@acme.example>")])
     wait_all_processed(gateway, 1)

@@ -11,7 +11,13 @@ from gateway import leases
 from gateway.models import SpoolEntry
 from gateway.server import GatewayServer
 from tests.conftest import wait_for
-from tests.imap.conftest import ImapGateways, mailbox, spool_count, wait_all_processed
+from tests.imap.conftest import (
+    ImapGateways,
+    mailbox,
+    spool_count,
+    wait_all_processed,
+    wait_polled,
+)
 from tests.imap.dovecot import Dovecot
 from tests.mail import make_mail
 
@@ -29,6 +35,7 @@ def test_one_node_polls_and_another_takes_over(dovecot: Dovecot,
     standby = next(s for s in servers if s is not holder)
     assert holder.pollers is not None
     database = standby.gateway.db
+    wait_polled(standby.gateway, "shared")  # the checkpoint exists: what follows is new mail
     assert leases.current_holder(database, "imap:shared") == holder.pollers.pollers[0].holder
     client = dovecot.client("support@support.example")
     try:
