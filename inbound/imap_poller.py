@@ -269,6 +269,11 @@ class MailboxPoller:
         """Wait for new mail or the poll interval; renew the lease meanwhile."""
         deadline = time.monotonic() + self.config.poll_interval
         if use_idle:
+            # A message that arrived during the last commands was announced in their
+            # responses, which imapclient drops; IDLE would not announce it again.
+            inbox = self.folders[-1]
+            if self._candidates(client, inbox, self._state(inbox)):
+                return
             client.idle()
         try:
             while not self._stop.is_set() and time.monotonic() < deadline:
