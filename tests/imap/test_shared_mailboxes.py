@@ -270,8 +270,8 @@ def test_new_message_taken_within_two_seconds_with_idle(
     gateway = server.gateway
     wait_polled(gateway, "shared")
     time.sleep(1.0)  # the poller is in IDLE now; without IDLE it would wait 60 s
-    started = time.monotonic()
     _append(dovecot, "INBOX", _mails(1, "idle"))
+    started = time.monotonic()  # the APPEND is complete: the message is in the mailbox
     wait_for(lambda: spool_count(gateway) == 1, 10, interval=0.02, message="the new message")
     assert time.monotonic() - started < 2.0
 
