@@ -35,7 +35,9 @@ def _free_port() -> int:
 class Dovecot:
     """One Dovecot instance; ``stop()``/``start()`` may be called repeatedly (same port)."""
 
-    def __init__(self, root: Path, *, cert: Path | None = None, key: Path | None = None) -> None:
+    def __init__(self, root: Path, *, cert: Path | None = None, key: Path | None = None,
+                 capabilities: str | None = None) -> None:
+        """``capabilities`` replaces what Dovecot advertises after login (e.g. no MOVE/IDLE)."""
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
         if not Path(binary).exists():
             pytest.fail("dovecot is not installed (Debian package dovecot-imapd; "
@@ -46,6 +48,7 @@ class Dovecot:
         self.port = _free_port()
         self.tls_port = _free_port() if cert else 0
         self.cert, self.key = cert, key
+        self.capabilities = capabilities
         self.users: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
         for sub in ("run", "state"):
@@ -94,6 +97,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 {tls}mail_location = maildir:{self.mail_root}/%u
 mailbox_idle_check_interval = 1 secs
+{f"imap_capability = {self.capabilities}" if self.capabilities else ""}
 namespace inbox {{
   inbox = yes
   separator = /

@@ -5,11 +5,13 @@ backlog import, IDLE latency, wrong credentials, TLS."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
 import trustme
 from sqlalchemy import func, select
 
@@ -374,5 +376,33 @@ def test_implicit_tls_and_starttls(tmp_path: os.PathLike[str],
                              and s.last_error and s, 20, message="the refused certificate")
         assert "CERTIFICATE_VERIFY_FAILED" in untrusted.last_error
         assert spool_count(gateway) == 2
+    finally:
+        server.remove()
+
+
+def test_server_without_move_and_idle_copy_expunge_and_polling(
+        tmp_path: os.PathLike[str], imap_gateways: ImapGateways,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from pathlib import Path
+
+    server = Dovecot(Path(tmp_path) / "plain-dovecot",
+                     capabilities="IMAP4rev1 LITERAL+ SASL-IR UIDPLUS MULTIAPPEND")
+    try:
+        server.add_user(SHARED, "a-secret")
+        server.start()
+        client = server.client(SHARED)
+        assert not client.has_capability("MOVE") and not client.has_capability("IDLE")
+        client.logout()
+        gateway = imap_gateways.start([mailbox(server, after="move:Done",
+                                               poll_interval=0.5)]).gateway
+        wait_polled(gateway, "shared")
+        _append(server, "INBOX", _mails(5, "plain"))
+        wait_all_processed(gateway, 5)
+        wait_for(lambda: not _uids(server, "INBOX", ["ALL"]), 20, message="inbox emptied")
+        assert len(_uids(server, "Done", ["ALL"])) == 5
+        assert _uids(server, "Done", ["DELETED"]) == []
+        errors = [r.getMessage() for r in caplog.records
+                  if r.name == "inbound.imap_poller" and r.levelno >= logging.ERROR]
+        assert errors == []  # no IDLE attempted, no failed MOVE: plain polling, COPY+EXPUNGE
     finally:
         server.remove()
