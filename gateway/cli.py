@@ -21,6 +21,7 @@ from sqlalchemy.orm import selectinload
 from gateway.app import Gateway
 from gateway.cli_bulk import BULK_COMMANDS
 from gateway.cli_grants import grants
+from gateway.cli_mailboxes import mailboxes
 from gateway.config import Settings, load_settings
 from gateway.directory import load_directory_file
 from gateway.errors import ConfigError, DirectoryError, GatewayError, StorageError
@@ -343,6 +344,7 @@ def outbox_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
 cli.add_command(grants)
 for _command in BULK_COMMANDS:  # quarterly, announce, announcements, usage (issue 7)
     cli.add_command(_command)
+cli.add_command(mailboxes)
 
 
 def main() -> None:

@@ -48,13 +48,52 @@ class MailboxConfig(BaseModel):
     sent: str | None = None
     after: str = "flag:$Gateway"
     start: str = "new"
+    # Additions to the DESIGN section 5 keys (see docs/architecture.md, "Shared mailboxes").
+    username: str | None = None
+    """Login name; default: the user part of ``url``."""
+    password: str | None = None
+    """Default: the password part of ``url``."""
+    oauth2_token_command: list[str] | None = None
+    """argv of a command that prints an OAuth 2 access token: XOAUTH2 instead of a password."""
+    ca_file: Path | None = None
+    """CA bundle the server's certificate must chain to (default: the system store)."""
+    poll_interval: float = Field(default=60.0, gt=0)
+    """Seconds between polls; with IDLE, the longest wait before the folders are re-checked."""
+    idle: bool = True
+    """Use IDLE when the server advertises it."""
+    batch_size: int = Field(default=50, gt=0)
+    timeout: float = Field(default=60.0, gt=0)
+    """Socket timeout of the IMAP connection, seconds."""
+    backoff_min: float = Field(default=1.0, gt=0)
+    backoff_max: float = Field(default=300.0, gt=0)
+    """Reconnect delays after an error: doubled from min up to max."""
+    lease_ttl: float = Field(default=60.0, gt=0)
+    """Seconds the single-poller lease lasts; renewed every third of it."""
 
     @field_validator("url")
     @classmethod
     def _imap_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in {"imap", "imaps"}:
+        parts = urlsplit(value)
+        if parts.scheme not in {"imap", "imaps"}:
             raise ValueError("must start with imap:// or imaps://")
+        if not parts.hostname:
+            raise ValueError("names no host")
         return value
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        mode, sep, since = value.partition(":")
+        if value == "new":
+            return value
+        if mode == "since" and sep:
+            try:
+                date.fromisoformat(since)
+            except ValueError:
+                pass
+            else:
+                return value
+        raise ValueError('must be "new" or "since:YYYY-MM-DD"')
 
     @field_validator("after")
     @classmethod
@@ -163,6 +202,13 @@ class Settings(BaseSettings):
     dkim_domain: str = ""
     dkim_private_key_file: Path | None = None
     """PEM RSA key; when set (with selector and domain) every outbound mail is DKIM-signed."""
+    @field_validator("mailboxes")
+    @classmethod
+    def _mailbox_names(cls, value: list[MailboxConfig]) -> list[MailboxConfig]:
+        names = [m.name for m in value]
+        if len(set(names)) != len(names):
+            raise ValueError("mailbox names must be unique")
+        return value
 
     @field_validator("smtp_listen", "web_listen")
     @classmethod

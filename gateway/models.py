@@ -47,6 +47,7 @@ __all__ = [
     "BouncingAddress",
     "Base",
     "Feature",
+    "ImapFolderState",
     "Lease",
     "FeatureUsage",
     "MessageRecord",
@@ -131,7 +132,7 @@ class SpoolEntry(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
-    source: Mapped[str] = mapped_column(String(16))  # smtp | pipe | imap:<mailbox>/<folder>
+    source: Mapped[str] = mapped_column(String(255))  # smtp | pipe | imap:<mailbox>/<folder>
     mail_from: Mapped[str] = mapped_column(String(512), default="")
     rcpt_tos: Mapped[list[Any]] = mapped_column(default=list)
     peer: Mapped[str] = mapped_column(String(128), default="")
@@ -567,3 +568,30 @@ class Unsubscribe(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("email", "list_name"),)
+class ImapFolderState(Base):
+    """Where the poller of one mailbox folder stands (``inbound/imap_poller.py``).
+
+    ``uidvalidity`` and ``last_uid`` are the checkpoint: UIDs above ``last_uid``
+    are new.  UIDs up to ``window_uid`` (the backlog at the first connection, or
+    everything after a UIDVALIDITY change) are only taken when their INTERNALDATE
+    is on or after ``since``; those up to ``history_uid`` are imported as history.
+    The rest is what ``gateway mailboxes status`` shows.
+    """
+
+    __tablename__ = "imap_folders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(500))
+    role: Mapped[str] = mapped_column(String(16))  # inbox | sent
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    window_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    history_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    since: Mapped[date | None] = mapped_column(Date)
+    taken: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_poll_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("mailbox", "folder"),)

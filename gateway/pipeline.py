@@ -26,6 +26,7 @@ PIPELINE: tuple[str, ...] = (
     "identify-sender",
     "authenticate",
     "thread",
+    "sent-copy",
     "authorize",
     "access-request",
     "commands",

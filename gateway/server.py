@@ -1,7 +1,8 @@
 """``gateway serve`` and ``gateway worker``: start the parts in a safe order, stop cleanly.
 
 Order: schema, directory files, worker, a sweep of everything left behind, and
-only then the listeners, so a client that can connect is served end to end.
+only then the listeners and the IMAP pollers, so a client that can connect (and
+mail that is taken) is served end to end.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
 from gateway.scheduler import GatewayScheduler
 from gateway.web import make_web_app
+from inbound.imap_poller import MailboxPollers
 from inbound.smtp_server import GatewayHandler, SmtpIntake
 from inbound.spool import SpoolWriter
 
@@ -39,6 +41,7 @@ class GatewayServer:
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         self.scheduler: GatewayScheduler | None = None
+        self.pollers: MailboxPollers | None = None
 
     def _support(self) -> SupportIdentity:
         with self.gateway.db.reading() as session:
@@ -83,6 +86,10 @@ class GatewayServer:
             self._web_thread = threading.Thread(target=self._web.run, name="web", daemon=True)
             self._web_thread.start()
             log.info("web listening on %s", settings.web_listen)
+        # Shared mailboxes last: what they take goes through the spool writer above.
+        self.pollers = MailboxPollers(settings.mailboxes, gateway.db, self.spool_writer.submit,
+                                      gateway.enqueue_processing)
+        self.pollers.start()
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self.gateway.settings.sweep_interval):
@@ -96,6 +103,9 @@ class GatewayServer:
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
+        if self.pollers is not None:
+            self.pollers.stop()
+            self.pollers = None
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None

@@ -25,6 +25,7 @@ from gateway.steps import (
     notify,
     parse,
     record,
+    sent_copy,
     thread,
     unsubscribe,
 )
@@ -41,7 +42,7 @@ class Step(Protocol):
 
 _MODULES: tuple[ModuleType, ...] = (
     parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
-    thread, authorize, access_request, commands, lifecycle, duplicates, apply_rules, record,
-    notify, unsubscribe,
+    thread, sent_copy, authorize, access_request, commands, lifecycle, duplicates, apply_rules,
+    record, notify, unsubscribe,
 )
 STEPS: dict[str, Step] = {module.name: module for module in _MODULES}
