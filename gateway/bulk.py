@@ -19,7 +19,7 @@ from gateway.directory import support_identity
 from gateway.errors import GatewayError
 from gateway.models import OutboxItem
 from gateway.services import Services
-from gateway.unsubscribe import bulk_headers, issue_token
+from gateway.unsubscribe import bulk_headers, issue_token, unsubscribe_link
 from outbound.compose import compose, make_message_id
 from outbound.delivery import deliver_outbox_item
 from outbound.outbox import add_to_outbox
@@ -41,7 +41,7 @@ def queue_bulk_mail(session: Session, services: Services, *, kind: str, list_nam
     headers = bulk_headers(services.settings.public_url, support, token)
     rendered = services.renderer.render(kind, language, {
         "support_name": support.name, "recipient_name": to_name,
-        "unsubscribe_url": headers["List-Unsubscribe"].split(">", 1)[0].lstrip("<"),
+        "unsubscribe_url": unsubscribe_link(services.settings.public_url, token),
         **context})
     message = compose(
         from_name=support.name, from_address=support.address,

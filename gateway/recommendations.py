@@ -29,14 +29,9 @@ _WORD = re.compile(r"[^\W_]+(?:[-_][^\W_]+)*", re.UNICODE)
 
 def issue_types_of(text: str, vocabulary: Iterable[str]) -> set[str]:
     """The known issue types that occur in ``text`` as whole words (case-insensitive)."""
-    words = {w.lower() for w in _WORD.findall(text)}
-    joined = f" {' '.join(_WORD.findall(text.lower()))} "
-    found = set()
-    for issue_type in vocabulary:
-        key = issue_type.lower()
-        if key in words or (" " in key or "-" in key) and f" {key} " in joined:
-            found.add(issue_type)
-    return found
+    words = set(_WORD.findall(text.lower()))
+    joined = f" {' '.join(_WORD.findall(text.lower()))} "  # for types of several words
+    return {t for t in vocabulary if t.lower() in words or f" {t.lower()} " in joined}
 
 
 def _history(session: Session, ticket: Ticket) -> list[str]:

@@ -31,6 +31,7 @@ __all__ = [
     "issue_token",
     "redeem",
     "token_hash",
+    "unsubscribe_link",
     "unsubscribed",
 ]
 
@@ -58,9 +59,14 @@ def issue_token(session: Session, email: str, list_name: str, days: int,
     return token
 
 
+def unsubscribe_link(public_url: str, token: str) -> str:
+    """The one-click page of a token (under ``GATEWAY_PUBLIC_URL``)."""
+    return f"{public_url.rstrip('/')}/unsubscribe/{token}"
+
+
 def bulk_headers(public_url: str, support: SupportIdentity, token: str) -> dict[str, str]:
     """List-Unsubscribe (https and mailto) and List-Unsubscribe-Post for one bulk mail."""
-    link = f"{public_url.rstrip('/')}/unsubscribe/{token}"
+    link = unsubscribe_link(public_url, token)
     mailto = f"mailto:{UNSUBSCRIBE_LOCAL_PART}+{token}@{support.domain}?subject=unsubscribe"
     return {
         "List-Unsubscribe": f"<{link}>, <{mailto}>",

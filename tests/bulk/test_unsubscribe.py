@@ -17,7 +17,7 @@ from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import SpoolEntry, SpoolState, Unsubscribe
 from gateway.server import GatewayServer
-from tests.bulk.conftest import delivered, recipients, wait_delivered
+from tests.bulk.conftest import delivered, recipients, text_of, wait_delivered
 from tests.conftest import run_gateway, wait_for
 from tests.mail import make_mail, send
 
@@ -69,6 +69,7 @@ def test_one_click_post_unsubscribes_get_does_not_and_ticket_mail_goes_on(
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     https, mailto = _links(mail)
     assert https.startswith(f"{settings.public_url}/unsubscribe/")
+    assert https in text_of(mail)  # the same link in the footer, for people
     assert re.match(r"^mailto:unsubscribe\+[a-z2-7]{32}@support\.example\?subject=", mailto)
 
     # A GET (a link scanner, or Anna opening the link) shows a page and changes nothing
