@@ -43,10 +43,22 @@ class StoredMessage:
     message_id: str | None
 
 
+def _header_block(raw: bytes) -> bytes:
+    """The bytes up to and including the first blank line (at most 256 KB).
+
+    The header parser would otherwise decode and split the whole body as well: on
+    the event loop's critical path that was 5 ms of a 100 KB message.  Cutting
+    after any blank line is safe: the real end of the header block is at or before it.
+    """
+    ends = [i for i in (raw.find(b"\r\n\r\n", 0, 262144), raw.find(b"\n\n", 0, 262144))
+            if i >= 0]
+    return raw[:min(ends) + 4] if ends else raw[:262144]
+
+
 def header_identity(raw: bytes) -> tuple[str | None, str]:
     """The Message-ID and lower-cased From address, read from the header block only."""
     try:
-        headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:262144])
+        headers = BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw))
         message_id = normalize_message_id(str(headers.get("Message-ID") or ""))
         addresses = getaddresses([str(v) for v in headers.get_all("From") or []])
         sender = next((addr.lower() for _name, addr in addresses if addr), "")
