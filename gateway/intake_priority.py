@@ -10,6 +10,7 @@ Counting transactions, not bytes, matters: a worker that holds the GIL also keep
 the event loop from reading, which would look like a quiet intake.  It never starves:
 while intake stays busy one job at a time waits at most ``max_wait`` and then
 runs, so processing keeps a minimum share and a burst is processed right after.
+Transactions that stall (no transaction began or ended for a second) stop counting.
 Nothing waits for anything durable here; every job is still a database row.
 """
 
@@ -26,6 +27,9 @@ __all__ = ["IntakePriority", "IntakePriorityMiddleware"]
 
 QUIET_SECONDS = 0.005
 MAX_WAIT_SECONDS = 0.2
+STALLED_SECONDS = 1.0
+"""Open transactions with no transaction starting or ending anywhere for this long do not
+count: a client that sent MAIL FROM and went silent must not slow processing."""
 
 
 class IntakePriority:
@@ -41,6 +45,7 @@ class IntakePriority:
     def begin(self) -> None:
         """A mail transaction started (MAIL FROM accepted)."""
         self._open += 1
+        self._last_activity = time.monotonic()
 
     def end(self) -> None:
         """A mail transaction ended (answered after DATA, reset, or the client left)."""
@@ -48,7 +53,8 @@ class IntakePriority:
         self._last_activity = time.monotonic()
 
     def busy(self) -> bool:
-        return self._open > 0 or time.monotonic() - self._last_activity < self.quiet
+        idle = time.monotonic() - self._last_activity
+        return idle < self.quiet or (self._open > 0 and idle < STALLED_SECONDS)
 
     def wait_turn(self) -> None:
         """Block the calling worker thread while intake is busy, at most ``max_wait``."""

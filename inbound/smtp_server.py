@@ -115,11 +115,12 @@ class GatewaySMTP(SMTP):
             self.priority.end()
 
     async def smtp_MAIL(self, arg: str | None) -> None:
-        await super().smtp_MAIL(arg)
-        if (self.priority is not None and not self._in_transaction
-                and self.envelope is not None and self.envelope.mail_from is not None):
-            self._in_transaction = True
+        if self.priority is not None and not self._in_transaction:
+            self._in_transaction = True  # before the answer is sent, not after
             self.priority.begin()
+        await super().smtp_MAIL(arg)
+        if self.envelope is None or self.envelope.mail_from is None:  # refused
+            self._transaction_ended()
 
     async def smtp_DATA(self, arg: str | None) -> None:
         try:
