@@ -17,6 +17,7 @@ import dramatiq
 from gateway.errors import PermanentFailure
 from gateway.processing import process_spool_entry
 from outbound.delivery import deliver_outbox_item
+from outbound.transports.maildir import MaildirTransport
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -37,8 +38,22 @@ def declare_actors(gateway: Gateway) -> Actors:
 
     def process_message(spool_id: int) -> None:
         outcome = process_spool_entry(gateway.db, gateway.services, spool_id)
+        local = isinstance(gateway.transport, MaildirTransport)
         for outbox_id in outcome.outbox_ids:
+            if local and _deliver_inline(outbox_id):
+                continue
             gateway.enqueue_delivery(outbox_id)
+
+    def _deliver_inline(outbox_id: int) -> bool:
+        """A maildir write is local and fast: do it in this job (no second job, and the
+        ack does not queue behind other messages).  Any failure leaves the row to the
+        delivery job and its retry policy."""
+        try:
+            deliver_outbox_item(gateway.db, gateway.transport, settings, outbox_id)
+        except Exception:  # noqa: BLE001 - the delivery job retries (and logs) it
+            log.info("outbox %s: inline delivery failed; queued for retry", outbox_id)
+            return False
+        return True
 
     def deliver_message(outbox_id: int) -> None:
         deliver_outbox_item(gateway.db, gateway.transport, settings, outbox_id)

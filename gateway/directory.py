@@ -222,6 +222,7 @@ def load_directory_file(session: Session, path: Path) -> LoadReport:
         row.name, row.address, row.domains = (
             parsed.support.name, parsed.support.address, parsed.support.domains)
         session.add(row)
+        session.info.pop(_SUPPORT_KEY, None)
         counts["support"] = 1
     for product in parsed.products:
         session.merge(Product(id=product.id, name=product.name))
@@ -301,11 +302,22 @@ class SupportIdentity:
 DEFAULT_SUPPORT = SupportIdentity("Support", "support@support.example", ("support.example",))
 
 
+_SUPPORT_KEY = "gateway.support_identity"
+
+
 def support_identity(session: Session) -> SupportIdentity:
-    """The loaded ``[support]`` table, or a default until a directory is loaded."""
+    """The loaded ``[support]`` table, or a default until a directory is loaded.
+
+    Read once per session (``session.info``): a pipeline run asks about five times,
+    and the identity map holds the row only weakly, so each ask was a SELECT.
+    """
+    cached = session.info.get(_SUPPORT_KEY)
+    if isinstance(cached, SupportIdentity):
+        return cached
     row = session.get(SupportSettings, 1)
-    if row is None:
-        return DEFAULT_SUPPORT
-    return SupportIdentity(row.name, row.address, tuple(row.domains))
+    identity = (DEFAULT_SUPPORT if row is None
+                else SupportIdentity(row.name, row.address, tuple(row.domains)))
+    session.info[_SUPPORT_KEY] = identity
+    return identity
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import defer
 
 from gateway.context import MailContext
@@ -49,10 +49,25 @@ def quarantine(database: Database, spool_id: int, reason: str) -> None:
     log.warning("spool %s quarantined: %s", spool_id, reason)
 
 
-def _count_attempt(database: Database, services: Services, spool_id: int) -> ProcessOutcome | None:
-    """Bump the attempt counter; return an outcome when there is nothing (more) to do."""
+def _count_attempt(database: Database, services: Services,
+                   spool_id: int) -> ProcessOutcome | tuple[bytes, str]:
+    """Bump the attempt counter; return an outcome when there is nothing (more) to do,
+    else the raw bytes and envelope sender to analyse.
+
+    The usual case is one ``UPDATE … RETURNING`` (the count and the read of the raw
+    bytes in one statement); the ORM path below decides every other case.
+    """
     limit = services.settings.max_processing_attempts
     with database.transaction() as session:
+        counted = session.execute(
+            update(SpoolEntry)
+            .where(SpoolEntry.id == spool_id, SpoolEntry.state == SpoolState.RECEIVED,
+                   SpoolEntry.attempts < limit)
+            .values(attempts=SpoolEntry.attempts + 1)
+            .returning(SpoolEntry.raw, SpoolEntry.mail_from),
+            execution_options={"synchronize_session": False}).one_or_none()
+        if counted is not None:
+            return bytes(counted.raw), str(counted.mail_from)
         entry = session.get(SpoolEntry, spool_id, with_for_update=True, options=_WITHOUT_RAW)
         if entry is None:
             log.warning("spool %s does not exist", spool_id)
@@ -64,19 +79,17 @@ def _count_attempt(database: Database, services: Services, spool_id: int) -> Pro
             entry.reason = (f"processing was interrupted {entry.attempts} times (crash or time "
                             "limit); kept for inspection and replay")
             return ProcessOutcome(entry.state.value, entry.reason)
-        entry.attempts += 1
-    return None
+        entry.attempts += 1  # not reached unless the row changed between the two statements
+        return entry.raw, entry.mail_from
 
 
 def process_spool_entry(database: Database, services: Services, spool_id: int) -> ProcessOutcome:
     """Process one spool row; database outages propagate so that the job is retried."""
-    done = _count_attempt(database, services, spool_id)
-    if done is not None:
-        return done
+    counted = _count_attempt(database, services, spool_id)
+    if isinstance(counted, ProcessOutcome):
+        return counted
+    raw, mail_from = counted
     try:
-        with database.reading() as session:
-            raw, mail_from = session.execute(select(SpoolEntry.raw, SpoolEntry.mail_from).where(
-                SpoolEntry.id == spool_id)).one()
         try:
             analysis = analyze(raw, mail_from)  # CPU work, outside the write lock
         except Exception as error:  # noqa: BLE001 - parse never raises; a bug is quarantined

@@ -18,6 +18,7 @@ import uvicorn
 from gateway.app import Gateway
 from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
+from gateway.intake_priority import IntakePriority, IntakePriorityMiddleware
 from gateway.scheduler import GatewayScheduler
 from gateway.web import make_web_app
 from inbound.imap_poller import MailboxPollers
@@ -42,6 +43,7 @@ class GatewayServer:
         self._sweeper: threading.Thread | None = None
         self.scheduler: GatewayScheduler | None = None
         self.pollers: MailboxPollers | None = None
+        self.intake_priority = IntakePriority()
 
     def _support(self) -> SupportIdentity:
         with self.gateway.db.reading() as session:
@@ -55,6 +57,9 @@ class GatewayServer:
                 load_directory_file(session, path)
         gateway.services  # noqa: B018 - fail now on a missing secret or template dir
         if self.run_worker:
+            # The worker threads share this process's GIL with SMTP intake: intake first.
+            gateway.broker.add_middleware(  # type: ignore[no-untyped-call]  # dramatiq: untyped
+                IntakePriorityMiddleware(self.intake_priority))
             gateway.start_worker()
         gateway.sweep(everything=settings.embedded)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
@@ -71,7 +76,8 @@ class GatewayServer:
         host, port = parse_listen(settings.smtp_listen)
         self.smtp = SmtpIntake(handler, host, port, data_size_limit=settings.max_message_size,
                                timeout=settings.smtp_timeout,
-                               server_hostname=settings.smtp_hostname or None)
+                               server_hostname=settings.smtp_hostname or None,
+                               priority=self.intake_priority)
         self.smtp.start()
         log.info("SMTP intake listening on %s", settings.smtp_listen)
         if settings.sender_authentication == "token":

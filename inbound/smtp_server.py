@@ -20,6 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.directory import SupportIdentity
 from gateway.errors import StorageError
+from gateway.intake_priority import IntakePriority
 from inbound.addresses import RecipientVerdict, classify_recipient
 from inbound.smtp_codes import (
     S250_QUEUED,
@@ -102,15 +103,49 @@ class GatewayHandler:
 
 
 class GatewaySMTP(SMTP):
+    """aiosmtpd's protocol, telling ``priority`` when a mail transaction is open."""
+
     line_length_limit = LINE_LENGTH_LIMIT
+    priority: IntakePriority | None = None
+    _in_transaction = False
+
+    def _transaction_ended(self) -> None:
+        if self._in_transaction and self.priority is not None:
+            self._in_transaction = False
+            self.priority.end()
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.priority is not None and not self._in_transaction:
+            self._in_transaction = True  # before the answer is sent, not after
+            self.priority.begin()
+        await super().smtp_MAIL(arg)
+        if self.envelope is None or self.envelope.mail_from is None:  # refused
+            self._transaction_ended()
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            # answered (the envelope was reset): the transaction is over
+            if self.envelope is None or self.envelope.mail_from is None:
+                self._transaction_ended()
+
+    async def smtp_RSET(self, arg: str | None) -> None:
+        self._transaction_ended()
+        await super().smtp_RSET(arg)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._transaction_ended()
+        super().connection_lost(error)
 
 
 class SmtpIntake(Controller):
     """A threaded aiosmtpd controller with our limits; ``start()`` returns once it listens."""
 
     def __init__(self, handler: GatewayHandler, host: str, port: int, *,
-                 data_size_limit: int, timeout: float, server_hostname: str | None = None
-                 ) -> None:
+                 data_size_limit: int, timeout: float, server_hostname: str | None = None,
+                 priority: IntakePriority | None = None) -> None:
+        self.priority = priority
         super().__init__(handler, hostname=host, port=port, server_hostname=server_hostname,
                          ready_timeout=10.0, data_size_limit=data_size_limit,
                          enable_SMTPUTF8=True, decode_data=False, timeout=timeout,
@@ -118,4 +153,6 @@ class SmtpIntake(Controller):
 
     def factory(self) -> SMTP:
         kwargs: dict[str, Any] = dict(self.SMTP_kwargs)
-        return GatewaySMTP(self.handler, **kwargs)
+        smtp = GatewaySMTP(self.handler, **kwargs)
+        smtp.priority = self.priority
+        return smtp

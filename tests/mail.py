@@ -41,7 +41,7 @@ def send(host_port: str, raw: bytes, *, mail_from: str = "anna@acme.example",
 
 
 def maildir_messages(path: Path) -> list[mailbox.MaildirMessage]:
-    if not path.exists():
+    if not (path / "cur").exists():  # absent, or being created right now (tmp, new, cur)
         return []
     box = mailbox.Maildir(path, create=False)
     return [box[key] for key in sorted(box.keys())]

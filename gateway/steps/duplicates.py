@@ -48,6 +48,8 @@ def similar(first: str, second: str) -> bool:
     a, b = _normalise_text(first), _normalise_text(second)
     if min(len(a), len(b)) < MIN_TEXT:
         return False
+    if a == b:  # the common resend; SequenceMatcher is quadratic on repetitive text
+        return True
     matcher = SequenceMatcher(None, a, b, autojunk=False)
     return matcher.real_quick_ratio() >= SIMILAR_TEXT and matcher.ratio() >= SIMILAR_TEXT
 

@@ -1,0 +1,96 @@
+"""CPU time per message of processing and delivery, on a fixed workload.
+
+Wall-clock benchmarks wander on a shared machine; the CPU time of one thread
+doing a fixed amount of work does not (much).  This script stores N messages
+(the end-to-end messages of ``bench/intake.py``: 5 KB, from the people of
+``examples/directory.toml`` and one stranger; they repeat one body per sender, so
+after the first each one is a duplicate request and gets a duplicate notice)
+through the SMTP intake's ``SpoolWriter`` (group commit, 8 at a time), then runs
+each through ``process_spool_entry`` and delivers its outbox rows to a maildir, in
+one thread, and prints the CPU milliseconds per message of each phase.
+
+    .venv/bin/python bench/processing.py                  # 500 messages
+    .venv/bin/python bench/processing.py --profile out.prof   # plus cProfile of processing
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from intake import DIRECTORY_FILE, E2E_SENDERS, e2e_message  # noqa: E402
+
+from gateway.app import Gateway  # noqa: E402
+from gateway.config import Settings  # noqa: E402
+from gateway.directory import load_directory_file  # noqa: E402
+from gateway.processing import process_spool_entry  # noqa: E402
+from inbound.spool import SpoolWriter  # noqa: E402
+from outbound.delivery import deliver_outbox_item  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--size", type=int, default=5120)
+    parser.add_argument("--profile", type=Path, help="write a cProfile of processing here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gw-prof-", dir=ROOT / "bench") as tmp:
+        work = Path(tmp)
+        settings = Settings(database_url=f"sqlite:///{work / 'gateway.sqlite3'}",
+                            outbound_url=f"maildir:{work / 'sent'}", var_dir=work / "var",
+                            secret_key="x" * 64, ack_limit_per_hour=1_000_000)
+        gateway = Gateway(settings)
+        gateway.db.upgrade()
+        with gateway.db.transaction() as session:
+            load_directory_file(session, DIRECTORY_FILE)
+        raws = [e2e_message(i, "prof", E2E_SENDERS[i % len(E2E_SENDERS)], args.size)[1]
+                for i in range(args.count)]
+        writer = SpoolWriter(gateway.db)
+        started = time.process_time()
+        futures = []
+        for index, raw in enumerate(raws):
+            futures.append(writer.submit(raw, source="smtp", mail_from="bench@client.example",
+                                         rcpt_tos=["support@support.example"], peer="127.0.0.1"))
+            if index % 8 == 7:  # like 8 SMTP sessions waiting for their 250 together
+                futures[-1].result()
+        ids = [future.result().spool_id for future in futures]
+        store_cpu = time.process_time() - started
+        writer.close()
+        profiler = cProfile.Profile() if args.profile else None
+        process_cpu = deliver_cpu = 0.0
+        delivered = 0
+        for spool_id in ids:
+            started = time.process_time()
+            if profiler:
+                profiler.enable()
+            outcome = process_spool_entry(gateway.db, gateway.services, spool_id)
+            mid = time.process_time()
+            process_cpu += mid - started
+            for outbox_id in outcome.outbox_ids:
+                if deliver_outbox_item(gateway.db, gateway.transport, settings,
+                                       outbox_id) == "sent":
+                    delivered += 1
+            if profiler:
+                profiler.disable()
+            deliver_cpu += time.process_time() - mid
+        if profiler and args.profile:
+            profiler.dump_stats(args.profile)
+        gateway.close()
+    n = args.count
+    print(f"{n} messages of {args.size} bytes, {delivered} notices delivered to a maildir")
+    print(f"  intake: prepare + group commit  {store_cpu / n * 1000:7.2f} ms CPU per message")
+    print(f"  process_spool_entry             {process_cpu / n * 1000:7.2f} ms CPU per message")
+    print(f"  delivery of its outbox rows     {deliver_cpu / n * 1000:7.2f} ms CPU per message")
+    print(f"  processing + delivery           {(process_cpu + deliver_cpu) / n * 1000:7.2f} "
+          "ms CPU per message")
+
+
+if __name__ == "__main__":
+    main()
