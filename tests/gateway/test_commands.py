@@ -43,3 +43,11 @@ def test_near_identical_texts_only() -> None:
     assert similar(text, text.upper() + "!")
     assert not similar(text, "Since this morning the printer in the Munich office is broken.")
     assert not similar("help", "help")  # too short to tell
+
+
+def test_a_pasted_log_with_one_changed_line_is_near_identical() -> None:
+    log = "\n".join(f"2026-11-23 10:{i // 60:02d}:{i % 60:02d} sync worker {i % 7} retry "
+                    "connection reset by peer" for i in range(400))
+    changed = log.replace("10:03:07 sync worker 6", "10:03:07 sync worker 5")
+    assert similar(log, changed)
+    assert not similar(log, "\n".join(reversed(log.splitlines()[:40])))
