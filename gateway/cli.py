@@ -338,6 +338,11 @@ def outbox_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
                    f"{view['attempts']} {view['last_error']}")
 
 
+from gateway.cli_rules import rules  # noqa: E402 - registered after the group exists
+
+cli.add_command(rules)
+
+
 def main() -> None:
     try:
         # Without standalone mode click returns ctx.exit()'s status instead of exiting.

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
 
     ack_language_default: str = "en"
 
+    rules_policy: Path | None = None
+    """Entitlement and SLA policy (TOML); default: the shipped ``rules/policy/default.toml``."""
+    emergency_address: str = ""
+    """Mail sent to this address gets the policy's emergency windows (empty: none)."""
+
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
 
     @field_validator("smtp_listen", "web_listen")

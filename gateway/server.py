@@ -20,6 +20,7 @@ from gateway.directory import SupportIdentity, load_directory_file, support_iden
 from gateway.web import make_web_app
 from inbound.smtp_server import GatewayHandler, SmtpIntake
 from inbound.spool import SpoolWriter
+from rules.runtime import current_policy
 
 __all__ = ["GatewayServer", "run_until_signalled"]
 
@@ -49,6 +50,7 @@ class GatewayServer:
             with gateway.db.transaction() as session:
                 load_directory_file(session, path)
         gateway.services  # noqa: B018 - fail now on a missing secret or template dir
+        current_policy(settings)  # a bad policy file stops serve here (ConfigError, exit 78)
         if self.run_worker:
             gateway.start_worker()
         gateway.sweep(everything=settings.embedded)

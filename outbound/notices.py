@@ -42,7 +42,7 @@ def _excerpt(text: str) -> str:
 
 def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
                           parsed: ParsedMail, reply: ReplyParts | None, language: str,
-                          spool_id: int | None) -> OutboxItem:
+                          spool_id: int | None, promise: str | None = None) -> OutboxItem:
     support = support_identity(session)
     rendered = services.renderer.render("acknowledgement", language, {
         "support_name": support.name,
@@ -50,7 +50,7 @@ def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
         "ticket_subject": ticket.subject if ticket.subject != "(no subject)" else "",
         "requester_name": ticket.requester_name,
         "excerpt": _excerpt(reply.visible if reply else parsed.text),
-        "promise": None,
+        "promise": promise,
     })
     references = list(parsed.references)
     message = compose(

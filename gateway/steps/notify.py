@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gateway.context import MailContext
 from outbound.notices import queue_acknowledgement
+from outbound.promise import acknowledgement_promise
 
 name = "notify"
 description = "queue acknowledgements and notices in the outbox"
@@ -29,6 +30,7 @@ def run(ctx: MailContext) -> None:
         ctx.note(name, "skip", "opened by a support agent: no acknowledgement")
         return
     item = queue_acknowledgement(ctx.session, ctx.services, ctx.ticket, ctx.parsed, ctx.reply,
-                                 ctx.language, ctx.spool.id)
+                                 ctx.language, ctx.spool.id,
+                                 promise=acknowledgement_promise(ctx.entitlement, ctx.language))
     ctx.outbox_ids.append(item.id)
     ctx.note(name, "queued", f"acknowledgement to {item.rcpt_to} (outbox {item.id})")

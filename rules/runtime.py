@@ -1,0 +1,25 @@
+"""The policy a running gateway uses: loaded once per process from the settings.
+
+``serve`` loads it at start so that a bad file stops the gateway with a clear
+error; workers load it on first use.  A changed file takes effect on restart.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from gateway.config import Settings
+from rules.policy import DEFAULT_POLICY, Policy, load_policy
+
+__all__ = ["current_policy"]
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path) -> Policy:
+    return load_policy(path)
+
+
+def current_policy(settings: Settings) -> Policy:
+    """The validated policy named by ``rules_policy`` (raises PolicyError, a ConfigError)."""
+    return _load(Path(settings.rules_policy or DEFAULT_POLICY).resolve())
