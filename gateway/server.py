@@ -10,6 +10,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 
 import uvicorn
@@ -20,7 +21,7 @@ from gateway.directory import SupportIdentity, load_directory_file, support_iden
 from gateway.web import make_web_app
 from inbound.smtp_server import GatewayHandler, SmtpIntake
 from inbound.spool import SpoolWriter
-from rules.runtime import current_policy
+from rules.runtime import current_policy, support_aliases
 
 __all__ = ["GatewayServer", "run_until_signalled"]
 
@@ -41,7 +42,8 @@ class GatewayServer:
 
     def _support(self) -> SupportIdentity:
         with self.gateway.db.reading() as session:
-            return support_identity(session)
+            identity = support_identity(session)
+        return replace(identity, aliases=support_aliases(self.gateway.settings))
 
     def start(self) -> None:
         gateway, settings = self.gateway, self.gateway.settings

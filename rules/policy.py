@@ -249,7 +249,7 @@ def _check(spec: PolicySpec) -> tuple[str, str] | None:
 
 def _describe(error: ValidationError) -> tuple[str, str]:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    key = ".".join(str(p) for p in first["loc"] if p != "[key]") or "(top level)"
     message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
     message = message.removeprefix("Value error, ")
     if error.error_count() > 1:

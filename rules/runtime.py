@@ -12,7 +12,7 @@ from pathlib import Path
 from gateway.config import Settings
 from rules.policy import DEFAULT_POLICY, Policy, load_policy
 
-__all__ = ["current_policy"]
+__all__ = ["current_policy", "support_aliases"]
 
 
 @lru_cache(maxsize=8)
@@ -23,3 +23,15 @@ def _load(path: Path) -> Policy:
 def current_policy(settings: Settings) -> Policy:
     """The validated policy named by ``rules_policy`` (raises PolicyError, a ConfigError)."""
     return _load(Path(settings.rules_policy or DEFAULT_POLICY).resolve())
+
+
+def support_aliases(settings: Settings) -> tuple[str, ...]:
+    """Local parts SMTP accepts besides the support address: the policy's product and
+    category addresses and the emergency address (their domain must still be ours)."""
+    spec = current_policy(settings).spec
+    names = [a for p in spec.products.values() for a in p.addresses]
+    names += [a for c in spec.categories.values() for a in c.addresses]
+    if settings.emergency_address:
+        names.append(settings.emergency_address)
+    return tuple(sorted({n.strip().lower().rpartition("@")[0] or n.strip().lower()
+                         for n in names}))
