@@ -18,6 +18,7 @@ import uvicorn
 from gateway.app import Gateway
 from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
+from gateway.escalation import escalate
 from gateway.web import make_web_app
 from inbound.smtp_server import GatewayHandler, SmtpIntake
 from inbound.spool import SpoolWriter
@@ -85,6 +86,11 @@ class GatewayServer:
                 self.gateway.sweep()
             except Exception:  # noqa: BLE001 - an outage must not kill the sweeper
                 log.exception("sweep failed; trying again later")
+            try:  # escalation before breaches (may move to the scheduler of issue 7)
+                for outbox_id in escalate(self.gateway.db, self.gateway.services).outbox_ids:
+                    self.gateway.enqueue_delivery(outbox_id)
+            except Exception:  # noqa: BLE001 - an outage must not kill the sweeper
+                log.exception("escalation pass failed; trying again later")
 
     def stop(self) -> None:
         self._stop.set()

@@ -35,6 +35,8 @@ def _new_ticket(ctx: MailContext) -> Ticket:
         category=entitlement.get("category") or "technical",
         first_response_due=(datetime.fromisoformat(entitlement["due"])
                             if entitlement.get("due") else None),
+        sla_calendar=entitlement.get("calendar") or None,
+        issue_type=entitlement.get("issue_type") or None,
         created_at=ctx.spool.received_at if ctx.history else now,
         updated_at=ctx.spool.received_at if ctx.history else now,
         origin_message_id=ctx.parsed.message_id,

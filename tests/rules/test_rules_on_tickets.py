@@ -4,30 +4,30 @@ imported history starting no clock."""
 
 from __future__ import annotations
 
-import email
 import json
 import smtplib
 from collections.abc import Callable
-from datetime import datetime
 from email.message import EmailMessage
-from email.policy import default as default_policy
-from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
-from gateway.models import OutboxItem, SpoolEntry, Ticket
-from gateway.processing import process_spool_entry
+from gateway.models import OutboxItem, Ticket
 from gateway.server import GatewayServer
 from gateway.views import ticket_view
-from inbound.spool import store_message
 from tests.conftest import run_gateway, wait_for
 from tests.mail import make_mail, send
+from tests.rules.tickets import RULES_DIRECTORY, outbox_mail, plain_text, ticket_at
 
-RULES_DIRECTORY = Path(__file__).parent.parent / "fixtures" / "rules_directory.toml"
+
+def acknowledgement(gateway: Gateway, ticket: Ticket) -> EmailMessage:
+    [message] = outbox_mail(gateway, ticket, "acknowledgement")
+    return message
+
+
 EMERGENCY = "emergency@support.example"
 
 
@@ -47,39 +47,6 @@ def rules_gateway(gateway: Gateway) -> Gateway:
     with gateway.db.transaction() as session:
         load_directory_file(session, RULES_DIRECTORY)
     return gateway
-
-
-def _ticket_at(gateway: Gateway, when: str, *, sender: str, to: str = "support@support.example",
-               body: str = "Hello, sync fails since Monday.", history: bool = False) -> Ticket:
-    """A ticket from a mail that arrived at ``when`` (the spool's arrival time)."""
-    stored = store_message(gateway.db, make_mail(sender=sender, to=to, body=body),
-                           source="smtp", rcpt_tos=[to], mail_from=sender)
-    with gateway.db.transaction() as session:
-        session.execute(update(SpoolEntry).where(SpoolEntry.id == stored.spool_id).values(
-            received_at=datetime.fromisoformat(when),
-            options={"history": True} if history else {}))
-    outcome = process_spool_entry(gateway.db, gateway.services, stored.spool_id)
-    assert outcome.state == "processed", outcome.reason
-    with gateway.db.reading() as session:
-        ticket = session.scalars(select(Ticket).order_by(Ticket.number.desc())).first()
-        assert ticket is not None
-        session.expunge(ticket)
-        return ticket
-
-
-def _acknowledgement(gateway: Gateway, ticket: Ticket) -> EmailMessage:
-    with gateway.db.reading() as session:
-        item = session.scalars(select(OutboxItem).where(
-            OutboxItem.ticket_number == ticket.number)).one()
-        message = email.message_from_bytes(item.raw, policy=default_policy)
-    assert isinstance(message, EmailMessage)
-    return message
-
-
-def _text(message: EmailMessage) -> str:
-    body = message.get_body(("plain",))
-    assert body is not None
-    return str(body.get_content())  # type: ignore[attr-defined]
 
 
 CASES = [
@@ -105,7 +72,7 @@ CASES = [
 def test_ticket_and_explain_agree(rules_gateway: Gateway, rules_settings: Settings, label: str,
                                   sender: str, to: str, when: str, tier: str, queue: str,
                                   due: str) -> None:
-    ticket = _ticket_at(rules_gateway, when, sender=sender, to=to)
+    ticket = ticket_at(rules_gateway, when, sender=sender, to=to)
     view = ticket_view(ticket, with_messages=False)
     assert (view["tier"], view["queue"], view["first_response_due"]) == (tier, queue, due), (
         view["entitlement"])
@@ -122,56 +89,56 @@ def test_ticket_and_explain_agree(rules_gateway: Gateway, rules_settings: Settin
 def test_acknowledgement_states_the_promise_in_the_requesters_language(
         rules_gateway: Gateway) -> None:
     # Inside Japanese hours with an hour to spare: "within 1 hour", in Japanese.
-    within = _ticket_at(rules_gateway, "2026-11-20T10:00:00+09:00", sender="yuki@globex.example")
-    assert "1 時間以内にご回答いたします。" in _text(_acknowledgement(rules_gateway, within))
+    within = ticket_at(rules_gateway, "2026-11-20T10:00:00+09:00", sender="yuki@globex.example")
+    assert "1 時間以内にご回答いたします。" in plain_text(acknowledgement(rules_gateway, within))
     # Friday 16:30 JST: the hour runs into Monday.
-    monday = _ticket_at(rules_gateway, "2026-11-20T16:30:00+09:00", sender="yuki@globex.example")
-    assert "月曜日 09:30 JSTまでにご回答いたします。" in _text(
-        _acknowledgement(rules_gateway, monday))
+    monday = ticket_at(rules_gateway, "2026-11-20T16:30:00+09:00", sender="yuki@globex.example")
+    assert "月曜日 09:30 JSTまでにご回答いたします。" in plain_text(
+        acknowledgement(rules_gateway, monday))
     # Enhanced, German-speaking admin: "innerhalb von 1 Stunde".
-    enhanced = _ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example")
-    assert "Wir antworten Ihnen innerhalb von 1 Stunde." in _text(
-        _acknowledgement(rules_gateway, enhanced))
+    enhanced = ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example")
+    assert "Wir antworten Ihnen innerhalb von 1 Stunde." in plain_text(
+        acknowledgement(rules_gateway, enhanced))
     # Standard support on Friday evening: a time on Monday, Berlin time, in Italian.
-    friday = _ticket_at(rules_gateway, "2026-11-20T19:00:00+01:00",
+    friday = ticket_at(rules_gateway, "2026-11-20T19:00:00+01:00",
                         sender="giulia@globex.example")
-    assert "Le risponderemo entro lunedì 17:00 CET." in _text(
-        _acknowledgement(rules_gateway, friday))
+    assert "Le risponderemo entro lunedì 17:00 CET." in plain_text(
+        acknowledgement(rules_gateway, friday))
 
 
 def test_japanese_text_from_an_english_speaker_goes_to_the_japanese_queue(
         rules_gateway: Gateway) -> None:
-    ticket = _ticket_at(rules_gateway, "2026-11-17T11:00:00+09:00", sender="bob@initech.example",
+    ticket = ticket_at(rules_gateway, "2026-11-17T11:00:00+09:00", sender="bob@initech.example",
                         to="files@support.example",
                         body="同期が月曜日から失敗しています。確認をお願いします。")
     assert (ticket.queue, ticket.language, ticket.product) == ("ja", "ja", "files")
     assert "mostly in Japanese script" in ticket.entitlement
-    assert "1 時間以内" in _text(_acknowledgement(rules_gateway, ticket))
+    assert "1 時間以内" in plain_text(acknowledgement(rules_gateway, ticket))
 
 
 def test_product_from_keyword_and_several_products_unknown(rules_gateway: Gateway) -> None:
-    dash = _ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="bob@initech.example",
+    dash = ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="bob@initech.example",
                       body="Our Dash board does not load.")
     assert (dash.product, dash.tier) == ("dash", "enhanced")
     assert "product dash: the request mentions 'dash'" in dash.entitlement
-    unknown = _ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00",
+    unknown = ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00",
                          sender="bob@initech.example")
     assert (unknown.product, unknown.tier) == (None, "standard")
     assert "the team has dash, files and none was named" in unknown.entitlement
 
 
 def test_category_from_address_and_keywords(rules_gateway: Gateway) -> None:
-    billing = _ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example",
+    billing = ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example",
                          to="billing@support.example")
-    licence = _ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example",
+    licence = ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example",
                          body="We need one more licence for a new colleague.")
-    plain = _ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example")
+    plain = ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example")
     assert (billing.category, licence.category, plain.category) == (
         "commercial", "administrative", "technical")
 
 
 def test_imported_history_starts_no_clock(rules_gateway: Gateway) -> None:
-    ticket = _ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example",
+    ticket = ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example",
                         history=True)
     assert ticket.tier == "enhanced" and ticket.first_response_due is None
     assert "imported history: no SLA clock" in ticket.entitlement
