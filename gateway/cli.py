@@ -338,9 +338,12 @@ def outbox_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
                    f"{view['attempts']} {view['last_error']}")
 
 
-from gateway.cli_rules import rules  # noqa: E402 - registered after the group exists
+from gateway.cli_queue import insights, queue  # noqa: E402 - registered after the group
+from gateway.cli_rules import rules  # noqa: E402
 
 cli.add_command(rules)
+cli.add_command(queue)
+cli.add_command(insights)
 
 
 def main() -> None:

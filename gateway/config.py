@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     """Entitlement and SLA policy (TOML); default: the shipped ``rules/policy/default.toml``."""
     emergency_address: str = ""
     """Mail sent to this address gets the policy's emergency windows (empty: none)."""
+    rules_issue_types: Path | None = None
+    """Issue-type keyword file (default: the shipped ``rules/policy/issue_types.toml``)."""
 
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
 

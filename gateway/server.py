@@ -22,7 +22,7 @@ from gateway.escalation import escalate
 from gateway.web import make_web_app
 from inbound.smtp_server import GatewayHandler, SmtpIntake
 from inbound.spool import SpoolWriter
-from rules.runtime import current_policy, support_aliases
+from rules.runtime import current_issue_types, current_policy, support_aliases
 
 __all__ = ["GatewayServer", "run_until_signalled"]
 
@@ -54,6 +54,7 @@ class GatewayServer:
                 load_directory_file(session, path)
         gateway.services  # noqa: B018 - fail now on a missing secret or template dir
         current_policy(settings)  # a bad policy file stops serve here (ConfigError, exit 78)
+        current_issue_types(settings)
         if self.run_worker:
             gateway.start_worker()
         gateway.sweep(everything=settings.embedded)

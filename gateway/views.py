@@ -57,6 +57,8 @@ def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
         "created_at": iso(ticket.created_at),
         "updated_at": iso(ticket.updated_at),
         "entitlement": ticket.entitlement,
+        "issue_type": ticket.issue_type,
+        "breached_at": iso(ticket.breached_at),
     }
     if with_messages:
         view["messages"] = [message_view(m) for m in ticket.messages]

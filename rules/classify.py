@@ -37,7 +37,10 @@ def _address_matches(address: str, wanted: Iterable[str]) -> str | None:
 
 def _keyword_in(text: str, keywords: Iterable[str]) -> str | None:
     for keyword in keywords:
-        if re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", text):
+        if _JAPANESE.search(keyword):  # no spaces between Japanese words: a substring
+            if keyword in text:
+                return keyword
+        elif re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", text):
             return keyword
     return None
 

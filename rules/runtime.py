@@ -10,9 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from gateway.config import Settings
+from rules.issue_types import DEFAULT_ISSUE_TYPES, IssueTypes, load_issue_types
 from rules.policy import DEFAULT_POLICY, Policy, load_policy
 
-__all__ = ["current_policy", "support_aliases"]
+__all__ = ["current_issue_types", "current_policy", "support_aliases"]
 
 
 @lru_cache(maxsize=8)
@@ -23,6 +24,11 @@ def _load(path: Path) -> Policy:
 def current_policy(settings: Settings) -> Policy:
     """The validated policy named by ``rules_policy`` (raises PolicyError, a ConfigError)."""
     return _load(Path(settings.rules_policy or DEFAULT_POLICY).resolve())
+
+
+def current_issue_types(settings: Settings) -> IssueTypes:
+    """The validated issue-type keywords named by ``rules_issue_types``."""
+    return load_issue_types(Path(settings.rules_issue_types or DEFAULT_ISSUE_TYPES).resolve())
 
 
 def support_aliases(settings: Settings) -> tuple[str, ...]:

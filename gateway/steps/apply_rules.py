@@ -12,7 +12,7 @@ from __future__ import annotations
 from gateway.context import MailContext
 from rules.engine import describe_duration
 from rules.intake import decide_for
-from rules.runtime import current_policy
+from rules.runtime import current_issue_types, current_policy
 
 name = "apply-rules"
 description = "entitlement: tier, target, queue, product and due time, with the reason"
@@ -33,6 +33,8 @@ def run(ctx: MailContext) -> None:
         emergency_address=settings.emergency_address)
     ctx.language = decision.requester_language
     found = decision.entitlement
+    issue_type, why = current_issue_types(settings).classify(ctx.parsed.subject, text)
+    ctx.note(name, "issue-type", why)
     lines = list(found.explanation)
     if ctx.history:
         lines.append("imported history: no SLA clock is started")
@@ -44,7 +46,7 @@ def run(ctx: MailContext) -> None:
         "calendar": found.calendar, "timezone": found.timezone,
         "within": "yes" if found.within else "",
         "due": "" if ctx.history else found.due.isoformat(),
-        "ask_product": ",".join(decision.product_unknown),
+        "ask_product": ",".join(decision.product_unknown), "issue_type": issue_type,
         "explanation": "; ".join(lines),
     }
     ctx.note(name, "set", ctx.entitlement["explanation"])
