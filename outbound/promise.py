@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
+from babel.lists import format_list
 from babel.units import format_unit
 
-__all__ = ["acknowledgement_promise", "promise_sentence"]
+__all__ = ["acknowledgement_promise", "product_question", "promise_sentence"]
 
 _WITHIN = {
     "en": "We will answer within {}.",
@@ -30,6 +31,17 @@ _BY = {
     "nl": "We antwoorden uiterlijk {}.",
 }
 _UNITS_SEPARATOR = {"ja": ""}
+_WHICH_PRODUCT = {
+    "en": "Which product is your request about: {}? Please reply with its name, so that "
+          "we can apply your team's terms for it.",
+    "ja": "お問い合わせの対象製品（{}）をご返信ください。貴社のご契約条件を適用いたします。",
+    "de": "Welches Produkt betrifft Ihre Anfrage: {}? Bitte antworten Sie mit dem Namen, "
+          "damit wir die Konditionen Ihres Teams dafür anwenden können.",
+    "it": "A quale prodotto si riferisce la sua richiesta: {}? Risponda con il nome, così "
+          "potremo applicare le condizioni del suo team.",
+    "nl": "Over welk product gaat uw vraag: {}? Antwoord met de naam, zodat we de "
+          "voorwaarden van uw team kunnen toepassen.",
+}
 
 
 def _unit(number: int, unit: str, language: str) -> str:
@@ -58,11 +70,22 @@ def promise_sentence(language: str, target: timedelta, due: datetime, timezone: 
     return _BY[language].format(when)
 
 
+def product_question(language: str, products: list[str]) -> str:
+    """Ask which of the team's products a request is about (names joined by CLDR's "or")."""
+    language = language if language in _WHICH_PRODUCT else "en"
+    names = format_list(products, style="or", locale=language)
+    return _WHICH_PRODUCT[language].format(names)
+
+
 def acknowledgement_promise(entitlement: dict[str, str], language: str) -> str | None:
-    """The promise for a new ticket's ``ctx.entitlement``; None without a due time."""
+    """The promise for a new ticket's ``ctx.entitlement`` (None without a due time), followed
+    by the question which product it is about when the team has several and none was named."""
     if not entitlement.get("due"):
         return None
-    return promise_sentence(
+    promise = promise_sentence(
         language, timedelta(minutes=int(entitlement.get("target_minutes") or 0)),
         datetime.fromisoformat(entitlement["due"]), entitlement.get("timezone") or "UTC",
         bool(entitlement.get("within")))
+    if entitlement.get("ask_product"):
+        promise += " " + product_question(language, entitlement["ask_product"].split(","))
+    return promise

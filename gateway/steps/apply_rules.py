@@ -10,6 +10,7 @@ Imported history starts no SLA clock: its due time stays empty.
 from __future__ import annotations
 
 from gateway.context import MailContext
+from rules.classify import product_for
 from rules.engine import describe_duration
 from rules.intake import decide_for
 from rules.runtime import current_issue_types, current_policy
@@ -18,16 +19,51 @@ name = "apply-rules"
 description = "entitlement: tier, target, queue, product and due time, with the reason"
 
 
+def _product_named_in_reply(ctx: MailContext) -> None:
+    """A reply to a ticket whose product we asked for: apply that product's terms.
+
+    The new due time is the earlier of the one already promised and the product's own
+    counted from this reply, so answering the question never makes a ticket later.
+    """
+    ticket = ctx.ticket
+    assert ticket is not None and ctx.parsed is not None
+    if (ticket.product is not None or ticket.first_response_due is None or ctx.history
+            or ticket.first_response_at is not None or ctx.role == "agent"):
+        ctx.note(name, "skip", f"reply on ticket #{ticket.number}")
+        return
+    settings = ctx.services.settings
+    policy = current_policy(settings)
+    text = ctx.reply.visible if ctx.reply is not None else ctx.parsed.text
+    product, _why = product_for(policy, [], ctx.parsed.subject, text, [], [])
+    if product is None:
+        ctx.note(name, "skip", f"reply on ticket #{ticket.number} names no product")
+        return
+    found = decide_for(ctx.session, policy, email=ticket.requester, at=ctx.spool.received_at,
+                       language=ticket.language, product=product,
+                       default_language=settings.ack_language_default).entitlement
+    ticket.product = product
+    line = f"product {product} named in a reply at {found.received_at:%Y-%m-%d %H:%M} UTC"
+    if found.due < ticket.first_response_due:
+        ticket.tier, ticket.sla_calendar = found.tier, found.calendar
+        ticket.first_response_due = found.due
+        line += f": {found.tier}, first response due {found.due:%Y-%m-%d %H:%M} UTC"
+    else:
+        line += ": the due time already promised is earlier and stays"
+    ticket.entitlement = f"{ticket.entitlement}; {line}"
+    ctx.note(name, "product", line)
+
+
 def run(ctx: MailContext) -> None:
     if not ctx.new_ticket:
-        ctx.note(name, "skip", f"reply on ticket #{ctx.ticket.number if ctx.ticket else '?'}")
+        _product_named_in_reply(ctx)
         return
     assert ctx.sender is not None and ctx.parsed is not None
     settings = ctx.services.settings
     recipients = [*ctx.spool.rcpt_tos, *ctx.parsed.to, *ctx.parsed.cc]
     text = ctx.reply.visible if ctx.reply is not None else ctx.parsed.text
+    policy = current_policy(settings)
     decision = decide_for(
-        ctx.session, current_policy(settings), email=ctx.sender.email,
+        ctx.session, policy, email=ctx.sender.email,
         at=ctx.spool.received_at, recipients=recipients, subject=ctx.parsed.subject, text=text,
         language=ctx.language, default_language=settings.ack_language_default,
         emergency_address=settings.emergency_address)
@@ -46,7 +82,9 @@ def run(ctx: MailContext) -> None:
         "calendar": found.calendar, "timezone": found.timezone,
         "within": "yes" if found.within else "",
         "due": "" if ctx.history else found.due.isoformat(),
-        "ask_product": ",".join(decision.product_unknown), "issue_type": issue_type,
+        "ask_product": ",".join(policy.spec.products[p].name or p if p in policy.spec.products
+                                else p for p in decision.product_unknown),
+        "issue_type": issue_type,
         "explanation": "; ".join(lines),
     }
     ctx.note(name, "set", ctx.entitlement["explanation"])

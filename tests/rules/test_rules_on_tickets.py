@@ -7,17 +7,20 @@ from __future__ import annotations
 import json
 import smtplib
 from collections.abc import Callable
+from datetime import datetime
 from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
-from gateway.models import OutboxItem, Ticket
+from gateway.models import OutboxItem, SpoolEntry, Ticket
+from gateway.processing import process_spool_entry
 from gateway.server import GatewayServer
 from gateway.views import ticket_view
+from inbound.spool import store_message
 from tests.conftest import run_gateway, wait_for
 from tests.mail import make_mail, send
 from tests.rules.tickets import RULES_DIRECTORY, outbox_mail, plain_text, ticket_at
@@ -160,9 +163,43 @@ def test_smtp_accepts_product_and_emergency_addresses_only(rules_gateway: Gatewa
         with rules_gateway.db.reading() as session:
             return list(session.scalars(select(Ticket).order_by(Ticket.number)))
     wait_for(lambda: len(two_tickets()) == 2, timeout=30, message="two tickets")
-    dash, emergency = two_tickets()
+    # Worker threads may process the two in either order.
+    dash, emergency = sorted(two_tickets(), key=lambda t: "emergency address" in t.entitlement)
     assert (dash.product, dash.tier) == ("dash", "enhanced")
     # Bob's team has two products and this mail names none: standard or emergency terms,
     # whichever is due first at the time the test runs.
     assert emergency.tier in {"emergency", "standard"}
     assert "sent to the emergency address" in emergency.entitlement
+
+
+def _reply_at(gateway: Gateway, ticket: Ticket, when: str, body: str) -> None:
+    raw = make_mail(sender=ticket.requester, subject=f"Re: [#{ticket.number}] {ticket.subject}",
+                    body=body, in_reply_to=ticket.origin_message_id)
+    stored = store_message(gateway.db, raw, source="smtp", mail_from=ticket.requester,
+                           rcpt_tos=["support@support.example"])
+    with gateway.db.transaction() as session:
+        session.execute(update(SpoolEntry).where(SpoolEntry.id == stored.spool_id).values(
+            received_at=datetime.fromisoformat(when)))
+    outcome = process_spool_entry(gateway.db, gateway.services, stored.spool_id)
+    assert outcome.state == "processed" and outcome.ticket_number == ticket.number
+
+
+def test_several_products_none_named_asks_back_and_the_answer_applies(
+        rules_gateway: Gateway) -> None:
+    # Bob's team has Essentials for Files and Enhanced for Dash; his mail names neither.
+    # At 09:00 Berlin: standard 8 h of office hours, due 17:00 Berlin (16:00 UTC).
+    ticket = ticket_at(rules_gateway, "2026-11-17T08:00:00+00:00", sender="bob@initech.example")
+    assert (ticket.product, ticket.tier) == (None, "standard")
+    assert ticket.first_response_due == datetime.fromisoformat("2026-11-17T16:00:00+00:00")
+    assert ("We will answer within 8 hours. Which product is your request about: Dash or Files? "
+            "Please reply with its name"
+            in plain_text(acknowledgement(rules_gateway, ticket)))
+    # His answer at 08:20 UTC (03:20 in New York, before Dash live hours open at 09:00 ET):
+    # Enhanced 1 h of Dash hours is 15:00 UTC, earlier than the standard 16:00 UTC.
+    _reply_at(rules_gateway, ticket, "2026-11-17T08:20:00+00:00", "It is about Dash.")
+    with rules_gateway.db.reading() as session:
+        updated = session.get(Ticket, ticket.number)
+        assert updated is not None
+        assert (updated.product, updated.tier) == ("dash", "enhanced")
+        assert updated.first_response_due == datetime.fromisoformat("2026-11-17T15:00:00+00:00")
+        assert "product dash named in a reply" in updated.entitlement

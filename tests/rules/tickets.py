@@ -54,4 +54,5 @@ def outbox_mail(gateway: Gateway, ticket: Ticket, kind: str) -> list[EmailMessag
 def plain_text(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None
-    return str(body.get_content())  # type: ignore[attr-defined]
+    # Whitespace-normalised: a long promise may be wrapped in the text part.
+    return " ".join(str(body.get_content()).split())  # type: ignore[attr-defined]
