@@ -93,6 +93,7 @@ def serve(ctx: click.Context, no_worker: bool) -> None:
 def worker(ctx: click.Context, threads: int | None) -> None:
     """Run the job worker for scale-out (needs GATEWAY_BROKER_URL)."""
     from gateway.server import run_until_signalled
+    from rules.runtime import current_issue_types, current_policy
 
     settings = _settings(ctx)
     if settings.embedded:
@@ -102,6 +103,7 @@ def worker(ctx: click.Context, threads: int | None) -> None:
 
     def start() -> None:
         gateway.services  # noqa: B018 - fail early on a missing secret
+        current_policy(settings), current_issue_types(settings)  # fail early on a bad policy
         gateway.start_worker(threads)
         log.info("worker started with %s threads", threads or settings.worker_threads)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from gateway.config import Settings
+from gateway.models import Product
 from rules.engine import describe_duration
 from rules.intake import decide_for
 from rules.policy import load_policy
@@ -71,6 +72,9 @@ def rules_explain(ctx: click.Context, sender: str, to: str | None, product: str 
     policy = current_policy(settings)
     gateway = _gateway(ctx)
     with gateway.db.reading() as session:
+        if product is not None and session.get(Product, product) is None:
+            raise click.BadParameter(f"there is no product {product!r} in the directory",
+                                     param_hint="--product")
         decision = decide_for(
             session, policy, email=sender, at=when, recipients=[to] if to else [],
             language=language, product=product, default_language=settings.ack_language_default,

@@ -203,3 +203,19 @@ def test_several_products_none_named_asks_back_and_the_answer_applies(
         assert (updated.product, updated.tier) == ("dash", "enhanced")
         assert updated.first_response_due == datetime.fromisoformat("2026-11-17T15:00:00+00:00")
         assert "product dash named in a reply" in updated.entitlement
+
+
+def test_explain_prints_the_answer_and_refuses_bad_input(rules_gateway: Gateway,
+                                                         rules_settings: Settings) -> None:
+    text = run_gateway(rules_settings, "rules", "explain", "--from", "yuki@globex.example",
+                       "--at", "2026-11-20T16:30:00+09:00")
+    assert text.returncode == 0, text.stderr
+    out = text.stdout.decode()
+    assert "queue     ja" in out and "(Mon 2026-11-23 09:30 JST)" in out
+    assert "  - ja request inside japanese hours" in out
+    naive = run_gateway(rules_settings, "rules", "explain", "--from", "a@b.example",
+                        "--at", "2026-11-20T16:30")
+    assert naive.returncode == 2 and b"give a time zone" in naive.stderr
+    unknown = run_gateway(rules_settings, "rules", "explain", "--from", "a@b.example",
+                          "--product", "nope")
+    assert unknown.returncode == 2 and b"there is no product 'nope'" in unknown.stderr
