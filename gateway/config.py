@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.errors import ConfigError
@@ -96,6 +104,23 @@ class Settings(BaseSettings):
 
     ack_language_default: str = "en"
 
+    # Conversations: who may act on a ticket, and how sure we must be of them.
+    sender_authentication: Literal["authres", "dkim", "token"] = "token"
+    """How a privileged sender (agent, colleague admin) is verified: ``authres`` trusts the
+    topmost ``Authentication-Results`` of ``authserv_id`` (the upstream MTA), ``dkim`` verifies
+    the DKIM signature ourselves with alignment to the From domain, ``token`` (development
+    only) trusts a valid reply token of the ticket alone."""
+    authserv_id: str = ""
+    colleague_cutoff: date = date(2024, 12, 11)
+    """Team tickets created and last updated before this day are not open to colleagues."""
+    reopen_window_days: int = Field(default=14, ge=0)
+    """A reply this many days after a ticket was solved/closed opens a new linked ticket."""
+    replies_only_to_open: bool = False
+    """The stricter rule: replies to solved/closed tickets always open a new linked ticket."""
+    duplicate_window_days: int = Field(default=7, ge=0)
+    ack_limit_per_hour: int = Field(default=3, ge=0)
+    """Acknowledgements one address may receive per hour (stops auto-responder ping-pong)."""
+
     rules_policy: Path | None = None
     """Entitlement and SLA policy (TOML); default: the shipped ``rules/policy/default.toml``."""
     emergency_address: str = ""
@@ -104,6 +129,18 @@ class Settings(BaseSettings):
     """Issue-type keyword file (default: the shipped ``rules/policy/issue_types.toml``)."""
 
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
+
+    @field_validator("authserv_id")
+    @classmethod
+    def _authserv_id(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @model_validator(mode="after")
+    def _authres_needs_an_id(self) -> Settings:
+        if self.sender_authentication == "authres" and not self.authserv_id:
+            raise ValueError("sender_authentication = \"authres\" needs authserv_id (the "
+                             "upstream MTA's authserv-id)")
+        return self
 
     @field_validator("smtp_listen", "web_listen")
     @classmethod

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from gateway.models import Agent, Person, SpoolEntry, Team, Ticket
+from gateway.sender_auth import Verdict
+from gateway.tickets import ReplyToken
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -56,9 +58,15 @@ class MailContext:
     automatic: AutomaticVerdict | None = None
     sender: Sender | None = None
     auth_level: str = "none"
+    dkim: Verdict | None = None
+    """Our own DKIM verification (mode ``dkim``), done before the transaction began."""
     sender_verified: bool = False
     """True only when the configured sender authentication vouches for the From address
     (set by the ``authenticate`` step); every privileged action requires it."""
+    token: ReplyToken | None = None
+    """The valid reply token found in a recipient address (names ticket and participant)."""
+    to_note_address: bool = False
+    """The mail went to the ticket's ``+note`` address (internal note, never sent)."""
     ticket: Ticket | None = None
     new_ticket: bool = False
     threaded_by: str = ""
@@ -67,6 +75,16 @@ class MailContext:
     language: str = "en"
     history: bool = False
     entitlement: dict[str, str] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    """Warnings stored on the message for the people reading the ticket."""
+    refusal: str = ""
+    """Why the sender may not act on this ticket (a ``reply_refused`` reason code)."""
+    set_status: str = ""
+    """A status an authorised agent asked for (``#status …``), applied by ``lifecycle``."""
+    reopened: bool = False
+    follows: int | None = None
+    """A closed ticket this new one continues (the reply came after the reopen window)."""
+    duplicate_of: Ticket | None = None
     outbox_ids: list[int] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
     disposition: Disposition | None = None

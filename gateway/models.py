@@ -35,6 +35,7 @@ __all__ = [
     "Agent",
     "Article",
     "AttachmentRecord",
+    "BouncingAddress",
     "Base",
     "Feature",
     "Lease",
@@ -106,6 +107,8 @@ class OutboxStatus(enum.StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DEAD = "dead"
+    BOUNCED = "bounced"
+    """Delivered, then a delivery status notification said it failed."""
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -267,6 +270,12 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     origin_message_id: Mapped[str | None] = mapped_column(String(998))
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    """When the ticket was last set solved/closed: the reopen window counts from here."""
+    duplicate_of: Mapped[int | None] = mapped_column(Integer)
+    """Set on a new request that repeats an open ticket of the same requester."""
+    follows: Mapped[int | None] = mapped_column(Integer)
+    """The closed ticket this one continues (a reply that came after the reopen window)."""
     # SLA clock (rules issue): the calendar the target counts on, when a pause
     # (status pending) began, when the target passed unanswered; the issue type.
     sla_calendar: Mapped[str | None] = mapped_column(String(64))
@@ -318,6 +327,8 @@ class MessageRecord(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     threaded_by: Mapped[str] = mapped_column(String(32))
     explanation: Mapped[str] = mapped_column(Text, default="")
+    flags: Mapped[list[Any]] = mapped_column(default=list)
+    """Warnings for the humans reading the ticket, e.g. an unverified privileged sender."""
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
     attachments: Mapped[list[AttachmentRecord]] = relationship(
         back_populates="message", order_by="AttachmentRecord.id"
@@ -374,8 +385,10 @@ class OutboxItem(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     sent_at: Mapped[datetime | None] = mapped_column()
+    bounced_at: Mapped[datetime | None] = mapped_column()
 
-    __table_args__ = (Index("ix_outbox_status", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_status", "status", "next_attempt_at"),
+                      Index("ix_outbox_rcpt_kind_created", "rcpt_to", "kind", "created_at"))
 
 
 class Lease(Base):
@@ -387,6 +400,19 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class BouncingAddress(Base):
+    """An address our mail bounced from (RFC 3464 reports): automatic notices skip it."""
+
+    __tablename__ = "bouncing_addresses"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    bounces: Mapped[int] = mapped_column(Integer, default=0)
+    hard: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class TicketEscalation(Base):

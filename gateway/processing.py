@@ -19,6 +19,7 @@ from gateway.context import MailContext
 from gateway.db import Database
 from gateway.models import SpoolEntry, SpoolState
 from gateway.pipeline import StepFailed, run_pipeline
+from gateway.sender_auth import dkim_verdict
 from gateway.services import Services
 from inbound.analysis import analyze
 
@@ -80,6 +81,8 @@ def process_spool_entry(database: Database, services: Services, spool_id: int) -
             analysis = analyze(raw, mail_from)  # CPU work, outside the write lock
         except Exception as error:  # noqa: BLE001 - parse never raises; a bug is quarantined
             raise StepFailed("parse", error) from error
+        dkim = (dkim_verdict(raw, analysis.parsed.from_address or mail_from)
+                if services.settings.sender_authentication == "dkim" else None)
         with database.transaction() as session:
             entry = session.get(SpoolEntry, spool_id, with_for_update=True,
                                 options=_WITHOUT_RAW)
@@ -87,7 +90,7 @@ def process_spool_entry(database: Database, services: Services, spool_id: int) -
             if entry.state != SpoolState.RECEIVED:
                 return ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number)
             ctx = MailContext(spool=entry, session=session, services=services, analysis=analysis,
-                              history=bool((entry.options or {}).get("history")))
+                              history=bool((entry.options or {}).get("history")), dkim=dkim)
             run_pipeline(ctx)
             if ctx.disposition is not None:
                 entry.state = SpoolState(ctx.disposition.value)

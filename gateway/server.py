@@ -72,6 +72,10 @@ class GatewayServer:
                                server_hostname=settings.smtp_hostname or None)
         self.smtp.start()
         log.info("SMTP intake listening on %s", settings.smtp_listen)
+        if settings.sender_authentication == "token":
+            log.warning("sender_authentication = token is for development: anyone holding a "
+                        "reply token issued to an agent or admin acts as them; use authres "
+                        "or dkim in production")
         if self.run_web:
             web_host, web_port = parse_listen(settings.web_listen)
             config = uvicorn.Config(make_web_app(gateway.db), host=web_host, port=web_port,

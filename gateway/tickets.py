@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 from gateway.models import MessageRef, Participant, Ticket
 
 __all__ = [
+    "NOTE_SUFFIX",
     "ReplyToken",
     "find_ticket_by_message_ids",
     "make_reply_token",
     "message_id_hash",
+    "parse_address_detail",
     "parse_reply_token",
     "participant_for",
     "record_message_ref",
@@ -58,6 +60,21 @@ def parse_reply_token(secret: bytes, token: str) -> ReplyToken | None:
     if not hmac.compare_digest(_mac(secret, body), match[3]):
         return None
     return ReplyToken(int(match[1]), int(match[2]))
+
+
+NOTE_SUFFIX = "+note"
+
+
+def parse_address_detail(secret: bytes, detail: str) -> tuple[ReplyToken | None, bool]:
+    """The token in ``support+DETAIL@…`` and whether it is the internal-note address.
+
+    ``support+TOKEN+note@domain`` is the same ticket's address for notes that are
+    never sent to the customer."""
+    detail = detail.strip().lower()
+    note = detail.endswith(NOTE_SUFFIX)
+    if note:
+        detail = detail[: -len(NOTE_SUFFIX)]
+    return parse_reply_token(secret, detail), note
 
 
 def subject_tag(subject: str) -> int | None:

@@ -31,6 +31,7 @@ def message_view(message: MessageRecord) -> dict[str, Any]:
         "text": message.text,
         "threaded_by": message.threaded_by,
         "threading_explanation": message.explanation,
+        "flags": list(message.flags or []),
         "spool_id": message.spool_id,
         "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "size": a.size,
@@ -57,6 +58,9 @@ def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
         "created_at": iso(ticket.created_at),
         "updated_at": iso(ticket.updated_at),
         "entitlement": ticket.entitlement,
+        "resolved_at": iso(ticket.resolved_at),
+        "duplicate_of": ticket.duplicate_of,
+        "follows": ticket.follows,
         "issue_type": ticket.issue_type,
         "breached_at": iso(ticket.breached_at),
     }
@@ -101,4 +105,5 @@ def outbox_view(item: OutboxItem) -> dict[str, Any]:
         "created_at": iso(item.created_at),
         "next_attempt_at": iso(item.next_attempt_at),
         "sent_at": iso(item.sent_at),
+        "bounced_at": iso(item.bounced_at),
     }

@@ -83,6 +83,10 @@ class Attachment:
     content_id: str | None = None  # without angle brackets; for cid: links in the HTML
 
 
+CONTROL_HEADER_PREFIX = "x-gateway-"
+"""Headers named ``X-Gateway-*`` are reserved for the gateway's own use."""
+
+
 @dataclass(frozen=True)
 class ParsedMail:
     message_id: str | None
@@ -253,6 +257,11 @@ class _Parser:
         for name, value in message.raw_items():
             key = _clean(str(name)).strip().lower()
             if not key:
+                continue
+            if key.startswith(CONTROL_HEADER_PREFIX):
+                # Our own control headers mean something only when we write them; arriving
+                # from outside they are somebody's attempt to steer us, and are dropped.
+                self.defect(f"internal control header {key} from outside dropped")
                 continue
             collected.setdefault(key, []).append(self._decode_header_value(value))
         return {key: tuple(values) for key, values in collected.items()}

@@ -245,13 +245,15 @@ def compose(
     language: str | None = None,
     extra_headers: Mapping[str, str] | None = None,
     date: datetime | None = None,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> EmailMessage:
     """Build one outgoing message; see the module docstring for what is guaranteed.
 
     ``message_id`` is ours (with or without angle brackets) and must be valid;
     ``in_reply_to`` and ``references`` usually come from the customer's mail and are used
     as far as they are valid. ``auto_submitted=None`` marks a message written by a person.
-    ``date`` defaults to now; a naive datetime is taken as UTC.
+    ``date`` defaults to now; a naive datetime is taken as UTC.  ``attachments`` are
+    ``(filename, content type, bytes)`` carried as they are (an agent's reply relayed).
     """
     extras = [_extra_header(name, value) for name, value in (extra_headers or {}).items()]
     if language is not None and not _LANGUAGE_TAG_RE.match(language):
@@ -286,6 +288,12 @@ def compose(
     msg.set_content(text, subtype="plain", charset="utf-8")
     if html is not None:
         msg.add_alternative(html, subtype="html", charset="utf-8")
+    for filename, content_type, data in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        if not maintype or not subtype or maintype == "multipart":
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(data, maintype=maintype, subtype=subtype,
+                           filename=_one_line(filename) or "attachment")
     if language is not None:
         # Only after the body exists: turning the message multipart moves every Content-*
         # header into the first part, and the language belongs to the whole message.

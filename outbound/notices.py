@@ -8,10 +8,15 @@ continue the requester's own thread.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.directory import support_identity
-from gateway.models import OutboxItem, Ticket
+from gateway.models import BouncingAddress, MessageRecord, OutboxItem, Person, Ticket
 from gateway.services import Services
 from gateway.tickets import make_reply_token, participant_for
 from inbound.parse import ParsedMail
@@ -19,7 +24,18 @@ from inbound.reply_text import ReplyParts
 from outbound.compose import compose, make_message_id
 from outbound.outbox import add_to_outbox
 
-__all__ = ["EXCERPT_CHARS", "queue_acknowledgement", "reply_address"]
+__all__ = [
+    "AUTOMATIC_ANSWERS",
+    "EXCERPT_CHARS",
+    "acknowledgements_last_hour",
+    "excerpt",
+    "is_bouncing",
+    "queue_acknowledgement",
+    "queue_notice",
+    "recipient_language",
+    "reply_address",
+    "thread_of",
+]
 
 EXCERPT_CHARS = 600
 
@@ -33,7 +49,7 @@ def reply_address(services: Services, session: Session, ticket: Ticket, recipien
     return f"{support.local_part}+{token}@{support.domain}"
 
 
-def _excerpt(text: str) -> str:
+def excerpt(text: str) -> str:
     text = text.strip()
     if len(text) <= EXCERPT_CHARS:
         return text
@@ -49,7 +65,7 @@ def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
         "ticket_number": ticket.number,
         "ticket_subject": ticket.subject if ticket.subject != "(no subject)" else "",
         "requester_name": ticket.requester_name,
-        "excerpt": _excerpt(reply.visible if reply else parsed.text),
+        "excerpt": excerpt(reply.visible if reply else parsed.text),
         "promise": promise,
     })
     references = list(parsed.references)
@@ -66,3 +82,73 @@ def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
     return add_to_outbox(session, message, kind="acknowledgement", mail_from=support.address,
                          rcpt_to=ticket.requester, ticket_number=ticket.number,
                          spool_id=spool_id)
+
+
+# --- conversation notices (colleague replies, agent replies, status, duplicates) -------
+
+def recipient_language(session: Session, ticket: Ticket, email: str) -> str:
+    """The language a person asked for in the directory, else the ticket's."""
+    person = session.get(Person, email)
+    return person.language if person is not None else ticket.language
+
+
+def _display_subject(ticket: Ticket) -> str:
+    return ticket.subject if ticket.subject != "(no subject)" else ""
+
+
+def queue_notice(session: Session, services: Services, ticket: Ticket, *, kind: str,
+                 to_address: str, to_name: str, role: str, context: dict[str, Any],
+                 spool_id: int | None, auto_submitted: str | None = "auto-generated",
+                 in_reply_to: str | None = None, references: Sequence[str] = (),
+                 attachments: Sequence[tuple[str, str, bytes]] = (),
+                 reply_ticket: Ticket | None = None) -> OutboxItem:
+    """Render ``kind`` in the recipient's language and put it in the outbox.
+
+    ``reply_ticket``: the ticket whose reply address goes into Reply-To (default: this
+    one; a duplicate notice points at the ticket that holds the request)."""
+    support = support_identity(session)
+    language = recipient_language(session, ticket, to_address)
+    rendered = services.renderer.render(kind, language, {
+        "support_name": support.name, "ticket_number": ticket.number,
+        "ticket_subject": _display_subject(ticket), **context})
+    replies_go_to = reply_ticket or ticket
+    message = compose(
+        from_name=support.name, from_address=support.address,
+        to_address=to_address, to_name=to_name,
+        subject=rendered.subject, text=rendered.text, html=rendered.html,
+        message_id=make_message_id(support.domain),
+        reply_to=reply_address(services, session, replies_go_to, to_address, role),
+        in_reply_to=in_reply_to, references=references,
+        auto_submitted=auto_submitted, language=rendered.language,
+        extra_headers={"X-Loop": support.address}, attachments=attachments,
+    )
+    return add_to_outbox(session, message, kind=kind, mail_from=support.address,
+                         rcpt_to=to_address, ticket_number=replies_go_to.number,
+                         spool_id=spool_id)
+
+
+def thread_of(session: Session, ticket: Ticket, email: str) -> tuple[str | None, list[str]]:
+    """In-Reply-To and References for mail to ``email`` on this ticket: their newest
+    message, after the ticket's first one, so their client threads it."""
+    newest = session.scalar(
+        select(MessageRecord.message_id).where(
+            MessageRecord.ticket_number == ticket.number, MessageRecord.from_address == email,
+            MessageRecord.message_id.is_not(None)).order_by(MessageRecord.id.desc()).limit(1))
+    parent = newest or ticket.origin_message_id
+    references = [i for i in (ticket.origin_message_id, parent) if i]
+    return parent, list(dict.fromkeys(references))
+
+
+def acknowledgements_last_hour(session: Session, address: str, now: datetime) -> int:
+    """Automatic answers sent to ``address`` within the last hour (ping-pong brake)."""
+    return session.scalar(select(func.count(OutboxItem.id)).where(
+        OutboxItem.rcpt_to == address, OutboxItem.kind.in_(AUTOMATIC_ANSWERS),
+        OutboxItem.created_at >= now - timedelta(hours=1))) or 0
+
+
+AUTOMATIC_ANSWERS = ("acknowledgement", "duplicate_notice", "reply_refused", "reopened")
+
+
+def is_bouncing(session: Session, address: str) -> bool:
+    bouncing = session.get(BouncingAddress, address)
+    return bouncing is not None and bouncing.hard

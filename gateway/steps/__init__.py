@@ -14,10 +14,13 @@ from gateway.steps import (
     apply_rules,
     authenticate,
     authorize,
+    commands,
+    duplicates,
     guard_auto_reply,
     guard_bounce,
     guard_loop,
     identify_sender,
+    lifecycle,
     notify,
     parse,
     record,
@@ -36,6 +39,6 @@ class Step(Protocol):
 
 _MODULES: tuple[ModuleType, ...] = (
     parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
-    thread, authorize, apply_rules, record, notify,
+    thread, authorize, commands, lifecycle, duplicates, apply_rules, record, notify,
 )
 STEPS: dict[str, Step] = {module.name: module for module in _MODULES}

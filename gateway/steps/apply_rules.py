@@ -28,7 +28,7 @@ def _product_named_in_reply(ctx: MailContext) -> None:
     ticket = ctx.ticket
     assert ticket is not None and ctx.parsed is not None
     if (ticket.product is not None or ticket.first_response_due is None or ctx.history
-            or ticket.first_response_at is not None or ctx.role == "agent"):
+            or ticket.first_response_at is not None or ctx.role == "agent" or ctx.refusal):
         ctx.note(name, "skip", f"reply on ticket #{ticket.number}")
         return
     settings = ctx.services.settings

@@ -1,36 +1,191 @@
 """Queue the mail this message calls for; never sends anything itself.
 
-Reads the ticket and the sender; writes outbox rows (``ctx.outbox_ids``).  A new
-ticket from a person gets an acknowledgement; automatic mail, imported history
-and our own agents get none (RFC 3834: never answer automatic mail).
+Reads what the earlier steps decided; writes outbox rows (``ctx.outbox_ids``):
+
+- a new ticket from a person: an acknowledgement (or, for a duplicate, a notice naming
+  the ticket that holds the request), and a copy to team admins who asked for one;
+- a refused reply: a polite refusal to its sender;
+- a colleague's reply: a notice to the requester with the colleague's words;
+- a verified agent's public reply: relayed to the requester from the support
+  address (the agent's own address never shows), attachments carried; a bare
+  ``#status`` command: a status notice; an internal note: nothing;
+- a reply that reopened a ticket: a notice to the requester.
+
+Never in answer to automatic mail or imported history (RFC 3834), never an automatic
+answer to an address that hard-bounced, and at most ``ack_limit_per_hour`` automatic
+answers per address per hour, so two auto-responders cannot ping-pong.
 """
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from gateway.context import MailContext
-from outbound.notices import queue_acknowledgement
+from gateway.directory import support_identity
+from gateway.models import OutboxItem, Person, Ticket, TicketStatus
+from outbound.notices import (
+    acknowledgements_last_hour,
+    excerpt,
+    is_bouncing,
+    queue_acknowledgement,
+    queue_notice,
+    thread_of,
+)
 from outbound.promise import acknowledgement_promise
 
 name = "notify"
 description = "queue acknowledgements and notices in the outbox"
 
 
+def _queued(ctx: MailContext, item: OutboxItem, what: str) -> None:
+    ctx.outbox_ids.append(item.id)
+    ctx.note(name, "queued", f"{what} to {item.rcpt_to} (outbox {item.id})")
+
+
+def _may_answer(ctx: MailContext, address: str, what: str) -> bool:
+    """Automatic answers: not to bouncing addresses, not more than the hourly cap."""
+    if is_bouncing(ctx.session, address):
+        ctx.note(name, "skip", f"{what}: {address} hard-bounced our mail before")
+        return False
+    limit = ctx.services.settings.ack_limit_per_hour
+    if acknowledgements_last_hour(ctx.session, address, ctx.services.now()) >= limit:
+        ctx.note(name, "skip", f"{what}: {address} already got {limit} automatic answers "
+                 "this hour (loop brake)")
+        return False
+    return True
+
+
+def _text(ctx: MailContext) -> str:
+    assert ctx.reply is not None and ctx.parsed is not None
+    return ctx.reply.visible.strip() or ctx.parsed.text.strip()
+
+
+def _new_ticket(ctx: MailContext, ticket: Ticket) -> None:
+    assert ctx.sender is not None and ctx.parsed is not None
+    if ctx.sender.agent is not None:
+        ctx.note(name, "skip", "opened by a support agent: no acknowledgement")
+        return
+    original = ctx.duplicate_of
+    if original is not None:
+        if _may_answer(ctx, ticket.requester, "duplicate notice"):
+            item = queue_notice(
+                ctx.session, ctx.services, ticket, kind="duplicate_notice",
+                to_address=ticket.requester, to_name=ticket.requester_name, role="requester",
+                context={"requester_name": ticket.requester_name,
+                         "original_number": original.number,
+                         "original_subject": original.subject,
+                         "excerpt": excerpt(_text(ctx))},
+                spool_id=ctx.spool.id, auto_submitted="auto-replied",
+                in_reply_to=ctx.parsed.message_id, references=list(ctx.parsed.references),
+                reply_ticket=original)
+            _queued(ctx, item, f"duplicate notice (#{original.number} holds the request)")
+        return
+    if _may_answer(ctx, ticket.requester, "acknowledgement"):
+        item = queue_acknowledgement(ctx.session, ctx.services, ticket, ctx.parsed, ctx.reply,
+                                     ctx.language, ctx.spool.id,
+                                     promise=acknowledgement_promise(ctx.entitlement,
+                                                                     ctx.language))
+        _queued(ctx, item, "acknowledgement")
+    _copy_to_admins(ctx, ticket)
+
+
+def _copy_to_admins(ctx: MailContext, ticket: Ticket) -> None:
+    assert ctx.sender is not None
+    team = ctx.sender.team
+    if team is None:
+        return
+    admins = ctx.session.scalars(select(Person).where(
+        Person.team_id == team.id, Person.role == "admin", Person.email != ticket.requester)
+        .order_by(Person.email)).all()
+    for admin in admins:
+        if not (admin.extra or {}).get("copy_on_team_tickets"):
+            continue
+        item = queue_notice(
+            ctx.session, ctx.services, ticket, kind="team_ticket_copy", to_address=admin.email,
+            to_name=admin.name, role="colleague",
+            context={"admin_name": admin.name, "requester_name": ticket.requester_name,
+                     "requester_email": ticket.requester, "team_name": team.name,
+                     "text": _text(ctx)},
+            spool_id=ctx.spool.id)
+        _queued(ctx, item, "copy of the team's new ticket")
+
+
+def _refusal(ctx: MailContext, ticket: Ticket) -> None:
+    assert ctx.sender is not None and ctx.parsed is not None
+    if not _may_answer(ctx, ctx.sender.email, "refusal"):
+        return
+    item = queue_notice(
+        ctx.session, ctx.services, ticket, kind="reply_refused", to_address=ctx.sender.email,
+        to_name=ctx.sender.name, role="colleague",
+        context={"recipient_name": ctx.sender.name, "reason": ctx.refusal,
+                 "cutoff_date": ctx.services.settings.colleague_cutoff.isoformat(),
+                 "support_address": support_identity(ctx.session).address},
+        spool_id=ctx.spool.id, auto_submitted="auto-replied",
+        in_reply_to=ctx.parsed.message_id, references=list(ctx.parsed.references))
+    _queued(ctx, item, f"refusal ({ctx.refusal})")
+
+
+def _to_requester(ctx: MailContext, ticket: Ticket, kind: str, context: dict[str, object],
+                  *, auto_submitted: str | None = "auto-generated",
+                  attachments: list[tuple[str, str, bytes]] | None = None) -> None:
+    in_reply_to, references = thread_of(ctx.session, ticket, ticket.requester)
+    item = queue_notice(
+        ctx.session, ctx.services, ticket, kind=kind, to_address=ticket.requester,
+        to_name=ticket.requester_name, role="requester",
+        context={"requester_name": ticket.requester_name, **context},
+        spool_id=ctx.spool.id, auto_submitted=auto_submitted, in_reply_to=in_reply_to,
+        references=references, attachments=attachments or [])
+    _queued(ctx, item, kind.replace("_", " "))
+
+
+def _agent_reply(ctx: MailContext, ticket: Ticket) -> None:
+    assert ctx.sender is not None and ctx.parsed is not None and ctx.reply is not None
+    if ctx.kind == "note":
+        ctx.note(name, "skip", "internal note: never sent")
+        return
+    settings = ctx.services.settings
+    status = ticket.status.value if ticket.status != TicketStatus.OPEN else None
+    reopen_days = None if settings.replies_only_to_open else settings.reopen_window_days
+    text = ctx.reply.visible.strip()
+    agent_name = (ctx.sender.agent.name if ctx.sender.agent else "") or None
+    if not text:
+        if ctx.set_status:
+            _to_requester(ctx, ticket, "status_notice",
+                          {"status": ticket.status.value, "reopen_days": reopen_days})
+        else:
+            ctx.note(name, "skip", "the agent's reply has no text: nothing to relay")
+        return
+    attachments = [(a.filename, a.content_type, a.data) for a in ctx.parsed.attachments
+                   if not a.inline]
+    _to_requester(ctx, ticket, "agent_reply",
+                  {"agent_name": agent_name, "text": text, "status": status,
+                   "reopen_days": reopen_days},
+                  auto_submitted=None, attachments=attachments)
+
+
 def run(ctx: MailContext) -> None:
     assert ctx.ticket is not None and ctx.sender is not None and ctx.parsed is not None
-    if not ctx.new_ticket:
-        ctx.note(name, "skip", "a reply: no acknowledgement")
-        return
+    ticket = ctx.ticket
     if ctx.history:
         ctx.note(name, "skip", "imported history: nothing is sent")
+        return
+    if ctx.role == "agent" and not ctx.new_ticket:
+        _agent_reply(ctx, ticket)  # a person's words, relayed: not an automatic answer
         return
     if ctx.automatic is not None:
         ctx.note(name, "skip", f"automatic mail ({ctx.automatic.kind}): never answered")
         return
-    if ctx.sender.agent is not None:
-        ctx.note(name, "skip", "opened by a support agent: no acknowledgement")
+    if ctx.refusal:
+        _refusal(ctx, ticket)
         return
-    item = queue_acknowledgement(ctx.session, ctx.services, ctx.ticket, ctx.parsed, ctx.reply,
-                                 ctx.language, ctx.spool.id,
-                                 promise=acknowledgement_promise(ctx.entitlement, ctx.language))
-    ctx.outbox_ids.append(item.id)
-    ctx.note(name, "queued", f"acknowledgement to {item.rcpt_to} (outbox {item.id})")
+    if ctx.new_ticket:
+        _new_ticket(ctx, ticket)
+        return
+    if ctx.role == "colleague":
+        _to_requester(ctx, ticket, "colleague_reply",
+                      {"colleague_name": ctx.sender.name or None,
+                       "colleague_email": ctx.sender.email, "text": _text(ctx)})
+    if ctx.reopened and _may_answer(ctx, ticket.requester, "reopen notice"):
+        _to_requester(ctx, ticket, "reopened", {})
+    if not ctx.outbox_ids:
+        ctx.note(name, "skip", "a reply: nothing to send")

@@ -2,7 +2,10 @@
 
 Reads everything the earlier steps decided; writes ``Ticket`` (when new),
 ``Participant``, ``MessageRecord``, ``AttachmentRecord`` and ``MessageRef``, and
-marks the spool row processed, all in the caller's one transaction.
+marks the spool row processed, all in the caller's one transaction.  A refused
+message changes no ticket: the spool row keeps its raw bytes, state ``ignored``
+and the reason.  A duplicate request is stored as a closed ticket linked to the
+open one it repeats.
 """
 
 from __future__ import annotations
@@ -40,14 +43,38 @@ def _new_ticket(ctx: MailContext) -> Ticket:
         created_at=ctx.spool.received_at if ctx.history else now,
         updated_at=ctx.spool.received_at if ctx.history else now,
         origin_message_id=ctx.parsed.message_id,
+        follows=ctx.follows,
     )
+    if ctx.duplicate_of is not None:
+        ticket.duplicate_of = ctx.duplicate_of.number
+        ticket.status = TicketStatus.CLOSED
+        ticket.resolved_at = now
     ctx.session.add(ticket)
     ctx.session.flush()
     return ticket
 
 
+REFUSALS = {
+    "not_admin": "only team admins may reply to a ticket submitted by a colleague",
+    "before_cutoff": "the ticket was created and last updated before the team cut-off date",
+}
+
+
+def _refused(ctx: MailContext) -> None:
+    assert ctx.ticket is not None and ctx.sender is not None
+    ctx.spool.state = SpoolState.IGNORED
+    ctx.spool.ticket_number = ctx.ticket.number
+    ctx.spool.processed_at = ctx.services.now()
+    ctx.spool.reason = (f"refused: {ctx.sender.email} on ticket #{ctx.ticket.number}: "
+                        f"{REFUSALS.get(ctx.refusal, ctx.refusal)}")
+    ctx.note(name, "refused", ctx.spool.reason)
+
+
 def run(ctx: MailContext) -> None:
     assert ctx.parsed is not None and ctx.sender is not None and ctx.reply is not None
+    if ctx.refusal:
+        _refused(ctx)
+        return
     ticket = _new_ticket(ctx) if ctx.new_ticket else ctx.ticket
     assert ticket is not None
     ctx.ticket = ticket
@@ -62,7 +89,9 @@ def run(ctx: MailContext) -> None:
         text=visible, full_text=ctx.parsed.text, html=ctx.parsed.html,
         received_at=ctx.parsed.date if ctx.history and ctx.parsed.date else ctx.spool.received_at,
         threaded_by=ctx.threaded_by,
-        explanation="; ".join(t["explanation"] for t in ctx.trace if t["step"] == "thread"),
+        explanation="; ".join(t["explanation"] for t in ctx.trace
+                              if t["step"] in {"thread", "lifecycle", "duplicates"}),
+        flags=list(ctx.flags),
     )
     message.attachments = [
         AttachmentRecord(filename=a.filename[:500], content_type=a.content_type[:200],
@@ -71,7 +100,7 @@ def run(ctx: MailContext) -> None:
     ]
     ctx.session.add(message)
     record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in")
-    if not ctx.new_ticket and not ctx.history:
+    if not ctx.new_ticket and not ctx.history and ctx.kind != "auto_reply":
         ticket.updated_at = now
         if ctx.role == "agent" and ctx.kind == "public" and ticket.first_response_at is None:
             ticket.first_response_at = ctx.spool.received_at
@@ -80,4 +109,8 @@ def run(ctx: MailContext) -> None:
     ctx.spool.processed_at = now
     ctx.spool.reason = (f"new ticket #{ticket.number}" if ctx.new_ticket
                         else f"added to ticket #{ticket.number} by {ctx.threaded_by}")
+    if ctx.duplicate_of is not None:
+        ctx.spool.reason += f", a duplicate of #{ctx.duplicate_of.number}"
+    elif ctx.follows is not None:
+        ctx.spool.reason += f", following closed ticket #{ctx.follows}"
     ctx.note(name, "stored", ctx.spool.reason + f" as {ctx.role} {ctx.kind} message")

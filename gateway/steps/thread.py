@@ -19,7 +19,7 @@ from gateway.models import MessageRef, Participant, Person, Ticket
 from gateway.tickets import (
     find_ticket_by_message_ids,
     message_id_hash,
-    parse_reply_token,
+    parse_address_detail,
     subject_tag,
 )
 from inbound.addresses import split_address
@@ -37,7 +37,7 @@ def _by_token(ctx: MailContext) -> Ticket | None:
         if (recipient is None or not recipient.detail or recipient.domain not in support.domains
                 or recipient.local != support.local_part):
             continue
-        token = parse_reply_token(ctx.services.secret, recipient.detail)
+        token, _note = parse_address_detail(ctx.services.secret, recipient.detail)
         if token is None:
             ctx.note(name, "miss", f"reply token in {address} is not valid (ignored)")
             continue
@@ -66,8 +66,8 @@ def _may_use_tag(ctx: MailContext, ticket: Ticket) -> str | None:
         Participant.ticket_number == ticket.number, Participant.email == email))
     if participant is not None or email == ticket.requester:
         return "takes part in it"
-    if ctx.sender.agent is not None:
-        return "is a support agent"
+    if ctx.sender.agent is not None and ctx.sender_verified:
+        return "is a support agent (verified)"
     person = ctx.sender.person
     if person is not None and person.team_id and ticket.team_id == person.team_id:
         requester = ctx.session.get(Person, ticket.requester)

@@ -64,3 +64,9 @@ def test_every_corpus_message_ends_in_a_known_state_with_a_reason(gateway: Gatew
                         and row.state == SpoolState.PROCESSED]
     assert not ticketed_bounces, f"bounces opened tickets: {ticketed_bounces[:10]}"
     assert states[SpoolState.PROCESSED] > 300, states  # the human mail did become tickets
+    # Automatic mail in the autoreplies folder opens no ticket either (issue 4).
+    ticketed_automatic = [k for k, (row, _) in results.items()
+                          if k.startswith("autoreplies/")
+                          and index[k].get("expected_is_automatic") is True
+                          and row.state == SpoolState.PROCESSED]
+    assert not ticketed_automatic, f"automatic mail opened tickets: {ticketed_automatic[:10]}"

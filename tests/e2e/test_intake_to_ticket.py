@@ -127,23 +127,3 @@ def test_subject_tag_from_unrelated_team_opens_new_ticket(
         assert giulia.ticket_number != number and giulia.threaded_by == "new_ticket"
         assert any("ignored" in t["explanation"] and f"[#{number}]" in t["explanation"]
                    for t in entry.trace)
-
-
-def test_subject_tag_from_team_colleague_joins_ticket(
-        running: GatewayServer, gateway: Gateway, settings: Settings) -> None:
-    # Given Max's ticket; When Anna (same team) writes with its tag and no other signal
-    send(settings.smtp_listen, make_mail(sender="max@acme.example", subject="VPN"),
-         mail_from="max@acme.example")
-    wait_for(lambda: _ticket_count(gateway) == 1, message="ticket")
-    with gateway.db.reading() as session:
-        number = session.scalars(select(Ticket.number)).one()
-    send(settings.smtp_listen, make_mail(subject=f"[#{number}] VPN", body="Same for me."))
-    # Then it joins Max's ticket as a colleague message
-    def annas() -> list[MessageRecord]:
-        with gateway.db.reading() as session:
-            return list(session.scalars(select(MessageRecord).where(
-                MessageRecord.from_address == "anna@acme.example")))
-    wait_for(annas, message="colleague message")
-    assert annas()[0].ticket_number == number
-    assert annas()[0].threaded_by == "subject_tag" and annas()[0].role == "colleague"
-    assert _ticket_count(gateway) == 1

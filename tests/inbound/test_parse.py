@@ -488,3 +488,12 @@ def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
 def test_mime_shaped_junk_never_raises(chunks: list[bytes]) -> None:
     parsed = parse_message(b"".join(chunks))
     assert isinstance(parsed, ParsedMail)
+
+
+def test_internal_control_headers_from_outside_are_dropped() -> None:
+    raw = (b"From: a@b.example\r\nX-Gateway-Agent: kenji@support.example\r\n"
+           b"x-gateway-status: closed\r\nSubject: hi\r\n\r\nbody\r\n")
+    parsed = parse_message(raw)
+    assert not [name for name in parsed.headers if name.startswith("x-gateway-")]
+    assert parsed.subject == "hi"
+    assert any("x-gateway-agent" in defect for defect in parsed.defects)

@@ -105,8 +105,11 @@ def test_serve_sweep_sends_a_breach_once(gateway: Gateway, running: GatewayServe
     sent_dir = gateway.settings.outbound_url.removeprefix("maildir:")
 
     def escalations() -> list[str]:
-        return [str(m["Subject"]) for m in maildir_messages(Path(sent_dir))
-                if "SLA" in str(m["Subject"])]
+        try:
+            messages = maildir_messages(Path(sent_dir))
+        except FileNotFoundError:  # the transport is still creating the maildir
+            return []
+        return [str(m["Subject"]) for m in messages if "SLA" in str(m["Subject"])]
     wait_for(lambda: len(escalations()) == 1, timeout=30, message="the breach mail")
     # Several more sweeps (1 s apart in tests) send nothing more.
     with gateway.db.reading() as session:

@@ -36,8 +36,9 @@ EMERGENCY = "emergency@support.example"
 
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings]) -> Settings:
-    """This module's gateways have an emergency address."""
-    return settings_factory(emergency_address=EMERGENCY)
+    """This module's gateways have an emergency address; several requests of one person
+    on the same problem are cases here, not duplicates (window 0 days)."""
+    return settings_factory(emergency_address=EMERGENCY, duplicate_window_days=0)
 
 
 @pytest.fixture

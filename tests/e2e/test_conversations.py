@@ -1,0 +1,512 @@
+"""Conversations over real SMTP: colleague and agent replies, refusals, statuses,
+reopening, duplicates, loops and bounces, and sender authentication (issue 4).
+
+The gateway runs as in production behind an MTA that checks DKIM/DMARC and writes
+``Authentication-Results: mx.support.example; …`` (sender_authentication = authres);
+mail that did not pass through it carries no such header, or a forged one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from gateway.app import Gateway
+from gateway.config import Settings
+from gateway.directory import load_directory_file
+from gateway.models import (
+    BouncingAddress,
+    MessageRecord,
+    OutboxItem,
+    OutboxStatus,
+    SpoolEntry,
+    SpoolState,
+    Ticket,
+    TicketStatus,
+)
+from gateway.server import GatewayServer
+from tests.conftest import wait_for
+from tests.mail import maildir_messages, make_mail, send
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+AUTHSERV = "mx.support.example"
+
+
+def passed(domain: str) -> dict[str, str]:
+    """The header our MTA writes for mail whose DKIM and DMARC passed for ``domain``."""
+    return {"Authentication-Results":
+            f"{AUTHSERV}; dkim=pass header.d={domain} header.s=mail; "
+            f"dmarc=pass (p=reject) header.from={domain}"}
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings], request: pytest.FixtureRequest
+             ) -> Settings:
+    overrides: dict[str, Any] = {"sender_authentication": "authres", "authserv_id": AUTHSERV}
+    overrides.update(getattr(request, "param", {}))
+    return settings_factory(**overrides)
+
+
+@pytest.fixture
+def gw(gateway: Gateway) -> Gateway:
+    with gateway.db.transaction() as session:
+        load_directory_file(session, FIXTURES / "conversations.toml")
+    return gateway
+
+
+# -- helpers -------------------------------------------------------------------------
+
+def settled(gateway: Gateway) -> bool:
+    with gateway.db.reading() as session:
+        spool_busy = session.scalar(select(SpoolEntry.id).where(
+            SpoolEntry.state == SpoolState.RECEIVED).limit(1))
+        outbox_busy = session.scalar(select(OutboxItem.id).where(
+            OutboxItem.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])).limit(1))
+    return spool_busy is None and outbox_busy is None
+
+
+def deliver(settings: Settings, gateway: Gateway, raw: bytes, *, mail_from: str,
+            rcpt_to: str = "support@support.example") -> SpoolEntry:
+    """Send over SMTP and wait until the message and everything it queued are done."""
+    message_id = message_from_bytes(raw, policy=policy.default)["Message-ID"].strip("<>")
+    send(settings.smtp_listen, raw, mail_from=mail_from, rcpt_to=rcpt_to)
+
+    def entry() -> SpoolEntry | None:
+        with gateway.db.reading() as session:
+            row = session.scalar(select(SpoolEntry).where(SpoolEntry.message_id == message_id))
+            return row if row is not None and row.state != SpoolState.RECEIVED else None
+    row = wait_for(entry, message=f"processing of {message_id}")
+    wait_for(lambda: settled(gateway), message="outbox settled")
+    return row
+
+
+def ticket(gateway: Gateway, number: int) -> Ticket:
+    with gateway.db.reading() as session:
+        found = session.get(Ticket, number)
+        assert found is not None
+        return found
+
+
+def messages(gateway: Gateway, number: int) -> list[MessageRecord]:
+    with gateway.db.reading() as session:
+        return list(session.scalars(select(MessageRecord).where(
+            MessageRecord.ticket_number == number).order_by(MessageRecord.id)))
+
+
+def mail_to(settings: Settings, address: str) -> list[Message]:
+    sent = Path(settings.outbound_url.removeprefix("maildir:"))
+    found = []
+    for message in maildir_messages(sent):
+        parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+        if address in str(parsed["To"]):
+            found.append(parsed)
+    return found
+
+
+def outbox_kinds(gateway: Gateway, rcpt: str) -> list[str]:
+    with gateway.db.reading() as session:
+        return list(session.scalars(select(OutboxItem.kind).where(
+            OutboxItem.rcpt_to == rcpt).order_by(OutboxItem.id)))
+
+
+def open_ticket(settings: Settings, gateway: Gateway, sender: str = "max@acme.example",
+                subject: str = "VPN drops every hour",
+                body: str = "Hello, the VPN connection drops every hour since the update.",
+                ) -> tuple[int, str]:
+    """A customer opens a ticket; returns its number and the customer's Message-ID."""
+    message_id = make_msgid(domain="acme.example")
+    row = deliver(settings, gateway, make_mail(sender=sender, subject=subject, body=body,
+                                               message_id=message_id), mail_from=sender)
+    assert row.ticket_number is not None, row.reason
+    return row.ticket_number, message_id.strip("<>")
+
+
+def acknowledgement(settings: Settings, address: str, number: int) -> Message:
+    acks = [m for m in mail_to(settings, address)
+            if str(m["Subject"]).startswith(f"[#{number}]") and m["Auto-Submitted"]]
+    assert acks, f"no acknowledgement of #{number} to {address}"
+    return acks[0]
+
+
+def body_text(message: Message) -> str:
+    assert isinstance(message, EmailMessage)
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+# -- colleague replies ------------------------------------------------------------------
+
+def test_admin_reply_on_members_ticket_is_a_colleague_reply_and_the_requester_is_told(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, max_id = open_ticket(settings, gw)
+    reply = make_mail(sender="anna@acme.example", sender_name="Anna Admin",
+                      subject=f"Re: [#{number}] VPN drops every hour",
+                      body="Max, I restarted the VPN gateway on our side, please try again.",
+                      headers=passed("acme.example"))
+    deliver(settings, gw, reply, mail_from="anna@acme.example")
+
+    anna = [m for m in messages(gw, number) if m.from_address == "anna@acme.example"]
+    assert [(m.role, m.kind, m.flags) for m in anna] == [("colleague", "public", [])]
+    notices = [m for m in mail_to(settings, "max@acme.example") if "Anna" in body_text(m)]
+    assert len(notices) == 1
+    notice = notices[0]
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "colleague_reply"]
+    assert notice["Content-Language"] == "de"  # Max reads German
+    assert str(notice["Subject"]).startswith(f"[#{number}]")
+    assert "I restarted the VPN gateway" in body_text(notice)
+    # Threading headers continue Max's own thread; replies go to Max's reply address.
+    assert notice["In-Reply-To"] == f"<{max_id}>"
+    assert f"<{max_id}>" in str(notice["References"])
+    assert str(notice["Reply-To"]).startswith("support+")
+    assert ticket(gw, number).status == TicketStatus.NEW  # a colleague is no answer
+
+
+def test_members_reply_on_a_colleagues_ticket_is_refused_and_kept(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw, sender="anna@acme.example", subject="Licence count")
+    before = ticket(gw, number)
+    reply = make_mail(sender="max@acme.example", subject=f"Re: [#{number}] Licence count",
+                      body="We need five more licences, not three.",
+                      headers=passed("acme.example"))
+    row = deliver(settings, gw, reply, mail_from="max@acme.example")
+
+    assert row.state == SpoolState.IGNORED and row.reason.startswith("refused:")
+    assert "only team admins" in row.reason
+    assert [m.from_address for m in messages(gw, number)] == ["anna@acme.example"]
+    after = ticket(gw, number)
+    assert (after.status, after.updated_at) == (before.status, before.updated_at)
+    with gw.db.reading() as session:  # the refused message is kept, raw bytes and all
+        kept = session.get(SpoolEntry, row.id)
+        assert kept is not None and b"five more licences" in kept.raw
+    assert outbox_kinds(gw, "max@acme.example") == ["reply_refused"]
+    (refusal,) = mail_to(settings, "max@acme.example")
+    assert refusal["Content-Language"] == "de" and str(refusal["Subject"]).startswith(
+        f"[#{number}]")
+
+
+def test_admin_reply_on_a_ticket_from_before_the_cutoff_is_refused(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    old = datetime(2024, 11, 30, 10, 0, tzinfo=UTC)
+    with gw.db.transaction() as session:
+        session.execute(update(Ticket).where(Ticket.number == number).values(
+            created_at=old, updated_at=old))
+    reply = make_mail(sender="anna@acme.example", subject=f"Re: [#{number}] VPN",
+                      body="Is this still a problem?", headers=passed("acme.example"))
+    row = deliver(settings, gw, reply, mail_from="anna@acme.example")
+    assert row.state == SpoolState.IGNORED and "cut-off" in row.reason
+    assert len(messages(gw, number)) == 1
+    assert outbox_kinds(gw, "anna@acme.example") == ["reply_refused"]
+
+
+def test_admin_copied_on_new_team_tickets_replies_to_the_copy_as_a_colleague(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    (copy,) = mail_to(settings, "olga@acme.example")
+    assert copy["Content-Language"] == "nl" and "max@acme.example" in body_text(copy)
+    reply_to = str(copy["Reply-To"])
+    answer = make_mail(sender="olga@acme.example", to=reply_to,
+                       subject=f"Re: {copy['Subject']}", body="Ik kijk er ook naar.",
+                       in_reply_to=str(copy["Message-ID"]), headers=passed("acme.example"))
+    deliver(settings, gw, answer, mail_from="olga@acme.example", rcpt_to=reply_to)
+    olga = [m for m in messages(gw, number) if m.from_address == "olga@acme.example"]
+    assert [(m.role, m.threaded_by) for m in olga] == [("colleague", "reply_token")]
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "colleague_reply"]
+
+
+# -- agent replies ---------------------------------------------------------------------
+
+def agent_mail(number: int, body: str, **extra: Any) -> bytes:
+    return make_mail(sender="kenji@support.example", sender_name="Kenji",
+                     subject=f"Re: [#{number}] VPN drops every hour", body=body,
+                     headers=extra.pop("headers", passed("support.example")), **extra)
+
+
+def test_agent_reply_is_relayed_from_the_support_address_with_attachments(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, max_id = open_ticket(settings, gw)
+    reply = EmailMessage()
+    for name, value in message_from_bytes(agent_mail(
+            number, "Please install the 2.4.1 client.\n\nOn Monday Max wrote:\n> the VPN "
+            "drops"), policy=policy.default).items():
+        if name.lower() not in {"content-type", "content-transfer-encoding", "mime-version"}:
+            reply[name] = value
+    reply.set_content("Please install the 2.4.1 client.\n\nOn Mon, Max wrote:\n> the VPN drops")
+    reply.add_attachment(b"%PDF-1.4 guide", maintype="application", subtype="pdf",
+                         filename="vpn-guide.pdf")
+    deliver(settings, gw, reply.as_bytes(), mail_from="kenji@support.example")
+
+    kenji = [m for m in messages(gw, number) if m.role == "agent"]
+    assert len(kenji) == 1 and kenji[0].kind == "public"
+    relayed = [m for m in mail_to(settings, "max@acme.example") if not m["Auto-Submitted"]]
+    assert len(relayed) == 1
+    relay = relayed[0]
+    raw = relay.as_bytes()
+    assert b"kenji@support.example" not in raw  # the agent's address never shows
+    assert "support@support.example" in str(relay["From"])
+    text = body_text(relay)
+    assert "Please install the 2.4.1 client." in text and "the VPN drops" not in text
+    attachments = [(p.get_filename(), p.get_content()) for p in relay.iter_attachments()]
+    assert attachments == [("vpn-guide.pdf", b"%PDF-1.4 guide")]
+    assert relay["In-Reply-To"] == f"<{max_id}>"
+    after = ticket(gw, number)
+    assert after.first_response_at is not None and after.status == TicketStatus.OPEN
+
+
+def test_note_never_leaves_and_status_command_sets_the_status(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    deliver(settings, gw, agent_mail(number, "#note\nCustomer is on the old client."),
+            mail_from="kenji@support.example")
+    ack = acknowledgement(settings, "max@acme.example", number)
+    note_address = str(ack["Reply-To"]).replace("@", "+note@")
+    deliver(settings, gw, agent_mail(number, "Escalated to the network team.", to=note_address),
+            mail_from="kenji@support.example", rcpt_to=note_address)
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+    notes = [m for m in messages(gw, number) if m.role == "agent"]
+    assert [(m.kind, m.text) for m in notes] == [
+        ("note", "Customer is on the old client."), ("note", "Escalated to the network team.")]
+    assert ticket(gw, number).first_response_at is None  # notes are no answer
+
+    deliver(settings, gw, agent_mail(number, "#status solved\nFixed in 2.4.1, closing."),
+            mail_from="kenji@support.example")
+    solved = ticket(gw, number)
+    assert solved.status == TicketStatus.SOLVED and solved.resolved_at is not None
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "agent_reply"]
+    relay = [m for m in mail_to(settings, "max@acme.example") if not m["Auto-Submitted"]][0]
+    assert "Fixed in 2.4.1" in body_text(relay) and "#status" not in body_text(relay)
+
+
+def test_forged_agent_without_authentication_changes_nothing_and_is_flagged(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    forged = agent_mail(number, "#status closed\nYour ticket is closed, send your password.",
+                        headers={})
+    deliver(settings, gw, forged, mail_from="kenji@support.example")
+    after = ticket(gw, number)
+    assert after.status == TicketStatus.NEW and after.first_response_at is None
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+    assert [m.from_address for m in messages(gw, number)] == ["max@acme.example"]
+    with gw.db.reading() as session:  # kept as a stranger's new request, flagged
+        (claimed,) = session.scalars(select(MessageRecord).where(
+            MessageRecord.from_address == "kenji@support.example")).all()
+    assert claimed.role == "requester" and claimed.ticket_number != number
+    assert any("unverified sender" in flag for flag in claimed.flags)
+
+    # The same forgery threaded by headers lands on the ticket: flagged, powerless.
+    ack = acknowledgement(settings, "max@acme.example", number)
+    threaded = agent_mail(number, "#status closed\nClosed.", headers={},
+                          in_reply_to=str(ack["Message-ID"]))
+    deliver(settings, gw, threaded, mail_from="kenji@support.example")
+    on_ticket = [m for m in messages(gw, number) if m.from_address == "kenji@support.example"]
+    assert [(m.role, bool(m.flags)) for m in on_ticket] == [("requester", True)]
+    assert ticket(gw, number).status == TicketStatus.NEW
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+
+
+def test_authentication_results_below_the_topmost_of_our_mta_do_not_count(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    raw = agent_mail(number, "#status closed\nClosing.", headers={})
+    forged = (f"Authentication-Results: {AUTHSERV}; dmarc=fail header.from=support.example\r\n"
+              f"Authentication-Results: {AUTHSERV}; dkim=pass header.d=support.example; "
+              "dmarc=pass header.from=support.example\r\n").encode() + raw
+    deliver(settings, gw, forged, mail_from="kenji@support.example")
+    assert ticket(gw, number).status == TicketStatus.NEW
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+
+
+def test_a_strangers_mail_with_reply_to_naming_an_agent_gets_no_privilege(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    stranger = make_mail(sender="mallory@evil.example", subject=f"Re: [#{number}] VPN",
+                         body="#status closed\nDone.",
+                         headers={"Reply-To": "kenji@support.example",
+                                  **passed("evil.example")})
+    deliver(settings, gw, stranger, mail_from="mallory@evil.example")
+    assert ticket(gw, number).status == TicketStatus.NEW
+    assert [m.from_address for m in messages(gw, number)] == ["max@acme.example"]
+
+
+@pytest.mark.parametrize("settings", [{"sender_authentication": "token", "authserv_id": ""}],
+                         indirect=True)
+def test_development_token_mode_trusts_the_reply_token_alone(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    maxs = str(acknowledgement(settings, "max@acme.example", number)["Reply-To"])
+    # Anna with only the subject tag: no token, so no privilege.
+    deliver(settings, gw, make_mail(sender="anna@acme.example", subject=f"Re: [#{number}] VPN",
+                                    body="Trying with the tag only."),
+            mail_from="anna@acme.example")
+    # Anna writing to the ticket's reply address: the token vouches for her.
+    deliver(settings, gw, make_mail(sender="anna@acme.example", to=maxs, subject="Re: VPN",
+                                    body="Trying via the reply address."),
+            mail_from="anna@acme.example", rcpt_to=maxs)
+    anna = [(m.role, bool(m.flags)) for m in messages(gw, number)
+            if m.from_address == "anna@acme.example"]
+    assert anna == [("requester", True), ("colleague", False)]
+    # A forged reply token verifies nobody.
+    forged = maxs.split("+", 1)[0] + f"+{number}-1-aaaaaaaaaaaaaaaa@support.example"
+    deliver(settings, gw, agent_mail(number, "#status closed\nClosed.", headers={},
+                                     to=forged),
+            mail_from="kenji@support.example", rcpt_to=forged)
+    assert ticket(gw, number).status == TicketStatus.NEW
+
+
+# -- statuses and reopening ------------------------------------------------------------
+
+def test_reply_to_pending_ticket_opens_it_and_reply_to_solved_reopens_within_the_window(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    deliver(settings, gw, agent_mail(number, "#status pending\nWhich client version?"),
+            mail_from="kenji@support.example")
+    assert ticket(gw, number).status == TicketStatus.PENDING
+    deliver(settings, gw, make_mail(sender="max@acme.example", subject=f"Re: [#{number}] VPN",
+                                    body="Version 2.3."), mail_from="max@acme.example")
+    assert ticket(gw, number).status == TicketStatus.OPEN
+
+    deliver(settings, gw, agent_mail(number, "#status solved\nPlease update."),
+            mail_from="kenji@support.example")
+    assert ticket(gw, number).status == TicketStatus.SOLVED
+    deliver(settings, gw, make_mail(sender="max@acme.example", subject=f"Re: [#{number}] VPN",
+                                    body="Updating did not help."), mail_from="max@acme.example")
+    assert ticket(gw, number).status == TicketStatus.OPEN
+    assert outbox_kinds(gw, "max@acme.example")[-1] == "reopened"
+    with gw.db.reading() as session:
+        assert session.scalar(select(Ticket.number).where(Ticket.follows == number)) is None
+
+
+def test_reply_to_a_closed_ticket_after_the_window_opens_a_new_linked_ticket(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    deliver(settings, gw, agent_mail(number, "#status closed\nDone."),
+            mail_from="kenji@support.example")
+    long_ago = datetime.now(UTC) - timedelta(days=settings.reopen_window_days + 1)
+    with gw.db.transaction() as session:
+        session.execute(update(Ticket).where(Ticket.number == number).values(
+            resolved_at=long_ago))
+    row = deliver(settings, gw, make_mail(sender="max@acme.example",
+                                          subject=f"Re: [#{number}] VPN",
+                                          body="It is back again."),
+                  mail_from="max@acme.example")
+    assert row.ticket_number is not None and row.ticket_number != number
+    follow_up = ticket(gw, row.ticket_number)
+    assert follow_up.follows == number and follow_up.status == TicketStatus.NEW
+    assert ticket(gw, number).status == TicketStatus.CLOSED
+
+
+# -- duplicates --------------------------------------------------------------------------
+
+def test_a_repeated_request_is_linked_as_a_duplicate_and_the_requester_told(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    first, _ = open_ticket(settings, gw, subject="Printer offline")
+    row = deliver(settings, gw, make_mail(sender="max@acme.example",
+                                          subject="FW: printer  OFFLINE",
+                                          body="Any news? The printer is still offline."),
+                  mail_from="max@acme.example")
+    assert row.ticket_number is not None and row.ticket_number != first
+    duplicate = ticket(gw, row.ticket_number)
+    assert duplicate.duplicate_of == first and duplicate.status == TicketStatus.CLOSED
+    assert ticket(gw, first).status == TicketStatus.NEW
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "duplicate_notice"]
+    notice = [m for m in mail_to(settings, "max@acme.example")
+              if f"#{first}" in body_text(m) and str(m["Subject"]).startswith(
+                  f"[#{row.ticket_number}]")]
+    assert len(notice) == 1
+    # Answering the notice adds to the ticket that holds the request.
+    reply_to = str(notice[0]["Reply-To"])
+    deliver(settings, gw, make_mail(sender="max@acme.example", to=reply_to,
+                                    subject="Re: printer", body="Model HP 4000."),
+            mail_from="max@acme.example", rcpt_to=reply_to)
+    assert messages(gw, first)[-1].text == "Model HP 4000."
+
+
+def test_near_identical_text_is_a_duplicate_even_with_another_subject(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    body = "Since this morning nobody in the Munich office can log in to the portal."
+    first, _ = open_ticket(settings, gw, subject="Login problem", body=body)
+    row = deliver(settings, gw, make_mail(sender="max@acme.example", subject="URGENT!!",
+                                          body=body + "!"), mail_from="max@acme.example")
+    assert row.ticket_number is not None and ticket(gw, row.ticket_number).duplicate_of == first
+
+
+# -- automatic mail ----------------------------------------------------------------------
+
+def test_out_of_office_answer_to_an_acknowledgement_is_recorded_and_not_answered(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    ack = acknowledgement(settings, "max@acme.example", number)
+    ooo = make_mail(sender="max@acme.example", subject=f"Abwesenheitsnotiz: {ack['Subject']}",
+                    body="Ich bin bis 3. Dezember nicht im Büro.",
+                    in_reply_to=str(ack["Message-ID"]),
+                    headers={"Auto-Submitted": "auto-replied"})
+    deliver(settings, gw, ooo, mail_from="max@acme.example")
+    recorded = messages(gw, number)[-1]
+    assert (recorded.role, recorded.kind) == ("requester", "auto_reply")
+    assert ticket(gw, number).status == TicketStatus.NEW
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+
+
+def test_an_autoresponder_that_keeps_writing_gets_at_most_the_hourly_cap(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    # A naive autoresponder answers each acknowledgement with a fresh mail and no
+    # automatic-mail headers: every one opens a ticket, but the acknowledgements stop.
+    for round_ in range(settings.ack_limit_per_hour + 3):
+        deliver(settings, gw, make_mail(
+            sender="robot@partner.example", subject=f"Your message {round_ * 7919} received",
+            body=f"Ticket {round_ * 104729} was created in our system at step {round_}."),
+            mail_from="robot@partner.example")
+    kinds = outbox_kinds(gw, "robot@partner.example")
+    assert len(kinds) == settings.ack_limit_per_hour
+
+
+def dsn_for(ack: Message, recipient: str) -> bytes:
+    """A Postfix-style RFC 3464 report for our acknowledgement to ``recipient``."""
+    headers = "".join(f"{k}: {v}\r\n" for k, v in ack.items()
+                      if k.lower() in {"from", "to", "subject", "message-id", "date"})
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.acme.example>\r\n"
+        "To: support@support.example\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: {make_msgid(domain='mx.acme.example')}\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
+        "\r\n--B\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+        "I'm sorry to have to inform you that your message could not\r\n"
+        "be delivered to one or more recipients.\r\n"
+        "\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.acme.example\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected: "
+        "User unknown\r\n"
+        "\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"{headers}\r\n--B--\r\n").encode()
+
+
+def test_a_bounce_of_an_acknowledgement_opens_no_ticket_and_marks_the_outbox_row(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw, sender="ghost@acme.example")
+    ack = acknowledgement(settings, "ghost@acme.example", number)
+    row = deliver(settings, gw, dsn_for(ack, "ghost@acme.example"), mail_from="")
+    assert row.state == SpoolState.IGNORED and row.ticket_number is None
+    with gw.db.reading() as session:
+        assert session.scalar(select(Ticket.number).order_by(Ticket.number.desc())) == number
+        item = session.scalar(select(OutboxItem).where(OutboxItem.kind == "acknowledgement"))
+        assert item is not None and item.status == OutboxStatus.BOUNCED
+        assert item.bounced_at is not None and "bounced" in item.last_error
+        bouncing = session.get(BouncingAddress, "ghost@acme.example")
+        assert bouncing is not None and bouncing.hard
+    # No more automatic answers to a dead address.
+    open_ticket(settings, gw, sender="ghost@acme.example", subject="Another thing",
+                body="A completely different question about invoices and their numbering.")
+    assert outbox_kinds(gw, "ghost@acme.example") == ["acknowledgement"]

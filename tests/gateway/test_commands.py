@@ -1,0 +1,45 @@
+"""Agent commands and duplicate detection: the parsing rules, line by line."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.steps.commands import _leading_commands
+from gateway.steps.duplicates import normalise_subject, similar
+
+
+@pytest.mark.parametrize(("text", "commands", "rest"), [
+    ("#note\nChecked the logs.", [("note", "")], "Checked the logs."),
+    ("#status solved\nFixed.", [("status", "solved")], "Fixed."),
+    ("#STATUS Pending", [("status", "pending")], ""),
+    ("\n#note\n\n#status closed\n\nDone.", [("note", ""), ("status", "closed")], "Done."),
+    ("Fixed.\n#status solved", [], "Fixed.\n#status solved"),  # only at the top
+    ("#notes are great", [], "#notes are great"),
+    ("#status solved please", [], "#status solved please"),
+])
+def test_commands_are_read_only_from_the_top(text: str, commands: list[tuple[str, str]],
+                                             rest: str) -> None:
+    found, remainder = _leading_commands(text)
+    assert found == commands
+    assert remainder == rest
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("Printer offline", "RE: Fwd: printer   OFFLINE"),
+    ("[#12] Sync", "AW: WG: sync"),
+    ("Ｓｙｎｃ", "sync"),
+    ("Rif: Fattura", "R: fattura"),
+])
+def test_subjects_that_mean_the_same(first: str, second: str) -> None:
+    assert normalise_subject(first) == normalise_subject(second)
+
+
+def test_different_subjects_stay_different() -> None:
+    assert normalise_subject("Sync fails") != normalise_subject("Sync works")
+
+
+def test_near_identical_texts_only() -> None:
+    text = "Since this morning nobody in the Munich office can log in to the portal."
+    assert similar(text, text.upper() + "!")
+    assert not similar(text, "Since this morning the printer in the Munich office is broken.")
+    assert not similar("help", "help")  # too short to tell
