@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-DEBIAN_TOOLS := chattr:e2fsprogs
+DEBIAN_TOOLS := chattr:e2fsprogs chromium:chromium dovecot:dovecot-imapd
 
 .PHONY: install system-deps run test lint bench clean
 

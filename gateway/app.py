@@ -137,7 +137,20 @@ class Gateway:
         if spool_ids or outbox_ids:
             log.info("sweep re-enqueued %s spool rows and %s outbox rows",
                      len(spool_ids), len(outbox_ids))
+        self.notify_expiring_grants()
         return SweepReport(len(spool_ids), len(outbox_ids))
+
+    def notify_expiring_grants(self) -> None:
+        """Issue 6: tell authorised users about grants about to end (may move to the scheduler)."""
+        from gateway.grants.expiry import notify_expiring
+
+        try:
+            outbox_ids = notify_expiring(self.db, self.services, utcnow())
+        except Exception:  # noqa: BLE001 - a notice must never stop the sweep
+            log.exception("expiring-grant notices failed; trying again at the next sweep")
+            return
+        for outbox_id in outbox_ids:
+            self.enqueue_delivery(outbox_id)
 
     def close(self) -> None:
         self.stop_worker()

@@ -19,6 +19,9 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from gateway.app import Gateway
+from gateway.cli_bulk import BULK_COMMANDS
+from gateway.cli_grants import grants
+from gateway.cli_mailboxes import mailboxes
 from gateway.config import Settings, load_settings
 from gateway.directory import load_directory_file
 from gateway.errors import ConfigError, DirectoryError, GatewayError, StorageError
@@ -339,6 +342,11 @@ def outbox_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
         click.echo(f"{view['id']:<6} {view['status']:<8} {view['kind']:<16} {view['to']:<32} "
                    f"{view['attempts']} {view['last_error']}")
 
+
+cli.add_command(grants)
+for _command in BULK_COMMANDS:  # quarterly, announce, announcements, usage (issue 7)
+    cli.add_command(_command)
+cli.add_command(mailboxes)
 
 from gateway.cli_queue import insights, queue  # noqa: E402 - registered after the group
 from gateway.cli_rules import rules  # noqa: E402

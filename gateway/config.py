@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -47,13 +48,52 @@ class MailboxConfig(BaseModel):
     sent: str | None = None
     after: str = "flag:$Gateway"
     start: str = "new"
+    # Additions to the DESIGN section 5 keys (see docs/architecture.md, "Shared mailboxes").
+    username: str | None = None
+    """Login name; default: the user part of ``url``."""
+    password: str | None = None
+    """Default: the password part of ``url``."""
+    oauth2_token_command: list[str] | None = None
+    """argv of a command that prints an OAuth 2 access token: XOAUTH2 instead of a password."""
+    ca_file: Path | None = None
+    """CA bundle the server's certificate must chain to (default: the system store)."""
+    poll_interval: float = Field(default=60.0, gt=0)
+    """Seconds between polls; with IDLE, the longest wait before the folders are re-checked."""
+    idle: bool = True
+    """Use IDLE when the server advertises it."""
+    batch_size: int = Field(default=50, gt=0)
+    timeout: float = Field(default=60.0, gt=0)
+    """Socket timeout of the IMAP connection, seconds."""
+    backoff_min: float = Field(default=1.0, gt=0)
+    backoff_max: float = Field(default=300.0, gt=0)
+    """Reconnect delays after an error: doubled from min up to max."""
+    lease_ttl: float = Field(default=60.0, gt=0)
+    """Seconds the single-poller lease lasts; renewed every third of it."""
 
     @field_validator("url")
     @classmethod
     def _imap_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in {"imap", "imaps"}:
+        parts = urlsplit(value)
+        if parts.scheme not in {"imap", "imaps"}:
             raise ValueError("must start with imap:// or imaps://")
+        if not parts.hostname:
+            raise ValueError("names no host")
         return value
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        mode, sep, since = value.partition(":")
+        if value == "new":
+            return value
+        if mode == "since" and sep:
+            try:
+                date.fromisoformat(since)
+            except ValueError:
+                pass
+            else:
+                return value
+        raise ValueError('must be "new" or "since:YYYY-MM-DD"')
 
     @field_validator("after")
     @classmethod
@@ -141,11 +181,55 @@ class Settings(BaseSettings):
             raise ValueError("sender_authentication = \"authres\" needs authserv_id (the "
                              "upstream MTA's authserv-id)")
         return self
+    # -- support access grants (gateway/grants) --
+    grant_link_ttl: float = Field(default=72 * 3600.0, gt=0)
+    """Seconds an emailed activation link stays usable."""
+    grant_overview_ttl: float = Field(default=14 * 86400.0, gt=0)
+    """Seconds a signed overview link (in every grant mail) stays valid."""
+    grant_expiry_notice: float = Field(default=24 * 3600.0, gt=0)
+    """How long before a grant (longer than a day) ends its authorised users are told."""
+    grant_timezone: str = "UTC"
+    """Where "today" ends for a grant of the duration "today" (an IANA zone name)."""
+    grant_address_tag: str = "access"
+    """Mail to ``support+<tag>@domain`` from an authenticated agent is an access request."""
+    grant_api_key: str = ""
+    """Key for ``GET /api/grants/check``; empty: the API answers 503 (never open)."""
+    # -- bulk mail, scheduler and signing (issue 7) --
+    bulk_batch_size: int = Field(default=100, gt=0)
+    """Bulk mail (announcements, quarterly) is queued this many messages at a time …"""
+    bulk_batch_interval: float = Field(default=1.0, ge=0)
+    """… with this many seconds between batches (the rate: size / interval per second)."""
+    bulk_lease_ttl: float = Field(default=30.0, gt=0)
+    """A sender that died holds its announcement this long before another may resume it."""
+    unsubscribe_token_days: int = Field(default=365, gt=0)
+    scheduler_enabled: bool = True
+    scheduler_lease_ttl: float = Field(default=60.0, gt=0)
+    """The scheduler runs jobs only while this node holds the lease "scheduler"."""
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_private_key_file: Path | None = None
+    """PEM RSA key; when set (with selector and domain) every outbound mail is DKIM-signed."""
+    @field_validator("mailboxes")
+    @classmethod
+    def _mailbox_names(cls, value: list[MailboxConfig]) -> list[MailboxConfig]:
+        names = [m.name for m in value]
+        if len(set(names)) != len(names):
+            raise ValueError("mailbox names must be unique")
+        return value
 
     @field_validator("smtp_listen", "web_listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         parse_listen(value)
+        return value
+
+    @field_validator("grant_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone name such as Europe/Berlin") from None
         return value
 
     @field_validator("database_url")

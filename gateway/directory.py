@@ -190,6 +190,14 @@ def _check_references(path: Path, parsed: DirectoryFile, session: Session) -> No
             raise DirectoryError(
                 f"{path}: table [people] entry {number}, key 'team': unknown team {person.team!r}"
             )
+    features = {f.id for f in parsed.features} | set(session.scalars(select(Feature.id)))
+    for number, usage in enumerate(parsed.usage, 1):
+        if usage.team not in teams:
+            raise DirectoryError(
+                f"{path}: table [usage] entry {number}, key 'team': unknown team {usage.team!r}")
+        if usage.feature not in features:
+            raise DirectoryError(f"{path}: table [usage] entry {number}, key 'feature': "
+                                 f"unknown feature {usage.feature!r}")
     for number, team in enumerate(parsed.teams, 1):
         for addon in team.addons:
             if addon.product not in products:

@@ -32,12 +32,22 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AccessGrant",
+    "AccessLink",
+    "AccessLogin",
+    "AccessRequest",
     "Agent",
+    "Announcement",
+    "AnnouncementRecipient",
+    "QuarterlySend",
+    "Unsubscribe",
+    "UnsubscribeToken",
     "Article",
     "AttachmentRecord",
     "BouncingAddress",
     "Base",
     "Feature",
+    "ImapFolderState",
     "Lease",
     "FeatureUsage",
     "MessageRecord",
@@ -123,7 +133,7 @@ class SpoolEntry(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
-    source: Mapped[str] = mapped_column(String(16))  # smtp | pipe | imap:<mailbox>/<folder>
+    source: Mapped[str] = mapped_column(String(255))  # smtp | pipe | imap:<mailbox>/<folder>
     mail_from: Mapped[str] = mapped_column(String(512), default="")
     rcpt_tos: Mapped[list[Any]] = mapped_column(default=list)
     peer: Mapped[str] = mapped_column(String(128), default="")
@@ -413,6 +423,185 @@ class BouncingAddress(Base):
     first_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class AccessRequest(Base):
+    """An agent's request for access to a team's system (issue 6): who, why, what."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), index=True)
+    agent_email: Mapped[str | None] = mapped_column(String(320))
+    department: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    export: Mapped[bool] = mapped_column(Boolean, default=False)
+    requested_by: Mapped[str] = mapped_column(String(320), default="")
+    via: Mapped[str] = mapped_column(String(16), default="cli")  # cli | mail
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column()
+    """Set when one recipient activated it: the other links of the request are spent."""
+
+
+class AccessLink(Base):
+    """One emailed activation link: personal, single use, expiring; only its hash is kept."""
+
+    __tablename__ = "access_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    request: Mapped[AccessRequest] = relationship()
+
+
+class AccessGrant(Base):
+    """Access a team's authorised user gave to one agent or a whole department."""
+
+    __tablename__ = "access_grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), index=True)
+    agent_email: Mapped[str | None] = mapped_column(String(320))
+    department: Mapped[str | None] = mapped_column(String(64))
+    export: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    duration: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("access_requests.id"))
+    requested_by: Mapped[str] = mapped_column(String(320), default="")
+    granted_by: Mapped[str] = mapped_column(String(320))
+    granted_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()  # None: permanent
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_by: Mapped[str | None] = mapped_column(String(320))
+    expiry_notified_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_access_grants_team_granted", "team_id", "granted_at"),)
+
+
+class AccessLogin(Base):
+    """A support employee's login into a team's system under a grant, with the reason."""
+
+    __tablename__ = "access_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), index=True)
+    agent_email: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column()
+    grant_id: Mapped[int] = mapped_column(ForeignKey("access_grants.id"))
+# -- bulk mail (issue 7): quarterly feature mail, announcements, unsubscribes ---------------
+class QuarterlySend(Base):
+    """One quarterly feature mail: the unique key makes it one per admin, team and quarter.
+
+    Written in the same transaction as its outbox row, so a second run, a run killed
+    half-way or a second node can never queue a second mail for the same key.
+    """
+
+    __tablename__ = "quarterly_sends"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_email: Mapped[str] = mapped_column(String(320))
+    team_id: Mapped[str] = mapped_column(String(64))
+    quarter: Mapped[str] = mapped_column(String(8))
+    features: Mapped[list[Any]] = mapped_column(default=list)
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("person_email", "team_id", "quarter"),)
+
+
+class Announcement(Base):
+    """A bulk announcement; its recipients are fixed when it is created (resumable)."""
+
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    translations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """``{lang: {"subject": …, "body": …}}`` besides the English original."""
+    audience: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16), default="sending")  # sending | done
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class AnnouncementRecipient(Base):
+    """One person of an announcement's audience: pending, queued (with its outbox row) or
+    skipped (unsubscribed).  Turning pending into queued commits with the outbox row."""
+
+    __tablename__ = "announcement_recipients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    announcement_id: Mapped[int] = mapped_column(
+        ForeignKey("announcements.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    batch: Mapped[int | None] = mapped_column(Integer)
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
+    queued_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("announcement_id", "email"),
+                      Index("ix_announcement_recipients_status", "announcement_id", "status"))
+
+
+class UnsubscribeToken(Base):
+    """The secret of one List-Unsubscribe link: random, stored only as its SHA-256."""
+
+    __tablename__ = "unsubscribe_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    list_name: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class Unsubscribe(Base):
+    """A person who no longer wants one kind of bulk mail (never affects ticket mail)."""
+
+    __tablename__ = "unsubscribes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    list_name: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))  # web | mail
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("email", "list_name"),)
+class ImapFolderState(Base):
+    """Where the poller of one mailbox folder stands (``inbound/imap_poller.py``).
+
+    ``uidvalidity`` and ``last_uid`` are the checkpoint: UIDs above ``last_uid``
+    are new.  UIDs up to ``window_uid`` (the backlog at the first connection, or
+    everything after a UIDVALIDITY change) are only taken when their INTERNALDATE
+    is on or after ``since``; those up to ``history_uid`` are imported as history.
+    The rest is what ``gateway mailboxes status`` shows.
+    """
+
+    __tablename__ = "imap_folders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(500))
+    role: Mapped[str] = mapped_column(String(16))  # inbox | sent
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    window_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    history_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    since: Mapped[date | None] = mapped_column(Date)
+    taken: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_poll_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("mailbox", "folder"),)
 
 
 class TicketEscalation(Base):

@@ -19,13 +19,16 @@ log = logging.getLogger(__name__)
 
 PIPELINE: tuple[str, ...] = (
     "parse",
+    "unsubscribe",
     "guard-loop",
     "guard-auto-reply",
     "guard-bounce",
     "identify-sender",
     "authenticate",
     "thread",
+    "sent-copy",
     "authorize",
+    "access-request",
     "commands",
     "lifecycle",
     "duplicates",

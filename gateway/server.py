@@ -1,7 +1,8 @@
 """``gateway serve`` and ``gateway worker``: start the parts in a safe order, stop cleanly.
 
 Order: schema, directory files, worker, a sweep of everything left behind, and
-only then the listeners, so a client that can connect is served end to end.
+only then the listeners and the IMAP pollers, so a client that can connect (and
+mail that is taken) is served end to end.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from gateway.app import Gateway
 from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
 from gateway.escalation import escalate
+from gateway.scheduler import GatewayScheduler
 from gateway.web import make_web_app
+from inbound.imap_poller import MailboxPollers
 from inbound.smtp_server import GatewayHandler, SmtpIntake
 from inbound.spool import SpoolWriter
 from rules.runtime import current_issue_types, current_policy, support_aliases
@@ -40,6 +43,8 @@ class GatewayServer:
         self._web_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self.scheduler: GatewayScheduler | None = None
+        self.pollers: MailboxPollers | None = None
 
     def _support(self) -> SupportIdentity:
         with self.gateway.db.reading() as session:
@@ -60,6 +65,9 @@ class GatewayServer:
         gateway.sweep(everything=settings.embedded)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
         self._sweeper.start()
+        if settings.scheduler_enabled:
+            self.scheduler = GatewayScheduler(gateway)
+            self.scheduler.start()
         self.spool_writer = SpoolWriter(gateway.db)
         handler = GatewayHandler(
             store=self.spool_writer.submit,
@@ -78,12 +86,16 @@ class GatewayServer:
                         "or dkim in production")
         if self.run_web:
             web_host, web_port = parse_listen(settings.web_listen)
-            config = uvicorn.Config(make_web_app(gateway.db), host=web_host, port=web_port,
+            config = uvicorn.Config(make_web_app(gateway.db, gateway), host=web_host, port=web_port,
                                     log_level="warning", lifespan="off")
             self._web = uvicorn.Server(config)
             self._web_thread = threading.Thread(target=self._web.run, name="web", daemon=True)
             self._web_thread.start()
             log.info("web listening on %s", settings.web_listen)
+        # Shared mailboxes last: what they take goes through the spool writer above.
+        self.pollers = MailboxPollers(settings.mailboxes, gateway.db, self.spool_writer.submit,
+                                      gateway.enqueue_processing)
+        self.pollers.start()
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self.gateway.settings.sweep_interval):
@@ -99,6 +111,12 @@ class GatewayServer:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
+        if self.pollers is not None:
+            self.pollers.stop()
+            self.pollers = None
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None

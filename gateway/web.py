@@ -1,9 +1,12 @@
-"""The few web pages mail cannot replace (Starlette); for now the health check.
+"""The few web pages mail cannot replace (Starlette): the health check, and, when the
+app is given the gateway, the access-grant pages and API (``gateway.web_grants``).
 
-Activation links, one-click unsubscribe and overviews are added here as routes.
+One-click unsubscribe and other pages are added here as routes.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -12,11 +15,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.db import Database
+from gateway.web_unsubscribe import unsubscribe_routes
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
 
 __all__ = ["make_web_app"]
 
 
-def make_web_app(database: Database) -> Starlette:
+def make_web_app(database: Database, gateway: Gateway | None = None) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         try:
             with database.reading() as session:
@@ -25,4 +32,9 @@ def make_web_app(database: Database) -> Starlette:
             return JSONResponse({"status": "database unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/healthz", healthz)])
+    routes = [Route("/healthz", healthz), *unsubscribe_routes(database)]
+    if gateway is not None:
+        from gateway.web_grants import grant_routes
+
+        routes += grant_routes(gateway)  # support access grants (issue 6)
+    return Starlette(routes=routes)

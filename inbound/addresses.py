@@ -38,7 +38,7 @@ def split_address(address: str) -> Recipient | None:
     return Recipient(base.lower(), detail.lower(), domain.lower().rstrip("."))
 
 
-_ALWAYS_ACCEPTED = {"postmaster", "abuse"}
+_ALWAYS_ACCEPTED = {"postmaster", "abuse", "unsubscribe"}  # unsubscribe+TOKEN: RFC 8058 mailto
 
 
 def classify_recipient(address: str, support: SupportIdentity) -> RecipientVerdict:

@@ -72,7 +72,7 @@ def _prepare(raw: bytes, *, source: str, mail_from: str = "", rcpt_tos: Sequence
     sha256 = hashlib.sha256(raw).hexdigest()
     message_id, sender = header_identity(raw)
     values = {
-        "dedupe_key": dedupe_key(raw, message_id, sender, sha256), "source": source[:16],
+        "dedupe_key": dedupe_key(raw, message_id, sender, sha256), "source": source[:255],
         "mail_from": mail_from[:512], "rcpt_tos": list(rcpt_tos), "peer": peer[:128],
         "message_id": message_id[:998] if message_id else None, "sha256": sha256,
         "size": len(raw), "raw": raw, "received_at": utcnow(), "state": SpoolState.RECEIVED,

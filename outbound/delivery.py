@@ -16,6 +16,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.errors import PermanentFailure, TemporaryFailure
 from gateway.models import OutboxItem, OutboxStatus, utcnow
+from outbound.dkim import dkim_sign
 from outbound.transports import Transport
 
 __all__ = ["STALE_SENDING", "deliver_outbox_item"]
@@ -61,7 +62,7 @@ def deliver_outbox_item(database: Database, transport: Transport, settings: Sett
         return "skipped"
     mail_from, rcpt_to, raw, attempts = claimed
     try:
-        answer = transport.send(mail_from, rcpt_to, raw)
+        answer = transport.send(mail_from, rcpt_to, dkim_sign(settings, raw))
     except PermanentFailure as error:
         _settle(database, outbox_id, OutboxStatus.DEAD, f"refused: {error}")
         log.warning("outbox %s to %s dead: %s", outbox_id, rcpt_to, error)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.directory import support_identity
 from gateway.models import BouncingAddress, MessageRecord, OutboxItem, Person, Ticket
+from gateway.recommendations import recommend
 from gateway.services import Services
 from gateway.tickets import make_reply_token, participant_for
 from inbound.parse import ParsedMail
@@ -67,6 +68,8 @@ def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
         "requester_name": ticket.requester_name,
         "excerpt": excerpt(reply.visible if reply else parsed.text),
         "promise": promise,
+        "recommendations": recommend(session, ticket, reply.visible if reply else parsed.text,
+                                     language),
     })
     references = list(parsed.references)
     message = compose(

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from gateway.context import MailContext
 from gateway.steps import (
+    access_request,
     apply_rules,
     authenticate,
     authorize,
@@ -24,7 +25,9 @@ from gateway.steps import (
     notify,
     parse,
     record,
+    sent_copy,
     thread,
+    unsubscribe,
 )
 
 __all__ = ["STEPS", "Step"]
@@ -39,6 +42,7 @@ class Step(Protocol):
 
 _MODULES: tuple[ModuleType, ...] = (
     parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
-    thread, authorize, commands, lifecycle, duplicates, apply_rules, record, notify,
+    thread, sent_copy, authorize, access_request, commands, lifecycle, duplicates, apply_rules,
+    record, notify, unsubscribe,
 )
 STEPS: dict[str, Step] = {module.name: module for module in _MODULES}

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from gateway.context import Disposition, MailContext
 from gateway.directory import support_identity
 from gateway.models import MessageRef
+from gateway.steps.sent_copy import is_sent_copy
 from gateway.tickets import message_id_hash
 
 name = "guard-loop"
@@ -24,7 +25,7 @@ def run(ctx: MailContext) -> None:
     if ours in loops:
         ctx.stop(Disposition.IGNORED, f"loop: X-Loop names our own address {ours}")
         return
-    if ctx.parsed.from_address == ours:
+    if ctx.parsed.from_address == ours and not is_sent_copy(ctx):  # agents send as us
         ctx.stop(Disposition.IGNORED, f"loop: the mail is from our own address {ours}")
         return
     message_id = ctx.parsed.message_id

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from gateway.context import MailContext
 from gateway.directory import support_identity
 from gateway.models import OutboxItem, Person, Ticket, TicketStatus
+from gateway.steps.sent_copy import is_sent_copy
 from outbound.notices import (
     acknowledgements_last_hour,
     excerpt,
@@ -166,6 +167,9 @@ def _agent_reply(ctx: MailContext, ticket: Ticket) -> None:
 def run(ctx: MailContext) -> None:
     assert ctx.ticket is not None and ctx.sender is not None and ctx.parsed is not None
     ticket = ctx.ticket
+    if is_sent_copy(ctx):
+        ctx.note(name, "skip", "copy from the shared Sent folder: already sent by the agent")
+        return
     if ctx.history:
         ctx.note(name, "skip", "imported history: nothing is sent")
         return

@@ -1,0 +1,456 @@
+"""Shared mailboxes over IMAP: one poller thread per mailbox, inside ``gateway serve``.
+
+Each poller holds the database lease ``imap:<name>`` (``gateway/leases.py``), so that
+of several ``serve`` processes only one polls a given mailbox.  It logs in (password
+or XOAUTH2), then for each folder (the ``sent`` folder first, the ``inbox`` last so
+that IDLE watches it) takes every message above the folder's checkpoint:
+
+1. ``UID FETCH BODY.PEEK[]`` a batch (PEEK: we never set ``\\Seen`` ourselves);
+2. hand the batch to the spool writer and wait until it is **committed**
+   (``source = "imap:<mailbox>/<folder>"``; the spool's de-dup key makes a re-fetch
+   after a crash or a UIDVALIDITY change a no-op);
+3. only then flag or move the messages on the server (``after``), and then advance
+   the checkpoint (UIDVALIDITY + last UID in ``imap_folders``).
+
+A crash between any two of these steps repeats the batch, which stores nothing twice.
+Between polls the poller IDLEs when the server advertises it (a new message is
+taken within about a second), else it sleeps ``poll_interval``.  Any error drops
+the connection and retries with exponential backoff; a refused login is recorded
+with the server's answer for ``gateway mailboxes status`` and only this mailbox waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import imapclient
+from imapclient.exceptions import LoginError
+from sqlalchemy import select
+
+from gateway import leases
+from gateway.config import MailboxConfig
+from gateway.db import Database
+from gateway.models import ImapFolderState, utcnow
+from inbound.spool import StoredMessage
+
+__all__ = [
+    "Endpoint", "MailboxPoller", "MailboxPollers", "PollerError", "connect", "endpoint",
+    "lease_name", "source_name",
+]
+
+log = logging.getLogger(__name__)
+
+StoreFn = Callable[..., "Future[StoredMessage]"]
+"""``SpoolWriter.submit``: (raw, source=…, options=…) → future of the committed row."""
+
+STORE_TIMEOUT = 120.0
+DELETED = b"\\Deleted"
+
+
+class PollerError(Exception):
+    """A problem of this mailbox that reconnecting alone will not cure (message for status)."""
+
+
+class _LeaseLost(Exception):
+    """Another node holds this mailbox's lease now: stop polling and stand by."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    tls: str  # "implicit" | "starttls" | "none"
+    username: str
+    password: str
+
+
+def endpoint(config: MailboxConfig) -> Endpoint:
+    """Host, port, TLS mode and credentials from the mailbox URL and its overrides."""
+    parts = urlsplit(config.url)
+    query = {k.lower(): v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    implicit = parts.scheme == "imaps"
+    starttls = query.get("starttls", "false") in {"true", "1", "yes"}
+    return Endpoint(
+        host=parts.hostname or "",
+        port=parts.port or (993 if implicit else 143),
+        tls="implicit" if implicit else "starttls" if starttls else "none",
+        username=config.username or unquote(parts.username or ""),
+        password=config.password if config.password is not None
+        else unquote(parts.password or ""),
+    )
+
+
+def lease_name(config: MailboxConfig) -> str:
+    return f"imap:{config.name}"
+
+
+def source_name(config: MailboxConfig, folder: str) -> str:
+    return f"imap:{config.name}/{folder}"
+
+
+def server_answer(error: BaseException) -> str:
+    """The server's text from an imaplib/imapclient error, without Python's b'…' wrapping."""
+    text = str(error)
+    match = re.fullmatch(r"""b(['"])(.*)\1""", text, re.DOTALL)
+    return match.group(2) if match else text
+
+
+def _token(config: MailboxConfig) -> str:
+    assert config.oauth2_token_command is not None
+    try:
+        done = subprocess.run(config.oauth2_token_command, capture_output=True, timeout=30,
+                              check=False, text=True)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise PollerError(f"the oauth2 token command could not run: {error}") from error
+    token = done.stdout.strip()
+    if done.returncode != 0 or not token:
+        detail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise PollerError(f"the oauth2 token command failed: {detail[0]}")
+    return token
+
+
+def connect(config: MailboxConfig) -> imapclient.IMAPClient:
+    """An authenticated connection; LoginError carries the server's refusal."""
+    point = endpoint(config)
+    context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+    client = imapclient.IMAPClient(point.host, point.port, ssl=point.tls == "implicit",
+                                   ssl_context=context if point.tls == "implicit" else None,
+                                   timeout=config.timeout)
+    try:
+        if point.tls == "starttls":
+            client.starttls(context)  # raises when not offered: never fall back to plaintext
+        if config.oauth2_token_command:
+            client.oauth2_login(point.username, _token(config))
+        else:
+            client.login(point.username, point.password)
+    except BaseException:
+        _close(client)
+        raise
+    return client
+
+
+def _close(client: imapclient.IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:  # noqa: BLE001 - the connection may already be gone
+        with contextlib.suppress(Exception):
+            client.shutdown()
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _unmarked_criteria(keyword: str) -> list[str]:
+    """SEARCH criteria for messages that do not carry ``keyword`` yet."""
+    if keyword.startswith("\\"):
+        return [f"UN{keyword[1:].upper()}"]  # \Seen → UNSEEN, \Flagged → UNFLAGGED
+    return ["UNKEYWORD", keyword]
+
+
+@dataclass(frozen=True)
+class _Folder:
+    name: str
+    role: str  # inbox | sent
+
+
+class MailboxPoller:
+    """Polls one mailbox in its own thread until ``stop()``."""
+
+    def __init__(self, config: MailboxConfig, database: Database, store: StoreFn,
+                 on_stored: Callable[[int], None], *, holder: str | None = None) -> None:
+        self.config = config
+        self.database = database
+        self.store = store
+        self.on_stored = on_stored
+        self.holder = holder or leases.holder_name()
+        self.account = endpoint(config).username
+        self.folders = ([_Folder(config.sent, "sent")] if config.sent else []) + [
+            _Folder(config.inbox, "inbox")]
+        action, _, argument = config.after.partition(":")
+        self.after_action, self.after_argument = action, argument
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"imap-{config.name}",
+                                        daemon=True)
+        self._lease_held = False
+        self._lease_renewed = 0.0
+
+    # -- life cycle -----------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout=timeout)
+
+    def _run(self) -> None:
+        backoff = self.config.backoff_min
+        try:
+            while not self._stop.is_set():
+                try:
+                    if not self._renew_lease():
+                        self._stop.wait(self.config.lease_ttl / 3)
+                        continue
+                    client = connect(self.config)
+                except LoginError as error:
+                    self._record_error(f"login as {endpoint(self.config).username} refused: "
+                                       f"{server_answer(error)}")
+                except Exception as error:  # noqa: BLE001 - every failure is retried
+                    self._record_error(f"cannot connect: {type(error).__name__}: "
+                                       f"{server_answer(error)}")
+                else:
+                    log.info("mailbox %s: connected to %s", self.config.name,
+                             endpoint(self.config).host)
+                    backoff = self.config.backoff_min
+                    try:
+                        self._session(client)
+                    except _LeaseLost:
+                        log.warning("mailbox %s: lease lost to another node; standing by",
+                                    self.config.name)
+                    except Exception as error:  # noqa: BLE001 - reconnect after any failure
+                        self._record_error(f"polling failed: {type(error).__name__}: "
+                                           f"{server_answer(error)}")
+                    finally:
+                        _close(client)
+                    if self._stop.is_set():
+                        break
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max)
+        finally:
+            if self._lease_held:
+                try:
+                    leases.release(self.database, lease_name(self.config), self.holder)
+                except Exception:  # noqa: BLE001 - it lapses by itself
+                    log.exception("mailbox %s: could not release the lease", self.config.name)
+            log.info("mailbox %s: poller stopped", self.config.name)
+
+    def _renew_lease(self) -> bool:
+        """Take or renew the single-poller lease; False (standby) when another node has it."""
+        held = leases.try_acquire(self.database, lease_name(self.config), self.holder,
+                                  self.config.lease_ttl)
+        if held != self._lease_held:
+            log.info("mailbox %s: %s", self.config.name, "lease taken, polling" if held else
+                     "another node polls this mailbox; standing by")
+        self._lease_held = held
+        self._lease_renewed = time.monotonic()
+        return held
+
+    def _lease_due(self) -> bool:
+        return time.monotonic() - self._lease_renewed >= self.config.lease_ttl / 3
+
+    # -- one connection ---------------------------------------------------------------
+    def _session(self, client: imapclient.IMAPClient) -> None:
+        if self.after_action == "move" and not client.folder_exists(self.after_argument):
+            client.create_folder(self.after_argument)
+        use_idle = self.config.idle and client.has_capability("IDLE")
+        while not self._stop.is_set():
+            for folder in self.folders:
+                self._poll_folder(client, folder)
+            self._wait(client, use_idle)
+
+    def _keep_lease(self) -> None:
+        if self._lease_due() and not self._renew_lease():
+            raise _LeaseLost
+
+    def _wait(self, client: imapclient.IMAPClient, use_idle: bool) -> None:
+        """Wait for new mail or the poll interval; renew the lease meanwhile."""
+        deadline = time.monotonic() + self.config.poll_interval
+        if use_idle:
+            # A message that arrived during the last commands was announced in their
+            # responses, which imapclient drops; IDLE would not announce it again.
+            inbox = self.folders[-1]
+            if self._candidates(client, inbox, self._state(inbox)):
+                return
+            client.idle()
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                self._keep_lease()
+                step = min(1.0, max(0.0, deadline - time.monotonic()))
+                if not use_idle:
+                    self._stop.wait(step)
+                    continue
+                began = time.monotonic()
+                responses = client.idle_check(timeout=step)
+                if any(len(r) > 1 and r[0] == b"BYE" for r in responses):
+                    raise ConnectionError("the server said BYE")
+                if any(len(r) > 1 and r[1] in {b"EXISTS", b"RECENT"} for r in responses):
+                    break
+                if not responses and step > 0.2 and time.monotonic() - began < step / 2:
+                    # imapclient reports a closed connection as "no responses" at once:
+                    # leave IDLE, which raises if the server is gone.
+                    break
+        finally:
+            if use_idle:
+                client.idle_done()
+
+    # -- one folder -------------------------------------------------------------------
+    def _state(self, folder: _Folder) -> ImapFolderState:
+        query = select(ImapFolderState).where(ImapFolderState.mailbox == self.config.name,
+                                              ImapFolderState.folder == folder.name)
+        with self.database.reading() as session:
+            row = session.scalar(query)
+        if row is not None:
+            return row
+        with self.database.transaction() as session:
+            row = session.scalar(query)
+            if row is None:
+                row = ImapFolderState(mailbox=self.config.name, folder=folder.name,
+                                      role=folder.role, last_uid=0, window_uid=0, history_uid=0,
+                                      taken=0, last_error="")
+                session.add(row)
+            return row
+
+    def _checkpoint(self, folder: _Folder, **values: Any) -> None:
+        with self.database.transaction() as session:
+            row = session.scalar(select(ImapFolderState).where(
+                ImapFolderState.mailbox == self.config.name,
+                ImapFolderState.folder == folder.name).with_for_update())
+            assert row is not None
+            taken = values.pop("taken", 0)
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.taken += taken
+
+    def _poll_folder(self, client: imapclient.IMAPClient, folder: _Folder) -> None:
+        if folder.role == "sent" and not client.folder_exists(folder.name):
+            self._record_error(f"folder {folder.name!r} does not exist", folder=folder)
+            return
+        info = client.select_folder(folder.name)
+        uidvalidity = int(info[b"UIDVALIDITY"])
+        uidnext = info.get(b"UIDNEXT")
+        if uidnext is None:
+            uidnext = max(client.search(["ALL"]) or [0]) + 1
+        state = self._state(folder)
+        if state.uidvalidity is None:
+            self._first_contact(folder, uidvalidity, int(uidnext) - 1)
+        elif state.uidvalidity != uidvalidity:
+            log.warning("mailbox %s folder %s: UIDVALIDITY changed from %s to %s; re-scanning "
+                        "(messages already stored are recognised and not stored again)",
+                        self.config.name, folder.name, state.uidvalidity, uidvalidity)
+            self._checkpoint(folder, uidvalidity=uidvalidity, last_uid=0,
+                             window_uid=int(uidnext) - 1, history_uid=0)
+        state = self._state(folder)
+        uids = self._candidates(client, folder, state)
+        for batch in _chunks(uids, self.config.batch_size):
+            if self._stop.is_set():
+                return
+            self._keep_lease()
+            taken = self._take(client, folder, state, batch)
+            self._checkpoint(folder, last_uid=max(batch), taken=taken, last_poll_at=utcnow(),
+                             last_error="")
+        self._checkpoint(folder, last_poll_at=utcnow(), last_error="")
+
+    def _first_contact(self, folder: _Folder, uidvalidity: int, newest: int) -> None:
+        """The start mode: take only new mail, or the backlog since a date as history."""
+        mode, _, since = self.config.start.partition(":")
+        if mode == "new":
+            self._checkpoint(folder, uidvalidity=uidvalidity, last_uid=newest, window_uid=0,
+                             history_uid=0, since=utcnow().date())
+            log.info("mailbox %s folder %s: starting after UID %s (existing mail left alone)",
+                     self.config.name, folder.name, newest)
+        else:
+            self._checkpoint(folder, uidvalidity=uidvalidity, last_uid=0, window_uid=newest,
+                             history_uid=newest, since=date.fromisoformat(since))
+            log.info("mailbox %s folder %s: importing the backlog since %s (UIDs up to %s) "
+                     "as history", self.config.name, folder.name, since, newest)
+
+    def _candidates(self, client: imapclient.IMAPClient, folder: _Folder,
+                    state: ImapFolderState) -> list[int]:
+        unmarked = (_unmarked_criteria(self.after_argument)
+                    if self.after_action == "flag" else [])
+        found: set[int] = set()
+        start = state.last_uid + 1
+        if state.last_uid < state.window_uid:
+            window: list[Any] = ["UID", f"{start}:{state.window_uid}", *unmarked]
+            if state.since is not None:
+                window += ["SINCE", state.since]
+            found.update(client.search(window))
+            start = state.window_uid + 1
+        found.update(client.search(["UID", f"{start}:*", *unmarked]))
+        return sorted(uid for uid in found if uid > state.last_uid)
+
+    def _take(self, client: imapclient.IMAPClient, folder: _Folder, state: ImapFolderState,
+              batch: Sequence[int]) -> int:
+        """Fetch, commit to the spool, then mark; returns how many were new to the spool."""
+        fetched = client.fetch(batch, [b"BODY.PEEK[]"])
+        pending: list[tuple[int, Future[StoredMessage]]] = []
+        source = source_name(self.config, folder.name)
+        for uid in batch:
+            raw = fetched.get(uid, {}).get(b"BODY[]")
+            if raw is None:
+                continue  # expunged meanwhile by someone else
+            options: dict[str, Any] = {"imap": {
+                "mailbox": self.config.name, "account": self.account, "folder": folder.name,
+                "uid": uid, "uidvalidity": state.uidvalidity}}
+            if folder.role == "sent":
+                options["sent"] = True
+            if uid <= state.history_uid:
+                options["history"] = True
+            pending.append((uid, self.store(bytes(raw), source=source, options=options)))
+        stored = [(uid, future.result(timeout=STORE_TIMEOUT)) for uid, future in pending]
+        # Committed: from here on a crash only repeats work the spool recognises.
+        new = [result for _uid, result in stored if not result.duplicate]
+        for result in new:
+            self.on_stored(result.spool_id)
+        self._mark(client, folder, [uid for uid, _ in stored])
+        if len(new) != len(stored):
+            log.info("mailbox %s folder %s: %s of %s messages were already stored",
+                     self.config.name, folder.name, len(stored) - len(new), len(stored))
+        return len(new)
+
+    def _mark(self, client: imapclient.IMAPClient, folder: _Folder, uids: list[int]) -> None:
+        if not uids:
+            return
+        if self.after_action == "flag":
+            client.add_flags(uids, [self.after_argument.encode()], silent=True)
+        elif folder.role == "inbox":  # agents' Sent folder is never emptied by us
+            if client.has_capability("MOVE"):
+                client.move(uids, self.after_argument)
+            else:
+                client.copy(uids, self.after_argument)
+                client.add_flags(uids, [DELETED], silent=True)
+                if client.has_capability("UIDPLUS"):
+                    client.uid_expunge(uids)
+                else:
+                    client.expunge()
+
+    # -- status -------------------------------------------------------------------------
+    def _record_error(self, message: str, folder: _Folder | None = None) -> None:
+        log.error("mailbox %s: %s", self.config.name, message)
+        try:
+            for each in [folder] if folder else self.folders:
+                self._state(each)
+                self._checkpoint(each, last_error=message[:2000], last_error_at=utcnow())
+        except Exception:  # noqa: BLE001 - the database may be the problem
+            log.exception("mailbox %s: could not record the error", self.config.name)
+
+
+class MailboxPollers:
+    """The pollers of every configured mailbox, started and stopped together."""
+
+    def __init__(self, configs: Sequence[MailboxConfig], database: Database, store: StoreFn,
+                 on_stored: Callable[[int], None]) -> None:
+        self.pollers = [MailboxPoller(c, database, store, on_stored) for c in configs]
+
+    def start(self) -> None:
+        for poller in self.pollers:
+            poller.start()
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller._stop.set()
+        for poller in self.pollers:
+            poller.stop()

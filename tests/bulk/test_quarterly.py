@@ -1,0 +1,135 @@
+"""Quarterly feature mail: one mail per admin of each premium team with the three features
+the team used least, in the admin's language; never twice, whether run again, killed
+half-way or run on two nodes at once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+from gateway.app import Gateway
+from gateway.config import Settings
+from gateway.quarterly import parse_quarter, previous_quarter
+from tests.bulk.conftest import delivered, recipients, text_of, wait_delivered
+from tests.conftest import REPO, gateway_command, gateway_env, run_gateway
+
+QUARTER = "2026Q4"
+
+# Who must get the mail, in which language, naming which features in which order.
+EXPECTED = {
+    "anna@acme.example": ("de", ["Zweistufige Überprüfung", "Intelligente Synchronisierung",
+                                 "Freigabelinks"]),
+    "peter@initech.example": ("en", ["File requests", "Shared links", "Version history"]),
+    "michiko@initech.example": ("ja", ["ファイルリクエスト", "共有リンク", "バージョン履歴"]),
+    "luca@umbrella.example": ("it", ["Link condivisi", "Cronologia versioni",
+                                     "Verifica in due passaggi"]),
+    "sanne@umbrella.example": ("nl", ["Gedeelde links", "Versiegeschiedenis",
+                                      "Verificatie in twee stappen"]),
+}
+EXPECTED_IDS = {
+    "anna@acme.example": ["two-factor", "smart-sync", "shared-links"],
+    "peter@initech.example": ["file-requests", "shared-links", "version-history"],
+    "michiko@initech.example": ["file-requests", "shared-links", "version-history"],
+    "luca@umbrella.example": ["shared-links", "version-history", "two-factor"],
+    "sanne@umbrella.example": ["shared-links", "version-history", "two-factor"],
+}
+
+
+def _assert_each_admin_once_with_right_features(settings: Settings) -> None:
+    mails = delivered(settings)
+    assert recipients(settings) == {email: 1 for email in EXPECTED}
+    for mail in mails:
+        email = mail["To"].addresses[0].addr_spec
+        language, names = EXPECTED[email]
+        assert mail["Content-Language"] == language
+        text = text_of(mail)
+        positions = [text.find(name) for name in names]
+        assert -1 not in positions and positions == sorted(positions), (email, text)
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert "/unsubscribe/" in mail["List-Unsubscribe"]
+        assert mail["Auto-Submitted"] == "auto-generated"
+
+
+def test_quarter_arithmetic() -> None:
+    assert parse_quarter("2026Q4")[0].isoformat() == "2026-10-01"
+    assert parse_quarter("2026Q4")[1].isoformat() == "2027-01-01"
+    assert previous_quarter("2026Q4") == "2026Q3" and previous_quarter("2027Q1") == "2026Q4"
+
+
+def test_dry_run_names_admins_and_features_and_sends_nothing(
+        bulk: Gateway, settings: Settings) -> None:
+    result = run_gateway(settings, "quarterly", "run", "--quarter", QUARTER, "--dry-run",
+                         "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {r["email"]: r["features"] for r in rows} == EXPECTED_IDS
+    assert {r["status"] for r in rows} == {"would send"}
+    assert delivered(settings) == []
+    text = run_gateway(settings, "quarterly", "run", "--quarter", QUARTER, "--dry-run")
+    assert b"anna@acme.example" in text.stdout and b"5 would be sent" in text.stdout
+
+
+def test_run_sends_one_mail_per_premium_admin_and_nothing_the_second_time(
+        bulk: Gateway, settings: Settings, worker_process: None) -> None:
+    # Members, the champion (Carla), the standard team (globex) and the team whose
+    # add-on ended (oldco) get nothing.
+    first = run_gateway(settings, "quarterly", "run", "--quarter", QUARTER)
+    assert first.returncode == 0, first.stderr
+    assert b"5 sent, 0 already sent before" in first.stdout
+    wait_delivered(settings, len(EXPECTED))
+    _assert_each_admin_once_with_right_features(settings)
+
+    again = run_gateway(settings, "quarterly", "run", "--quarter", QUARTER)
+    assert again.returncode == 0, again.stderr
+    assert b"0 sent, 5 already sent before" in again.stdout
+    time.sleep(1.5)  # scale-out: give a worker time to deliver anything it was given
+    _assert_each_admin_once_with_right_features(settings)
+
+
+def test_killed_half_way_then_run_again_sends_the_rest_once(
+        bulk: Gateway, settings: Settings, worker_process: None
+) -> None:
+    slow = settings.model_copy(update={"bulk_batch_size": 1, "bulk_batch_interval": 1.0})
+    process = subprocess.Popen(
+        gateway_command("quarterly", "run", "--quarter", QUARTER),
+        env=gateway_env(slow, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, cwd=REPO)
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if b" 2 sent," in line:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL and len(seen) == 2, seen
+    rest = run_gateway(settings, "quarterly", "run", "--quarter", QUARTER)
+    assert rest.returncode == 0, rest.stderr
+    assert b"3 sent, 2 already sent before" in rest.stdout
+    wait_delivered(settings, len(EXPECTED))
+    time.sleep(1.0)
+    _assert_each_admin_once_with_right_features(settings)
+
+
+def test_two_nodes_running_at_once_send_each_mail_once(
+        bulk: Gateway, settings: Settings, worker_process: None) -> None:
+    paced = settings.model_copy(update={"bulk_batch_size": 1, "bulk_batch_interval": 0.2})
+    env = gateway_env(paced)
+    nodes = [subprocess.Popen(gateway_command("quarterly", "run", "--quarter", QUARTER),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+             for _ in range(2)]
+    outputs = [node.communicate(timeout=120) for node in nodes]
+    assert [n.returncode for n in nodes] == [0, 0], [o[1][-500:] for o in outputs]
+    sent = [int(out.decode().rsplit(": ", 1)[1].split(" sent")[0]) for out, _ in outputs]
+    assert sum(sent) == len(EXPECTED), outputs
+    wait_delivered(settings, len(EXPECTED))
+    time.sleep(1.0)
+    _assert_each_admin_once_with_right_features(settings)
+
+
+def test_bad_quarter_is_refused(bulk: Gateway, settings: Settings) -> None:
+    result = run_gateway(settings, "quarterly", "run", "--quarter", "2026-10")
+    assert result.returncode == 2 and b"2026Q4" in result.stderr
+
