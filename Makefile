@@ -32,7 +32,7 @@ test: install system-deps
 
 lint: install
 	$(BIN)/ruff check gateway inbound outbound rules tests bench
-	$(BIN)/mypy gateway inbound outbound
+	$(BIN)/mypy gateway inbound outbound rules
 
 bench: install
 	$(BIN)/python bench/intake.py

@@ -96,6 +96,7 @@ def serve(ctx: click.Context, no_worker: bool) -> None:
 def worker(ctx: click.Context, threads: int | None) -> None:
     """Run the job worker for scale-out (needs GATEWAY_BROKER_URL)."""
     from gateway.server import run_until_signalled
+    from rules.runtime import current_issue_types, current_policy
 
     settings = _settings(ctx)
     if settings.embedded:
@@ -105,6 +106,7 @@ def worker(ctx: click.Context, threads: int | None) -> None:
 
     def start() -> None:
         gateway.services  # noqa: B018 - fail early on a missing secret
+        current_policy(settings), current_issue_types(settings)  # fail early on a bad policy
         gateway.start_worker(threads)
         log.info("worker started with %s threads", threads or settings.worker_threads)
 
@@ -345,6 +347,13 @@ cli.add_command(grants)
 for _command in BULK_COMMANDS:  # quarterly, announce, announcements, usage (issue 7)
     cli.add_command(_command)
 cli.add_command(mailboxes)
+
+from gateway.cli_queue import insights, queue  # noqa: E402 - registered after the group
+from gateway.cli_rules import rules  # noqa: E402
+
+cli.add_command(rules)
+cli.add_command(queue)
+cli.add_command(insights)
 
 
 def main() -> None:

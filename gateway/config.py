@@ -161,6 +161,13 @@ class Settings(BaseSettings):
     ack_limit_per_hour: int = Field(default=3, ge=0)
     """Acknowledgements one address may receive per hour (stops auto-responder ping-pong)."""
 
+    rules_policy: Path | None = None
+    """Entitlement and SLA policy (TOML); default: the shipped ``rules/policy/default.toml``."""
+    emergency_address: str = ""
+    """Mail sent to this address gets the policy's emergency windows (empty: none)."""
+    rules_issue_types: Path | None = None
+    """Issue-type keyword file (default: the shipped ``rules/policy/issue_types.toml``)."""
+
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
 
     @field_validator("authserv_id")

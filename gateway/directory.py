@@ -289,6 +289,8 @@ class SupportIdentity:
     name: str
     address: str
     domains: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    """Further local parts accepted on our domains (product, category, emergency addresses)."""
 
     @property
     def local_part(self) -> str:

@@ -63,6 +63,7 @@ __all__ = [
     "Team",
     "TeamAddon",
     "Ticket",
+    "TicketEscalation",
     "TicketStatus",
     "utcnow",
 ]
@@ -285,6 +286,12 @@ class Ticket(Base):
     """Set on a new request that repeats an open ticket of the same requester."""
     follows: Mapped[int | None] = mapped_column(Integer)
     """The closed ticket this one continues (a reply that came after the reopen window)."""
+    # SLA clock (rules issue): the calendar the target counts on, when a pause
+    # (status pending) began, when the target passed unanswered; the issue type.
+    sla_calendar: Mapped[str | None] = mapped_column(String(64))
+    sla_paused_at: Mapped[datetime | None] = mapped_column()
+    breached_at: Mapped[datetime | None] = mapped_column()
+    issue_type: Mapped[str | None] = mapped_column(String(64))
 
     messages: Mapped[list[MessageRecord]] = relationship(
         back_populates="ticket", order_by="MessageRecord.id"
@@ -595,3 +602,17 @@ class ImapFolderState(Base):
     last_error_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("mailbox", "folder"),)
+
+
+class TicketEscalation(Base):
+    """One escalation level reached by a ticket (warning at a share, breach): sent once."""
+
+    __tablename__ = "ticket_escalations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"))
+    level: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (UniqueConstraint("ticket_number", "level"),)

@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 
 import uvicorn
@@ -18,12 +19,14 @@ import uvicorn
 from gateway.app import Gateway
 from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
+from gateway.escalation import escalate
 from gateway.intake_priority import IntakePriority, IntakePriorityMiddleware
 from gateway.scheduler import GatewayScheduler
 from gateway.web import make_web_app
 from inbound.imap_poller import MailboxPollers
 from inbound.smtp_server import GatewayHandler, SmtpIntake
 from inbound.spool import SpoolWriter
+from rules.runtime import current_issue_types, current_policy, support_aliases
 
 __all__ = ["GatewayServer", "run_until_signalled"]
 
@@ -47,7 +50,8 @@ class GatewayServer:
 
     def _support(self) -> SupportIdentity:
         with self.gateway.db.reading() as session:
-            return support_identity(session)
+            identity = support_identity(session)
+        return replace(identity, aliases=support_aliases(self.gateway.settings))
 
     def start(self) -> None:
         gateway, settings = self.gateway, self.gateway.settings
@@ -56,6 +60,8 @@ class GatewayServer:
             with gateway.db.transaction() as session:
                 load_directory_file(session, path)
         gateway.services  # noqa: B018 - fail now on a missing secret or template dir
+        current_policy(settings)  # a bad policy file stops serve here (ConfigError, exit 78)
+        current_issue_types(settings)
         if self.run_worker:
             # The worker threads share this process's GIL with SMTP intake: intake first.
             gateway.broker.add_middleware(  # type: ignore[no-untyped-call]  # dramatiq: untyped
@@ -103,6 +109,11 @@ class GatewayServer:
                 self.gateway.sweep()
             except Exception:  # noqa: BLE001 - an outage must not kill the sweeper
                 log.exception("sweep failed; trying again later")
+            try:  # escalation before breaches (may move to the scheduler of issue 7)
+                for outbox_id in escalate(self.gateway.db, self.gateway.services).outbox_ids:
+                    self.gateway.enqueue_delivery(outbox_id)
+            except Exception:  # noqa: BLE001 - an outage must not kill the sweeper
+                log.exception("escalation pass failed; trying again later")
 
     def stop(self) -> None:
         self._stop.set()

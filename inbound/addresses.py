@@ -48,6 +48,7 @@ def classify_recipient(address: str, support: SupportIdentity) -> RecipientVerdi
         return RecipientVerdict.INVALID
     if recipient.domain not in support.domains:
         return RecipientVerdict.FOREIGN_DOMAIN
-    if recipient.local == support.local_part.lower() or recipient.local in _ALWAYS_ACCEPTED:
+    if (recipient.local == support.local_part.lower() or recipient.local in _ALWAYS_ACCEPTED
+            or recipient.local in support.aliases):
         return RecipientVerdict.OURS
     return RecipientVerdict.UNKNOWN_USER

@@ -59,7 +59,7 @@ def excerpt(text: str) -> str:
 
 def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
                           parsed: ParsedMail, reply: ReplyParts | None, language: str,
-                          spool_id: int | None) -> OutboxItem:
+                          spool_id: int | None, promise: str | None = None) -> OutboxItem:
     support = support_identity(session)
     rendered = services.renderer.render("acknowledgement", language, {
         "support_name": support.name,
@@ -67,7 +67,7 @@ def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
         "ticket_subject": ticket.subject if ticket.subject != "(no subject)" else "",
         "requester_name": ticket.requester_name,
         "excerpt": excerpt(reply.visible if reply else parsed.text),
-        "promise": None,
+        "promise": promise,
         "recommendations": recommend(session, ticket, reply.visible if reply else parsed.text,
                                      language),
     })

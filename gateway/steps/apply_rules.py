@@ -1,64 +1,90 @@
-"""Decide tier, queue and language of a new ticket and explain why.
+"""Decide the entitlement of a new ticket with the policy engine, and explain why.
 
-Reads ``ctx.sender`` and ``ctx.language``; writes the entitlement fields on the
-context (``ctx.trace`` gets the explanation).  This is the walking-skeleton rule
-set: the TOML policy engine in ``rules/`` (tiers per product, calendars, SLA
-targets) replaces the body of ``decide`` without changing the step's contract.
+Reads ``ctx.sender``, ``ctx.language``, the recipients and the text; writes
+``ctx.entitlement`` (tier, queue, product, category, first-response due time and
+the explanation, read by ``record``; target and time zone, read by ``notify`` for
+the promise) and, when the text is mostly Japanese, ``ctx.language = "ja"``.
+Imported history starts no SLA clock: its due time stays empty.
 """
 
 from __future__ import annotations
 
-from datetime import date
-
 from gateway.context import MailContext
-from gateway.models import TeamAddon
+from rules.classify import product_for
+from rules.engine import describe_duration
+from rules.intake import decide_for
+from rules.runtime import current_issue_types, current_policy
 
 name = "apply-rules"
-description = "entitlement: tier, queue and language, with the reason"
-
-_RANK = {"standard": 0, "essentials": 1, "enhanced": 2}
+description = "entitlement: tier, target, queue, product and due time, with the reason"
 
 
-def _live(addon: TeamAddon, today: date) -> bool:
-    return (addon.starts is None or addon.starts <= today) and (
-        addon.ends is None or today < addon.ends)
+def _product_named_in_reply(ctx: MailContext) -> None:
+    """A reply to a ticket whose product we asked for: apply that product's terms.
 
-
-def decide(ctx: MailContext) -> tuple[str, str, list[str]]:
-    """Return (tier, queue, explanation lines) for the sender of a new ticket."""
-    assert ctx.sender is not None
-    reasons: list[str] = []
-    tier = "standard"
-    today = ctx.services.now().date()
-    person, team = ctx.sender.person, ctx.sender.team
-    if ctx.sender.agent is not None:
-        reasons.append("the sender is a support agent: standard terms")
-    elif person is None:
-        reasons.append("the sender is not in the directory: standard support")
+    The new due time is the earlier of the one already promised and the product's own
+    counted from this reply, so answering the question never makes a ticket later.
+    """
+    ticket = ctx.ticket
+    assert ticket is not None and ctx.parsed is not None
+    if (ticket.product is not None or ticket.first_response_due is None or ctx.history
+            or ticket.first_response_at is not None or ctx.role == "agent" or ctx.refusal):
+        ctx.note(name, "skip", f"reply on ticket #{ticket.number}")
+        return
+    settings = ctx.services.settings
+    policy = current_policy(settings)
+    text = ctx.reply.visible if ctx.reply is not None else ctx.parsed.text
+    product, _why = product_for(policy, [], ctx.parsed.subject, text, [], [])
+    if product is None:
+        ctx.note(name, "skip", f"reply on ticket #{ticket.number} names no product")
+        return
+    found = decide_for(ctx.session, policy, email=ticket.requester, at=ctx.spool.received_at,
+                       language=ticket.language, product=product,
+                       default_language=settings.ack_language_default).entitlement
+    ticket.product = product
+    line = f"product {product} named in a reply at {found.received_at:%Y-%m-%d %H:%M} UTC"
+    if found.due < ticket.first_response_due:
+        ticket.tier, ticket.sla_calendar = found.tier, found.calendar
+        ticket.first_response_due = found.due
+        line += f": {found.tier}, first response due {found.due:%Y-%m-%d %H:%M} UTC"
     else:
-        live = [a for a in (team.addons if team else []) if _live(a, today)]
-        if live:
-            best = max(live, key=lambda a: _RANK.get(a.tier, 0))
-            tier = best.tier
-            reasons.append(f"team {team.id if team else ''} has the {best.tier} add-on for "
-                           f"{best.product} (valid on {today.isoformat()})")
-        elif team is not None:
-            reasons.append(f"team {team.id} has no live premium add-on: standard support")
-        if person.champion in {"grand", "epic"}:
-            champion_tier = f"champion-{person.champion}"
-            reasons.append(f"{person.email} is a {person.champion} champion "
-                           "(applies to them alone)")
-            if _RANK.get(tier, 0) < 2 or person.champion == "epic":
-                tier = champion_tier
-    queue = "ja" if ctx.language == "ja" else "en"
-    reasons.append(f"language {ctx.language}: queue {queue}")
-    return tier, queue, reasons
+        line += ": the due time already promised is earlier and stays"
+    ticket.entitlement = f"{ticket.entitlement}; {line}"
+    ctx.note(name, "product", line)
 
 
 def run(ctx: MailContext) -> None:
     if not ctx.new_ticket:
-        ctx.note(name, "skip", f"reply on ticket #{ctx.ticket.number if ctx.ticket else '?'}")
+        _product_named_in_reply(ctx)
         return
-    tier, queue, reasons = decide(ctx)
-    ctx.entitlement = {"tier": tier, "queue": queue, "explanation": "; ".join(reasons)}
+    assert ctx.sender is not None and ctx.parsed is not None
+    settings = ctx.services.settings
+    recipients = [*ctx.spool.rcpt_tos, *ctx.parsed.to, *ctx.parsed.cc]
+    text = ctx.reply.visible if ctx.reply is not None else ctx.parsed.text
+    policy = current_policy(settings)
+    decision = decide_for(
+        ctx.session, policy, email=ctx.sender.email,
+        at=ctx.spool.received_at, recipients=recipients, subject=ctx.parsed.subject, text=text,
+        language=ctx.language, default_language=settings.ack_language_default,
+        emergency_address=settings.emergency_address)
+    ctx.language = decision.requester_language
+    found = decision.entitlement
+    issue_type, why = current_issue_types(settings).classify(ctx.parsed.subject, text)
+    ctx.note(name, "issue-type", why)
+    lines = list(found.explanation)
+    if ctx.history:
+        lines.append("imported history: no SLA clock is started")
+    ctx.entitlement = {
+        "tier": found.tier, "queue": found.queue, "served_language": found.language,
+        "product": found.product or "", "category": decision.category,
+        "target": describe_duration(found.target),
+        "target_minutes": str(int(found.target.total_seconds() // 60)),
+        "calendar": found.calendar, "timezone": found.timezone,
+        "within": "yes" if found.within else "",
+        "due": "" if ctx.history else found.due.isoformat(),
+        "ask_product": ",".join(policy.spec.products[p].name or p if p in policy.spec.products
+                                else p for p in decision.product_unknown),
+        "issue_type": issue_type,
+        "explanation": "; ".join(lines),
+    }
     ctx.note(name, "set", ctx.entitlement["explanation"])

@@ -32,6 +32,7 @@ from outbound.notices import (
     queue_notice,
     thread_of,
 )
+from outbound.promise import acknowledgement_promise
 
 name = "notify"
 description = "queue acknowledgements and notices in the outbox"
@@ -82,7 +83,9 @@ def _new_ticket(ctx: MailContext, ticket: Ticket) -> None:
         return
     if _may_answer(ctx, ticket.requester, "acknowledgement"):
         item = queue_acknowledgement(ctx.session, ctx.services, ticket, ctx.parsed, ctx.reply,
-                                     ctx.language, ctx.spool.id)
+                                     ctx.language, ctx.spool.id,
+                                     promise=acknowledgement_promise(ctx.entitlement,
+                                                                     ctx.language))
         _queued(ctx, item, "acknowledgement")
     _copy_to_admins(ctx, ticket)
 

@@ -10,6 +10,8 @@ open one it repeats.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from gateway.context import MailContext
 from gateway.models import AttachmentRecord, MessageRecord, SpoolState, Ticket, TicketStatus
 from gateway.tickets import participant_for, record_message_ref
@@ -32,6 +34,12 @@ def _new_ticket(ctx: MailContext) -> Ticket:
         queue=entitlement.get("queue", "en"),
         tier=entitlement.get("tier", "standard"),
         entitlement=entitlement.get("explanation", ""),
+        product=entitlement.get("product") or None,
+        category=entitlement.get("category") or "technical",
+        first_response_due=(datetime.fromisoformat(entitlement["due"])
+                            if entitlement.get("due") else None),
+        sla_calendar=entitlement.get("calendar") or None,
+        issue_type=entitlement.get("issue_type") or None,
         created_at=ctx.spool.received_at if ctx.history else now,
         updated_at=ctx.spool.received_at if ctx.history else now,
         origin_message_id=ctx.parsed.message_id,

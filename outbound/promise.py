@@ -1,0 +1,91 @@
+"""The acknowledgement's response promise, one sentence in the requester's language.
+
+"We will answer within 1 hour" when the target's calendar is open all along, else
+"We will answer by Monday 10:00 JST" in the calendar's time zone.  Weekday, unit
+and number wording come from CLDR (babel); only the sentence frame is ours.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from babel.lists import format_list
+from babel.units import format_unit
+
+__all__ = ["acknowledgement_promise", "product_question", "promise_sentence"]
+
+_WITHIN = {
+    "en": "We will answer within {}.",
+    "ja": "{}以内にご回答いたします。",
+    "de": "Wir antworten Ihnen innerhalb von {}.",
+    "it": "Le risponderemo entro {}.",
+    "nl": "We antwoorden binnen {}.",
+}
+_BY = {
+    "en": "We will answer by {}.",
+    "ja": "{}までにご回答いたします。",
+    "de": "Wir antworten Ihnen bis {}.",
+    "it": "Le risponderemo entro {}.",
+    "nl": "We antwoorden uiterlijk {}.",
+}
+_UNITS_SEPARATOR = {"ja": ""}
+_WHICH_PRODUCT = {
+    "en": "Which product is your request about: {}? Please reply with its name, so that "
+          "we can apply your team's terms for it.",
+    "ja": "お問い合わせの対象製品（{}）をご返信ください。貴社のご契約条件を適用いたします。",
+    "de": "Welches Produkt betrifft Ihre Anfrage: {}? Bitte antworten Sie mit dem Namen, "
+          "damit wir die Konditionen Ihres Teams dafür anwenden können.",
+    "it": "A quale prodotto si riferisce la sua richiesta: {}? Risponda con il nome, così "
+          "potremo applicare le condizioni del suo team.",
+    "nl": "Over welk product gaat uw vraag: {}? Antwoord met de naam, zodat we de "
+          "voorwaarden van uw team kunnen toepassen.",
+}
+
+
+def _unit(number: int, unit: str, language: str) -> str:
+    text = format_unit(number, unit, length="long", locale=language)
+    # babel falls back to the unit's id when a locale lacks the long form (ja, nl).
+    return format_unit(number, unit, length="short", locale=language) if unit in text else text
+
+
+def _duration(value: timedelta, language: str) -> str:
+    hours, minutes = divmod(int(value.total_seconds() // 60), 60)
+    parts = [_unit(n, unit, language)
+             for n, unit in ((hours, "duration-hour"), (minutes, "duration-minute")) if n]
+    return _UNITS_SEPARATOR.get(language, " ").join(parts)
+
+
+def promise_sentence(language: str, target: timedelta, due: datetime, timezone: str,
+                     within: bool, now: datetime | None = None) -> str:
+    """The sentence for ``language`` (falls back to English)."""
+    language = language if language in _WITHIN else "en"
+    if within:
+        return _WITHIN[language].format(_duration(target, language))
+    local = due.astimezone(ZoneInfo(timezone))
+    far = now is not None and due - now > timedelta(days=6)
+    pattern = "EEEE d MMMM HH:mm" if far else "EEEE HH:mm"
+    when = f"{format_datetime(local, pattern, locale=language)} {local.tzname()}"
+    return _BY[language].format(when)
+
+
+def product_question(language: str, products: list[str]) -> str:
+    """Ask which of the team's products a request is about (names joined by CLDR's "or")."""
+    language = language if language in _WHICH_PRODUCT else "en"
+    names = format_list(products, style="or", locale=language)
+    return _WHICH_PRODUCT[language].format(names)
+
+
+def acknowledgement_promise(entitlement: dict[str, str], language: str) -> str | None:
+    """The promise for a new ticket's ``ctx.entitlement`` (None without a due time), followed
+    by the question which product it is about when the team has several and none was named."""
+    if not entitlement.get("due"):
+        return None
+    promise = promise_sentence(
+        language, timedelta(minutes=int(entitlement.get("target_minutes") or 0)),
+        datetime.fromisoformat(entitlement["due"]), entitlement.get("timezone") or "UTC",
+        bool(entitlement.get("within")))
+    if entitlement.get("ask_product"):
+        promise += " " + product_question(language, entitlement["ask_product"].split(","))
+    return promise

@@ -1,0 +1,86 @@
+"""What a request is about: product, category and script, from addresses and words.
+
+Pure functions over plain values; each returns its answer with the reason, which
+ends up in the ticket's explanation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from rules.policy import Policy
+
+__all__ = ["category_for", "mostly_japanese", "product_for"]
+
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def mostly_japanese(text: str) -> bool:
+    """True when more than half of the letters are kana or kanji."""
+    letters = _LETTER.findall(text[:5000])
+    if not letters:
+        return False
+    return sum(1 for c in letters if _JAPANESE.match(c)) * 2 > len(letters)
+
+
+def _address_matches(address: str, wanted: Iterable[str]) -> str | None:
+    address = address.strip().lower()
+    local = address.partition("@")[0].partition("+")[0]
+    for item in wanted:
+        item = item.strip().lower()
+        if item == address or ("@" not in item and item == local):
+            return item
+    return None
+
+
+def _keyword_in(text: str, keywords: Iterable[str]) -> str | None:
+    for keyword in keywords:
+        if _JAPANESE.search(keyword):  # no spaces between Japanese words: a substring
+            if keyword in text:
+                return keyword
+        elif re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", text):
+            return keyword
+    return None
+
+
+def product_for(policy: Policy, recipients: Sequence[str], subject: str, text: str,
+                team_products: Sequence[str], known_products: Sequence[str]
+                ) -> tuple[str | None, str]:
+    """The product a new request is about, and why; None when it cannot be told."""
+    products = policy.spec.products
+    for recipient in recipients:
+        for key, spec in products.items():
+            if _address_matches(recipient, spec.addresses):
+                return key, f"product {key}: sent to {recipient}"
+    words = f"{subject}\n{text[:5000]}".lower()
+    for key, spec in products.items():
+        keyword = _keyword_in(words, spec.keywords)
+        if keyword is not None:
+            return key, f"product {key}: the request mentions {keyword!r}"
+    distinct = sorted(set(team_products))
+    if len(distinct) == 1:
+        return distinct[0], f"product {distinct[0]}: the team's only product"
+    if not distinct and len(set(known_products)) == 1:
+        return known_products[0], f"product {known_products[0]}: the only product we support"
+    if distinct:
+        return None, f"product unknown: the team has {', '.join(distinct)} and none was named"
+    return None, "product unknown: none was named"
+
+
+def category_for(policy: Policy, recipients: Sequence[str], subject: str, text: str
+                 ) -> tuple[str, str]:
+    """technical, administrative or commercial (the policy's keys), and why."""
+    categories = policy.spec.categories
+    for recipient in recipients:
+        for key, spec in categories.items():
+            if _address_matches(recipient, spec.addresses):
+                return key, f"category {key}: sent to {recipient}"
+    words = f"{subject}\n{text[:5000]}".lower()
+    for key, spec in categories.items():
+        keyword = _keyword_in(words, spec.keywords)
+        if keyword is not None:
+            return key, f"category {key}: the request mentions {keyword!r}"
+    default = policy.spec.default_category
+    return default, f"category {default}: the default"

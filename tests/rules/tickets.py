@@ -1,0 +1,58 @@
+"""Tickets created through the real pipeline at a chosen arrival time (rules tests)."""
+
+from __future__ import annotations
+
+import email
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from gateway.app import Gateway
+from gateway.models import OutboxItem, SpoolEntry, Ticket
+from gateway.processing import process_spool_entry
+from inbound.spool import store_message
+from tests.mail import make_mail
+
+RULES_DIRECTORY = Path(__file__).parent.parent / "fixtures" / "rules_directory.toml"
+
+
+def ticket_at(gateway: Gateway, when: str, *, sender: str, to: str = "support@support.example",
+              body: str = "Hello, sync fails since Monday.", subject: str = "Sync fails",
+              history: bool = False) -> Ticket:
+    """A ticket from a mail that arrived at ``when`` (the spool's arrival time)."""
+    stored = store_message(gateway.db, make_mail(sender=sender, to=to, body=body,
+                                                 subject=subject),
+                           source="smtp", rcpt_tos=[to], mail_from=sender)
+    with gateway.db.transaction() as session:
+        session.execute(update(SpoolEntry).where(SpoolEntry.id == stored.spool_id).values(
+            received_at=datetime.fromisoformat(when),
+            options={"history": True} if history else {}))
+    outcome = process_spool_entry(gateway.db, gateway.services, stored.spool_id)
+    assert outcome.state == "processed", outcome.reason
+    with gateway.db.transaction() as session:
+        ticket = session.scalars(select(Ticket).order_by(Ticket.number.desc())).first()
+        assert ticket is not None
+        ticket.created_at = datetime.fromisoformat(when)  # the clock starts at arrival
+        session.flush()
+        session.expunge(ticket)
+        return ticket
+
+
+def outbox_mail(gateway: Gateway, ticket: Ticket, kind: str) -> list[EmailMessage]:
+    with gateway.db.reading() as session:
+        items = session.scalars(select(OutboxItem).where(
+            OutboxItem.ticket_number == ticket.number, OutboxItem.kind == kind)
+            .order_by(OutboxItem.id)).all()
+        messages = [email.message_from_bytes(i.raw, policy=default_policy) for i in items]
+    assert all(isinstance(m, EmailMessage) for m in messages)
+    return messages  # type: ignore[return-value]
+
+
+def plain_text(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    # Whitespace-normalised: a long promise may be wrapped in the text part.
+    return " ".join(str(body.get_content()).split())  # type: ignore[attr-defined]
