@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -252,14 +253,28 @@ def worker_process(settings: Settings, processes: Processes) -> None:
         processes.start("worker", name="worker")
 
 
-@pytest.fixture
-def running(gateway: Gateway, settings: Settings, processes: Processes) -> Iterator[GatewayServer]:
-    """An in-process ``serve`` (SMTP on a real socket); the worker runs in-process in
-    embedded mode and as a separate ``gateway worker`` process in scale-out mode."""
+@contextmanager
+def serve_in_process(gateway: Gateway, settings: Settings, processes: Processes, *,
+                     run_web: bool = False) -> Iterator[GatewayServer]:
+    """An in-process ``serve`` (SMTP, and the web front end if asked, on real sockets); the
+    worker runs in-process in embedded mode and as a separate ``gateway worker`` process in
+    scale-out mode."""
     scale_out = bool(settings.broker_url)
     if scale_out:
         processes.start("worker", name="worker")
-    server = GatewayServer(gateway, run_worker=not scale_out, run_web=False)
+    server = GatewayServer(gateway, run_worker=not scale_out, run_web=run_web)
     server.start()
-    yield server
-    server.stop()
+    if run_web:
+        host, port = settings.web_listen.rsplit(":", 1)
+        wait_for_port(host, int(port))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def running(gateway: Gateway, settings: Settings, processes: Processes) -> Iterator[GatewayServer]:
+    """``serve`` in-process without the web front end (see ``serve_in_process``)."""
+    with serve_in_process(gateway, settings, processes) as server:
+        yield server

@@ -17,7 +17,7 @@ from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.server import GatewayServer
-from tests.conftest import FIXTURES, Processes, free_port, wait_for, wait_for_port
+from tests.conftest import FIXTURES, Processes, free_port, serve_in_process, wait_for
 
 BULK_DIRECTORY = FIXTURES / "bulk_directory.toml"
 
@@ -84,12 +84,5 @@ def text_of(message: EmailMessage) -> str:
 @pytest.fixture
 def serving(bulk: Gateway, settings: Settings, processes: Processes) -> Iterator[GatewayServer]:
     """``serve`` in-process with SMTP *and* web on real sockets (worker as in ``running``)."""
-    scale_out = bool(settings.broker_url)
-    if scale_out:
-        processes.start("worker", name="worker")
-    server = GatewayServer(bulk, run_worker=not scale_out, run_web=True)
-    server.start()
-    host, port = settings.web_listen.rsplit(":", 1)
-    wait_for_port(host, int(port))
-    yield server
-    server.stop()
+    with serve_in_process(bulk, settings, processes, run_web=True) as server:
+        yield server

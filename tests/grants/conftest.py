@@ -15,8 +15,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
-from gateway.server import GatewayServer
-from tests.conftest import FIXTURES, Processes, wait_for, wait_for_port
+from tests.conftest import FIXTURES, Processes, serve_in_process, wait_for
 from tests.mail import maildir_messages
 
 GRANTS_DIRECTORY = FIXTURES / "grants_directory.toml"
@@ -46,15 +45,8 @@ def gateway(settings: Settings) -> Iterator[Gateway]:
 @pytest.fixture
 def web(gateway: Gateway, settings: Settings, processes: Processes) -> Iterator[str]:
     """``serve`` in-process with the web front end; yields its base URL."""
-    scale_out = bool(settings.broker_url)
-    if scale_out:
-        processes.start("worker", name="worker")
-    server = GatewayServer(gateway, run_worker=not scale_out, run_web=True)
-    server.start()
-    host, port = settings.web_listen.rsplit(":", 1)
-    wait_for_port(host, int(port))
-    yield f"http://{settings.web_listen}"
-    server.stop()
+    with serve_in_process(gateway, settings, processes, run_web=True):
+        yield f"http://{settings.web_listen}"
 
 
 def sent_mail(settings: Settings) -> list[EmailMessage]:
