@@ -6,7 +6,6 @@ errors are one sentence on stderr with a non-zero exit status.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -20,9 +19,12 @@ from sqlalchemy.orm import selectinload
 
 from gateway.app import Gateway
 from gateway.cli_bulk import BULK_COMMANDS
+from gateway.cli_common import open_gateway as _gateway
+from gateway.cli_common import print_json as _print_json
+from gateway.cli_common import settings_of as _settings
 from gateway.cli_grants import grants
 from gateway.cli_mailboxes import mailboxes
-from gateway.config import Settings, load_settings
+from gateway.config import load_settings
 from gateway.directory import load_directory_file
 from gateway.errors import ConfigError, DirectoryError, GatewayError, StorageError
 from gateway.models import MessageRecord, OutboxItem, SpoolEntry, SpoolState, Ticket
@@ -36,24 +38,6 @@ log = logging.getLogger("gateway")
 
 EX_CONFIG = 78
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _settings(ctx: click.Context) -> Settings:
-    return ctx.ensure_object(dict)["settings"]  # type: ignore[no-any-return]
-
-
-def _gateway(ctx: click.Context, *, upgrade: bool | None = None) -> Gateway:
-    """Open the gateway; an embedded SQLite database is created or migrated on the way."""
-    settings = _settings(ctx)
-    gateway = Gateway(settings)
-    if upgrade if upgrade is not None else settings.is_sqlite:
-        gateway.db.upgrade()
-    ctx.call_on_close(gateway.close)
-    return gateway
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

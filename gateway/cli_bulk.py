@@ -7,7 +7,6 @@ outside ``serve``); in scale-out they hand it to the workers.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from gateway.announcements import (
     send_announcement,
 )
 from gateway.app import Gateway
-from gateway.config import Settings
+from gateway.cli_common import open_gateway, print_json
 from gateway.models import QuarterlySend, utcnow
 from gateway.quarterly import describe, parse_quarter, plan, run_quarterly
 from gateway.unsubscribe import unsubscribed
@@ -31,19 +30,6 @@ from gateway.usage_import import import_usage_csv
 from outbound.render import LANGUAGES
 
 __all__ = ["BULK_COMMANDS"]
-
-
-def _open(ctx: click.Context) -> Gateway:
-    settings: Settings = ctx.ensure_object(dict)["settings"]
-    gateway = Gateway(settings)
-    if settings.is_sqlite:
-        gateway.db.upgrade()
-    ctx.call_on_close(gateway.close)
-    return gateway
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _progress(line: str) -> None:
@@ -68,7 +54,7 @@ def quarterly_run(ctx: click.Context, quarter: str, dry_run: bool, as_json: bool
         parse_quarter(quarter)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--quarter") from None
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     if dry_run:
         with gateway.db.reading() as session:
             rows = describe(plan(session, quarter, utcnow().date()))
@@ -79,7 +65,7 @@ def quarterly_run(ctx: click.Context, quarter: str, dry_run: bool, as_json: bool
             row["status"] = ("already sent" if (row["email"], row["team"]) in done
                              else "unsubscribed" if row["email"] in left else "would send")
         if as_json:
-            _echo_json(rows)
+            print_json(rows)
             return
         for row in rows:
             click.echo(f"{row['email']:<32} {row['team']:<16} {row['language']}  "
@@ -127,7 +113,7 @@ def announce(ctx: click.Context, subject: str, body_file: Any, audience: str,
     """Send an announcement to everyone in the audience who has not unsubscribed."""
     translations = dict(_translation(v) for v in language_files)
     body = body_file.read()
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     try:
         with gateway.db.transaction() as session:
             announcement = create_announcement(
@@ -173,11 +159,11 @@ def announcements() -> None:
 @click.pass_context
 def announcements_list(ctx: click.Context, as_json: bool) -> None:
     """Announcements, newest first, with recipients, skipped, queued and delivered counts."""
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     with gateway.db.reading() as session:
         views = list_announcements(session)
     if as_json:
-        _echo_json(views)
+        print_json(views)
         return
     for v in views:
         click.echo(f"{v['id']:<5} {v['created_at'][:16]} {v['status']:<8} {v['audience']:<14} "
@@ -190,7 +176,7 @@ def announcements_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def announcements_resume(ctx: click.Context, announcement_id: int) -> None:
     """Continue sending an interrupted announcement (never twice to anyone)."""
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     if not any(v["id"] == announcement_id for v in _views(gateway)):
         raise click.ClickException(f"there is no announcement {announcement_id}")
     _send(gateway, announcement_id, wait=True)
@@ -212,7 +198,7 @@ def usage() -> None:
 @click.pass_context
 def usage_import(ctx: click.Context, file: Path) -> None:
     """Upsert a CSV with the columns team,feature,count,period (all or nothing)."""
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     with gateway.db.transaction() as session:
         count = import_usage_csv(session, file)
     click.echo(f"{file}: {count} usage rows imported")

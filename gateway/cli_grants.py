@@ -8,14 +8,12 @@ handed to the broker in scale-out mode.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
 
 import click
 
 from gateway.app import Gateway
-from gateway.config import Settings
+from gateway.cli_common import open_gateway, print_json
 from gateway.errors import GatewayError
 from gateway.grants.overview import activations, grant_view, login_view, logins
 from gateway.grants.service import GrantError, live_grant, record_login, request_access, revoke
@@ -23,15 +21,6 @@ from gateway.models import utcnow
 from outbound.delivery import deliver_outbox_item
 
 __all__ = ["grants"]
-
-
-def _open(ctx: click.Context) -> Gateway:
-    settings: Settings = ctx.find_root().ensure_object(dict)["settings"]
-    gateway = Gateway(settings)
-    if settings.is_sqlite:
-        gateway.db.upgrade()
-    ctx.call_on_close(gateway.close)
-    return gateway
 
 
 def _deliver(gateway: Gateway, outbox_ids: list[int]) -> None:
@@ -50,10 +39,6 @@ def _at(value: datetime | None) -> datetime:
     if value is None:
         return utcnow()
     return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 _AT = click.option("--at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S",
@@ -78,7 +63,7 @@ def grants() -> None:
 def request_cmd(ctx: click.Context, team: str, agent: str | None, department: str | None,
                 reason: str, export: bool, requested_by: str) -> None:
     """Mail an activation link to every authorised user of the team."""
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     try:
         with gateway.db.transaction() as session:
             outbox_ids = request_access(session, gateway.services, team, agent_email=agent,
@@ -100,13 +85,13 @@ def request_cmd(ctx: click.Context, team: str, agent: str | None, department: st
 def check_cmd(ctx: click.Context, team: str, agent: str, export: bool, as_json: bool,
               at: datetime | None) -> None:
     """Exit 0 if AGENT may access TEAM's system now (with --export: and export), else 1."""
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     moment = _at(at)
     with gateway.db.reading() as session:
         grant = live_grant(session, team, agent, export=export, at=moment)
         view = grant_view(grant, moment) if grant is not None else None
     if as_json:
-        _echo_json({"allowed": grant is not None, "team": team, "agent": agent.lower(),
+        print_json({"allowed": grant is not None, "team": team, "agent": agent.lower(),
                     "export": export, "grant": view})
     else:
         click.echo(f"allowed by grant {view['id']}" if view else "denied: no live grant")
@@ -120,7 +105,7 @@ def check_cmd(ctx: click.Context, team: str, agent: str, export: bool, as_json: 
 @click.pass_context
 def login_cmd(ctx: click.Context, team: str, agent: str, reason: str) -> None:
     """Record a login with its exact time and reason; refused without a live grant."""
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     try:
         with gateway.db.transaction() as session:
             login = record_login(session, team, agent, reason, gateway.services.now())
@@ -136,12 +121,12 @@ def login_cmd(ctx: click.Context, team: str, agent: str, reason: str) -> None:
 @click.pass_context
 def list_cmd(ctx: click.Context, team: str, as_json: bool) -> None:
     """Activations of the last six months, newest first."""
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     now = gateway.services.now()
     with gateway.db.reading() as session:
         views = [grant_view(g, now) for g in activations(session, team, now)]
     if as_json:
-        _echo_json(views)
+        print_json(views)
         return
     for v in views:
         click.echo(f"{v['id']:<5} {v['state']:<8} {v['granted_at']}  "
@@ -155,12 +140,12 @@ def list_cmd(ctx: click.Context, team: str, as_json: bool) -> None:
 @click.pass_context
 def logins_cmd(ctx: click.Context, team: str, as_json: bool) -> None:
     """Logins of the last six months with exact time and reason, newest first."""
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     now = gateway.services.now()
     with gateway.db.reading() as session:
         views = [login_view(x) for x in logins(session, team, now)]
     if as_json:
-        _echo_json(views)
+        print_json(views)
         return
     for v in views:
         click.echo(f"{v['at']}  {v['agent']:<32} {v['reason']}")
@@ -173,7 +158,7 @@ def logins_cmd(ctx: click.Context, team: str, as_json: bool) -> None:
 @click.pass_context
 def revoke_cmd(ctx: click.Context, grant_id: int, team: str, revoked_by: str) -> None:
     """End a live grant at once (operators; customers revoke from the overview page)."""
-    gateway = _open(ctx)
+    gateway = open_gateway(ctx)
     try:
         with gateway.db.transaction() as session:
             outbox_ids = revoke(session, gateway.services, grant_id, team_id=team,

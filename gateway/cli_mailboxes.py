@@ -8,7 +8,6 @@ from any node, whichever ``serve`` process holds the poller lease).  JSON fields
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -16,6 +15,7 @@ from sqlalchemy import select
 
 from gateway import leases
 from gateway.app import Gateway
+from gateway.cli_common import open_gateway, print_json
 from gateway.config import Settings
 from gateway.models import ImapFolderState
 from gateway.views import iso
@@ -62,11 +62,9 @@ def mailboxes() -> None:
 @click.pass_context
 def mailboxes_status(ctx: click.Context, as_json: bool) -> None:
     """Per mailbox and folder: last UID, last poll, last error, messages taken."""
-    from gateway.cli import _gateway
-
-    rows = mailbox_status(_gateway(ctx))
+    rows = mailbox_status(open_gateway(ctx))
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        print_json(rows)
         return
     if not rows:
         click.echo("no mailboxes are configured")

@@ -7,13 +7,13 @@ changes a ticket's place; tiers change how soon a ticket is *due*, shown beside 
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from typing import Any
 
 import click
 from sqlalchemy import select
 
+from gateway.cli_common import open_gateway, print_json
 from gateway.models import Team, Ticket, TicketStatus, utcnow
 from gateway.views import iso
 
@@ -22,19 +22,13 @@ __all__ = ["insights", "queue"]
 _DONE = (TicketStatus.SOLVED, TicketStatus.CLOSED)
 
 
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
 @click.command()
 @click.option("--queue", "queue_name", default=None, help="Only this queue (en, ja, …).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_context
 def queue(ctx: click.Context, queue_name: str | None, as_json: bool) -> None:
     """Open tickets, oldest first (no priorities; later details do not move a ticket)."""
-    from gateway.cli import _gateway
-
-    gateway = _gateway(ctx)
+    gateway = open_gateway(ctx)
     now = utcnow()
     with gateway.db.reading() as session:
         query = select(Ticket).where(Ticket.status.not_in(_DONE)).order_by(
@@ -51,7 +45,7 @@ def queue(ctx: click.Context, queue_name: str | None, as_json: bool) -> None:
                             and t.first_response_due <= now),
         } for position, t in enumerate(session.scalars(query), start=1)]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         click.echo("the queue is empty")
@@ -69,9 +63,7 @@ def queue(ctx: click.Context, queue_name: str | None, as_json: bool) -> None:
 @click.pass_context
 def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
     """A team's tickets: open, total, most frequent issue types, per product and type."""
-    from gateway.cli import _gateway
-
-    gateway = _gateway(ctx)
+    gateway = open_gateway(ctx)
     with gateway.db.reading() as session:
         if session.get(Team, team_id) is None:
             raise click.ClickException(f"there is no team {team_id!r} in the directory")
@@ -90,7 +82,7 @@ def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
                         for product, counts in sorted(per_product.items())},
     }
     if as_json:
-        _print_json(view)
+        print_json(view)
         return
     click.echo(f"team {team_id}: {view['open_tickets']} open, {view['total_submitted']} "
                "submitted in all")

@@ -7,13 +7,12 @@ same policy, same code path as the ``apply-rules`` step), so a manager can see
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from gateway.config import Settings
+from gateway.cli_common import open_gateway, print_json, settings_of
 from gateway.models import Product
 from rules.engine import describe_duration
 from rules.intake import decide_for
@@ -65,12 +64,10 @@ def _when(value: str | None) -> datetime:
 def rules_explain(ctx: click.Context, sender: str, to: str | None, product: str | None,
                   language: str | None, at: str | None, as_json: bool) -> None:
     """What a new request would get: tier, target, calendar, queue, language, due, why."""
-    from gateway.cli import _gateway
-
-    settings: Settings = ctx.ensure_object(dict)["settings"]
+    settings = settings_of(ctx)
     when = _when(at)
     policy = current_policy(settings)
-    gateway = _gateway(ctx)
+    gateway = open_gateway(ctx)
     with gateway.db.reading() as session:
         if product is not None and session.get(Product, product) is None:
             raise click.BadParameter(f"there is no product {product!r} in the directory",
@@ -83,7 +80,7 @@ def rules_explain(ctx: click.Context, sender: str, to: str | None, product: str 
     view = {"from": sender.strip().lower(), **found.as_dict(), "category": decision.category,
             "policy": policy.source}
     if as_json:
-        click.echo(json.dumps(view, indent=2, ensure_ascii=False))
+        print_json(view)
         return
     local = found.due.astimezone(policy.calendar(found.calendar).zone)
     click.echo(f"tier      {found.tier}\ntarget    {describe_duration(found.target)} on calendar "
