@@ -16,7 +16,14 @@ import trustme
 from sqlalchemy import func, select
 
 from gateway.app import Gateway
-from gateway.models import MessageRecord, OutboxItem, SpoolEntry, SpoolState, Ticket
+from gateway.models import (
+    ImapFolderState,
+    MessageRecord,
+    OutboxItem,
+    SpoolEntry,
+    SpoolState,
+    Ticket,
+)
 from tests.conftest import Processes, run_gateway, wait_for, wait_for_port
 from tests.corpus import corpus_bytes, corpus_entries
 from tests.imap.conftest import (
@@ -104,7 +111,7 @@ def test_500_messages_become_ticket_messages_flagged_after_storage(
     assert _uids(dovecot, "INBOX", ["UNKEYWORD", KEYWORD]) == []
     assert len(_uids(dovecot, "INBOX", ["KEYWORD", KEYWORD])) == 500
     # A later poll takes nothing more.
-    done = folder_state(gateway, "shared", "INBOX")
+    done = wait_taken(gateway, "shared", "INBOX", 500)
     assert done is not None and done.taken == 500 and done.last_poll_at is not None
     wait_for(lambda: (s := folder_state(gateway, "shared", "INBOX")) is not None
              and s.last_poll_at is not None and done.last_poll_at is not None
@@ -183,7 +190,7 @@ def test_uidvalidity_change_rescans_without_duplicates(
     originals = _mails(5, "recreated")
     _append(dovecot, "Support", originals)
     wait_all_processed(gateway, 5)
-    before = folder_state(gateway, "shared", "Support")
+    before = wait_taken(gateway, "shared", "Support", 5)
     assert before is not None and before.taken == 5
     # The provider recreates the folder with the same messages (new UIDVALIDITY), plus one.
     client = dovecot.client(SHARED)
@@ -202,8 +209,17 @@ def test_uidvalidity_change_rescans_without_duplicates(
     assert spool_count(gateway) == 6
     recorded = _ticket_messages(gateway)
     assert sum(recorded.values()) == 6 and max(recorded.values()) == 1
-    after = folder_state(gateway, "shared", "Support")
+    after = wait_taken(gateway, "shared", "Support", 6)
     assert after is not None and after.uidvalidity != before.uidvalidity and after.taken == 6
+
+
+def wait_taken(gateway: Gateway, mailbox_name: str, folder: str, count: int
+               ) -> ImapFolderState | None:
+    """The folder's checkpoint once it counts ``count`` messages taken: it advances just
+    after the messages are flagged, so a test that saw the flags must wait for it."""
+    wait_for(lambda: (s := folder_state(gateway, mailbox_name, folder)) is not None
+             and s.taken >= count, 30, message=f"checkpoint of {mailbox_name}/{folder}")
+    return folder_state(gateway, mailbox_name, folder)
 
 
 def _create(dovecot: Dovecot, folder: str) -> None:
