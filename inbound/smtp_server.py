@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from gateway.directory import SupportIdentity
 from gateway.errors import StorageError
@@ -27,10 +28,13 @@ from inbound.smtp_codes import (
     S250_RECIPIENT_OK,
     S451_STORAGE,
     S452_TOO_MANY_RECIPIENTS,
+    S500_LINE_TOO_LONG,
     S550_NO_RELAY,
     S550_UNKNOWN_USER,
+    S552_TOO_BIG,
     S553_BAD_ADDRESS,
 )
+from inbound.smtp_data import DataState, read_data
 from inbound.spool import StoredMessage
 
 __all__ = ["GatewayHandler", "GatewaySMTP", "SmtpIntake"]
@@ -40,6 +44,14 @@ log = logging.getLogger(__name__)
 SUPPORT_CACHE_SECONDS = 5.0
 LINE_LENGTH_LIMIT = 10_000
 """RFC 5321 asks for 1000; real clients send longer lines, and refusing them loses mail."""
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PLAIN_PATH = re.compile(
+    rf"[ \t]*<({_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*)>[ \t]*+(?![(])")
+"""``<dot-atom@host.name>`` and what follows: the paths nearly every client sends, for
+which the email package's full RFC 5322 parser (a tenth of an intake's CPU) gives
+exactly the text between the brackets."""
 
 
 class GatewayHandler:
@@ -103,41 +115,85 @@ class GatewayHandler:
 
 
 class GatewaySMTP(SMTP):
-    """aiosmtpd's protocol, telling ``priority`` when a mail transaction is open."""
+    """aiosmtpd's protocol, telling ``priority`` each time a message was answered.
+
+    Three of aiosmtpd's hot paths are replaced by cheaper ones with the same
+    results: DATA is read in blocks (:mod:`inbound.smtp_data`), plain paths skip the
+    RFC 5322 parser, and the per-connection method scan sees only the names it uses.
+    """
 
     line_length_limit = LINE_LENGTH_LIMIT
     priority: IntakePriority | None = None
-    _in_transaction = False
+    _scanned_names: list[str] | None = None
 
-    def _transaction_ended(self) -> None:
-        if self._in_transaction and self.priority is not None:
-            self._in_transaction = False
-            self.priority.end()
+    def __dir__(self) -> list[str]:
+        """The names aiosmtpd's ``__init__`` looks for (``smtp_*``, ``auth_*``).
 
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        if self.priority is not None and not self._in_transaction:
-            self._in_transaction = True  # before the answer is sent, not after
-            self.priority.begin()
-        await super().smtp_MAIL(arg)
-        if self.envelope is None or self.envelope.mail_from is None:  # refused
-            self._transaction_ended()
+        It builds its command tables with ``inspect.getmembers(self)`` and ``dir(self)``
+        on every connection, reading every attribute of the class: a fifth of the CPU
+        of a short session.  The names are a property of the class, so computed once.
+        """
+        cls = type(self)
+        if cls._scanned_names is None:
+            cls._scanned_names = [name for name in super().__dir__()
+                                  if name.startswith(("smtp_", "auth_"))]
+        return list(cls._scanned_names)
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        plain = _PLAIN_PATH.match(arg)
+        if plain is None:
+            return super()._getaddr(arg)
+        address = plain.group(1)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, arg[plain.end():]
+
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
+        await self._data(arg)
+
+    def _reset_envelope(self) -> None:
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+
+    async def _data(self, arg: str | None) -> None:
+        """aiosmtpd's ``smtp_DATA`` (checks, answers, hook) with the block reader."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
-            await super().smtp_DATA(arg)
-        finally:
-            # answered (the envelope was reset): the transaction is over
-            if self.envelope is None or self.envelope.mail_from is None:
-                self._transaction_ended()
-
-    async def smtp_RSET(self, arg: str | None) -> None:
-        self._transaction_ended()
-        await super().smtp_RSET(arg)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._transaction_ended()
-        super().connection_lost(error)
-
+            result = await read_data(self._reader, size_limit=self.data_size_limit,
+                                     line_limit=self.line_length_limit)
+        except asyncio.CancelledError:
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise
+        if result is None:  # the client closed the connection mid-message
+            return
+        if result.state is DataState.TOO_LONG:
+            await self.push(S500_LINE_TOO_LONG)
+            self._reset_envelope()
+            return
+        if result.state is DataState.TOO_MUCH:
+            await self.push(S552_TOO_BIG)
+            self._reset_envelope()
+            return
+        content: bytes | str = result.content
+        if self._decode_data:  # pragma: no cover - the gateway keeps raw bytes
+            content = result.content.decode("utf-8", errors="surrogateescape")
+        self.envelope.content = content
+        self.envelope.original_content = result.content
+        status = await self._call_handler_hook("DATA")
+        self._reset_envelope()
+        if self.priority is not None:
+            self.priority.taken()
+        await self.push("250 OK" if status is MISSING else status)
 
 class SmtpIntake(Controller):
     """A threaded aiosmtpd controller with our limits; ``start()`` returns once it listens."""
