@@ -11,6 +11,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -52,6 +53,9 @@ class Gateway:
         self._worker: dramatiq.Worker | None = None
         self._enqueued: dict[int, float] = {}
         self._enqueued_lock = threading.Lock()
+        self.processing_feed: Callable[[int], None] | None = None
+        """Set by ``serve`` with an in-process worker: new jobs go through the intake-first
+        feed of :mod:`gateway.intake_priority` instead of straight to the broker."""
 
     @cached_property
     def services(self) -> Services:
@@ -66,13 +70,21 @@ class Gateway:
     # -- jobs ---------------------------------------------------------------
     def enqueue_processing(self, spool_id: int) -> None:
         """Ask a worker to process a committed spool row; losing this only delays it."""
+        with self._enqueued_lock:
+            self._enqueued[spool_id] = time.monotonic()
+        if self.processing_feed is not None:
+            self.processing_feed(spool_id)
+        else:
+            self.send_processing(spool_id)
+
+    def send_processing(self, spool_id: int) -> None:
+        """Send the processing job to the broker now."""
         try:
             self.actors.process.send(spool_id)
         except Exception:  # noqa: BLE001 - broker down: the sweep will enqueue it again
             log.exception("could not enqueue spool %s; the sweep will retry", spool_id)
-            return
-        with self._enqueued_lock:
-            self._enqueued[spool_id] = time.monotonic()
+            with self._enqueued_lock:
+                self._enqueued.pop(spool_id, None)
 
     def _needs_requeue(self, spool_ids: list[int]) -> list[int]:
         """Rows whose job this process did not hand to the broker (or long ago).

@@ -1,76 +1,171 @@
 """SMTP intake before processing, inside one process (embedded ``gateway serve``).
 
-The in-process worker threads and the SMTP event loop share one GIL.  A busy
-worker thread makes the event loop wait up to the interpreter's switch interval
-(5 ms) every time it wants the GIL back, after each socket call: a burst of mail
-was then taken at a tenth of the speed of a bare aiosmtpd.  So intake counts its
-open mail transactions (MAIL FROM to the answer after DATA), and a worker job
-waits to start while one is open or one ended in the last ``quiet`` seconds.
-Counting transactions, not bytes, matters: a worker that holds the GIL also keeps
-the event loop from reading, which would look like a quiet intake.  It never starves:
-while intake stays busy one job at a time waits at most ``max_wait`` and then
-runs, so processing keeps a minimum share and a burst is processed right after.
-Transactions that stall (no transaction began or ended for a second) stop counting.
-Nothing waits for anything durable here; every job is still a database row.
+The in-process worker threads and the SMTP event loop share one GIL.  A running
+job makes the event loop wait for the GIL after every socket call (up to the
+interpreter's switch interval, 5 ms, each time): during a burst, mail was taken
+at a fraction of the speed of a bare aiosmtpd.  So while intake is busy,
+processing waits.
+
+"Busy" is a rate: at least ``busy_rate`` messages a second taken over the last
+``window``.  That is more than one core can process (a job costs about 15 ms of
+CPU), so at such a rate a backlog grows whatever we do, and taking the mail
+first is what keeps it safe.  Below it processing runs freely, so a steady trickle
+is answered at once.  A rate, not the number of open transactions: remote MTAs
+keep transactions open for hundreds of milliseconds while the loop sleeps, and
+that must not hold processing back.
+
+On SQLite, processing jobs run one at a time (the "lane"): each holds the one
+write lock for its whole pipeline, so others would only sleep in SQLite's busy
+handler and add GIL switching; on PostgreSQL they overlap their round trips.
+While intake is busy jobs always go one at a time, and each waits up to
+``max_wait`` before it starts, and new jobs are not even handed to
+the broker (see :class:`ProcessingFeed`).  Processing never starves: during a flood it still
+does one job per ``max_wait``, and all of the backlog as soon as the rate drops.
+Nothing durable waits here; every job is a database row.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from dramatiq import Broker, Message
 from dramatiq.middleware import Middleware
 
-__all__ = ["IntakePriority", "IntakePriorityMiddleware"]
+__all__ = ["IntakePriority", "IntakePriorityMiddleware", "ProcessingFeed"]
 
-QUIET_SECONDS = 0.005
-MAX_WAIT_SECONDS = 0.2
-STALLED_SECONDS = 1.0
-"""Open transactions with no transaction starting or ending anywhere for this long do not
-count: a client that sent MAIL FROM and went silent must not slow processing."""
+log = logging.getLogger(__name__)
+
+BUSY_RATE = 100.0
+"""Messages per second above which intake goes first (about twice what a core processes)."""
+WINDOW_SECONDS = 0.2
+MAX_WAIT_SECONDS = 1.0
+POLL_SECONDS = 0.01
 
 
 class IntakePriority:
-    """When intake last did something, and the wait worker jobs make because of it."""
+    """How fast intake is taking mail, and the wait worker jobs make because of it."""
 
-    def __init__(self, quiet: float = QUIET_SECONDS, max_wait: float = MAX_WAIT_SECONDS) -> None:
-        self.quiet = quiet
+    def __init__(self, busy_rate: float = BUSY_RATE, window: float = WINDOW_SECONDS,
+                 max_wait: float = MAX_WAIT_SECONDS, one_at_a_time: bool = True) -> None:
+        self.one_at_a_time = one_at_a_time
+        self.window = window
         self.max_wait = max_wait
-        self._last_activity = -1.0e9
-        self._open = 0  # changed by the event loop thread only
-        self._lane = threading.Lock()  # during intake, one job at a time passes
+        self._busy_count = max(1, round(busy_rate * window))
+        self._taken: deque[float] = deque(maxlen=self._busy_count)
+        self._answered = 0
+        self._lane = threading.Lock()  # one processing job at a time (always, or while busy)
+        self._holding = threading.local()
 
-    def begin(self) -> None:
-        """A mail transaction started (MAIL FROM accepted)."""
-        self._open += 1
-        self._last_activity = time.monotonic()
+    def taken(self) -> None:
+        """Intake answered a message (called on the event loop's thread)."""
+        self._taken.append(time.monotonic())
+        self._answered += 1
 
-    def end(self) -> None:
-        """A mail transaction ended (answered after DATA, reset, or the client left)."""
-        self._open = max(0, self._open - 1)
-        self._last_activity = time.monotonic()
+    def answered(self) -> int:
+        """How many messages intake answered since start (for tests and diagnostics)."""
+        return self._answered
 
     def busy(self) -> bool:
-        idle = time.monotonic() - self._last_activity
-        return idle < self.quiet or (self._open > 0 and idle < STALLED_SECONDS)
+        """At least ``busy_rate`` messages a second over the last ``window``."""
+        taken = self._taken
+        if len(taken) < self._busy_count:
+            return False
+        try:
+            oldest = taken[0]
+        except IndexError:  # pragma: no cover - emptied meanwhile
+            return False
+        return time.monotonic() - oldest < self.window
+
+    def held_back(self) -> bool:
+        """Wait while intake is busy, at most ``max_wait``; True if it still is."""
+        deadline = time.monotonic() + self.max_wait
+        while self.busy():
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(POLL_SECONDS)
+        return False
 
     def wait_turn(self) -> None:
-        """Block the calling worker thread while intake is busy, at most ``max_wait``."""
-        if not self.busy():
+        """Before a processing job: take the lane (kept until :meth:`job_done`), then wait
+        while intake is busy."""
+        if not (self.one_at_a_time or self.busy()):
             return
-        with self._lane:
-            deadline = time.monotonic() + self.max_wait
-            while self.busy() and time.monotonic() < deadline:
-                time.sleep(self.quiet)
+        self._lane.acquire()
+        self._holding.lane = True
+        self.held_back()
+
+    def job_done(self) -> None:
+        """The calling worker thread finished (or skipped) the job it waited for."""
+        if getattr(self._holding, "lane", False):
+            self._holding.lane = False
+            self._lane.release()
 
 
 class IntakePriorityMiddleware(Middleware):
-    """Each job of this process's worker waits for its turn before it starts."""
+    """Each processing job of this process's worker waits for its turn before it starts.
 
-    def __init__(self, priority: IntakePriority) -> None:
+    Delivery jobs do not: they mostly wait on a remote SMTP server, not the CPU.
+    """
+
+    def __init__(self, priority: IntakePriority, actor_name: str) -> None:
         self.priority = priority
+        self.actor_name = actor_name
 
     def before_process_message(self, broker: Broker, message: Message[Any]) -> None:
-        self.priority.wait_turn()
+        if message.actor_name == self.actor_name:
+            self.priority.wait_turn()
+
+    def after_process_message(self, broker: Broker, message: Message[Any], *,
+                              result: Any = None, exception: BaseException | None = None) -> None:
+        self.priority.job_done()
+
+    def after_skip_message(self, broker: Broker, message: Message[Any]) -> None:
+        self.priority.job_done()
+
+
+class ProcessingFeed:
+    """Hands stored spool ids to the in-process worker when intake lets it run.
+
+    Sending a dramatiq message costs the event loop little, but the in-memory
+    broker's consumer thread then wakes, decodes and queues every message at once:
+    during a burst that was a tenth of intake's CPU, spent on jobs that could not
+    run yet anyway.  So intake drops the id here; a feeder thread sends them all
+    when intake is not busy, and while it stays busy one every ``max_wait``.
+    Ids waiting here are ``received`` rows: a restart's sweep finds them.
+    """
+
+    def __init__(self, priority: IntakePriority, send: Callable[[int], None]) -> None:
+        self.priority = priority
+        self._send = send
+        self._pending: deque[int] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="processing-feed", daemon=True)
+        self._thread.start()
+
+    def submit(self, spool_id: int) -> None:
+        self._pending.append(spool_id)
+        self._wake.set()
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait()
+            self._wake.clear()
+            while self._pending and not self._stopping:
+                count = 1 if self.priority.held_back() else len(self._pending)
+                for _ in range(min(count, len(self._pending))):
+                    spool_id = self._pending.popleft()
+                    try:
+                        self._send(spool_id)
+                    except Exception:  # noqa: BLE001 - the sweep sends it again
+                        log.exception("could not hand spool %s to the worker", spool_id)

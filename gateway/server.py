@@ -1,12 +1,13 @@
 """``gateway serve`` and ``gateway worker``: start the parts in a safe order, stop cleanly.
 
-Order: schema, directory files, worker, a sweep of everything left behind, and
-only then the listeners and the IMAP pollers, so a client that can connect (and
-mail that is taken) is served end to end.
+Order: schema, directory files, a warm-up of processing, worker, a sweep of
+everything left behind, and only then the listeners and the IMAP pollers, so a
+client that can connect (and mail that is taken) is served end to end.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -20,8 +21,9 @@ from gateway.app import Gateway
 from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
 from gateway.escalation import escalate
-from gateway.intake_priority import IntakePriority, IntakePriorityMiddleware
+from gateway.intake_priority import IntakePriority, IntakePriorityMiddleware, ProcessingFeed
 from gateway.scheduler import GatewayScheduler
+from gateway.warm_up import warm_up
 from gateway.web import make_web_app
 from inbound.imap_poller import MailboxPollers
 from inbound.smtp_server import GatewayHandler, SmtpIntake
@@ -46,7 +48,8 @@ class GatewayServer:
         self._sweeper: threading.Thread | None = None
         self.scheduler: GatewayScheduler | None = None
         self.pollers: MailboxPollers | None = None
-        self.intake_priority = IntakePriority()
+        self.intake_priority = IntakePriority(one_at_a_time=gateway.db.is_sqlite)
+        self.feed: ProcessingFeed | None = None
 
     def _support(self) -> SupportIdentity:
         with self.gateway.db.reading() as session:
@@ -63,10 +66,13 @@ class GatewayServer:
         current_policy(settings)  # a bad policy file stops serve here (ConfigError, exit 78)
         current_issue_types(settings)
         if self.run_worker:
+            warm_up(gateway.services)  # first-message costs now, not during the first burst
             # The worker threads share this process's GIL with SMTP intake: intake first.
             gateway.broker.add_middleware(  # type: ignore[no-untyped-call]  # dramatiq: untyped
-                IntakePriorityMiddleware(self.intake_priority))
+                IntakePriorityMiddleware(self.intake_priority, gateway.actors.process.actor_name))
             gateway.start_worker()
+            self.feed = ProcessingFeed(self.intake_priority, gateway.send_processing)
+            gateway.processing_feed = self.feed.submit
         gateway.sweep(everything=settings.embedded)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
         self._sweeper.start()
@@ -84,6 +90,9 @@ class GatewayServer:
                                timeout=settings.smtp_timeout,
                                server_hostname=settings.smtp_hostname or None,
                                priority=self.intake_priority)
+        # What start-up built (modules, templates, compiled patterns) lives as long as the
+        # process: keep the cyclic garbage collector from walking it again and again.
+        gc.freeze()
         self.smtp.start()
         log.info("SMTP intake listening on %s", settings.smtp_listen)
         if settings.sender_authentication == "token":
@@ -129,6 +138,10 @@ class GatewayServer:
         if self.spool_writer is not None:
             self.spool_writer.close()
             self.spool_writer = None
+        if self.feed is not None:  # what it still holds is received rows: the next sweep's
+            self.gateway.processing_feed = None
+            self.feed.close()
+            self.feed = None
         if self._web is not None:
             self._web.should_exit = True
             if self._web_thread is not None:
