@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
+from rules.keywords import KeywordMatcher
 from rules.policy import Policy
 
 __all__ = ["category_for", "mostly_japanese", "product_for"]
 
-_JAPANESE = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+_JAPANESE_RANGES = r"\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f"
+_JAPANESE = re.compile(f"[{_JAPANESE_RANGES}]")
 _LETTER = re.compile(r"[^\W\d_]")
+_JAPANESE_LETTER = re.compile(rf"(?=[^\W\d_])[{_JAPANESE_RANGES}]")
 
 
 def mostly_japanese(text: str) -> bool:
     """True when more than half of the letters are kana or kanji."""
-    letters = _LETTER.findall(text[:5000])
-    if not letters:
+    sample = text[:5000]
+    if _JAPANESE.search(sample) is None:  # nearly every non-Japanese text: one quick scan
         return False
-    return sum(1 for c in letters if _JAPANESE.match(c)) * 2 > len(letters)
+    letters = len(_LETTER.findall(sample))
+    return letters > 0 and len(_JAPANESE_LETTER.findall(sample)) * 2 > letters
 
 
 def _address_matches(address: str, wanted: Iterable[str]) -> str | None:
@@ -35,14 +40,16 @@ def _address_matches(address: str, wanted: Iterable[str]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=256)
+def _matcher(keywords: tuple[str, ...]) -> KeywordMatcher:
+    # No spaces between Japanese words: a Japanese keyword is a plain substring.
+    return KeywordMatcher([(keyword, keyword, False) if _JAPANESE.search(keyword)
+                           else (keyword, keyword.lower(), True) for keyword in keywords])
+
+
 def _keyword_in(text: str, keywords: Iterable[str]) -> str | None:
-    for keyword in keywords:
-        if _JAPANESE.search(keyword):  # no spaces between Japanese words: a substring
-            if keyword in text:
-                return keyword
-        elif re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", text):
-            return keyword
-    return None
+    """The first of ``keywords`` that ``text`` (lower case) mentions as a word."""
+    return _matcher(tuple(keywords)).first(text)
 
 
 def product_for(policy: Policy, recipients: Sequence[str], subject: str, text: str,

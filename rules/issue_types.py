@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rules.keywords import KeywordMatcher
 from rules.policy import PolicyError
 
 __all__ = ["DEFAULT_ISSUE_TYPES", "IssueTypes", "load_issue_types"]
@@ -45,23 +46,21 @@ class _FileSpec(BaseModel):
 @dataclass(frozen=True)
 class IssueTypes:
     default: str
-    patterns: tuple[tuple[str, tuple[tuple[str, re.Pattern[str]], ...]], ...]
+    patterns: tuple[tuple[str, KeywordMatcher], ...]
 
     def classify(self, subject: str, text: str) -> tuple[str, str]:
         """(issue type id, why) for a request's subject and text."""
         words = f"{subject}\n{text[:5000]}".lower()
         for type_id, keywords in self.patterns:
-            for keyword, pattern in keywords:
-                if pattern.search(words):
-                    return type_id, f"issue type {type_id}: mentions {keyword!r}"
+            keyword = keywords.first(words)
+            if keyword is not None:
+                return type_id, f"issue type {type_id}: mentions {keyword!r}"
         return self.default, f"issue type {self.default}: no keyword matched"
 
 
-def _pattern(keyword: str) -> re.Pattern[str]:
+def _entry(keyword: str) -> tuple[str, str, bool]:
     # Whole words for Latin script; CJK has no spaces, so a plain substring there.
-    if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", keyword):
-        return re.compile(re.escape(keyword.lower()))
-    return re.compile(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)")
+    return keyword, keyword.lower(), not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", keyword)
 
 
 @lru_cache(maxsize=8)
@@ -83,4 +82,4 @@ def load_issue_types(path: Path | None = None) -> IssueTypes:
         raise PolicyError(f"issue type file {path}: key {key!r}: "
                           f"{message.removeprefix('Value error, ')}") from None
     return IssueTypes(spec.default, tuple(
-        (t.id, tuple((k, _pattern(k)) for k in t.keywords)) for t in spec.types))
+        (t.id, KeywordMatcher([_entry(k) for k in t.keywords])) for t in spec.types))

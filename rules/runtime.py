@@ -6,6 +6,7 @@ error; workers load it on first use.  A changed file takes effect on restart.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,14 +22,21 @@ def _load(path: Path) -> Policy:
     return load_policy(path)
 
 
+@lru_cache(maxsize=32)
+def _resolved(name: str, cwd: str) -> Path:
+    """A configured file name as an absolute path (resolving costs syscalls per call)."""
+    return (Path(cwd) / name).resolve()
+
+
 def current_policy(settings: Settings) -> Policy:
     """The validated policy named by ``rules_policy`` (raises PolicyError, a ConfigError)."""
-    return _load(Path(settings.rules_policy or DEFAULT_POLICY).resolve())
+    return _load(_resolved(str(settings.rules_policy or DEFAULT_POLICY), os.getcwd()))
 
 
 def current_issue_types(settings: Settings) -> IssueTypes:
     """The validated issue-type keywords named by ``rules_issue_types``."""
-    return load_issue_types(Path(settings.rules_issue_types or DEFAULT_ISSUE_TYPES).resolve())
+    return load_issue_types(_resolved(str(settings.rules_issue_types or DEFAULT_ISSUE_TYPES),
+                                      os.getcwd()))
 
 
 def support_aliases(settings: Settings) -> tuple[str, ...]:
