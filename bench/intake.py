@@ -327,6 +327,18 @@ class GatewayServe(Server):
         return {"rows": rows, "distinct_message_ids": distinct, "states": states,
                 "journal_mode": journal}
 
+    def wait_processed(self, count: int, timeout: float = 120.0) -> None:
+        """Return once ``count`` spool rows have left ``received`` (processed or ignored)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.spool()["states"]
+            if sum(n for state, n in states.items() if state != "received") >= count:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"the warm-up messages were not processed in {timeout:.0f} s: "
+                                 f"{states}")
+            time.sleep(0.1)
+
     def cleanup(self, keep: bool) -> None:
         if not keep and self.cwd is not None:
             shutil.rmtree(self.cwd, ignore_errors=True)
@@ -395,6 +407,8 @@ def measure_intake(server: Server, source: str, *, count: int, size: int, sessio
     if warmup:
         smtp_source(source, server.port, count=warmup, size=size, sessions=min(sessions, 4),
                     reuse=reuse)
+        if isinstance(server, GatewayServe) and server.worker:
+            server.wait_processed(warmup)  # steady state: the warm-up's jobs are done
     cpu_before, busy_before, own_before = server.cpu(), system_busy_seconds(), time.process_time()
     seconds, client_cpu = smtp_source(source, server.port, count=count, size=size,
                                       sessions=sessions, reuse=reuse)

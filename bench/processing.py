@@ -2,9 +2,9 @@
 
 Wall-clock benchmarks wander on a shared machine; the CPU time of one thread
 doing a fixed amount of work does not (much).  This script stores N messages
-(the end-to-end messages of ``bench/intake.py``: 5 KB, from the people of
-``examples/directory.toml`` and one stranger; they repeat one body per sender, so
-after the first each one is a duplicate request and gets a duplicate notice)
+(the end-to-end messages of ``bench/intake.py``: 5 KB, each from its own customer,
+so each opens a ticket and gets an acknowledgement; ``--repeat-senders`` takes the
+people of ``examples/directory.toml`` instead, whose repeated requests are duplicates)
 through the SMTP intake's ``SpoolWriter`` (group commit, 8 at a time), then runs
 each through ``process_spool_entry`` and delivers its outbox rows to a maildir, in
 one thread, and prints the CPU milliseconds per message of each phase.
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from intake import DIRECTORY_FILE, E2E_SENDERS, e2e_message  # noqa: E402
+from intake import DIRECTORY_FILE, E2E_SENDERS, e2e_message, e2e_sender  # noqa: E402
 
 from gateway.app import Gateway  # noqa: E402
 from gateway.config import Settings  # noqa: E402
@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--size", type=int, default=5120)
     parser.add_argument("--profile", type=Path, help="write a cProfile of processing here")
+    parser.add_argument("--repeat-senders", action="store_true",
+                        help="the directory's five senders, so most messages are duplicates")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gw-prof-", dir=ROOT / "bench") as tmp:
         work = Path(tmp)
@@ -50,8 +52,8 @@ def main() -> None:
         gateway.db.upgrade()
         with gateway.db.transaction() as session:
             load_directory_file(session, DIRECTORY_FILE)
-        raws = [e2e_message(i, "prof", E2E_SENDERS[i % len(E2E_SENDERS)], args.size)[1]
-                for i in range(args.count)]
+        raws = [e2e_message(i, "prof", E2E_SENDERS[i % len(E2E_SENDERS)] if args.repeat_senders
+                            else e2e_sender(i), args.size)[1] for i in range(args.count)]
         writer = SpoolWriter(gateway.db)
         started = time.process_time()
         futures = []
