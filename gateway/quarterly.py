@@ -9,8 +9,9 @@ was already queued and sends only the rest.
 Choice of features: usage of the quarter before the one being mailed (the newest full
 quarter); a feature without a usage row counts as never used (0); least used first, ties
 in catalogue order (``Feature.position``, the order the directory listed them).
-Champions get nothing *as champions*: the mail goes to admins only.  Recipients who left
-the "quarterly" list are skipped.
+The mail goes to admins only, and never to a champion (MISSION §1: "Champions do not
+receive the quarterly feature emails"), not even one who is also an admin.  Recipients who
+left the "quarterly" list are skipped.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def plan(session: Session, quarter: str, today: date) -> list[Planned]:
             FeatureUsage.team_id == team.id, FeatureUsage.period == period))}
         chosen = least_used(features, usage)
         admins = session.scalars(select(Person).where(
-            Person.team_id == team.id, Person.role == "admin").order_by(Person.email))
+            Person.team_id == team.id, Person.role == "admin", Person.champion == "none")
+            .order_by(Person.email))
         planned.extend(Planned(p.email, p.name, p.language, team.id, chosen) for p in admins)
     return planned
 

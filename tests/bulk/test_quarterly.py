@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from gateway.app import Gateway
 from gateway.config import Settings
@@ -69,6 +70,21 @@ def test_dry_run_names_admins_and_features_and_sends_nothing(
     assert delivered(settings) == []
     text = run_gateway(settings, "quarterly", "run", "--quarter", QUARTER, "--dry-run")
     assert b"anna@acme.example" in text.stdout and b"5 would be sent" in text.stdout
+
+
+def test_an_admin_who_is_a_champion_gets_no_quarterly_mail(
+        bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
+    directory = tmp_path / "champion_admin.toml"
+    directory.write_text(
+        '[[people]]\nemail = "greta@acme.example"\nname = "Greta Grand"\nteam = "acme"\n'
+        'role = "admin"\nlanguage = "de"\nchampion = "grand"\n', encoding="utf-8")
+    loaded = run_gateway(settings, "directory", "load", str(directory))
+    assert loaded.returncode == 0, loaded.stderr
+    result = run_gateway(settings, "quarterly", "run", "--quarter", QUARTER, "--dry-run",
+                         "--json")
+    assert result.returncode == 0, result.stderr
+    emails = {r["email"] for r in json.loads(result.stdout)}
+    assert "greta@acme.example" not in emails and "anna@acme.example" in emails
 
 
 def test_run_sends_one_mail_per_premium_admin_and_nothing_the_second_time(
