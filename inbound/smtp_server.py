@@ -65,6 +65,16 @@ class GatewayHandler:
         self._support: SupportIdentity | None = None
         self._support_loaded = 0.0
 
+    _hook_names: list[str] | None = None
+
+    def __dir__(self) -> list[str]:
+        """Only the hook names aiosmtpd scans for on every connection (see GatewaySMTP)."""
+        cls = type(self)
+        if cls._hook_names is None:
+            cls._hook_names = [name for name in super().__dir__()
+                               if name.startswith(("handle_", "auth_"))]
+        return list(cls._hook_names)
+
     def prime(self, support: SupportIdentity) -> None:
         """Start with a known identity, so RCPT works through a database outage."""
         self._support, self._support_loaded = support, time.monotonic()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -50,19 +51,68 @@ def _header_block(raw: bytes) -> bytes:
     the event loop's critical path that was 5 ms of a 100 KB message.  Cutting
     after any blank line is safe: the real end of the header block is at or before it.
     """
-    ends = [i for i in (raw.find(b"\r\n\r\n", 0, 262144), raw.find(b"\n\n", 0, 262144))
-            if i >= 0]
+    crlf = raw.find(b"\r\n\r\n", 0, 262144)
+    # a bare-LF blank line can only end the block if it comes before the CRLF one
+    lf = raw.find(b"\n\n", 0, crlf if crlf >= 0 else 262144)
+    ends = [i for i in (crlf, lf) if i >= 0]
     return raw[:min(ends) + 4] if ends else raw[:262144]
 
 
+_PLAIN_FIELDS = re.compile(rb"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*\r?\n)*")
+"""ASCII header fields (name, colon, value, folded lines) up to the blank line."""
+_IDENTITY_FIELD = re.compile(rb"^(message-id|from):([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
+                             re.IGNORECASE | re.MULTILINE)
+
+
+def _plain_identity_fields(block: bytes) -> tuple[str | None, list[str]] | None:
+    """The first Message-ID value and every From value of a well-formed ASCII block,
+    exactly as the compat32 header parser gives them; None for anything unusual."""
+    fields = _PLAIN_FIELDS.match(block)
+    end = fields.end() if fields else 0
+    if not block.isascii() or not (end == len(block) or block.startswith((b"\r\n", b"\n"), end)):
+        return None
+    message_id: str | None = None
+    senders: list[str] = []
+    for field in _IDENTITY_FIELD.finditer(block, 0, end):
+        value = field.group(2).decode("ascii").lstrip(" \t")
+        if field.group(1).lower() == b"from":
+            senders.append(value)
+        elif message_id is None:
+            message_id = value
+    return message_id, senders
+
+
 def header_identity(raw: bytes) -> tuple[str | None, str]:
-    """The Message-ID and lower-cased From address, read from the header block only."""
+    """The Message-ID and lower-cased From address, read from the header block only.
+
+    A well-formed ASCII block (nearly all mail) is read with two regular expressions;
+    anything else goes through the standard library's header parser, which the fast
+    path matches value for value (a tenth of intake's CPU on the event loop).
+    """
+    block = _header_block(raw)
+    try:
+        plain = _plain_identity_fields(block)
+        if plain is None:
+            headers = BytesHeaderParser(policy=compat32).parsebytes(block)
+            plain = (str(headers.get("Message-ID") or "") or None,
+                     [str(v) for v in headers.get_all("From") or []])
+        raw_id, senders = plain
+        message_id = normalize_message_id(raw_id or "")
+        addresses = getaddresses(senders)
+        sender = next((addr.lower() for _name, addr in addresses if addr), "")
+    except Exception:  # noqa: BLE001 - any junk header simply gives no identity
+        return None, ""
+    return message_id, sender
+
+
+def _parsed_identity(raw: bytes) -> tuple[str | None, str]:
+    """The same, always through the standard library's parser (tests compare the two)."""
     try:
         headers = BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw))
         message_id = normalize_message_id(str(headers.get("Message-ID") or ""))
         addresses = getaddresses([str(v) for v in headers.get_all("From") or []])
         sender = next((addr.lower() for _name, addr in addresses if addr), "")
-    except Exception:  # noqa: BLE001 - any junk header simply gives no identity
+    except Exception:  # noqa: BLE001
         return None, ""
     return message_id, sender
 
