@@ -62,8 +62,8 @@ def test_a_job_waits_while_intake_is_busy_but_at_most_max_wait() -> None:
     assert 0.28 <= waited < 2.0  # busy all the time: the job still runs after max_wait
 
 
-def test_processing_jobs_run_one_at_a_time() -> None:
-    priority = IntakePriority()
+def _assert_a_second_job_waits_for_the_first(priority: IntakePriority, hold: float) -> None:
+    """The calling thread runs a job; one started meanwhile in another thread waits for it."""
     priority.wait_turn()
     second_started = threading.Event()
 
@@ -74,10 +74,14 @@ def test_processing_jobs_run_one_at_a_time() -> None:
 
     thread = threading.Thread(target=_second_job, daemon=True)
     thread.start()
-    assert not second_started.wait(0.2)  # the lane is taken
+    assert not second_started.wait(hold)  # the lane is taken
     priority.job_done()
-    assert second_started.wait(2.0)
+    assert second_started.wait(3.0)
     thread.join()
+
+
+def test_processing_jobs_run_one_at_a_time() -> None:
+    _assert_a_second_job_waits_for_the_first(IntakePriority(), hold=0.2)
 
 
 def test_without_one_at_a_time_jobs_overlap_until_intake_is_busy() -> None:
@@ -88,21 +92,8 @@ def test_without_one_at_a_time_jobs_overlap_until_intake_is_busy() -> None:
     assert time.monotonic() - started < 0.05
     priority.job_done()
     priority.job_done()
-    with _intake_running_at(priority, per_second=400):
-        priority.wait_turn()
-        blocked = threading.Event()
-
-        def _second_job() -> None:
-            priority.wait_turn()
-            blocked.set()
-            priority.job_done()
-
-        thread = threading.Thread(target=_second_job, daemon=True)
-        thread.start()
-        assert not blocked.wait(0.5)  # busy: one at a time
-        priority.job_done()
-        assert blocked.wait(3.0)
-        thread.join()
+    with _intake_running_at(priority, per_second=400):  # busy: one at a time
+        _assert_a_second_job_waits_for_the_first(priority, hold=0.5)
 
 
 def test_the_feed_hands_over_everything_when_idle_and_one_per_max_wait_in_a_burst() -> None:
