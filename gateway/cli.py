@@ -14,19 +14,19 @@ from typing import Any, TypeVar
 
 import click
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from gateway.app import Gateway
 from gateway.cli_bulk import BULK_COMMANDS
+from gateway.cli_common import add_config_option, config_option
 from gateway.cli_common import open_gateway as _gateway
 from gateway.cli_common import print_json as _print_json
 from gateway.cli_common import settings_of as _settings
 from gateway.cli_grants import grants
 from gateway.cli_mailboxes import mailboxes
-from gateway.config import load_settings
 from gateway.directory import load_directory_file
-from gateway.errors import ConfigError, DirectoryError, GatewayError, StorageError
+from gateway.errors import ConfigError, DirectoryError, GatewayError
 from gateway.models import MessageRecord, OutboxItem, SpoolEntry, SpoolState, Ticket
 from gateway.processing import process_spool_entry
 from gateway.views import outbox_view, spool_view, ticket_view
@@ -40,17 +40,31 @@ EX_CONFIG = 78
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="GATEWAY_CONFIG",
-              help="TOML configuration file (default: GATEWAY_CONFIG, else built-in defaults).")
-@click.option("--log-level", default=None, envvar="GATEWAY_LOG_LEVEL",
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-              help="Default: INFO for serve and worker, WARNING for the other commands.")
+LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             params=[config_option(envvar="GATEWAY_CONFIG")])
+@click.option("--log-level", default=None, envvar="GATEWAY_LOG_LEVEL", metavar="LEVEL",
+              help="DEBUG, INFO, WARNING or ERROR. Default: INFO for serve and worker, "
+                   "WARNING for the other commands; DEBUG also logs tracebacks of errors.")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, log_level: str | None) -> None:
+def cli(ctx: click.Context, log_level: str | None) -> None:
     """Email-driven support ticketing gateway."""
+    state = ctx.ensure_object(dict)
     long_running = ctx.invoked_subcommand in {"serve", "worker"}
-    level = (log_level or ("INFO" if long_running else "WARNING")).upper()
+    level = "INFO" if long_running else "WARNING"
+    if log_level is not None:
+        try:
+            level = LOG_LEVELS.convert(log_level, None, ctx)
+        except click.BadParameter as error:
+            if ctx.invoked_subcommand != "ingest":
+                error.param_hint = "'--log-level' / GATEWAY_LOG_LEVEL"
+                raise
+            # An MTA bounces on a usage error: ingest answers 75 for it (see _ingest).
+            state["deferred_error"] = ConfigError(f"--log-level / GATEWAY_LOG_LEVEL: "
+                                                  f"{error.format_message()}")
+    level = level.upper()
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":
@@ -59,7 +73,7 @@ def cli(ctx: click.Context, config_file: str | None, log_level: str | None) -> N
         logging.getLogger("mailparser").setLevel(logging.ERROR)
         # aiosmtpd logs a dozen INFO lines per SMTP session: noise, and CPU at volume.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
-    ctx.ensure_object(dict)["settings"] = load_settings(config_file)
+    # The settings are read on first use (settings_of): --config may follow the subcommand.
 
 
 # -- serve / worker -----------------------------------------------------------
@@ -109,25 +123,50 @@ def _process_inline(gateway: Gateway, spool_id: int) -> None:
 
 
 @cli.command()
-@click.argument("source", default="-", type=click.File("rb"))
+@click.argument("source", default="-", metavar="[FILE|-]")
 @click.pass_context
-def ingest(ctx: click.Context, source: Any) -> None:
-    """Store one raw message (FILE or - for stdin); exit 0 stored, 75 retry, 65 unusable."""
-    from inbound.ingest import EX_DATAERR, EX_TEMPFAIL, UnusableInput, check_raw
-    from inbound.spool import store_message
+def ingest(ctx: click.Context, source: str) -> None:
+    """Store one raw message (FILE or - for stdin); exit 0 stored, 75 retry, 65 unusable.
 
-    settings = _settings(ctx)
+    An MTA pipe bounces the mail on any other status, so every failure that is not the
+    input's fault (configuration, database, file, bug) answers 75 and the MTA retries.
+    """
+    from inbound.ingest import EX_DATAERR, EX_TEMPFAIL, UnusableInput
+
     try:
-        raw = check_raw(source.read(settings.max_message_size + 1), settings.max_message_size)
+        _ingest(ctx, source)
+        ctx.close()  # here, not after the callback: a failure to close must be a 75 too
     except UnusableInput as error:
         click.echo(f"error: {error}", err=True)
-        ctx.exit(EX_DATAERR)
-    try:
-        gateway = _gateway(ctx)
-        stored = store_message(gateway.db, raw, source="pipe")
-    except (StorageError, SQLAlchemyError, OSError) as error:
-        click.echo(f"error: the message could not be stored, try again later ({error})", err=True)
-        ctx.exit(EX_TEMPFAIL)
+        status = EX_DATAERR
+    except Exception as error:  # noqa: BLE001 - whatever went wrong, the MTA must retry
+        log.debug("ingest failed", exc_info=True)
+        click.echo(f"error: the message was not stored, try again later: {describe(error)}",
+                   err=True)
+        status = EX_TEMPFAIL
+    else:
+        return
+    ctx.exit(status)
+
+
+def _ingest(ctx: click.Context, source: str) -> None:
+    """Read, check, store, then process (embedded) or enqueue (scale-out)."""
+    from inbound.ingest import check_raw
+    from inbound.spool import store_message
+
+    deferred = ctx.ensure_object(dict).pop("deferred_error", None)
+    if deferred is not None:
+        raise deferred
+    settings = _settings(ctx)
+    limit = settings.max_message_size
+    if source == "-":
+        data = sys.stdin.buffer.read(limit + 1)
+    else:
+        with open(source, "rb") as handle:
+            data = handle.read(limit + 1)
+    raw = check_raw(data, limit)
+    gateway = _gateway(ctx)
+    stored = store_message(gateway.db, raw, source="pipe")
     click.echo(f"stored as spool {stored.spool_id}" + (" (duplicate)" if stored.duplicate else ""))
     if stored.duplicate:
         return
@@ -136,8 +175,10 @@ def ingest(ctx: click.Context, source: Any) -> None:
             _process_inline(gateway, stored.spool_id)
         else:
             gateway.enqueue_processing(stored.spool_id)
-    except Exception:  # noqa: BLE001 - stored is stored: the sweep finishes the job
-        log.exception("spool %s stored; processing deferred to the sweep", stored.spool_id)
+    except Exception as error:  # noqa: BLE001 - stored is stored: the sweep finishes the job
+        log.debug("processing of spool %s failed", stored.spool_id, exc_info=True)
+        log.warning("spool %s stored; processing deferred to the sweep: %s",
+                    stored.spool_id, describe(error))
 
 
 # -- db / directory ---------------------------------------------------------------
@@ -338,15 +379,50 @@ from gateway.cli_rules import rules  # noqa: E402
 cli.add_command(rules)
 cli.add_command(queue)
 cli.add_command(insights)
+for _command in cli.commands.values():  # --config after the subcommand too (DESIGN 5)
+    add_config_option(_command)
+
+
+def describe(error: BaseException) -> str:
+    """One line about ``error``: the driver's message for database errors, no SQL, no URL."""
+    if isinstance(error, SQLAlchemyError):
+        orig = getattr(error, "orig", None)
+        text = str(orig) if orig is not None else str(error)
+    elif isinstance(error, OSError) and error.strerror:
+        text = f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    else:
+        text = str(error)
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return line or type(error).__name__
+
+
+def _database_failure(error: SQLAlchemyError) -> tuple[str, int]:
+    """The sentence and exit status for a database error that reached the top."""
+    reason = describe(error)
+    if isinstance(error, ProgrammingError) or "no such table" in reason:
+        return (f"the database has no gateway schema or an outdated one ({reason}); "
+                "run `gateway db upgrade`"), 1
+    if isinstance(error, OperationalError):
+        return f"the database is unavailable ({reason})", 75
+    return f"the database refused the command ({reason})", 1
 
 
 def main() -> None:
+    """Run the command line; every error ends as one sentence on stderr, never a traceback."""
     try:
         # Without standalone mode click returns ctx.exit()'s status instead of exiting.
         status = cli.main(standalone_mode=False)
         sys.exit(status if isinstance(status, int) else 0)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
+    except click.UsageError as error:
+        if error.ctx is not None and error.ctx.command is ingest:
+            # A mistyped pipe command must not bounce the mail: the MTA retries after the fix.
+            click.echo(f"error: the message was not stored, try again later: "
+                       f"{error.format_message()}", err=True)
+            sys.exit(75)
+        error.show()
+        sys.exit(error.exit_code)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
@@ -362,9 +438,16 @@ def main() -> None:
     except GatewayError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    except OperationalError as error:
-        click.echo(f"error: the database is unavailable ({error.orig})", err=True)
-        sys.exit(75)
+    except SQLAlchemyError as error:
+        log.debug("database error", exc_info=True)
+        sentence, status = _database_failure(error)
+        click.echo(f"error: {sentence}", err=True)
+        sys.exit(status)
     except OSError as error:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {describe(error)}", err=True)
         sys.exit(74)
+    except Exception as error:  # noqa: BLE001 - the last resort: a sentence, not a traceback
+        log.debug("unexpected error", exc_info=True)
+        click.echo(f"error: unexpected {type(error).__name__}: {describe(error)} "
+                   "(GATEWAY_LOG_LEVEL=DEBUG shows the traceback)", err=True)
+        sys.exit(1)

@@ -177,8 +177,10 @@ def store_message(database: Database, raw: bytes, **envelope: Any) -> StoredMess
         with database.transaction(durable=True) as session:
             return _insert(session, pending)
     except SQLAlchemyError as error:
-        log.error("spool write failed (%s): %s", type(error).__name__, error)
-        raise StorageError("the spool could not commit the message") from error
+        # The caller (gateway ingest) reports the one-line reason; the details are for debugging.
+        log.debug("spool write failed (%s): %s", type(error).__name__, error)
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise StorageError(f"the spool could not commit the message ({reason})") from error
 
 
 class SpoolWriter:
