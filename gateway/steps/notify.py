@@ -26,6 +26,8 @@ from gateway.models import OutboxItem, Person, Ticket, TicketStatus
 from gateway.steps.sent_copy import is_sent_copy
 from outbound.notices import (
     acknowledgements_last_hour,
+    bare_subject,
+    display_subject,
     excerpt,
     is_bouncing,
     queue_acknowledgement,
@@ -74,7 +76,7 @@ def _new_ticket(ctx: MailContext, ticket: Ticket) -> None:
                 to_address=ticket.requester, to_name=ticket.requester_name, role="requester",
                 context={"requester_name": ticket.requester_name,
                          "original_number": original.number,
-                         "original_subject": original.subject,
+                         "original_subject": display_subject(original),
                          "excerpt": excerpt(_text(ctx))},
                 spool_id=ctx.spool.id, auto_submitted="auto-replied",
                 in_reply_to=ctx.parsed.message_id, references=list(ctx.parsed.references),
@@ -119,6 +121,7 @@ def _refusal(ctx: MailContext, ticket: Ticket) -> None:
         ctx.session, ctx.services, ticket, kind="reply_refused", to_address=ctx.sender.email,
         to_name=ctx.sender.name, role="colleague",
         context={"recipient_name": ctx.sender.name, "reason": ctx.refusal,
+                 "reply_subject": bare_subject(ctx.parsed.subject),
                  "cutoff_date": ctx.services.settings.colleague_cutoff.isoformat(),
                  "support_address": support_identity(ctx.session).address},
         spool_id=ctx.spool.id, auto_submitted="auto-replied",
