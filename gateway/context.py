@@ -101,3 +101,14 @@ class MailContext:
     @property
     def stopped(self) -> bool:
         return self.disposition is not None
+
+    @property
+    def answers_requester(self) -> bool:
+        """An agent's public reply with words or attachments for the customer: the one
+        kind of mail that is relayed and stops the first-response clock.  Not a note, not
+        automatic mail (an out-of-office is no answer), not a bare ``#status`` command."""
+        if self.role != "agent" or self.kind != "public" or self.automatic is not None:
+            return False
+        if self.reply is not None and self.reply.visible.strip():
+            return True
+        return self.parsed is not None and any(not a.inline for a in self.parsed.attachments)

@@ -90,7 +90,8 @@ class PersonEntry(_Strict):
     name: str = ""
     team: str | None = None
     role: Literal["admin", "member"] = "member"
-    language: Language = "en"
+    language: Language | None = None
+    """None: the team's language (resolved at load), else English."""
     champion: Literal["none", "grand", "epic"] = "none"
     can_grant_access: bool = False
     copy_on_team_tickets: bool = False
@@ -236,9 +237,11 @@ def load_directory_file(session: Session, path: Path) -> LoadReport:
     counts["teams"] = len(parsed.teams)
     session.flush()
     for person in parsed.people:
+        home = session.get(Team, person.team) if person.team else None
+        language = person.language or (home.language if home is not None else "en")
         session.merge(Person(
             email=person.email, name=person.name, team_id=person.team, role=person.role,
-            language=person.language, champion=person.champion,
+            language=language, champion=person.champion,
             can_grant_access=person.can_grant_access,
             extra={"copy_on_team_tickets": person.copy_on_team_tickets},
         ))

@@ -8,6 +8,7 @@ continue the requester's own thread.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = [
     "AUTOMATIC_ANSWERS",
     "EXCERPT_CHARS",
     "acknowledgements_last_hour",
+    "bare_subject",
+    "display_subject",
     "excerpt",
     "is_bouncing",
     "queue_acknowledgement",
@@ -95,8 +98,21 @@ def recipient_language(session: Session, ticket: Ticket, email: str) -> str:
     return person.language if person is not None else ticket.language
 
 
-def _display_subject(ticket: Ticket) -> str:
+def display_subject(ticket: Ticket) -> str:
+    """The ticket's subject for a template; "" when it had none (the template's fallback)."""
     return ticket.subject if ticket.subject != "(no subject)" else ""
+
+
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fwd?|aw|wg|sv|vs|rif|r|i|antw|doorst|tr)\s*(?:\[\d+\])?\s*[:：]\s*"
+    r"|\[#\d+\]\s*)+", re.IGNORECASE)
+_TICKET_TAG = re.compile(r"\s*\[#\d+\]\s*")
+
+
+def bare_subject(subject: str) -> str:
+    """A subject someone wrote, without reply/forward prefixes and ``[#N]`` tags, so that
+    ``[#N] `` can go in front of it once."""
+    return " ".join(_TICKET_TAG.sub(" ", _REPLY_PREFIX.sub("", subject or "")).split())
 
 
 def queue_notice(session: Session, services: Services, ticket: Ticket, *, kind: str,
@@ -113,7 +129,7 @@ def queue_notice(session: Session, services: Services, ticket: Ticket, *, kind: 
     language = recipient_language(session, ticket, to_address)
     rendered = services.renderer.render(kind, language, {
         "support_name": support.name, "ticket_number": ticket.number,
-        "ticket_subject": _display_subject(ticket), **context})
+        "ticket_subject": display_subject(ticket), **context})
     replies_go_to = reply_ticket or ticket
     message = compose(
         from_name=support.name, from_address=support.address,

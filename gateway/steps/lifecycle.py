@@ -2,8 +2,9 @@
 
 Reads the ticket, ``ctx.role``, ``ctx.kind``, ``ctx.set_status``; writes the ticket's
 status (and ``resolved_at``), ``ctx.reopened``, or turns a late reply into a new
-ticket that ``follows`` the closed one.  Automatic replies, notes without a command,
-refused and unverified messages change nothing.
+ticket that ``follows`` the closed one.  Automatic replies (and any automatic mail
+of an agent: an out-of-office is no answer), notes without a command, refused and
+unverified messages change nothing.
 
 - requester (or colleague) reply on ``pending`` → ``open``;
 - on ``solved``/``closed`` within ``reopen_window_days`` of the resolution → ``open``
@@ -61,7 +62,7 @@ def run(ctx: MailContext) -> None:
     ticket = ctx.ticket
     if ticket is None or ctx.new_ticket or ctx.history or ctx.refusal:
         return
-    if ctx.kind == "auto_reply":
+    if ctx.kind == "auto_reply" or (ctx.role == "agent" and ctx.automatic is not None):
         ctx.note(name, "unchanged", "automatic reply: the status stays "
                  f"{ticket.status.value}")
         return

@@ -6,9 +6,10 @@ Reads what the earlier steps decided; writes outbox rows (``ctx.outbox_ids``):
   the ticket that holds the request), and a copy to team admins who asked for one;
 - a refused reply: a polite refusal to its sender;
 - a colleague's reply: a notice to the requester with the colleague's words;
-- a verified agent's public reply: relayed to the requester from the support
-  address (the agent's own address never shows), attachments carried; a bare
-  ``#status`` command: a status notice; an internal note: nothing;
+- a verified agent's public reply (text, attachments or both): relayed to the
+  requester from the support address (the agent's own address never shows),
+  attachments carried; a bare ``#status`` command: a status notice; an internal
+  note or an agent's automatic mail (out-of-office): nothing;
 - a reply that reopened a ticket: a notice to the requester.
 
 Never in answer to automatic mail or imported history (RFC 3834), never an automatic
@@ -26,6 +27,8 @@ from gateway.models import OutboxItem, Person, Ticket, TicketStatus
 from gateway.steps.sent_copy import is_sent_copy
 from outbound.notices import (
     acknowledgements_last_hour,
+    bare_subject,
+    display_subject,
     excerpt,
     is_bouncing,
     queue_acknowledgement,
@@ -74,7 +77,7 @@ def _new_ticket(ctx: MailContext, ticket: Ticket) -> None:
                 to_address=ticket.requester, to_name=ticket.requester_name, role="requester",
                 context={"requester_name": ticket.requester_name,
                          "original_number": original.number,
-                         "original_subject": original.subject,
+                         "original_subject": display_subject(original),
                          "excerpt": excerpt(_text(ctx))},
                 spool_id=ctx.spool.id, auto_submitted="auto-replied",
                 in_reply_to=ctx.parsed.message_id, references=list(ctx.parsed.references),
@@ -119,6 +122,7 @@ def _refusal(ctx: MailContext, ticket: Ticket) -> None:
         ctx.session, ctx.services, ticket, kind="reply_refused", to_address=ctx.sender.email,
         to_name=ctx.sender.name, role="colleague",
         context={"recipient_name": ctx.sender.name, "reason": ctx.refusal,
+                 "reply_subject": bare_subject(ctx.parsed.subject),
                  "cutoff_date": ctx.services.settings.colleague_cutoff.isoformat(),
                  "support_address": support_identity(ctx.session).address},
         spool_id=ctx.spool.id, auto_submitted="auto-replied",
@@ -149,15 +153,16 @@ def _agent_reply(ctx: MailContext, ticket: Ticket) -> None:
     reopen_days = None if settings.replies_only_to_open else settings.reopen_window_days
     text = ctx.reply.visible.strip()
     agent_name = (ctx.sender.agent.name if ctx.sender.agent else "") or None
-    if not text:
+    attachments = [(a.filename, a.content_type, a.data) for a in ctx.parsed.attachments
+                   if not a.inline]
+    if not ctx.answers_requester:
         if ctx.set_status:
             _to_requester(ctx, ticket, "status_notice",
                           {"status": ticket.status.value, "reopen_days": reopen_days})
         else:
-            ctx.note(name, "skip", "the agent's reply has no text: nothing to relay")
+            ctx.note(name, "skip", "the agent's reply has no text and no attachment: "
+                     "nothing to relay")
         return
-    attachments = [(a.filename, a.content_type, a.data) for a in ctx.parsed.attachments
-                   if not a.inline]
     _to_requester(ctx, ticket, "agent_reply",
                   {"agent_name": agent_name, "text": text, "status": status,
                    "reopen_days": reopen_days},
@@ -173,11 +178,12 @@ def run(ctx: MailContext) -> None:
     if ctx.history:
         ctx.note(name, "skip", "imported history: nothing is sent")
         return
+    if ctx.automatic is not None:  # an agent's out-of-office included: it is no reply
+        ctx.note(name, "skip", f"automatic mail ({ctx.automatic.kind}): never answered "
+                 "nor relayed")
+        return
     if ctx.role == "agent" and not ctx.new_ticket:
         _agent_reply(ctx, ticket)  # a person's words, relayed: not an automatic answer
-        return
-    if ctx.automatic is not None:
-        ctx.note(name, "skip", f"automatic mail ({ctx.automatic.kind}): never answered")
         return
     if ctx.refusal:
         _refusal(ctx, ticket)

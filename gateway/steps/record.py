@@ -102,7 +102,7 @@ def run(ctx: MailContext) -> None:
     record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in")
     if not ctx.new_ticket and not ctx.history and ctx.kind != "auto_reply":
         ticket.updated_at = now
-        if ctx.role == "agent" and ctx.kind == "public" and ticket.first_response_at is None:
+        if ctx.answers_requester and ticket.first_response_at is None:
             ticket.first_response_at = ctx.spool.received_at
     ctx.spool.state = SpoolState.PROCESSED
     ctx.spool.ticket_number = ticket.number

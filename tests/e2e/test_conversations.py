@@ -33,7 +33,7 @@ from gateway.models import (
     TicketStatus,
 )
 from gateway.server import GatewayServer
-from tests.conftest import wait_for
+from tests.conftest import run_gateway, wait_for
 from tests.mail import maildir_messages, make_mail, send
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -161,7 +161,7 @@ def test_admin_reply_on_members_ticket_is_a_colleague_reply_and_the_requester_is
     notice = notices[0]
     assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "colleague_reply"]
     assert notice["Content-Language"] == "de"  # Max reads German
-    assert str(notice["Subject"]).startswith(f"[#{number}]")
+    assert notice["Subject"] == f"[#{number}] VPN drops every hour"
     assert "I restarted the VPN gateway" in body_text(notice)
     # Threading headers continue Max's own thread; replies go to Max's reply address.
     assert notice["In-Reply-To"] == f"<{max_id}>"
@@ -189,8 +189,10 @@ def test_members_reply_on_a_colleagues_ticket_is_refused_and_kept(
         assert kept is not None and b"five more licences" in kept.raw
     assert outbox_kinds(gw, "max@acme.example") == ["reply_refused"]
     (refusal,) = mail_to(settings, "max@acme.example")
-    assert refusal["Content-Language"] == "de" and str(refusal["Subject"]).startswith(
-        f"[#{number}]")
+    # Tagged with the ticket he wrote to, and his own subject: nothing of a ticket he
+    # may not see (its subject here happens to be the same words).
+    assert refusal["Content-Language"] == "de"
+    assert refusal["Subject"] == f"[#{number}] Licence count"
 
 
 def test_admin_reply_on_a_ticket_from_before_the_cutoff_is_refused(
@@ -213,6 +215,7 @@ def test_admin_copied_on_new_team_tickets_replies_to_the_copy_as_a_colleague(
     number, _ = open_ticket(settings, gw)
     (copy,) = mail_to(settings, "olga@acme.example")
     assert copy["Content-Language"] == "nl" and "max@acme.example" in body_text(copy)
+    assert copy["Subject"] == f"[#{number}] VPN drops every hour"
     reply_to = str(copy["Reply-To"])
     answer = make_mail(sender="olga@acme.example", to=reply_to,
                        subject=f"Re: {copy['Subject']}", body="Ik kijk er ook naar.",
@@ -250,6 +253,7 @@ def test_agent_reply_is_relayed_from_the_support_address_with_attachments(
     relayed = [m for m in mail_to(settings, "max@acme.example") if not m["Auto-Submitted"]]
     assert len(relayed) == 1
     relay = relayed[0]
+    assert relay["Subject"] == f"[#{number}] VPN drops every hour"
     raw = relay.as_bytes()
     assert b"kenji@support.example" not in raw  # the agent's address never shows
     assert "support@support.example" in str(relay["From"])
@@ -284,6 +288,78 @@ def test_note_never_leaves_and_status_command_sets_the_status(
     assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "agent_reply"]
     relay = [m for m in mail_to(settings, "max@acme.example") if not m["Auto-Submitted"]][0]
     assert "Fixed in 2.4.1" in body_text(relay) and "#status" not in body_text(relay)
+
+
+def test_bare_status_command_sends_a_status_notice_and_is_no_first_response(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    deliver(settings, gw, agent_mail(number, "#status pending"),
+            mail_from="kenji@support.example")
+    after = ticket(gw, number)
+    assert after.status == TicketStatus.PENDING
+    assert after.first_response_at is None  # a status is no answer: the SLA clock runs on
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "status_notice"]
+    (notice,) = [m for m in mail_to(settings, "max@acme.example")
+                 if "warten wir auf Informationen" in body_text(m)]
+    assert notice["Subject"] == f"[#{number}] VPN drops every hour"  # no status prefix
+
+
+def agent_attachment_mail(number: int, body: str) -> bytes:
+    """Kenji's reply carrying a PDF; ``body`` is its whole text part."""
+    reply = EmailMessage()
+    for name, value in message_from_bytes(agent_mail(number, "x"), policy=policy.default
+                                          ).items():
+        if name.lower() not in {"content-type", "content-transfer-encoding", "mime-version"}:
+            reply[name] = value
+    reply.set_content(body)
+    reply.add_attachment(b"%PDF-1.4 log", maintype="application", subtype="pdf",
+                         filename="diagnosis.pdf")
+    return reply.as_bytes()
+
+
+def test_agent_reply_with_only_an_attachment_is_relayed_and_is_the_first_response(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    # No text at all: only the attachment.
+    deliver(settings, gw, agent_attachment_mail(number, ""), mail_from="kenji@support.example")
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "agent_reply"]
+    (relay,) = [m for m in mail_to(settings, "max@acme.example") if not m["Auto-Submitted"]]
+    assert relay["Subject"] == f"[#{number}] VPN drops every hour"
+    assert [(p.get_filename(), p.get_content()) for p in relay.iter_attachments()] == [
+        ("diagnosis.pdf", b"%PDF-1.4 log")]
+    assert b"kenji@support.example" not in relay.as_bytes()
+    after = ticket(gw, number)
+    assert after.first_response_at is not None and after.status == TicketStatus.OPEN
+
+
+def test_agent_reply_with_neither_text_nor_attachment_is_not_relayed_nor_an_answer(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    deliver(settings, gw, agent_mail(number, "\n"), mail_from="kenji@support.example")
+    assert [m.role for m in messages(gw, number)] == ["requester", "agent"]  # kept
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+    assert ticket(gw, number).first_response_at is None
+
+
+@pytest.mark.parametrize("automatic", [
+    {"Auto-Submitted": "auto-replied"},
+    {"Auto-Submitted": "auto-generated"},
+    {"X-Autoreply": "yes", "Precedence": "auto_reply"},
+])
+def test_agents_out_of_office_is_kept_internal_never_relayed_nor_an_answer(
+        running: GatewayServer, gw: Gateway, settings: Settings,
+        automatic: dict[str, str]) -> None:
+    number, _ = open_ticket(settings, gw)
+    ooo = agent_mail(number, "I am out of the office until Monday and will answer then.",
+                     headers={**passed("support.example"), **automatic})
+    deliver(settings, gw, ooo, mail_from="kenji@support.example")
+    kenji = [m for m in messages(gw, number) if m.from_address == "kenji@support.example"]
+    assert [m.role for m in kenji] == ["agent"]  # recorded on the ticket
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+    assert all("out of the office" not in body_text(m)
+               for m in mail_to(settings, "max@acme.example"))
+    after = ticket(gw, number)
+    assert after.first_response_at is None and after.status == TicketStatus.NEW
 
 
 def test_forged_agent_without_authentication_changes_nothing_and_is_flagged(
@@ -381,6 +457,9 @@ def test_reply_to_pending_ticket_opens_it_and_reply_to_solved_reopens_within_the
                                     body="Updating did not help."), mail_from="max@acme.example")
     assert ticket(gw, number).status == TicketStatus.OPEN
     assert outbox_kinds(gw, "max@acme.example")[-1] == "reopened"
+    reopened = [m for m in mail_to(settings, "max@acme.example") if "daher wieder geöffnet"
+                in body_text(m)]
+    assert [m["Subject"] for m in reopened] == [f"[#{number}] VPN drops every hour"]
     with gw.db.reading() as session:
         assert session.scalar(select(Ticket.number).where(Ticket.follows == number)) is None
 
@@ -419,9 +498,10 @@ def test_a_repeated_request_is_linked_as_a_duplicate_and_the_requester_told(
     assert ticket(gw, first).status == TicketStatus.NEW
     assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "duplicate_notice"]
     notice = [m for m in mail_to(settings, "max@acme.example")
-              if f"#{first}" in body_text(m) and str(m["Subject"]).startswith(
-                  f"[#{row.ticket_number}]")]
+              if f"#{row.ticket_number}" in body_text(m)]
     assert len(notice) == 1
+    # Tagged like the ticket the replies go to: the original, with its own subject.
+    assert notice[0]["Subject"] == f"[#{first}] Printer offline"
     # Answering the notice adds to the ticket that holds the request.
     reply_to = str(notice[0]["Reply-To"])
     deliver(settings, gw, make_mail(sender="max@acme.example", to=reply_to,
@@ -437,6 +517,25 @@ def test_near_identical_text_is_a_duplicate_even_with_another_subject(
     row = deliver(settings, gw, make_mail(sender="max@acme.example", subject="URGENT!!",
                                           body=body + "!"), mail_from="max@acme.example")
     assert row.ticket_number is not None and ticket(gw, row.ticket_number).duplicate_of == first
+
+
+# -- languages ---------------------------------------------------------------------------
+
+def test_a_person_without_a_language_is_answered_in_the_teams_language(
+        running: GatewayServer, gw: Gateway, settings: Settings, tmp_path: Path) -> None:
+    directory = tmp_path / "initech.toml"
+    directory.write_text('[[teams]]\nid = "initech"\nname = "Initech AG"\nlanguage = "de"\n\n'
+                         '[[people]]\nemail = "peter@initech.example"\nname = "Peter"\n'
+                         'team = "initech"\n')
+    loaded = run_gateway(settings, "directory", "load", str(directory))
+    assert loaded.returncode == 0, loaded.stderr.decode()
+    number, _ = open_ticket(settings, gw, sender="peter@initech.example",
+                            subject="Drucker druckt nicht",
+                            body="Hallo, unser Drucker im zweiten Stock druckt nichts mehr.")
+    ack = acknowledgement(settings, "peter@initech.example", number)
+    assert ack["Content-Language"] == "de"
+    assert ack["Subject"] == f"[#{number}] Drucker druckt nicht"
+    assert "vielen Dank für Ihre Nachricht" in body_text(ack)
 
 
 # -- automatic mail ----------------------------------------------------------------------

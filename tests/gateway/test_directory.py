@@ -75,3 +75,23 @@ def test_cli_reports_directory_errors_with_exit_status(gateway: Gateway, tmp_pat
     result = run_gateway(gateway.settings, "directory", "load", str(bad))
     assert result.returncode == 65
     assert result.stderr.decode().startswith(f"error: {bad}: table [people] entry 1, key 'role'")
+
+
+def test_a_person_without_a_language_takes_the_teams(gateway: Gateway, tmp_path: Path) -> None:
+    from tests.conftest import run_gateway
+
+    people = tmp_path / "people.toml"
+    people.write_text(
+        '[[teams]]\nid = "initech"\nname = "Initech AG"\nlanguage = "de"\n\n'
+        '[[people]]\nemail = "peter@initech.example"\nteam = "initech"\n\n'
+        '[[people]]\nemail = "bill@initech.example"\nteam = "initech"\nlanguage = "it"\n\n'
+        '[[people]]\nemail = "solo@nowhere.example"\n')
+    result = run_gateway(gateway.settings, "directory", "load", str(people))
+    assert result.returncode == 0, result.stderr.decode()
+    with gateway.db.reading() as session:
+        languages = {email: person.language for email in
+                     ("peter@initech.example", "bill@initech.example", "solo@nowhere.example")
+                     if (person := session.get(Person, email)) is not None}
+    # None given: the team's; given: kept; no team either: English.
+    assert languages == {"peter@initech.example": "de", "bill@initech.example": "it",
+                         "solo@nowhere.example": "en"}

@@ -2,10 +2,10 @@
 
 Kinds: colleague_reply, reply_refused, agent_reply, reopened, duplicate_notice,
 team_ticket_copy, status_notice. What is checked is what a reader of the mail would check:
-the subject is one line and starts with the ticket tag, user text is shown (quoted where it
-is someone else's words, as written for an agent's answer) and escaped in HTML, the mail is
-really in the requested language (no silent fallback to English), and statuses and refusal
-reasons are worded as they should be.
+the subject is exactly ``[#N] original subject`` on one line (DESIGN §8), user text is
+shown (quoted where it is someone else's words, as written for an agent's answer) and
+escaped in HTML, the mail is really in the requested language (no silent fallback to
+English), and statuses and refusal reasons are worded as they should be.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ KINDS = (
 
 SUBJECT = "Sync stopped working\r\nafter the update"  # a customer subject with a line break
 SUBJECT_LINE = "Sync stopped working after the update"
+REPLY_SUBJECT = "Our licence count"  # what a refused sender wrote, prefixes and tag removed
 USER_TEXT = (
     "Hi Max,\n\nI restarted the <script>alert(1)</script> service.\nPlease check again & tell me."
 )
@@ -120,8 +121,29 @@ NAME_KEYS = {
     "status_notice": ("requester_name",),
 }
 
-# Kinds whose subject carries the ticket's subject.
-SUBJECT_KINDS = ("colleague_reply", "agent_reply", "reopened", "team_ticket_copy", "status_notice")
+# Kinds whose subject carries the ticket's subject (duplicate_notice: the original's).
+SUBJECT_KINDS = ("colleague_reply", "agent_reply", "reopened", "team_ticket_copy",
+                 "status_notice", "duplicate_notice")
+
+# The subject's text when the ticket (or the refused mail) has none: per kind and language.
+YOUR_REQUEST = {"en": "Your request", "ja": "お問い合わせの件", "de": "Ihre Anfrage",
+                "it": "La Sua richiesta", "nl": "Uw aanvraag"}
+FALLBACK_SUBJECT: dict[str, dict[str, str]] = {
+    **{kind: YOUR_REQUEST for kind in ("colleague_reply", "agent_reply", "reopened",
+                                       "status_notice", "duplicate_notice")},
+    "team_ticket_copy": {"en": "No subject", "ja": "件名なし", "de": "Ohne Betreff",
+                         "it": "Senza oggetto", "nl": "Geen onderwerp"},
+    "reply_refused": {
+        "en": "Your reply could not be added to this request",
+        "ja": "ご返信をお問い合わせに追加できませんでした",
+        "de": "Ihre Antwort konnte der Anfrage nicht hinzugefügt werden",
+        "it": "Non è stato possibile aggiungere la Sua risposta alla richiesta",
+        "nl": "Uw reactie kon niet aan de aanvraag worden toegevoegd",
+    },
+}
+# The key that holds the subject shown after the tag.
+SUBJECT_KEY = {**{kind: "ticket_subject" for kind in KINDS},
+               "duplicate_notice": "original_subject", "reply_refused": "reply_subject"}
 
 # What agent_reply says below the signature for each status.
 AGENT_STATUS: dict[str, dict[str, str]] = {
@@ -167,7 +189,7 @@ AGENT_STATUS: dict[str, dict[str, str]] = {
     },
 }
 
-# What status_notice says for each status, and its subject prefix.
+# What status_notice says for each status.
 NOTICE_STATUS: dict[str, dict[str, str]] = {
     "en": {
         "solved": "We have marked your request as solved",
@@ -209,13 +231,6 @@ NOTICE_STATUS: dict[str, dict[str, str]] = {
         "no_days": "nieuwe aanvraag die aan deze aanvraag is gekoppeld",
         "reopen": "heropend",
     },
-}
-NOTICE_SUBJECT_PREFIX = {
-    "en": {"solved": "Solved: ", "closed": "Closed: ", "pending": "Waiting for your reply: "},
-    "ja": {"solved": "【解決済み】", "closed": "【終了】", "pending": "【ご返信のお願い】"},
-    "de": {"solved": "Gelöst: ", "closed": "Geschlossen: ", "pending": "Wartet auf Ihre Antwort: "},
-    "it": {"solved": "Risolta: ", "closed": "Chiusa: ", "pending": "In attesa di Sua risposta: "},
-    "nl": {"solved": "Opgelost: ", "closed": "Gesloten: ", "pending": "Wacht op uw reactie: "},
 }
 # "1 day" in the singular, and the plural that must not be used for it (none in Japanese).
 ONE_DAY: dict[str, tuple[str, str | None]] = {
@@ -274,6 +289,7 @@ def context(kind: str, **overrides: Any) -> dict[str, Any]:
         },
         "reply_refused": {
             "ticket_subject": SUBJECT,
+            "reply_subject": REPLY_SUBJECT,
             "recipient_name": "Max Member",
             "reason": "not_admin",
             "cutoff_date": "2024-12-11",
@@ -351,8 +367,9 @@ def test_every_kind_renders_in_every_language(
     mail = render(renderer, kind, language, caplog)
     number = 4712 if kind == "duplicate_notice" else 4711
 
-    # Then the subject is one line starting with the ticket tag, and the HTML title repeats it
-    assert mail.subject.startswith(f"[#{number}] ")
+    # Then the subject is one line starting with the ticket tag (a duplicate's: the tag of
+    # the request it was linked to, where replies go), and the HTML title repeats it
+    assert mail.subject.startswith("[#4711] ")
     assert "\n" not in mail.subject and "\r" not in mail.subject
     assert f"<title>{escape(mail.subject)}</title>" in mail.html
 
@@ -373,6 +390,23 @@ def test_every_kind_renders_in_every_language(
     for forbidden in ("<script", "<link", "<img", "src=", "<style", "url("):
         assert forbidden not in mail.html
     assert mail.html.lstrip().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_subject_is_the_tag_and_the_original_subject(
+    renderer: Renderer, caplog: pytest.LogCaptureFixture, kind: str, language: str
+) -> None:
+    # Given a ticket with a subject, and one without
+    mail = render(renderer, kind, language, caplog)
+    bare = render(renderer, kind, language, caplog, **{SUBJECT_KEY[kind]: None})
+
+    # Then the subject is "[#N] original subject", nothing before or after it (a refusal:
+    # the refused mail's own subject, never the ticket's), and the fallback without one
+    original = REPLY_SUBJECT if kind == "reply_refused" else SUBJECT_LINE
+    assert mail.subject == f"[#4711] {original}"
+    assert bare.subject == f"[#4711] {FALLBACK_SUBJECT[kind][language]}"
+    assert f"<title>{escape(bare.subject)}</title>" in bare.html
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -488,7 +522,6 @@ def test_team_ticket_copy_names_requester_and_team(
     anonymous = render(renderer, "team_ticket_copy", language, caplog, requester_name="")
 
     # Then it says who opened it, for which team, and greets the administrator
-    assert "Acme GmbH" in mail.subject
     for body in (mail.text, mail.html):
         assert "Max Member" in body
         assert "max@acme.example" in body
@@ -506,13 +539,13 @@ def test_duplicate_notice_points_to_the_original(
     mail = render(renderer, "duplicate_notice", language, caplog)
     bare = render(renderer, "duplicate_notice", language, caplog, original_subject=None, excerpt="")
 
-    # Then the subject carries the new tag and names the original, and the body shows both
-    assert mail.subject.startswith("[#4712] ")
-    assert "4711" in mail.subject
+    # Then the subject carries the original's tag and subject (replies go there), and the
+    # body names both requests
+    assert mail.subject == f"[#4711] {SUBJECT_LINE}"
     for body in (mail.text, mail.html):
-        assert "4711" in body
+        assert "4712" in body
         assert SUBJECT_LINE in body
-        assert "[#4712]" in body  # replies keep the new tag, which continues the original
+        assert "[#4711]" in body and "[#4712]" not in body  # the tag to keep is the original's
     # And without subject and excerpt, nothing is quoted and nothing leaks
     assert "\n>" not in bare.text
     assert "<blockquote" not in bare.html
@@ -552,9 +585,10 @@ def test_reply_refused_explains_the_reason(
     if reason == "before_cutoff":
         assert "2024-12-11" in mail.text
         assert "2024-12-11" in mail.html
-    # And never shows the subject of a ticket the recipient may not see
+    # And never shows the subject of a ticket the recipient may not see, only their own
     for part in (mail.subject, mail.text, mail.html):
         assert "Sync stopped" not in part
+    assert mail.subject == f"[#4711] {REPLY_SUBJECT}"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -620,9 +654,8 @@ def test_status_notice_mentions_the_status(
     mail = render(renderer, "status_notice", language, caplog, status=status, reopen_days=7)
     words = NOTICE_STATUS[language]
 
-    # Then the subject says the status, and the body that status and what a reply does
-    prefix = NOTICE_SUBJECT_PREFIX[language][status]
-    assert mail.subject == f"[#4711] {prefix}{SUBJECT_LINE}"
+    # Then the subject is the ticket's own; the body says the status and what a reply does
+    assert mail.subject == f"[#4711] {SUBJECT_LINE}"
     for body in (flat(mail.text), flat(mail.html)):
         for name in ("solved", "closed", "pending"):
             assert (words[name] in body) == (name == status), name
