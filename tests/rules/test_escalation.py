@@ -64,11 +64,13 @@ def test_a_late_first_sweep_sends_only_the_breach(gateway: Gateway) -> None:
 
 
 def test_warning_share_counts_open_hours_of_the_calendar(gateway: Gateway) -> None:
-    # Japanese Friday 16:30 JST: 1 h of Japanese hours, due Monday 09:30 JST.  75 % is
-    # 45 minutes of open time: Monday 09:15 JST, not sometime during the weekend.
-    ticket = ticket_at(gateway, "2026-11-20T16:30:00+09:00", sender="yuki@globex.example")
-    assert escalate(gateway.db, gateway.services, _at("2026-11-22T12:00:00+09:00")).levels == []
-    report = escalate(gateway.db, gateway.services, _at("2026-11-23T09:16:00+09:00"))
+    # Standard support Friday 17:00 Berlin: 8 h of office hours, due Monday 16:00.  75 % is
+    # 6 hours of open time (1 h on Friday, 5 h on Monday): Monday 14:00, not at the weekend.
+    ticket = ticket_at(gateway, "2026-11-20T17:00:00+01:00", sender="giulia@globex.example")
+    assert ticket.first_response_due == _at("2026-11-23T16:00:00+01:00")
+    assert escalate(gateway.db, gateway.services, _at("2026-11-22T12:00:00+01:00")).levels == []
+    assert escalate(gateway.db, gateway.services, _at("2026-11-23T13:59:00+01:00")).levels == []
+    report = escalate(gateway.db, gateway.services, _at("2026-11-23T14:01:00+01:00"))
     assert report.levels == [(ticket.number, "warn-75")]
 
 
