@@ -254,11 +254,11 @@ def decide(request: Request, policy: Policy) -> Entitlement:
             # The queue's own target may only bring the answer forward, never delay it.
             if route_due < due:
                 terms, due = route_terms, route_due
-                lines.append(f"the {language} queue's target is earlier than {tier}'s: it "
-                             "applies")
+                lines.append(f"the {language} queue's target is due earlier than {tier}: "
+                             "the queue's target applies")
             else:
-                lines.append(f"{tier}'s target is not later than the {language} queue's: "
-                             f"{tier}'s applies")
+                lines.append(f"{tier} is due no later than the {language} queue's target: "
+                             f"{tier} applies")
         else:
             other = spec.languages.get(route.outside_hours) if route.outside_hours else None
             fallback_queue = other.queue if other else spec.default_queue
