@@ -62,13 +62,19 @@ def queue(ctx: click.Context, queue_name: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
-    """A team's tickets: open, total, most frequent issue types, per product and type."""
+    """A team's tickets: open, total, most frequent issue types, per product and type.
+
+    A duplicate (a repeated request, stored closed with ``duplicate_of``) is not a request
+    of its own: it counts in ``duplicates`` only, never in the totals or issue types.
+    """
     gateway = open_gateway(ctx)
     with gateway.db.reading() as session:
         if session.get(Team, team_id) is None:
             raise click.ClickException(f"there is no team {team_id!r} in the directory")
-        tickets = list(session.scalars(select(Ticket).where(Ticket.team_id == team_id)))
+        everything = list(session.scalars(select(Ticket).where(Ticket.team_id == team_id)))
+    tickets = [t for t in everything if t.duplicate_of is None]
     types = Counter(t.issue_type or "other" for t in tickets)
+    products = Counter(t.product or "unknown" for t in tickets)
     per_product: dict[str, Counter[str]] = defaultdict(Counter)
     for t in tickets:
         per_product[t.product or "unknown"][t.issue_type or "other"] += 1
@@ -76,6 +82,8 @@ def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
         "team": team_id,
         "open_tickets": sum(1 for t in tickets if t.status not in _DONE),
         "total_submitted": len(tickets),
+        "duplicates": len(everything) - len(tickets),
+        "tickets_per_product": dict(sorted(products.items(), key=lambda i: (-i[1], i[0]))),
         "top_issue_types": [{"issue_type": k, "tickets": n}
                             for k, n in sorted(types.items(), key=lambda i: (-i[1], i[0]))],
         "per_product": {product: dict(sorted(counts.items(), key=lambda i: (-i[1], i[0])))
@@ -85,7 +93,9 @@ def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
         print_json(view)
         return
     click.echo(f"team {team_id}: {view['open_tickets']} open, {view['total_submitted']} "
-               "submitted in all")
+               f"submitted in all, not counting {view['duplicates']} duplicates")
+    click.echo("tickets per product: " + (", ".join(
+        f"{p} {n}" for p, n in view["tickets_per_product"].items()) or "-"))
     click.echo("most frequent issue types: " + (", ".join(
         f"{i['issue_type']} ({i['tickets']})" for i in view["top_issue_types"][:5]) or "-"))
     for product, counts in view["per_product"].items():

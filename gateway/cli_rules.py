@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -82,7 +83,7 @@ def rules_explain(ctx: click.Context, sender: str, to: str | None, product: str 
     if as_json:
         print_json(view)
         return
-    local = found.due.astimezone(policy.calendar(found.calendar).zone)
+    local = found.due.astimezone(ZoneInfo(found.timezone))
     click.echo(f"tier      {found.tier}\ntarget    {describe_duration(found.target)} on calendar "
                f"{found.calendar}\nqueue     {found.queue}\nlanguage  {found.language}\n"
                f"product   {found.product or '-'}\ncategory  {decision.category}\n"

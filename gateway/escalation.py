@@ -11,6 +11,16 @@ first-response due time and no first response yet it:
   (then ``breached_at`` is set).  A level is a row of ``ticket_escalations`` (unique per
   ticket and level), written in the same transaction as its outbox row: a level is
   sent once, however often the sweep runs and however many nodes run it.
+
+A reopened ticket starts a new round (:func:`restart_clock`): a marker row
+``r<N>:start`` records when its clock started, and the levels of round N are stored as
+``r<N>:warn-75``, ``r<N>:breach`` (round 1 keeps the plain names), so each level is sent
+once per round and the share counts from the start of the round, not from ``created_at``.
+
+Warnings go to ``escalation.address`` when the policy sets one, else to the support
+agents of the directory who serve the ticket's language (all agents when none does),
+one mail each.  Never to the support address itself: a notice from and to it, with
+``X-Loop``, would come back and be dropped by our own loop guard.
 """
 
 from __future__ import annotations
@@ -21,16 +31,16 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from gateway.db import Database
-from gateway.directory import support_identity
-from gateway.models import Ticket, TicketEscalation, TicketStatus, utcnow
+from gateway.models import Agent, Ticket, TicketEscalation, TicketStatus, utcnow
 from gateway.services import Services
 from outbound.escalation import queue_escalation_notice
 from rules.calendar import BusinessCalendar
 from rules.runtime import current_policy
 
-__all__ = ["EscalationReport", "escalate"]
+__all__ = ["EscalationReport", "escalate", "restart_clock"]
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +61,58 @@ def _due_text(due: datetime, calendar: BusinessCalendar) -> str:
     return f"{local:%a %Y-%m-%d %H:%M} {local.tzname()} ({due:%Y-%m-%d %H:%M} UTC)"
 
 
-def _levels_reached(ticket: Ticket, calendar: BusinessCalendar, warn_at: list[float],
-                    now: datetime) -> list[tuple[str, int]]:
+def _levels_reached(ticket: Ticket, start: datetime, calendar: BusinessCalendar,
+                    warn_at: list[float], now: datetime) -> list[tuple[str, int]]:
     assert ticket.first_response_due is not None
     if now >= ticket.first_response_due:
         return [("breach", 100)]
-    target = calendar.open_time_between(ticket.created_at, ticket.first_response_due)
-    used = calendar.open_time_between(ticket.created_at, now)
+    target = calendar.open_time_between(start, ticket.first_response_due)
+    used = calendar.open_time_between(start, now)
     return [(f"warn-{round(share * 100)}", round(share * 100)) for share in sorted(warn_at)
             if target > timedelta(0) and used >= target * share]
+
+
+def _current_round(session: Session, ticket: Ticket) -> tuple[int, datetime, set[str]]:
+    """(round number, when its clock started, levels stored for the ticket)."""
+    rows = session.execute(select(TicketEscalation.level, TicketEscalation.created_at).where(
+        TicketEscalation.ticket_number == ticket.number)).all()
+    number, start = 1, ticket.created_at
+    for level, created_at in rows:
+        prefix, _, rest = level.partition(":")
+        if rest == "start" and prefix[1:].isdigit() and int(prefix[1:]) > number:
+            number, start = int(prefix[1:]), created_at
+    return number, start, {level for level, _ in rows}
+
+
+def _in_round(level: str, number: int) -> str:
+    return level if number == 1 else f"r{number}:{level}"
+
+
+def restart_clock(session: Session, ticket: Ticket, *, at: datetime, due: datetime,
+                  tier: str, calendar: str) -> int:
+    """Start a new SLA round at ``at`` (a reopened ticket); returns the round number.
+
+    The first response, the breach and the pause of the earlier round are cleared, so
+    the sweep watches the ticket again and sends each level once more.
+    """
+    number, _, _ = _current_round(session, ticket)
+    ticket.first_response_due, ticket.tier, ticket.sla_calendar = due, tier, calendar
+    ticket.first_response_at = ticket.breached_at = ticket.sla_paused_at = None
+    session.add(TicketEscalation(ticket_number=ticket.number, level=f"r{number + 1}:start",
+                                 created_at=at))
+    return number + 1
+
+
+def _recipients(session: Session, address: str, ticket: Ticket) -> list[str]:
+    """The configured address, else the agents serving the ticket's language, else all."""
+    if address:
+        return [address]
+    agents = list(session.scalars(select(Agent).order_by(Agent.email)))
+    for language in (ticket.language, ticket.queue):
+        serving = [a.email for a in agents if language in (a.languages or [])]
+        if serving:
+            return serving
+    return [a.email for a in agents]
 
 
 def _escalate_one(database: Database, services: Services, number: int, now: datetime,
@@ -82,24 +135,31 @@ def _escalate_one(database: Database, services: Services, number: int, now: date
             ticket.first_response_due = calendar.add(ticket.first_response_due, paused)
             ticket.sla_paused_at = None
             report.resumed.append(number)
-        reached = _levels_reached(ticket, calendar, policy.spec.escalation.warn_at, now)
-        done = set(session.scalars(select(TicketEscalation.level).where(
-            TicketEscalation.ticket_number == number)))
-        new = [(level, share) for level, share in reached if level not in done]
+        round_number, start, done = _current_round(session, ticket)
+        reached = _levels_reached(ticket, start, calendar, policy.spec.escalation.warn_at, now)
+        new = [(_in_round(level, round_number), share) for level, share in reached
+               if _in_round(level, round_number) not in done]
         if not new:
             return
         level, share = new[-1]  # one mail for the highest new level; the others are passed
-        if level == "breach":
+        breached = level.endswith("breach")
+        if breached:
             ticket.breached_at = ticket.first_response_due
-        to_address = policy.spec.escalation.address or support_identity(session).address
-        item = queue_escalation_notice(
-            session, services, ticket, to_address=to_address, breached=level == "breach",
+        recipients = _recipients(session, policy.spec.escalation.address, ticket)
+        if not recipients:
+            log.warning("ticket #%s reached escalation level %s, but no escalation address "
+                        "is set and the directory has no agents: nobody was mailed",
+                        number, level)
+        items = [queue_escalation_notice(
+            session, services, ticket, to_address=to_address, breached=breached,
             share=share, due=_due_text(ticket.first_response_due, calendar))
+            for to_address in recipients]
         for passed, _ in new:
-            session.add(TicketEscalation(ticket_number=number, level=passed, created_at=now,
-                                         outbox_id=item.id if passed == level else None))
+            session.add(TicketEscalation(
+                ticket_number=number, level=passed, created_at=now,
+                outbox_id=items[0].id if items and passed == level else None))
         session.flush()
-    report.outbox_ids.append(item.id)
+    report.outbox_ids.extend(item.id for item in items)
     report.levels.append((number, level))
 
 

@@ -61,6 +61,7 @@ class Entitlement:
     target: timedelta
     calendar: str
     timezone: str
+    """The zone due times are shown in: the language route's while it serves the request."""
     queue: str
     language: str
     product: str | None
@@ -239,14 +240,25 @@ def decide(request: Request, policy: Policy) -> Entitlement:
         lines.append(f"language {language} is not a support language: served in {fallback}")
         language, route = fallback, spec.languages.get(fallback)
     queue = route.queue if route else spec.default_queue
+    shown_in = ""
     if route is not None and route.target is not None:
         calendar = policy.calendar(route.calendar)
         if calendar.is_open(at):
-            terms = Terms(parse_duration(route.target), calendar)
-            due = calendar.add(at, terms.target)
+            route_terms = Terms(parse_duration(route.target), calendar)
+            route_due = calendar.add(at, route_terms.target)
+            shown_in = calendar.timezone
             lines.append(f"{language} request inside {route.calendar} hours "
                          f"({describe_calendar(calendar)}) at {_local(at, calendar)}: "
-                         f"{queue} queue, {describe_duration(terms.target)} of those hours")
+                         f"{queue} queue, {describe_duration(route_terms.target)} of those "
+                         "hours")
+            # The queue's own target may only bring the answer forward, never delay it.
+            if route_due < due:
+                terms, due = route_terms, route_due
+                lines.append(f"the {language} queue's target is due earlier than {tier}: "
+                             "the queue's target applies")
+            else:
+                lines.append(f"{tier} is due no later than the {language} queue's target: "
+                             f"{tier} applies")
         else:
             other = spec.languages.get(route.outside_hours) if route.outside_hours else None
             fallback_queue = other.queue if other else spec.default_queue
@@ -261,6 +273,6 @@ def decide(request: Request, policy: Policy) -> Entitlement:
     lines.append(f"first response due {_local(due, terms.calendar)} "
                  f"({describe_duration(terms.target)} {describe_calendar(terms.calendar)})")
     return Entitlement(tier=tier, target=terms.target, calendar=terms.calendar.name,
-                       timezone=terms.calendar.timezone, queue=queue, language=language,
+                       timezone=shown_in or terms.calendar.timezone, queue=queue, language=language,
                        product=request.product, received_at=at, due=due,
                        explanation=tuple(lines))

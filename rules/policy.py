@@ -147,7 +147,7 @@ class EscalationSpec(_Strict):
     warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=lambda: [0.75])
     """Shares of the target after which agents are warned (one mail per level)."""
     address: str = ""
-    """Where warnings go (default: the support address)."""
+    """Where warnings go (default: the directory's agents serving the ticket's language)."""
 
 
 class PolicySpec(_Strict):

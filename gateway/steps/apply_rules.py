@@ -4,12 +4,14 @@ Reads ``ctx.sender``, ``ctx.language``, the recipients and the text; writes
 ``ctx.entitlement`` (tier, queue, product, category, first-response due time and
 the explanation, read by ``record``; target and time zone, read by ``notify`` for
 the promise) and, when the text is mostly Japanese, ``ctx.language = "ja"``.
-Imported history starts no SLA clock: its due time stays empty.
+Imported history starts no SLA clock: its due time stays empty.  A reply that reopened
+a ticket (``ctx.reopened``) restarts the clock: a new round of the SLA from that reply.
 """
 
 from __future__ import annotations
 
 from gateway.context import MailContext
+from gateway.escalation import restart_clock
 from rules.classify import product_for
 from rules.engine import describe_duration
 from rules.intake import decide_for
@@ -53,8 +55,35 @@ def _product_named_in_reply(ctx: MailContext) -> None:
     ctx.note(name, "product", line)
 
 
+def _restart_clock(ctx: MailContext) -> None:
+    """A reopened ticket is a request again: its requester's terms, counted from the reply.
+
+    The entitlement is decided afresh at the reopen time (add-on dates, language hours);
+    an emergency ticket keeps the emergency line, in the window the reply arrives in.
+    """
+    ticket = ctx.ticket
+    assert ticket is not None
+    settings = ctx.services.settings
+    policy = current_policy(settings)
+    at = ctx.spool.received_at
+    emergency = settings.emergency_address if ticket.tier == "emergency" else ""
+    found = decide_for(ctx.session, policy, email=ticket.requester, at=at,
+                       recipients=[emergency] if emergency else [], language=ticket.language,
+                       product=ticket.product, default_language=settings.ack_language_default,
+                       emergency_address=emergency).entitlement
+    round_number = restart_clock(ctx.session, ticket, at=at, due=found.due, tier=found.tier,
+                                 calendar=found.calendar)
+    line = (f"reopened at {found.received_at:%Y-%m-%d %H:%M} UTC, SLA round {round_number}: "
+            f"{found.tier}, {describe_duration(found.target)}, first response due "
+            f"{found.due:%Y-%m-%d %H:%M} UTC")
+    ticket.entitlement = f"{ticket.entitlement}; {line}"
+    ctx.note(name, "restart", line)
+
+
 def run(ctx: MailContext) -> None:
     if not ctx.new_ticket:
+        if ctx.reopened:
+            _restart_clock(ctx)
         _product_named_in_reply(ctx)
         return
     assert ctx.sender is not None and ctx.parsed is not None

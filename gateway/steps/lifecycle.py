@@ -9,7 +9,8 @@ unverified messages change nothing.
 - requester (or colleague) reply on ``pending`` → ``open``;
 - on ``solved``/``closed`` within ``reopen_window_days`` of the resolution → ``open``
   again, and the requester is told; later (or always, with ``replies_only_to_open``)
-  the reply opens a new ticket linked to the old one;
+  the reply opens a new ticket linked to the old one (a reopen also restarts the SLA
+  clock: ``apply-rules`` reads ``ctx.reopened``);
 - a verified agent's public reply moves ``new`` to ``open``; ``#status X`` sets X.
 """
 

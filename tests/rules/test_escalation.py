@@ -1,21 +1,29 @@
 """Escalation before breaches: one warning per level, a breach mark at the deadline, the
-clock paused while a ticket waits on the customer, and the sweep of `serve` doing it."""
+clock paused while a ticket waits on the customer, the agents who get the warnings, the
+clock restarted when a customer reopens a ticket, and the sweep of `serve` doing it."""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import delete, select, update
 
 from gateway.app import Gateway
+from gateway.config import Settings
+from gateway.directory import load_directory_file
 from gateway.escalation import escalate
-from gateway.models import OutboxItem, Ticket, TicketStatus
+from gateway.models import Agent, OutboxItem, Ticket, TicketStatus
 from gateway.server import GatewayServer
-from tests.conftest import wait_for
+from rules.policy import DEFAULT_POLICY
+from tests.conftest import DIRECTORY, run_gateway, wait_for
 from tests.mail import maildir_messages
-from tests.rules.tickets import outbox_mail, plain_text, ticket_at
+from tests.rules.tickets import outbox_mail, plain_text, reply_at, ticket_at
 
 
 def _at(text: str) -> datetime:
@@ -51,7 +59,9 @@ def test_one_warning_per_level_then_the_breach(gateway: Gateway) -> None:
     warning, breach = outbox_mail(gateway, ticket, "escalation")
     assert str(warning["Subject"]).startswith(f"[#{ticket.number}] SLA warning (75%)")
     assert str(breach["Subject"]).startswith(f"[#{ticket.number}] SLA breached")
-    assert breach["To"] == "support@support.example"
+    # No escalation address in the policy: the agent of the directory, not the support
+    # address (which would drop its own looping notice).
+    assert breach["To"] == warning["To"] == "kenji@support.example"
     assert breach["Auto-Submitted"] == "auto-generated"
     assert "Why this target: " in plain_text(breach) and "enhanced add-on" in plain_text(breach)
 
@@ -64,11 +74,13 @@ def test_a_late_first_sweep_sends_only_the_breach(gateway: Gateway) -> None:
 
 
 def test_warning_share_counts_open_hours_of_the_calendar(gateway: Gateway) -> None:
-    # Japanese Friday 16:30 JST: 1 h of Japanese hours, due Monday 09:30 JST.  75 % is
-    # 45 minutes of open time: Monday 09:15 JST, not sometime during the weekend.
-    ticket = ticket_at(gateway, "2026-11-20T16:30:00+09:00", sender="yuki@globex.example")
-    assert escalate(gateway.db, gateway.services, _at("2026-11-22T12:00:00+09:00")).levels == []
-    report = escalate(gateway.db, gateway.services, _at("2026-11-23T09:16:00+09:00"))
+    # Standard support Friday 17:00 Berlin: 8 h of office hours, due Monday 16:00.  75 % is
+    # 6 hours of open time (1 h on Friday, 5 h on Monday): Monday 14:00, not at the weekend.
+    ticket = ticket_at(gateway, "2026-11-20T17:00:00+01:00", sender="giulia@globex.example")
+    assert ticket.first_response_due == _at("2026-11-23T16:00:00+01:00")
+    assert escalate(gateway.db, gateway.services, _at("2026-11-22T12:00:00+01:00")).levels == []
+    assert escalate(gateway.db, gateway.services, _at("2026-11-23T13:59:00+01:00")).levels == []
+    report = escalate(gateway.db, gateway.services, _at("2026-11-23T14:01:00+01:00"))
     assert report.levels == [(ticket.number, "warn-75")]
 
 
@@ -120,3 +132,118 @@ def test_serve_sweep_sends_a_breach_once(gateway: Gateway, running: GatewayServe
         assert len(session.scalars(select(OutboxItem).where(
             OutboxItem.kind == "escalation")).all()) == first_count == 1
     assert escalations() == [f"[#{ticket.number}] SLA breached: Sync fails"]
+    sent = [m for m in maildir_messages(Path(sent_dir)) if "SLA" in str(m["Subject"])]
+    assert [m["To"] for m in sent] == ["kenji@support.example"]
+
+
+def _add_agents(gateway: Gateway) -> None:
+    with gateway.db.transaction() as session:
+        session.add(Agent(email="sakura@support.example", name="Sakura", languages=["ja"]))
+        session.add(Agent(email="tom@support.example", name="Tom", languages=["en"]))
+
+
+def test_warnings_go_to_the_agents_of_the_tickets_language(gateway: Gateway) -> None:
+    _add_agents(gateway)
+    # 10:10 JST on a Tuesday, in Japanese: the ja queue; Kenji (en, ja) and Sakura (ja).
+    japanese = ticket_at(gateway, "2026-11-17T10:10:00+09:00", sender="yuki@globex.example",
+                         body="同期が失敗します。")
+    # Italian-speaking Giulia writes in English: nobody serves it, the en queue's agents.
+    italian = ticket_at(gateway, "2026-11-17T10:00:00+01:00", sender="giulia@globex.example")
+    report = escalate(gateway.db, gateway.services, _at("2026-11-20T12:00:00+00:00"))
+    assert sorted(report.levels) == [(japanese.number, "breach"), (italian.number, "breach")]
+    assert [m["To"] for m in outbox_mail(gateway, japanese, "escalation")] == [
+        "kenji@support.example", "sakura@support.example"]
+    assert [m["To"] for m in outbox_mail(gateway, italian, "escalation")] == [
+        "kenji@support.example", "tom@support.example"]
+    # One mail per agent, and still one level: a later sweep sends nothing more.
+    assert len(report.outbox_ids) == 4
+    assert escalate(gateway.db, gateway.services, _at("2026-11-21T12:00:00+00:00")).levels == []
+
+
+def test_without_agents_the_level_is_recorded_and_nobody_mailed(
+        gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    with gateway.db.transaction() as session:
+        session.execute(delete(Agent))
+    ticket = ticket_at(gateway, "2026-11-17T10:00:00+00:00", sender="anna@acme.example")
+    with caplog.at_level(logging.WARNING, logger="gateway.escalation"):
+        report = escalate(gateway.db, gateway.services, _at("2026-11-17T11:01:00+00:00"))
+    assert report.levels == [(ticket.number, "breach")] and report.outbox_ids == []
+    assert outbox_mail(gateway, ticket, "escalation") == []
+    assert _ticket(gateway, ticket.number).breached_at == _at("2026-11-17T11:00:00+00:00")
+    assert f"ticket #{ticket.number} reached escalation level breach" in caplog.text
+    assert escalate(gateway.db, gateway.services, _at("2026-11-17T12:00:00+00:00")).levels == []
+    with gateway.db.reading() as session:
+        assert session.scalars(select(OutboxItem).where(
+            OutboxItem.rcpt_to == "support@support.example",
+            OutboxItem.kind == "escalation")).all() == []
+
+
+def test_a_configured_escalation_address_gets_the_warnings(
+        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(DEFAULT_POLICY.read_text(encoding="utf-8").replace(
+        'address = ""                          # default',
+        'address = "oncall@support.example"    # default'), encoding="utf-8")
+    assert "oncall@support.example" in policy.read_text(encoding="utf-8")
+    gateway = Gateway(settings_factory(rules_policy=policy))
+    try:
+        with gateway.db.transaction() as session:
+            load_directory_file(session, DIRECTORY)
+        ticket = ticket_at(gateway, "2026-11-17T10:00:00+00:00", sender="anna@acme.example")
+        escalate(gateway.db, gateway.services, _at("2026-11-17T11:01:00+00:00"))
+        assert [m["To"] for m in outbox_mail(gateway, ticket, "escalation")] == [
+            "oncall@support.example"]
+    finally:
+        gateway.close()
+
+
+def _show(settings: Settings, number: int) -> dict[str, object]:
+    result = run_gateway(settings, "tickets", "show", str(number), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_a_reopened_ticket_restarts_the_clock_and_escalates_again(
+        gateway: Gateway, settings: Settings) -> None:
+    # Round 1: Enhanced, 10:00 UTC, due 11:00, breached, then answered and solved.
+    ticket = ticket_at(gateway, "2026-11-17T10:00:00+00:00", sender="anna@acme.example")
+    first = escalate(gateway.db, gateway.services, _at("2026-11-17T11:01:00+00:00"))
+    assert first.levels == [(ticket.number, "breach")]
+    with gateway.db.transaction() as session:
+        session.execute(update(Ticket).where(Ticket.number == ticket.number).values(
+            first_response_at=_at("2026-11-17T11:30:00+00:00"), status=TicketStatus.SOLVED,
+            resolved_at=_at("2026-11-17T12:00:00+00:00")))
+    # Anna reopens it the next morning at 09:00 UTC: a new hour from her reply.
+    reply_at(gateway, ticket, "2026-11-18T09:00:00+00:00", sender="anna@acme.example")
+    shown = _show(settings, ticket.number)
+    assert shown["status"] == "open"
+    assert shown["first_response_due"] == "2026-11-18T10:00:00Z"
+    assert shown["first_response_at"] is None and shown["breached_at"] is None
+    assert "reopened at 2026-11-18 09:00 UTC, SLA round 2: enhanced" in str(
+        shown["entitlement"])
+    # The share counts from the reopen: at 09:40 two thirds of the hour are used (counted
+    # from created_at it would be 99 %), at 09:46 the 75 % warning of round 2 goes out.
+    assert escalate(gateway.db, gateway.services, _at("2026-11-18T09:40:00+00:00")).levels == []
+    warned = escalate(gateway.db, gateway.services, _at("2026-11-18T09:46:00+00:00"))
+    assert warned.levels == [(ticket.number, "r2:warn-75")]
+    breached = escalate(gateway.db, gateway.services, _at("2026-11-18T10:01:00+00:00"))
+    assert breached.levels == [(ticket.number, "r2:breach")]
+    assert escalate(gateway.db, gateway.services, _at("2026-11-18T11:00:00+00:00")).levels == []
+    assert _show(settings, ticket.number)["breached_at"] == "2026-11-18T10:00:00Z"
+    subjects = [str(m["Subject"]) for m in outbox_mail(gateway, ticket, "escalation")]
+    assert [s.split(":")[0] for s in subjects] == [
+        f"[#{ticket.number}] SLA breached", f"[#{ticket.number}] SLA warning (75%)",
+        f"[#{ticket.number}] SLA breached"]
+
+
+def test_an_answered_reopened_ticket_is_left_alone(gateway: Gateway) -> None:
+    ticket = ticket_at(gateway, "2026-11-17T10:00:00+00:00", sender="anna@acme.example")
+    with gateway.db.transaction() as session:
+        session.execute(update(Ticket).where(Ticket.number == ticket.number).values(
+            first_response_at=_at("2026-11-17T10:30:00+00:00"), status=TicketStatus.SOLVED,
+            resolved_at=_at("2026-11-17T11:00:00+00:00")))
+    reply_at(gateway, ticket, "2026-11-18T09:00:00+00:00", sender="anna@acme.example")
+    with gateway.db.transaction() as session:  # the agent answers the new round in time
+        session.execute(update(Ticket).where(Ticket.number == ticket.number).values(
+            first_response_at=_at("2026-11-18T09:20:00+00:00")))
+    assert escalate(gateway.db, gateway.services, _at("2026-11-18T12:00:00+00:00")).levels == []

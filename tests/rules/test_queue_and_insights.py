@@ -75,16 +75,25 @@ def test_insights_for_a_team(gateway: Gateway, settings: Settings) -> None:
     last = ticket_at(gateway, "2026-11-17T09:30:00+00:00", sender="bob@initech.example",
                      subject="Question", body="How do I invite a guest to Files?")
     ticket_at(gateway, "2026-11-17T09:40:00+00:00", sender="anna@acme.example")  # other team
+    # Bob asks about the Dash sync again: a duplicate, not a request or issue of its own.
+    again = ticket_at(gateway, "2026-11-17T09:50:00+00:00", sender="bob@initech.example",
+                      subject="Dash sync", body="The Dash board still does not sync!")
+    assert again.duplicate_of is not None and again.status == TicketStatus.CLOSED
     with gateway.db.transaction() as session:
         session.execute(update(Ticket).where(Ticket.number == last.number).values(
             status=TicketStatus.CLOSED))
     result = run_gateway(settings, "insights", "--team", "initech", "--json")
     assert result.returncode == 0, result.stderr
     view = json.loads(result.stdout)
-    assert (view["open_tickets"], view["total_submitted"]) == (3, 4)
+    assert (view["open_tickets"], view["total_submitted"], view["duplicates"]) == (3, 4, 1)
     assert view["top_issue_types"][0] == {"issue_type": "sync", "tickets": 2}
     assert view["per_product"] == {"dash": {"sync": 1}, "files": {"login": 1, "other": 1,
                                                                     "sync": 1}}
+    assert view["tickets_per_product"] == {"files": 3, "dash": 1}
+    text = run_gateway(settings, "insights", "--team", "initech")
+    assert text.returncode == 0, text.stderr
+    assert "tickets per product: files 3, dash 1" in text.stdout.decode()
+    assert "4 submitted in all, not counting 1 duplicates" in text.stdout.decode()
     with gateway.db.reading() as session:
         types = set(session.scalars(select(Ticket.issue_type)))
     assert {"sync", "login", "other"} <= types

@@ -56,8 +56,9 @@ def rules_gateway(gateway: Gateway) -> Gateway:
 CASES = [
     ("enhanced admin Tuesday 10:00", "anna@acme.example", "support@support.example",
      "2026-11-17T10:00:00+01:00", "enhanced", "en", "2026-11-17T10:00:00Z"),
+    # The office's Friday 17:00 Berlin is earlier than 1 h of Japanese hours (Monday).
     ("Japanese Friday 16:30 JST", "yuki@globex.example", "support@support.example",
-     "2026-11-20T16:30:00+09:00", "standard", "ja", "2026-11-23T00:30:00Z"),
+     "2026-11-20T16:30:00+09:00", "standard", "ja", "2026-11-20T16:00:00Z"),
     ("Japanese Friday 18:00 JST", "yuki@globex.example", "support@support.example",
      "2026-11-20T18:00:00+09:00", "standard", "en", "2026-11-20T17:00:00Z"),
     ("emergency at 23:00", "giulia@globex.example", EMERGENCY,
@@ -95,10 +96,12 @@ def test_acknowledgement_states_the_promise_in_the_requesters_language(
     # Inside Japanese hours with an hour to spare: "within 1 hour", in Japanese.
     within = ticket_at(rules_gateway, "2026-11-20T10:00:00+09:00", sender="yuki@globex.example")
     assert "1 時間以内にご回答いたします。" in plain_text(acknowledgement(rules_gateway, within))
-    # Friday 16:30 JST: the hour runs into Monday.
-    monday = ticket_at(rules_gateway, "2026-11-20T16:30:00+09:00", sender="yuki@globex.example")
-    assert "月曜日 09:30 JSTまでにご回答いたします。" in plain_text(
-        acknowledgement(rules_gateway, monday))
+    # Friday 16:30 JST: the Japanese hour would run into Monday, standard support's Friday
+    # 17:00 Berlin is earlier and wins; the time is shown in Japanese time.
+    friday_ja = ticket_at(rules_gateway, "2026-11-20T16:30:00+09:00",
+                          sender="yuki@globex.example")
+    assert "土曜日 01:00 JSTまでにご回答いたします。" in plain_text(
+        acknowledgement(rules_gateway, friday_ja))
     # Enhanced, German-speaking admin: "innerhalb von 1 Stunde".
     enhanced = ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example")
     assert "Wir antworten Ihnen innerhalb von 1 Stunde." in plain_text(
@@ -212,7 +215,7 @@ def test_explain_prints_the_answer_and_refuses_bad_input(rules_gateway: Gateway,
                        "--at", "2026-11-20T16:30:00+09:00")
     assert text.returncode == 0, text.stderr
     out = text.stdout.decode()
-    assert "queue     ja" in out and "(Mon 2026-11-23 09:30 JST)" in out
+    assert "queue     ja" in out and "(Sat 2026-11-21 01:00 JST)" in out
     assert "  - ja request inside japanese hours" in out
     naive = run_gateway(rules_settings, "rules", "explain", "--from", "a@b.example",
                         "--at", "2026-11-20T16:30")

@@ -41,6 +41,21 @@ def ticket_at(gateway: Gateway, when: str, *, sender: str, to: str = "support@su
         return ticket
 
 
+def reply_at(gateway: Gateway, ticket: Ticket, when: str, *, sender: str,
+             body: str = "It fails again.") -> None:
+    """A reply to ``ticket`` (threaded by In-Reply-To) that arrived at ``when``."""
+    raw = make_mail(sender=sender, subject=f"Re: [#{ticket.number}] {ticket.subject}",
+                    body=body, in_reply_to=ticket.origin_message_id)
+    stored = store_message(gateway.db, raw, source="smtp", rcpt_tos=["support@support.example"],
+                           mail_from=sender)
+    with gateway.db.transaction() as session:
+        session.execute(update(SpoolEntry).where(SpoolEntry.id == stored.spool_id).values(
+            received_at=datetime.fromisoformat(when)))
+    outcome = process_spool_entry(gateway.db, gateway.services, stored.spool_id)
+    assert outcome.state == "processed" and outcome.ticket_number == ticket.number, \
+        outcome.reason
+
+
 def outbox_mail(gateway: Gateway, ticket: Ticket, kind: str) -> list[EmailMessage]:
     with gateway.db.reading() as session:
         items = session.scalars(select(OutboxItem).where(
