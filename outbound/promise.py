@@ -10,11 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_datetime
 from babel.lists import format_list
 from babel.units import format_unit
 
-__all__ = ["acknowledgement_promise", "product_question", "promise_sentence"]
+__all__ = ["acknowledgement_promise", "answered_in_sentence", "product_question",
+           "promise_sentence"]
 
 _WITHIN = {
     "en": "We will answer within {}.",
@@ -29,6 +31,13 @@ _BY = {
     "de": "Wir antworten Ihnen bis {}.",
     "it": "Le risponderemo entro {}.",
     "nl": "We antwoorden uiterlijk {}.",
+}
+_ANSWERED_IN = {
+    "en": "Outside our {} support hours, our answer will be in {}.",
+    "ja": "{}サポートの営業時間外のため、{}でご回答いたします。",
+    "de": "Außerhalb der Supportzeiten auf {} antworten wir Ihnen auf {}.",
+    "it": "Fuori dall'orario del supporto in {}, le risponderemo in {}.",
+    "nl": "Buiten de supporturen in het {} antwoorden we in het {}.",
 }
 _UNITS_SEPARATOR = {"ja": ""}
 _WHICH_PRODUCT = {
@@ -77,15 +86,30 @@ def product_question(language: str, products: list[str]) -> str:
     return _WHICH_PRODUCT[language].format(names)
 
 
+def answered_in_sentence(language: str, requested: str, served: str) -> str:
+    """"Outside our Japanese support hours, our answer will be in English", in ``language``
+    (language names from CLDR, in lower case where the language writes them so)."""
+    language = language if language in _ANSWERED_IN else "en"
+    names = Locale.parse(language).languages
+    return _ANSWERED_IN[language].format(names.get(requested, requested),
+                                         names.get(served, served))
+
+
 def acknowledgement_promise(entitlement: dict[str, str], language: str) -> str | None:
     """The promise for a new ticket's ``ctx.entitlement`` (None without a due time), followed
-    by the question which product it is about when the team has several and none was named."""
+    by the question which product it is about when the team has several and none was named.
+
+    A request in a support language that arrived outside that language's hours (Japanese
+    at night) is told that the answer comes in the language that serves it then."""
     if not entitlement.get("due"):
         return None
     promise = promise_sentence(
         language, timedelta(minutes=int(entitlement.get("target_minutes") or 0)),
         datetime.fromisoformat(entitlement["due"]), entitlement.get("timezone") or "UTC",
         bool(entitlement.get("within")))
+    if entitlement.get("outside_hours_of"):
+        promise += " " + answered_in_sentence(language, entitlement["outside_hours_of"],
+                                              entitlement.get("served_language") or "en")
     if entitlement.get("ask_product"):
         promise += " " + product_question(language, entitlement["ask_product"].split(","))
     return promise

@@ -95,7 +95,13 @@ def test_acknowledgement_states_the_promise_in_the_requesters_language(
         rules_gateway: Gateway) -> None:
     # Inside Japanese hours with an hour to spare: "within 1 hour", in Japanese.
     within = ticket_at(rules_gateway, "2026-11-20T10:00:00+09:00", sender="yuki@globex.example")
-    assert "1 時間以内にご回答いたします。" in plain_text(acknowledgement(rules_gateway, within))
+    inside = plain_text(acknowledgement(rules_gateway, within))
+    assert "1 時間以内にご回答いたします。" in inside and "英語" not in inside
+    # Friday 18:00 JST, after Japanese hours: served in English, and told so in Japanese.
+    evening = ticket_at(rules_gateway, "2026-11-20T18:00:00+09:00", sender="yuki@globex.example",
+                        subject="Export stops", body="The export stops at 50 %.")
+    outside = plain_text(acknowledgement(rules_gateway, evening))
+    assert "日本語サポートの営業時間外のため、英語でご回答いたします。" in outside
     # Friday 16:30 JST: the Japanese hour would run into Monday, standard support's Friday
     # 17:00 Berlin is earlier and wins; the time is shown in Japanese time.
     friday_ja = ticket_at(rules_gateway, "2026-11-20T16:30:00+09:00",
