@@ -109,7 +109,8 @@ class GatewayServer:
             log.info("web listening on %s", settings.web_listen)
         # Shared mailboxes last: what they take goes through the spool writer above.
         self.pollers = MailboxPollers(settings.mailboxes, gateway.db, self.spool_writer.submit,
-                                      gateway.enqueue_processing)
+                                      gateway.enqueue_processing,
+                                      max_message_size=settings.max_message_size)
         self.pollers.start()
 
     def _sweep_loop(self) -> None:

@@ -5,7 +5,11 @@ of several ``serve`` processes only one polls a given mailbox.  It logs in (pass
 or XOAUTH2), then for each folder (the ``sent`` folder first, the ``inbox`` last so
 that IDLE watches it) takes every message above the folder's checkpoint:
 
-1. ``UID FETCH BODY.PEEK[]`` a batch (PEEK: we never set ``\\Seen`` ourselves);
+1. ``UID FETCH RFC822.SIZE``, then ``BODY.PEEK[]`` of a batch (PEEK: we never set
+   ``\\Seen`` ourselves); a message over ``max_message_size`` (the limit SMTP answers with
+   552) is not downloaded: only its header block (``BODY.PEEK[HEADER]``) is stored, with
+   the option ``too_large``, so that processing quarantines it and the message stays on
+   the server, marked like the rest so that it is not fetched again;
 2. hand the batch to the spool writer and wait until it is **committed**
    (``source = "imap:<mailbox>/<folder>"``; the spool's de-dup key makes a re-fetch
    after a crash or a UIDVALIDITY change a no-op);
@@ -161,6 +165,17 @@ def _unmarked_criteria(keyword: str) -> list[str]:
     return ["UNKEYWORD", keyword]
 
 
+def _fetch_part(client: imapclient.IMAPClient, uids: Sequence[int], part: str
+                ) -> dict[int, bytes]:
+    """``UID FETCH BODY.PEEK[part]`` (never sets ``\\Seen``); UIDs expunged meanwhile are absent."""
+    if not uids:
+        return {}
+    wanted, key = set(uids), f"BODY[{part}]".encode()
+    return {uid: bytes(data[key]) for uid, data in
+            client.fetch(uids, [f"BODY.PEEK[{part}]".encode()]).items()
+            if uid in wanted and data.get(key) is not None}
+
+
 @dataclass(frozen=True)
 class _Folder:
     name: str
@@ -171,8 +186,10 @@ class MailboxPoller:
     """Polls one mailbox in its own thread until ``stop()``."""
 
     def __init__(self, config: MailboxConfig, database: Database, store: StoreFn,
-                 on_stored: Callable[[int], None], *, holder: str | None = None) -> None:
+                 on_stored: Callable[[int], None], *, max_message_size: int,
+                 holder: str | None = None) -> None:
         self.config = config
+        self.max_message_size = max_message_size
         self.database = database
         self.store = store
         self.on_stored = on_stored
@@ -385,21 +402,23 @@ class MailboxPoller:
     def _take(self, client: imapclient.IMAPClient, folder: _Folder, state: ImapFolderState,
               batch: Sequence[int]) -> int:
         """Fetch, commit to the spool, then mark; returns how many were new to the spool."""
-        fetched = client.fetch(batch, [b"BODY.PEEK[]"])
+        fetched, too_large = self._fetch(client, folder, batch)
         pending: list[tuple[int, Future[StoredMessage]]] = []
         source = source_name(self.config, folder.name)
         for uid in batch:
-            raw = fetched.get(uid, {}).get(b"BODY[]")
+            raw = fetched.get(uid)
             if raw is None:
                 continue  # expunged meanwhile by someone else
             options: dict[str, Any] = {"imap": {
                 "mailbox": self.config.name, "account": self.account, "folder": folder.name,
                 "uid": uid, "uidvalidity": state.uidvalidity}}
+            if uid in too_large:
+                options["too_large"] = {"size": too_large[uid], "limit": self.max_message_size}
             if folder.role == "sent":
                 options["sent"] = True
             if uid <= state.history_uid:
                 options["history"] = True
-            pending.append((uid, self.store(bytes(raw), source=source, options=options)))
+            pending.append((uid, self.store(raw, source=source, options=options)))
         stored = [(uid, future.result(timeout=STORE_TIMEOUT)) for uid, future in pending]
         # Committed: from here on a crash only repeats work the spool recognises.
         new = [result for _uid, result in stored if not result.duplicate]
@@ -410,6 +429,24 @@ class MailboxPoller:
             log.info("mailbox %s folder %s: %s of %s messages were already stored",
                      self.config.name, folder.name, len(stored) - len(new), len(stored))
         return len(new)
+
+    def _fetch(self, client: imapclient.IMAPClient, folder: _Folder, batch: Sequence[int]
+               ) -> tuple[dict[int, bytes], dict[int, int]]:
+        """The raw bytes by UID, and the sizes of those over ``max_message_size``, whose
+        bytes are only their header block: SMTP would refuse them with 552, and a 200 MB
+        message must not be read into memory nor stored."""
+        sizes = {uid: int(data[b"RFC822.SIZE"])
+                 for uid, data in client.fetch(batch, [b"RFC822.SIZE"]).items()
+                 if b"RFC822.SIZE" in data}
+        too_large = {uid: sizes[uid] for uid in batch
+                     if sizes.get(uid, 0) > self.max_message_size}
+        raws = _fetch_part(client, [u for u in batch if u in sizes and u not in too_large], "")
+        raws.update(_fetch_part(client, list(too_large), "HEADER"))
+        for uid, size in too_large.items():
+            log.warning("mailbox %s folder %s: UID %s has %s bytes, over max_message_size "
+                        "(%s): only its header block is stored, and it is quarantined",
+                        self.config.name, folder.name, uid, size, self.max_message_size)
+        return raws, too_large
 
     def _mark(self, client: imapclient.IMAPClient, folder: _Folder, uids: list[int]) -> None:
         if not uids:
@@ -442,8 +479,9 @@ class MailboxPollers:
     """The pollers of every configured mailbox, started and stopped together."""
 
     def __init__(self, configs: Sequence[MailboxConfig], database: Database, store: StoreFn,
-                 on_stored: Callable[[int], None]) -> None:
-        self.pollers = [MailboxPoller(c, database, store, on_stored) for c in configs]
+                 on_stored: Callable[[int], None], *, max_message_size: int) -> None:
+        self.pollers = [MailboxPoller(c, database, store, on_stored,
+                                      max_message_size=max_message_size) for c in configs]
 
     def start(self) -> None:
         for poller in self.pollers:

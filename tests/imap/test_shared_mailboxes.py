@@ -422,3 +422,61 @@ def test_server_without_move_and_idle_copy_expunge_and_polling(
         assert errors == []  # no IDLE attempted, no failed MOVE: plain polling, COPY+EXPUNGE
     finally:
         server.remove()
+
+
+def test_message_over_max_message_size_is_quarantined_with_only_its_headers(
+        dovecot: Dovecot, imap_gateways: ImapGateways) -> None:
+    boxes = [mailbox(dovecot, after=f"flag:{KEYWORD}")]
+    server = imap_gateways.start(boxes, max_message_size=50_000)
+    gateway = server.gateway
+    wait_polled(gateway, "shared")
+    small = make_mail(sender="anna@acme.example", subject="Small question",
+                      message_id="<small@acme.example>")
+    big = make_mail(sender="bob@acme.example", subject="Huge log attached",
+                    body="".join(f"log line {n:06d} {'x' * 60}\n" for n in range(3000)),
+                    message_id="<huge@acme.example>")
+    assert len(big) > 200_000
+    _append(dovecot, "INBOX", [small, big])
+    wait_all_processed(gateway, 2)
+    with gateway.db.reading() as session:
+        rows = {e.message_id: e for e in session.scalars(select(SpoolEntry))}
+        tickets = list(session.scalars(select(Ticket)))
+    assert set(rows) == {"small@acme.example", "huge@acme.example"}
+    assert rows["small@acme.example"].state == SpoolState.PROCESSED
+    huge = rows["huge@acme.example"]
+    assert huge.state == SpoolState.QUARANTINED
+    size = len(_server_bytes(dovecot, "Huge log attached"))
+    assert huge.reason == (f"message of {size:,} bytes is over max_message_size (50,000); left "
+                           "on the server (found in mailbox shared folder INBOX uid 2); only "
+                           "its header block was kept")
+    # Stored: the header block only, not the 200 KB body.
+    assert huge.raw.endswith(b"\r\n\r\n") and b"Subject: Huge log attached" in huge.raw
+    assert b"log line" not in huge.raw and len(huge.raw) < 1000
+    assert huge.options["too_large"] == {"size": size, "limit": 50_000}
+    assert [t.subject for t in tickets] == ["Small question"]
+    assert set(_ticket_messages(gateway)) == {"small@acme.example"}
+    # Marked on the server like the small one, so that no poll takes it again.
+    assert sorted(_uids(dovecot, "INBOX", ["KEYWORD", KEYWORD])) == [1, 2]
+    done = wait_taken(gateway, "shared", "INBOX", 2)
+    assert done is not None and done.last_poll_at is not None
+    wait_for(lambda: (s := folder_state(gateway, "shared", "INBOX")) is not None
+             and s.last_poll_at is not None and done.last_poll_at is not None
+             and s.last_poll_at > done.last_poll_at, 30, message="another poll")
+    assert spool_count(gateway) == 2
+    again = folder_state(gateway, "shared", "INBOX")
+    assert again is not None and again.taken == 2 and again.last_error == ""
+    shown = run_gateway(imap_gateways.settings(boxes, max_message_size=50_000),
+                        "inbox", "show", str(huge.id))
+    assert shown.returncode == 0, shown.stderr
+    assert b"is over max_message_size (50,000)" in shown.stdout
+
+
+def _server_bytes(dovecot: Dovecot, subject: str) -> bytes:
+    """The message as the server holds it (its RFC822.SIZE is the length of these bytes)."""
+    client = dovecot.client(SHARED)
+    try:
+        client.select_folder("INBOX", readonly=True)
+        [uid] = client.search(["SUBJECT", subject])
+        return bytes(client.fetch([uid], [b"BODY.PEEK[]"])[uid][b"BODY[]"])
+    finally:
+        client.logout()
