@@ -26,6 +26,8 @@ one mail each.  Never to the support address itself: a notice from and to it, wi
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -72,16 +74,35 @@ def _levels_reached(ticket: Ticket, start: datetime, calendar: BusinessCalendar,
             if target > timedelta(0) and used >= target * share]
 
 
+def _round_from(rows: Iterable[tuple[str, datetime]], created_at: datetime
+                ) -> tuple[int, datetime, set[str]]:
+    """(round number, when its clock started, levels stored) from a ticket's level rows."""
+    number, start, levels = 1, created_at, set()
+    for level, stored_at in rows:
+        levels.add(level)
+        prefix, _, rest = level.partition(":")
+        if rest == "start" and prefix[1:].isdigit() and int(prefix[1:]) > number:
+            number, start = int(prefix[1:]), stored_at
+    return number, start, levels
+
+
 def _current_round(session: Session, ticket: Ticket) -> tuple[int, datetime, set[str]]:
     """(round number, when its clock started, levels stored for the ticket)."""
     rows = session.execute(select(TicketEscalation.level, TicketEscalation.created_at).where(
         TicketEscalation.ticket_number == ticket.number)).all()
-    number, start = 1, ticket.created_at
-    for level, created_at in rows:
-        prefix, _, rest = level.partition(":")
-        if rest == "start" and prefix[1:].isdigit() and int(prefix[1:]) > number:
-            number, start = int(prefix[1:]), created_at
-    return number, start, {level for level, _ in rows}
+    return _round_from(((level, at) for level, at in rows), ticket.created_at)
+
+
+def _has_work(ticket: Ticket, rows: list[tuple[str, datetime]], calendar: BusinessCalendar,
+              warn_at: list[float], now: datetime) -> bool:
+    """Whether :func:`_escalate_one` would change anything (read-only, no lock)."""
+    if ticket.status == TicketStatus.PENDING:
+        return ticket.sla_paused_at is None  # the pause starts
+    if ticket.sla_paused_at is not None:
+        return True  # the pause ends
+    number, start, done = _round_from(rows, ticket.created_at)
+    return any(_in_round(level, number) not in done
+               for level, _share in _levels_reached(ticket, start, calendar, warn_at, now))
 
 
 def _in_round(level: str, number: int) -> str:
@@ -168,10 +189,24 @@ def escalate(database: Database, services: Services, now: datetime | None = None
     """One escalation pass over open, unanswered tickets; returns what it queued."""
     now = now or utcnow()
     report = EscalationReport()
+    policy = current_policy(services.settings)
+    watched = (Ticket.first_response_due.is_not(None), Ticket.first_response_at.is_(None),
+               Ticket.status.not_in(_DONE))
+    # One read pass decides; write transactions only for the tickets with something to do
+    # (a desk with thousands of open tickets must not take the write lock for each of them
+    # every sweep).  _escalate_one checks again under the lock.
     with database.reading() as session:
-        numbers = list(session.scalars(select(Ticket.number).where(
-            Ticket.first_response_due.is_not(None), Ticket.first_response_at.is_(None),
-            Ticket.status.not_in(_DONE)).order_by(Ticket.number)))
+        rows: dict[int, list[tuple[str, datetime]]] = defaultdict(list)
+        for number, level, stored_at in session.execute(
+                select(TicketEscalation.ticket_number, TicketEscalation.level,
+                       TicketEscalation.created_at)
+                .join(Ticket, Ticket.number == TicketEscalation.ticket_number).where(*watched)):
+            rows[number].append((level, stored_at))
+        numbers = [ticket.number for ticket in session.scalars(
+                       select(Ticket).where(*watched).order_by(Ticket.number))
+                   if _has_work(ticket, rows[ticket.number],
+                                policy.calendars.get(ticket.sla_calendar or "", _ALWAYS),
+                                policy.spec.escalation.warn_at, now)]
     for number in numbers:
         try:
             _escalate_one(database, services, number, now, report)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -247,3 +248,27 @@ def test_an_answered_reopened_ticket_is_left_alone(gateway: Gateway) -> None:
         session.execute(update(Ticket).where(Ticket.number == ticket.number).values(
             first_response_at=_at("2026-11-18T09:20:00+00:00")))
     assert escalate(gateway.db, gateway.services, _at("2026-11-18T12:00:00+00:00")).levels == []
+
+
+def test_a_pass_with_nothing_to_do_takes_no_lock(gateway: Gateway) -> None:
+    # Open tickets far from any level: the pass decides in one read, so a writer holding
+    # the ticket (or SQLite's one write lock) does not hold the sweep up.
+    tickets = [ticket_at(gateway, "2026-11-17T10:00:00+00:00", sender="anna@acme.example",
+                         subject=f"Question {n}", body=f"Question number {n} about sync.")
+               for n in range(3)]
+    locked, released = threading.Event(), threading.Event()
+
+    def _hold() -> None:
+        with gateway.db.transaction() as session:
+            session.get(Ticket, tickets[0].number, with_for_update=True)
+            locked.set()
+            time.sleep(3)
+            released.set()
+
+    holder = threading.Thread(target=_hold)
+    holder.start()
+    assert locked.wait(10)
+    report = escalate(gateway.db, gateway.services, _at("2026-11-17T10:05:00+00:00"))
+    assert not released.is_set()  # done while the lock was still held
+    holder.join()
+    assert report.levels == [] and report.outbox_ids == []
