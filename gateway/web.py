@@ -32,7 +32,8 @@ def make_web_app(database: Database, gateway: Gateway | None = None) -> Starlett
             return JSONResponse({"status": "database unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    routes = [Route("/healthz", healthz), *unsubscribe_routes(database)]
+    templates_dir = gateway.settings.templates_dir if gateway is not None else None
+    routes = [Route("/healthz", healthz), *unsubscribe_routes(database, templates_dir)]
     if gateway is not None:
         from gateway.web_grants import grant_routes
 

@@ -1,8 +1,8 @@
-"""Render the grant web pages in the reader's language.
+"""Render web pages in the reader's language (the grant pages, and the unsubscribe pages).
 
 One jinja2 ``Environment`` with autoescaping on (every value a page prints is
-escaped), the page structure in ``templates/pages/grants/*.html.j2`` and the words
-in one catalog per language, ``templates/<lang>/pages/grants.toml``.  A key missing
+escaped), the page structure in ``templates/pages/<section>/*.html.j2`` and the words
+in one catalog per language, ``templates/<lang>/pages/<section>.toml``.  A key missing
 in a language falls back to English, so a page is never half blank.
 """
 
@@ -33,10 +33,11 @@ def pick_language(accept_language: str) -> str:
 
 
 class PageRenderer:
-    def __init__(self, templates_dir: Path | None = None) -> None:
+    def __init__(self, templates_dir: Path | None = None, section: str = "grants") -> None:
         if templates_dir is None:
             templates_dir = Path(__file__).resolve().parents[2] / "templates"
         self.templates_dir = Path(templates_dir)
+        self.section = section
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self.templates_dir, encoding="utf-8"),
             undefined=jinja2.StrictUndefined, autoescape=True,
@@ -46,12 +47,13 @@ class PageRenderer:
     def catalog(self, language: str) -> dict[str, str]:
         words: dict[str, str] = {}
         for lang in dict.fromkeys((DEFAULT_LANGUAGE, language)):
-            path = self.templates_dir / lang / "pages" / "grants.toml"
+            path = self.templates_dir / lang / "pages" / f"{self.section}.toml"
             if path.is_file():
                 with open(path, "rb") as handle:
                     words.update({str(k): str(v) for k, v in tomllib.load(handle).items()})
             else:
-                log.warning("no grant page words for %r; using %r", lang, DEFAULT_LANGUAGE)
+                log.warning("no %s page words for %r; using %r", self.section, lang,
+                            DEFAULT_LANGUAGE)
         return words
 
     def render(self, page: str, language: str, context: dict[str, Any]) -> str:
@@ -61,5 +63,5 @@ class PageRenderer:
         def t(key: str, **values: Any) -> str:
             return words[key].format(**values)
 
-        template = self._env.get_template(f"pages/grants/{page}.html.j2")
+        template = self._env.get_template(f"pages/{self.section}/{page}.html.j2")
         return template.render({**context, "t": t, "lang": language})
