@@ -124,6 +124,9 @@ class Gateway:
     def sweep(self, *, everything: bool = False) -> SweepReport:
         """Re-enqueue spool rows stuck in ``received`` and outbox rows nobody is sending.
 
+        Every node sweeps (re-enqueueing is harmless twice); the periodic jobs that write
+        (escalation, expiring-grant notices) run on the scheduler's leader instead.
+
         ``everything`` takes every such row regardless of age: right after start in
         embedded mode, when the in-memory queue of a previous process is gone.
         """
@@ -149,20 +152,7 @@ class Gateway:
         if spool_ids or outbox_ids:
             log.info("sweep re-enqueued %s spool rows and %s outbox rows",
                      len(spool_ids), len(outbox_ids))
-        self.notify_expiring_grants()
         return SweepReport(len(spool_ids), len(outbox_ids))
-
-    def notify_expiring_grants(self) -> None:
-        """Issue 6: tell authorised users about grants about to end (may move to the scheduler)."""
-        from gateway.grants.expiry import notify_expiring
-
-        try:
-            outbox_ids = notify_expiring(self.db, self.services, utcnow())
-        except Exception:  # noqa: BLE001 - a notice must never stop the sweep
-            log.exception("expiring-grant notices failed; trying again at the next sweep")
-            return
-        for outbox_id in outbox_ids:
-            self.enqueue_delivery(outbox_id)
 
     def close(self) -> None:
         self.stop_worker()

@@ -1,7 +1,9 @@
 """Escalation before breaches: warn agents once per ticket and level, mark breaches.
 
-Run periodically (the sweep thread of ``serve``).  For every open ticket with a
-first-response due time and no first response yet it:
+Run every ``sweep_interval`` seconds as the job "escalation" of the scheduler
+(:mod:`gateway.scheduler`): only the ``serve`` node holding the scheduler lease runs it,
+none when ``scheduler_enabled`` is off.  For every open ticket with a first-response
+due time and no first response yet it:
 
 - pauses the clock while the ticket waits on the customer (status ``pending``):
   the pause start is stored, and when the ticket leaves ``pending`` the due time moves
@@ -10,7 +12,7 @@ first-response due time and no first response yet it:
   warning mail per ``escalation.warn_at`` level of the policy, and one at the breach
   (then ``breached_at`` is set).  A level is a row of ``ticket_escalations`` (unique per
   ticket and level), written in the same transaction as its outbox row: a level is
-  sent once, however often the sweep runs and however many nodes run it.
+  sent once, however often the pass runs, even if a takeover overlaps two runs.
 
 A reopened ticket starts a new round (:func:`restart_clock`): a marker row
 ``r<N>:start`` records when its clock started, and the levels of round N are stored as
@@ -30,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -37,12 +40,16 @@ from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.models import Agent, Ticket, TicketEscalation, TicketStatus, utcnow
+from gateway.scheduler import register
 from gateway.services import Services
 from outbound.escalation import queue_escalation_notice
 from rules.calendar import BusinessCalendar
 from rules.runtime import current_policy
 
-__all__ = ["EscalationReport", "escalate", "restart_clock"]
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["EscalationReport", "escalate", "escalation_job", "restart_clock"]
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +121,7 @@ def restart_clock(session: Session, ticket: Ticket, *, at: datetime, due: dateti
     """Start a new SLA round at ``at`` (a reopened ticket); returns the round number.
 
     The first response, the breach and the pause of the earlier round are cleared, so
-    the sweep watches the ticket again and sends each level once more.
+    the escalation job watches the ticket again and sends each level once more.
     """
     number, _, _ = _current_round(session, ticket)
     ticket.first_response_due, ticket.tier, ticket.sla_calendar = due, tier, calendar
@@ -194,7 +201,7 @@ def escalate(database: Database, services: Services, now: datetime | None = None
                Ticket.status.not_in(_DONE))
     # One read pass decides; write transactions only for the tickets with something to do
     # (a desk with thousands of open tickets must not take the write lock for each of them
-    # every sweep).  _escalate_one checks again under the lock.
+    # every pass).  _escalate_one checks again under the lock.
     with database.reading() as session:
         rows: dict[int, list[tuple[str, datetime]]] = defaultdict(list)
         for number, level, stored_at in session.execute(
@@ -213,3 +220,12 @@ def escalate(database: Database, services: Services, now: datetime | None = None
         except IntegrityError:  # another node queued this level at the same moment
             log.info("escalation of ticket #%s already queued elsewhere", number)
     return report
+
+
+def escalation_job(gateway: Gateway) -> None:
+    """The scheduled job: one pass, then hand the mails it queued to delivery at once."""
+    for outbox_id in escalate(gateway.db, gateway.services).outbox_ids:
+        gateway.enqueue_delivery(outbox_id)
+
+
+register("escalation", escalation_job, seconds=lambda settings: settings.sweep_interval)

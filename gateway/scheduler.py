@@ -10,7 +10,7 @@ was already running.
 Adding a periodic job is one call, made when a module is imported::
 
     from gateway.scheduler import register
-    register("escalation-check", check_escalations, seconds=60)
+    register("escalation", escalation_job, seconds=lambda settings: settings.sweep_interval)
     register("quarterly-feature-mail", run, cron={"month": "1,4,7,10", "day": 1, "hour": 7})
 
 and one line naming that module in :data:`JOB_MODULES` (imported when the scheduler
@@ -38,6 +38,7 @@ from gateway import leases
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.config import Settings
 
 __all__ = ["JOB_MODULES", "LEASE_NAME", "GatewayScheduler", "PeriodicJob", "register",
            "registered_jobs", "unregister"]
@@ -47,30 +48,41 @@ log = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
 
 #: Modules that register jobs when imported; add yours here (one line).
-JOB_MODULES: tuple[str, ...] = ("gateway.bulk_jobs",)
+JOB_MODULES: tuple[str, ...] = ("gateway.bulk_jobs", "gateway.escalation",
+                                 "gateway.grants.expiry")
 
 JobFunction = Callable[["Gateway"], None]
+Interval = Callable[["Settings"], float]
 
 
 @dataclass(frozen=True)
 class PeriodicJob:
     name: str
     function: JobFunction
-    trigger: BaseTrigger
+    trigger: BaseTrigger | Interval
+    """A trigger, or the interval in seconds read from the settings when the scheduler starts."""
+
+    def trigger_for(self, settings: Settings) -> BaseTrigger:
+        if isinstance(self.trigger, BaseTrigger):
+            return self.trigger
+        return IntervalTrigger(seconds=self.trigger(settings), timezone=UTC)
 
 
 _REGISTRY: dict[str, PeriodicJob] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def register(name: str, function: JobFunction, *, seconds: float | None = None,
+def register(name: str, function: JobFunction, *, seconds: float | Interval | None = None,
              cron: Mapping[str, Any] | None = None) -> None:
-    """Run ``function(gateway)`` every ``seconds``, or on a cron schedule (UTC; the keyword
-    arguments of APScheduler's ``CronTrigger``).  Registering a name again replaces it."""
+    """Run ``function(gateway)`` every ``seconds`` (a number, or a function of the settings
+    for a cadence that is configured), or on a cron schedule (UTC; the keyword arguments of
+    APScheduler's ``CronTrigger``).  Registering a name again replaces it."""
     if (seconds is None) == (cron is None):
         raise ValueError("give exactly one of seconds= or cron=")
-    trigger: BaseTrigger
-    if seconds is not None:
+    trigger: BaseTrigger | Interval
+    if callable(seconds):
+        trigger = seconds
+    elif seconds is not None:
         trigger = IntervalTrigger(seconds=seconds, timezone=UTC)
     else:
         trigger = CronTrigger(timezone=UTC, **dict(cron or {}))
@@ -117,7 +129,8 @@ class GatewayScheduler:
         self._scheduler.add_job(self._renew, IntervalTrigger(seconds=self.ttl / 3, timezone=UTC),
                                 id="lease-renewal", name="lease-renewal")
         for job in jobs:
-            self._scheduler.add_job(self._run, job.trigger, args=[job], id=job.name,
+            self._scheduler.add_job(self._run, job.trigger_for(self.gateway.settings),
+                                    args=[job], id=job.name,
                                     name=job.name)
         self._scheduler.start()
         log.info("scheduler started with %s jobs (%s)", len(jobs),

@@ -20,7 +20,6 @@ import uvicorn
 from gateway.app import Gateway
 from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
-from gateway.escalation import escalate
 from gateway.intake_priority import IntakePriority, IntakePriorityMiddleware, ProcessingFeed
 from gateway.scheduler import GatewayScheduler
 from gateway.warm_up import warm_up
@@ -79,6 +78,9 @@ class GatewayServer:
         if settings.scheduler_enabled:
             self.scheduler = GatewayScheduler(gateway)
             self.scheduler.start()
+        else:
+            log.warning("scheduler_enabled is off: this node runs no periodic jobs (escalation, "
+                        "expiring-grant notices, bulk mail); another node must run them")
         self.spool_writer = SpoolWriter(gateway.db)
         handler = GatewayHandler(
             store=self.spool_writer.submit,
@@ -119,11 +121,6 @@ class GatewayServer:
                 self.gateway.sweep()
             except Exception:  # noqa: BLE001 - an outage must not kill the sweeper
                 log.exception("sweep failed; trying again later")
-            try:  # escalation before breaches (may move to the scheduler of issue 7)
-                for outbox_id in escalate(self.gateway.db, self.gateway.services).outbox_ids:
-                    self.gateway.enqueue_delivery(outbox_id)
-            except Exception:  # noqa: BLE001 - an outage must not kill the sweeper
-                log.exception("escalation pass failed; trying again later")
 
     def stop(self) -> None:
         self._stop.set()

@@ -10,7 +10,7 @@ link.  The gateway is the system of record for requests, grants and logins:
 - :mod:`gateway.grants.service`: request, activate, revoke, check, login;
 - :mod:`gateway.grants.overview`: activations of the last six months, logins (views);
 - :mod:`gateway.grants.mail`: the activation, granted, revoked and expiring mails;
-- :mod:`gateway.grants.expiry`: the expiring-grant notices the sweep sends.
+- :mod:`gateway.grants.expiry`: the expiring-grant notices (a scheduled job).
 """
 
 from __future__ import annotations

@@ -75,10 +75,14 @@ def test_register_needs_exactly_one_schedule() -> None:
         register("bad", lambda _g: None, seconds=1, cron={"hour": 1})
 
 
-def test_serve_runs_the_scheduler_with_the_bulk_jobs(running: GatewayServer,
+def test_serve_runs_the_scheduler_with_the_periodic_jobs(running: GatewayServer,
                                                      gateway: Gateway) -> None:
     assert running.scheduler is not None
     wait_for(lambda: current_holder(gateway.db, "scheduler") == running.scheduler.holder,
              message="serve's scheduler holds the lease")
     names = {job.name for job in registered_jobs()}
-    assert {"quarterly-feature-mail", "announcements-resume"} <= names
+    assert {"quarterly-feature-mail", "announcements-resume", "escalation",
+            "expiring-grants"} <= names
+    # Jobs with a configured cadence read it from the settings (1 s in tests).
+    escalation = [job for job in registered_jobs() if job.name == "escalation"][0]
+    assert escalation.trigger_for(gateway.settings).interval.total_seconds() == 1.0

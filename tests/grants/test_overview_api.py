@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
+from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.config import Settings
@@ -149,3 +151,25 @@ def test_expiring_notice_once_and_only_for_grants_longer_than_a_day(gateway: Gat
             mail = message_from_bytes(row.raw, policy=policy.default)
             assert "/grants/overview/" in text_of(mail)  # type: ignore[arg-type]
             assert "kenji@support.example" in text_of(mail)  # type: ignore[arg-type]
+
+
+def test_serve_tells_authorised_users_of_a_grant_ending_soon(
+        gateway: Gateway, settings: Settings, running: GatewayServer) -> None:
+    # Given Kenji was granted a week six and a half days ago (it ends in 12 hours)
+    with gateway.db.transaction() as session:
+        outbox_ids = request_access(session, gateway.services, "acme",
+                                    agent_email="kenji@support.example", reason="r")
+    token = _token_from_outbox(gateway, outbox_ids[0])
+    with gateway.db.transaction() as session:
+        activate(session, gateway.services, token, duration="1w", export=False,
+                 now=utcnow() - timedelta(days=6, hours=12))
+    # Then the scheduler of the running serve mails both authorised users (Anna in German)
+    for person, subject in (("anna@acme.example", "endet bald"),
+                            ("bert@acme.example", "ends soon")):
+        [mail] = wait_for_mail(settings, 1, To=person, Subject=subject)
+        assert "kenji@support.example" in text_of(mail)
+    # … once each, however many passes run
+    time.sleep(2.5)
+    with gateway.db.reading() as session:
+        assert sorted(session.scalars(select(OutboxItem.rcpt_to).where(
+            OutboxItem.kind == "grant_expiring"))) == ["anna@acme.example", "bert@acme.example"]

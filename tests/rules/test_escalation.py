@@ -1,6 +1,7 @@
 """Escalation before breaches: one warning per level, a breach mark at the deadline, the
 clock paused while a ticket waits on the customer, the agents who get the warnings, the
-clock restarted when a customer reopens a ticket, and the sweep of `serve` doing it."""
+clock restarted when a customer reopens a ticket, and the scheduler of `serve` doing it
+(on the lease holder only; not at all when the scheduler is switched off)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, update
 
+from gateway import escalation
 from gateway.app import Gateway
 from gateway.config import Settings
+from gateway.db import Database
 from gateway.directory import load_directory_file
-from gateway.escalation import escalate
+from gateway.escalation import EscalationReport, escalate
 from gateway.models import Agent, OutboxItem, Ticket, TicketStatus
+from gateway.scheduler import GatewayScheduler
 from gateway.server import GatewayServer
+from gateway.services import Services
 from rules.policy import DEFAULT_POLICY
-from tests.conftest import DIRECTORY, run_gateway, wait_for
+from tests.conftest import DIRECTORY, Processes, run_gateway, serve_in_process, wait_for
 from tests.mail import maildir_messages
 from tests.rules.tickets import outbox_mail, plain_text, reply_at, ticket_at
 
@@ -112,7 +117,7 @@ def test_answered_and_solved_tickets_are_left_alone(gateway: Gateway) -> None:
     assert escalate(gateway.db, gateway.services, _at("2026-11-18T10:00:00+00:00")).levels == []
 
 
-def test_serve_sweep_sends_a_breach_once(gateway: Gateway, running: GatewayServer) -> None:
+def test_serve_scheduler_sends_a_breach_once(gateway: Gateway, running: GatewayServer) -> None:
     # A ticket whose target passed long ago (arrived in 2020), unanswered.
     ticket = ticket_at(gateway, "2020-01-07T10:00:00+00:00", sender="anna@acme.example")
     sent_dir = gateway.settings.outbound_url.removeprefix("maildir:")
@@ -124,7 +129,7 @@ def test_serve_sweep_sends_a_breach_once(gateway: Gateway, running: GatewayServe
             return []
         return [str(m["Subject"]) for m in messages if "SLA" in str(m["Subject"])]
     wait_for(lambda: len(escalations()) == 1, timeout=30, message="the breach mail")
-    # Several more sweeps (1 s apart in tests) send nothing more.
+    # Several more passes (1 s apart in tests) send nothing more.
     with gateway.db.reading() as session:
         first_count = len(session.scalars(select(OutboxItem).where(
             OutboxItem.kind == "escalation")).all())
@@ -135,6 +140,62 @@ def test_serve_sweep_sends_a_breach_once(gateway: Gateway, running: GatewayServe
     assert escalations() == [f"[#{ticket.number}] SLA breached: Sync fails"]
     sent = [m for m in maildir_messages(Path(sent_dir)) if "SLA" in str(m["Subject"])]
     assert [m["To"] for m in sent] == ["kenji@support.example"]
+
+
+def _escalation_rows(gateway: Gateway) -> list[str]:
+    with gateway.db.reading() as session:
+        return sorted(row.subject for row in session.scalars(select(OutboxItem).where(
+            OutboxItem.kind == "escalation")))
+
+
+def test_with_two_nodes_only_the_scheduler_leader_escalates(
+        gateway: Gateway, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = ticket_at(gateway, "2020-01-07T10:00:00+00:00", sender="anna@acme.example")
+    nodes = (Gateway(settings), Gateway(settings))
+    passes: list[int] = []  # which node ran each escalation pass
+    real_escalate = escalation.escalate
+
+    def recorded(database: Database, services: Services, now: datetime | None = None
+                 ) -> EscalationReport:
+        passes.append(0 if database is nodes[0].db else 1)
+        return real_escalate(database, services, now)
+    monkeypatch.setattr(escalation, "escalate", recorded)
+    leader, standby = (GatewayScheduler(node, ttl=1.5) for node in nodes)
+    leader.start()
+    standby.start()
+    try:
+        wait_for(lambda: len(passes) >= 3, message="three escalation passes")
+        assert set(passes) == {0} and leader.is_leader and not standby.is_leader
+        assert _escalation_rows(gateway) == [f"[#{first.number}] SLA breached: Sync fails"]
+        # The leader stops: the other node takes the lease and escalates from then on.
+        leader.stop()
+        second = ticket_at(gateway, "2020-01-08T10:00:00+00:00", sender="anna@acme.example",
+                           subject="Export broken", body="The export is broken.")
+        wait_for(lambda: len(_escalation_rows(gateway)) == 2, timeout=15, message="takeover")
+        assert passes[-1] == 1 and standby.is_leader
+        assert _escalation_rows(gateway) == [f"[#{first.number}] SLA breached: Sync fails",
+                                             f"[#{second.number}] SLA breached: Export broken"]
+    finally:
+        leader.stop()
+        standby.stop()
+        for node in nodes:
+            node.close()
+
+
+def test_serve_without_the_scheduler_does_not_escalate(
+        settings_factory: Callable[..., Settings], processes: Processes,
+        caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_factory(scheduler_enabled=False)
+    node = Gateway(settings)
+    with node.db.transaction() as session:
+        load_directory_file(session, DIRECTORY)
+    ticket = ticket_at(node, "2020-01-07T10:00:00+00:00", sender="anna@acme.example")
+    with caplog.at_level(logging.WARNING, logger="gateway.server"), \
+            serve_in_process(node, settings, processes):
+        time.sleep(3.5)  # three sweeps, 1 s apart in tests
+        assert _escalation_rows(node) == []
+        assert _ticket(node, ticket.number).breached_at is None
+    assert "this node runs no periodic jobs (escalation" in caplog.text
 
 
 def _add_agents(gateway: Gateway) -> None:
