@@ -167,8 +167,21 @@ class Settings(BaseSettings):
     """Mail sent to this address gets the policy's emergency windows (empty: none)."""
     rules_issue_types: Path | None = None
     """Issue-type keyword file (default: the shipped ``rules/policy/issue_types.toml``)."""
+    agents_address: str = ""
+    """The support team's mailbox (or list): told of every new request and customer
+    follow-up, with a reply address that answers as an agent (empty: no such notices)."""
 
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
+
+    @field_validator("agents_address")
+    @classmethod
+    def _agents_address(cls, value: str) -> str:
+        value = value.strip().lower()
+        local, at, domain = value.rpartition("@")
+        if value and (not at or not local or "." not in domain
+                      or any(c in value for c in " ,;<>\"")):
+            raise ValueError("must be empty or one email address such as agents@example.com")
+        return value
 
     @field_validator("authserv_id")
     @classmethod

@@ -120,13 +120,15 @@ def queue_notice(session: Session, services: Services, ticket: Ticket, *, kind: 
                  spool_id: int | None, auto_submitted: str | None = "auto-generated",
                  in_reply_to: str | None = None, references: Sequence[str] = (),
                  attachments: Sequence[tuple[str, str, bytes]] = (),
-                 reply_ticket: Ticket | None = None) -> OutboxItem:
+                 reply_ticket: Ticket | None = None, language: str | None = None
+                 ) -> OutboxItem:
     """Render ``kind`` in the recipient's language and put it in the outbox.
 
     ``reply_ticket``: the ticket whose reply address goes into Reply-To (default: this
-    one; a duplicate notice points at the ticket that holds the request)."""
+    one; a duplicate notice points at the ticket that holds the request).  ``language``:
+    render in this one instead (notices to the support team are in English)."""
     support = support_identity(session)
-    language = recipient_language(session, ticket, to_address)
+    language = language or recipient_language(session, ticket, to_address)
     rendered = services.renderer.render(kind, language, {
         "support_name": support.name, "ticket_number": ticket.number,
         "ticket_subject": display_subject(ticket), **context})

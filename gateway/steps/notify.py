@@ -10,7 +10,13 @@ Reads what the earlier steps decided; writes outbox rows (``ctx.outbox_ids``):
   requester from the support address (the agent's own address never shows),
   attachments carried; a bare ``#status`` command: a status notice; an internal
   note or an agent's automatic mail (out-of-office): nothing;
-- a reply that reopened a ticket: a notice to the requester.
+- a reply that reopened a ticket: a notice to the requester;
+- with ``agents_address`` set, a new request or a customer's or colleague's follow-up:
+  an ``agents_notice`` to that address (English, the message's text and attachments,
+  Reply-To the ticket's address for the agents' participant: an agent's answer from
+  their own, authenticated address is an agent reply).  Not for tickets agents open,
+  not for duplicates (the ticket holding the request was announced already), never
+  for mail from agents or from that address, never to our own address.
 
 Never in answer to automatic mail or imported history (RFC 3834), never an automatic
 answer to an address that hard-bounced, and at most ``ack_limit_per_hour`` automatic
@@ -19,12 +25,15 @@ answers per address per hour, so two auto-responders cannot ping-pong.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 
 from gateway.context import MailContext
 from gateway.directory import support_identity
 from gateway.models import OutboxItem, Person, Ticket, TicketStatus
 from gateway.steps.sent_copy import is_sent_copy
+from inbound.addresses import split_address
 from outbound.notices import (
     acknowledgements_last_hour,
     bare_subject,
@@ -44,6 +53,9 @@ description = "queue acknowledgements and notices in the outbox"
 def _queued(ctx: MailContext, item: OutboxItem, what: str) -> None:
     ctx.outbox_ids.append(item.id)
     ctx.note(name, "queued", f"{what} to {item.rcpt_to} (outbox {item.id})")
+
+
+AGENTS_NOTICE = "agents_notice"
 
 
 def _may_answer(ctx: MailContext, address: str, what: str) -> bool:
@@ -91,6 +103,7 @@ def _new_ticket(ctx: MailContext, ticket: Ticket) -> None:
                                                                      ctx.language))
         _queued(ctx, item, "acknowledgement")
     _copy_to_admins(ctx, ticket)
+    _to_agents(ctx, ticket)
 
 
 def _copy_to_admins(ctx: MailContext, ticket: Ticket) -> None:
@@ -112,6 +125,73 @@ def _copy_to_admins(ctx: MailContext, ticket: Ticket) -> None:
                      "text": _text(ctx)},
             spool_id=ctx.spool.id)
         _queued(ctx, item, "copy of the team's new ticket")
+
+
+def _is_ours(ctx: MailContext, address: str) -> bool:
+    """Our support address or one of its aliases (with or without a ``+detail``)."""
+    support = support_identity(ctx.session)
+    recipient = split_address(address)
+    return recipient is not None and recipient.domain in support.domains and (
+        recipient.local == support.local_part or recipient.local in support.aliases)
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    """``2026-11-23 14:00 UTC`` (naive values are UTC, as SQLite returns them)."""
+    if moment is None:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _to_agents(ctx: MailContext, ticket: Ticket) -> None:
+    """Tell the support team's mailbox of a new request or a follow-up on one.
+
+    Its Reply-To is the ticket's address for a participant with the role ``agent``,
+    sent to that mailbox only.  Whoever answers through it still needs the directory's
+    agent entry and a verified sender (``authorize``) to speak as an agent: a customer
+    who got hold of the address would only be a customer writing on the ticket."""
+    assert ctx.sender is not None and ctx.parsed is not None
+    address = ctx.services.settings.agents_address
+    if not address:
+        return
+    if ctx.sender.agent is not None or ctx.sender.email == address:
+        ctx.note(name, "skip", "agents' notice: the mail comes from the support team")
+        return
+    if _is_ours(ctx, address):
+        ctx.note(name, "skip", f"agents' notice: agents_address {address} is our own "
+                 "support address (it would come back as a loop)")
+        return
+    entitlement = ctx.entitlement
+    due = (datetime.fromisoformat(entitlement["due"]) if entitlement.get("due")
+           else ticket.first_response_due)
+    if ticket.first_response_at is not None:  # answered already: no clock to show
+        due = None
+    team = ctx.sender.team
+    attachments = [(a.filename, a.content_type, a.data) for a in ctx.parsed.attachments
+                   if not a.inline]
+    first_notice = ctx.session.scalar(select(OutboxItem.message_id).where(
+        OutboxItem.ticket_number == ticket.number, OutboxItem.kind == AGENTS_NOTICE,
+        OutboxItem.rcpt_to == address).order_by(OutboxItem.id).limit(1))
+    references = [i for i in (first_notice, *ctx.parsed.references, ctx.parsed.message_id)
+                  if i]
+    item = queue_notice(
+        ctx.session, ctx.services, ticket, kind=AGENTS_NOTICE, to_address=address,
+        to_name="", role="agent", language="en",
+        context={"new_ticket": ctx.new_ticket,
+                 "author_name": ctx.sender.name or None, "author_email": ctx.sender.email,
+                 "author_role": "colleague" if ctx.role == "colleague" else (
+                     "requester" if ctx.sender.email == ticket.requester else "other"),
+                 "team_name": team.name if team is not None else None,
+                 "tier": entitlement.get("tier") or ticket.tier,
+                 "queue": entitlement.get("queue") or ticket.queue,
+                 "first_response_due": _utc_text(due),
+                 "status": ticket.status.value, "reopened": ctx.reopened,
+                 "follows": ctx.follows, "flags": list(ctx.flags),
+                 "text": _text(ctx), "attachments": [a[0] for a in attachments]},
+        spool_id=ctx.spool.id, auto_submitted="auto-generated",
+        in_reply_to=ctx.parsed.message_id, references=list(dict.fromkeys(references)),
+        attachments=attachments)
+    _queued(ctx, item, "agents' notice" + ("" if ctx.new_ticket else " (follow-up)"))
 
 
 def _refusal(ctx: MailContext, ticket: Ticket) -> None:
@@ -197,5 +277,6 @@ def run(ctx: MailContext) -> None:
                        "colleague_email": ctx.sender.email, "text": _text(ctx)})
     if ctx.reopened and _may_answer(ctx, ticket.requester, "reopen notice"):
         _to_requester(ctx, ticket, "reopened", {})
+    _to_agents(ctx, ticket)
     if not ctx.outbox_ids:
         ctx.note(name, "skip", "a reply: nothing to send")

@@ -609,3 +609,153 @@ def test_a_bounce_of_an_acknowledgement_opens_no_ticket_and_marks_the_outbox_row
     open_ticket(settings, gw, sender="ghost@acme.example", subject="Another thing",
                 body="A completely different question about invoices and their numbering.")
     assert outbox_kinds(gw, "ghost@acme.example") == ["acknowledgement"]
+
+
+# -- notices to the support team (agents_address) ------------------------------------------
+
+AGENTS = "agents@support.example"
+with_agents = pytest.mark.parametrize(
+    "settings", [{"agents_address": AGENTS}], indirect=True)
+
+
+def agents_notices(settings: Settings, number: int) -> list[Message]:
+    return [m for m in mail_to(settings, AGENTS) if str(m["Subject"]).startswith(f"[#{number}]")]
+
+
+@with_agents
+def test_a_new_request_is_announced_to_the_agents_and_their_answer_reaches_the_customer(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    request = EmailMessage()
+    for name, value in message_from_bytes(make_mail(
+            sender="max@acme.example", sender_name="Max Member", subject="VPN drops every hour",
+            body="x"), policy=policy.default).items():
+        if name.lower() not in {"content-type", "content-transfer-encoding", "mime-version"}:
+            request[name] = value
+    request.set_content("Hello, the VPN connection drops every hour since the update.")
+    request.add_attachment(b"2026-11-23 vpn: lost carrier", maintype="text", subtype="plain",
+                           filename="vpn.log")
+    max_id = str(request["Message-ID"])
+    row = deliver(settings, gw, request.as_bytes(), mail_from="max@acme.example")
+    number = row.ticket_number
+    assert number is not None
+
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+    assert outbox_kinds(gw, AGENTS) == ["agents_notice"]
+    (notice,) = mail_to(settings, AGENTS)
+    ack = acknowledgement(settings, "max@acme.example", number)
+    assert notice["Subject"] == f"[#{number}] VPN drops every hour"
+    assert "support@support.example" in str(notice["From"])
+    reply_to = str(notice["Reply-To"])
+    assert reply_to.startswith("support+") and reply_to.endswith("@support.example")
+    assert reply_to != str(ack["Reply-To"])  # the agents' own address on the ticket
+    assert notice["Auto-Submitted"] == "auto-generated"
+    assert notice["In-Reply-To"] == max_id and max_id in str(notice["References"])
+    assert notice["Content-Language"] == "en"  # Max reads German; the agents English
+    text = body_text(notice)
+    assert "> Hello, the VPN connection drops every hour since the update." in text
+    assert "Max Member <max@acme.example>" in text and "Acme GmbH" in text
+    with gw.db.reading() as session:
+        opened = session.get(Ticket, number)
+        assert opened is not None and opened.first_response_due is not None
+        tier, queue = opened.tier, opened.queue
+        due = opened.first_response_due.strftime("%Y-%m-%d %H:%M UTC")
+    assert f"Tier:       {tier}" in text and f"Queue:      {queue}" in text
+    assert f"First response due: {due}" in text
+    attachments = [(p.get_filename(), p.get_content()) for p in notice.iter_attachments()]
+    assert attachments == [("vpn.log", "2026-11-23 vpn: lost carrier")]
+
+    # Kenji answers the notice from his own (authenticated) address: an agent reply.
+    answer = make_mail(sender="kenji@support.example", sender_name="Kenji", to=reply_to,
+                       subject=f"Re: {notice['Subject']}",
+                       body="Please install the 2.4.1 client.\n\nOn Monday Example Support "
+                            "wrote:\n> Hello, the VPN connection drops",
+                       in_reply_to=str(notice["Message-ID"]), headers=passed("support.example"))
+    deliver(settings, gw, answer, mail_from="kenji@support.example", rcpt_to=reply_to)
+    kenji = [m for m in messages(gw, number) if m.from_address == "kenji@support.example"]
+    assert [(m.role, m.kind) for m in kenji] == [("agent", "public")]
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "agent_reply"]
+    (relay,) = [m for m in mail_to(settings, "max@acme.example") if not m["Auto-Submitted"]]
+    assert "Please install the 2.4.1 client." in body_text(relay)
+    assert reply_to.encode() not in relay.as_bytes()  # the agents' address stays theirs
+    assert b"kenji@support.example" not in relay.as_bytes()
+    after = ticket(gw, number)
+    assert after.first_response_at is not None and after.status == TicketStatus.OPEN
+    assert outbox_kinds(gw, AGENTS) == ["agents_notice"]  # an agent's mail: no notice
+
+
+@with_agents
+def test_a_follow_up_gets_a_short_notice_and_an_out_of_office_none(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    (first,) = agents_notices(settings, number)
+    ack = acknowledgement(settings, "max@acme.example", number)
+    follow_up_id = make_msgid(domain="acme.example")
+    deliver(settings, gw, make_mail(sender="max@acme.example", to=str(ack["Reply-To"]),
+                                    subject=f"Re: {ack['Subject']}", message_id=follow_up_id,
+                                    body="It also drops on the office Wi-Fi."),
+            mail_from="max@acme.example", rcpt_to=str(ack["Reply-To"]))
+    assert outbox_kinds(gw, AGENTS) == ["agents_notice", "agents_notice"]
+    second = [m for m in agents_notices(settings, number)
+              if m["Message-ID"] != first["Message-ID"]][0]
+    text = body_text(second)
+    assert text.startswith(f"New message on [#{number}] from max@acme.example (the requester")
+    assert "> It also drops on the office Wi-Fi." in text and "Tier:" not in text
+    assert second["Subject"] == f"[#{number}] VPN drops every hour"
+    assert second["Reply-To"] == first["Reply-To"]
+    assert second["In-Reply-To"] == follow_up_id
+    assert str(first["Message-ID"]) in str(second["References"])  # one thread for agents
+
+    # The customer's out-of-office and a colleague admin's words.
+    deliver(settings, gw, make_mail(sender="max@acme.example", subject=f"Re: {ack['Subject']}",
+                                    body="Ich bin bis 3. Dezember nicht im Büro.",
+                                    in_reply_to=str(ack["Message-ID"]),
+                                    headers={"Auto-Submitted": "auto-replied"}),
+            mail_from="max@acme.example")
+    assert outbox_kinds(gw, AGENTS) == ["agents_notice", "agents_notice"]
+    deliver(settings, gw, make_mail(sender="anna@acme.example", sender_name="Anna Admin",
+                                    subject=f"Re: [#{number}] VPN drops every hour",
+                                    body="Our firewall was updated on Monday.",
+                                    headers=passed("acme.example")),
+            mail_from="anna@acme.example")
+    assert outbox_kinds(gw, AGENTS) == ["agents_notice"] * 3
+    (third,) = [body_text(m) for m in agents_notices(settings, number)
+                if "firewall" in body_text(m)]
+    assert "(a team admin of the requester, team Acme GmbH)" in third
+    assert "> Our firewall was updated on Monday." in third
+
+
+@pytest.mark.parametrize("settings", [{"agents_address": AGENTS,
+                                       "sender_authentication": "token", "authserv_id": ""}],
+                         indirect=True)
+def test_in_token_mode_the_agents_address_makes_an_agent_of_no_customer(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    (notice,) = agents_notices(settings, number)
+    reply_to = str(notice["Reply-To"])
+    # A customer who got hold of the agents' reply address: still only a customer.
+    deliver(settings, gw, make_mail(sender="max@acme.example", to=reply_to, subject="Re: VPN",
+                                    body="#status closed\nClose it."),
+            mail_from="max@acme.example", rcpt_to=reply_to)
+    assert [m.role for m in messages(gw, number)] == ["requester", "requester"]
+    assert ticket(gw, number).status == TicketStatus.NEW
+    assert "agent_reply" not in outbox_kinds(gw, "max@acme.example")
+    # A directory agent through it: the token alone vouches in development mode.
+    deliver(settings, gw, agent_mail(number, "#status pending\nWhich client version?",
+                                     headers={}, to=reply_to),
+            mail_from="kenji@support.example", rcpt_to=reply_to)
+    assert [m.role for m in messages(gw, number)][-1] == "agent"
+    assert ticket(gw, number).status == TicketStatus.PENDING
+    assert outbox_kinds(gw, "max@acme.example")[-1] == "agent_reply"
+
+
+@pytest.mark.parametrize("settings", [{"agents_address": "Support@Support.example"}],
+                         indirect=True)
+def test_agents_address_naming_the_support_address_sends_nothing_to_it(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    assert outbox_kinds(gw, "support@support.example") == []
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+    with gw.db.reading() as session:
+        spool = session.scalar(select(SpoolEntry).where(SpoolEntry.ticket_number == number))
+        assert spool is not None
+        assert any("our own support address" in step["explanation"] for step in spool.trace)

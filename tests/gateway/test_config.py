@@ -32,6 +32,8 @@ def test_defaults_are_the_contract() -> None:
     ('database_url = "mysql://x/y"\n', "key 'database_url'"),
     ('[[mailboxes]]\nname = "m"\nurl = "http://x"\n', "key 'mailboxes.0.url'"),
     ("max_recipients = [\n", "not valid TOML"),
+    ('agents_address = "agents, boss@support.example"\n', "key 'agents_address'"),
+    ('agents_address = "agents"\n', "key 'agents_address'"),
 ])
 def test_bad_file_names_file_and_key(tmp_path: Path, content: str, expected: str) -> None:
     config = tmp_path / "bad.toml"
@@ -45,3 +47,10 @@ def test_bad_environment_value_is_reported(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("GATEWAY_BROKER_URL", "kafka://x")
     with pytest.raises(ConfigError, match="broker_url"):
         load_settings(None)
+
+
+def test_agents_address_is_off_by_default_and_one_address_when_set(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(None).agents_address == ""
+    monkeypatch.setenv("GATEWAY_AGENTS_ADDRESS", " Agents@Support.Example ")
+    assert load_settings(None).agents_address == "agents@support.example"
