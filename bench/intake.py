@@ -754,7 +754,7 @@ def report(args: argparse.Namespace, results: list[IntakeResult], e2e: E2EResult
             f"  target p99 < 1 s at a steady {e2e.rate:.0f} msgs/s: {met}",
             "",
         ]
-        verdicts.append(f"end-to-end p99 {e2e.e2e_p99_ms / 1000:.1f} s: {met}")
+        verdicts.append(f"end-to-end p99 {e2e.e2e_p99_ms / 1000:.3f} s: {met}")
     lines.append("Targets: " + "; ".join(verdicts))
     return "\n".join(lines) + "\n"
 
