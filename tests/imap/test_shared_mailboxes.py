@@ -91,6 +91,18 @@ def _ticket_messages(gateway: Gateway) -> Counter[str | None]:
         return Counter(session.scalars(select(MessageRecord.message_id)))
 
 
+
+def _assert_a_later_poll_takes_nothing_more(gateway: Gateway, taken: int) -> None:
+    """The INBOX checkpoint counts ``taken`` messages, and a poll after it stores nothing."""
+    done = wait_taken(gateway, "shared", "INBOX", taken)
+    assert done is not None and done.taken == taken and done.last_poll_at is not None
+    wait_for(lambda: (s := folder_state(gateway, "shared", "INBOX")) is not None
+             and s.last_poll_at is not None and done.last_poll_at is not None
+             and s.last_poll_at > done.last_poll_at, 30, message="another poll")
+    assert spool_count(gateway) == taken
+    again = folder_state(gateway, "shared", "INBOX")
+    assert again is not None and again.taken == taken and again.last_error == ""
+
 def test_500_messages_become_ticket_messages_flagged_after_storage(
         dovecot: Dovecot, imap_gateways: ImapGateways) -> None:
     server = imap_gateways.start([mailbox(dovecot, after=f"flag:{KEYWORD}")])
@@ -110,15 +122,7 @@ def test_500_messages_become_ticket_messages_flagged_after_storage(
     assert sum(recorded.values()) == 500 and max(recorded.values()) == 1
     assert _uids(dovecot, "INBOX", ["UNKEYWORD", KEYWORD]) == []
     assert len(_uids(dovecot, "INBOX", ["KEYWORD", KEYWORD])) == 500
-    # A later poll takes nothing more.
-    done = wait_taken(gateway, "shared", "INBOX", 500)
-    assert done is not None and done.taken == 500 and done.last_poll_at is not None
-    wait_for(lambda: (s := folder_state(gateway, "shared", "INBOX")) is not None
-             and s.last_poll_at is not None and done.last_poll_at is not None
-             and s.last_poll_at > done.last_poll_at, 30, message="another poll")
-    assert spool_count(gateway) == 500
-    again = folder_state(gateway, "shared", "INBOX")
-    assert again is not None and again.taken == 500 and again.last_error == ""
+    _assert_a_later_poll_takes_nothing_more(gateway, 500)
 
 
 def test_sigkill_mid_batch_then_restart_stores_each_message_once(
@@ -457,14 +461,7 @@ def test_message_over_max_message_size_is_quarantined_with_only_its_headers(
     assert set(_ticket_messages(gateway)) == {"small@acme.example"}
     # Marked on the server like the small one, so that no poll takes it again.
     assert sorted(_uids(dovecot, "INBOX", ["KEYWORD", KEYWORD])) == [1, 2]
-    done = wait_taken(gateway, "shared", "INBOX", 2)
-    assert done is not None and done.last_poll_at is not None
-    wait_for(lambda: (s := folder_state(gateway, "shared", "INBOX")) is not None
-             and s.last_poll_at is not None and done.last_poll_at is not None
-             and s.last_poll_at > done.last_poll_at, 30, message="another poll")
-    assert spool_count(gateway) == 2
-    again = folder_state(gateway, "shared", "INBOX")
-    assert again is not None and again.taken == 2 and again.last_error == ""
+    _assert_a_later_poll_takes_nothing_more(gateway, 2)
     shown = run_gateway(imap_gateways.settings(boxes, max_message_size=50_000),
                         "inbox", "show", str(huge.id))
     assert shown.returncode == 0, shown.stderr
