@@ -162,6 +162,12 @@ class GatewaySMTP(SMTP):
     async def smtp_DATA(self, arg: str | None) -> None:
         await self._data(arg)
 
+    def data_received(self, data: bytes) -> None:
+        """Any bytes restart the idle timeout (aiosmtpd restarts it per command line only,
+        so a large message on a slow link was cut off while its bytes kept coming)."""
+        self._reset_timeout()
+        super().data_received(data)
+
     def _reset_envelope(self) -> None:
         self._set_post_data_state()  # type: ignore[no-untyped-call]
 

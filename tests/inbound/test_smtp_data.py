@@ -5,15 +5,18 @@ over a real socket with smtplib."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
 import socket
 import time
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from gateway.app import Gateway
+from gateway.config import Settings
 from gateway.models import SpoolEntry
 from gateway.server import GatewayServer
 from inbound.smtp_data import DataState, read_data
@@ -106,15 +109,19 @@ def _stored(gateway: Gateway) -> list[bytes]:
         return [entry.raw for entry in session.scalars(select(SpoolEntry).order_by(SpoolEntry.id))]
 
 
-def _dialogue(address: str, chunks: list[bytes]) -> bytes:
-    """Send raw SMTP bytes in the given pieces (each flushed on its own); the server's lines."""
+def _dialogue(address: str, chunks: list[bytes], pause: float = 0.01) -> bytes:
+    """Send raw SMTP bytes in the given pieces, ``pause`` apart; the server's lines."""
     host, port = address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         answers = b""
         for chunk in chunks:
-            sock.sendall(chunk)
-            time.sleep(0.01)  # its own TCP segment, most likely
-        sock.shutdown(socket.SHUT_WR)
+            try:
+                sock.sendall(chunk)
+            except OSError:  # the server closed the connection (idle timeout)
+                break
+            time.sleep(pause)  # its own TCP segment, most likely
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
         while data := sock.recv(65536):
             answers += data
     return answers
@@ -154,3 +161,34 @@ def test_over_long_line_and_over_size_are_refused_and_nothing_is_stored(
     answers = _dialogue(settings_.smtp_listen, [head, too_big, b"QUIT\r\n"])
     assert b"552 5.3.4 " in answers and answers.rstrip().endswith(b"221 Bye")
     assert _stored(gateway) == []
+
+
+def test_a_slow_message_is_taken_while_its_bytes_keep_coming_and_a_stalled_one_is_not(
+    gateway: Gateway, settings_factory: Callable[..., Settings]
+) -> None:
+    settings_ = settings_factory(smtp_timeout=1.0)  # idle timeout: one second
+    server = GatewayServer(Gateway(settings_), run_worker=False, run_web=False)
+    server.start()
+    try:
+        head = (b"EHLO client.example\r\nMAIL FROM:<anna@acme.example>\r\n"
+                b"RCPT TO:<support@support.example>\r\nDATA\r\n")
+        lines = [b"Subject: slow\r\nMessage-ID: <slow@client.example>\r\n\r\n",
+                 *[b"a line of a message on a slow link\r\n"] * 6, b".\r\n"]
+        # 2.8 s in all, 0.4 s between blocks: longer than the timeout, never idle that long
+        host, port = settings_.smtp_listen.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(head)
+            for line in lines:
+                time.sleep(0.4)
+                sock.sendall(line)
+            sock.sendall(b"QUIT\r\n")
+            answers = b""
+            while data := sock.recv(65536):
+                answers += data
+        assert answers.split(b"354 ")[-1].splitlines()[1].startswith(b"250 ")
+        stalled = _dialogue(settings_.smtp_listen,
+                            [head, b"Subject: stalled\r\n\r\nhalf of it", b""], pause=2.0)
+        assert b"250 2.0.0" not in stalled.split(b"354 ")[-1]
+        assert len(_stored(gateway)) == 1
+    finally:
+        server.stop()
