@@ -72,7 +72,8 @@ async def read_data(reader: asyncio.StreamReader, *, size_limit: int | None,
 
     ``size_limit`` counts the transmitted (dot-stuffed) bytes without the terminator,
     as aiosmtpd does; ``line_limit`` counts a line with its CRLF.  Once the message is
-    over the size limit its bytes are dropped while the rest is read and discarded.
+    over the size limit its bytes are dropped while the rest is read and discarded; a
+    message over both limits is refused as too large.
     """
     content = bytearray()
     state = DataState.NOMINAL
