@@ -97,5 +97,5 @@ def run(ctx: MailContext) -> None:
         spool_id=ctx.spool.id)
     ctx.outbox_ids.append(item.id)
     count = len(listing.lines) + listing.more
-    ctx.note(name, "queued", f"ticket list ({count} tickets) to {address} (outbox {item.id})")
-    ctx.stop(Disposition.IGNORED, f"command: ticket list ({count} tickets) sent to {address}")
+    ctx.note(name, "queued", f"ticket list ({count} found) to {address} (outbox {item.id})")
+    ctx.stop(Disposition.IGNORED, f"command: ticket list ({count} found) sent to {address}")
