@@ -27,6 +27,7 @@ PIPELINE: tuple[str, ...] = (
     "authenticate",
     "thread",
     "sent-copy",
+    "ticket-list",
     "authorize",
     "access-request",
     "commands",

@@ -20,6 +20,7 @@ from gateway.directory import support_identity
 from gateway.models import BouncingAddress, MessageRecord, OutboxItem, Person, Ticket
 from gateway.recommendations import recommend
 from gateway.services import Services
+from gateway.ticket_list import TicketListing
 from gateway.tickets import make_reply_token, participant_for
 from inbound.parse import ParsedMail
 from inbound.reply_text import ReplyParts
@@ -36,6 +37,7 @@ __all__ = [
     "is_bouncing",
     "queue_acknowledgement",
     "queue_notice",
+    "queue_ticket_list",
     "recipient_language",
     "reply_address",
     "thread_of",
@@ -148,6 +150,31 @@ def queue_notice(session: Session, services: Services, ticket: Ticket, *, kind: 
                          spool_id=spool_id)
 
 
+def queue_ticket_list(session: Session, services: Services, listing: TicketListing, *,
+                      to_address: str, to_name: str, language: str, include_old: bool,
+                      since: str | None, in_reply_to: str | None, references: Sequence[str],
+                      spool_id: int | None) -> OutboxItem:
+    """The answer to a ``#tickets`` mail: no ticket, so no ``[#N]`` and no Reply-To token
+    (a reply to it is new mail to the support address)."""
+    support = support_identity(session)
+    rendered = services.renderer.render("ticket_list", language, {
+        "support_name": support.name, "recipient_name": to_name,
+        "tickets": [{"number": line.number, "subject": line.subject, "status": line.status,
+                     "updated": line.updated} for line in listing.lines],
+        "more": listing.more, "include_old": include_old, "since": since})
+    message = compose(
+        from_name=support.name, from_address=support.address,
+        to_address=to_address, to_name=to_name,
+        subject=rendered.subject, text=rendered.text, html=rendered.html,
+        message_id=make_message_id(support.domain),
+        in_reply_to=in_reply_to, references=[*references, *([in_reply_to] if in_reply_to else [])],
+        auto_submitted="auto-replied", language=rendered.language,
+        extra_headers={"X-Loop": support.address},
+    )
+    return add_to_outbox(session, message, kind="ticket_list", mail_from=support.address,
+                         rcpt_to=to_address, spool_id=spool_id)
+
+
 def thread_of(session: Session, ticket: Ticket, email: str) -> tuple[str | None, list[str]]:
     """In-Reply-To and References for mail to ``email`` on this ticket: their newest
     message, after the ticket's first one, so their client threads it."""
@@ -167,7 +194,8 @@ def acknowledgements_last_hour(session: Session, address: str, now: datetime) ->
         OutboxItem.created_at >= now - timedelta(hours=1))) or 0
 
 
-AUTOMATIC_ANSWERS = ("acknowledgement", "duplicate_notice", "reply_refused", "reopened")
+AUTOMATIC_ANSWERS = ("acknowledgement", "duplicate_notice", "reply_refused", "reopened",
+                     "ticket_list")
 
 
 def is_bouncing(session: Session, address: str) -> bool:

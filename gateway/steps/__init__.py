@@ -27,6 +27,7 @@ from gateway.steps import (
     record,
     sent_copy,
     thread,
+    ticket_list,
     unsubscribe,
 )
 
@@ -42,7 +43,7 @@ class Step(Protocol):
 
 _MODULES: tuple[ModuleType, ...] = (
     parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
-    thread, sent_copy, authorize, access_request, commands, lifecycle, duplicates, apply_rules,
-    record, notify, unsubscribe,
+    thread, sent_copy, ticket_list, authorize, access_request, commands, lifecycle, duplicates,
+    apply_rules, record, notify, unsubscribe,
 )
 STEPS: dict[str, Step] = {module.name: module for module in _MODULES}

@@ -8,6 +8,7 @@ mail that did not pass through it carries no such header, or a forged one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -759,3 +760,144 @@ def test_agents_address_naming_the_support_address_sends_nothing_to_it(
         spool = session.scalar(select(SpoolEntry).where(SpoolEntry.ticket_number == number))
         assert spool is not None
         assert any("our own support address" in step["explanation"] for step in spool.trace)
+
+
+# -- the #tickets mail command ----------------------------------------------------------
+
+def ticket_count(gateway: Gateway) -> int:
+    with gateway.db.reading() as session:
+        return len(list(session.scalars(select(Ticket.number))))
+
+
+def ask_for_tickets(settings: Settings, gateway: Gateway, sender: str, first_line: str = "#tickets",
+                    **extra: Any) -> tuple[SpoolEntry, str]:
+    """Send a ``#tickets`` mail; returns the spool row and the request's Message-ID."""
+    message_id = make_msgid(domain="client.example")
+    raw = make_mail(sender=sender, subject="my tickets", message_id=message_id,
+                    body=f"\n{first_line}\n\nThanks!", **extra)
+    return deliver(settings, gateway, raw, mail_from=sender), message_id
+
+
+def listed(message: Message) -> list[int]:
+    """The ticket numbers of a ticket list, in the order shown."""
+    return [int(n) for n in re.findall(r"^\[#(\d+)\] .+ — .+ — \d{4}-\d{2}-\d{2}$",
+                                       body_text(message), re.MULTILINE)]
+
+
+def ticket_lists(settings: Settings, address: str) -> list[Message]:
+    return [m for m in mail_to(settings, address) if not str(m["Subject"]).startswith("[#")]
+
+
+def test_a_member_gets_only_their_own_tickets_and_no_ticket_is_opened(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    own, _ = open_ticket(settings, gw)
+    other, _ = open_ticket(settings, gw, sender="anna@acme.example", subject="Licence count",
+                           body="We need five more licences for the new office.")
+    before = ticket_count(gw)
+    row, request_id = ask_for_tickets(settings, gw, "max@acme.example",
+                                      headers={"Reply-To": "someone@elsewhere.example"})
+
+    assert row.state == SpoolState.IGNORED and row.ticket_number is None
+    assert row.reason == "command: ticket list (1 found) sent to max@acme.example"
+    assert ticket_count(gw) == before
+    (answer,) = ticket_lists(settings, "max@acme.example")
+    assert listed(answer) == [own] and other not in listed(answer)
+    assert f"[#{own}] VPN drops every hour — neu — " in body_text(answer)  # Max reads German
+    assert answer["Subject"] == "Ihre Anfragen" and answer["Content-Language"] == "de"
+    assert answer["Auto-Submitted"] == "auto-replied"
+    assert answer["In-Reply-To"] == request_id and request_id in str(answer["References"])
+    assert answer["Reply-To"] is None  # no ticket: a reply is new mail to support
+    assert mail_to(settings, "someone@elsewhere.example") == []  # From only, never Reply-To
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement", "ticket_list"]
+
+
+def test_an_admin_sees_team_tickets_from_the_cutoff_on_but_not_older_ones(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    recent, _ = open_ticket(settings, gw)
+    old, _ = open_ticket(settings, gw, subject="Printer offline",
+                         body="The printer in room 4 is offline again, please help.")
+    own, _ = open_ticket(settings, gw, sender="anna@acme.example", subject="Licence count",
+                         body="We need five more licences for the new office.")
+    stranger, _ = open_ticket(settings, gw, sender="giulia@globex.example",
+                              subject="Fattura", body="La fattura di novembre manca ancora.")
+    before_cutoff = datetime(2024, 11, 30, 10, 0, tzinfo=UTC)
+    with gw.db.transaction() as session:
+        session.execute(update(Ticket).where(Ticket.number == old).values(
+            created_at=before_cutoff, updated_at=before_cutoff))
+    ask_for_tickets(settings, gw, "anna@acme.example", headers=passed("acme.example"))
+    (answer,) = ticket_lists(settings, "anna@acme.example")
+    assert sorted(listed(answer)) == sorted([recent, own])
+    assert old not in listed(answer) and stranger not in listed(answer)
+    assert listed(answer)[0] == own  # newest update first
+    # The cut-off is about team tickets only: Max still sees his own old one.
+    ask_for_tickets(settings, gw, "max@acme.example")
+    (max_answer,) = ticket_lists(settings, "max@acme.example")
+    assert listed(max_answer) == [recent, old]  # the oldest update comes last
+
+
+@pytest.mark.parametrize("settings", [{"ack_limit_per_hour": 10}], indirect=True)
+def test_tickets_all_includes_an_old_closed_ticket_that_the_plain_list_leaves_out(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    current, _ = open_ticket(settings, gw)
+    closed, _ = open_ticket(settings, gw, subject="Printer offline",
+                            body="The printer in room 4 is offline again, please help.")
+    long_ago = datetime.now(UTC) - timedelta(days=90)
+    with gw.db.transaction() as session:
+        session.execute(update(Ticket).where(Ticket.number == closed).values(
+            status=TicketStatus.CLOSED, created_at=long_ago, updated_at=long_ago,
+            resolved_at=long_ago))
+    ask_for_tickets(settings, gw, "max@acme.example")
+    ask_for_tickets(settings, gw, "max@acme.example", "#tickets all")
+    since = (long_ago - timedelta(days=1)).date().isoformat()
+    ask_for_tickets(settings, gw, "max@acme.example", f"#TICKETS since {since}")
+    plain, everything, from_day = ticket_lists(settings, "max@acme.example")
+    assert listed(plain) == [current]
+    assert "#tickets all" in body_text(plain)  # tells how to see the older ones
+    assert listed(everything) == [current, closed]  # open ones first
+    assert f"[#{closed}] Printer offline — geschlossen — {long_ago.date().isoformat()}" in (
+        body_text(everything))
+    assert listed(from_day) == [current, closed]
+    assert ticket_count(gw) == 2
+
+
+def test_an_unknown_sender_gets_the_empty_answer(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    row, _ = ask_for_tickets(settings, gw, "someone@nowhere.example")
+    assert row.state == SpoolState.IGNORED and "ticket list (0 found)" in row.reason
+    (answer,) = ticket_lists(settings, "someone@nowhere.example")
+    assert answer["Subject"] == "Your tickets"
+    assert "No tickets found for this address." in body_text(answer)
+    assert listed(answer) == [] and ticket_count(gw) == 0
+
+
+def test_an_out_of_office_with_the_command_gets_nothing_and_opens_nothing(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    open_ticket(settings, gw)
+    row, _ = ask_for_tickets(settings, gw, "max@acme.example",
+                             headers={"Auto-Submitted": "auto-replied"})
+    assert row.state == SpoolState.IGNORED and row.ticket_number is None
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+    row, _ = ask_for_tickets(settings, gw, "max@acme.example",
+                             headers={"Precedence": "bulk", "List-Id": "<news.acme.example>"})
+    assert row.state == SpoolState.IGNORED and "automatic mail" in row.reason
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+    assert ticket_count(gw) == 1
+
+
+def test_the_command_in_a_reply_on_a_ticket_is_just_text(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, max_id = open_ticket(settings, gw)
+    reply = make_mail(sender="max@acme.example", subject=f"Re: [#{number}] VPN drops every hour",
+                      body="#tickets\nStill dropping.", in_reply_to=f"<{max_id}>")
+    row = deliver(settings, gw, reply, mail_from="max@acme.example")
+    assert row.state == SpoolState.PROCESSED and row.ticket_number == number
+    assert "#tickets" in messages(gw, number)[-1].text
+    assert "ticket_list" not in outbox_kinds(gw, "max@acme.example")
+
+
+def test_ticket_lists_count_against_the_hourly_cap_of_automatic_answers(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    for _ in range(settings.ack_limit_per_hour + 1):
+        row, _ = ask_for_tickets(settings, gw, "someone@nowhere.example")
+    assert row.state == SpoolState.IGNORED and "loop brake" in row.reason
+    assert len(ticket_lists(settings, "someone@nowhere.example")) == settings.ack_limit_per_hour

@@ -1,0 +1,101 @@
+"""The customers' ``#tickets`` mail command: answer with the sender's ticket list.
+
+A new mail (not a reply on a ticket: there ``#tickets`` is just text) whose visible
+text starts with the line ``#tickets``, ``#tickets all`` or ``#tickets since
+YYYY-MM-DD`` opens no ticket: it gets an automatic ``ticket_list`` answer and the
+spool row ends ignored with the outcome.  Runs right after ``sent-copy``: the guards
+have run, the sender is identified and ``thread`` has decided the mail belongs to no
+ticket; nothing after this step concerns a command.
+
+The answer goes to the From address only (never Reply-To): a forged From at worst
+mails the real owner their own list.  What it lists comes from the directory
+(:mod:`gateway.ticket_list`).  Like every automatic answer it is never sent for
+automatic mail or imported history, nor to an address that hard-bounced, and it
+counts against ``ack_limit_per_hour``.  Reads ``ctx.sender``, ``ctx.parsed``,
+``ctx.reply``, ``ctx.new_ticket``; writes outbox rows (``ctx.outbox_ids``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from gateway.context import Disposition, MailContext
+from gateway.ticket_list import visible_tickets
+from outbound.notices import acknowledgements_last_hour, is_bouncing, queue_ticket_list
+
+__all__ = ["ListCommand", "parse_command"]
+
+name = "ticket-list"
+description = "answer a customer's #tickets mail with their ticket list"
+
+_COMMAND = re.compile(r"^#tickets\b[ \t]*(.*?)[ \t]*$", re.IGNORECASE)
+_SINCE = re.compile(r"^since[ \t]+(\d{4}-\d{2}-\d{2})$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ListCommand:
+    include_old: bool = False
+    since: date | None = None
+
+
+def parse_command(text: str) -> ListCommand | None:
+    """``#tickets [all | since YYYY-MM-DD]`` on the first non-empty line, else None.
+
+    Unknown words after ``#tickets`` are not the command (a sentence that happens to
+    begin with it is a request like any other)."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    match = _COMMAND.match(first)
+    if match is None:
+        return None
+    argument = match[1]
+    if not argument:
+        return ListCommand()
+    if argument.lower() == "all":
+        return ListCommand(include_old=True)
+    since = _SINCE.match(argument)
+    if since is None:
+        return None
+    try:
+        return ListCommand(since=date.fromisoformat(since[1]))
+    except ValueError:
+        return None
+
+
+def run(ctx: MailContext) -> None:
+    if not ctx.new_ticket or ctx.history:
+        return
+    assert ctx.parsed is not None and ctx.sender is not None
+    text = ctx.reply.visible if ctx.reply is not None else ctx.parsed.text
+    command = parse_command(text)
+    if command is None:
+        return
+    address = ctx.sender.email
+    if ctx.automatic is not None:
+        ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: automatic mail "
+                 f"({ctx.automatic.kind}) is never answered")
+        return
+    if is_bouncing(ctx.session, address):
+        ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: {address} "
+                 "hard-bounced our mail before")
+        return
+    limit = ctx.services.settings.ack_limit_per_hour
+    if acknowledgements_last_hour(ctx.session, address, ctx.services.now()) >= limit:
+        ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: {address} already got "
+                 f"{limit} automatic answers this hour (loop brake)")
+        return
+    listing = visible_tickets(ctx.session, address,
+                              cutoff=ctx.services.settings.colleague_cutoff,
+                              now=ctx.services.now(), include_old=command.include_old,
+                              since=command.since)
+    item = queue_ticket_list(
+        ctx.session, ctx.services, listing, to_address=address, to_name=ctx.sender.name,
+        language=ctx.language, include_old=command.include_old,
+        since=command.since.isoformat() if command.since else None,
+        in_reply_to=ctx.parsed.message_id, references=ctx.parsed.references,
+        spool_id=ctx.spool.id)
+    ctx.outbox_ids.append(item.id)
+    count = len(listing.lines) + listing.more
+    ctx.note(name, "queued", f"ticket list ({count} found) to {address} (outbox {item.id})")
+    ctx.stop(Disposition.IGNORED, f"command: ticket list ({count} found) sent to {address}")
