@@ -57,7 +57,6 @@ class MailContext:
     reply: ReplyParts | None = None
     automatic: AutomaticVerdict | None = None
     sender: Sender | None = None
-    auth_level: str = "none"
     dkim: Verdict | None = None
     """Our own DKIM verification (mode ``dkim``), done before the transaction began."""
     sender_verified: bool = False

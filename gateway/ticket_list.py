@@ -30,7 +30,6 @@ class TicketLine:
     subject: str
     status: str
     updated: str  # YYYY-MM-DD (UTC)
-    team_ticket: bool  # requested by a colleague, not by the reader
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,6 @@ def visible_tickets(session: Session, email: str, *, cutoff: date, now: datetime
     lines = [TicketLine(number=t.number,
                         subject=t.subject if t.subject != "(no subject)" else "",
                         status=t.status.value,
-                        updated=_utc(t.updated_at).date().isoformat(),
-                        team_ticket=t.requester != email)
+                        updated=_utc(t.updated_at).date().isoformat())
              for t in tickets[:MAX_LINES]]
     return TicketListing(lines=lines, more=max(0, len(tickets) - MAX_LINES))

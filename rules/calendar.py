@@ -85,12 +85,6 @@ class BusinessCalendar:
             return a <= at < b
         return False  # pragma: no cover - intervals() raises instead
 
-    def next_open(self, at: datetime) -> datetime:
-        """``at`` itself when open, else the start of the next open interval."""
-        for a, _b in self.intervals(at):
-            return max(a, at)
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The instant when ``duration`` of open time has passed since ``start``.
 

@@ -23,7 +23,6 @@ class KeywordMatcher:
     lower-cases needle and text alike."""
 
     def __init__(self, keywords: Sequence[tuple[str, str, bool]]) -> None:
-        self.keywords = tuple(keyword for keyword, _needle, _whole in keywords)
         self._entries = tuple(
             (keyword, needle,
              re.compile(rf"(?<!\w){re.escape(needle)}(?!\w)") if whole_word else None)

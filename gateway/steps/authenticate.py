@@ -1,8 +1,7 @@
 """How sure are we of the sender?  Decides ``ctx.sender_verified`` before any privilege.
 
 Reads the envelope, ``ctx.parsed`` and ``ctx.sender``; writes ``ctx.token`` and
-``ctx.to_note_address`` (a valid reply token among the envelope recipients),
-``ctx.auth_level`` (``token``, ``directory`` or ``none``: for the trace) and
+``ctx.to_note_address`` (a valid reply token among the envelope recipients) and
 ``ctx.sender_verified``, by the method ``sender_authentication`` names (see
 ``gateway/sender_auth.py``).  Only people the directory knows can be verified: a
 privilege always comes from the directory, never from a header.
@@ -63,10 +62,6 @@ def _verdict(ctx: MailContext) -> Verdict:
 def run(ctx: MailContext) -> None:
     assert ctx.sender is not None
     _find_token(ctx)
-    if ctx.token is not None:
-        ctx.auth_level = "token"
-    else:
-        ctx.auth_level = "directory" if ctx.sender.kind != "unknown" else "none"
     if ctx.spool.options.get("history") if ctx.spool.options else False:
         ctx.note(name, "history", "imported history: nobody acts, nothing is verified")
         return

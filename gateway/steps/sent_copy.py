@@ -9,7 +9,7 @@ account (the spool options say which), never because of a header.
 
 Runs right after ``thread``.  Reads ``ctx.spool.options``, ``ctx.parsed``,
 ``ctx.sender`` and the thread decision; writes ``ctx.sender`` (an agent),
-``ctx.sender_verified``, ``ctx.auth_level``, ``ctx.role`` and, for a copy the thread
+``ctx.sender_verified``, ``ctx.role`` and, for a copy the thread
 step could not place, ``ctx.ticket`` (by subject tag, which the mailbox may use on
 any ticket) or an IGNORED stop.  ``guard-loop`` and ``notify`` ask
 :func:`is_sent_copy` so that our own From address is no loop and nothing is sent.
@@ -68,7 +68,7 @@ def run(ctx: MailContext) -> None:
         ctx.note(name, "skip", "not from a Sent folder")
         return
     ctx.sender = _mailbox_identity(ctx)
-    ctx.sender_verified, ctx.auth_level = True, "mailbox"
+    ctx.sender_verified = True
     ctx.role = "agent"
     if ctx.new_ticket:
         ticket = _by_subject_tag(ctx)
