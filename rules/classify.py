@@ -7,8 +7,9 @@ ends up in the ticket's explanation.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
+from typing import Protocol
 
 from rules.keywords import KeywordMatcher
 from rules.policy import Policy
@@ -52,20 +53,35 @@ def _keyword_in(text: str, keywords: Iterable[str]) -> str | None:
     return _matcher(tuple(keywords)).first(text)
 
 
+class _Routed(Protocol):
+    addresses: list[str]
+    keywords: list[str]
+
+
+def _by_address_or_keyword(what: str, entries: Mapping[str, _Routed],
+                           recipients: Sequence[str], subject: str, text: str
+                           ) -> tuple[str, str] | None:
+    """The first entry a recipient address names, else the first whose keyword the request
+    mentions; with the reason.  Products and categories are found the same way."""
+    for recipient in recipients:
+        for key, spec in entries.items():
+            if _address_matches(recipient, spec.addresses):
+                return key, f"{what} {key}: sent to {recipient}"
+    words = f"{subject}\n{text[:5000]}".lower()
+    for key, spec in entries.items():
+        keyword = _keyword_in(words, spec.keywords)
+        if keyword is not None:
+            return key, f"{what} {key}: the request mentions {keyword!r}"
+    return None
+
+
 def product_for(policy: Policy, recipients: Sequence[str], subject: str, text: str,
                 team_products: Sequence[str], known_products: Sequence[str]
                 ) -> tuple[str | None, str]:
     """The product a new request is about, and why; None when it cannot be told."""
-    products = policy.spec.products
-    for recipient in recipients:
-        for key, spec in products.items():
-            if _address_matches(recipient, spec.addresses):
-                return key, f"product {key}: sent to {recipient}"
-    words = f"{subject}\n{text[:5000]}".lower()
-    for key, spec in products.items():
-        keyword = _keyword_in(words, spec.keywords)
-        if keyword is not None:
-            return key, f"product {key}: the request mentions {keyword!r}"
+    found = _by_address_or_keyword("product", policy.spec.products, recipients, subject, text)
+    if found is not None:
+        return found
     distinct = sorted(set(team_products))
     if len(distinct) == 1:
         return distinct[0], f"product {distinct[0]}: the team's only product"
@@ -79,15 +95,9 @@ def product_for(policy: Policy, recipients: Sequence[str], subject: str, text: s
 def category_for(policy: Policy, recipients: Sequence[str], subject: str, text: str
                  ) -> tuple[str, str]:
     """technical, administrative or commercial (the policy's keys), and why."""
-    categories = policy.spec.categories
-    for recipient in recipients:
-        for key, spec in categories.items():
-            if _address_matches(recipient, spec.addresses):
-                return key, f"category {key}: sent to {recipient}"
-    words = f"{subject}\n{text[:5000]}".lower()
-    for key, spec in categories.items():
-        keyword = _keyword_in(words, spec.keywords)
-        if keyword is not None:
-            return key, f"category {key}: the request mentions {keyword!r}"
+    found = _by_address_or_keyword("category", policy.spec.categories, recipients, subject,
+                                   text)
+    if found is not None:
+        return found
     default = policy.spec.default_category
     return default, f"category {default}: the default"
