@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import re
 import smtplib
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -40,8 +41,25 @@ def send(host_port: str, raw: bytes, *, mail_from: str = "anna@acme.example",
         return client.sendmail(mail_from, recipients, raw)
 
 
+_MAILDIR_KEY = re.compile(r"^(\d+)\.M(\d+)P(\d+)Q(\d+)\.")
+
+
+def delivery_order(key: str) -> tuple[int, int, int, str]:
+    """Sort key of a stdlib maildir file name: seconds, microseconds, then the counter.
+
+    The names are ``<seconds>.M<microseconds>P<pid>Q<count>.<host>`` with no zero padding,
+    so a plain string sort puts ``M99`` after ``M123456`` of the same second.
+    """
+    found = _MAILDIR_KEY.match(key)
+    if found is None:
+        return (0, 0, 0, key)
+    seconds, micros, _pid, count = (int(part) for part in found.groups())
+    return (seconds, micros, count, key)
+
+
 def maildir_messages(path: Path) -> list[mailbox.MaildirMessage]:
+    """Every message of a maildir, in the order it was delivered."""
     if not (path / "cur").exists():  # absent, or being created right now (tmp, new, cur)
         return []
     box = mailbox.Maildir(path, create=False)
-    return [box[key] for key in sorted(box.keys())]
+    return [box[key] for key in sorted(box.keys(), key=delivery_order)]

@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.server import GatewayServer
 from tests.conftest import FIXTURES, Processes, free_port, serve_in_process, wait_for
+from tests.mail import delivery_order
 
 BULK_DIRECTORY = FIXTURES / "bulk_directory.toml"
 
@@ -43,8 +44,8 @@ def sent_dir(settings: Settings) -> Path:
 
 def _files(settings: Settings) -> list[Path]:
     root = sent_dir(settings)
-    return sorted(p for sub in ("new", "cur") if (root / sub).is_dir()
-                  for p in (root / sub).iterdir())
+    return sorted((p for sub in ("new", "cur") if (root / sub).is_dir()
+                   for p in (root / sub).iterdir()), key=lambda p: delivery_order(p.name))
 
 
 def _headers(path: Path) -> Message:
