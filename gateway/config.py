@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     agents_address: str = ""
     """The support team's mailbox (or list): told of every new request and customer
     follow-up, with a reply address that answers as an agent (empty: no such notices)."""
+    agents_notice_attachment_limit: int = Field(default=5 * 1024 * 1024, ge=0)
+    """Bytes of the customer's files an agents' notice carries at most (before base64, which
+    adds a third: 5 MB stays well below common 10 MB smarthost limits); the rest are
+    listed by name and size.  A mail to the agents that still fails is reported."""
 
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
 

@@ -3,8 +3,10 @@
 The row is claimed (``pending`` → ``sending``) in its own transaction before the
 network call and settled afterwards, so two workers never send the same row at
 once.  Temporary failures go back to ``pending`` and are raised for the job's
-retry policy; permanent ones, and temporary ones past the attempt limit, end
-``dead`` with the server's answer.
+retry policy; permanent ones (any 5xx), and temporary ones past the attempt limit, end
+``dead`` with the server's answer.  The same transaction records the failure on the
+ticket and queues a notice to the agents (:mod:`outbound.refusals`); that notice is
+delivered right after, once, and otherwise left to the sweep like any pending row.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from gateway.db import Database
 from gateway.errors import PermanentFailure, TemporaryFailure
 from gateway.models import OutboxItem, OutboxStatus, utcnow
 from outbound.dkim import dkim_sign
+from outbound.refusals import record_refusal
 from outbound.transports import Transport
 
 __all__ = ["STALE_SENDING", "deliver_outbox_item"]
@@ -54,6 +57,24 @@ def _settle(database: Database, outbox_id: int, status: OutboxStatus, note: str,
         item.next_attempt_at = now + retry_in if retry_in is not None else None
 
 
+def _bury(database: Database, transport: Transport, settings: Settings, outbox_id: int,
+          note: str, answer: str) -> str:
+    """End the row ``dead``; in the same transaction, tell the ticket and the agents."""
+    with database.transaction() as session:
+        item = session.get(OutboxItem, outbox_id, with_for_update=True)
+        assert item is not None
+        item.status, item.updated_at = OutboxStatus.DEAD, utcnow()
+        item.last_error = note[:2000]
+        item.next_attempt_at = None
+        notice_id = record_refusal(session, settings, item, answer)
+    if notice_id is not None:
+        try:  # a notice about a notice is never made, so this recursion ends here
+            deliver_outbox_item(database, transport, settings, notice_id)
+        except TemporaryFailure as error:
+            log.info("outbox %s (delivery failure notice) deferred: %s", notice_id, error)
+    return OutboxStatus.DEAD.value
+
+
 def deliver_outbox_item(database: Database, transport: Transport, settings: Settings,
                         outbox_id: int) -> str:
     """Deliver once; return the resulting status.  Raises TemporaryFailure to ask for a retry."""
@@ -64,15 +85,12 @@ def deliver_outbox_item(database: Database, transport: Transport, settings: Sett
     try:
         answer = transport.send(mail_from, rcpt_to, dkim_sign(settings, raw))
     except PermanentFailure as error:
-        _settle(database, outbox_id, OutboxStatus.DEAD, f"refused: {error}")
-        log.warning("outbox %s to %s dead: %s", outbox_id, rcpt_to, error)
-        return OutboxStatus.DEAD.value
+        return _bury(database, transport, settings, outbox_id, f"refused: {error}", str(error))
     except TemporaryFailure as error:
         if attempts >= settings.delivery_max_attempts:
-            _settle(database, outbox_id, OutboxStatus.DEAD,
-                    f"gave up after {attempts} attempts; last answer: {error}")
-            log.warning("outbox %s to %s dead after %s attempts", outbox_id, rcpt_to, attempts)
-            return OutboxStatus.DEAD.value
+            return _bury(database, transport, settings, outbox_id,
+                         f"gave up after {attempts} attempts; last answer: {error}",
+                         f"{error} (temporary, {attempts} attempts)")
         backoff = min(settings.delivery_min_backoff * 2 ** (attempts - 1),
                       settings.delivery_max_backoff)
         _settle(database, outbox_id, OutboxStatus.PENDING, f"attempt {attempts}: {error}",

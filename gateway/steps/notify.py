@@ -12,7 +12,8 @@ Reads what the earlier steps decided; writes outbox rows (``ctx.outbox_ids``):
   note or an agent's automatic mail (out-of-office): nothing;
 - a reply that reopened a ticket: a notice to the requester;
 - with ``agents_address`` set, a new request or a customer's or colleague's follow-up:
-  an ``agents_notice`` to that address (English, the message's text and attachments,
+  an ``agents_notice`` to that address (English, the message's text and attachments up
+  to ``agents_notice_attachment_limit``, the others named with their size,
   Reply-To the ticket's address for the agents' participant: an agent's answer from
   their own, authenticated address is an agent reply).  Not for tickets agents open,
   not for duplicates (the ticket holding the request was announced already), never
@@ -34,6 +35,7 @@ from gateway.directory import support_identity
 from gateway.models import OutboxItem, Person, Ticket, TicketStatus
 from gateway.steps.sent_copy import is_sent_copy
 from inbound.addresses import split_address
+from outbound.attachment_cap import within_limit
 from outbound.notices import (
     acknowledgements_last_hour,
     bare_subject,
@@ -167,8 +169,9 @@ def _to_agents(ctx: MailContext, ticket: Ticket) -> None:
     if ticket.first_response_at is not None:  # answered already: no clock to show
         due = None
     team = ctx.sender.team
-    attachments = [(a.filename, a.content_type, a.data) for a in ctx.parsed.attachments
-                   if not a.inline]
+    attachments, not_attached = within_limit(
+        [(a.filename, a.content_type, a.data) for a in ctx.parsed.attachments if not a.inline],
+        ctx.services.settings.agents_notice_attachment_limit)
     first_notice = ctx.session.scalar(select(OutboxItem.message_id).where(
         OutboxItem.ticket_number == ticket.number, OutboxItem.kind == AGENTS_NOTICE,
         OutboxItem.rcpt_to == address).order_by(OutboxItem.id).limit(1))
@@ -187,7 +190,8 @@ def _to_agents(ctx: MailContext, ticket: Ticket) -> None:
                  "first_response_due": _utc_text(due),
                  "status": ticket.status.value, "reopened": ctx.reopened,
                  "follows": ctx.follows, "flags": list(ctx.flags),
-                 "text": _text(ctx), "attachments": [a[0] for a in attachments]},
+                 "text": _text(ctx), "attachments": [a[0] for a in attachments],
+                 "not_attached": not_attached},
         spool_id=ctx.spool.id, auto_submitted="auto-generated",
         in_reply_to=ctx.parsed.message_id, references=list(dict.fromkeys(references)),
         attachments=attachments)

@@ -1,8 +1,10 @@
 """Deliver through an SMTP smarthost and sort every answer into sent / retry / give up.
 
-2xx is delivered.  4xx, connection trouble and timeouts are temporary, and so is
-552 (RFC 5321 §4.5.3.1.10 asks to treat it as temporary).  Any other 5xx is
-permanent and the server's answer is kept as the reason.
+2xx is delivered.  4xx, connection trouble and timeouts are temporary.  A 5xx at any
+stage (greeting, MAIL FROM, RCPT TO, DATA, end of data) is permanent, 552 included:
+RFC 5321 §4.5.3.1.10 lets a client retry a 552 at RCPT, but a smarthost answers 552 for
+its size limit, which no retry passes, so retrying only delays telling anyone by hours.
+The server's answer, with the stage it came at, is kept as the reason.
 """
 
 from __future__ import annotations
@@ -17,11 +19,23 @@ from gateway.errors import PermanentFailure, TemporaryFailure
 __all__ = ["SmtpTransport", "classify"]
 
 
-def classify(code: int, text: str) -> TemporaryFailure | PermanentFailure:
+def classify(code: int, text: str, stage: str = "") -> TemporaryFailure | PermanentFailure:
+    """4xx: temporary; anything else that is no success (5xx): permanent."""
     answer = f"{code} {text}".strip()
-    if 400 <= code < 500 or code == 552:
+    if stage:
+        answer = f"{stage}: {answer}"
+    if 400 <= code < 500:
         return TemporaryFailure(answer)
     return PermanentFailure(answer)
+
+
+def _stage(error: smtplib.SMTPResponseException) -> str:
+    """The command a refusal answered, for the reason kept on the outbox row."""
+    if isinstance(error, smtplib.SMTPSenderRefused):
+        return "MAIL FROM"
+    if isinstance(error, smtplib.SMTPDataError):
+        return "DATA"
+    return ""
 
 
 def _text(value: bytes | str) -> str:
@@ -83,13 +97,13 @@ class SmtpTransport:
             refused = client.sendmail(mail_from, [rcpt_to], raw, mail_options=options)
             if refused:
                 code, text = refused[rcpt_to]
-                raise classify(code, _text(text))
+                raise classify(code, _text(text), "RCPT TO")
             return "250 accepted"
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients[rcpt_to]
-            raise classify(code, _text(text)) from error
+            raise classify(code, _text(text), "RCPT TO") from error
         except smtplib.SMTPResponseException as error:
-            raise classify(error.smtp_code, _text(error.smtp_error)) from error
+            raise classify(error.smtp_code, _text(error.smtp_error), _stage(error)) from error
         except (TimeoutError, OSError, smtplib.SMTPException) as error:
             raise TemporaryFailure(f"connection to {self.host}:{self.port} failed: "
                                    f"{error}") from error
