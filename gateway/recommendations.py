@@ -45,7 +45,8 @@ def _history(session: Session, ticket: Ticket) -> list[str]:
             Ticket.number, Ticket.subject, Ticket.category).where(Ticket.number.in_(numbers))):
         texts[number] = f"{subject} {category}"
     for number, text in session.execute(select(MessageRecord.ticket_number, MessageRecord.text)
-                                        .where(MessageRecord.ticket_number.in_(numbers))
+                                        .where(MessageRecord.ticket_number.in_(numbers),
+                                               MessageRecord.role != "system")  # our own words
                                         .order_by(MessageRecord.id)):
         texts[number] += f" {text[:2000]}"
     return list(texts.values())
