@@ -12,22 +12,22 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from types import FrameType
 
 import uvicorn
 
 from gateway.app import Gateway
 from gateway.config import parse_listen
-from gateway.directory import SupportIdentity, load_directory_file, support_identity
+from gateway.directory import SupportIdentity, load_directory_file
 from gateway.intake_priority import IntakePriority, IntakePriorityMiddleware, ProcessingFeed
 from gateway.scheduler import GatewayScheduler
 from gateway.warm_up import warm_up
 from gateway.web import make_web_app
 from inbound.imap_poller import MailboxPollers
+from inbound.recipients import intake_identity
 from inbound.smtp_server import GatewayHandler, SmtpIntake
 from inbound.spool import SpoolWriter
-from rules.runtime import current_issue_types, current_policy, support_aliases
+from rules.runtime import current_issue_types, current_policy
 
 __all__ = ["GatewayServer", "run_until_signalled"]
 
@@ -51,9 +51,7 @@ class GatewayServer:
         self.feed: ProcessingFeed | None = None
 
     def _support(self) -> SupportIdentity:
-        with self.gateway.db.reading() as session:
-            identity = support_identity(session)
-        return replace(identity, aliases=support_aliases(self.gateway.settings))
+        return intake_identity(self.gateway.db, self.gateway.settings)
 
     def start(self) -> None:
         gateway, settings = self.gateway, self.gateway.settings

@@ -22,17 +22,13 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from gateway.directory import SupportIdentity
 from gateway.errors import StorageError
 from gateway.intake_priority import IntakePriority
-from inbound.addresses import RecipientVerdict, classify_recipient
+from inbound.recipients import recipient_refusal
 from inbound.smtp_codes import (
     S250_QUEUED,
     S250_RECIPIENT_OK,
     S451_STORAGE,
-    S452_TOO_MANY_RECIPIENTS,
     S500_LINE_TOO_LONG,
-    S550_NO_RELAY,
-    S550_UNKNOWN_USER,
     S552_TOO_BIG,
-    S553_BAD_ADDRESS,
 )
 from inbound.smtp_data import DataState, read_data
 from inbound.spool import StoredMessage
@@ -104,15 +100,10 @@ class GatewayHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
-        if len(envelope.rcpt_tos) >= self._max_recipients:
-            return S452_TOO_MANY_RECIPIENTS
-        verdict = classify_recipient(address, await self._support_identity())
-        if verdict is RecipientVerdict.FOREIGN_DOMAIN:
-            return S550_NO_RELAY
-        if verdict is RecipientVerdict.UNKNOWN_USER:
-            return S550_UNKNOWN_USER
-        if verdict is RecipientVerdict.INVALID:
-            return S553_BAD_ADDRESS
+        refusal = recipient_refusal(address, await self._support_identity(),
+                                    accepted=len(envelope.rcpt_tos), limit=self._max_recipients)
+        if refusal is not None:
+            return refusal
         envelope.rcpt_tos.append(address)
         return S250_RECIPIENT_OK
 
