@@ -160,6 +160,7 @@ def test_the_null_sender_is_never_answered(settings: Settings, processes: Proces
     variants: list[tuple[str, tuple[str, ...], dict[str, str]]] = [
         ("pipe -f ''", ("-f", ""), {}),
         ("pipe -f '<>'", ("-f", "<>"), {}),
+        ("pipe -f MAILER-DAEMON (pipe(8)'s default)", ("-f", "MAILER-DAEMON"), {}),
         ("pipe, Return-Path: <MAILER-DAEMON>", (), {"Return-Path": "<MAILER-DAEMON>"}),
         ("pipe, Return-Path: <>", (), {"Return-Path": "<>"}),
     ]
