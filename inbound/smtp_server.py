@@ -114,7 +114,7 @@ class GatewayHandler:
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
         try:
             stored = await asyncio.wrap_future(self._store(
-                raw, source="smtp", mail_from=envelope.mail_from or "",
+                raw, source=getattr(server, "source", "smtp"), mail_from=envelope.mail_from or "",
                 rcpt_tos=list(envelope.rcpt_tos), peer=str(peer)))
         except StorageError:
             return S451_STORAGE
@@ -137,6 +137,8 @@ class GatewaySMTP(SMTP):
 
     line_length_limit = LINE_LENGTH_LIMIT
     priority: IntakePriority | None = None
+    source = "smtp"
+    """The spool row's ``source`` for mail taken by this protocol."""
     def __dir__(self) -> list[str]:
         """The names aiosmtpd's ``__init__`` looks for (``smtp_*``, ``auth_*``)."""
         return _names_of(self, ("smtp_", "auth_"))
@@ -206,6 +208,9 @@ class GatewaySMTP(SMTP):
 class SmtpIntake(Controller):
     """A threaded aiosmtpd controller with our limits; ``start()`` returns once it listens."""
 
+    protocol: type[GatewaySMTP] = GatewaySMTP
+    """The protocol of each connection (the LMTP intake puts its own here)."""
+
     def __init__(self, handler: GatewayHandler, host: str, port: int, *,
                  data_size_limit: int, timeout: float, server_hostname: str | None = None,
                  priority: IntakePriority | None = None) -> None:
@@ -217,6 +222,6 @@ class SmtpIntake(Controller):
 
     def factory(self) -> SMTP:
         kwargs: dict[str, Any] = dict(self.SMTP_kwargs)
-        smtp = GatewaySMTP(self.handler, **kwargs)
+        smtp = self.protocol(self.handler, **kwargs)
         smtp.priority = self.priority
         return smtp
