@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEBIAN_TOOLS := chattr:e2fsprogs chromium:chromium dovecot:dovecot-imapd
 
-.PHONY: install system-deps run test lint bench clean
+.PHONY: install system-deps run test lint wheel-check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: install system-deps
 lint: install
 	$(BIN)/ruff check gateway inbound outbound rules tests bench
 	$(BIN)/mypy gateway inbound outbound rules
+
+wheel-check: install
+	$(BIN)/python .ci/wheel-check
 
 bench: install
 	$(BIN)/python bench/intake.py

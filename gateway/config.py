@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     broker_namespace: str = "gateway"
     """Prefix of the Redis keys, so several gateways can share one Redis."""
     smtp_listen: str = "127.0.0.1:2525"
+    lmtp_listen: str = ""
+    """Empty: no LMTP; ``host:port``: ``serve`` also takes mail by LMTP (RFC 2033) there."""
     web_listen: str = "127.0.0.1:8025"
     public_url: str = "http://127.0.0.1:8025"
     outbound_url: str = "maildir:var/sent"
@@ -238,6 +240,13 @@ class Settings(BaseSettings):
     @classmethod
     def _listen(cls, value: str) -> str:
         parse_listen(value)
+        return value
+
+    @field_validator("lmtp_listen")
+    @classmethod
+    def _optional_listen(cls, value: str) -> str:
+        if value:
+            parse_listen(value)
         return value
 
     @field_validator("grant_timezone")

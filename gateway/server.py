@@ -12,22 +12,23 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from types import FrameType
 
 import uvicorn
 
 from gateway.app import Gateway
 from gateway.config import parse_listen
-from gateway.directory import SupportIdentity, load_directory_file, support_identity
+from gateway.directory import SupportIdentity, load_directory_file
 from gateway.intake_priority import IntakePriority, IntakePriorityMiddleware, ProcessingFeed
 from gateway.scheduler import GatewayScheduler
 from gateway.warm_up import warm_up
 from gateway.web import make_web_app
 from inbound.imap_poller import MailboxPollers
+from inbound.lmtp_server import LmtpIntake
+from inbound.recipients import intake_identity
 from inbound.smtp_server import GatewayHandler, SmtpIntake
 from inbound.spool import SpoolWriter
-from rules.runtime import current_issue_types, current_policy, support_aliases
+from rules.runtime import current_issue_types, current_policy
 
 __all__ = ["GatewayServer", "run_until_signalled"]
 
@@ -40,6 +41,7 @@ class GatewayServer:
         self.run_worker = run_worker
         self.run_web = run_web
         self.smtp: SmtpIntake | None = None
+        self.lmtp: LmtpIntake | None = None
         self.spool_writer: SpoolWriter | None = None
         self._web: uvicorn.Server | None = None
         self._web_thread: threading.Thread | None = None
@@ -51,9 +53,7 @@ class GatewayServer:
         self.feed: ProcessingFeed | None = None
 
     def _support(self) -> SupportIdentity:
-        with self.gateway.db.reading() as session:
-            identity = support_identity(session)
-        return replace(identity, aliases=support_aliases(self.gateway.settings))
+        return intake_identity(self.gateway.db, self.gateway.settings)
 
     def start(self) -> None:
         gateway, settings = self.gateway, self.gateway.settings
@@ -97,6 +97,15 @@ class GatewayServer:
         gc.freeze()
         self.smtp.start()
         log.info("SMTP intake listening on %s", settings.smtp_listen)
+        if settings.lmtp_listen:  # the same handler: same RCPT check, same spool writer
+            lmtp_host, lmtp_port = parse_listen(settings.lmtp_listen)
+            self.lmtp = LmtpIntake(handler, lmtp_host, lmtp_port,
+                                   data_size_limit=settings.max_message_size,
+                                   timeout=settings.smtp_timeout,
+                                   server_hostname=settings.smtp_hostname or None,
+                                   priority=self.intake_priority)
+            self.lmtp.start()
+            log.info("LMTP intake listening on %s", settings.lmtp_listen)
         if settings.sender_authentication == "token":
             log.warning("sender_authentication = token is for development: anyone holding a "
                         "reply token issued to an agent or admin acts as them; use authres "
@@ -130,6 +139,9 @@ class GatewayServer:
         if self.pollers is not None:
             self.pollers.stop()
             self.pollers = None
+        if self.lmtp is not None:
+            self.lmtp.stop()
+            self.lmtp = None
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None

@@ -22,17 +22,13 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from gateway.directory import SupportIdentity
 from gateway.errors import StorageError
 from gateway.intake_priority import IntakePriority
-from inbound.addresses import RecipientVerdict, classify_recipient
+from inbound.recipients import recipient_refusal
 from inbound.smtp_codes import (
     S250_QUEUED,
     S250_RECIPIENT_OK,
     S451_STORAGE,
-    S452_TOO_MANY_RECIPIENTS,
     S500_LINE_TOO_LONG,
-    S550_NO_RELAY,
-    S550_UNKNOWN_USER,
     S552_TOO_BIG,
-    S553_BAD_ADDRESS,
 )
 from inbound.smtp_data import DataState, read_data
 from inbound.spool import StoredMessage
@@ -104,15 +100,10 @@ class GatewayHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
-        if len(envelope.rcpt_tos) >= self._max_recipients:
-            return S452_TOO_MANY_RECIPIENTS
-        verdict = classify_recipient(address, await self._support_identity())
-        if verdict is RecipientVerdict.FOREIGN_DOMAIN:
-            return S550_NO_RELAY
-        if verdict is RecipientVerdict.UNKNOWN_USER:
-            return S550_UNKNOWN_USER
-        if verdict is RecipientVerdict.INVALID:
-            return S553_BAD_ADDRESS
+        refusal = recipient_refusal(address, await self._support_identity(),
+                                    accepted=len(envelope.rcpt_tos), limit=self._max_recipients)
+        if refusal is not None:
+            return refusal
         envelope.rcpt_tos.append(address)
         return S250_RECIPIENT_OK
 
@@ -123,7 +114,7 @@ class GatewayHandler:
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
         try:
             stored = await asyncio.wrap_future(self._store(
-                raw, source="smtp", mail_from=envelope.mail_from or "",
+                raw, source=getattr(server, "source", "smtp"), mail_from=envelope.mail_from or "",
                 rcpt_tos=list(envelope.rcpt_tos), peer=str(peer)))
         except StorageError:
             return S451_STORAGE
@@ -146,6 +137,8 @@ class GatewaySMTP(SMTP):
 
     line_length_limit = LINE_LENGTH_LIMIT
     priority: IntakePriority | None = None
+    source = "smtp"
+    """The spool row's ``source`` for mail taken by this protocol."""
     def __dir__(self) -> list[str]:
         """The names aiosmtpd's ``__init__`` looks for (``smtp_*``, ``auth_*``)."""
         return _names_of(self, ("smtp_", "auth_"))
@@ -215,6 +208,9 @@ class GatewaySMTP(SMTP):
 class SmtpIntake(Controller):
     """A threaded aiosmtpd controller with our limits; ``start()`` returns once it listens."""
 
+    protocol: type[GatewaySMTP] = GatewaySMTP
+    """The protocol of each connection (the LMTP intake puts its own here)."""
+
     def __init__(self, handler: GatewayHandler, host: str, port: int, *,
                  data_size_limit: int, timeout: float, server_hostname: str | None = None,
                  priority: IntakePriority | None = None) -> None:
@@ -226,6 +222,6 @@ class SmtpIntake(Controller):
 
     def factory(self) -> SMTP:
         kwargs: dict[str, Any] = dict(self.SMTP_kwargs)
-        smtp = GatewaySMTP(self.handler, **kwargs)
+        smtp = self.protocol(self.handler, **kwargs)
         smtp.priority = self.priority
         return smtp

@@ -43,6 +43,7 @@ __all__ = [
     "RenderedMail",
     "Renderer",
     "UnknownKindError",
+    "default_templates_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,18 @@ _KIND_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Everything str.splitlines() treats as a line boundary, plus the other C0 controls and DEL.
 _LINE_BREAKS_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _SPACES_RE = re.compile(r" {2,}")
+
+
+def default_templates_dir() -> Path:
+    """Where the templates are when ``GATEWAY_TEMPLATES_DIR`` does not say.
+
+    An installed wheel carries them as ``outbound/templates`` (the build copies them in,
+    see ``setup.py``); a checkout or an editable install reads the top-level
+    ``templates/`` folder itself, the one source of truth (DESIGN 2).
+    """
+    here = Path(__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
 
 
 class UnknownKindError(LookupError):
@@ -104,9 +117,7 @@ class Renderer:
     """Renders mail kinds from a templates directory laid out as ``<lang>/<kind>/<part>``."""
 
     def __init__(self, templates_dir: Path | None = None) -> None:
-        if templates_dir is None:
-            templates_dir = Path(__file__).resolve().parents[1] / "templates"
-        self.templates_dir = Path(templates_dir)
+        self.templates_dir = Path(templates_dir or default_templates_dir())
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self.templates_dir, encoding="utf-8"),
             undefined=jinja2.StrictUndefined,

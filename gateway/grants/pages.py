@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from outbound.render import DEFAULT_LANGUAGE, LANGUAGES
+from outbound.render import DEFAULT_LANGUAGE, LANGUAGES, default_templates_dir
 
 __all__ = ["PageRenderer", "pick_language"]
 
@@ -34,9 +34,7 @@ def pick_language(accept_language: str) -> str:
 
 class PageRenderer:
     def __init__(self, templates_dir: Path | None = None, section: str = "grants") -> None:
-        if templates_dir is None:
-            templates_dir = Path(__file__).resolve().parents[2] / "templates"
-        self.templates_dir = Path(templates_dir)
+        self.templates_dir = Path(templates_dir or default_templates_dir())
         self.section = section
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self.templates_dir, encoding="utf-8"),

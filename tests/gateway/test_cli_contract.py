@@ -1,6 +1,7 @@
 """The command-line contract (DESIGN 4 and 5), checked on the real ``gateway`` process:
-``ingest`` answers only 0, 65 or 75 (anything else makes an MTA bounce the mail),
-``--config`` works before and after the subcommand, and every error is one sentence."""
+``ingest`` answers only 0, 65, 67 (a refused recipient, DESIGN 10) or 75 (anything else
+makes an MTA bounce the mail), ``--config`` works before and after the subcommand, and
+every error is one sentence."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _sqlite_file(tmp_path: Path, name: str) -> Path:
     return target
 
 
-# -- 1. ingest: 0 stored, 65 unusable, 75 everything else ------------------------------
+# -- 1. ingest: 0 stored, 65 unusable, 67 refused recipient, 75 everything else ----------
 def test_ingest_answers_75_for_configuration_errors(settings: Settings, tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("max_recipients = [\n")

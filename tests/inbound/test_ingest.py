@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import json
+import smtplib
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+from sqlalchemy import select
+
+from gateway.app import Gateway
 from gateway.config import Settings
-from tests.conftest import DIRECTORY, run_gateway, wait_for
-from tests.mail import make_mail
+from gateway.directory import load_directory_file
+from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState
+from tests.conftest import (
+    DIRECTORY,
+    Processes,
+    run_gateway,
+    serve_in_process,
+    wait_for,
+)
+from tests.mail import maildir_messages, make_mail, send
 
 
 def test_ingest_stores_processes_and_deduplicates(settings: Settings,
@@ -31,7 +47,7 @@ def test_ingest_refuses_unusable_input_with_65(settings: Settings) -> None:
     for junk in (b"", b"\n\n", b"just some words, no header\n"):
         result = run_gateway(settings, "ingest", "-", input=junk)
         assert result.returncode == 65, (junk, result.stderr)
-        assert result.stderr.startswith(b"error: ")
+        assert result.stderr.startswith(b"5.6.0 "), result.stderr  # the enhanced code first
 
 
 def test_ingest_answers_75_when_the_database_is_unreachable(settings: Settings) -> None:
@@ -45,3 +61,139 @@ def test_ingest_answers_75_when_the_database_is_unreachable(settings: Settings) 
     result = run_gateway(broken, "ingest", "-", input=make_mail())
     assert result.returncode == 75, result.stderr
     assert b"try again later" in result.stderr
+
+
+# -- the envelope (DESIGN 10): -f SENDER, -r RECIPIENT… --------------------------------
+def _outbound(settings: Settings) -> Path:
+    return Path(settings.outbound_url.removeprefix("maildir:"))
+
+
+def _rows(settings: Settings) -> list[dict[str, Any]]:
+    return json.loads(run_gateway(settings, "inbox", "list", "--json").stdout)  # type: ignore[no-any-return]
+
+
+def _done(settings: Settings, message_id: str) -> dict[str, Any]:
+    """The spool row of ``message_id`` once processing has decided about it."""
+    def row() -> dict[str, Any] | None:
+        found = [r for r in _rows(settings) if r["message_id"] == message_id.strip("<>")]
+        return found[0] if found and found[0]["state"] != "received" else None
+    return wait_for(row, message=f"processing of {message_id}")  # type: ignore[no-any-return]
+
+
+def _settled(gateway: Gateway) -> bool:
+    """Nothing left to process or to deliver."""
+    with gateway.db.reading() as session:
+        busy_spool = session.scalar(select(SpoolEntry.id).where(
+            SpoolEntry.state == SpoolState.RECEIVED).limit(1))
+        busy_outbox = session.scalar(select(OutboxItem.id).where(
+            OutboxItem.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])).limit(1))
+    return busy_spool is None and busy_outbox is None
+
+
+def _pipe(settings: Settings, raw: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return run_gateway(settings, "ingest", *args, "-", input=raw)
+
+
+def test_a_reply_token_only_in_the_envelope_recipient_threads(settings: Settings,
+                                                              worker_process: None) -> None:
+    assert run_gateway(settings, "directory", "load", str(DIRECTORY)).returncode == 0
+    first = make_mail(subject="Sync fails on the laptop", message_id="<first@acme.example>")
+    stored = _pipe(settings, first, "-f", "anna@acme.example", "-r", "support@support.example")
+    assert stored.returncode == 0, stored.stderr.decode()
+    assert _done(settings, "first@acme.example")["ticket"] == 1
+    [ack] = wait_for(lambda: maildir_messages(_outbound(settings)), message="acknowledgement")
+    reply_to = str(ack["Reply-To"])
+    assert reply_to.startswith("support+") and reply_to.endswith("@support.example")
+
+    # A reply whose headers name only the plain support address (Bcc, an alias), no
+    # In-Reply-To, a new subject: only the MTA's envelope recipient carries the token.
+    reply = make_mail(subject="More details", body="It also fails on the desktop.",
+                      message_id="<second@acme.example>")
+    assert reply_to.encode() not in reply
+    stored = _pipe(settings, reply, "-f", "anna@acme.example", "-r", f"<{reply_to}>")
+    assert stored.returncode == 0, stored.stderr.decode()
+    row = _done(settings, "second@acme.example")
+    assert row["ticket"] == 1, row
+    assert row["mail_from"] == "anna@acme.example" and row["rcpt_tos"] == [reply_to]
+    [ticket] = json.loads(run_gateway(settings, "tickets", "list", "--json").stdout)
+    shown = json.loads(run_gateway(settings, "tickets", "show", "1", "--json").stdout)
+    assert ticket["number"] == 1 and len(shown["messages"]) == 2
+    assert "token" in shown["messages"][1]["threaded_by"], shown["messages"][1]
+
+
+def test_recipients_are_refused_as_smtp_refuses_them(settings_factory: Callable[..., Settings],
+                                                     processes: Processes) -> None:
+    settings = settings_factory(emergency_address="emergency@support.example")
+    gateway = Gateway(settings)
+    try:
+        with gateway.db.transaction() as session:
+            load_directory_file(session, DIRECTORY)
+        with serve_in_process(gateway, settings, processes):
+            host, port = settings.smtp_listen.rsplit(":", 1)
+            for address, status in (("nobody@support.example", "5.1.1"),
+                                    ("anna@other.example", "5.7.1"),
+                                    ("not-an-address", "5.1.3")):
+                with smtplib.SMTP(host, int(port), timeout=30) as client:
+                    client.ehlo()
+                    client.mail("anna@acme.example")
+                    code, text = client.rcpt(address)
+                refused = _pipe(settings, make_mail(), "-f", "anna@acme.example",
+                                "-r", "support@support.example", "-r", address)
+                assert refused.returncode == 67, (address, refused.stderr)
+                first_line = refused.stderr.decode().splitlines()[0]
+                # The enhanced code first (Postfix puts it in the DSN), then SMTP's words.
+                assert code >= 500 and text.decode().startswith(status), (address, code, text)
+                assert first_line == f"{text.decode()[:5]} <{address}>: {text.decode()[6:]}"
+            # Nothing of the refused deliveries was stored.
+            assert _rows(settings) == []
+            # An address SMTP takes (here the policy's emergency alias) the pipe takes too.
+            taken = _pipe(settings, make_mail(to="emergency@support.example"),
+                          "-r", "EMERGENCY@Support.Example")
+            assert taken.returncode == 0, taken.stderr.decode()
+            assert [r["rcpt_tos"] for r in _rows(settings)] == [["EMERGENCY@Support.Example"]]
+    finally:
+        gateway.close()
+
+
+def test_the_null_sender_is_never_answered(settings: Settings, processes: Processes,
+                                           gateway: Gateway) -> None:
+    variants: list[tuple[str, tuple[str, ...], dict[str, str]]] = [
+        ("pipe -f ''", ("-f", ""), {}),
+        ("pipe -f '<>'", ("-f", "<>"), {}),
+        ("pipe -f MAILER-DAEMON (pipe(8)'s default)", ("-f", "MAILER-DAEMON"), {}),
+        ("pipe, Return-Path: <MAILER-DAEMON>", (), {"Return-Path": "<MAILER-DAEMON>"}),
+        ("pipe, Return-Path: <>", (), {"Return-Path": "<>"}),
+    ]
+    with serve_in_process(gateway, settings, processes):
+        twin = make_mail(subject="Printer queue is stuck", message_id="<twin@acme.example>",
+                         body="The printer queue has been stuck since this morning.")
+        send(settings.smtp_listen, twin, mail_from="", rcpt_to="support@support.example")
+        smtp_row = _done(settings, "twin@acme.example")
+        assert smtp_row["mail_from"] == "<>"
+        for number, (label, args, headers) in enumerate(variants):
+            raw = make_mail(subject=f"Invoice {number} has a wrong VAT number",
+                            body=f"Invoice {number}: the VAT number printed is not ours.",
+                            message_id=f"<null{number}@acme.example>", headers=headers)
+            result = _pipe(settings, raw, *args, "-r", "support@support.example")
+            assert result.returncode == 0, (label, result.stderr)
+            row = _done(settings, f"null{number}@acme.example")
+            # Stored with SMTP's envelope, and the pipeline decides as it did for SMTP.
+            assert row["mail_from"] == "<>", (label, row)
+            assert row["state"] == smtp_row["state"], (label, row, smtp_row)
+            assert (row["ticket"] is None) == (smtp_row["ticket"] is None), (label, row)
+        wait_for(lambda: _settled(gateway), message="outbox settled")
+    # Nothing was sent in answer to any of them, nor to the SMTP twin.
+    with gateway.db.reading() as session:
+        assert list(session.scalars(select(OutboxItem.kind))) == []
+    assert maildir_messages(_outbound(settings)) == []
+
+
+def test_a_message_over_the_size_limit_is_refused_with_its_true_size(
+        settings_factory: Callable[..., Settings]) -> None:
+    settings = settings_factory(max_message_size=10_000)
+    raw = make_mail(body="x" * 70 + "\n" * 1 + ("y" * 76 + "\n") * 4000)
+    result = _pipe(settings, raw)
+    assert result.returncode == 65, result.stderr
+    assert result.stderr.decode().splitlines() == [
+        f"5.3.4 message too big ({len(raw)} bytes > 10000 bytes allowed)"]
+    assert _rows(settings) == []
