@@ -4,7 +4,9 @@ The row is claimed (``pending`` → ``sending``) in its own transaction before t
 network call and settled afterwards, so two workers never send the same row at
 once.  Temporary failures go back to ``pending`` and are raised for the job's
 retry policy; permanent ones, and temporary ones past the attempt limit, end
-``dead`` with the server's answer.
+``dead`` with the server's answer.  A sealed live copy (``outbound/sealing.py``) is
+opened for each attempt and dropped once the row is ``sent`` or ``dead``: from then on
+only the redacted ``raw`` remains.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.errors import PermanentFailure, TemporaryFailure
 from gateway.models import OutboxItem, OutboxStatus, utcnow
+from gateway.secrets import load_secret
 from outbound.dkim import dkim_sign
+from outbound.sealing import SealError, unseal
 from outbound.transports import Transport
 
 __all__ = ["STALE_SENDING", "deliver_outbox_item"]
@@ -26,7 +30,8 @@ log = logging.getLogger(__name__)
 STALE_SENDING = timedelta(minutes=10)
 
 
-def _claim(database: Database, outbox_id: int) -> tuple[str, str, bytes, int] | None:
+def _claim(database: Database, outbox_id: int
+           ) -> tuple[str, str, bytes, bytes | None, int] | None:
     with database.transaction() as session:
         item = session.get(OutboxItem, outbox_id, with_for_update=True)
         if item is None or item.status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
@@ -37,7 +42,7 @@ def _claim(database: Database, outbox_id: int) -> tuple[str, str, bytes, int] | 
         item.status = OutboxStatus.SENDING
         item.attempts += 1
         item.updated_at = now
-        return item.mail_from, item.rcpt_to, item.raw, item.attempts
+        return item.mail_from, item.rcpt_to, item.raw, item.sealed, item.attempts
 
 
 def _settle(database: Database, outbox_id: int, status: OutboxStatus, note: str,
@@ -47,6 +52,8 @@ def _settle(database: Database, outbox_id: int, status: OutboxStatus, note: str,
         assert item is not None
         now = utcnow()
         item.status, item.updated_at = status, now
+        if status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
+            item.sealed = None  # no live secret stays in the database once the mail is gone
         if status == OutboxStatus.SENT:
             item.sent_at = now
         else:
@@ -60,7 +67,14 @@ def deliver_outbox_item(database: Database, transport: Transport, settings: Sett
     claimed = _claim(database, outbox_id)
     if claimed is None:
         return "skipped"
-    mail_from, rcpt_to, raw, attempts = claimed
+    mail_from, rcpt_to, raw, sealed, attempts = claimed
+    try:
+        if sealed is not None:
+            raw = unseal(load_secret(settings), sealed)
+    except SealError as error:
+        _settle(database, outbox_id, OutboxStatus.DEAD, str(error))
+        log.error("outbox %s to %s dead: %s", outbox_id, rcpt_to, error)
+        return OutboxStatus.DEAD.value
     try:
         answer = transport.send(mail_from, rcpt_to, dkim_sign(settings, raw))
     except PermanentFailure as error:

@@ -89,7 +89,7 @@ def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
     )
     return add_to_outbox(session, message, kind="acknowledgement", mail_from=support.address,
                          rcpt_to=ticket.requester, ticket_number=ticket.number,
-                         spool_id=spool_id)
+                         spool_id=spool_id, secret=services.secret)
 
 
 # --- conversation notices (colleague replies, agent replies, status, duplicates) -------
@@ -147,7 +147,7 @@ def queue_notice(session: Session, services: Services, ticket: Ticket, *, kind: 
     )
     return add_to_outbox(session, message, kind=kind, mail_from=support.address,
                          rcpt_to=to_address, ticket_number=replies_go_to.number,
-                         spool_id=spool_id)
+                         spool_id=spool_id, secret=services.secret)
 
 
 def queue_ticket_list(session: Session, services: Services, listing: TicketListing, *,
@@ -172,7 +172,7 @@ def queue_ticket_list(session: Session, services: Services, listing: TicketListi
         extra_headers={"X-Loop": support.address},
     )
     return add_to_outbox(session, message, kind="ticket_list", mail_from=support.address,
-                         rcpt_to=to_address, spool_id=spool_id)
+                         rcpt_to=to_address, spool_id=spool_id, secret=services.secret)
 
 
 def thread_of(session: Session, ticket: Ticket, email: str) -> tuple[str | None, list[str]]:
