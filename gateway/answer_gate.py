@@ -46,7 +46,8 @@ def _topmost_ours(ctx: MailContext) -> authres.AuthenticationResultsHeader | Non
     if not authserv_id or ctx.parsed is None:
         return None
     for value in ctx.parsed.headers.get("authentication-results", ()):
-        if value.split(";", 1)[0].strip().lower() != authserv_id:
+        words = value.split(";", 1)[0].split()  # "authserv-id [version]"
+        if not words or words[0].lower() != authserv_id:
             continue
         try:
             return authres.AuthenticationResultsHeader.parse(
