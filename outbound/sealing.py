@@ -10,8 +10,10 @@ sign-in and satisfaction links of DESIGN §13/§14) is stored twice in its outbo
   ``dead`` (``outbound/delivery.py`` drops it then).
 
 So a copy of the database (a backup, a dump, the SQLite file and its WAL) never holds a
-live token in clear, not even while the mail waits for delivery, and after delivery not
-even the key opens one.  Retries send the live bytes; DKIM signs them at each attempt.
+live token in clear, not even while the mail waits for delivery, and after delivery the
+row no longer holds the sealed copy at all (a freed database page may keep its encrypted
+bytes until reused: without the key they open nothing, and the tokens they hold are
+single use and expire).  Retries send the live bytes; DKIM signs them at each attempt.
 
 Reply tokens (``support+TOKEN@…`` in Reply-To) are not redacted: they are addresses handed
 to every participant, quoted in replies and kept in every mail client, and they only let
