@@ -89,3 +89,19 @@ def test_a_retry_sends_the_live_link_and_delivery_drops_the_sealed_copy(
     with gateway.db.reading() as session:
         item = session.get(OutboxItem, outbox_ids[0])
         assert item is not None and item.sealed is None and token.encode() not in item.raw
+
+
+def test_a_refused_mail_ends_dead_without_its_sealed_copy(
+        web: str, settings: Settings, gateway: Gateway) -> None:
+    with gateway.db.transaction() as session:
+        outbox_ids = request_access(session, gateway.services, "acme",
+                                    agent_email="kenji@support.example", reason="Check sync")
+    # A smarthost that refuses the recipient for good: our own SMTP listener (550 5.7.1,
+    # acme.example is not a support domain)
+    host, port = settings.smtp_listen.rsplit(":", 1)
+    refusing = SmtpTransport(host=host, port=int(port), timeout=10)
+    assert deliver_outbox_item(gateway.db, refusing, settings, outbox_ids[0]) == "dead"
+    with gateway.db.reading() as session:
+        item = session.get(OutboxItem, outbox_ids[0])
+        assert item is not None and item.status == OutboxStatus.DEAD
+        assert item.sealed is None and f"/grants/activate/{MARKER}".encode() in item.raw
