@@ -47,7 +47,8 @@ def main() -> None:
         work = Path(tmp)
         settings = Settings(database_url=f"sqlite:///{work / 'gateway.sqlite3'}",
                             outbound_url=f"maildir:{work / 'sent'}", var_dir=work / "var",
-                            secret_key="x" * 64, ack_limit_per_hour=1_000_000)
+                            secret_key="x" * 64, ack_limit_per_hour=1_000_000,
+                            ack_limit_per_domain_per_hour=1_000_000)
         gateway = Gateway(settings)
         gateway.db.upgrade()
         with gateway.db.transaction() as session:

@@ -50,7 +50,7 @@ def queue_bulk_mail(session: Session, services: Services, *, kind: str, list_nam
         auto_submitted="auto-generated", language=rendered.language,
         extra_headers={**headers, "X-Loop": support.address})
     return add_to_outbox(session, message, kind=kind, mail_from=support.address,
-                         rcpt_to=to_address)
+                         rcpt_to=to_address, secret=services.secret)
 
 
 def hand_over(gateway: Gateway, outbox_ids: Iterable[int], *, inline: bool) -> None:

@@ -26,7 +26,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gateway.errors import ConfigError
 
-__all__ = ["MailboxConfig", "Settings", "load_settings", "parse_listen"]
+__all__ = ["MIN_SECRET_KEY_LENGTH", "MailboxConfig", "Settings", "load_settings", "parse_listen"]
+
+
+#: DESIGN section 11: a shorter ``GATEWAY_SECRET_KEY`` is a configuration error.
+MIN_SECRET_KEY_LENGTH = 32
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -161,7 +165,13 @@ class Settings(BaseSettings):
     """The stricter rule: replies to solved/closed tickets always open a new linked ticket."""
     duplicate_window_days: int = Field(default=7, ge=0)
     ack_limit_per_hour: int = Field(default=3, ge=0)
-    """Acknowledgements one address may receive per hour (stops auto-responder ping-pong)."""
+    """Automatic answers one mailbox may receive per hour (stops auto-responder ping-pong);
+    a mailbox is the address case-folded without ``+detail`` (victim@, Victim+1@: one)."""
+    ack_limit_per_domain_per_hour: int = Field(default=20, ge=0)
+    """Automatic answers all mailboxes of one domain may receive per hour from mail whose
+    sender is not verified (stops backscatter to a forged domain)."""
+    bounce_mark_days: int = Field(default=30, gt=0)
+    """A bounce of our mail silences automatic answers to that address this many days."""
 
     rules_policy: Path | None = None
     """Entitlement and SLA policy (TOML); default: the shipped ``rules/policy/default.toml``."""
@@ -178,6 +188,14 @@ class Settings(BaseSettings):
     listed by name and size.  A mail to the agents that still fails is reported."""
 
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str) -> str:
+        if value and len(value) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"GATEWAY_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} "
+                             "characters long (it keys reply tokens and signed links)")
+        return value
 
     @field_validator("agents_address")
     @classmethod
@@ -309,6 +327,8 @@ def _describe(error: ValidationError, origin: str) -> str:
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+    elif first["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
     more = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
     return f"{origin}: key {key!r}: {message}{more}"
 

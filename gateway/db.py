@@ -12,7 +12,9 @@ PostgreSQL (psycopg 3) is used for scale-out.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +59,19 @@ def _configure_sqlite(engine: Engine, begin: str, synchronous: str = "NORMAL") -
         connection.exec_driver_sql(begin)
 
 
+def _private_file(path: Path) -> None:
+    """Create the SQLite file 0600 (in a directory created 0700) before SQLite opens it.
+
+    SQLite gives its -wal and -shm files the mode of the database file, so they are
+    private too: the database holds mail, tickets and hashed tokens."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.chmod(0o700)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Database:
     """One engine and its session factory for the life of a process."""
 
@@ -66,7 +81,7 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(parsed.database))
             arguments: dict[str, Any] = {
                 "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
                 "pool_size": 8, "max_overflow": 16}

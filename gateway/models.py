@@ -387,6 +387,12 @@ class OutboxItem(Base):
     message_id: Mapped[str] = mapped_column(String(998))
     subject: Mapped[str] = mapped_column(Text, default="")
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+    """The mail as composed, with the secrets of its links redacted (outbound/sealing.py)."""
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The live bytes, encrypted under the gateway key, until the row is sent or dead."""
+    rcpt_mailbox: Mapped[str | None] = mapped_column(String(320))
+    """``rcpt_to`` case-folded without ``+detail``: automatic answers are limited per mailbox."""
+    rcpt_domain: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"),
                                                  default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -398,7 +404,11 @@ class OutboxItem(Base):
     bounced_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (Index("ix_outbox_status", "status", "next_attempt_at"),
-                      Index("ix_outbox_rcpt_kind_created", "rcpt_to", "kind", "created_at"))
+                      Index("ix_outbox_rcpt_kind_created", "rcpt_to", "kind", "created_at"),
+                      Index("ix_outbox_mailbox_kind_created", "rcpt_mailbox", "kind",
+                            "created_at"),
+                      Index("ix_outbox_domain_kind_created", "rcpt_domain", "kind",
+                            "created_at"))
 
 
 class Lease(Base):

@@ -25,6 +25,7 @@ PIPELINE: tuple[str, ...] = (
     "guard-bounce",
     "identify-sender",
     "authenticate",
+    "bounce-clear",
     "thread",
     "sent-copy",
     "ticket-list",

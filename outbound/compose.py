@@ -48,6 +48,7 @@ __all__ = [
     "compose",
     "make_message_id",
     "normalise_message_id",
+    "verbatim_header",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,11 @@ class _VerbatimHeader(str):
                 lines.append("")
             lines[-1] += " " + word
         return policy.linesep.join(lines) + policy.linesep
+
+
+def verbatim_header(name: str, value: str) -> str:
+    """A printable-ASCII header value written as it is (folded only at spaces)."""
+    return _VerbatimHeader(name, value)
 
 
 def _domain(domain: str) -> str:

@@ -7,6 +7,8 @@ retry policy; permanent ones (any 5xx), and temporary ones past the attempt limi
 ``dead`` with the server's answer.  The same transaction records the failure on the
 ticket and queues a notice to the agents (:mod:`outbound.refusals`); that notice is
 delivered right after, once, and otherwise left to the sweep like any pending row.
+A sealed live copy (``outbound/sealing.py``) is opened for each attempt and dropped once
+the row is ``sent`` or ``dead``: from then on only the redacted ``raw`` remains.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.errors import PermanentFailure, TemporaryFailure
 from gateway.models import OutboxItem, OutboxStatus, utcnow
+from gateway.secrets import load_secret
 from outbound.dkim import dkim_sign
 from outbound.refusals import record_refusal
+from outbound.sealing import SealError, unseal
 from outbound.transports import Transport
 
 __all__ = ["STALE_SENDING", "deliver_outbox_item"]
@@ -29,7 +33,8 @@ log = logging.getLogger(__name__)
 STALE_SENDING = timedelta(minutes=10)
 
 
-def _claim(database: Database, outbox_id: int) -> tuple[str, str, bytes, int] | None:
+def _claim(database: Database, outbox_id: int
+           ) -> tuple[str, str, bytes, bytes | None, int] | None:
     with database.transaction() as session:
         item = session.get(OutboxItem, outbox_id, with_for_update=True)
         if item is None or item.status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
@@ -40,7 +45,7 @@ def _claim(database: Database, outbox_id: int) -> tuple[str, str, bytes, int] | 
         item.status = OutboxStatus.SENDING
         item.attempts += 1
         item.updated_at = now
-        return item.mail_from, item.rcpt_to, item.raw, item.attempts
+        return item.mail_from, item.rcpt_to, item.raw, item.sealed, item.attempts
 
 
 def _settle(database: Database, outbox_id: int, status: OutboxStatus, note: str,
@@ -50,6 +55,8 @@ def _settle(database: Database, outbox_id: int, status: OutboxStatus, note: str,
         assert item is not None
         now = utcnow()
         item.status, item.updated_at = status, now
+        if status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
+            item.sealed = None  # no live secret stays in the database once the mail is gone
         if status == OutboxStatus.SENT:
             item.sent_at = now
         else:
@@ -64,6 +71,7 @@ def _bury(database: Database, transport: Transport, settings: Settings, outbox_i
         item = session.get(OutboxItem, outbox_id, with_for_update=True)
         assert item is not None
         item.status, item.updated_at = OutboxStatus.DEAD, utcnow()
+        item.sealed = None  # no live secret stays in the database once the mail is gone
         item.last_error = note[:2000]
         item.next_attempt_at = None
         notice_id = record_refusal(session, settings, item, answer)
@@ -81,7 +89,14 @@ def deliver_outbox_item(database: Database, transport: Transport, settings: Sett
     claimed = _claim(database, outbox_id)
     if claimed is None:
         return "skipped"
-    mail_from, rcpt_to, raw, attempts = claimed
+    mail_from, rcpt_to, raw, sealed, attempts = claimed
+    try:
+        if sealed is not None:
+            raw = unseal(load_secret(settings), sealed)
+    except SealError as error:  # the key changed: an operator's matter, not a refusal
+        _settle(database, outbox_id, OutboxStatus.DEAD, str(error))
+        log.error("outbox %s to %s dead: %s", outbox_id, rcpt_to, error)
+        return OutboxStatus.DEAD.value
     try:
         answer = transport.send(mail_from, rcpt_to, dkim_sign(settings, raw))
     except PermanentFailure as error:

@@ -34,4 +34,5 @@ def queue_escalation_notice(session: Session, services: Services, ticket: Ticket
         language=rendered.language, extra_headers={"X-Loop": support.address},
     )
     return add_to_outbox(session, message, kind="escalation", mail_from=support.address,
-                         rcpt_to=to_address, ticket_number=ticket.number)
+                         rcpt_to=to_address, ticket_number=ticket.number,
+                         secret=services.secret)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.directory import support_identity
-from gateway.models import BouncingAddress, MessageRecord, OutboxItem, Person, Ticket
+from gateway.models import MessageRecord, OutboxItem, Person, Ticket
 from gateway.recommendations import recommend
 from gateway.services import Services
 from gateway.ticket_list import TicketListing
@@ -30,11 +29,9 @@ from outbound.outbox import add_to_outbox
 __all__ = [
     "AUTOMATIC_ANSWERS",
     "EXCERPT_CHARS",
-    "acknowledgements_last_hour",
     "bare_subject",
     "display_subject",
     "excerpt",
-    "is_bouncing",
     "queue_acknowledgement",
     "queue_notice",
     "queue_ticket_list",
@@ -89,7 +86,7 @@ def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
     )
     return add_to_outbox(session, message, kind="acknowledgement", mail_from=support.address,
                          rcpt_to=ticket.requester, ticket_number=ticket.number,
-                         spool_id=spool_id)
+                         spool_id=spool_id, secret=services.secret)
 
 
 # --- conversation notices (colleague replies, agent replies, status, duplicates) -------
@@ -147,7 +144,7 @@ def queue_notice(session: Session, services: Services, ticket: Ticket, *, kind: 
     )
     return add_to_outbox(session, message, kind=kind, mail_from=support.address,
                          rcpt_to=to_address, ticket_number=replies_go_to.number,
-                         spool_id=spool_id)
+                         spool_id=spool_id, secret=services.secret)
 
 
 def queue_ticket_list(session: Session, services: Services, listing: TicketListing, *,
@@ -172,7 +169,7 @@ def queue_ticket_list(session: Session, services: Services, listing: TicketListi
         extra_headers={"X-Loop": support.address},
     )
     return add_to_outbox(session, message, kind="ticket_list", mail_from=support.address,
-                         rcpt_to=to_address, spool_id=spool_id)
+                         rcpt_to=to_address, spool_id=spool_id, secret=services.secret)
 
 
 def thread_of(session: Session, ticket: Ticket, email: str) -> tuple[str | None, list[str]]:
@@ -187,17 +184,5 @@ def thread_of(session: Session, ticket: Ticket, email: str) -> tuple[str | None,
     return parent, list(dict.fromkeys(references))
 
 
-def acknowledgements_last_hour(session: Session, address: str, now: datetime) -> int:
-    """Automatic answers sent to ``address`` within the last hour (ping-pong brake)."""
-    return session.scalar(select(func.count(OutboxItem.id)).where(
-        OutboxItem.rcpt_to == address, OutboxItem.kind.in_(AUTOMATIC_ANSWERS),
-        OutboxItem.created_at >= now - timedelta(hours=1))) or 0
-
-
 AUTOMATIC_ANSWERS = ("acknowledgement", "duplicate_notice", "reply_refused", "reopened",
                      "ticket_list")
-
-
-def is_bouncing(session: Session, address: str) -> bool:
-    bouncing = session.get(BouncingAddress, address)
-    return bouncing is not None and bouncing.hard

@@ -1,7 +1,10 @@
 """Insert outbox rows in the caller's transaction; delivery happens after commit.
 
 The row holds the final bytes, so a retry sends exactly what was composed, and
-the Message-ID is indexed so that answers to it thread back to the ticket.
+the Message-ID is indexed so that answers to it thread back to the ticket.  Given
+the gateway key, a mail with secret links is stored redacted in ``raw`` and sealed
+live in ``sealed`` until delivery (``outbound/sealing.py``); callers that put such
+links in mail must pass ``secret``.
 """
 
 from __future__ import annotations
@@ -12,19 +15,34 @@ from sqlalchemy.orm import Session
 
 from gateway.models import OutboxItem, OutboxStatus, utcnow
 from gateway.tickets import record_message_ref
+from outbound.sealing import redact, seal
 
-__all__ = ["add_to_outbox"]
+__all__ = ["add_to_outbox", "mailbox_of"]
+
+
+def mailbox_of(address: str) -> tuple[str, str]:
+    """``(mailbox, domain)``: ``Victim+1@Example.COM`` → ``victim@example.com``, ``example.com``.
+
+    One person's mailbox whatever the case or ``+detail`` a sender writes it with."""
+    local, _, domain = address.strip().casefold().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}", domain
 
 
 def add_to_outbox(session: Session, message: EmailMessage, *, kind: str, mail_from: str,
                   rcpt_to: str, ticket_number: int | None = None,
-                  spool_id: int | None = None) -> OutboxItem:
+                  spool_id: int | None = None, secret: bytes | None = None) -> OutboxItem:
     message_id = str(message["Message-ID"]).strip().strip("<>")
     now = utcnow()
+    live = message.as_bytes()
+    redacted = redact(message) if secret is not None else None
+    mailbox, domain = mailbox_of(rcpt_to)
     item = OutboxItem(
         kind=kind, ticket_number=ticket_number, spool_id=spool_id, mail_from=mail_from,
         rcpt_to=rcpt_to, message_id=message_id, subject=str(message["Subject"] or ""),
-        raw=message.as_bytes(), status=OutboxStatus.PENDING, attempts=0, last_error="",
+        raw=live if redacted is None else redacted.as_bytes(),
+        sealed=None if redacted is None or secret is None else seal(secret, live),
+        rcpt_mailbox=mailbox, rcpt_domain=domain,
+        status=OutboxStatus.PENDING, attempts=0, last_error="",
         created_at=now, updated_at=now, next_attempt_at=now,
     )
     session.add(item)

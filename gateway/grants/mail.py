@@ -75,7 +75,7 @@ def queue_grant_mail(session: Session, services: Services, kind: str, *, to_addr
         language=rendered.language, extra_headers={"X-Loop": support.address},
     )
     return add_to_outbox(session, message, kind=kind, mail_from=support.address,
-                         rcpt_to=to_address)
+                         rcpt_to=to_address, secret=services.secret)
 
 
 def who_context(session: Session, agent_email: str | None,

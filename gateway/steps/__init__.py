@@ -15,6 +15,7 @@ from gateway.steps import (
     apply_rules,
     authenticate,
     authorize,
+    bounce_clear,
     commands,
     duplicates,
     guard_auto_reply,
@@ -43,6 +44,7 @@ class Step(Protocol):
 
 _MODULES: tuple[ModuleType, ...] = (
     parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
+    bounce_clear,
     thread, sent_copy, ticket_list, authorize, access_request, commands, lifecycle, duplicates,
     apply_rules, record, notify, unsubscribe,
 )

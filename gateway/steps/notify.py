@@ -19,9 +19,10 @@ Reads what the earlier steps decided; writes outbox rows (``ctx.outbox_ids``):
   not for duplicates (the ticket holding the request was announced already), never
   for mail from agents or from that address, never to our own address.
 
-Never in answer to automatic mail or imported history (RFC 3834), never an automatic
-answer to an address that hard-bounced, and at most ``ack_limit_per_hour`` automatic
-answers per address per hour, so two auto-responders cannot ping-pong.
+Never in answer to automatic mail or imported history (RFC 3834); automatic answers
+pass ``gateway/answer_gate.py``: none after a DMARC failure, none to an address that
+hard-bounced lately, at most ``ack_limit_per_hour`` per mailbox and
+``ack_limit_per_domain_per_hour`` per domain per hour (no ping-pong, no backscatter).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from gateway.answer_gate import refusal as answer_refusal
 from gateway.context import MailContext
 from gateway.directory import support_identity
 from gateway.models import OutboxItem, Person, Ticket, TicketStatus
@@ -37,11 +39,9 @@ from gateway.steps.sent_copy import is_sent_copy
 from inbound.addresses import split_address
 from outbound.attachment_cap import within_limit
 from outbound.notices import (
-    acknowledgements_last_hour,
     bare_subject,
     display_subject,
     excerpt,
-    is_bouncing,
     queue_acknowledgement,
     queue_notice,
     thread_of,
@@ -61,14 +61,11 @@ AGENTS_NOTICE = "agents_notice"
 
 
 def _may_answer(ctx: MailContext, address: str, what: str) -> bool:
-    """Automatic answers: not to bouncing addresses, not more than the hourly cap."""
-    if is_bouncing(ctx.session, address):
-        ctx.note(name, "skip", f"{what}: {address} hard-bounced our mail before")
-        return False
-    limit = ctx.services.settings.ack_limit_per_hour
-    if acknowledgements_last_hour(ctx.session, address, ctx.services.now()) >= limit:
-        ctx.note(name, "skip", f"{what}: {address} already got {limit} automatic answers "
-                 "this hour (loop brake)")
+    """Automatic answers pass one gate (``gateway/answer_gate.py``): not after a DMARC
+    failure, not to bouncing addresses, not beyond the per-mailbox and per-domain caps."""
+    refused = answer_refusal(ctx, address)
+    if refused:
+        ctx.note(name, "skip", f"{what}: {refused}")
         return False
     return True
 

@@ -10,9 +10,10 @@ ticket; nothing after this step concerns a command.
 The answer goes to the From address only (never Reply-To): a forged From at worst
 mails the real owner their own list.  What it lists comes from the directory
 (:mod:`gateway.ticket_list`).  Like every automatic answer it is never sent for
-automatic mail or imported history, nor to an address that hard-bounced, and it
-counts against ``ack_limit_per_hour``.  Reads ``ctx.sender``, ``ctx.parsed``,
-``ctx.reply``, ``ctx.new_ticket``; writes outbox rows (``ctx.outbox_ids``).
+automatic mail or imported history, and it passes the gate of every automatic answer
+(``gateway/answer_gate.py``: DMARC, bounce marks, per-mailbox and per-domain caps).
+Reads ``ctx.sender``, ``ctx.parsed``, ``ctx.reply``, ``ctx.new_ticket``; writes outbox
+rows (``ctx.outbox_ids``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from gateway.answer_gate import refusal as answer_refusal
 from gateway.context import Disposition, MailContext
 from gateway.ticket_list import visible_tickets
-from outbound.notices import acknowledgements_last_hour, is_bouncing, queue_ticket_list
+from outbound.notices import queue_ticket_list
 
 __all__ = ["ListCommand", "parse_command"]
 
@@ -76,14 +78,9 @@ def run(ctx: MailContext) -> None:
         ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: automatic mail "
                  f"({ctx.automatic.kind}) is never answered")
         return
-    if is_bouncing(ctx.session, address):
-        ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: {address} "
-                 "hard-bounced our mail before")
-        return
-    limit = ctx.services.settings.ack_limit_per_hour
-    if acknowledgements_last_hour(ctx.session, address, ctx.services.now()) >= limit:
-        ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: {address} already got "
-                 f"{limit} automatic answers this hour (loop brake)")
+    refused = answer_refusal(ctx, address)  # DMARC, bounce mark, per-mailbox/domain caps
+    if refused:
+        ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: {refused}")
         return
     listing = visible_tickets(ctx.session, address,
                               cutoff=ctx.services.settings.colleague_cutoff,

@@ -16,6 +16,7 @@ from gateway.grants.expiry import notify_expiring
 from gateway.grants.service import activate, request_access
 from gateway.models import OutboxItem, Person, utcnow
 from gateway.server import GatewayServer
+from outbound.sealing import live_bytes
 from tests.conftest import run_gateway, wait_for_port
 from tests.grants.conftest import (
     API_KEY,
@@ -111,11 +112,13 @@ def test_check_api_without_a_configured_key_is_closed(keyless_web: str) -> None:
 
 
 def _token_from_outbox(gateway: Gateway, outbox_id: int) -> str:
-    """The activation token as its recipient reads it in the queued mail."""
+    """The activation token as its recipient will read it: the queued mail's live copy
+    (sealed under the gateway key; the stored ``raw`` has it redacted)."""
     with gateway.db.reading() as session:
         item = session.get(OutboxItem, outbox_id)
         assert item is not None
-        mail = message_from_bytes(item.raw, policy=policy.default)
+        mail = message_from_bytes(live_bytes(gateway.services.secret, item),
+                                  policy=policy.default)
     return activation_link(mail).rsplit("/", 1)[1]  # type: ignore[arg-type]
 
 

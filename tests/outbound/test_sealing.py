@@ -1,0 +1,62 @@
+"""Redaction and sealing of mail with secret links (outbound/sealing.py): whatever the
+transfer encoding a language gets, the stored copy holds no token and the sealed copy
+gives back the exact bytes; another key opens nothing."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+
+import pytest
+
+from outbound.compose import compose
+from outbound.sealing import MARKER, SealError, redact, seal, unseal
+
+TOKEN = "Zq3_k-9mW2xYbVt7LpR4sN8cD1fG6hJ0aE5uI2oK3lM"
+UNSUBSCRIBE = "mfrggzdfmztwq2lknnwg23tpobyxe43u"
+
+
+def _mail(text: str, html: str | None = None) -> bytes:
+    return compose(
+        from_name="Support", from_address="support@support.example",
+        to_address="bert@acme.example", subject="Access request", text=text, html=html,
+        message_id="<m1@support.example>", language="ja",
+        extra_headers={"List-Unsubscribe":
+                       f"<https://support.example/unsubscribe/{UNSUBSCRIBE}>, "
+                       f"<mailto:unsubscribe+{UNSUBSCRIBE}@support.example?subject=unsubscribe>"},
+    ).as_bytes()
+
+
+@pytest.mark.parametrize("text", [
+    f"Open https://support.example/grants/activate/{TOKEN} to grant access.",  # 7bit
+    f"Zugriff gewähren: https://support.example/grants/activate/{TOKEN}\n",  # quoted-printable
+    f"アクセスを許可: https://support.example/grants/activate/{TOKEN}\n" * 3,  # base64
+])
+def test_the_stored_copy_holds_no_token_in_any_encoding(text: str) -> None:
+    message = message_from_bytes(_mail(text, f'<a href="https://x/grants/activate/{TOKEN}">'),
+                                 policy=policy.SMTP)
+    redacted = redact(message)  # type: ignore[arg-type]
+    assert redacted is not None
+    stored = redacted.as_bytes()
+    decoded = b"".join(p.get_payload(decode=True) or b"" for p in redacted.walk()
+                       if not p.is_multipart())
+    for secret in (TOKEN, UNSUBSCRIBE):
+        assert secret.encode() not in stored and secret.encode() not in decoded
+    assert f"/grants/activate/{MARKER}".encode() in decoded
+    assert f"unsubscribe+{MARKER}@".encode() in stored
+    assert redacted["Content-Language"] == "ja" and redacted["Message-ID"] == "<m1@support.example>"
+
+
+def test_mail_without_secret_links_is_not_copied() -> None:
+    plain = compose(from_name="S", from_address="support@support.example",
+                    to_address="max@acme.example", subject="[#4] VPN", text="We are on it.",
+                    html=None, message_id="<m2@support.example>")
+    assert redact(plain) is None
+
+
+def test_sealed_bytes_come_back_exactly_and_only_with_the_same_key() -> None:
+    live = _mail(f"https://support.example/grants/activate/{TOKEN}")
+    sealed = seal(b"k" * 32, live)
+    assert TOKEN.encode() not in sealed
+    assert unseal(b"k" * 32, sealed) == live
+    with pytest.raises(SealError, match="GATEWAY_SECRET_KEY"):
+        unseal(b"j" * 32, sealed)
