@@ -26,6 +26,7 @@ from gateway.warm_up import warm_up
 from gateway.web import make_web_app
 from inbound.imap_poller import MailboxPollers
 from inbound.smtp_server import GatewayHandler, SmtpIntake
+from inbound.smtp_transport import ConnectionLimits, connections_that_fit, server_tls_context
 from inbound.spool import SpoolWriter
 from rules.runtime import current_issue_types, current_policy, support_aliases
 
@@ -57,6 +58,9 @@ class GatewayServer:
 
     def start(self) -> None:
         gateway, settings = self.gateway, self.gateway.settings
+        tls_context = None  # unreadable certificate or key: ConfigError before anything runs
+        if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:
+            tls_context = server_tls_context(settings.smtp_tls_cert, settings.smtp_tls_key)
         gateway.db.upgrade()
         for path in settings.directory:
             with gateway.db.transaction() as session:
@@ -91,12 +95,19 @@ class GatewayServer:
         self.smtp = SmtpIntake(handler, host, port, data_size_limit=settings.max_message_size,
                                timeout=settings.smtp_timeout,
                                server_hostname=settings.smtp_hostname or None,
-                               priority=self.intake_priority)
+                               priority=self.intake_priority,
+                               tls_context=tls_context, require_tls=settings.smtp_require_tls,
+                               limits=ConnectionLimits(
+                                   connections_that_fit(settings.smtp_max_connections),
+                                   settings.smtp_max_connections_per_ip),
+                               transaction_timeout=settings.smtp_transaction_timeout,
+                               data_timeout=settings.smtp_data_timeout)
         # What start-up built (modules, templates, compiled patterns) lives as long as the
         # process: keep the cyclic garbage collector from walking it again and again.
         gc.freeze()
         self.smtp.start()
-        log.info("SMTP intake listening on %s", settings.smtp_listen)
+        log.info("SMTP intake listening on %s%s", settings.smtp_listen,
+                 " (STARTTLS offered)" if tls_context else "")
         if settings.sender_authentication == "token":
             log.warning("sender_authentication = token is for development: anyone holding a "
                         "reply token issued to an agent or admin acts as them; use authres "
