@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, syntax
 
 from gateway.directory import SupportIdentity
 from gateway.errors import StorageError
@@ -154,6 +154,9 @@ class GatewayHandler:
         return S250_QUEUED
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # the client's; aiosmtpd closes, says nothing
+            log.info("TLS handshake failed: %s", error.__cause__ or error)
+            return S451_STORAGE
         log.error("SMTP session error: %s: %s", type(error).__name__, error)
         return S451_STORAGE
 
@@ -290,6 +293,13 @@ class GatewaySMTP(SMTP):
         if transport is None or transport.is_closing():
             return
         log.info("%r: %s", self.session.peer if self.session else None, reply)
+        if self._tls_protocol is not None and self.session is not None and self.session.ssl is None:
+            # Mid-handshake there is no one to say it to, and asyncio never tells a protocol
+            # whose handshake did not finish that its connection is lost: do it here.
+            assert isinstance(self._original_transport, asyncio.WriteTransport)
+            self._original_transport.abort()
+            self.connection_lost(None)
+            return
         assert isinstance(transport, asyncio.WriteTransport)
         transport.write(reply.encode("ascii") + b"\r\n")
         transport.close()

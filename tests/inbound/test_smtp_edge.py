@@ -539,3 +539,25 @@ def test_a_2000_octet_command_line_is_still_refused(running: GatewayServer,
         # longer than the stream buffer too, and the session goes on
         assert _code_of(dialogue.say(b"NOOP " + b"y" * 30_000)) == b"500 5.5.2"
         assert _code_of(dialogue.say(b"MAIL FROM:<anna@acme.example>")) == b"250 2.1.0"
+
+
+def test_a_botched_stalled_or_abandoned_tls_handshake_gives_its_slot_back(
+    gateway: Gateway, tls_settings: Callable[..., Settings], processes: Processes
+) -> None:
+    settings = tls_settings(smtp_timeout=1.0, smtp_max_connections_per_ip=3)
+    with _served(gateway, settings, processes), ExitStack() as stack:
+        botched, stalled, abandoned = (stack.enter_context(_connect(settings, "127.0.0.2"))
+                                       for _ in range(3))
+        for sock in (botched, stalled, abandoned):
+            dialogue = Dialogue(sock)
+            dialogue.say(b"EHLO client.example")
+            assert _code_of(dialogue.say(b"STARTTLS")) == b"220 2.0.0"
+        botched.sendall(b"this is not a TLS client hello\r\n" * 10)
+        abandoned.close()
+        for sock in (botched, stalled):  # both end: a TLS error, or the idle timeout
+            with pytest.raises(OSError):
+                while sock.recv(65536):
+                    pass
+                raise ConnectionError("closed by the server")
+        wait_for(lambda: _all_greeted(settings, "127.0.0.2", 3), timeout=30,
+                 message="the three slots of 127.0.0.2 to be free again")
