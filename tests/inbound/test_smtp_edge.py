@@ -22,7 +22,8 @@ import trustme
 from sqlalchemy import select as sql_select
 
 from gateway.app import Gateway
-from gateway.config import Settings
+from gateway.config import Settings, load_settings
+from gateway.errors import ConfigError
 from gateway.models import SpoolEntry, SpoolState
 from gateway.server import GatewayServer
 from tests.conftest import Processes, gateway_command, gateway_env, serve_in_process, wait_for
@@ -213,6 +214,19 @@ def test_a_bad_tls_configuration_stops_serve_with_one_sentence(
     assert "smtp_tls_key" in error.lower()
     with pytest.raises(OSError):  # it never listened
         socket.create_connection(_address(settings), timeout=1).close()
+
+
+def test_the_transport_settings_default_to_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(None)
+    assert (settings.smtp_tls_cert, settings.smtp_tls_key, settings.smtp_require_tls) == (
+        None, None, False)
+    assert (settings.smtp_max_connections, settings.smtp_max_connections_per_ip) == (200, 20)
+    monkeypatch.setenv("GATEWAY_SMTP_TLS_CERT", "")  # empty, as in DESIGN: not set
+    monkeypatch.setenv("GATEWAY_SMTP_TLS_KEY", "")
+    assert load_settings(None).smtp_tls_cert is None
+    monkeypatch.setenv("GATEWAY_SMTP_REQUIRE_TLS", "true")
+    with pytest.raises(ConfigError, match="smtp_require_tls needs smtp_tls_cert"):
+        load_settings(None)
 
 
 # -- EHLO and reply codes ------------------------------------------------------------
