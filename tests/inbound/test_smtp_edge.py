@@ -369,16 +369,11 @@ def test_under_a_256_descriptor_limit_a_flood_starves_neither_smtp_nor_healthz(
 ) -> None:
     """The issue's report: ``ulimit -n 256`` and 320 idle connections made SMTP and
     /healthz time out for everyone.  Now the caps fit the limit (logged at start)."""
-    import resource
-
-    def limit_descriptors() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(gateway_command("serve"), env=gateway_env(settings),
-                                   stdout=log, stderr=subprocess.STDOUT,
-                                   preexec_fn=limit_descriptors)  # noqa: PLW1509
+    with open(log_path, "wb") as log:  # util-linux's prlimit: `ulimit -n 256` for one command
+        process = subprocess.Popen(["prlimit", "--nofile=256:256", *gateway_command("serve")],
+                                   env=gateway_env(settings), stdout=log,
+                                   stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: _listening(settings, process), timeout=60, message="serve to listen")
         with ExitStack() as held:
