@@ -219,6 +219,13 @@ class SpoolWriter:
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[_Pending, Future[StoredMessage]]]) -> None:
+        # A session that ended first (its client left) cancelled its future: that message
+        # was never answered, so it is not stored.  The others can no longer be cancelled,
+        # which would have made set_result raise and this thread die.
+        batch = [(pending, future) for pending, future in batch
+                 if future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         try:
             if self.database.is_sqlite:
                 results = self._sqlite.insert([pending for pending, _future in batch])

@@ -5,7 +5,6 @@ over a real socket with smtplib."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import smtplib
 import socket
 import time
@@ -107,7 +106,9 @@ def _stored(gateway: Gateway) -> list[bytes]:
 
 
 def _dialogue(address: str, chunks: list[bytes], pause: float = 0.01) -> bytes:
-    """Send raw SMTP bytes in the given pieces, ``pause`` apart; the server's lines."""
+    """Send raw SMTP bytes in the given pieces, ``pause`` apart; the server's lines until
+    it closes (after QUIT or a timeout).  The client never half-closes: aiosmtpd ends the
+    session at EOF, so a message still being committed would get no answer."""
     host, port = address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         answers = b""
@@ -117,8 +118,6 @@ def _dialogue(address: str, chunks: list[bytes], pause: float = 0.01) -> bytes:
             except OSError:  # the server closed the connection (idle timeout)
                 break
             time.sleep(pause)  # its own TCP segment, most likely
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
         while data := sock.recv(65536):
             answers += data
     return answers

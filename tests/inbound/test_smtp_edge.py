@@ -570,3 +570,23 @@ def test_a_botched_stalled_or_abandoned_tls_handshake_gives_its_slot_back(
                 raise ConnectionError("closed by the server")
         wait_for(lambda: _all_greeted(settings, "127.0.0.2", 3), timeout=30,
                  message="the three slots of 127.0.0.2 to be free again")
+
+
+def test_clients_that_leave_while_their_message_is_committed_do_not_stop_intake(
+    running: GatewayServer, gateway: Gateway, settings: Settings
+) -> None:
+    """A session cancelled mid-commit (the client closed its side after the terminator)
+    used to make the spool writer's thread die on the cancelled future: every later
+    message waited forever."""
+    for number in range(10):
+        with _connect(settings) as sock:
+            sock.sendall(b"EHLO client.example\r\nMAIL FROM:<anna@acme.example>\r\n"
+                         b"RCPT TO:<support@support.example>\r\nDATA\r\n")
+            time.sleep(0.05)
+            sock.sendall(f"Subject: leaving\r\nMessage-ID: <leaving-{number}@client.example>"
+                         f"\r\n\r\nbye\r\n.\r\nQUIT\r\n".encode())
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(65536):
+                pass
+    assert send(settings.smtp_listen, make_mail(subject="After them"), timeout=30) == {}
+    assert sum(b"After them" in entry.raw for entry in _stored(gateway)) == 1
