@@ -134,6 +134,19 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(default=300.0, gt=0)
     """Seconds an SMTP client may stay idle before it is disconnected."""
     smtp_hostname: str = ""
+    # -- SMTP transport security and limits (DESIGN section 11) --
+    smtp_tls_cert: Path | None = None
+    smtp_tls_key: Path | None = None
+    """PEM certificate (chain) and key; both set: STARTTLS is offered."""
+    smtp_require_tls: bool = False
+    """Nothing but EHLO, NOOP, STARTTLS and QUIT before STARTTLS (``530 5.7.0``)."""
+    smtp_max_connections: int = Field(default=200, gt=0)
+    smtp_max_connections_per_ip: int = Field(default=20, gt=0)
+    """Beyond either cap a new connection gets ``421 4.7.0`` and is closed."""
+    smtp_transaction_timeout: float = Field(default=900.0, gt=0)
+    """Seconds from MAIL to the end of DATA, however steadily the client sends."""
+    smtp_data_timeout: float = Field(default=600.0, gt=0)
+    """Seconds from DATA's 354 to the end of the message (25 MB in 10 minutes: 42 KB/s)."""
 
     worker_threads: int = Field(default=4, gt=0)
     sweep_interval: float = Field(default=30.0, gt=0)
@@ -211,6 +224,20 @@ class Settings(BaseSettings):
     @classmethod
     def _authserv_id(cls, value: str) -> str:
         return value.strip().lower()
+
+    @field_validator("smtp_tls_cert", "smtp_tls_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _tls_cert_and_key_together(self) -> Settings:
+        if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
+            raise ValueError("smtp_tls_cert and smtp_tls_key go together: set both (PEM "
+                             "files) to offer STARTTLS, or neither")
+        if self.smtp_require_tls and self.smtp_tls_cert is None:
+            raise ValueError("smtp_require_tls needs smtp_tls_cert and smtp_tls_key")
+        return self
 
     @model_validator(mode="after")
     def _authres_needs_an_id(self) -> Settings:

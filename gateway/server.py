@@ -27,6 +27,7 @@ from inbound.imap_poller import MailboxPollers
 from inbound.lmtp_server import LmtpIntake
 from inbound.recipients import intake_identity
 from inbound.smtp_server import GatewayHandler, SmtpIntake
+from inbound.smtp_transport import ConnectionLimits, connections_that_fit, server_tls_context
 from inbound.spool import SpoolWriter
 from rules.runtime import current_issue_types, current_policy
 
@@ -57,6 +58,9 @@ class GatewayServer:
 
     def start(self) -> None:
         gateway, settings = self.gateway, self.gateway.settings
+        tls_context = None  # unreadable certificate or key: ConfigError before anything runs
+        if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:
+            tls_context = server_tls_context(settings.smtp_tls_cert, settings.smtp_tls_key)
         gateway.db.upgrade()
         for path in settings.directory:
             with gateway.db.transaction() as session:
@@ -91,19 +95,31 @@ class GatewayServer:
         self.smtp = SmtpIntake(handler, host, port, data_size_limit=settings.max_message_size,
                                timeout=settings.smtp_timeout,
                                server_hostname=settings.smtp_hostname or None,
-                               priority=self.intake_priority)
+                               priority=self.intake_priority,
+                               tls_context=tls_context, require_tls=settings.smtp_require_tls,
+                               limits=ConnectionLimits(
+                                   connections_that_fit(settings.smtp_max_connections),
+                                   settings.smtp_max_connections_per_ip),
+                               transaction_timeout=settings.smtp_transaction_timeout,
+                               data_timeout=settings.smtp_data_timeout)
         # What start-up built (modules, templates, compiled patterns) lives as long as the
         # process: keep the cyclic garbage collector from walking it again and again.
         gc.freeze()
         self.smtp.start()
-        log.info("SMTP intake listening on %s", settings.smtp_listen)
+        log.info("SMTP intake listening on %s%s", settings.smtp_listen,
+                 " (STARTTLS offered)" if tls_context else "")
         if settings.lmtp_listen:  # the same handler: same RCPT check, same spool writer
             lmtp_host, lmtp_port = parse_listen(settings.lmtp_listen)
             self.lmtp = LmtpIntake(handler, lmtp_host, lmtp_port,
                                    data_size_limit=settings.max_message_size,
                                    timeout=settings.smtp_timeout,
                                    server_hostname=settings.smtp_hostname or None,
-                                   priority=self.intake_priority)
+                                   priority=self.intake_priority,
+                                   limits=ConnectionLimits(
+                                       connections_that_fit(settings.smtp_max_connections),
+                                       settings.smtp_max_connections_per_ip),
+                                   transaction_timeout=settings.smtp_transaction_timeout,
+                                   data_timeout=settings.smtp_data_timeout)
             self.lmtp.start()
             log.info("LMTP intake listening on %s", settings.lmtp_listen)
         if settings.sender_authentication == "token":

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, syntax
 
 from gateway.directory import SupportIdentity
 from gateway.errors import StorageError
@@ -26,11 +27,21 @@ from inbound.recipients import recipient_refusal
 from inbound.smtp_codes import (
     S250_QUEUED,
     S250_RECIPIENT_OK,
+    S250_SENDER_OK,
+    S354_START_DATA,
+    S421_DEADLINE,
+    S421_IDLE,
+    S421_TOO_MANY_CONNECTIONS,
+    S421_TOO_MANY_FROM_ADDRESS,
     S451_STORAGE,
-    S500_LINE_TOO_LONG,
+    S501_DATA_SYNTAX,
+    S501_EHLO_SYNTAX,
+    S503_NEED_RCPT,
     S552_TOO_BIG,
+    with_enhanced_code,
 )
 from inbound.smtp_data import DataState, read_data
+from inbound.smtp_transport import ConnectionLimits
 from inbound.spool import StoredMessage
 
 __all__ = ["GatewayHandler", "GatewaySMTP", "SmtpIntake"]
@@ -38,8 +49,11 @@ __all__ = ["GatewayHandler", "GatewaySMTP", "SmtpIntake"]
 log = logging.getLogger(__name__)
 
 SUPPORT_CACHE_SECONDS = 5.0
-LINE_LENGTH_LIMIT = 10_000
-"""RFC 5321 asks for 1000; real clients send longer lines, and refusing them loses mail."""
+STREAM_LIMIT = 10_000
+"""The stream buffer's limit: the block size of DATA (whose lines have no limit but the
+message size) and the most of a command line read before it is refused."""
+COMMAND_LINE_LIMIT = 512
+"""RFC 5321 4.5.3.1.4; a longer command line gets ``500 5.5.2``."""
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -53,7 +67,8 @@ exactly the text between the brackets."""
 _NAMES: dict[type, list[str]] = {}
 
 
-def _names_of(obj: object, prefixes: tuple[str, ...]) -> list[str]:
+def _names_of(obj: object, prefixes: tuple[str, ...], excluded: tuple[str, ...] = ()
+              ) -> list[str]:
     """The attribute names of ``obj``'s class that start with ``prefixes``, computed once.
 
     aiosmtpd builds its command and hook tables with ``inspect.getmembers`` and ``dir``
@@ -64,7 +79,7 @@ def _names_of(obj: object, prefixes: tuple[str, ...]) -> list[str]:
     names = _NAMES.get(type(obj))
     if names is None:
         names = _NAMES[type(obj)] = [name for name in object.__dir__(obj)
-                                     if name.startswith(prefixes)]
+                                     if name.startswith(prefixes) and name not in excluded]
     return list(names)
 
 
@@ -98,6 +113,13 @@ class GatewayHandler:
                 log.warning("could not refresh the support identity; using the cached one")
         return self._support
 
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        """What aiosmtpd does without a hook, answered with the enhanced code of MAIL."""
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return S250_SENDER_OK
+
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         refusal = recipient_refusal(address, await self._support_identity(),
@@ -123,25 +145,177 @@ class GatewayHandler:
         return S250_QUEUED
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # the client's; aiosmtpd closes, says nothing
+            log.info("TLS handshake failed: %s", error.__cause__ or error)
+            return S451_STORAGE
         log.error("SMTP session error: %s: %s", type(error).__name__, error)
         return S451_STORAGE
 
 
+class _CommandLineLimits(dict[str, int]):
+    """Command line limits after EHLO (RFC 5321 4.5.3.1.4, plus what our MAIL parameters
+    add: RFC 1870 SIZE 26, SMTPUTF8 10, BODY=8BITMIME 14).  Fixed, and not aiosmtpd's
+    class-wide table that every EHLO of every connection raises; a missing name reads
+    the default without being added, so unknown commands cannot grow it."""
+
+    def __missing__(self, command: str) -> int:
+        return COMMAND_LINE_LIMIT
+
+
+_EXTENDED_COMMAND_LIMITS = _CommandLineLimits(MAIL=COMMAND_LINE_LIMIT + 26 + 10 + 14)
+
+
 class GatewaySMTP(SMTP):
-    """aiosmtpd's protocol, telling ``priority`` each time a message was answered.
+    """aiosmtpd's protocol with the gateway's edges, telling ``priority`` each time a
+    message was answered.
+
+    - every reply carries an enhanced status code (:func:`with_enhanced_code` in ``push``);
+      EHLO lists exactly what is done, and AUTH is not offered (nor listed by HELP);
+    - connection caps (``limits``): beyond them a new connection gets ``421 4.7.0``;
+    - deadlines: a transaction (MAIL to the end of DATA) and DATA itself must end in
+      time, however steadily the bytes trickle (``421 4.4.2``);
+    - lines of a message are as long as its size allows (:mod:`inbound.smtp_data`).
 
     Three of aiosmtpd's hot paths are replaced by cheaper ones with the same
     results: DATA is read in blocks (:mod:`inbound.smtp_data`), plain paths skip the
     RFC 5322 parser, and the per-connection method scan sees only the names it uses.
     """
 
-    line_length_limit = LINE_LENGTH_LIMIT
+    line_length_limit = STREAM_LIMIT
     priority: IntakePriority | None = None
     source = "smtp"
     """The spool row's ``source`` for mail taken by this protocol."""
+    limits: ConnectionLimits | None = None
+    transaction_timeout: float | None = None
+    data_timeout: float | None = None
+    _slot: str | None = None
+    _refused = False
+    _in_data = False
+    _deadline: asyncio.TimerHandle | None = None
+
+    def __init__(self, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.command_size_limits = _EXTENDED_COMMAND_LIMITS
+
     def __dir__(self) -> list[str]:
-        """The names aiosmtpd's ``__init__`` looks for (``smtp_*``, ``auth_*``)."""
-        return _names_of(self, ("smtp_", "auth_"))
+        """The names aiosmtpd's ``__init__`` looks for: ``smtp_*`` without AUTH, and no
+        ``auth_*`` mechanism, so AUTH is neither offered nor accepted."""
+        return _names_of(self, ("smtp_",), excluded=("smtp_AUTH",))
+
+    # -- connection caps ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.limits is not None and self._original_transport is None:  # not STARTTLS's
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0] if isinstance(peer, tuple) else peer)
+            refused = self.limits.admit(address)
+            if refused is not None:
+                self._refused = True
+                reply = (S421_TOO_MANY_CONNECTIONS if refused == "total"
+                         else S421_TOO_MANY_FROM_ADDRESS)
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(reply.encode("ascii") + b"\r\n")
+                transport.close()
+                return
+            self._slot = address
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:  # aiosmtpd never started on this one
+            return
+        if self._slot is not None and self.limits is not None:
+            self.limits.release(self._slot)
+            self._slot = None
+        self._stop_deadline()
+        super().connection_lost(error)
+
+    # -- replies ---------------------------------------------------------------------
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str):
+            await super().push(with_enhanced_code(status))
+        else:
+            await super().push(status)
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname: str) -> None:
+        """aiosmtpd's EHLO with the extensions the gateway has, sent in one write."""
+        if not hostname:
+            await self.push(S501_EHLO_SYNTAX)
+            return
+        self._set_rset_state()  # type: ignore[no-untyped-call]
+        assert self.session is not None
+        self.session.extended_smtp = True
+        self.session.host_name = hostname
+        lines = [self.hostname, *self._extensions()]
+        await super().push("\r\n".join(
+            [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]))
+
+    def _extensions(self) -> list[str]:
+        extensions = ["PIPELINING"]
+        if self.data_size_limit:
+            extensions.append(f"SIZE {self.data_size_limit}")
+        if self.tls_context and not self._tls_protocol:
+            extensions.append("STARTTLS")
+        extensions += ["ENHANCEDSTATUSCODES", "8BITMIME"]
+        if self.enable_SMTPUTF8:
+            extensions.append("SMTPUTF8")
+        return extensions
+
+    # -- deadlines -----------------------------------------------------------------
+
+    def _start_deadline(self, seconds: float | None) -> None:
+        """Cut the connection off ``seconds`` from now, or earlier if already set so."""
+        if seconds is None:
+            return
+        when = self.loop.time() + seconds
+        if self._deadline is not None:
+            if self._deadline.when() <= when:
+                return
+            self._deadline.cancel()
+        self._deadline = self.loop.call_at(when, self._close_with, S421_DEADLINE)
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _close_with(self, reply: str) -> None:
+        """Say ``reply`` and close: the handler is cancelled, an unfinished message dropped."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        log.info("%r: %s", self.session.peer if self.session else None, reply)
+        if self._tls_protocol is not None and self.session is not None and self.session.ssl is None:
+            # Mid-handshake there is no one to say it to, and asyncio never tells a protocol
+            # whose handshake did not finish that its connection is lost: do it here.
+            assert isinstance(self._original_transport, asyncio.WriteTransport)
+            self._original_transport.abort()
+            self.connection_lost(None)
+            return
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(reply.encode("ascii") + b"\r\n")
+        transport.close()
+
+    def _timeout_cb(self) -> None:
+        """The idle timeout, with a reply (aiosmtpd closes without one)."""
+        self._close_with(S421_IDLE)
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes of a message restart the idle timeout (aiosmtpd restarts it per command
+        line only, so a large message on a slow link was cut off while its bytes kept
+        coming); its deadline still bounds it.  Between commands only a whole command
+        does, so a command line trickled byte by byte cannot hold the connection."""
+        if self._in_data:
+            self._reset_timeout()
+        super().data_received(data)
+
+    def _set_post_data_state(self) -> None:
+        """A new envelope (after DATA, RSET, HELO, EHLO, STARTTLS): no transaction open."""
+        self._stop_deadline()
+        super()._set_post_data_state()  # type: ignore[no-untyped-call]
+
+    # -- commands --------------------------------------------------------------------
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         plain = _PLAIN_PATH.match(arg)
@@ -152,18 +326,19 @@ class GatewaySMTP(SMTP):
             return None, None
         return address, arg[plain.end():]
 
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        """aiosmtpd's MAIL; a transaction it opened must end before its deadline."""
+        await super().smtp_MAIL(arg)
+        if self.envelope is not None and self.envelope.mail_from:
+            self._start_deadline(self.transaction_timeout)
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
         await self._data(arg)
 
-    def data_received(self, data: bytes) -> None:
-        """Any bytes restart the idle timeout (aiosmtpd restarts it per command line only,
-        so a large message on a slow link was cut off while its bytes kept coming)."""
-        self._reset_timeout()
-        super().data_received(data)
-
     def _reset_envelope(self) -> None:
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        self._set_post_data_state()
 
     async def _data(self, arg: str | None) -> None:
         """aiosmtpd's ``smtp_DATA`` (checks, answers, hook) with the block reader."""
@@ -171,24 +346,24 @@ class GatewaySMTP(SMTP):
             return
         assert self.envelope is not None
         if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
+            await self.push(S503_NEED_RCPT)
             return
         if arg:
-            await self.push("501 Syntax: DATA")
+            await self.push(S501_DATA_SYNTAX)
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._start_deadline(self.data_timeout)
+        await self.push(S354_START_DATA)
+        self._in_data = True
         try:
-            result = await read_data(self._reader, size_limit=self.data_size_limit,
-                                     line_limit=self.line_length_limit)
+            result = await read_data(self._reader, size_limit=self.data_size_limit)
         except asyncio.CancelledError:
             log.info("connection lost during DATA")
             self._writer.close()
             raise
+        finally:
+            self._in_data = False
+        self._stop_deadline()  # the client's part is done; storing is ours
         if result is None:  # the client closed the connection mid-message
-            return
-        if result.state is DataState.TOO_LONG:
-            await self.push(S500_LINE_TOO_LONG)
-            self._reset_envelope()
             return
         if result.state is DataState.TOO_MUCH:
             await self.push(S552_TOO_BIG)
@@ -203,25 +378,42 @@ class GatewaySMTP(SMTP):
         self._reset_envelope()
         if self.priority is not None:
             self.priority.taken()
-        await self.push("250 OK" if status is MISSING else status)
+        await self.push(S250_QUEUED if status is MISSING else status)
+
 
 class SmtpIntake(Controller):
-    """A threaded aiosmtpd controller with our limits; ``start()`` returns once it listens."""
+    """A threaded aiosmtpd controller with our limits; ``start()`` returns once it listens.
+
+    ``tls_context`` offers STARTTLS (``require_tls``: nothing but EHLO, NOOP, STARTTLS
+    and QUIT before it); ``limits`` caps connections; ``transaction_timeout`` bounds
+    MAIL to the end of DATA and ``data_timeout`` DATA, ``timeout`` is the idle timeout.
+    """
 
     protocol: type[GatewaySMTP] = GatewaySMTP
     """The protocol of each connection (the LMTP intake puts its own here)."""
 
     def __init__(self, handler: GatewayHandler, host: str, port: int, *,
                  data_size_limit: int, timeout: float, server_hostname: str | None = None,
-                 priority: IntakePriority | None = None) -> None:
+                 priority: IntakePriority | None = None,
+                 tls_context: ssl.SSLContext | None = None, require_tls: bool = False,
+                 limits: ConnectionLimits | None = None,
+                 transaction_timeout: float | None = None,
+                 data_timeout: float | None = None) -> None:
         self.priority = priority
+        self.limits = limits
+        self.transaction_timeout = transaction_timeout
+        self.data_timeout = data_timeout
         super().__init__(handler, hostname=host, port=port, server_hostname=server_hostname,
                          ready_timeout=10.0, data_size_limit=data_size_limit,
                          enable_SMTPUTF8=True, decode_data=False, timeout=timeout,
-                         ident="support-gateway ESMTP")
+                         ident="support-gateway ESMTP", tls_context=tls_context,
+                         require_starttls=require_tls)
 
     def factory(self) -> SMTP:
         kwargs: dict[str, Any] = dict(self.SMTP_kwargs)
         smtp = self.protocol(self.handler, **kwargs)
         smtp.priority = self.priority
+        smtp.limits = self.limits
+        smtp.transaction_timeout = self.transaction_timeout
+        smtp.data_timeout = self.data_timeout
         return smtp

@@ -219,12 +219,13 @@ class SpoolWriter:
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[_Pending, Future[StoredMessage]]]) -> None:
-        # A client that closes its connection cancels its future (aiosmtpd cancels the
-        # session).  Running futures cannot be cancelled any more; a cancelled one gets no
-        # answer, but its complete message is stored all the same (a retry is a duplicate).
-        # Setting the result of a cancelled future raised and ended this thread: every
-        # later message then waited for ever.
-        waiting = [future.set_running_or_notify_cancel() for _pending, future in batch]
+        # A session that ended first (its client left) cancelled its future: that message
+        # was never answered, so it is not stored.  The others can no longer be cancelled,
+        # which would have made set_result raise and this thread die.
+        batch = [(pending, future) for pending, future in batch
+                 if future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         try:
             if self.database.is_sqlite:
                 results = self._sqlite.insert([pending for pending, _future in batch])
@@ -234,13 +235,11 @@ class SpoolWriter:
         except Exception as error:  # noqa: BLE001 - every waiter must get an answer
             log.error("spool batch of %s failed (%s): %s", len(batch), type(error).__name__,
                       error)
-            for (_pending, future), answer in zip(batch, waiting, strict=True):
-                if answer:
-                    future.set_exception(StorageError("the spool could not commit the message"))
+            for _pending, future in batch:
+                future.set_exception(StorageError("the spool could not commit the message"))
             return
-        for (_pending, future), answer, result in zip(batch, waiting, results, strict=True):
-            if answer:
-                future.set_result(result)
+        for (_pending, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
 
 
 class _SqliteBatchInsert:
