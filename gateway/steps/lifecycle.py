@@ -8,9 +8,11 @@ unverified messages change nothing.
 
 - requester (or colleague) reply on ``pending`` → ``open``;
 - on ``solved``/``closed`` within ``reopen_window_days`` of the resolution → ``open``
-  again, and the requester is told; later (or always, with ``replies_only_to_open``)
-  the reply opens a new ticket linked to the old one (a reopen also restarts the SLA
-  clock: ``apply-rules`` reads ``ctx.reopened``);
+  again, and the requester is told, **if the sender is verified** (``ctx.sender_verified``);
+  later (or always, with ``replies_only_to_open``), or from an unverified sender, the reply
+  opens a new ticket linked to the old one, with the terms any new request of that sender
+  gets (so forging a reply gains nothing a new mail would not; nothing is lost either); a
+  reopen also restarts the SLA clock: ``apply-rules`` reads ``ctx.reopened``;
 - a verified agent's public reply moves ``new`` to ``open``; ``#status X`` sets X.
 """
 
@@ -46,9 +48,15 @@ def _customer_reply(ctx: MailContext, ticket: Ticket) -> None:
     resolved = ticket.resolved_at or ticket.updated_at
     window = timedelta(days=settings.reopen_window_days)
     late = ctx.spool.received_at - resolved > window
-    if settings.replies_only_to_open or late:
+    if settings.replies_only_to_open or late or not ctx.sender_verified:
         why = ("only open tickets accept replies" if settings.replies_only_to_open else
-               f"more than {settings.reopen_window_days} days after it was {ticket.status.value}")
+               f"more than {settings.reopen_window_days} days after it was {ticket.status.value}"
+               if late else "the sender is not verified, and reopening acts on the "
+               "requester's identity")
+        if not ctx.sender_verified:
+            ctx.flags.append(f"not reopened: #{ticket.number} is {ticket.status.value} and "
+                             f"{ctx.sender.email if ctx.sender else 'the sender'} is not a "
+                             "verified sender; kept as a new request that follows it")
         ctx.follows, ctx.ticket, ctx.new_ticket = ticket.number, None, True
         ctx.threaded_by, ctx.role = "new_ticket", "requester"
         ctx.note(name, "follow-up", f"reply to {ticket.status.value} ticket #{ticket.number} "
