@@ -23,6 +23,7 @@ from gateway.models import AccessRequest, MessageRecord, SpoolEntry, Ticket, Tic
 from gateway.server import GatewayServer
 from rules.intake import decide_for
 from rules.runtime import current_policy
+from tests.conftest import Processes, wait_for
 from tests.e2e.test_conversations import (
     AUTHSERV,
     FIXTURES,
@@ -137,8 +138,8 @@ FORGED_PASS = f"{AUTHSERV}; dkim=pass header.d=support.example; dmarc=pass " \
 
 
 @pytest.mark.parametrize("results", [
-    # unreadable topmost header of our MTA (a property without a value), forged pass below
-    (f"{AUTHSERV}; dmarc=fail header.from=support.example; spf=pass smtp.mailfrom",
+    # unreadable topmost header of our MTA (a result without "="), forged pass below
+    (f"{AUTHSERV}; dmarc=fail header.from=support.example; dkim pass header.d=x.example",
      FORGED_PASS),
     # legal values an earlier parser could not read: read here, no pass, lower one ignored
     (f"{AUTHSERV}; spf=none smtp.mailfrom=<> smtp.helo=[192.0.2.7]; dkim=none",
@@ -281,3 +282,11 @@ def test_a_display_name_with_line_breaks_adds_no_lines_to_the_agents_notice(
     with gw.db.reading() as session:  # stored as received: only the mail body is cleaned
         stored = session.get(Ticket, row.ticket_number)
         assert stored is not None and "\n" in stored.subject
+
+
+@token_mode
+def test_serve_in_token_mode_says_at_start_that_it_is_for_development_only(
+        gw: Gateway, settings: Settings, processes: Processes) -> None:
+    processes.serve()
+    wait_for(lambda: "sender_authentication = token is for DEVELOPMENT ONLY" in processes.logs(),
+             message="the development-mode warning of serve")
