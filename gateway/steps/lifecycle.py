@@ -8,11 +8,13 @@ unverified messages change nothing.
 
 - requester (or colleague) reply on ``pending`` → ``open``;
 - on ``solved``/``closed`` within ``reopen_window_days`` of the resolution → ``open``
-  again, and the requester is told, **if the sender is verified** (``ctx.sender_verified``);
-  later (or always, with ``replies_only_to_open``), or from an unverified sender, the reply
-  opens a new ticket linked to the old one, with the terms any new request of that sender
-  gets (so forging a reply gains nothing a new mail would not; nothing is lost either); a
-  reopen also restarts the SLA clock: ``apply-rules`` reads ``ctx.reopened``;
+  again, and the requester is told, **if the sender is verified** (``ctx.sender_verified``):
+  reopening acts on the requester's identity (and restarts their SLA clock, on their terms:
+  ``apply-rules`` reads ``ctx.reopened``).  An unverified sender's reply is recorded on the
+  ticket with the flag ``not reopened: …`` and the status stays (the agents' notice shows
+  both; an agent may ``#status open``);
+- later (or always, with ``replies_only_to_open``) the reply opens a new ticket linked to
+  the old one, whoever sends it (a new request gets the terms its sender is entitled to);
 - a verified agent's public reply moves ``new`` to ``open``; ``#status X`` sets X.
 """
 
@@ -48,19 +50,19 @@ def _customer_reply(ctx: MailContext, ticket: Ticket) -> None:
     resolved = ticket.resolved_at or ticket.updated_at
     window = timedelta(days=settings.reopen_window_days)
     late = ctx.spool.received_at - resolved > window
-    if settings.replies_only_to_open or late or not ctx.sender_verified:
+    if settings.replies_only_to_open or late:
         why = ("only open tickets accept replies" if settings.replies_only_to_open else
-               f"more than {settings.reopen_window_days} days after it was {ticket.status.value}"
-               if late else "the sender is not verified, and reopening acts on the "
-               "requester's identity")
-        if not ctx.sender_verified:
-            ctx.flags.append(f"not reopened: #{ticket.number} is {ticket.status.value} and "
-                             f"{ctx.sender.email if ctx.sender else 'the sender'} is not a "
-                             "verified sender; kept as a new request that follows it")
+               f"more than {settings.reopen_window_days} days after it was {ticket.status.value}")
         ctx.follows, ctx.ticket, ctx.new_ticket = ticket.number, None, True
         ctx.threaded_by, ctx.role = "new_ticket", "requester"
         ctx.note(name, "follow-up", f"reply to {ticket.status.value} ticket #{ticket.number} "
                  f"{why}: a new ticket that follows it")
+        return
+    if not ctx.sender_verified:
+        ctx.flags.append(f"not reopened: #{ticket.number} stays {ticket.status.value}, "
+                         f"{ctx.sender.email if ctx.sender else 'the sender'} is not a verified "
+                         "sender (an agent may reopen it with #status open)")
+        ctx.note(name, "unchanged", ctx.flags[-1])
         return
     _set(ctx, ticket, TicketStatus.OPEN, f"reopened by a reply within "
          f"{settings.reopen_window_days} days")

@@ -220,18 +220,21 @@ def test_a_forged_admin_gets_standard_terms_no_reopen_and_agents_see_unverified(
     assert "Tier:       standard" in notice and "Warning:    unverified sender" in notice
     assert outbox_kinds(gw, "olga@acme.example").count("team_ticket_copy") == 1  # genuine only
 
-    # Her forged reply to the solved ticket: kept, flagged, the ticket stays solved.
+    # Her forged reply to the solved ticket: kept on it, flagged, the ticket stays solved.
     reply = deliver(settings, gw, make_mail(
         sender="anna@acme.example", subject=f"Re: [#{genuine}] Licence count",
         body="This is not solved, reopen it and raise our licences to 500.",
         headers=DMARC_FAIL), mail_from="anna@acme.example")
+    assert reply.ticket_number == genuine
     assert ticket(gw, genuine).status == TicketStatus.SOLVED
-    assert reply.ticket_number not in (None, genuine)
-    follow_up = ticket(gw, reply.ticket_number)  # type: ignore[arg-type]
-    assert follow_up.follows == genuine and follow_up.tier == "standard"
-    (kept,) = messages(gw, follow_up.number)
+    kept = messages(gw, genuine)[-1]
+    assert "raise our licences to 500" in kept.text and kept.role == "requester"
     assert flagged(kept) and any(f.startswith("not reopened") for f in kept.flags)
     assert "reopened" not in outbox_kinds(gw, "anna@acme.example")
+    (follow_up_notice,) = [text for text in agents_notices(settings, genuine)
+                           if "raise our licences" in text]
+    assert "UNVERIFIED SENDER" in follow_up_notice and "Status: solved" in follow_up_notice
+    assert "Warning:    not reopened" in follow_up_notice
 
     # Control: the genuine admin's reply reopens it.
     deliver(settings, gw, make_mail(
