@@ -4,9 +4,10 @@ Automatic answers (``outbound.notices.AUTOMATIC_ANSWERS``: acknowledgement, dupl
 notice, refusal, reopen notice, ticket list) go to an address nobody checked: a forged
 ``From`` turns them into backscatter, and two auto-responders into a ping-pong.  So:
 
-- never in answer to a message whose DMARC failed (our MTA's topmost
-  ``Authentication-Results`` says ``dmarc=fail`` for its From domain): the message is
-  still stored and its ticket opened, only the answer is withheld;
+- never in answer to a message whose authentication positively failed (the sender
+  authority's ``failed`` level: ``dmarc=fail`` for its From domain in our MTA's topmost
+  ``Authentication-Results``, or an aligned DKIM signature that does not verify): the
+  message is still stored and its ticket opened, only the answer is withheld;
 - never to an address with a live bounce mark (``gateway/bounce_marks.py``);
 - at most ``ack_limit_per_hour`` per **mailbox** per hour: the address case-folded with
   its ``+detail`` removed, so ``victim@``, ``Victim@`` and ``victim+1@`` share one count;
@@ -14,15 +15,14 @@ notice, refusal, reopen notice, ticket list) go to an address nobody checked: a 
   message's sender is verified (a verified sender cannot be forged, and a team writing
   in numbers during an outage must still be answered).
 
-``dmarc_failed`` and ``sender_verified`` are the two questions asked of the sender; they
-are the points to connect to the sender authority (``SenderTrust``) when it exists.
+``dmarc_failed`` and ``sender_verified`` are the two questions asked of the sender; both
+are answered by the one sender authority (``gateway/sender_auth.py``, ``ctx.sender_trust``).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import authres
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -36,42 +36,16 @@ __all__ = ["dmarc_failed", "refusal", "sender_verified"]
 
 
 def sender_verified(ctx: MailContext) -> bool:
-    """Is the message's sender verified?  (Today: ``ctx.sender_verified``.)"""
+    """Does the sender authority (``ctx.sender_trust``) vouch for the sender?"""
     return ctx.sender_verified
 
 
-def _topmost_ours(ctx: MailContext) -> authres.AuthenticationResultsHeader | None:
-    """The topmost Authentication-Results header of our ``authserv_id``, parsed, or None."""
-    authserv_id = ctx.services.settings.authserv_id
-    if not authserv_id or ctx.parsed is None:
-        return None
-    for value in ctx.parsed.headers.get("authentication-results", ()):
-        words = value.split(";", 1)[0].split()  # "authserv-id [version]"
-        if not words or words[0].lower() != authserv_id:
-            continue
-        try:
-            return authres.AuthenticationResultsHeader.parse(
-                "Authentication-Results: " + " ".join(value.split()))
-        except Exception:  # authres raises several kinds on syntax errors
-            return None  # unreadable: no verdict either way
-    return None
-
-
 def dmarc_failed(ctx: MailContext) -> str | None:
-    """Why the message's DMARC failed for its From domain, or None if it did not (or we
-    cannot tell).  Only the topmost header of our ``authserv_id`` counts (RFC 8601 §5)."""
-    header = _topmost_ours(ctx)
-    if header is None or ctx.sender is None:
-        return None
-    from_domain = ctx.sender.email.rpartition("@")[2].lower()
-    for result in header.results:
-        if str(result.method).lower() != "dmarc" or str(result.result).lower() != "fail":
-            continue
-        properties = {f"{p.type}.{p.name}".lower(): str(p.value).lower()
-                      for p in result.properties}
-        if properties.get("header.from", from_domain) == from_domain:
-            return f"{header.authserv_id} reports dmarc=fail for {from_domain}"
-    return None
+    """Why the authority judged the sender's authentication a positive failure (``dmarc=fail``
+    for the From domain in our MTA's topmost header, or an aligned DKIM signature that does
+    not verify), or None."""
+    trust = ctx.sender_trust
+    return trust.reason if trust is not None and trust.failed else None
 
 
 def _count(ctx: MailContext, column: InstrumentedAttribute[str | None], value: str) -> int:

@@ -165,10 +165,10 @@ class Settings(BaseSettings):
 
     # Conversations: who may act on a ticket, and how sure we must be of them.
     sender_authentication: Literal["authres", "dkim", "token"] = "token"
-    """How a privileged sender (agent, colleague admin) is verified: ``authres`` trusts the
-    topmost ``Authentication-Results`` of ``authserv_id`` (the upstream MTA), ``dkim`` verifies
-    the DKIM signature ourselves with alignment to the From domain, ``token`` (development
-    only) trusts a valid reply token of the ticket alone."""
+    """How the sender authority (``gateway/sender_auth.py``) verifies a From address:
+    ``authres`` trusts the topmost ``Authentication-Results`` of ``authserv_id`` (the upstream
+    MTA), ``dkim`` verifies aligned DKIM signatures ourselves, ``token`` (development only: the
+    default, and ``serve`` warns) trusts a reply token for the address it was issued to."""
     authserv_id: str = ""
     colleague_cutoff: date = date(2024, 12, 11)
     """Team tickets created and last updated before this day are not open to colleagues."""

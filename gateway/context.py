@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from gateway.models import Agent, Person, SpoolEntry, Team, Ticket
-from gateway.sender_auth import Verdict
+from gateway.sender_auth import SenderTrust
 from gateway.tickets import ReplyToken
 
 if TYPE_CHECKING:
@@ -57,11 +57,11 @@ class MailContext:
     reply: ReplyParts | None = None
     automatic: AutomaticVerdict | None = None
     sender: Sender | None = None
-    dkim: Verdict | None = None
+    dkim: SenderTrust | None = None
     """Our own DKIM verification (mode ``dkim``), done before the transaction began."""
-    sender_verified: bool = False
-    """True only when the configured sender authentication vouches for the From address
-    (set by the ``authenticate`` step); every privileged action requires it."""
+    sender_trust: SenderTrust | None = None
+    """The one answer on the sender (``gateway.sender_auth.sender_trust``), set by the
+    ``authenticate`` step; every effect acting on the claimed identity asks it."""
     token: ReplyToken | None = None
     """The valid reply token found in a recipient address (names ticket and participant)."""
     to_note_address: bool = False
@@ -88,6 +88,11 @@ class MailContext:
     trace: list[dict[str, Any]] = field(default_factory=list)
     disposition: Disposition | None = None
     reason: str = ""
+
+    @property
+    def sender_verified(self) -> bool:
+        """True only when the sender authority vouches for the From address."""
+        return self.sender_trust is not None and self.sender_trust.verified
 
     def note(self, step: str, outcome: str, explanation: str) -> None:
         """Record one decision (hit, miss, set, …) with its human explanation."""

@@ -123,9 +123,10 @@ class GatewayServer:
             self.lmtp.start()
             log.info("LMTP intake listening on %s", settings.lmtp_listen)
         if settings.sender_authentication == "token":
-            log.warning("sender_authentication = token is for development: anyone holding a "
-                        "reply token issued to an agent or admin acts as them; use authres "
-                        "or dkim in production")
+            log.warning("sender_authentication = token is for DEVELOPMENT ONLY: a reply token "
+                        "vouches only for the address it was sent to, and new mail is never "
+                        "verified (no premium terms, commands or ticket lists by mail); use "
+                        "authres or dkim in production")
         if self.run_web:
             web_host, web_port = parse_listen(settings.web_listen)
             config = uvicorn.Config(make_web_app(gateway.db, gateway), host=web_host, port=web_port,

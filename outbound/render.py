@@ -17,6 +17,11 @@ A kind is translated only if all three of ``subject.txt.j2``, ``body.txt.j2`` an
 recipient never gets a subject in one language and a body in another.
 :attr:`RenderedMail.language` says which language was used (for ``Content-Language``).
 
+Header text (display names, subjects, titles) never brings its line breaks into a body:
+every context value whose key ends in ``name``, ``subject`` or ``title`` (at any depth of
+dicts and lists) is made one line before rendering, and every value printed loses the
+control characters that are not line breaks or tabs (an escape sequence, a CR, a NUL).
+
 Filters available to templates besides Jinja's own: ``quote`` prefixes every line with
 ``"> "`` (text bodies), ``nl2br`` escapes a value and turns its line breaks into ``<br>``
 (HTML bodies), ``one_line`` collapses line breaks to spaces and strips (as for subjects).
@@ -105,6 +110,28 @@ def _one_line(value: str) -> str:
     return _SPACES_RE.sub(" ", _LINE_BREAKS_RE.sub(" ", value)).strip()
 
 
+_HEADER_KEY_RE = re.compile(r"(?:^|_)(?:name|subject|title)$")
+_CONTROLS_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x85]")
+
+
+def _header_text_one_line(value: Any, key: str = "") -> Any:
+    """The view data with header text (keys ``…name``, ``…subject``, ``…title``) on one line."""
+    if isinstance(value, str):
+        return _one_line(value) if _HEADER_KEY_RE.search(key) else value
+    if isinstance(value, Mapping):
+        return {k: _header_text_one_line(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_header_text_one_line(v, key) for v in value]
+    return value
+
+
+def _finalize(value: Any) -> Any:
+    """Every printed value: no control characters other than line breaks and tabs."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return _CONTROLS_RE.sub("", value)
+    return value
+
+
 def _normalise_language(language: str | None) -> str | None:
     """``"ja-JP"`` / ``"DE_de"`` / ``" nl "`` → primary subtag in lower case, if we have it."""
     if not language:
@@ -125,6 +152,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            finalize=_finalize,
         )
         self._env.filters["quote"] = _quote
         self._env.filters["nl2br"] = _nl2br
@@ -170,7 +198,7 @@ class Renderer:
         ``jinja2.UndefinedError`` when the context lacks a variable a template uses.
         """
         chosen = self._choose_language(kind, language)
-        data = dict(context)
+        data = {key: _header_text_one_line(value, key) for key, value in context.items()}
         prefix = f"{chosen}/{kind}/"
         subject = self._env.get_template(prefix + "subject.txt.j2").render(data)
         text = self._env.get_template(prefix + "body.txt.j2").render(data)

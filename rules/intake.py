@@ -35,16 +35,25 @@ class Decision:
 def decide_for(session: Session, policy: Policy, *, email: str, at: datetime,
                recipients: Sequence[str] = (), subject: str = "", text: str = "",
                language: str | None = None, product: str | None = None,
-               default_language: str = "en", emergency_address: str = "") -> Decision:
-    """Look ``email`` up in the directory and decide its entitlement at ``at``."""
+               default_language: str = "en", emergency_address: str = "",
+               verified: bool = True) -> Decision:
+    """Look ``email`` up in the directory and decide its entitlement at ``at``.
+
+    ``verified=False``: the sender authority did not vouch for ``email``, so the directory's
+    team, role and champion entitlements are not used (standard terms, as for a stranger);
+    the person's language still is (it gives nothing)."""
     email = email.strip().lower()
     person = session.get(Person, email)
     agent = session.get(Agent, email)
     team = session.get(Team, person.team_id) if person is not None and person.team_id else None
-    kind = "agent" if agent is not None else "person" if person is not None else "unknown"
     notes: list[str] = []
     if language is None:
         language = person.language if person else team.language if team else default_language
+    if not verified and (person is not None or agent is not None):
+        notes.append(f"{email} is in the directory but not a verified sender: standard terms "
+                     "(no team plan, role or champion entitlement)")
+        person = agent = team = None
+    kind = "agent" if agent is not None else "person" if person is not None else "unknown"
     if language != "ja" and mostly_japanese(f"{subject}\n{text}"):
         notes.append(f"the text is mostly in Japanese script: treated as ja (not {language})")
         language = "ja"

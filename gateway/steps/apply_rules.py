@@ -1,6 +1,8 @@
 """Decide the entitlement of a new ticket with the policy engine, and explain why.
 
-Reads ``ctx.sender``, ``ctx.language``, the recipients and the text; writes
+Reads ``ctx.sender``, ``ctx.sender_verified``, ``ctx.language``, the recipients and the
+text (an unverified sender gets standard terms, whoever the directory says the From address
+is: premium is a privilege of the verified; the ticket still records the From address); writes
 ``ctx.entitlement`` (tier, queue, product, category, first-response due time and
 the explanation, read by ``record``; target and time zone, read by ``notify`` for
 the promise) and, when the text is mostly Japanese, ``ctx.language = "ja"``.
@@ -32,6 +34,10 @@ def _product_named_in_reply(ctx: MailContext) -> None:
     if (ticket.product is not None or ticket.first_response_due is None or ctx.history
             or ticket.first_response_at is not None or ctx.role == "agent" or ctx.refusal):
         ctx.note(name, "skip", f"reply on ticket #{ticket.number}")
+        return
+    if not ctx.sender_verified:  # the product's terms act on the requester's entitlement
+        ctx.note(name, "skip", f"reply on ticket #{ticket.number} from an unverified sender: "
+                 "a product named in it changes no terms")
         return
     settings = ctx.services.settings
     policy = current_policy(settings)
@@ -95,7 +101,8 @@ def run(ctx: MailContext) -> None:
         ctx.session, policy, email=ctx.sender.email,
         at=ctx.spool.received_at, recipients=recipients, subject=ctx.parsed.subject, text=text,
         language=ctx.language, default_language=settings.ack_language_default,
-        emergency_address=settings.emergency_address)
+        emergency_address=settings.emergency_address,
+        verified=ctx.sender_verified or ctx.history)  # history: our own import, nobody acts
     ctx.language = decision.requester_language
     found = decision.entitlement
     issue_type, why = current_issue_types(settings).classify(ctx.parsed.subject, text)

@@ -1,10 +1,13 @@
-"""How sure are we of the sender?  Decides ``ctx.sender_verified`` before any privilege.
+"""How sure are we of the sender?  Asks the one authority once, before any privilege.
 
-Reads the envelope, ``ctx.parsed`` and ``ctx.sender``; writes ``ctx.token`` and
-``ctx.to_note_address`` (a valid reply token among the envelope recipients) and
-``ctx.sender_verified``, by the method ``sender_authentication`` names (see
-``gateway/sender_auth.py``).  Only people the directory knows can be verified: a
-privilege always comes from the directory, never from a header.
+Reads the envelope, ``ctx.parsed``, ``ctx.analysis`` (the raw ``Authentication-Results``),
+``ctx.dkim`` and ``ctx.sender``; writes ``ctx.token`` and ``ctx.to_note_address`` (a valid
+reply token among the envelope recipients), ``ctx.sender_trust`` (see
+:func:`gateway.sender_auth.sender_trust`; ``ctx.sender_verified`` is derived from it) and,
+for mail that claims an identity the directory would give something to (a person of a
+team, an agent) without the evidence for it, or whose evidence failed, the visible flag
+``unverified sender: …`` on the message.  Such mail is kept, never refused: the later
+steps give it standard terms and no privilege.
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ from __future__ import annotations
 from gateway.context import MailContext
 from gateway.directory import support_identity
 from gateway.models import Participant
-from gateway.sender_auth import Verdict, authres_verdict
+from gateway.sender_auth import (
+    UNVERIFIED_FLAG,
+    MessageFacts,
+    SenderTrust,
+    TokenFacts,
+    sender_trust,
+)
+from gateway.steps.sent_copy import is_sent_copy
 from gateway.tickets import parse_address_detail
 from inbound.addresses import split_address
 
@@ -33,42 +43,69 @@ def _find_token(ctx: MailContext) -> None:
             return
 
 
-def _token_verdict(ctx: MailContext) -> Verdict:
-    """Development mode: a valid reply token of a real ticket vouches for the sender.
-
-    Whoever can write to ``support+TOKEN@`` received (or was shown) our mail about that
-    ticket; that is all this mode checks, which is why it is not for production."""
+def _token_facts(ctx: MailContext) -> TokenFacts | None:
     if ctx.token is None:
-        return Verdict(False, "no valid reply token among the recipients")
+        return None
     participant = ctx.session.get(Participant, ctx.token.participant_id)
     if participant is None or participant.ticket_number != ctx.token.ticket_number:
-        return Verdict(False, "the reply token names no participant of its ticket")
-    return Verdict(True, f"valid reply token of ticket #{ctx.token.ticket_number} "
-                   "(development mode: the token alone is trusted)")
+        return TokenFacts(ctx.token.ticket_number, None)
+    return TokenFacts(ctx.token.ticket_number, participant.email, participant.role)
 
 
-def _verdict(ctx: MailContext) -> Verdict:
-    assert ctx.sender is not None and ctx.parsed is not None
+def _sent_folder_of(ctx: MailContext) -> str | None:
+    if not is_sent_copy(ctx):
+        return None
+    imap = (ctx.spool.options or {}).get("imap") or {}
+    return str(imap.get("mailbox") or imap.get("account") or ctx.spool.source)
+
+
+def _facts(ctx: MailContext) -> MessageFacts:
+    assert ctx.sender is not None
     settings = ctx.services.settings
-    method = settings.sender_authentication
-    if method == "authres":
-        return authres_verdict(ctx.parsed.headers.get("authentication-results", ()),
-                               settings.authserv_id, ctx.sender.email)
-    if method == "dkim":
-        return ctx.dkim or Verdict(False, "DKIM was not verified")
-    return _token_verdict(ctx)
+    return MessageFacts(
+        from_address=ctx.sender.email, method=settings.sender_authentication,
+        authserv_id=settings.authserv_id,
+        authentication_results=(ctx.analysis.authentication_results
+                                if ctx.analysis is not None else ()),
+        dkim=ctx.dkim, token=_token_facts(ctx), sender_is_agent=ctx.sender.agent is not None,
+        agents_address=settings.agents_address, sent_folder_of=_sent_folder_of(ctx),
+        history=ctx.history)
+
+
+def _claim(ctx: MailContext) -> str | None:
+    """What the From address would be given if it were believed (None: nothing)."""
+    assert ctx.sender is not None
+    sender = ctx.sender
+    if sender.agent is not None:
+        return "a support agent"
+    person = sender.person
+    if person is None:
+        return None
+    what = f"{'an admin' if person.role == 'admin' else 'a member'} of team {person.team_id}" \
+        if person.team_id else "a person of the directory"
+    if person.champion and person.champion != "none":
+        what += f", {person.champion} champion"
+    return what
+
+
+def _flag(ctx: MailContext, trust: SenderTrust) -> None:
+    assert ctx.sender is not None
+    if trust.verified or trust.method in {"history", "sent_folder"}:
+        return
+    claim = _claim(ctx)
+    if claim is None and not trust.failed:
+        return  # a stranger: nothing to believe or not, the ordinary case
+    said = f"claims to be {claim}" if claim else "is not in the directory"
+    ctx.flags.append(f"{UNVERIFIED_FLAG}: {ctx.sender.email} {said}, but sender authentication "
+                     f"{'failed' if trust.failed else 'did not vouch for it'} ({trust.reason}); "
+                     "kept with standard terms, no privilege used")
+    ctx.note(name, "flagged", ctx.flags[-1])
 
 
 def run(ctx: MailContext) -> None:
     assert ctx.sender is not None
     _find_token(ctx)
-    if ctx.spool.options.get("history") if ctx.spool.options else False:
-        ctx.note(name, "history", "imported history: nobody acts, nothing is verified")
-        return
-    if ctx.sender.kind == "unknown":
-        ctx.note(name, "unknown", f"{ctx.sender.email} is not in the directory: no privilege "
-                 "to verify")
-        return
-    verdict = _verdict(ctx)
-    ctx.sender_verified = verdict.verified
-    ctx.note(name, "verified" if verdict.verified else "unverified", verdict.explanation)
+    trust = sender_trust(_facts(ctx))
+    ctx.sender_trust = trust
+    ctx.note(name, trust.level.value, trust.explanation)
+    _flag(ctx, trust)

@@ -1,7 +1,8 @@
 """Decide in which role the sender speaks on this ticket, and whether they may.
 
-Reads ``ctx.sender``, ``ctx.sender_verified`` and ``ctx.ticket``; writes ``ctx.role``,
-``ctx.refusal`` and ``ctx.flags``.  MISSION §2:
+Reads ``ctx.sender``, ``ctx.sender_verified`` (from the sender authority,
+``ctx.sender_trust``) and ``ctx.ticket``; writes ``ctx.role``, ``ctx.refusal`` and
+``ctx.flags``.  MISSION §2:
 
 - the requester may always add to their own ticket;
 - a verified **agent** speaks as ``agent`` (relayed, may set status);
@@ -10,7 +11,7 @@ Reads ``ctx.sender``, ``ctx.sender_verified`` and ``ctx.ticket``; writes ``ctx.r
   a non-admin member is refused (``not_admin``), and so is an admin on an older
   ticket (``before_cutoff``);
 - a sender who claims an agent's or admin's address but is not verified gets no
-  privilege: the message is kept as plain customer input and flagged.
+  privilege: the message is kept as plain customer input (``authenticate`` flagged it).
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ def _takes_part(ctx: MailContext, ticket: Ticket, email: str) -> bool:
 
 
 def _unverified(ctx: MailContext, claim: str) -> None:
+    """No role from an unverified claim (``authenticate`` flagged the message already)."""
     assert ctx.sender is not None
     ctx.role = "requester"
-    ctx.flags.append(f"unverified sender: {ctx.sender.email} claims to be {claim} but did not "
-                     "pass sender authentication; kept as customer input, no privilege used")
-    ctx.note(name, "unverified", ctx.flags[-1])
+    ctx.note(name, "unverified", f"{ctx.sender.email} claims to be {claim} but the sender "
+             "authority did not vouch for it: kept as customer input, no privilege used")
 
 
 def _colleague(ctx: MailContext, ticket: Ticket, person: Person) -> None:

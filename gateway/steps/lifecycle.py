@@ -8,9 +8,13 @@ unverified messages change nothing.
 
 - requester (or colleague) reply on ``pending`` → ``open``;
 - on ``solved``/``closed`` within ``reopen_window_days`` of the resolution → ``open``
-  again, and the requester is told; later (or always, with ``replies_only_to_open``)
-  the reply opens a new ticket linked to the old one (a reopen also restarts the SLA
-  clock: ``apply-rules`` reads ``ctx.reopened``);
+  again, and the requester is told, **if the sender is verified** (``ctx.sender_verified``):
+  reopening acts on the requester's identity (and restarts their SLA clock, on their terms:
+  ``apply-rules`` reads ``ctx.reopened``).  An unverified sender's reply is recorded on the
+  ticket with the flag ``not reopened: …`` and the status stays (the agents' notice shows
+  both; an agent may ``#status open``);
+- later (or always, with ``replies_only_to_open``) the reply opens a new ticket linked to
+  the old one, whoever sends it (a new request gets the terms its sender is entitled to);
 - a verified agent's public reply moves ``new`` to ``open``; ``#status X`` sets X.
 """
 
@@ -53,6 +57,12 @@ def _customer_reply(ctx: MailContext, ticket: Ticket) -> None:
         ctx.threaded_by, ctx.role = "new_ticket", "requester"
         ctx.note(name, "follow-up", f"reply to {ticket.status.value} ticket #{ticket.number} "
                  f"{why}: a new ticket that follows it")
+        return
+    if not ctx.sender_verified:
+        ctx.flags.append(f"not reopened: #{ticket.number} stays {ticket.status.value}, "
+                         f"{ctx.sender.email if ctx.sender else 'the sender'} is not a verified "
+                         "sender (an agent may reopen it with #status open)")
+        ctx.note(name, "unchanged", ctx.flags[-1])
         return
     _set(ctx, ticket, TicketStatus.OPEN, f"reopened by a reply within "
          f"{settings.reopen_window_days} days")

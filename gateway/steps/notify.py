@@ -3,7 +3,8 @@
 Reads what the earlier steps decided; writes outbox rows (``ctx.outbox_ids``):
 
 - a new ticket from a person: an acknowledgement (or, for a duplicate, a notice naming
-  the ticket that holds the request), and a copy to team admins who asked for one;
+  the ticket that holds the request), and a copy to team admins who asked for one (only
+  for a verified sender: a claim to be of the team mails nobody of it);
 - a refused reply: a polite refusal to its sender;
 - a colleague's reply: a notice to the requester with the colleague's words;
 - a verified agent's public reply (text, attachments or both): relayed to the
@@ -17,7 +18,8 @@ Reads what the earlier steps decided; writes outbox rows (``ctx.outbox_ids``):
   Reply-To the ticket's address for the agents' participant: an agent's answer from
   their own, authenticated address is an agent reply).  Not for tickets agents open,
   not for duplicates (the ticket holding the request was announced already), never
-  for mail from agents or from that address, never to our own address.
+  for mail from verified agents or from that address, never to our own address; a
+  message flagged ``unverified sender`` says so in the notice.
 
 Never in answer to automatic mail or imported history (RFC 3834); automatic answers
 pass ``gateway/answer_gate.py``: none after a DMARC failure, none to an address that
@@ -35,6 +37,7 @@ from gateway.answer_gate import refusal as answer_refusal
 from gateway.context import MailContext
 from gateway.directory import support_identity
 from gateway.models import OutboxItem, Person, Ticket, TicketStatus
+from gateway.sender_auth import UNVERIFIED_FLAG
 from gateway.steps.sent_copy import is_sent_copy
 from inbound.addresses import split_address
 from outbound.attachment_cap import within_limit
@@ -110,6 +113,9 @@ def _copy_to_admins(ctx: MailContext, ticket: Ticket) -> None:
     team = ctx.sender.team
     if team is None:
         return
+    if not ctx.sender_verified:  # a claim to be of the team: no mail to its admins
+        ctx.note(name, "skip", "copy to the team's admins: the sender is not verified")
+        return
     admins = ctx.session.scalars(select(Person).where(
         Person.team_id == team.id, Person.role == "admin", Person.email != ticket.requester)
         .order_by(Person.email)).all()
@@ -153,7 +159,7 @@ def _to_agents(ctx: MailContext, ticket: Ticket) -> None:
     address = ctx.services.settings.agents_address
     if not address:
         return
-    if ctx.sender.agent is not None or ctx.sender.email == address:
+    if (ctx.sender.agent is not None and ctx.sender_verified) or ctx.sender.email == address:
         ctx.note(name, "skip", "agents' notice: the mail comes from the support team")
         return
     if _is_ours(ctx, address):
@@ -187,6 +193,7 @@ def _to_agents(ctx: MailContext, ticket: Ticket) -> None:
                  "first_response_due": _utc_text(due),
                  "status": ticket.status.value, "reopened": ctx.reopened,
                  "follows": ctx.follows, "flags": list(ctx.flags),
+                 "unverified": any(f.startswith(UNVERIFIED_FLAG) for f in ctx.flags),
                  "text": _text(ctx), "attachments": [a[0] for a in attachments],
                  "not_attached": not_attached},
         spool_id=ctx.spool.id, auto_submitted="auto-generated",

@@ -8,8 +8,8 @@ mailbox itself, trusted because the copy came from our own authenticated IMAP
 account (the spool options say which), never because of a header.
 
 Runs right after ``thread``.  Reads ``ctx.spool.options``, ``ctx.parsed``,
-``ctx.sender`` and the thread decision; writes ``ctx.sender`` (an agent),
-``ctx.sender_verified``, ``ctx.role`` and, for a copy the thread
+``ctx.sender`` and the thread decision (``authenticate`` already trusted the copy: method
+``sent_folder``); writes ``ctx.sender`` (an agent), ``ctx.role`` and, for a copy the thread
 step could not place, ``ctx.ticket`` (by subject tag, which the mailbox may use on
 any ticket) or an IGNORED stop.  ``guard-loop`` and ``notify`` ask
 :func:`is_sent_copy` so that our own From address is no loop and nothing is sent.
@@ -67,8 +67,7 @@ def run(ctx: MailContext) -> None:
     if not is_sent_copy(ctx):
         ctx.note(name, "skip", "not from a Sent folder")
         return
-    ctx.sender = _mailbox_identity(ctx)
-    ctx.sender_verified = True
+    ctx.sender = _mailbox_identity(ctx)  # authenticate trusted the channel (sent_folder)
     ctx.role = "agent"
     if ctx.new_ticket:
         ticket = _by_subject_tag(ctx)

@@ -7,8 +7,11 @@ spool row ends ignored with the outcome.  Runs right after ``sent-copy``: the gu
 have run, the sender is identified and ``thread`` has decided the mail belongs to no
 ticket; nothing after this step concerns a command.
 
-The answer goes to the From address only (never Reply-To): a forged From at worst
-mails the real owner their own list.  What it lists comes from the directory
+The answer goes to the From address only (never Reply-To), and only when the sender
+authority vouches for it (``ctx.sender_verified``): a person's ticket list is private, and
+an unverified request gets no answer at all (the spool row ends ignored with the reason),
+neither a list nor an empty one that would be false.  Token mode verifies no new mail, so
+there the command never answers (development only).  What it lists comes from the directory
 (:mod:`gateway.ticket_list`).  Like every automatic answer it is never sent for
 automatic mail or imported history, and it passes the gate of every automatic answer
 (``gateway/answer_gate.py``: DMARC, bounce marks, per-mailbox and per-domain caps).
@@ -77,6 +80,11 @@ def run(ctx: MailContext) -> None:
     if ctx.automatic is not None:
         ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: automatic mail "
                  f"({ctx.automatic.kind}) is never answered")
+        return
+    if not ctx.sender_verified:
+        trust = ctx.sender_trust.reason if ctx.sender_trust else "not authenticated"
+        ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: {address} is not a "
+                 f"verified sender ({trust}); a ticket list is private")
         return
     refused = answer_refusal(ctx, address)  # DMARC, bounce mark, per-mailbox/domain caps
     if refused:

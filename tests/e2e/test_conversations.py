@@ -121,11 +121,12 @@ def outbox_kinds(gateway: Gateway, rcpt: str) -> list[str]:
 def open_ticket(settings: Settings, gateway: Gateway, sender: str = "max@acme.example",
                 subject: str = "VPN drops every hour",
                 body: str = "Hello, the VPN connection drops every hour since the update.",
-                ) -> tuple[int, str]:
+                headers: dict[str, str] | None = None) -> tuple[int, str]:
     """A customer opens a ticket; returns its number and the customer's Message-ID."""
     message_id = make_msgid(domain="acme.example")
     row = deliver(settings, gateway, make_mail(sender=sender, subject=subject, body=body,
-                                               message_id=message_id), mail_from=sender)
+                                               message_id=message_id, headers=headers or {}),
+                  mail_from=sender)
     assert row.ticket_number is not None, row.reason
     return row.ticket_number, message_id.strip("<>")
 
@@ -213,7 +214,7 @@ def test_admin_reply_on_a_ticket_from_before_the_cutoff_is_refused(
 
 def test_admin_copied_on_new_team_tickets_replies_to_the_copy_as_a_colleague(
         running: GatewayServer, gw: Gateway, settings: Settings) -> None:
-    number, _ = open_ticket(settings, gw)
+    number, _ = open_ticket(settings, gw, headers=passed("acme.example"))
     (copy,) = mail_to(settings, "olga@acme.example")
     assert copy["Content-Language"] == "nl" and "max@acme.example" in body_text(copy)
     assert copy["Subject"] == f"[#{number}] VPN drops every hour"
@@ -416,7 +417,7 @@ def test_a_strangers_mail_with_reply_to_naming_an_agent_gets_no_privilege(
 
 @pytest.mark.parametrize("settings", [{"sender_authentication": "token", "authserv_id": ""}],
                          indirect=True)
-def test_development_token_mode_trusts_the_reply_token_alone(
+def test_development_token_mode_trusts_a_reply_token_only_for_its_participant(
         running: GatewayServer, gw: Gateway, settings: Settings) -> None:
     number, _ = open_ticket(settings, gw)
     maxs = str(acknowledgement(settings, "max@acme.example", number)["Reply-To"])
@@ -424,13 +425,18 @@ def test_development_token_mode_trusts_the_reply_token_alone(
     deliver(settings, gw, make_mail(sender="anna@acme.example", subject=f"Re: [#{number}] VPN",
                                     body="Trying with the tag only."),
             mail_from="anna@acme.example")
-    # Anna writing to the ticket's reply address: the token vouches for her.
+    # Anna writing to Max's reply address: that token vouches for Max, not for her.
     deliver(settings, gw, make_mail(sender="anna@acme.example", to=maxs, subject="Re: VPN",
                                     body="Trying via the reply address."),
             mail_from="anna@acme.example", rcpt_to=maxs)
     anna = [(m.role, bool(m.flags)) for m in messages(gw, number)
             if m.from_address == "anna@acme.example"]
-    assert anna == [("requester", True), ("colleague", False)]
+    assert anna == [("requester", True), ("requester", True)]
+    # Max through his own reply address: verified, no flag.
+    deliver(settings, gw, make_mail(sender="max@acme.example", to=maxs, subject="Re: VPN",
+                                    body="It still drops."),
+            mail_from="max@acme.example", rcpt_to=maxs)
+    assert [(m.role, m.flags) for m in messages(gw, number)][-1] == ("requester", [])
     # A forged reply token verifies nobody.
     forged = maxs.split("+", 1)[0] + f"+{number}-1-aaaaaaaaaaaaaaaa@support.example"
     deliver(settings, gw, agent_mail(number, "#status closed\nClosed.", headers={},
@@ -455,7 +461,9 @@ def test_reply_to_pending_ticket_opens_it_and_reply_to_solved_reopens_within_the
             mail_from="kenji@support.example")
     assert ticket(gw, number).status == TicketStatus.SOLVED
     deliver(settings, gw, make_mail(sender="max@acme.example", subject=f"Re: [#{number}] VPN",
-                                    body="Updating did not help."), mail_from="max@acme.example")
+                                    body="Updating did not help.",
+                                    headers=passed("acme.example")),
+            mail_from="max@acme.example")
     assert ticket(gw, number).status == TicketStatus.OPEN
     assert outbox_kinds(gw, "max@acme.example")[-1] == "reopened"
     reopened = [m for m in mail_to(settings, "max@acme.example") if "daher wieder geöffnet"
@@ -795,7 +803,8 @@ def test_a_member_gets_only_their_own_tickets_and_no_ticket_is_opened(
                            body="We need five more licences for the new office.")
     before = ticket_count(gw)
     row, request_id = ask_for_tickets(settings, gw, "max@acme.example",
-                                      headers={"Reply-To": "someone@elsewhere.example"})
+                                      headers={"Reply-To": "someone@elsewhere.example",
+                                               **passed("acme.example")})
 
     assert row.state == SpoolState.IGNORED and row.ticket_number is None
     assert row.reason == "command: ticket list (1 found) sent to max@acme.example"
@@ -830,7 +839,7 @@ def test_an_admin_sees_team_tickets_from_the_cutoff_on_but_not_older_ones(
     assert old not in listed(answer) and stranger not in listed(answer)
     assert listed(answer)[0] == own  # newest update first
     # The cut-off is about team tickets only: Max still sees his own old one.
-    ask_for_tickets(settings, gw, "max@acme.example")
+    ask_for_tickets(settings, gw, "max@acme.example", headers=passed("acme.example"))
     (max_answer,) = ticket_lists(settings, "max@acme.example")
     assert listed(max_answer) == [recent, old]  # the oldest update comes last
 
@@ -846,10 +855,12 @@ def test_tickets_all_includes_an_old_closed_ticket_that_the_plain_list_leaves_ou
         session.execute(update(Ticket).where(Ticket.number == closed).values(
             status=TicketStatus.CLOSED, created_at=long_ago, updated_at=long_ago,
             resolved_at=long_ago))
-    ask_for_tickets(settings, gw, "max@acme.example")
-    ask_for_tickets(settings, gw, "max@acme.example", "#tickets all")
+    verified = passed("acme.example")
+    ask_for_tickets(settings, gw, "max@acme.example", headers=verified)
+    ask_for_tickets(settings, gw, "max@acme.example", "#tickets all", headers=verified)
     since = (long_ago - timedelta(days=1)).date().isoformat()
-    ask_for_tickets(settings, gw, "max@acme.example", f"#TICKETS since {since}")
+    ask_for_tickets(settings, gw, "max@acme.example", f"#TICKETS since {since}",
+                    headers=verified)
     plain, everything, from_day = ticket_lists(settings, "max@acme.example")
     assert listed(plain) == [current]
     assert "#tickets all" in body_text(plain)  # tells how to see the older ones
@@ -862,7 +873,8 @@ def test_tickets_all_includes_an_old_closed_ticket_that_the_plain_list_leaves_ou
 
 def test_an_unknown_sender_gets_the_empty_answer(
         running: GatewayServer, gw: Gateway, settings: Settings) -> None:
-    row, _ = ask_for_tickets(settings, gw, "someone@nowhere.example")
+    row, _ = ask_for_tickets(settings, gw, "someone@nowhere.example",
+                             headers=passed("nowhere.example"))
     assert row.state == SpoolState.IGNORED and "ticket list (0 found)" in row.reason
     (answer,) = ticket_lists(settings, "someone@nowhere.example")
     assert answer["Subject"] == "Your tickets"
@@ -898,6 +910,7 @@ def test_the_command_in_a_reply_on_a_ticket_is_just_text(
 def test_ticket_lists_count_against_the_hourly_cap_of_automatic_answers(
         running: GatewayServer, gw: Gateway, settings: Settings) -> None:
     for _ in range(settings.ack_limit_per_hour + 1):
-        row, _ = ask_for_tickets(settings, gw, "someone@nowhere.example")
+        row, _ = ask_for_tickets(settings, gw, "someone@nowhere.example",
+                                 headers=passed("nowhere.example"))
     assert row.state == SpoolState.IGNORED and "loop brake" in row.reason
     assert len(ticket_lists(settings, "someone@nowhere.example")) == settings.ack_limit_per_hour

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import func, select, update
 
 from gateway.app import Gateway
+from gateway.config import Settings
+from gateway.directory import load_directory_file
 from gateway.models import MessageRecord, OutboxItem, SpoolEntry, SpoolState, Ticket
 from gateway.processing import process_spool_entry
 from gateway.server import GatewayServer
 from inbound.spool import store_message
-from tests.conftest import wait_for
+from tests.conftest import DIRECTORY, wait_for
 from tests.mail import make_mail
 
 
@@ -69,14 +73,24 @@ def test_unknown_sender_gets_standard_support(gateway: Gateway) -> None:
     assert message.role == "requester" and message.team_id is None
 
 
-def test_member_and_team_are_tagged_from_the_directory(gateway: Gateway) -> None:
-    stored = store_message(gateway.db, make_mail(sender="max@acme.example"), source="smtp")
+def test_member_and_team_are_tagged_from_the_directory(
+        settings_factory: Callable[..., Settings]) -> None:
+    # Behind an MTA that checked DMARC: the team's plan belongs to a verified member.
+    gateway = Gateway(settings_factory(sender_authentication="authres",
+                                       authserv_id="mx.support.example"))
+    with gateway.db.transaction() as session:
+        load_directory_file(session, DIRECTORY)
+    verified = {"Authentication-Results": "mx.support.example; dmarc=pass "
+                "header.from=acme.example"}
+    stored = store_message(gateway.db, make_mail(sender="max@acme.example", headers=verified),
+                           source="smtp")
     process_spool_entry(gateway.db, gateway.services, stored.spool_id)
     with gateway.db.reading() as session:
         ticket = session.scalars(select(Ticket)).one()
         message = session.scalars(select(MessageRecord)).one()
     assert (ticket.team_id, ticket.tier, ticket.language) == ("acme", "enhanced", "de")
     assert (message.role, message.team_id) == ("requester", "acme")
+    gateway.close()
 
 
 def test_attachments_and_html_only_mail_are_kept_readable(gateway: Gateway) -> None:

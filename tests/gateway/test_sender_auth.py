@@ -1,4 +1,5 @@
-"""Sender authentication: which Authentication-Results count, and our own DKIM check."""
+"""Sender authentication: which Authentication-Results count, how they are read (fail
+closed, values as received), our own DKIM check, and the token mode's limits."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError
-from gateway.sender_auth import aligned, authres_verdict, dkim_verdict
+from gateway.sender_auth import (
+    MAX_SIGNATURES,
+    MessageFacts,
+    TokenFacts,
+    Trust,
+    aligned,
+    authres_verdict,
+    dkim_verdict,
+    sender_trust,
+)
+from inbound.analysis import analyze
 
 MTA = "mx.support.example"
 
@@ -96,3 +107,142 @@ def test_authres_mode_needs_the_upstream_authserv_id() -> None:
         load_settings(None, sender_authentication="authres")
     assert Settings(sender_authentication="authres", authserv_id=" MX.Support.Example ") \
         .authserv_id == MTA
+
+
+# -- issue 12: one authority, fail closed, values as received --------------------------------
+
+FORGED = f"{MTA}; dkim=pass header.d=support.example; dmarc=pass header.from=support.example"
+
+
+@pytest.mark.parametrize("top", [
+    f"{MTA}; dmarc=fail header.from=support.example; spf=pass smtp.mailfrom",  # no value
+    f"{MTA}; dkim=pass header.d=support.example (unclosed comment",
+    f"{MTA}; dkim pass header.d=support.example",                               # no "="
+    f"{MTA}; dmarc=pass header.from=\"support.example",                         # open quote
+])
+def test_an_unreadable_topmost_header_of_ours_is_unverified_whatever_lies_below(
+        top: str) -> None:
+    verdict = authres_verdict([top, FORGED], MTA, "kenji@support.example")
+    assert verdict.level is Trust.UNVERIFIED and "unreadable" in verdict.reason
+
+
+def test_an_unreadable_header_above_ours_stops_the_search() -> None:
+    verdict = authres_verdict(["(no id at all", FORGED], MTA, "kenji@support.example")
+    assert verdict.level is Trust.UNVERIFIED
+
+
+@pytest.mark.parametrize("results", [
+    "spf=none smtp.mailfrom=<> smtp.helo=[192.0.2.7]; dmarc=pass header.from=acme.example",
+    "spf=pass smtp.mailfrom=anna@äcme.example; dmarc=pass header.from=acme.example",
+    "dkim=pass (1024-bit key; unprotected) header.d=acme.example header.s=mail; "
+    "spf=pass smtp.mailfrom=anna@acme.example",
+    "dmarc=pass (p=reject dis=none) header.from=\"acme.example\"",
+    "dkim/1=pass header.i=@acme.example;",                         # version, trailing ";"
+    "dmarc=pass action=none header.from=acme.example; compauth=pass reason=100",
+])
+def test_legal_values_are_read_and_an_aligned_pass_verifies(results: str) -> None:
+    for value in (f"{MTA}; {results}", f"{MTA} 1; {results}"):
+        verdict = authres_verdict([value], MTA, "anna@acme.example")
+        assert verdict.level is Trust.VERIFIED, verdict.reason
+
+
+@pytest.mark.parametrize("results", [
+    "dmarc==?utf-8?q?pass?= header.from=acme.example",     # RFC 2047 is not a value here
+    "dmarc=pass header.from==?utf-8?q?acme.example?=",
+    "dmarc=?utf-8?q?pass?= header.from=acme.example",
+    "dmarc=pass",                                          # about no domain
+    "dmarc=pass header.from=acme.example.evil.example",
+    "dkim=pass header.d=example",                          # a public suffix aligns nothing
+])
+def test_encoded_or_unaligned_passes_verify_nothing(results: str) -> None:
+    verdict = authres_verdict([f"{MTA}; {results}"], MTA, "anna@acme.example")
+    assert not verdict.verified
+
+
+@pytest.mark.parametrize(("results", "level"), [
+    ("dmarc=fail header.from=acme.example", Trust.FAILED),
+    ("dmarc=fail", Trust.FAILED),
+    ("dkim=pass header.d=acme.example; dmarc=fail header.from=acme.example", Trust.FAILED),
+    ("dkim=fail header.d=acme.example", Trust.FAILED),
+    ("dkim=fail header.d=acme.example; dkim=pass header.d=acme.example", Trust.VERIFIED),
+    ("dkim=fail header.d=evil.example", Trust.UNVERIFIED),   # not about our From domain
+    ("dmarc=fail header.from=evil.example", Trust.UNVERIFIED),
+    ("none", Trust.UNVERIFIED),
+])
+def test_failed_means_the_evidence_positively_fails_for_the_from_domain(
+        results: str, level: Trust) -> None:
+    assert authres_verdict([f"{MTA}; {results}"], MTA, "anna@acme.example").level is level
+
+
+def test_the_analysis_keeps_authentication_results_as_received() -> None:
+    raw = (b"Authentication-Results: mx.support.example;\r\n dmarc==?utf-8?q?pass?=\r\n"
+           b"\theader.from=acme.example\r\nFrom: anna@acme.example\r\nSubject: x\r\n\r\nhi\r\n")
+    (value,) = analyze(raw).authentication_results
+    assert value == "mx.support.example; dmarc==?utf-8?q?pass?= header.from=acme.example"
+
+
+def _facts(**values: object) -> MessageFacts:
+    base: dict[str, object] = {"from_address": "anna@acme.example", "method": "token"}
+    base.update(values)
+    return MessageFacts(**base)  # type: ignore[arg-type]
+
+
+def test_token_mode_vouches_only_for_the_participant_the_token_was_issued_to() -> None:
+    anna = TokenFacts(7, "anna@acme.example", "requester")
+    assert sender_trust(_facts(token=anna)).verified
+    assert not sender_trust(_facts(token=anna, from_address="kenji@support.example",
+                                   sender_is_agent=True)).verified
+    assert not sender_trust(_facts(token=None)).verified
+    assert not sender_trust(_facts(token=TokenFacts(7, None))).verified
+    agents = TokenFacts(7, "agents@support.example", "agent")
+    kenji = _facts(token=agents, from_address="kenji@support.example",
+                   agents_address="agents@support.example")
+    assert not sender_trust(kenji).verified  # not a directory agent
+    assert sender_trust(MessageFacts(**{**kenji.__dict__, "sender_is_agent": True})).verified
+
+
+def test_the_authority_trusts_our_sent_folder_and_verifies_no_history() -> None:
+    sent = sender_trust(_facts(method="authres", sent_folder_of="shared"))
+    assert (sent.level, sent.method) == (Trust.VERIFIED, "sent_folder")
+    history = sender_trust(_facts(method="authres", history=True))
+    assert (history.level, history.method) == (Trust.UNVERIFIED, "history")
+
+
+def _key_pair() -> tuple[bytes, bytes]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = private.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    public = private.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+def test_dkim_mode_tries_only_aligned_signatures_and_at_most_a_few() -> None:
+    key, record = _key_pair()
+    asked: list[bytes] = []
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:  # the one fake: no DNS here
+        asked.append(name)
+        return record if name.endswith(b"._domainkey.acme.example.") else None
+
+    good = _signed("acme.example", "anna@acme.example", key)
+    raw = good
+    for index in range(MAX_SIGNATURES + 3):  # signatures of other domains: never tried
+        raw = dkim.sign(raw, f"s{index}".encode(), b"evil.example", key,
+                        include_headers=[b"from"]) + raw
+    assert dkim_verdict(raw, "anna@acme.example", dnsfunc=dns).verified
+    assert asked == [b"mail._domainkey.acme.example."]
+
+    asked.clear()
+    tampered = good.replace(b"Please try again.", b"Send me your password.")
+    for _index in range(MAX_SIGNATURES + 3):  # many aligned signatures: a few are tried
+        tampered = dkim.sign(tampered, b"mail", b"acme.example", key,
+                             include_headers=[b"from"]) + tampered
+    tampered = tampered.replace(b"Send me your password.", b"Send me your PIN now.")
+    verdict = dkim_verdict(tampered, "anna@acme.example", dnsfunc=dns)
+    assert verdict.level is Trust.FAILED and len(asked) == MAX_SIGNATURES
+
+    unknown_key = _signed("acme.example", "anna@acme.example", key)
+    verdict = dkim_verdict(unknown_key, "anna@acme.example", dnsfunc=lambda *a, **k: None)
+    assert verdict.level is Trust.UNVERIFIED  # no key found: nothing proves a forgery

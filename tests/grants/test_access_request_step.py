@@ -1,8 +1,8 @@
 """The ``access-request`` pipeline step: only authenticated agents start a request by mail.
 
-On this branch no step sets ``ctx.sender_verified`` yet (sender authentication is
-issue 4), so the context is built by running the real pipeline up to ``authorize``
-on a real spooled mail and then setting the flag as the authenticate step will.
+The context is built by running the real pipeline up to ``authorize`` on a real
+spooled mail and then setting the sender authority's answer (``ctx.sender_trust``)
+for an authenticated or a non-authenticated agent.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from gateway.context import MailContext
 from gateway.models import AccessRequest, OutboxItem, SpoolEntry
 from gateway.pipeline import PIPELINE, run_pipeline
 from gateway.processing import process_spool_entry
+from gateway.sender_auth import SenderTrust, Trust
 from gateway.steps import STEPS
 from gateway.steps.access_request import parse_command
 from inbound.analysis import analyze
@@ -31,7 +32,9 @@ def _context_after_authorize(gateway: Gateway, raw: bytes, rcpt: str, verified: 
         ctx = MailContext(spool=entry, session=session, services=gateway.services,
                           analysis=analyze(raw, entry.mail_from))
         run_pipeline(ctx, PIPELINE[:PIPELINE.index("authorize") + 1])
-        ctx.sender_verified = verified  # what issue 4's authenticate step will decide
+        # what the sender authority would decide for a (non-)authenticated agent
+        ctx.sender_trust = SenderTrust(Trust.VERIFIED if verified else Trust.UNVERIFIED,
+                                       "authres", "set by the test")
         STEPS["access-request"].run(ctx)
         return list(ctx.outbox_ids)
 

@@ -23,7 +23,7 @@ from gateway.views import ticket_view
 from inbound.spool import store_message
 from tests.conftest import run_gateway, wait_for
 from tests.mail import make_mail, send
-from tests.rules.tickets import RULES_DIRECTORY, outbox_mail, plain_text, ticket_at
+from tests.rules.tickets import RULES_DIRECTORY, outbox_mail, passed, plain_text, ticket_at
 
 
 def acknowledgement(gateway: Gateway, ticket: Ticket) -> EmailMessage:
@@ -163,7 +163,8 @@ def test_smtp_accepts_product_and_emergency_addresses_only(rules_gateway: Gatewa
                                                           running: GatewayServer) -> None:
     listen = rules_gateway.settings.smtp_listen
     for to in ("dash@support.example", EMERGENCY):
-        send(listen, make_mail(sender="bob@initech.example", to=to),
+        send(listen, make_mail(sender="bob@initech.example", to=to,
+                               headers=passed("bob@initech.example")),
              mail_from="bob@initech.example", rcpt_to=to)
     with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
         send(listen, make_mail(to="nobody@support.example"), rcpt_to="nobody@support.example")
@@ -184,7 +185,8 @@ def test_smtp_accepts_product_and_emergency_addresses_only(rules_gateway: Gatewa
 
 def _reply_at(gateway: Gateway, ticket: Ticket, when: str, body: str) -> None:
     raw = make_mail(sender=ticket.requester, subject=f"Re: [#{ticket.number}] {ticket.subject}",
-                    body=body, in_reply_to=ticket.origin_message_id)
+                    body=body, in_reply_to=ticket.origin_message_id,
+                    headers=passed(ticket.requester))
     stored = store_message(gateway.db, raw, source="smtp", mail_from=ticket.requester,
                            rcpt_tos=["support@support.example"])
     with gateway.db.transaction() as session:

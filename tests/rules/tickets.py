@@ -17,6 +17,14 @@ from inbound.spool import store_message
 from tests.mail import make_mail
 
 RULES_DIRECTORY = Path(__file__).parent.parent / "fixtures" / "rules_directory.toml"
+AUTHSERV = "mx.support.example"
+
+
+def passed(sender: str) -> dict[str, str]:
+    """The header our MTA (``tests/rules/conftest.py``) writes when DMARC passed for the
+    sender's domain: these helpers send as the genuine directory people they name."""
+    domain = sender.rpartition("@")[2]
+    return {"Authentication-Results": f"{AUTHSERV}; dmarc=pass header.from={domain}"}
 
 
 def ticket_at(gateway: Gateway, when: str, *, sender: str, to: str = "support@support.example",
@@ -24,7 +32,7 @@ def ticket_at(gateway: Gateway, when: str, *, sender: str, to: str = "support@su
               history: bool = False) -> Ticket:
     """A ticket from a mail that arrived at ``when`` (the spool's arrival time)."""
     stored = store_message(gateway.db, make_mail(sender=sender, to=to, body=body,
-                                                 subject=subject),
+                                                 subject=subject, headers=passed(sender)),
                            source="smtp", rcpt_tos=[to], mail_from=sender)
     with gateway.db.transaction() as session:
         session.execute(update(SpoolEntry).where(SpoolEntry.id == stored.spool_id).values(
@@ -45,7 +53,7 @@ def reply_at(gateway: Gateway, ticket: Ticket, when: str, *, sender: str,
              body: str = "It fails again.") -> None:
     """A reply to ``ticket`` (threaded by In-Reply-To) that arrived at ``when``."""
     raw = make_mail(sender=sender, subject=f"Re: [#{ticket.number}] {ticket.subject}",
-                    body=body, in_reply_to=ticket.origin_message_id)
+                    body=body, in_reply_to=ticket.origin_message_id, headers=passed(sender))
     stored = store_message(gateway.db, raw, source="smtp", rcpt_tos=["support@support.example"],
                            mail_from=sender)
     with gateway.db.transaction() as session:

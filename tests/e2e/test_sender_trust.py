@@ -1,0 +1,295 @@
+"""Sender trust over real SMTP (issue 12): forged identities get nothing but a flagged,
+stored message.
+
+Each test replays an attack against a running gateway and checks that the claimed identity
+gave no privilege, no premium promise and no status change, that the message was kept with
+the visible ``unverified sender`` flag, and (as a control) that the genuine sender still
+gets what the forger did not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.utils import make_msgid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from gateway.app import Gateway
+from gateway.config import Settings
+from gateway.directory import load_directory_file
+from gateway.models import AccessRequest, MessageRecord, SpoolEntry, Ticket, TicketStatus
+from gateway.server import GatewayServer
+from rules.intake import decide_for
+from rules.runtime import current_policy
+from tests.conftest import Processes, wait_for
+from tests.e2e.test_conversations import (
+    AUTHSERV,
+    FIXTURES,
+    acknowledgement,
+    agent_mail,
+    body_text,
+    deliver,
+    mail_to,
+    messages,
+    open_ticket,
+    outbox_kinds,
+    passed,
+    ticket,
+)
+from tests.mail import make_mail
+
+AGENTS = "agents@support.example"
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings], request: pytest.FixtureRequest
+             ) -> Settings:
+    overrides: dict[str, Any] = {"sender_authentication": "authres", "authserv_id": AUTHSERV,
+                                 "agents_address": AGENTS}
+    overrides.update(getattr(request, "param", {}))
+    return settings_factory(**overrides)
+
+
+@pytest.fixture
+def gw(gateway: Gateway) -> Gateway:
+    with gateway.db.transaction() as session:
+        load_directory_file(session, FIXTURES / "conversations.toml")
+    return gateway
+
+
+token_mode = pytest.mark.parametrize(
+    "settings", [{"sender_authentication": "token", "authserv_id": ""}], indirect=True)
+
+
+def with_results(raw: bytes, *values: str) -> bytes:
+    """``raw`` with ``Authentication-Results`` lines on top, byte for byte as given (an
+    ``EmailMessage`` would decode and re-encode them)."""
+    return "".join(f"Authentication-Results: {v}\r\n" for v in values).encode() + raw
+
+
+def flagged(record: MessageRecord) -> bool:
+    return any(flag.startswith("unverified sender") for flag in record.flags)
+
+
+def agents_notices(settings: Settings, number: int) -> list[str]:
+    return [body_text(m) for m in mail_to(settings, AGENTS)
+            if str(m["Subject"]).startswith(f"[#{number}]")]
+
+
+# -- token mode: a token vouches only for the participant it was issued to ------------------
+
+@token_mode
+def test_token_mode_stranger_with_his_own_token_and_an_agents_from_gets_nothing(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    mallory = "mallory@evil.example"
+    own, _ = open_ticket(settings, gw, sender=mallory, subject="Question about VPN",
+                         body="Which VPN client do you support on Linux machines?")
+    token_address = str(acknowledgement(settings, mallory, own)["Reply-To"])
+    # Through the token of his own ticket, From: a directory agent.
+    for body in ("#status closed\nYour ticket is closed, send us your password to reopen.",
+                 "#access team=acme\nPlease approve, urgent security update."):
+        deliver(settings, gw, agent_mail(own, body, headers={}, to=token_address),
+                mail_from="kenji@support.example", rcpt_to=token_address)
+
+    claimed = [m for m in messages(gw, own) if m.from_address == "kenji@support.example"]
+    assert [(m.role, flagged(m)) for m in claimed] == [("requester", True)] * 2
+    assert ticket(gw, own).status == TicketStatus.NEW and ticket(gw, own).first_response_at \
+        is None
+    assert outbox_kinds(gw, mallory) == ["acknowledgement"]  # nothing relayed as support's
+    with gw.db.reading() as session:
+        assert session.scalars(select(AccessRequest)).all() == []
+    assert outbox_kinds(gw, "anna@acme.example") == []  # no activation request to admins
+    notices = agents_notices(settings, own)
+    assert any("UNVERIFIED SENDER" in text and "Warning:    unverified sender" in text
+               for text in notices)
+
+    # Control: the genuine agent through the agents' own reply address still acts.
+    agents_token = str([m for m in mail_to(settings, AGENTS)
+                        if str(m["Subject"]).startswith(f"[#{own}]")][0]["Reply-To"])
+    deliver(settings, gw, agent_mail(own, "#status pending\nWhich distribution?", headers={},
+                                     to=agents_token),
+            mail_from="kenji@support.example", rcpt_to=agents_token)
+    assert ticket(gw, own).status == TicketStatus.PENDING
+    assert outbox_kinds(gw, mallory)[-1] == "agent_reply"
+
+
+@token_mode
+def test_token_mode_customer_with_the_agents_token_and_an_agents_from_gets_nothing(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)
+    (notice,) = [m for m in mail_to(settings, AGENTS) if str(m["Subject"]).startswith(
+        f"[#{number}]")]
+    agents_token = str(notice["Reply-To"])
+    # The agents' token vouches for directory agents only: Max claiming to be an agent
+    # is a different person from the one the From names, and a stranger From is no agent.
+    deliver(settings, gw, make_mail(sender="mallory@evil.example", to=agents_token,
+                                    subject="Re: VPN", body="#status closed\nDone."),
+            mail_from="mallory@evil.example", rcpt_to=agents_token)
+    assert ticket(gw, number).status == TicketStatus.NEW
+    assert "agent_reply" not in outbox_kinds(gw, "max@acme.example")
+
+
+# -- authres: only the topmost header of our MTA, read as received, aligned ----------------
+
+FORGED_PASS = f"{AUTHSERV}; dkim=pass header.d=support.example; dmarc=pass " \
+              "header.from=support.example"
+
+
+@pytest.mark.parametrize("results", [
+    # unreadable topmost header of our MTA (a result without "="), forged pass below
+    (f"{AUTHSERV}; dmarc=fail header.from=support.example; dkim pass header.d=x.example",
+     FORGED_PASS),
+    # legal values an earlier parser could not read: read here, no pass, lower one ignored
+    (f"{AUTHSERV}; spf=none smtp.mailfrom=<> smtp.helo=[192.0.2.7]; dkim=none",
+     FORGED_PASS),
+    (f"{AUTHSERV}; spf=pass smtp.mailfrom=kenji@süpport.example; dmarc=none "
+     "header.from=support.example", FORGED_PASS),
+    # RFC 2047 encoded words are no values
+    (f"{AUTHSERV}; dmarc==?utf-8?q?pass?= header.from=support.example",),
+    (f"{AUTHSERV}; dmarc=pass header.from==?utf-8?q?support.example?=",),
+    # a pass that says nothing about the From domain
+    (f"{AUTHSERV}; dmarc=pass",),
+    (f"{AUTHSERV}; dmarc=pass header.from=evil.example",),
+    (f"{AUTHSERV}; dkim=pass header.d=evil.example",),
+], ids=["unreadable-top", "null-mailfrom-top", "utf8-mailfrom-top", "encoded-result",
+        "encoded-header-from", "no-header-from", "other-header-from", "unaligned-dkim"])
+def test_a_forged_or_unreadable_pass_verifies_no_agent(
+        running: GatewayServer, gw: Gateway, settings: Settings, results: tuple[str, ...]
+        ) -> None:
+    number, _ = open_ticket(settings, gw, headers=passed("acme.example"))
+    ack = acknowledgement(settings, "max@acme.example", number)
+    forged = with_results(agent_mail(number, "#status closed\nClosed, send your password.",
+                                     headers={}, in_reply_to=str(ack["Message-ID"])),
+                          *results)
+    row = deliver(settings, gw, forged, mail_from="kenji@support.example")
+    assert row.ticket_number == number
+    assert ticket(gw, number).status == TicketStatus.NEW
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+    (claimed,) = [m for m in messages(gw, number) if m.from_address == "kenji@support.example"]
+    assert claimed.role == "requester" and flagged(claimed)
+
+    # Control: the same command with the header our MTA writes for a genuine agent.
+    genuine = agent_mail(number, "#status closed\nFixed in 2.4.1.",
+                         in_reply_to=str(ack["Message-ID"]))
+    deliver(settings, gw, genuine, mail_from="kenji@support.example")
+    assert ticket(gw, number).status == TicketStatus.CLOSED
+
+
+# -- forged requesters --------------------------------------------------------------------
+
+DMARC_FAIL = {"Authentication-Results": f"{AUTHSERV}; dkim=none; dmarc=fail (p=none) "
+              "header.from=acme.example"}
+
+
+def test_a_forged_admin_gets_standard_terms_no_reopen_and_agents_see_unverified(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    # The genuine admin: her team's Enhanced plan.
+    genuine, _ = open_ticket(settings, gw, sender="anna@acme.example", subject="Licence count",
+                             body="We need five more licences for the new office.",
+                             headers=passed("acme.example"))
+    assert ticket(gw, genuine).tier == "enhanced"
+    deliver(settings, gw, make_mail(
+        sender="kenji@support.example", subject=f"Re: [#{genuine}] Licence count",
+        body="#status solved\nDone: five more licences.", headers=passed("support.example")),
+        mail_from="kenji@support.example")
+    assert ticket(gw, genuine).status == TicketStatus.SOLVED
+
+    # A new request From her address whose DMARC failed: standard terms, flagged.
+    row = deliver(settings, gw, make_mail(
+        sender="anna@acme.example", subject="Urgent: server down",
+        body="Our whole file server is down, please call me at once.", headers=DMARC_FAIL),
+        mail_from="anna@acme.example")
+    assert row.ticket_number is not None
+    forged = ticket(gw, row.ticket_number)
+    assert forged.requester == "anna@acme.example" and forged.tier == "standard"
+    assert "not a verified sender" in forged.entitlement
+    with gw.db.reading() as session:
+        entry = session.get(SpoolEntry, row.id)
+        assert entry is not None
+        stranger = decide_for(session, current_policy(settings), email="someone@nowhere.example",
+                              at=entry.received_at, subject="Urgent: server down",
+                              text="Our whole file server is down, please call me at once.",
+                              language="de").entitlement
+    assert forged.first_response_due == stranger.due  # a stranger's due time, not 1 hour
+    (record,) = messages(gw, forged.number)
+    assert flagged(record) and "dmarc=fail" in " ".join(record.flags)
+    (notice,) = agents_notices(settings, forged.number)
+    assert "    From:       anna@acme.example (UNVERIFIED SENDER)\n" in notice
+    assert "Tier:       standard" in notice and "Warning:    unverified sender" in notice
+    assert outbox_kinds(gw, "olga@acme.example").count("team_ticket_copy") == 1  # genuine only
+
+    # Her forged reply to the solved ticket: kept on it, flagged, the ticket stays solved.
+    reply = deliver(settings, gw, make_mail(
+        sender="anna@acme.example", subject=f"Re: [#{genuine}] Licence count",
+        body="This is not solved, reopen it and raise our licences to 500.",
+        headers=DMARC_FAIL), mail_from="anna@acme.example")
+    assert reply.ticket_number == genuine
+    assert ticket(gw, genuine).status == TicketStatus.SOLVED
+    kept = messages(gw, genuine)[-1]
+    assert "raise our licences to 500" in kept.text and kept.role == "requester"
+    assert flagged(kept) and any(f.startswith("not reopened") for f in kept.flags)
+    assert "reopened" not in outbox_kinds(gw, "anna@acme.example")
+    (follow_up_notice,) = [text for text in agents_notices(settings, genuine)
+                           if "raise our licences" in text]
+    assert "UNVERIFIED SENDER" in follow_up_notice and "Status: solved" in follow_up_notice
+    assert "Warning:    not reopened" in follow_up_notice
+
+    # Control: the genuine admin's reply reopens it.
+    deliver(settings, gw, make_mail(
+        sender="anna@acme.example", subject=f"Re: [#{genuine}] Licence count",
+        body="Sorry, we need two more.", headers=passed("acme.example")),
+        mail_from="anna@acme.example")
+    assert ticket(gw, genuine).status == TicketStatus.OPEN
+
+
+def test_an_unverified_member_gets_no_ticket_list_but_a_stranger_still_gets_help(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    open_ticket(settings, gw, headers=passed("acme.example"))
+    row = deliver(settings, gw, make_mail(sender="max@acme.example", subject="my tickets",
+                                          body="#tickets"), mail_from="max@acme.example")
+    assert "not a verified sender" in row.reason and row.ticket_number is None
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]  # no list
+    # The ordinary case: a stranger without any authentication opens a ticket as today.
+    number, _ = open_ticket(settings, gw, sender="paula@client.example", subject="Invoice",
+                            body="Where can I download my invoice for November?")
+    assert ticket(gw, number).tier == "standard"
+    assert outbox_kinds(gw, "paula@client.example") == ["acknowledgement"]
+    (record,) = messages(gw, number)
+    assert record.flags == []
+
+
+# -- header text never adds lines to a mail body --------------------------------------------
+
+def test_a_display_name_with_line_breaks_adds_no_lines_to_the_agents_notice(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    name = "=?utf-8?b?TWF4IE1lbWJlcgpXYXJuaW5nOiBwYXkgbm93?="  # "Max Member\nWarning: pay now"
+    subject = "=?utf-8?q?VPN_drops=0D=0AFirst_response_due:_never?="
+    raw = (f"From: {name} <max@acme.example>\r\nTo: support@support.example\r\n"
+           f"Subject: {subject}\r\nMessage-ID: {make_msgid(domain='acme.example')}\r\n"
+           f"Authentication-Results: {AUTHSERV}; dmarc=pass header.from=acme.example\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           "The VPN drops every hour.\r\n").encode()
+    row = deliver(settings, gw, raw, mail_from="max@acme.example")
+    assert row.ticket_number is not None
+    (notice,) = agents_notices(settings, row.ticket_number)
+    lines = notice.splitlines()
+    assert not any(line.lstrip().startswith(("Warning: pay now", "First response due: never"))
+                   for line in lines)
+    assert "Max Member Warning: pay now <max@acme.example>" in notice
+    assert f"New request [#{row.ticket_number}] VPN drops First response due: never" in notice
+    for mail in mail_to(settings, "max@acme.example"):
+        assert not any(line.lstrip().startswith("First response due: never")
+                       for line in body_text(mail).splitlines())
+    with gw.db.reading() as session:  # stored as received: only the mail body is cleaned
+        stored = session.get(Ticket, row.ticket_number)
+        assert stored is not None and "\n" in stored.subject
+
+
+@token_mode
+def test_serve_in_token_mode_says_at_start_that_it_is_for_development_only(
+        gw: Gateway, settings: Settings, processes: Processes) -> None:
+    processes.serve()
+    wait_for(lambda: "sender_authentication = token is for DEVELOPMENT ONLY" in processes.logs(),
+             message="the development-mode warning of serve")
