@@ -80,7 +80,9 @@ class Database:
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
-            if parsed.database and parsed.database != ":memory:":
+            # A ``file:…?uri=true`` database is SQLite's URI form (e.g. ``mode=ro``): its
+            # path is not a file name to create.
+            if parsed.database and parsed.database != ":memory:" and "uri" not in parsed.query:
                 _private_file(Path(parsed.database))
             arguments: dict[str, Any] = {
                 "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
