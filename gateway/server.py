@@ -20,7 +20,7 @@ import uvicorn
 from gateway.app import Gateway
 from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
-from gateway.intake_priority import IntakePriority, IntakePriorityMiddleware, ProcessingFeed
+from gateway.intake_priority import IntakePriority, ProcessingFeed
 from gateway.scheduler import GatewayScheduler
 from gateway.warm_up import warm_up
 from gateway.web import make_web_app
@@ -67,8 +67,7 @@ class GatewayServer:
         if self.run_worker:
             warm_up(gateway.services)  # first-message costs now, not during the first burst
             # The worker threads share this process's GIL with SMTP intake: intake first.
-            gateway.broker.add_middleware(  # type: ignore[no-untyped-call]  # dramatiq: untyped
-                IntakePriorityMiddleware(self.intake_priority, gateway.actors.process.actor_name))
+            gateway.services.turn = self.intake_priority.turn
             gateway.start_worker()
             self.feed = ProcessingFeed(self.intake_priority, gateway.send_processing)
             gateway.processing_feed = self.feed.submit
