@@ -23,7 +23,7 @@ from gateway.analysis_pool import (
 )
 from gateway.context import MailContext
 from gateway.db import Database
-from gateway.models import SpoolEntry, SpoolState
+from gateway.models import SpoolEntry, SpoolState, utcnow
 from gateway.pipeline import StepFailed, run_pipeline
 from gateway.sender_auth import dkim_verdict
 from gateway.services import Services
@@ -52,6 +52,7 @@ def quarantine(database: Database, spool_id: int, reason: str) -> None:
         if entry is not None and entry.state == SpoolState.RECEIVED:
             entry.state = SpoolState.QUARANTINED
             entry.reason = reason[:4000]
+            entry.processed_at = utcnow()
     log.warning("spool %s quarantined: %s", spool_id, reason)
 
 

@@ -1,7 +1,8 @@
 """Crafted messages that once cost one message seconds of CPU or hundreds of MB (issue 13).
 
 Used by ``tests/e2e/test_containment.py`` and ``bench/hostile.py``; each builder returns
-raw bytes ready for SMTP (CRLF-free; the stdlib's SMTP client converts line endings).
+raw bytes with LF line endings: pass them through :func:`crlf` before SMTP (smtplib sends
+bytes as they are, and a message without CRLF is one over-long line).
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-__all__ = ["big_attachment", "encoded_subject", "many_parts", "tnef_blob", "winmail"]
+__all__ = ["big_attachment", "crlf", "encoded_subject", "many_parts", "tnef_blob", "winmail"]
+
+
+def crlf(raw: bytes) -> bytes:
+    """The message with CRLF line endings, as SMTP carries it."""
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def _head(sender: str, subject: str, message_id: str | None) -> list[str]:
