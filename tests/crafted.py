@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-__all__ = ["big_attachment", "crlf", "encoded_subject", "many_parts", "tnef_blob", "winmail"]
+__all__ = ["big_attachment", "crlf", "encoded_subject", "many_parts", "plain", "tnef_blob",
+           "winmail"]
 
 
 def crlf(raw: bytes) -> bytes:
@@ -22,10 +23,10 @@ def crlf(raw: bytes) -> bytes:
 
 
 def _head(sender: str, subject: str, message_id: str | None) -> list[str]:
-    return [f"From: {sender}", "To: support@support.example", f"Subject: {subject}",
-            f"Date: {format_datetime(datetime.now(UTC))}",
-            f"Message-ID: {message_id or make_msgid(domain='crafted.example')}",
-            "MIME-Version: 1.0"]
+    # Message-ID first: the spool reads its identity from the first 256 KB of headers.
+    return [f"Message-ID: {message_id or make_msgid(domain='crafted.example')}",
+            f"From: {sender}", "To: support@support.example", f"Subject: {subject}",
+            f"Date: {format_datetime(datetime.now(UTC))}", "MIME-Version: 1.0"]
 
 
 def _tnef_object(level: int, name: int, kind: int, data: bytes) -> bytes:
@@ -96,3 +97,17 @@ def big_attachment(size: int, *, sender: str = "big@crafted.example",
     message.add_attachment(data, maintype="application", subtype="octet-stream",
                            filename="big.bin")
     return message.as_bytes()
+
+
+def plain(body: str, *, sender: str, subject: str, message_id: str | None = None) -> bytes:
+    """A text/plain message (UTF-8, 8bit) whose body lines are wrapped at ~70 characters."""
+    words, lines, line = body.split(), [], ""
+    for word in words:
+        if line and len(line) + len(word) > 70:
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}" if line else word
+    lines.append(line)
+    head = _head(sender, subject, message_id)
+    head += ["Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit", ""]
+    return ("\n".join(head + lines) + "\n").encode()
