@@ -36,7 +36,7 @@ from inbound.analysis import Analysis, analyze
 from inbound.limits import Limits
 
 __all__ = ["AnalysisCrashed", "AnalysisPool", "BudgetExceeded", "analyze_in_thread",
-           "budget_reason", "limits_of"]
+           "budget_reason", "limits_of", "warm_sample"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,17 @@ def analyze_in_thread(settings: Settings, raw: bytes, mail_from: str) -> Analysi
     if elapsed > settings.processing_budget_seconds:
         raise BudgetExceeded(settings.processing_budget_seconds, elapsed)
     return analysis
+
+
+def warm_sample() -> bytes:
+    """A small reply with HTML, a quote and a signature: it runs every analyser once."""
+    return (b"From: Anna <anna@example.org>\r\nTo: support@support.example\r\n"
+            b"Subject: Re: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <warm@example.org>\r\n"
+            b"Date: Mon, 2 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n\r\nIt still fails.\r\n\r\n"
+            b"On Mon, 2 Nov 2026, Support wrote:\r\n> Try again.\r\n-- \r\nAnna\r\n"
+            b"--b\r\nContent-Type: text/html\r\n\r\n<p>It still fails.</p>\r\n--b--\r\n")
 
 
 def _portable(analysis: Analysis) -> Analysis:
@@ -141,7 +152,7 @@ class AnalysisPool:
         self.budget = settings.processing_budget_seconds
         self.limits = limits_of(settings)
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["inbound.analysis"])
+        self._context.set_forkserver_preload(["gateway.analysis_child"])
         self._slots = threading.BoundedSemaphore(settings.analysis_processes)
         self._idle: queue.LifoQueue[_Child] = queue.LifoQueue()
         self._closed = False

@@ -155,9 +155,10 @@ class Settings(BaseSettings):
     """… on the first this many characters of each text."""
     processing_budget_seconds: float = Field(default=10.0, gt=0)
     """Seconds the analysis of one message may take; past it the message is quarantined."""
-    analysis_processes: int = Field(default=2, ge=0)
-    """Child processes that analyse messages for the worker (stopped at the budget);
-    0: analyse in the worker thread (the budget is then checked, not enforced)."""
+    analysis_processes: int = Field(default=4, ge=0)
+    """Child processes that analyse messages for the worker (stopped at the budget), at most
+    this many at once (as many as ``worker_threads``: no job waits for a child); 0: analyse
+    in the worker thread (the budget is then checked, not enforced)."""
 
     delivery_max_attempts: int = Field(default=10, gt=0)
     delivery_min_backoff: float = Field(default=30.0, gt=0)

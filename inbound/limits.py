@@ -99,15 +99,16 @@ def _line_start(raw: bytes, offset: int) -> int:
 
 def _cut_long_fields(head: bytes, limit: int) -> tuple[bytes, list[str]]:
     """Cut every header field (with its folded lines) to ``limit`` bytes."""
-    fields: list[bytes] = []
+    fields: list[list[bytes]] = []  # the lines of each field, joined once (not += per line)
     cut: list[str] = []
     for line in head.splitlines(keepends=True):
         if fields and line[:1] in (b" ", b"\t"):
-            fields[-1] += line
+            fields[-1].append(line)
         else:
-            fields.append(line)
+            fields.append([line])
     out = []
-    for text in fields:
+    for lines in fields:
+        text = b"".join(lines)
         if len(text) > limit:
             name = text.split(b":", 1)[0][:60].decode("ascii", "replace").strip()
             cut.append(f"{name} ({len(text):,} bytes)")
