@@ -10,6 +10,8 @@ next small one).  Nothing else imports this module.
 from __future__ import annotations
 
 from gateway.analysis_pool import warm_sample
+from gateway.memory import return_large_buffers
 from inbound.analysis import analyze
 
+return_large_buffers()
 analyze(warm_sample())

@@ -25,6 +25,7 @@ from gateway.analysis_pool import AnalysisPool
 from gateway.broker import make_broker
 from gateway.config import Settings
 from gateway.db import Database
+from gateway.memory import return_large_buffers
 from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState, utcnow
 from gateway.secrets import load_secret
 from gateway.services import Services
@@ -113,6 +114,7 @@ class Gateway:
             log.exception("could not enqueue outbox %s; the sweep will retry", outbox_id)
 
     def start_worker(self, threads: int | None = None) -> None:
+        return_large_buffers()  # also for `gateway worker`
         if self.settings.analysis_processes and self._analysis is None:
             # Processing analyses each message in a child stopped at the budget.
             self._analysis = AnalysisPool(self.settings)

@@ -21,6 +21,7 @@ from gateway.app import Gateway
 from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file, support_identity
 from gateway.intake_priority import IntakePriority, ProcessingFeed
+from gateway.memory import return_large_buffers
 from gateway.scheduler import GatewayScheduler
 from gateway.warm_up import warm_up
 from gateway.web import make_web_app
@@ -57,6 +58,7 @@ class GatewayServer:
 
     def start(self) -> None:
         gateway, settings = self.gateway, self.gateway.settings
+        return_large_buffers()  # a 25 MB message's buffers go back to the system when freed
         gateway.db.upgrade()
         for path in settings.directory:
             with gateway.db.transaction() as session:

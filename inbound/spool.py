@@ -8,13 +8,14 @@ through ``INSERT … ON CONFLICT DO NOTHING`` so concurrent duplicates cannot ra
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import queue
 import re
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -229,10 +230,15 @@ class SpoolWriter:
             log.error("spool batch of %s failed (%s): %s", len(batch), type(error).__name__,
                       error)
             for _pending, future in batch:
-                future.set_exception(StorageError("the spool could not commit the message"))
+                with contextlib.suppress(InvalidStateError):
+                    future.set_exception(StorageError("the spool could not commit the message"))
             return
         for (_pending, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+            # A waiter that went away (connection lost mid-commit) cancelled its future:
+            # setting it raises, which would end this thread, and with it all intake.
+            # Its row is committed; the sweep processes it.
+            with contextlib.suppress(InvalidStateError):
+                future.set_result(result)
 
 
 class _SqliteBatchInsert:
