@@ -8,6 +8,7 @@ naming the limit.  The limits are small here so that a few hundred parts trigger
 
 from __future__ import annotations
 
+import json
 import time
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -23,7 +24,7 @@ from gateway.config import Settings
 from gateway.models import AttachmentRecord, MessageRecord, SpoolEntry, SpoolState, Ticket
 from gateway.server import GatewayServer
 from tests import crafted
-from tests.conftest import wait_for
+from tests.conftest import DIRECTORY, run_gateway, wait_for
 from tests.mail import maildir_messages, make_mail, send
 
 ACK_SECONDS = 10.0
@@ -247,3 +248,21 @@ def test_a_message_over_the_processing_budget_is_quarantined_without_holding_oth
     assert "processing_budget_seconds (8 s)" in entry.reason
     assert normal.processed_at is not None and entry.processed_at is not None
     assert normal.processed_at < entry.processed_at
+
+
+def test_an_unfolded_encoded_subject_through_the_pipe_is_cut_not_quadratic(
+        settings: Settings, worker_process: None) -> None:
+    # Given a Subject of 2,000 RFC 2047 words on one line (50 KB; the pipe and IMAP take
+    # any line length), piped in with `gateway ingest`,
+    assert run_gateway(settings, "directory", "load", str(DIRECTORY)).returncode == 0
+    result = run_gateway(settings, "ingest", "-", input=crafted.encoded_subject(2000))
+    assert result.returncode == 0, result.stderr.decode()
+
+    def processed() -> list[dict[str, Any]]:
+        rows = json.loads(run_gateway(settings, "inbox", "list", "--json").stdout)
+        return rows if rows and rows[0]["state"] != "received" else []
+    # then it makes a ticket whose subject is the first words, cut at max_header_size.
+    [row] = wait_for(processed, timeout=60, message="the piped message processed")
+    assert row["state"] == "processed", row
+    [ticket] = json.loads(run_gateway(settings, "tickets", "list", "--json").stdout)
+    assert ticket["subject"].startswith("Grüße Grüße") and len(ticket["subject"]) < 4096
