@@ -8,14 +8,13 @@ through ``INSERT … ON CONFLICT DO NOTHING`` so concurrent duplicates cannot ra
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import queue
 import re
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -230,15 +229,10 @@ class SpoolWriter:
             log.error("spool batch of %s failed (%s): %s", len(batch), type(error).__name__,
                       error)
             for _pending, future in batch:
-                with contextlib.suppress(InvalidStateError):
-                    future.set_exception(StorageError("the spool could not commit the message"))
+                future.set_exception(StorageError("the spool could not commit the message"))
             return
         for (_pending, future), result in zip(batch, results, strict=True):
-            # A waiter that went away (connection lost mid-commit) cancelled its future:
-            # setting it raises, which would end this thread, and with it all intake.
-            # Its row is committed; the sweep processes it.
-            with contextlib.suppress(InvalidStateError):
-                future.set_result(result)
+            future.set_result(result)
 
 
 class _SqliteBatchInsert:
