@@ -21,9 +21,11 @@ import dramatiq
 from sqlalchemy import or_, select
 
 from gateway.actors import Actors, declare_actors
+from gateway.analysis_pool import AnalysisPool
 from gateway.broker import make_broker
 from gateway.config import Settings
 from gateway.db import Database
+from gateway.memory import return_large_buffers
 from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState, utcnow
 from gateway.secrets import load_secret
 from gateway.services import Services
@@ -53,6 +55,7 @@ class Gateway:
         self._worker: dramatiq.Worker | None = None
         self._enqueued: dict[int, float] = {}
         self._enqueued_lock = threading.Lock()
+        self._analysis: AnalysisPool | None = None
         self.processing_feed: Callable[[int], None] | None = None
         """Set by ``serve`` with an in-process worker: new jobs go through the intake-first
         feed of :mod:`gateway.intake_priority` instead of straight to the broker."""
@@ -111,6 +114,12 @@ class Gateway:
             log.exception("could not enqueue outbox %s; the sweep will retry", outbox_id)
 
     def start_worker(self, threads: int | None = None) -> None:
+        return_large_buffers()  # also for `gateway worker`
+        if self.settings.analysis_processes and self._analysis is None:
+            # Processing analyses each message in a child stopped at the budget.
+            self._analysis = AnalysisPool(self.settings)
+            self._analysis.warm()
+            self.services.analyzer = self._analysis.analyze
         self._worker = dramatiq.Worker(self.broker, worker_threads=threads or
                                        self.settings.worker_threads, worker_timeout=100)
         self._worker.start()
@@ -119,6 +128,10 @@ class Gateway:
         if self._worker is not None:
             self._worker.stop(timeout=30_000)
             self._worker = None
+        if self._analysis is not None:
+            self.services.analyzer = None
+            self._analysis.close()
+            self._analysis = None
 
     # -- sweep --------------------------------------------------------------
     def sweep(self, *, everything: bool = False) -> SweepReport:

@@ -154,6 +154,31 @@ class Settings(BaseSettings):
     """A spool row still ``received`` after this many seconds is enqueued again."""
     max_processing_attempts: int = Field(default=3, gt=0)
 
+    # -- per-message containment (issue 13 item 4; docs/architecture.md "Containment") --
+    max_mime_parts: int = Field(default=1000, gt=0)
+    """MIME parts read per message; the bytes after the delimiter of one too many are not."""
+    max_attachments: int = Field(default=100, gt=0)
+    """Attachments stored per message; the rest are listed in the trace, not stored."""
+    max_attachments_size: int = Field(default=25 * 1024 * 1024, gt=0)
+    """Decoded bytes of attachments stored per message; the rest as above."""
+    max_tnef_objects: int = Field(default=5000, gt=0)
+    """Objects a winmail.dat may hold to be unpacked; else it is kept as one file."""
+    max_header_size: int = Field(default=64 * 1024, gt=0)
+    """Bytes of one header field (folded lines included); longer ones are cut."""
+    max_header_block_size: int = Field(default=1024 * 1024, gt=0)
+    """Bytes of the whole header block; a message with more is quarantined."""
+    duplicate_candidates: int = Field(default=20, gt=0)
+    """The duplicate check compares with at most this many of the sender's newest open
+    tickets …"""
+    duplicate_compare_chars: int = Field(default=20_000, gt=0)
+    """… on the first this many characters of each text."""
+    processing_budget_seconds: float = Field(default=10.0, gt=0)
+    """Seconds the analysis of one message may take; past it the message is quarantined."""
+    analysis_processes: int = Field(default=4, ge=0)
+    """Child processes that analyse messages for the worker (stopped at the budget), at most
+    this many at once (as many as ``worker_threads``: no job waits for a child); 0: analyse
+    in the worker thread (the budget is then checked, not enforced)."""
+
     delivery_max_attempts: int = Field(default=10, gt=0)
     delivery_min_backoff: float = Field(default=30.0, gt=0)
     delivery_max_backoff: float = Field(default=3600.0, gt=0)

@@ -21,7 +21,10 @@ While intake is busy jobs always go one at a time, and each waits up to
 ``max_wait`` before it starts, and new jobs are not even handed to
 the broker (see :class:`ProcessingFeed`).  Processing never starves: during a flood it still
 does one job per ``max_wait``, and all of the backlog as soon as the rate drops.
-Nothing durable waits here; every job is a database row.
+Nothing durable waits here; every job is a database row.  The lane covers the
+in-process part of a job (:meth:`IntakePriority.turn`); an analysis running in a
+child process (``gateway.analysis_pool``) is outside it, so one slow message does not
+hold the others' acknowledgements.
 """
 
 from __future__ import annotations
@@ -30,13 +33,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from dramatiq import Broker, Message
-from dramatiq.middleware import Middleware
-
-__all__ = ["IntakePriority", "IntakePriorityMiddleware", "ProcessingFeed"]
+__all__ = ["IntakePriority", "ProcessingFeed"]
 
 log = logging.getLogger(__name__)
 
@@ -105,27 +105,17 @@ class IntakePriority:
             self._holding.lane = False
             self._lane.release()
 
-
-class IntakePriorityMiddleware(Middleware):
-    """Each processing job of this process's worker waits for its turn before it starts.
-
-    Delivery jobs do not: they mostly wait on a remote SMTP server, not the CPU.
-    """
-
-    def __init__(self, priority: IntakePriority, actor_name: str) -> None:
-        self.priority = priority
-        self.actor_name = actor_name
-
-    def before_process_message(self, broker: Broker, message: Message[Any]) -> None:
-        if message.actor_name == self.actor_name:
-            self.priority.wait_turn()
-
-    def after_process_message(self, broker: Broker, message: Message[Any], *,
-                              result: Any = None, exception: BaseException | None = None) -> None:
-        self.priority.job_done()
-
-    def after_skip_message(self, broker: Broker, message: Message[Any]) -> None:
-        self.priority.job_done()
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """The lane for the CPU-bound, in-process part of one processing job (the
+        pipeline's transaction; the analysis too when it runs in the thread).  An
+        analysis in a child process (``gateway.analysis_pool``) runs outside it, so a
+        slow message there holds nobody up."""
+        self.wait_turn()
+        try:
+            yield
+        finally:
+            self.job_done()
 
 
 class ProcessingFeed:

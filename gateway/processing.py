@@ -10,18 +10,24 @@ keeps killing the worker is quarantined after ``max_processing_attempts``.
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from sqlalchemy import update
 from sqlalchemy.orm import defer
 
+from gateway.analysis_pool import (
+    AnalysisCrashed,
+    BudgetExceeded,
+    analyze_in_thread,
+)
 from gateway.context import MailContext
 from gateway.db import Database
-from gateway.models import SpoolEntry, SpoolState
+from gateway.models import SpoolEntry, SpoolState, utcnow
 from gateway.pipeline import StepFailed, run_pipeline
 from gateway.sender_auth import dkim_verdict
 from gateway.services import Services
-from inbound.analysis import analyze
+from inbound.analysis import Analysis
 
 __all__ = ["ProcessOutcome", "process_spool_entry", "quarantine"]
 
@@ -46,6 +52,7 @@ def quarantine(database: Database, spool_id: int, reason: str) -> None:
         if entry is not None and entry.state == SpoolState.RECEIVED:
             entry.state = SpoolState.QUARANTINED
             entry.reason = reason[:4000]
+            entry.processed_at = utcnow()
     log.warning("spool %s quarantined: %s", spool_id, reason)
 
 
@@ -89,11 +96,39 @@ def process_spool_entry(database: Database, services: Services, spool_id: int) -
     if isinstance(counted, ProcessOutcome):
         return counted
     raw, mail_from = counted
-    try:
+    with ExitStack() as lane:
         try:
-            analysis = analyze(raw, mail_from)  # CPU work, outside the write lock
-        except Exception as error:  # noqa: BLE001 - parse never raises; a bug is quarantined
-            raise StepFailed("parse", error) from error
+            if services.analyzer is None:  # in this thread: CPU under the GIL, so in the lane
+                lane.enter_context(services.turn())
+            analysis = _analyse(services, raw, mail_from)  # CPU work, outside the write lock
+        except BudgetExceeded as over:
+            quarantine(database, spool_id, str(over))
+            return ProcessOutcome(SpoolState.QUARANTINED.value, str(over))
+        except StepFailed as failure:
+            log.exception("spool %s: %s", spool_id, failure)
+            quarantine(database, spool_id, str(failure))
+            return ProcessOutcome(SpoolState.QUARANTINED.value, str(failure))
+        if services.analyzer is not None:
+            lane.enter_context(services.turn())
+        return _run_pipeline(database, services, spool_id, raw, mail_from, analysis)
+
+
+def _analyse(services: Services, raw: bytes, mail_from: str) -> Analysis:
+    """The analysis, in a child process when a worker runs one (else here); a bug in it
+    is StepFailed("parse"), a crashed child propagates (the job is retried)."""
+    try:
+        if services.analyzer is not None:
+            return services.analyzer(raw, mail_from)
+        return analyze_in_thread(services.settings, raw, mail_from)
+    except (BudgetExceeded, AnalysisCrashed):
+        raise
+    except Exception as error:  # AnalysisError, or a bug here: parse never raises
+        raise StepFailed("parse", error) from error
+
+
+def _run_pipeline(database: Database, services: Services, spool_id: int, raw: bytes,
+                  mail_from: str, analysis: Analysis) -> ProcessOutcome:
+    try:
         dkim = (dkim_verdict(raw, analysis.parsed.from_address or mail_from)
                 if services.settings.sender_authentication == "dkim" else None)
         with database.transaction() as session:

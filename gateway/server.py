@@ -19,7 +19,8 @@ import uvicorn
 from gateway.app import Gateway
 from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file
-from gateway.intake_priority import IntakePriority, IntakePriorityMiddleware, ProcessingFeed
+from gateway.intake_priority import IntakePriority, ProcessingFeed
+from gateway.memory import return_large_buffers
 from gateway.scheduler import GatewayScheduler
 from gateway.warm_up import warm_up
 from gateway.web import make_web_app
@@ -58,6 +59,7 @@ class GatewayServer:
 
     def start(self) -> None:
         gateway, settings = self.gateway, self.gateway.settings
+        return_large_buffers()  # a 25 MB message's buffers go back to the system when freed
         tls_context = None  # unreadable certificate or key: ConfigError before anything runs
         if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:
             tls_context = server_tls_context(settings.smtp_tls_cert, settings.smtp_tls_key)
@@ -71,8 +73,7 @@ class GatewayServer:
         if self.run_worker:
             warm_up(gateway.services)  # first-message costs now, not during the first burst
             # The worker threads share this process's GIL with SMTP intake: intake first.
-            gateway.broker.add_middleware(  # type: ignore[no-untyped-call]  # dramatiq: untyped
-                IntakePriorityMiddleware(self.intake_priority, gateway.actors.process.actor_name))
+            gateway.services.turn = self.intake_priority.turn
             gateway.start_worker()
             self.feed = ProcessingFeed(self.intake_priority, gateway.send_processing)
             gateway.processing_feed = self.feed.submit

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from gateway.config import Settings
 from gateway.models import utcnow
 from outbound.render import Renderer
+
+if TYPE_CHECKING:
+    from inbound.analysis import Analysis
 
 __all__ = ["Services"]
 
@@ -19,3 +24,9 @@ class Services:
     secret: bytes
     renderer: Renderer
     now: Callable[[], datetime] = field(default=utcnow)
+    analyzer: Callable[[bytes, str], Analysis] | None = None
+    """Set by a running worker: analysis in a child process stopped at the processing
+    budget (``gateway.analysis_pool``); None: in the calling thread."""
+    turn: Callable[[], AbstractContextManager[None]] = nullcontext
+    """The processing lane of ``serve`` (``gateway.intake_priority``): held for the
+    pipeline's transaction, not while a child analyses."""

@@ -2,7 +2,12 @@
 
 Parsing, reply splitting and the loop/bounce classifiers are pure CPU work on
 the bytes; the processor runs them *before* it takes the database write lock, so
-intake commits never wait behind a parse.
+intake commits never wait behind a parse (and ``gateway serve`` runs them in a
+child process it can stop: ``gateway.analysis_pool``).
+
+Every analyser reads the bytes after :func:`inbound.limits.contain`: header fields
+and MIME parts beyond the per-message limits are cut once, here, for all of them
+(SMTP, pipe and IMAP alike).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 
 from inbound.automatic import AutomaticVerdict, detect_automatic
 from inbound.bounces import BounceReport, detect_bounce
+from inbound.limits import Limits, contain
 from inbound.parse import ParsedMail, parse_message
 from inbound.reply_text import ReplyParts, split_reply
 
@@ -23,6 +29,10 @@ class Analysis:
     reply: ReplyParts
     automatic: AutomaticVerdict | None
     bounce: BounceReport | None
+    quarantine: str = ""
+    """Non-empty when a limit says the message must not be processed (the reason)."""
+    limits_hit: tuple[str, ...] = ()
+    """What the limits cut or left out, one sentence each (for the trace and the ticket)."""
     authentication_results: tuple[str, ...] = ()
     """Raw ``Authentication-Results`` values, topmost first, exactly as received (no RFC 2047
     decoding: the sender authority reads them, and a decoded value could forge a pass)."""
@@ -45,8 +55,11 @@ def raw_header_values(raw: bytes, name: str) -> tuple[str, ...]:
     return tuple(b" ".join(v).decode("utf-8", "replace") for v in values)
 
 
-def analyze(raw: bytes, mail_from: str = "") -> Analysis:
-    parsed = parse_message(raw)
+def analyze(raw: bytes, mail_from: str = "", limits: Limits | None = None) -> Analysis:
+    limits = limits or Limits()
+    contained = contain(raw, limits)
+    raw = contained.raw
+    parsed = parse_message(raw, limits)
     bounce = detect_bounce(raw, mail_from)
     return Analysis(
         parsed=parsed,
@@ -54,4 +67,6 @@ def analyze(raw: bytes, mail_from: str = "") -> Analysis:
         automatic=detect_automatic(raw, mail_from, bounce=bounce),
         bounce=bounce,
         authentication_results=raw_header_values(raw, "authentication-results"),
+        quarantine=contained.quarantine,
+        limits_hit=contained.notes + parsed.limits_hit,
     )

@@ -49,6 +49,7 @@ from mailparser.dates import parse_mail_date
 from mailparser.utils import decode_base64_payload, get_addresses
 
 from inbound.html_text import html_to_text
+from inbound.limits import Limits
 from inbound.message_ids import extract_message_ids, normalize_message_id
 from inbound.tnef import TnefError, unpack_tnef
 
@@ -59,15 +60,21 @@ __all__ = [
     "ParsedMail",
     "extract_message_ids",
     "normalize_message_id",
+    "decode_encoded_words",
     "parse_message",
+    "unfold",
 ]
 
 log = logging.getLogger(__name__)
 
 #: MIME nesting we descend into; deeper parts are skipped with a defect.
 MAX_DEPTH = 30
-#: MIME parts we look at; later parts are skipped with a defect.
-MAX_PARTS = 2000
+#: MIME parts we look at by default (setting ``max_mime_parts``); later parts are
+#: skipped with a defect.
+MAX_PARTS = Limits().max_mime_parts
+#: mail-parser surveys a message whole only up to these; else its headers only.
+_SURVEY_MAX_PARTS = 50
+_SURVEY_MAX_BYTES = 1024 * 1024
 #: Defect notes kept; a hostile message could otherwise produce millions.
 _MAX_DEFECTS = 200
 
@@ -106,6 +113,11 @@ class ParsedMail:
     html: str | None
     attachments: tuple[Attachment, ...]
     defects: tuple[str, ...]
+    limits_hit: tuple[str, ...] = ()
+    """Notes of the per-message limits this message ran into (``inbound.limits``)."""
+    dropped: tuple[tuple[str, int], ...] = ()
+    """(filename, size) of attachments not kept because of ``max_attachments`` or
+    ``max_attachments_bytes``; the raw message in the spool still holds them."""
 
     def header(self, name: str) -> str | None:
         """First value of header ``name`` (case-insensitive), decoded; None if absent."""
@@ -113,10 +125,13 @@ class ParsedMail:
         return values[0] if values else None
 
 
-def parse_message(raw: bytes) -> ParsedMail:
-    """Parse one raw message. Never raises; problems are listed in ``defects``."""
+def parse_message(raw: bytes, limits: Limits | None = None) -> ParsedMail:
+    """Parse one raw message. Never raises; problems are listed in ``defects``.
+
+    ``limits`` bounds MIME parts walked, attachments kept and TNEF objects unpacked;
+    the raw-byte cuts of :func:`inbound.limits.contain` are the caller's (``analyze``)."""
     try:
-        return _Parser(raw).parse()
+        return _Parser(raw, limits or Limits()).parse()
     except Exception as exc:  # noqa: BLE001 - the contract is "never raise"
         log.exception("parse_message failed; returning a minimal result")
         return _minimal_result(raw, f"parser failure ({type(exc).__name__}: {exc})")
@@ -149,7 +164,10 @@ class _Pending:
 
 
 class _Parser:
-    def __init__(self, raw: bytes) -> None:
+    def __init__(self, raw: bytes, limits: Limits) -> None:
+        self.limits = limits
+        self.limits_hit: list[str] = []
+        self.dropped: list[tuple[str, int]] = []
         if isinstance(raw, str):  # tolerate a caller that read the file as text
             raw = raw.encode("utf-8", "surrogateescape")
         self.raw = bytes(raw)
@@ -211,6 +229,8 @@ class _Parser:
             html=html,
             attachments=self._finish_attachments(html),
             defects=tuple(self.defects),
+            limits_hit=tuple(self.limits_hit),
+            dropped=tuple(self.dropped),
         )
 
     def _build_tree(self, data: bytes) -> Message:
@@ -229,9 +249,17 @@ class _Parser:
         return BytesHeaderParser(policy=compat32).parsebytes(data)
 
     def _survey_with_mailparser(self, message: Message) -> None:
-        """Let mail-parser report what it finds wrong (its defect survey is thorough)."""
+        """Let mail-parser report what it finds wrong in the headers (addresses, dates,
+        Received); the parts' defects are the parser's own, read by our bounded walk.
+
+        mail-parser is given the header fields only: on the whole message it parses
+        every part again, unbounded (400,000 parts: seconds, and a log line each), so
+        only a small message is surveyed whole."""
+        small = self.parts_seen <= _SURVEY_MAX_PARTS and len(self.raw) <= _SURVEY_MAX_BYTES
+        if not small:
+            self._part_defects(message)
         try:
-            survey = mailparser.MailParser(message)
+            survey = mailparser.MailParser(message if small else _headers_only(message))
             found = survey.defects
         except Exception as exc:  # noqa: BLE001 - a mail-parser bug must not lose the mail
             self.defect(f"mail-parser failed ({type(exc).__name__}: {exc}); stdlib checks used")
@@ -246,9 +274,16 @@ class _Parser:
                         self.defect(_clean(f"{where}: {note}"))
 
     def _stdlib_defects(self, message: Message) -> None:
-        for part, _depth in _iter_parts(message):
+        for part, _depth in _iter_parts(message, self.limits.max_mime_parts):
             for problem in part.defects:
                 self.defect(f"{_content_type(part)}: {type(problem).__name__}")
+
+    def _part_defects(self, message: Message) -> None:
+        """The stdlib parser's defects of each part, worded as mail-parser words them."""
+        for part, _depth in _iter_parts(message, self.limits.max_mime_parts):
+            for problem in part.defects:
+                self.defect(_clean(f"{_content_type(part)}: {type(problem).__name__}: "
+                                   f"{type(problem).__doc__}"))
 
     # .. headers ..
 
@@ -267,12 +302,12 @@ class _Parser:
         return {key: tuple(values) for key, values in collected.items()}
 
     def _decode_header_value(self, value: object) -> str:
-        text = _unfold(str(value))
+        text = unfold(str(value))
         if _has_surrogates(text):
             text, note = _decode_raw_8bit(text, self.charset_hint)
             if note:
                 self.defect(f"raw 8-bit header: {note}")
-        decoded, notes = _decode_encoded_words(text)
+        decoded, notes = decode_encoded_words(text)
         for note in notes:
             self.defect(note)
         return _clean(decoded).strip()
@@ -296,7 +331,7 @@ class _Parser:
                     continue
                 # Clients quote encoded words ("=?utf-8?...?=" <a@b>) against
                 # RFC 2047, and every reader decodes them anyway.
-                display, _notes = _decode_encoded_words(_clean(display or ""))
+                display, _notes = decode_encoded_words(_clean(display or ""))
                 found.append((display.strip(), address))
         return found
 
@@ -319,7 +354,7 @@ class _Parser:
         raw: str | None = None
         for name, header in message.raw_items():
             if name.lower() == "date":
-                raw = _clean(_unfold(str(header)))
+                raw = _clean(unfold(str(header)))
                 break
         if raw is None or not raw.strip():
             return None
@@ -346,8 +381,12 @@ class _Parser:
 
     def _visit(self, part: Message, depth: int, body: _Body, *, body_allowed: bool) -> None:
         self.parts_seen += 1
-        if self.parts_seen > MAX_PARTS:
-            self._note_limit("parts", f"more than {MAX_PARTS} MIME parts; the rest were skipped")
+        if self.parts_seen > self.limits.max_mime_parts:
+            if "parts" not in self._limit_noted:
+                self.limits_hit.append(f"more than max_mime_parts ({self.limits.max_mime_parts:,}) "
+                                       "MIME parts: the rest were not read")
+            self._note_limit("parts", f"more than {self.limits.max_mime_parts} MIME parts; "
+                             "the rest were skipped")
             return
         if depth > MAX_DEPTH:
             self._note_limit("depth", f"MIME nested deeper than {MAX_DEPTH}; deeper parts skipped")
@@ -483,9 +522,11 @@ class _Parser:
     def _add_tnef(self, part: Message, content_type: str) -> None:
         data = self._payload_bytes(part, content_type)
         try:
-            content = unpack_tnef(data)
+            content = unpack_tnef(data, max_objects=self.limits.max_tnef_objects)
         except TnefError as exc:
             self.defect(f"winmail.dat kept as is: {exc}")
+            if exc.limit:
+                self.limits_hit.append(f"winmail.dat kept as is: {exc}")
             self._add_attachment(part, content_type)
             return
         if not content.files and not content.body and not content.html:
@@ -516,7 +557,7 @@ class _Parser:
             name = None
         if not name:
             return ""
-        decoded, _notes = _decode_encoded_words(_unfold(str(name)))
+        decoded, _notes = decode_encoded_words(unfold(str(name)))
         return _safe_filename(decoded)
 
     def _metadata_view(self, part: Message) -> Message:
@@ -599,9 +640,16 @@ class _Parser:
 
     def _finish_attachments(self, html: str | None) -> tuple[Attachment, ...]:
         referenced = set(re.findall(r"(?i)cid:([^\"'\s>)]+)", html or "")[:10_000])
-        result = []
+        result: list[Attachment] = []
+        total = 0
+        limits = self.limits
         for number, pending in enumerate(self.attachments, start=1):
             name = pending.filename or f"attachment-{number}{_extension(pending.content_type)}"
+            if (len(result) >= limits.max_attachments
+                    or total + len(pending.data) > limits.max_attachments_bytes):
+                self.dropped.append((name, len(pending.data)))
+                continue
+            total += len(pending.data)
             inline = (
                 pending.disposition == "inline"
                 or (pending.content_id is not None and pending.content_id in referenced)
@@ -622,7 +670,20 @@ class _Parser:
                     content_id=pending.content_id,
                 )
             )
+        self.attachments = []
+        if self.dropped:
+            self._note_dropped(len(result), total)
         return tuple(result)
+
+    def _note_dropped(self, kept: int, kept_bytes: int) -> None:
+        count = len(self.dropped)
+        size = sum(size for _name, size in self.dropped)
+        note = (f"{count:,} attachment(s) of {size:,} bytes not stored (max_attachments "
+                f"{self.limits.max_attachments:,}, max_attachments_bytes "
+                f"{self.limits.max_attachments_bytes:,}; {kept:,} kept, {kept_bytes:,} bytes); "
+                "the raw message keeps them")
+        self.limits_hit.append(note)
+        self.defect(note)
 
 
 def _minimal_result(raw: object, note: str) -> ParsedMail:
@@ -633,7 +694,7 @@ def _minimal_result(raw: object, note: str) -> ParsedMail:
     try:
         message = BytesHeaderParser(policy=compat32).parsebytes(data)
         for name, value in message.raw_items():
-            text, _ = _decode_encoded_words(_clean(_unfold(str(value))))
+            text, _ = decode_encoded_words(_clean(unfold(str(value))))
             headers.setdefault(name.lower(), ())
             headers[name.lower()] += (text.strip(),)
         subject = headers.get("subject", ("",))[0]
@@ -671,11 +732,11 @@ def _minimal_result(raw: object, note: str) -> ParsedMail:
 # --- helpers: MIME metadata ----------------------------------------------------------------
 
 
-def _iter_parts(message: Message) -> Iterator[tuple[Message, int]]:
+def _iter_parts(message: Message, limit: int = MAX_PARTS) -> Iterator[tuple[Message, int]]:
     """Depth-first parts without recursion, bounded like the main walk."""
     stack: list[tuple[Message, int]] = [(message, 0)]
     seen = 0
-    while stack and seen < MAX_PARTS:
+    while stack and seen < limit:
         part, depth = stack.pop()
         seen += 1
         yield part, depth
@@ -683,6 +744,15 @@ def _iter_parts(message: Message) -> Iterator[tuple[Message, int]]:
         if isinstance(payload, list) and depth < MAX_DEPTH:
             children = [child for child in payload if isinstance(child, Message)]
             stack.extend((child, depth + 1) for child in reversed(children))
+
+
+def _headers_only(message: Message) -> Message:
+    """A copy of ``message``'s header fields with an empty body (for mail-parser's survey)."""
+    copy = Message(policy=compat32)
+    for name, value in message.raw_items():
+        copy[name] = value
+    copy.set_payload("")
+    return copy
 
 
 def _lenient_date(raw: str) -> datetime | None:
@@ -900,8 +970,11 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def _unfold(text: str) -> str:
+def unfold(text: str) -> str:
+    """A folded header value on one line."""
     return _FOLD.sub(" ", text).replace("\r", " ").replace("\n", " ")
+
+
 
 
 _CHARSET_ALIASES = {
@@ -1048,7 +1121,7 @@ def _guess_decode(data: bytes, hint: str | None) -> tuple[str, str]:
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,80})\?([bBqQ])\?([^?]{0,4000})\?=")
 
 
-def _decode_encoded_words(text: str) -> tuple[str, list[str]]:
+def decode_encoded_words(text: str) -> tuple[str, list[str]]:
     """RFC 2047: decode ``=?charset?B|Q?...?=`` words; never raises.
 
     Adjacent words in the same charset are joined before decoding, because
@@ -1057,13 +1130,15 @@ def _decode_encoded_words(text: str) -> tuple[str, list[str]]:
     if "=?" not in text:
         return text, []
     notes: list[str] = []
-    pieces: list[tuple[str, str | None, bytes]] = []  # (text, charset, bytes)
+    # (text, charset, bytes of adjacent words): the chunks are joined once at the end,
+    # not concatenated word by word (quadratic on a Subject of 20,000 words).
+    pieces: list[tuple[str, str | None, list[bytes]]] = []
     position = 0
     for match in _ENCODED_WORD.finditer(text):
         between = text[position : match.start()]
         previous_is_word = bool(pieces) and pieces[-1][1] is not None
         if between and not (previous_is_word and not between.strip()):
-            pieces.append((between, None, b""))
+            pieces.append((between, None, []))
         charset = match.group(1).split("*", 1)[0].lower()
         encoded = match.group(3)
         if match.group(2) in "bB":
@@ -1071,17 +1146,17 @@ def _decode_encoded_words(text: str) -> tuple[str, list[str]]:
         else:
             raw = binascii.a2b_qp(encoded.encode("utf-8", "surrogateescape"), header=True)
         if pieces and pieces[-1][1] == charset:
-            pieces[-1] = ("", charset, pieces[-1][2] + raw)
+            pieces[-1][2].append(raw)
         else:
-            pieces.append(("", charset, raw))
+            pieces.append(("", charset, [raw]))
         position = match.end()
-    pieces.append((text[position:], None, b""))
+    pieces.append((text[position:], None, []))
     out = []
-    for plain, charset, raw in pieces:
+    for plain, charset, chunks in pieces:
         if charset is None:
             out.append(plain)
             continue
-        decoded, note = _decode_bytes(raw, charset or "utf-8")
+        decoded, note = _decode_bytes(b"".join(chunks), charset or "utf-8")
         if note:
             notes.append(f"encoded word: {note}")
         out.append(decoded)

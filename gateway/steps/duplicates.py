@@ -6,6 +6,10 @@ open ticket (new, open or pending) of the same requester, created within
 ``duplicate_window_days``, has the same normalised subject or near-identical text.
 The ``record`` step then stores the new ticket closed and linked; ``notify`` tells
 the requester which ticket already holds the request.
+
+The cost is bounded whatever the sender keeps open: only the ``duplicate_candidates``
+newest open tickets are compared, on the first ``duplicate_compare_chars`` characters
+of each text (cut in the database query, so a 1 MB first message is never loaded).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import re
 import unicodedata
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.context import MailContext
 from gateway.models import MessageRecord, Ticket, TicketStatus
@@ -43,6 +47,7 @@ def normalise_subject(subject: str) -> str:
 
 
 def _shingles(text: str) -> set[tuple[str, ...]]:
+    """Word 3-grams of the first MAX_WORDS words (callers pass a bounded prefix)."""
     words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())[:MAX_WORDS]
     if len(words) < SHINGLE:
         return {tuple(words)} if words else set()
@@ -68,26 +73,37 @@ def run(ctx: MailContext) -> None:
     assert ctx.sender is not None and ctx.parsed is not None and ctx.reply is not None
     if ctx.sender.agent is not None or ctx.automatic is not None:
         return
-    window = ctx.services.settings.duplicate_window_days
+    settings = ctx.services.settings
+    window = settings.duplicate_window_days
     since = ctx.spool.received_at - timedelta(days=window)
-    candidates = ctx.session.scalars(
-        select(Ticket).where(Ticket.requester == ctx.sender.email, Ticket.status.in_(OPEN),
-                             Ticket.duplicate_of.is_(None), Ticket.created_at >= since)
-        .order_by(Ticket.number)).all()
-    if not candidates:
+    open_tickets = (Ticket.requester == ctx.sender.email, Ticket.status.in_(OPEN),
+                    Ticket.duplicate_of.is_(None), Ticket.created_at >= since)
+    newest = ctx.session.scalars(
+        select(Ticket).where(*open_tickets).order_by(Ticket.number.desc())
+        .limit(settings.duplicate_candidates)).all()
+    if not newest:
         return
+    total = len(newest)
+    if total == settings.duplicate_candidates:
+        total = ctx.session.scalar(
+            select(func.count()).select_from(Ticket).where(*open_tickets)) or total
+    compared = (f"compared with the {len(newest)} newest of {total} open tickets "
+                f"(duplicate_candidates {settings.duplicate_candidates})")
     subject = normalise_subject(ctx.parsed.subject)
-    text = ctx.reply.visible or ctx.parsed.text
-    for ticket in candidates:
+    chars = settings.duplicate_compare_chars
+    text = (ctx.reply.visible or ctx.parsed.text)[:chars]
+    for ticket in reversed(newest):  # oldest first, as the queue is served
         if subject and normalise_subject(ticket.subject) == subject:
             why = f"the same subject as open ticket #{ticket.number}"
         else:
-            first = ctx.session.scalar(select(MessageRecord.text).where(
+            first = ctx.session.scalar(select(func.substr(MessageRecord.text, 1, chars)).where(
                 MessageRecord.ticket_number == ticket.number).order_by(MessageRecord.id).limit(1))
             if first is None or not similar(first, text):
                 continue
             why = f"nearly the same text as open ticket #{ticket.number}"
         ctx.duplicate_of = ticket
-        ctx.note(name, "duplicate", f"{why} (within {window} days): linked as a duplicate")
+        ctx.note(name, "duplicate", f"{why} (within {window} days; {compared}): linked as a "
+                 "duplicate")
         return
-    ctx.note(name, "miss", f"no open ticket of {ctx.sender.email} repeats this request")
+    ctx.note(name, "miss", f"no open ticket of {ctx.sender.email} repeats this request "
+             f"({compared})")
