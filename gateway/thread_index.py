@@ -1,0 +1,192 @@
+"""Threading whatever the order: the ids messages name, conversation locks, joined tickets.
+
+A reply can be processed before its parent (several SMTP clients, several worker
+threads or processes).  So besides the Message-IDs we stored or sent
+(``MessageRef``), every stored message's ``In-Reply-To``/``References`` ids are
+kept (``MessageMention``), with a flag for those named by a message that opened
+its ticket.  A message then also finds the ticket that a reply to it opened
+earlier, or that a sibling naming the same missing parent opened.
+
+Two processing transactions of one conversation must not both decide "new
+ticket": on PostgreSQL each takes a transaction-scoped advisory lock on every id
+it carries (its own and the ones it names), in sorted order; a second message
+sharing an id waits until the first commits and then sees its rows.  On SQLite
+the writers are serialised anyway (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.orm import Session
+
+from gateway.models import (
+    MessageMention,
+    MessageRecord,
+    MessageRef,
+    Participant,
+    SpoolEntry,
+    Ticket,
+    TicketStatus,
+)
+from gateway.tickets import message_id_hash
+
+__all__ = [
+    "MAX_NAMED_IDS",
+    "join_tickets",
+    "live_ticket",
+    "lock_conversation",
+    "named_ids",
+    "opened_by_reply_to",
+    "record_mentions",
+]
+
+MAX_NAMED_IDS = 30
+"""In-Reply-To plus the newest References kept and looked up (a hostile header may hold
+thousands; every real client's fit)."""
+
+_MAX_HOPS = 50
+
+
+def named_ids(in_reply_to: Sequence[str], references: Sequence[str]) -> list[str]:
+    """The ids a message names, nearest first: In-Reply-To, then References newest first."""
+    seen: dict[str, str] = {}
+    for message_id in [*in_reply_to, *reversed(references)]:
+        seen.setdefault(message_id_hash(message_id), message_id)
+        if len(seen) >= MAX_NAMED_IDS:
+            break
+    return list(seen.values())
+
+
+def lock_conversation(session: Session, ids: Iterable[str]) -> None:
+    """Serialise transactions that share any of these ids (PostgreSQL advisory locks).
+
+    Sorted, so two transactions never wait for each other crosswise.  A hash collision
+    only makes two unrelated messages wait for one another."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return  # SQLite: one writer at a time already
+    keys = sorted({int(message_id_hash(i)[:15], 16) for i in ids if i})
+    for key in keys:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def live_ticket(session: Session, ticket: Ticket) -> Ticket:
+    """The ticket a (possibly joined) ticket now continues as, row-locked.
+
+    The lock makes a message that arrives by token or tag wait for a join in progress
+    rather than land on the ticket being emptied."""
+    current = ticket
+    for _ in range(_MAX_HOPS):
+        locked = session.get(Ticket, current.number, with_for_update=True,
+                             populate_existing=True)
+        if locked is None or locked.merged_into is None:
+            return locked or current
+        following = session.get(Ticket, locked.merged_into)
+        if following is None:
+            return locked
+        current = following
+    return current
+
+
+def opened_by_reply_to(session: Session, ids: Iterable[str]) -> list[Ticket]:
+    """Tickets opened by a message that names one of these ids, oldest first (live)."""
+    hashes = [message_id_hash(i) for i in ids if i]
+    if not hashes:
+        return []
+    numbers = session.scalars(select(MessageMention.ticket_number).where(
+        MessageMention.message_id_hash.in_(hashes), MessageMention.opener.is_(True))
+        .distinct()).all()
+    found: dict[int, Ticket] = {}
+    for number in sorted(numbers):
+        ticket = session.get(Ticket, number)
+        if ticket is not None:
+            live = live_ticket(session, ticket)
+            found.setdefault(live.number, live)
+    return [found[n] for n in sorted(found)]
+
+
+def record_mentions(session: Session, ids: Iterable[str], ticket_number: int,
+                    opener: bool) -> None:
+    """Keep the ids a stored message names, once per ticket."""
+    for message_id in ids:
+        key = message_id_hash(message_id)
+        existing = session.scalars(select(MessageMention).where(
+            MessageMention.message_id_hash == key,
+            MessageMention.ticket_number == ticket_number)).first()
+        if existing is None:
+            session.add(MessageMention(message_id=message_id[:998], message_id_hash=key,
+                                       ticket_number=ticket_number, opener=opener))
+        elif opener and not existing.opener:
+            existing.opener = True
+    session.flush()
+
+
+def _move_index(session: Session, model: type[MessageRef] | type[MessageMention],
+                survivor: int, joined: int) -> None:
+    """Re-point the joined ticket's index rows, dropping those the survivor already has."""
+    kept = select(model.message_id_hash).where(model.ticket_number == survivor)
+    session.execute(delete(model).where(
+        model.ticket_number == joined, model.message_id_hash.in_(kept)))
+    values: dict[str, object] = {"ticket_number": survivor}
+    if model is MessageMention:
+        values["opener"] = False  # no longer named by the survivor's opening message
+    session.execute(update(model).where(model.ticket_number == joined).values(**values),
+                    execution_options={"synchronize_session": False})
+
+
+def _copy_participants(session: Session, survivor: int, joined: int) -> None:
+    """The survivor gains the joined ticket's people; their rows (and the reply tokens that
+    name them) stay on the joined ticket, whose mail now threads into the survivor."""
+    present = set(session.scalars(select(Participant.email).where(
+        Participant.ticket_number == survivor)).all())
+    for person in session.scalars(select(Participant).where(
+            Participant.ticket_number == joined).order_by(Participant.id)).all():
+        if person.email not in present:
+            session.add(Participant(ticket_number=survivor, email=person.email,
+                                    role=person.role))
+            present.add(person.email)
+
+
+def _earliest(*values: datetime | None) -> datetime | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def join_tickets(session: Session, survivor: Ticket, joined: Ticket, now: datetime) -> int:
+    """Move every message and index row of ``joined`` to ``survivor`` and mark it joined.
+
+    Returns how many messages moved.  The survivor keeps its own subject and requester;
+    it takes the earlier creation time and first-response times of the two.  Mail
+    already sent for the joined ticket stays sent; what comes later threads here."""
+    assert survivor.number != joined.number
+    for number in sorted((survivor.number, joined.number)):  # row locks in one order
+        session.get(Ticket, number, with_for_update=True, populate_existing=True)
+    moved = session.scalar(select(func.count(MessageRecord.id)).where(
+        MessageRecord.ticket_number == joined.number)) or 0
+    session.execute(update(MessageRecord).where(MessageRecord.ticket_number == joined.number)
+                    .values(ticket_number=survivor.number),
+                    execution_options={"synchronize_session": False})
+    _move_index(session, MessageRef, survivor.number, joined.number)
+    _move_index(session, MessageMention, survivor.number, joined.number)
+    session.execute(update(SpoolEntry).where(SpoolEntry.ticket_number == joined.number)
+                    .values(ticket_number=survivor.number),
+                    execution_options={"synchronize_session": False})
+    _copy_participants(session, survivor.number, joined.number)
+    survivor.created_at = _earliest(survivor.created_at, joined.created_at) or survivor.created_at
+    survivor.first_response_due = _earliest(survivor.first_response_due,
+                                            joined.first_response_due)
+    survivor.first_response_at = _earliest(survivor.first_response_at, joined.first_response_at)
+    survivor.updated_at = now
+    joined.merged_into = survivor.number
+    if joined.status not in (TicketStatus.SOLVED, TicketStatus.CLOSED):
+        joined.status = TicketStatus.CLOSED
+        joined.resolved_at = now
+    joined.updated_at = now
+    session.flush()
+    session.expire(survivor, ["messages", "participants"])
+    session.expire(joined, ["messages", "participants"])
+    return int(moved)
+
