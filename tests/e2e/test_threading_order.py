@@ -115,7 +115,8 @@ def test_shuffled_concurrent_corpus_threads_every_reply_to_its_parent(
     joined, wrong = replies_on_parent_ticket(manifest, placed)
     replies = sum(1 for m in manifest if m["parent"])
     assert replies > 50
-    assert not wrong, f"{len(wrong)} of {replies} replies not on their parent's ticket: {wrong[:10]}"
+    assert not wrong, f"{len(wrong)} of {replies} replies not on their parent's ticket: " \
+        f"{wrong[:10]}"
     assert joined == replies
     roots = sum(1 for m in manifest if not m["parent"])
     assert live_tickets == roots  # one ticket per conversation, the others joined into it
