@@ -389,8 +389,10 @@ class MessageMention(Base):
     message_id: Mapped[str] = mapped_column(String(998))
     message_id_hash: Mapped[str] = mapped_column(String(64), index=True)
     ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"), index=True)
-    opener: Mapped[bool] = mapped_column(Boolean, default=False)
-    """Named by the message that opened the ticket (a reply that came before its parent)."""
+    kind: Mapped[str] = mapped_column(String(8), default="named")
+    """``opening``: named by the message the ticket starts with (a reply that came before
+    its parent); ``waiting``: by a later message whose parent we had not stored either;
+    ``named``: by a message that found its parent."""
 
     __table_args__ = (UniqueConstraint("message_id_hash", "ticket_number"),)
 

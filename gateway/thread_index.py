@@ -3,9 +3,10 @@
 A reply can be processed before its parent (several SMTP clients, several worker
 threads or processes).  So besides the Message-IDs we stored or sent
 (``MessageRef``), every stored message's ``In-Reply-To``/``References`` ids are
-kept (``MessageMention``), with a flag for those named by a message that opened
-its ticket.  A message then also finds the ticket that a reply to it opened
-earlier, or that a sibling naming the same missing parent opened.
+kept (``MessageMention``), marked ``opening`` when named by the message its ticket
+starts with and ``waiting`` when named by a later message whose parent had not
+arrived either.  A message then also finds the ticket that a reply to it opened
+earlier (and starts it), or that a sibling naming the same missing parent is on.
 
 Two processing transactions of one conversation must not both decide "new
 ticket": on PostgreSQL each takes a transaction-scoped advisory lock on every id
@@ -35,11 +36,15 @@ from gateway.tickets import message_id_hash
 
 __all__ = [
     "MAX_NAMED_IDS",
+    "NAMED",
+    "OPENING",
+    "WAITING",
     "join_tickets",
     "live_ticket",
     "lock_conversation",
     "named_ids",
-    "opened_by_reply_to",
+    "names_as_opening",
+    "waiting_for",
     "record_mentions",
 ]
 
@@ -91,13 +96,18 @@ def live_ticket(session: Session, ticket: Ticket) -> Ticket:
     return current
 
 
-def opened_by_reply_to(session: Session, ids: Iterable[str]) -> list[Ticket]:
-    """Tickets opened by a message that names one of these ids, oldest first (live)."""
+OPENING, WAITING, NAMED = "opening", "waiting", "named"
+_STRENGTH = {NAMED: 0, WAITING: 1, OPENING: 2}
+
+
+def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str]) -> list[Ticket]:
+    """Tickets on which a message of one of these ``kinds`` names one of these ids and
+    waits for it, oldest first (each as the live ticket it continues as)."""
     hashes = [message_id_hash(i) for i in ids if i]
     if not hashes:
         return []
     numbers = session.scalars(select(MessageMention.ticket_number).where(
-        MessageMention.message_id_hash.in_(hashes), MessageMention.opener.is_(True))
+        MessageMention.message_id_hash.in_(hashes), MessageMention.kind.in_(list(kinds)))
         .distinct()).all()
     found: dict[int, Ticket] = {}
     for number in sorted(numbers):
@@ -108,9 +118,15 @@ def opened_by_reply_to(session: Session, ids: Iterable[str]) -> list[Ticket]:
     return [found[n] for n in sorted(found)]
 
 
-def record_mentions(session: Session, ids: Iterable[str], ticket_number: int,
-                    opener: bool) -> None:
-    """Keep the ids a stored message names, once per ticket."""
+def record_mentions(session: Session, ids: Sequence[str], ticket_number: int,
+                    opening: bool) -> None:
+    """Keep the ids a stored message names, once per ticket, with how it names them."""
+    if not ids:
+        return
+    kind = OPENING if opening else NAMED
+    if kind == NAMED and session.scalar(select(MessageRef.id).where(
+            MessageRef.message_id_hash.in_([message_id_hash(i) for i in ids])).limit(1)) is None:
+        kind = WAITING  # none of its ancestors is here yet
     for message_id in ids:
         key = message_id_hash(message_id)
         existing = session.scalars(select(MessageMention).where(
@@ -118,10 +134,17 @@ def record_mentions(session: Session, ids: Iterable[str], ticket_number: int,
             MessageMention.ticket_number == ticket_number)).first()
         if existing is None:
             session.add(MessageMention(message_id=message_id[:998], message_id_hash=key,
-                                       ticket_number=ticket_number, opener=opener))
-        elif opener and not existing.opener:
-            existing.opener = True
+                                       ticket_number=ticket_number, kind=kind))
+        elif _STRENGTH[kind] > _STRENGTH.get(existing.kind, 0):
+            existing.kind = kind
     session.flush()
+
+
+def names_as_opening(session: Session, ticket_number: int, message_id: str) -> bool:
+    """Whether the message a ticket starts with names this id (it is its parent)."""
+    return session.scalar(select(MessageMention.id).where(
+        MessageMention.ticket_number == ticket_number, MessageMention.kind == OPENING,
+        MessageMention.message_id_hash == message_id_hash(message_id))) is not None
 
 
 def _move_index(session: Session, model: type[MessageRef] | type[MessageMention],
@@ -130,10 +153,12 @@ def _move_index(session: Session, model: type[MessageRef] | type[MessageMention]
     kept = select(model.message_id_hash).where(model.ticket_number == survivor)
     session.execute(delete(model).where(
         model.ticket_number == joined, model.message_id_hash.in_(kept)))
-    values: dict[str, object] = {"ticket_number": survivor}
-    if model is MessageMention:
-        values["opener"] = False  # no longer named by the survivor's opening message
-    session.execute(update(model).where(model.ticket_number == joined).values(**values),
+    if model is MessageMention:  # no longer named by the survivor's opening message
+        session.execute(update(MessageMention).where(
+            MessageMention.ticket_number == joined, MessageMention.kind == OPENING)
+            .values(kind=WAITING), execution_options={"synchronize_session": False})
+    session.execute(update(model).where(model.ticket_number == joined)
+                    .values(ticket_number=survivor),
                     execution_options={"synchronize_session": False})
 
 

@@ -102,7 +102,7 @@ def run(ctx: MailContext) -> None:
     ctx.session.add(message)
     record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in")
     record_mentions(ctx.session, named_ids(ctx.parsed.in_reply_to, ctx.parsed.references),
-                    ticket.number, opener=ctx.new_ticket or ctx.opens_conversation)
+                    ticket.number, opening=ctx.new_ticket or ctx.opens_conversation)
     if not ctx.new_ticket and not ctx.history and ctx.kind != "auto_reply":
         ticket.updated_at = now
         if ctx.answers_requester and ticket.first_response_at is None:

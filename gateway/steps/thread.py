@@ -4,8 +4,8 @@ Order (issue: threading): the keyed reply token in any recipient address, then
 the headers: ``In-Reply-To`` and ``References`` (newest first) matching a
 Message-ID we stored or sent (the parent came first), else a ticket opened by a
 reply to this very message (the child came first: this message joins it and
-becomes its opening message), else a ticket opened by a reply naming the same
-missing message (a sibling came first); then the ``[#N]`` subject tag **only**
+becomes its opening message), else a ticket where a message still waits for this
+one or names the same missing message (a sibling came first); then the ``[#N]`` subject tag **only**
 when the sender already takes part in that ticket or is a team colleague of its
 requester.  Anything else opens a new ticket.  Tickets opened by replies to this
 message before it arrived are joined into one (the oldest number); a joined
@@ -23,11 +23,14 @@ from gateway.context import Disposition, MailContext
 from gateway.directory import support_identity
 from gateway.models import MessageRef, Participant, Person, Ticket
 from gateway.thread_index import (
+    OPENING,
+    WAITING,
     join_tickets,
     live_ticket,
     lock_conversation,
     named_ids,
-    opened_by_reply_to,
+    names_as_opening,
+    waiting_for,
 )
 from gateway.tickets import (
     find_ticket_by_message_ids,
@@ -99,6 +102,23 @@ def _join_all(ctx: MailContext, tickets: list[Ticket]) -> Ticket:
     return survivor
 
 
+def _by_waiting(ctx: MailContext, own: str | None, ids: list[str]) -> Ticket | None:
+    """Neither parent nor an early reply that opened a ticket: a message on a ticket that
+    still waits for this one, else for the same missing parent (a sibling).  Joins that one
+    ticket only: naming ids of several tickets never joins them together."""
+    later = waiting_for(ctx.session, [own], [WAITING]) if own else []
+    if later:
+        ctx.note(name, "hit", f"a message on ticket #{later[0].number} replies to this one, "
+                 "which had not arrived: same conversation")
+        return later[0]
+    siblings = waiting_for(ctx.session, ids, [OPENING, WAITING])
+    if not siblings:
+        return None
+    ctx.note(name, "hit", f"a message on ticket #{siblings[0].number} names the same earlier "
+             "message, which we have not received: same conversation")
+    return siblings[0]
+
+
 def _by_headers(ctx: MailContext) -> Ticket | None:
     assert ctx.parsed is not None
     own = ctx.parsed.message_id
@@ -110,19 +130,14 @@ def _by_headers(ctx: MailContext) -> Ticket | None:
         ticket, message_id = found
         ctx.note(name, "hit", f"references Message-ID {message_id} of ticket #{ticket.number}")
         parent = _followed(ctx, ticket)
-    children = opened_by_reply_to(ctx.session, [own]) if own else []
+    children = waiting_for(ctx.session, [own], [OPENING]) if own else []
     if children:
         ctx.note(name, "hit", "a reply to this message came first and opened ticket(s) "
                  + ", ".join(f"#{t.number}" for t in children))
     if parent is None and not children:
-        siblings = opened_by_reply_to(ctx.session, ids)
-        if not siblings:
-            return None
-        ctx.note(name, "hit", f"ticket #{siblings[0].number} was opened by a message that "
-                 "names the same earlier message, which we have not received: same conversation")
-        return siblings[0]
+        return _by_waiting(ctx, own, ids)
     survivor = _join_all(ctx, [*([parent] if parent else []), *children])
-    if parent is None and survivor.origin_message_id != own:
+    if parent is None and own and names_as_opening(ctx.session, survivor.number, own):
         _adopt(ctx, survivor)
     return survivor
 

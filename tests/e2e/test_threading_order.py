@@ -14,6 +14,7 @@ import smtplib
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from gateway.config import Settings
 from gateway.models import MessageRecord, SpoolEntry, SpoolState, Ticket
 from gateway.server import GatewayServer
 from tests.conftest import Processes, wait_for
-from tests.corpus import corpus_dir
+from tests.corpus import corpus_dir, load_index
 
 CLIENTS = 8
 MESSAGES = 200
@@ -120,3 +121,35 @@ def test_shuffled_concurrent_corpus_threads_every_reply_to_its_parent(
     assert joined == replies
     roots = sum(1 for m in manifest if not m["parent"])
     assert live_tickets == roots  # one ticket per conversation, the others joined into it
+
+
+def test_shuffled_concurrent_mailing_list_threads_join_their_nearest_ancestor(
+        running: GatewayServer, gateway: Gateway, settings: Settings, processes: Processes
+        ) -> None:
+    """The shared corpus's real threads (ghost parents, a typo'd References that In-Reply-To
+    must beat, a References loop, duplicate Message-IDs), shuffled and sent at once: each
+    message is on the ticket of its nearest ancestor in the corpus."""
+    if settings.broker_url:
+        processes.start("worker", name="worker-2")
+    entries = list(load_index("threads")["entries"])
+    base = corpus_dir() / "threads"
+    mails = [crlf((base / e["file"]).read_bytes()) for e in entries]
+    random.Random(14).shuffle(mails)
+    send_concurrently(settings.smtp_listen, mails, CLIENTS)
+    wait_for(lambda: _processed(gateway), timeout=600, interval=0.5,
+             message="every message processed")
+    placed, _live = placement(gateway)
+    counts = Counter(e["message_id"] for e in entries)
+    checked, wrong = 0, []
+    for entry in entries:
+        me, parent = entry["message_id"], entry.get("expected_parent_in_corpus")
+        if not parent or counts[me] > 1 or counts[parent] > 1:
+            continue
+        mine, theirs = placed.get(me.strip("<>")), placed.get(parent.strip("<>"))
+        if mine is None or theirs is None:
+            continue  # not recorded on a ticket (e.g. an automatic reply that came first)
+        checked += 1
+        if mine != theirs:
+            wrong.append(entry["file"])
+    assert checked > 150
+    assert not wrong, f"{len(wrong)} of {checked} messages off their ancestor's ticket: {wrong}"

@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=998), nullable=False),
         sa.Column("message_id_hash", sa.String(length=64), nullable=False),
         sa.Column("ticket_number", sa.Integer(), nullable=False),
-        sa.Column("opener", sa.Boolean(), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
         sa.ForeignKeyConstraint(["ticket_number"], ["tickets.number"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("message_id_hash", "ticket_number"),
