@@ -74,8 +74,10 @@ def lock_conversation(session: Session, ids: Iterable[str]) -> None:
     if bind.dialect.name != "postgresql":
         return  # SQLite: one writer at a time already
     keys = sorted({int(message_id_hash(i)[:15], 16) for i in ids if i})
-    for key in keys:
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    if keys:  # one round trip; the locks are taken in the sorted order of the subquery
+        session.execute(text("SELECT count(pg_advisory_xact_lock(k)) FROM "
+                             "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ids"),
+                        {"keys": keys})
 
 
 def live_ticket(session: Session, ticket: Ticket) -> Ticket:
@@ -127,11 +129,12 @@ def record_mentions(session: Session, ids: Sequence[str], ticket_number: int,
     if kind == NAMED and session.scalar(select(MessageRef.id).where(
             MessageRef.message_id_hash.in_([message_id_hash(i) for i in ids])).limit(1)) is None:
         kind = WAITING  # none of its ancestors is here yet
-    for message_id in ids:
-        key = message_id_hash(message_id)
-        existing = session.scalars(select(MessageMention).where(
-            MessageMention.message_id_hash == key,
-            MessageMention.ticket_number == ticket_number)).first()
+    hashes = {message_id_hash(i): i for i in ids}
+    present = {m.message_id_hash: m for m in session.scalars(select(MessageMention).where(
+        MessageMention.ticket_number == ticket_number,
+        MessageMention.message_id_hash.in_(list(hashes))))}
+    for key, message_id in hashes.items():
+        existing = present.get(key)
         if existing is None:
             session.add(MessageMention(message_id=message_id[:998], message_id_hash=key,
                                        ticket_number=ticket_number, kind=kind))
