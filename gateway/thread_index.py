@@ -102,9 +102,11 @@ OPENING, WAITING, NAMED = "opening", "waiting", "named"
 _STRENGTH = {NAMED: 0, WAITING: 1, OPENING: 2}
 
 
-def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str]) -> list[Ticket]:
+def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str], *,
+                first: bool = False) -> list[Ticket]:
     """Tickets on which a message of one of these ``kinds`` names one of these ids and
-    waits for it, oldest first (each as the live ticket it continues as)."""
+    waits for it, oldest first (each as the live ticket it continues as, row-locked);
+    ``first``: only the oldest (nothing else is locked)."""
     hashes = [message_id_hash(i) for i in ids if i]
     if not hashes:
         return []
@@ -117,6 +119,8 @@ def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str]) -> l
         if ticket is not None:
             live = live_ticket(session, ticket)
             found.setdefault(live.number, live)
+            if first:
+                break
     return [found[n] for n in sorted(found)]
 
 

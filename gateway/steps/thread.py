@@ -106,12 +106,12 @@ def _by_waiting(ctx: MailContext, own: str | None, ids: list[str]) -> Ticket | N
     """Neither parent nor an early reply that opened a ticket: a message on a ticket that
     still waits for this one, else for the same missing parent (a sibling).  Joins that one
     ticket only: naming ids of several tickets never joins them together."""
-    later = waiting_for(ctx.session, [own], [WAITING]) if own else []
+    later = waiting_for(ctx.session, [own], [WAITING], first=True) if own else []
     if later:
         ctx.note(name, "hit", f"a message on ticket #{later[0].number} replies to this one, "
                  "which had not arrived: same conversation")
         return later[0]
-    siblings = waiting_for(ctx.session, ids, [OPENING, WAITING])
+    siblings = waiting_for(ctx.session, ids, [OPENING, WAITING], first=True)
     if not siblings:
         return None
     ctx.note(name, "hit", f"a message on ticket #{siblings[0].number} names the same earlier "
