@@ -69,6 +69,9 @@ class MailContext:
     ticket: Ticket | None = None
     new_ticket: bool = False
     threaded_by: str = ""
+    opens_conversation: bool = False
+    """Joined the ticket that a reply to it opened first: it is now that ticket's opening
+    message (threading, issue 14)."""
     role: str = "requester"
     kind: str = "public"
     language: str = "en"

@@ -51,6 +51,7 @@ __all__ = [
     "Lease",
     "FeatureUsage",
     "MessageRecord",
+    "MessageMention",
     "MessageRef",
     "OutboxItem",
     "OutboxStatus",
@@ -292,6 +293,9 @@ class Ticket(Base):
     sla_paused_at: Mapped[datetime | None] = mapped_column()
     breached_at: Mapped[datetime | None] = mapped_column()
     issue_type: Mapped[str | None] = mapped_column(String(64))
+    merged_into: Mapped[int | None] = mapped_column(Integer)
+    """Set when this ticket turned out to be part of another one's conversation and was
+    joined into it (threading): its messages, ids and replies now go there."""
 
     messages: Mapped[list[MessageRecord]] = relationship(
         back_populates="ticket", order_by="MessageRecord.id"
@@ -369,6 +373,26 @@ class MessageRef(Base):
     message_id_hash: Mapped[str] = mapped_column(String(64), index=True)
     ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"), index=True)
     direction: Mapped[str] = mapped_column(String(8))  # in | out
+
+    __table_args__ = (UniqueConstraint("message_id_hash", "ticket_number"),)
+
+
+class MessageMention(Base):
+    """An id a stored message names in ``In-Reply-To``/``References``, with its ticket.
+
+    With :class:`MessageRef` (the ids of the messages themselves) it lets a message
+    find its ticket whichever of parent, child or sibling was processed first."""
+
+    __tablename__ = "message_mentions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998))
+    message_id_hash: Mapped[str] = mapped_column(String(64), index=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"), index=True)
+    kind: Mapped[str] = mapped_column(String(8), default="named")
+    """``opening``: named by the message the ticket starts with (a reply that came before
+    its parent); ``waiting``: by a later message whose parent we had not stored either;
+    ``named``: by a message that found its parent."""
 
     __table_args__ = (UniqueConstraint("message_id_hash", "ticket_number"),)
 

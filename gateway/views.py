@@ -61,6 +61,7 @@ def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
         "resolved_at": iso(ticket.resolved_at),
         "duplicate_of": ticket.duplicate_of,
         "follows": ticket.follows,
+        "merged_into": ticket.merged_into,
         "issue_type": ticket.issue_type,
         "breached_at": iso(ticket.breached_at),
     }

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from gateway.context import MailContext
 from gateway.models import AttachmentRecord, MessageRecord, SpoolState, Ticket, TicketStatus
+from gateway.thread_index import named_ids, record_mentions
 from gateway.tickets import participant_for, record_message_ref
 
 name = "record"
@@ -100,6 +101,8 @@ def run(ctx: MailContext) -> None:
     ]
     ctx.session.add(message)
     record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in")
+    record_mentions(ctx.session, named_ids(ctx.parsed.in_reply_to, ctx.parsed.references),
+                    ticket.number, opening=ctx.new_ticket or ctx.opens_conversation)
     if not ctx.new_ticket and not ctx.history and ctx.kind != "auto_reply":
         ticket.updated_at = now
         if ctx.answers_requester and ticket.first_response_at is None:

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from gateway.context import Disposition, MailContext, Sender
 from gateway.models import Agent, MessageRef, Ticket
+from gateway.thread_index import live_ticket
 from gateway.tickets import message_id_hash, subject_tag
 
 name = "sent-copy"
@@ -53,6 +54,11 @@ def _by_subject_tag(ctx: MailContext) -> Ticket | None:
     ticket = ctx.session.get(Ticket, number) if number is not None else None
     if ticket is not None:
         ctx.note(name, "hit", f"subject tag [#{number}] (our own mailbox may use any tag)")
+        live = live_ticket(ctx.session, ticket)
+        if live.number != ticket.number:
+            ctx.note(name, "joined", f"ticket #{ticket.number} was joined into ticket "
+                     f"#{live.number}: the copy goes there")
+        return live
     return ticket
 
 

@@ -1,0 +1,224 @@
+"""Threading whatever the order: the ids messages name, conversation locks, joined tickets.
+
+A reply can be processed before its parent (several SMTP clients, several worker
+threads or processes).  So besides the Message-IDs we stored or sent
+(``MessageRef``), every stored message's ``In-Reply-To``/``References`` ids are
+kept (``MessageMention``), marked ``opening`` when named by the message its ticket
+starts with and ``waiting`` when named by a later message whose parent had not
+arrived either.  A message then also finds the ticket that a reply to it opened
+earlier (and starts it), or that a sibling naming the same missing parent is on.
+
+Two processing transactions of one conversation must not both decide "new
+ticket": on PostgreSQL each takes a transaction-scoped advisory lock on every id
+it carries (its own and the ones it names), in sorted order; a second message
+sharing an id waits until the first commits and then sees its rows.  On SQLite
+the writers are serialised anyway (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.orm import Session
+
+from gateway.models import (
+    MessageMention,
+    MessageRecord,
+    MessageRef,
+    Participant,
+    SpoolEntry,
+    Ticket,
+    TicketStatus,
+)
+from gateway.tickets import message_id_hash
+
+__all__ = [
+    "MAX_NAMED_IDS",
+    "NAMED",
+    "OPENING",
+    "WAITING",
+    "join_tickets",
+    "live_ticket",
+    "lock_conversation",
+    "named_ids",
+    "names_as_opening",
+    "waiting_for",
+    "record_mentions",
+]
+
+MAX_NAMED_IDS = 30
+"""In-Reply-To plus the newest References kept and looked up (a hostile header may hold
+thousands; every real client's fit)."""
+
+_MAX_HOPS = 50
+
+
+def named_ids(in_reply_to: Sequence[str], references: Sequence[str]) -> list[str]:
+    """The ids a message names, nearest first: In-Reply-To, then References newest first."""
+    seen: dict[str, str] = {}
+    for message_id in [*in_reply_to, *reversed(references)]:
+        seen.setdefault(message_id_hash(message_id), message_id)
+        if len(seen) >= MAX_NAMED_IDS:
+            break
+    return list(seen.values())
+
+
+def lock_conversation(session: Session, ids: Iterable[str]) -> None:
+    """Serialise transactions that share any of these ids (PostgreSQL advisory locks).
+
+    Sorted, so two transactions never wait for each other crosswise.  A hash collision
+    only makes two unrelated messages wait for one another."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return  # SQLite: one writer at a time already
+    keys = sorted({int(message_id_hash(i)[:15], 16) for i in ids if i})
+    if keys:  # one round trip; the locks are taken in the sorted order of the subquery
+        session.execute(text("SELECT count(pg_advisory_xact_lock(k)) FROM "
+                             "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ids"),
+                        {"keys": keys})
+
+
+def live_ticket(session: Session, ticket: Ticket) -> Ticket:
+    """The ticket a (possibly joined) ticket now continues as, row-locked.
+
+    The lock makes a message that arrives by token or tag wait for a join in progress
+    rather than land on the ticket being emptied."""
+    current = ticket
+    for _ in range(_MAX_HOPS):
+        locked = session.get(Ticket, current.number, with_for_update=True,
+                             populate_existing=True)
+        if locked is None or locked.merged_into is None:
+            return locked or current
+        following = session.get(Ticket, locked.merged_into)
+        if following is None:
+            return locked
+        current = following
+    return current
+
+
+OPENING, WAITING, NAMED = "opening", "waiting", "named"
+_STRENGTH = {NAMED: 0, WAITING: 1, OPENING: 2}
+
+
+def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str], *,
+                first: bool = False) -> list[Ticket]:
+    """Tickets on which a message of one of these ``kinds`` names one of these ids and
+    waits for it, oldest first (each as the live ticket it continues as, row-locked);
+    ``first``: only the oldest (nothing else is locked)."""
+    hashes = [message_id_hash(i) for i in ids if i]
+    if not hashes:
+        return []
+    numbers = session.scalars(select(MessageMention.ticket_number).where(
+        MessageMention.message_id_hash.in_(hashes), MessageMention.kind.in_(list(kinds)))
+        .distinct()).all()
+    found: dict[int, Ticket] = {}
+    for number in sorted(numbers):
+        ticket = session.get(Ticket, number)
+        if ticket is not None:
+            live = live_ticket(session, ticket)
+            found.setdefault(live.number, live)
+            if first:
+                break
+    return [found[n] for n in sorted(found)]
+
+
+def record_mentions(session: Session, ids: Sequence[str], ticket_number: int,
+                    opening: bool) -> None:
+    """Keep the ids a stored message names, once per ticket, with how it names them."""
+    if not ids:
+        return
+    kind = OPENING if opening else NAMED
+    if kind == NAMED and session.scalar(select(MessageRef.id).where(
+            MessageRef.message_id_hash.in_([message_id_hash(i) for i in ids])).limit(1)) is None:
+        kind = WAITING  # none of its ancestors is here yet
+    hashes = {message_id_hash(i): i for i in ids}
+    present = {m.message_id_hash: m for m in session.scalars(select(MessageMention).where(
+        MessageMention.ticket_number == ticket_number,
+        MessageMention.message_id_hash.in_(list(hashes))))}
+    for key, message_id in hashes.items():
+        existing = present.get(key)
+        if existing is None:
+            session.add(MessageMention(message_id=message_id[:998], message_id_hash=key,
+                                       ticket_number=ticket_number, kind=kind))
+        elif _STRENGTH[kind] > _STRENGTH.get(existing.kind, 0):
+            existing.kind = kind
+    session.flush()
+
+
+def names_as_opening(session: Session, ticket_number: int, message_id: str) -> bool:
+    """Whether the message a ticket starts with names this id (it is its parent)."""
+    return session.scalar(select(MessageMention.id).where(
+        MessageMention.ticket_number == ticket_number, MessageMention.kind == OPENING,
+        MessageMention.message_id_hash == message_id_hash(message_id))) is not None
+
+
+def _move_index(session: Session, model: type[MessageRef] | type[MessageMention],
+                survivor: int, joined: int) -> None:
+    """Re-point the joined ticket's index rows, dropping those the survivor already has."""
+    kept = select(model.message_id_hash).where(model.ticket_number == survivor)
+    session.execute(delete(model).where(
+        model.ticket_number == joined, model.message_id_hash.in_(kept)))
+    if model is MessageMention:  # no longer named by the survivor's opening message
+        session.execute(update(MessageMention).where(
+            MessageMention.ticket_number == joined, MessageMention.kind == OPENING)
+            .values(kind=WAITING), execution_options={"synchronize_session": False})
+    session.execute(update(model).where(model.ticket_number == joined)
+                    .values(ticket_number=survivor),
+                    execution_options={"synchronize_session": False})
+
+
+def _copy_participants(session: Session, survivor: int, joined: int) -> None:
+    """The survivor gains the joined ticket's people; their rows (and the reply tokens that
+    name them) stay on the joined ticket, whose mail now threads into the survivor."""
+    present = set(session.scalars(select(Participant.email).where(
+        Participant.ticket_number == survivor)).all())
+    for person in session.scalars(select(Participant).where(
+            Participant.ticket_number == joined).order_by(Participant.id)).all():
+        if person.email not in present:
+            session.add(Participant(ticket_number=survivor, email=person.email,
+                                    role=person.role))
+            present.add(person.email)
+
+
+def _earliest(*values: datetime | None) -> datetime | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def join_tickets(session: Session, survivor: Ticket, joined: Ticket, now: datetime) -> int:
+    """Move every message and index row of ``joined`` to ``survivor`` and mark it joined.
+
+    Returns how many messages moved.  The survivor keeps its own subject and requester;
+    it takes the earlier creation time and first-response times of the two.  Mail
+    already sent for the joined ticket stays sent; what comes later threads here."""
+    assert survivor.number != joined.number
+    for number in sorted((survivor.number, joined.number)):  # row locks in one order
+        session.get(Ticket, number, with_for_update=True, populate_existing=True)
+    moved = session.scalar(select(func.count(MessageRecord.id)).where(
+        MessageRecord.ticket_number == joined.number)) or 0
+    session.execute(update(MessageRecord).where(MessageRecord.ticket_number == joined.number)
+                    .values(ticket_number=survivor.number),
+                    execution_options={"synchronize_session": False})
+    _move_index(session, MessageRef, survivor.number, joined.number)
+    _move_index(session, MessageMention, survivor.number, joined.number)
+    session.execute(update(SpoolEntry).where(SpoolEntry.ticket_number == joined.number)
+                    .values(ticket_number=survivor.number),
+                    execution_options={"synchronize_session": False})
+    _copy_participants(session, survivor.number, joined.number)
+    survivor.created_at = _earliest(survivor.created_at, joined.created_at) or survivor.created_at
+    survivor.first_response_due = _earliest(survivor.first_response_due,
+                                            joined.first_response_due)
+    survivor.first_response_at = _earliest(survivor.first_response_at, joined.first_response_at)
+    survivor.updated_at = now
+    joined.merged_into = survivor.number
+    if joined.status not in (TicketStatus.SOLVED, TicketStatus.CLOSED):
+        joined.status = TicketStatus.CLOSED
+        joined.resolved_at = now
+    joined.updated_at = now
+    session.flush()
+    session.expire(survivor, ["messages", "participants"])
+    session.expire(joined, ["messages", "participants"])
+    return int(moved)
+
