@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from inbound.automatic import AutomaticVerdict, detect_automatic
 from inbound.bounces import BounceReport, detect_bounce
+from inbound.html_reply import reply_parts
 from inbound.parse import ParsedMail, parse_message
-from inbound.reply_text import ReplyParts, split_reply
+from inbound.reply_text import ReplyParts
 
 __all__ = ["Analysis", "analyze"]
 
@@ -30,7 +31,7 @@ def analyze(raw: bytes, mail_from: str = "") -> Analysis:
     bounce = detect_bounce(raw, mail_from)
     return Analysis(
         parsed=parsed,
-        reply=split_reply(parsed.text),
+        reply=reply_parts(parsed),
         automatic=detect_automatic(raw, mail_from, bounce=bounce),
         bounce=bounce,
     )
