@@ -209,21 +209,26 @@ def detect_automatic(
     except Exception:  # defensive: a classifier must not take the pipeline down
         log.exception("automatic-mail detection failed; treating the message as personal")
         return None
-    if verdict is not None and _from_mail_system(raw, mail_from):
+    system = _from_mail_system(raw, mail_from)
+    if system and verdict is None:
+        return AutomaticVerdict("auto_generated", f"sent by a mail system ({system})", True)
+    if system and verdict is not None:
         return replace(verdict, mail_system=True)
     return verdict
 
 
-def _from_mail_system(raw: bytes, mail_from: str) -> bool:
-    """Null envelope sender (or ``Return-Path: <>`` when the envelope is unknown), or a
-    ``From:`` of MAILER-DAEMON / postmaster / "Mail Delivery Subsystem"."""
+def _from_mail_system(raw: bytes, mail_from: str) -> str:
+    """The evidence that a mail system sent ``raw``, or "": the null envelope sender (or
+    ``Return-Path: <>`` when the envelope is unknown), or a ``From:`` of MAILER-DAEMON,
+    postmaster or "Mail Delivery Subsystem"."""
     head_bytes, _ = _split_header(raw)
     head = BytesParser(policy=policy.compat32).parsebytes(head_bytes, headersonly=True)
     envelope = mail_from.strip()
     if envelope == "<>" or (not envelope and header_text(head.get("return-path", "")).replace(
             " ", "") == "<>"):
-        return True
-    return is_mail_system(head.get("from", ""))
+        return "empty envelope sender"
+    sender = head.get("from", "")
+    return f"From: {header_text(sender)[:80]}" if is_mail_system(sender) else ""
 
 
 def _detect(
