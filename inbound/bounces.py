@@ -1062,11 +1062,6 @@ _NOT_RECIPIENT_CONTEXT = re.compile(
 )
 
 
-_BARE_LIST = re.compile(
-    r"following (?:recipients?|addresses|users?)[^\n]{0,200}:[ \t]*\n"
-    r"((?:[ \t]+[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}[ \t]*(?:\n|$)){1,50})",
-    re.IGNORECASE,
-)
 _GIVEN_UP = Phrases(r"permanent|given up|gave up|failed permanently",
                      needles=("permanent", "given up", "gave up"))
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|fw|wg|tr|rv|enc|doorst|i)\s*:", re.IGNORECASE)
@@ -1119,13 +1114,6 @@ def _from_text(
     if failed_header:
         listed = [a for v in failed_header for a in _addresses(v)]
         addresses = listed or addresses
-    if not addresses and "@" in sender:
-        # "Your mail to the following recipients could not be delivered:\n\tname": local
-        # users of the reporting domain (AOL), named without their domain.
-        listing = _BARE_LIST.search(section)
-        if listing:
-            domain = sender.rpartition("@")[2]
-            addresses = [f"{name.lower()}@{domain}" for name in listing.group(1).split()]
     if not addresses:
         # Last resort: a returned original with exactly one recipient names it.
         originals = [a for h in _original_recipients(message, report_text) for a in h]
