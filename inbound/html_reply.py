@@ -53,21 +53,24 @@ def split_html_reply(html: str, languages: Sequence[str] = DEFAULT_LANGUAGES) ->
     if not html or not html.strip():
         return ReplyParts("", "", "")
     source = _outlook_lines(html)
-    whole = html_to_text(source)
+
+    def whole() -> ReplyParts:  # the text rules alone, on the whole rendered text
+        return split_reply(html_to_text(source), languages)
+
     if len(source) > MAX_QUOTEQUAIL_CHARS:
-        return split_reply(whole, languages)
+        return whole()
     try:
         pieces = quotequail.quote_html(source)
     except Exception:  # noqa: BLE001 - broken markup: the text rules alone decide
         log.info("quotequail failed on an HTML body; splitting its text", exc_info=True)
-        return split_reply(whole, languages)
+        return whole()
     top = [markup for expanded, markup in _leading(pieces)]
     if len(top) == len(pieces):
-        return split_reply(whole, languages)
+        return whole()
     rest = [markup for _expanded, markup in pieces[len(top):]]
     reply = split_reply(html_to_text("".join(top)), languages)
     if not reply.visible.strip():
-        return split_reply(whole, languages)
+        return whole()
     history = html_to_text("".join(rest))
     quoted = "\n\n".join(part for part in (reply.quoted, history) if part.strip())
     return ReplyParts(reply.visible, quoted, reply.signature)
