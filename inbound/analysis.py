@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from inbound.automatic import AutomaticVerdict, detect_automatic
 from inbound.bounces import BounceReport, detect_bounce
+from inbound.html_reply import reply_parts
 from inbound.limits import Limits, contain
 from inbound.parse import ParsedMail, parse_message
-from inbound.reply_text import ReplyParts, split_reply
+from inbound.reply_text import ReplyParts
 
 __all__ = ["Analysis", "analyze", "raw_header_values"]
 
@@ -63,7 +64,7 @@ def analyze(raw: bytes, mail_from: str = "", limits: Limits | None = None) -> An
     bounce = detect_bounce(raw, mail_from)
     return Analysis(
         parsed=parsed,
-        reply=split_reply(parsed.text),
+        reply=reply_parts(parsed),
         automatic=detect_automatic(raw, mail_from, bounce=bounce),
         bounce=bounce,
         authentication_results=raw_header_values(raw, "authentication-results"),

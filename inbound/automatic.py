@@ -23,13 +23,13 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 
-from inbound.bounces import BounceReport, detect_bounce
+from inbound.bounces import BounceReport, detect_bounce, is_mail_system
 from inbound.headers import header_text
 from inbound.phrases import Phrases
 
@@ -45,6 +45,9 @@ BODY_PEEK_BYTES = 16 * 1024
 class AutomaticVerdict:
     kind: str  # auto_reply | challenge_response | read_receipt | bulk | auto_generated
     reason: str  # one human sentence naming the evidence
+    # Sent by a mail system (null envelope sender, MAILER-DAEMON/postmaster From):
+    # such mail never opens a ticket, whatever else it is.
+    mail_system: bool = False
 
 
 # Subjects that only autoresponders write (anchored at the start, or AOL's suffix).
@@ -60,7 +63,17 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"automaattinen vastaus|automatická odpověď|automatická odpoveď|otomatik yanıt|"
     r"автоответ|автоматический ответ|自動応答|自動返信|自动回复|자동\s?(?:회신|응답)|"
     r"不在(?:通知|連絡|のお知らせ)?|vacation (?:reply|response|notice|message)|"
-    r"on vacation|away from (?:the|my) office|autoresponder"
+    r"on vacation|away from (?:the|my) office|autoresponder|"
+    # More languages: Latvian, Lithuanian, Estonian, Hungarian, Romanian, Greek,
+    # Turkish, South Slavic, Bulgarian, Ukrainian, Hebrew, Arabic, Chinese
+    # (traditional), Vietnamese, Indonesian, and out-of-office words.
+    r"autom[aā]tisk[aā] atbilde|automatinis atsakymas|automaatvastus|automaatne vastus|"
+    r"automatikus v[aá]lasz|r[aă]spuns automat|αυτόματη απάντηση|otomatik cevap|"
+    r"automatski odgovor|samodejni odgovor|автоматичен отговор|автоматична відповідь|"
+    r"תשובה אוטומטית|رد تلقائي|自動回覆|trả lời tự động|balasan otomatis|"
+    r"außer haus|abwesend|afwezigheidsassistent|fuera de la oficina|hors du bureau|"
+    r"ausente|nieobecno[śs][ćc]|fr[aå]nvaro|frav[æa]r(?:ende)?|poissaolo|"
+    r"вне офиса|нет на месте|부재중?|外出中"
     r")(?:\s*[\])】]|\s*[:：\-]|\s*$)",
     re.IGNORECASE,
 )
@@ -81,9 +94,12 @@ _BODY_AUTO_PHRASE = Phrases(
     r"(?:reply|response)|auto-?reply|i am (?:currently )?(?:away|on (?:vacation|leave|holiday))|"
     r"i'm (?:currently )?(?:away|on (?:vacation|leave|holiday))|with limited access to e-?mail|"
     r"will (?:respond|reply|get back to you) (?:to you )?(?:upon|when|after) (?:my|i) return|"
-    r"this is an auto|abwesend|nicht im büro|afwezig|fuori ufficio|absent du bureau",
+    r"this is an auto|abwesend|nicht im büro|afwezig|fuori ufficio|absent du bureau|"
+    r"automatische antwort|réponse automatique|respuesta automática|risposta automatica|"
+    r"automātiskā atbilde|自动回复|自動返信|автоматический ответ",
     needles=("auto", "office", "i am ", "i'm ", "limited access", "return", "abwesend",
-             "nicht im büro", "afwezig", "fuori ufficio", "absent du bureau"),
+             "nicht im büro", "afwezig", "fuori ufficio", "absent du bureau", "réponse",
+             "respuesta", "risposta", "automātiskā", "自动回复", "自動返信", "автоматический"),
 )
 _CHALLENGE_TEXT = Phrases(
     r"boxbe|bluebottle|spamarrest|mailblocks|sender not pre-?approved|waitlisted|"
@@ -189,10 +205,30 @@ def detect_automatic(
     it saves parsing the MIME tree a second time.  Left out, it is computed here.
     """
     try:
-        return _detect(raw, mail_from, bounce)
+        verdict = _detect(raw, mail_from, bounce)
     except Exception:  # defensive: a classifier must not take the pipeline down
         log.exception("automatic-mail detection failed; treating the message as personal")
         return None
+    system = _from_mail_system(raw, mail_from)
+    if system and verdict is None:
+        return AutomaticVerdict("auto_generated", f"sent by a mail system ({system})", True)
+    if system and verdict is not None:
+        return replace(verdict, mail_system=True)
+    return verdict
+
+
+def _from_mail_system(raw: bytes, mail_from: str) -> str:
+    """The evidence that a mail system sent ``raw``, or "": the null envelope sender (or
+    ``Return-Path: <>`` when the envelope is unknown), or a ``From:`` of MAILER-DAEMON,
+    postmaster or "Mail Delivery Subsystem"."""
+    head_bytes, _ = _split_header(raw)
+    head = BytesParser(policy=policy.compat32).parsebytes(head_bytes, headersonly=True)
+    envelope = mail_from.strip()
+    if envelope == "<>" or (not envelope and header_text(head.get("return-path", "")).replace(
+            " ", "") == "<>"):
+        return "empty envelope sender"
+    sender = head.get("from", "")
+    return f"From: {header_text(sender)[:80]}" if is_mail_system(sender) else ""
 
 
 def _detect(
@@ -324,7 +360,11 @@ def _detect(
             "auto_generated", "X-Auto-Response-Suppress and X-MS-Exchange-Inbox-Rules-Loop "
             "(sent by an Exchange inbox rule)")
 
-    # 6. Mailing lists and bulk mail.
+    # 6. Mailing lists and bulk mail; a list manager's answer to a post (moderation,
+    # rejection) is its automatic reply to us, not list traffic.
+    notice = _list_notice(head, sender_local, subject, names)
+    if notice:
+        return AutomaticVerdict("auto_reply", notice)
     if list_header:
         return AutomaticVerdict("bulk", f"{_head_name(head, list_header)} header (mailing list)")
     if precedence in ("bulk", "list", "junk"):
@@ -341,6 +381,36 @@ def _detect(
         return AutomaticVerdict("auto_generated", "X-Cron-Env header (cron job output)")
 
     return None
+
+
+_LIST_NOTICE_SUBJECT = re.compile(
+    r"awaits? (?:the )?moderator(?:'s)? approval|held for (?:moderation|approval)|"
+    r"requires? (?:moderator )?approval|posting to a restricted list|"
+    r"post(?:ing)? (?:rejected|refused|held)|not a member|non-?member (?:post|submission)|"
+    r"(?:message|post|submission) (?:rejected|held|refused|auto-?discarded)|"
+    r"moderation (?:request|notice|required)|auto-?discard|"
+    r"your message to \S+ (?:was|has been) (?:rejected|held|discarded)",
+    re.IGNORECASE,
+)
+_LIST_MANAGER_LOCAL = re.compile(
+    r"(?:-(?:owner|owners|bounces?|request|admin|moderator)s?(?:\+.*)?$)|"
+    r"^(?:owner-|listserv$|majordomo$|sympa$|mailman$|ecartis$|lyris|listmaster$)",
+    re.IGNORECASE,
+)
+
+
+def _list_notice(head: Message, sender_local: str, subject: str, names: set[str]) -> str:
+    """A mailing-list manager's notice about our post, with the evidence; "" if not."""
+    administrivia = _token(header_text(head.get("x-list-administrivia", ""))) == "yes"
+    manager = bool(sender_local) and bool(_LIST_MANAGER_LOCAL.search(sender_local))
+    if not _LIST_NOTICE_SUBJECT.search(subject):
+        return ""
+    if administrivia:
+        return f"X-List-Administrivia notice \"{subject[:80]}\" (mailing-list moderation)"
+    if manager:
+        return (f"mailing-list manager notice \"{subject[:80]}\" from {sender_local}@ "
+                "(moderation or rejection of a post)")
+    return ""
 
 
 def _head_name(head: Message, lowered: str) -> str:

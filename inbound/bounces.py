@@ -32,10 +32,12 @@ from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses
 
+from flufl.bounce import all_failures
+
 from inbound.headers import header_text
 from inbound.phrases import Phrases, fold
 
-__all__ = ["BounceReport", "FailedRecipient", "detect_bounce"]
+__all__ = ["BounceReport", "FailedRecipient", "detect_bounce", "is_mail_system"]
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ _ROBOT_LOCAL = re.compile(
     r"^(?:mailer[-_.]?daemon|mail[-_.]?daemon|postmaster|post_master|postoffice|"
     r"mail\.delivery\.system|mailer|mail[-_.]?delivery(?:[-_.]?(?:system|subsystem))?|"
     r"bounces?|bounce[-_+].*|nobody|noreply|no[-_.]?reply|donotreply|do[-_.]?not[-_.]?reply|"
-    r"sysadmin|mmsc|smtp[-_.]?gateway|root)$",
+    r"sysadmin|mmsc|smtp[-_.]?gateway|root|mdaemon)$",
     re.IGNORECASE,
 )
 _STRONG_ROBOT_LOCAL = re.compile(
@@ -87,18 +89,49 @@ _STRONG_ROBOT_LOCAL = re.compile(
     re.IGNORECASE,
 )
 
+# Display names that mail systems, never people, sign their reports with.
+_SYSTEM_NAME = re.compile(
+    r"\b(?:mailer[- ]?daemon|postmaster|mail delivery (?:sub)?system|mail system|"
+    r"ndr|non[- ]?delivery|delivery status notification|mail administrator)\b",
+    re.IGNORECASE,
+)
+
+
+def is_mail_system(from_value: object) -> bool:
+    """Whether a ``From:`` value is a mail system's: MAILER-DAEMON@, postmaster@, an
+    empty address (``<>``) or a display name such as "Mail Delivery Subsystem"."""
+    text = header_text(from_value).strip()
+    if not text:
+        return False
+    try:
+        pairs = getaddresses([text])
+    except Exception:
+        pairs = []
+    for name, address in pairs:
+        if address and _STRONG_ROBOT_LOCAL.match(_local_part(address.strip("<>"))):
+            return True
+        if name and _SYSTEM_NAME.search(name):
+            return True
+    lowered = text.lower()
+    return lowered.endswith("<>") or "mailer-daemon" in lowered or lowered.startswith(
+        "postmaster@")
+
+
 _BOUNCE_SUBJECT = Phrases(
     r"undeliver|undelivered|returned mail|returning message|mail delivery (?:failed|failure|"
-    r"problem|system)|delivery (?:status notification|failure|failed|has failed|problem|"
-    r"notification|report)|failure notice|failed delivery|failure delivery|"
+    r"problem|system|warning|delayed)|"
+    r"delivery (?:status notification|failure|failed|has failed|problem|notification|report)|"
+    r"failure notice|failed delivery|failure delivery|"
     r"non[- ]?delivery|delivery status|could not (?:be )?deliver|message not delivered|"
-    r"mail (?:system error|failure)|returned to sender|nondeliverable|"
+    r"mail (?:system )?(?:error|failure)|returned to sender|nondeliverable|"
     r"warning: message .* delayed|delayed mail|delivery delayed|mail delivery delayed|"
     r"message status - undeliverable|there was an error sending your mail|"
     r"unzustellbar|nicht zustellbar|non remis|non recapitabile|onbestelbaar|"
     r"no se puede entregar|no entregado|não entregue|"
     r"配信(?:不能|失敗|エラー)|送信(?:できません|失敗)|エラーメール|"
-    r"未送達|退信|系统退信|无法投递|недоставленное|не (?:может быть )?доставлен",
+    r"未送達|退信|系统退信|无法投递|投递失败|发送失败|邮件(?:被)?退回|無法傳遞|傳送失敗|"
+    r"nepieg[aā]d[aā]ts|pieg[aā]de neizdev[aā]s|nevar[eē]ja (?:tikt )?pieg[aā]d[aā]t|"
+    r"недоставленное|не (?:может быть )?доставлен",
 )
 
 # Phrases that only delivery software writes (checked in the first part of the body).
@@ -120,7 +153,8 @@ _REPORT_MARKERS = Phrases(
     r"sorry, we were unable to deliver your message|"
     r"i'm afraid i wasn't able to deliver your message|"
     r"unable to deliver (?:your )?message to the following|"
-    r"could not be delivered to (?:one or more|the following|some)|"
+    r"(?:could not|cannot|can ?not) be delivered to (?:one or more|the following|some)|"
+    r"the following (?:mail|message) (?:could not|cannot|can ?not) be delivered|"
     r"the following (?:recipient|address)(?:es|\(es\)|s|\(s\))? (?:failed|could not|had|was|were)|"
     r"this is an automatically generated delivery status notification|"
     r"there was an error delivering your mail|"
@@ -132,10 +166,12 @@ _REPORT_MARKERS = Phrases(
     r"diagnostic[- ]code:|final-recipient:|"
     r"not listed in (?:domino directory|public name & address book)|"
     r"送信(?:でき|出来)ませんでした|配信(?:でき|出来)ませんでした|"
-    r"не может быть доставлено|не удалось доставить",
+    r"не может быть доставлено|не удалось доставить|无法(?:投递|送达)|投递失败|"
+    r"nevar[eē]ja (?:tikt )?pieg[aā]d[aā]t|pieg[aā]de neizdev[aā]s",
     needles=("deliver", "following", "qmail", "mail system", "original message", "addresses",
              "transcript", "invalid user", "delayed", "daemon", "did not reach", "smtp",
-             "said:", "diagnostic", "final-recipient", "not listed", "ませんでした", "достав"),
+             "said:", "diagnostic", "final-recipient", "not listed", "ませんでした", "достав",
+             "无法", "投递失败", "nevar", "pieg"),
 )
 # Wording that delivery reports use, but people may too: weaker evidence.
 _FAILURE_PHRASES = Phrases(
@@ -565,8 +601,8 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
     robot = bool(sender) and bool(_ROBOT_LOCAL.match(_local_part(sender)))
     if not sender:
         raw_from = str(head.get("from", "") or "").lower()
-        robot = "mailer-daemon" in raw_from or "postmaster" in raw_from or raw_from.strip() in (
-            "<>", "")
+        robot = ("mailer-daemon" in raw_from or "postmaster" in raw_from
+                 or raw_from.strip() in ("<>", "") or raw_from.rstrip().endswith("<>"))
     failed_header = head.get_all("x-failed-recipients") or []
     list_rejection = _is_list_rejection(head, sender, subject)
     candidate = list_rejection or (
@@ -644,10 +680,78 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
 
     if list_rejection:
         return _list_rejection(subject, sender, report_text, original_id, own)
-    return _from_text(
+    report = _from_text(
         message, subject, sender, robot, null_sender, failed_header, report_text, original_id,
         own, bool(facts.dsn_groups) or ctype == "multipart/report",
     )
+    if report is not None and report.recipients:
+        return report
+    forwarded = not (robot or null_sender or failed_header) and _FORWARD_SUBJECT.match(subject)
+    reporter = (robot or null_sender or bool(failed_header) or report is not None
+                or _BOUNCE_SUBJECT.search(subject) is not None
+                or _FAILURE_PHRASES.search(subject) is not None
+                or _REPORT_MARKERS.search(fold(report_text[:PEEK_CHARS])) is not None)
+    if forwarded or not reporter:
+        return report
+    return _library_report(message, report, report_text, original_id, envelope) or report
+
+
+def _library_failures(message: Message) -> tuple[list[str], set[str]]:
+    """Failed recipients by GNU Mailman's ``flufl.bounce`` detectors: (all, permanent).
+
+    Its detectors know the wording of many MTAs (qmail, Exim, Postfix, Exchange,
+    GroupWise, Yahoo, Sina, ...) and tell temporary from permanent failures; they
+    assume the message *is* a bounce, so the caller asks only when other evidence
+    says so.
+    """
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # a detector choking on odd input must not lose the message
+        log.info("flufl.bounce failed on this message; no recipients from it", exc_info=True)
+        return [], set()
+
+    def text(address: bytes) -> str:
+        return address.decode("latin-1").strip().strip("<>").lower()
+
+    hard = {text(a) for a in permanent}
+    found = sorted({text(a) for a in temporary} | hard)
+    return [a for a in found if _ADDRESS.fullmatch(a)], hard
+
+
+def _library_report(
+    message: Message, text_report: BounceReport | None, report_text: str,
+    original_id: str | None, envelope: str,
+) -> BounceReport | None:
+    """A report from ``flufl.bounce``'s recipients, with our diagnostics for each.
+
+    Only the report's own sender and addressees are left out: the returned original
+    often names the failed recipient as its sender (a list's reply to a member).
+    """
+    addresses, permanent = _library_failures(message)
+    own = {envelope.strip("<>").lower()}
+    for name in ("from", "to", "cc", "sender"):
+        for value in message.get_all(name) or []:
+            own.update(_addresses(value))
+    addresses = [a for a in addresses if a not in own]
+    if not addresses:
+        return None
+    cut = _original_start(report_text)
+    section = (report_text[:cut] if cut is not None else report_text)[:MAX_REPORT_CHARS]
+    lowered = section.lower()
+    rows = []
+    for address in addresses:
+        pos = lowered.find(address)
+        row = _row_from_text(address, section, pos, len(section) if pos < 0 else pos + 2000,
+                             len(addresses), address in permanent)
+        if row.status is None and row.smtp_code is None:
+            row = FailedRecipient(row.address, None, None, row.diagnostic, address in permanent)
+        rows.append(row)
+    if not permanent and (text_report is None or text_report.kind == "delay_notification"):
+        # Only temporary failures: a warning, the mail is still being retried.
+        soft = [FailedRecipient(r.address, r.status, r.smtp_code, r.diagnostic, False)
+                for r in rows]
+        return _report("delay_notification", soft, original_id)
+    return _report("bounce", rows, original_id)
 
 
 _LIST_MANAGER_HEADERS = ("x-mlserver", "x-ml-name", "x-mailman-version", "x-ecartis-version",
@@ -958,11 +1062,6 @@ _NOT_RECIPIENT_CONTEXT = re.compile(
 )
 
 
-_BARE_LIST = re.compile(
-    r"following (?:recipients?|addresses|users?)[^\n]{0,200}:[ \t]*\n"
-    r"((?:[ \t]+[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}[ \t]*(?:\n|$)){1,50})",
-    re.IGNORECASE,
-)
 _GIVEN_UP = Phrases(r"permanent|given up|gave up|failed permanently",
                      needles=("permanent", "given up", "gave up"))
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|fw|wg|tr|rv|enc|doorst|i)\s*:", re.IGNORECASE)
@@ -990,7 +1089,8 @@ def _from_text(
     section = section[:MAX_REPORT_CHARS]
     if not (robot or null_sender):
         section = _QUOTED_LINE.sub("", section)  # quoted text is what a person replied to
-    strong_sender = bool(sender) and bool(_STRONG_ROBOT_LOCAL.match(_local_part(sender)))
+    strong_local = bool(sender) and bool(_STRONG_ROBOT_LOCAL.match(_local_part(sender)))
+    strong_sender = strong_local or is_mail_system(message.get("from", ""))
     subject_hit = _BOUNCE_SUBJECT.search(subject) is not None
     peek = fold(section[:PEEK_CHARS])
     marker = _REPORT_MARKERS.search(peek) is not None
@@ -1000,7 +1100,7 @@ def _from_text(
         (
             2 * bool(failed_header),
             strong_sender or null_sender,
-            robot and not strong_sender,
+            robot and not strong_local,
             subject_hit,
             2 if marker else 1 if phrase else 0,
             report_structure,
@@ -1014,13 +1114,6 @@ def _from_text(
     if failed_header:
         listed = [a for v in failed_header for a in _addresses(v)]
         addresses = listed or addresses
-    if not addresses and "@" in sender:
-        # "Your mail to the following recipients could not be delivered:\n\tname": local
-        # users of the reporting domain (AOL), named without their domain.
-        listing = _BARE_LIST.search(section)
-        if listing:
-            domain = sender.rpartition("@")[2]
-            addresses = [f"{name.lower()}@{domain}" for name in listing.group(1).split()]
     if not addresses:
         # Last resort: a returned original with exactly one recipient names it.
         originals = [a for h in _original_recipients(message, report_text) for a in h]

@@ -119,6 +119,28 @@ _FORWARD_INTROS = {
     "nl": ["Begin doorgestuurd bericht", "Begin van doorgestuurd bericht"],
     "ja": ["転送されたメッセージ", "転送メッセージ"],
 }
+# Outlook header blocks, separators and quote-header leads of more languages (French,
+# Spanish, Portuguese, Swedish, Norwegian, Danish, Finnish, Polish, Czech, Russian,
+# Ukrainian, Chinese, Korean): always on, like _EXTRA_VERBS, because a block needs a
+# "From" field and a second field, and a lead needs a date or address and a verb.
+_EXTRA_FROM_FIELDS = [
+    "De", "Från", "Fra", "Lähettäjä", "Od", "От", "Від", "发件人", "寄件者", "보낸 사람",
+]
+_EXTRA_OTHER_FIELDS = [
+    "Envoyé", "À", "Objet", "Date", "Enviado", "Para", "Asunto", "Assunto", "Fecha", "Data",
+    "Skickat", "Till", "Ämne", "Sendt", "Til", "Emne", "Dato", "Lähetetty", "Vastaanottaja",
+    "Aihe", "Päivämäärä", "Wysłano", "Do", "Temat", "Odesláno", "Komu", "Předmět",
+    "Отправлено", "Кому", "Тема", "Дата", "Надіслано", "发送时间", "收件人", "主题", "寄件日期",
+    "收件者", "主旨", "보낸 날짜", "받는 사람", "제목",
+]
+_EXTRA_SEPARATORS = [
+    "Message d'origine", "Message original", "Mensaje original", "Mensagem original",
+    "Ursprungligt meddelande", "Opprinnelig melding", "Oprindelig meddelelse",
+    "Alkuperäinen viesti", "Wiadomość oryginalna", "Původní zpráva", "Исходное сообщение",
+    "Пересылаемое сообщение", "原始邮件", "원본 메시지",
+]
+_EXTRA_LEADS = ["Le", "El", "Em", "Den", "W dniu", "Dne", "På"]
+
 # Device signatures ("Sent from my iPhone"); each opens the rest of the block.
 _SENT_FROM = {
     "en": [
@@ -179,14 +201,16 @@ def _patterns(languages: tuple[str, ...]) -> _Patterns:
             library.append(re.compile(source, re.IGNORECASE | re.MULTILINE))
     sent_from = _alternation(gather(_SENT_FROM) + _SENT_FROM_EXTRA, escape=False)
     return _Patterns(
-        lead=re.compile(r"^(?:" + _alternation(gather(_LEADS)) + r")\b", re.IGNORECASE),
+        lead=re.compile(r"^(?:" + _alternation(gather(_LEADS) + _EXTRA_LEADS) + r")\b",
+                        re.IGNORECASE),
         verb_end=Phrases(verb_end, needles=own_needles(verb_end)),
         verb_any=Phrases(verb_any, needles=own_needles(verb_any)),
-        from_field=field(gather(_FROM_FIELDS)),
-        any_field=field(gather(_FROM_FIELDS) + gather(_OTHER_FIELDS)),
+        from_field=field(gather(_FROM_FIELDS) + _EXTRA_FROM_FIELDS),
+        any_field=field(gather(_FROM_FIELDS) + gather(_OTHER_FIELDS) + _EXTRA_FROM_FIELDS
+                        + _EXTRA_OTHER_FIELDS),
         separator=re.compile(
             r"^[ \t]*[*_]{0,2}-{2,}[ \t]*(?:"
-            + _alternation(gather(_SEPARATORS))
+            + _alternation(gather(_SEPARATORS) + _EXTRA_SEPARATORS)
             + r")[ \t]*-{2,}[ \t]*[*_]{0,2}[ \t]*$",
             re.IGNORECASE,
         ),
@@ -417,7 +441,7 @@ class _Splitter:
             if after < len(self.probe) and self._outlook_block_at(after):
                 return index, after, "block"
             return None
-        if self._outlook_block_at(index):
+        if self._outlook_block_at(index) or self._field_block_at(index):
             return index, index + 1, "block"
         wrote_end = self._wrote_header_end(index)
         if wrote_end is not None:
@@ -445,6 +469,18 @@ class _Splitter:
         # A lone "From: Name <address>" opening a paragraph (some clients).
         previous_blank = index == 0 or not self.probe[index - 1].strip()
         return previous_blank and len(line) < 200 and "@" in line and bool(_EMAIL.search(line))
+
+    def _field_block_at(self, index: int) -> bool:
+        """A header block that does not start with "From:" (Hotmail: "Date:", "Subject:",
+        "From:", "To:"): three fields on consecutive lines, one of them "From"."""
+        if not self.p.any_field.match(self.probe[index]):
+            return False
+        end = min(index + 6, len(self.probe))
+        run = index
+        while run < end and self.p.any_field.match(self.probe[run]):
+            run += 1
+        return run - index >= 3 and any(
+            self.p.from_field.match(self.probe[cursor]) for cursor in range(index + 1, run))
 
     def _wrote_header_end(self, index: int) -> int | None:
         """Line after an "On ... wrote:"-style header starting here, if it is one."""
