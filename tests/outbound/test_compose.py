@@ -457,7 +457,7 @@ def test_smtputf8_mail_encodes_subject_and_names_and_keeps_only_the_mailbox_raw(
 
 def test_smtputf8_display_names_with_specials_stay_one_quoted_address() -> None:
     # Given a display name with a comma and quotes, to an internationalised mailbox
-    parsed = reparse(build(to_address="josé@bücher.example", to_name='Müller, "Jo"'))
+    parsed = reparse_utf8(build(to_address="josé@bücher.example", to_name='Müller, "Jo"'))
 
     # Then it is still exactly one address with that name
     (to,) = parsed["To"].addresses
