@@ -199,7 +199,8 @@ class _SmtpUtf8Policy(email.policy.EmailPolicy):
     """
 
     def fold_binary(self, name: str, value: Any) -> bytes:
-        return POLICY.fold(name, value).encode("utf-8")
+        folded: str = POLICY.fold(name, value)
+        return folded.encode("utf-8")
 
 
 #: Mail to or from an internationalised mailbox: :data:`POLICY`'s headers, written as UTF-8.
