@@ -73,6 +73,7 @@ _DOMAIN_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _SPACES_RE = re.compile(r" {2,}")
+_BLANK_BEFORE_FOLD_RE = re.compile(r"[ \t]+(\r?\n[ \t])")
 
 # Headers compose() writes itself; extra_headers may not set them (a second Subject or From is
 # exactly what an injection would try), nor any Content-* header (they belong to the MIME
@@ -134,6 +135,30 @@ class _VerbatimHeader(str):
                 lines.append("")
             lines[-1] += " " + word
         return policy.linesep.join(lines) + policy.linesep
+
+
+class _TextHeader(str):
+    """A text header (Subject) folded by the standard library, minus its stray blank.
+
+    The library folds ``"… mehr haben könnte"`` as ``"… mehr haben \r\n =?utf-8?q?k=C3=B6nnte?="``:
+    the blank it leaves before the line break plus the folding blank unfold to two spaces
+    ("haben  könnte").  Blanks before a line break are dropped: the continuation line's
+    leading blank is the one separator RFC 5322 unfolding keeps.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> _TextHeader:
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy and pickle
+        return (self.name, str(self))
+
+    def fold(self, *, policy: Policy) -> str:
+        folded: str = policy.header_factory(self.name, str(self)).fold(policy=policy)
+        return _BLANK_BEFORE_FOLD_RE.sub(r"\1", folded)
 
 
 def _domain(domain: str) -> str:
@@ -274,7 +299,7 @@ def _set_extra_header(msg: EmailMessage, name: str, value: str) -> None:
     if value.isascii():
         msg[name] = _VerbatimHeader(name, value)
     else:
-        msg[name] = value  # the standard library encodes non-ASCII text as RFC 2047 words
+        msg[name] = _TextHeader(name, value)  # non-ASCII text becomes RFC 2047 words
 
 
 def compose(
@@ -315,7 +340,7 @@ def compose(
     _set_address(msg, "To", _address(to_name, to_address, "To"))
     if reply_to:
         _set_address(msg, "Reply-To", _address("", reply_to, "Reply-To"))
-    msg["Subject"] = _one_line(subject)
+    msg["Subject"] = _TextHeader("Subject", _one_line(subject))
     msg["Date"] = _date_header(date)
     msg["Message-ID"] = _VerbatimHeader("Message-ID", normalise_message_id(message_id))
 

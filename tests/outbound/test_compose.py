@@ -462,3 +462,25 @@ def test_smtputf8_display_names_with_specials_stay_one_quoted_address() -> None:
     # Then it is still exactly one address with that name
     (to,) = parsed["To"].addresses
     assert (to.display_name, to.addr_spec) == ('Müller, "Jo"', "josé@bücher.example")
+
+
+@pytest.mark.parametrize("team", ["Acme GmbH", "Acme Corporation International Holdings",
+                                  "Müller & Söhne", "A", "Beispiel AG Zweigniederlassung Köln"])
+def test_german_quarterly_subject_has_no_double_space_at_its_fold(team: str) -> None:
+    # Given the German quarterly subject, whose last word needs an encoded-word
+    subject = f"Drei Funktionen, von denen Ihr Team {team} mehr haben könnte"
+
+    # When it is folded into the header and read back
+    raw = build(subject=subject).as_bytes()
+    parsed = reparse(build(subject=subject))
+
+    # Then it reads exactly as written: no second space where the line was folded
+    assert parsed["Subject"] == subject
+    assert not re.search(rb"[ \t]\r\n", raw.split(b"\r\n\r\n", 1)[0])
+
+
+def test_subjects_of_every_length_survive_folding() -> None:
+    # Given subjects whose fold falls before, inside and after an encoded word
+    for n in range(40, 120, 3):
+        subject = f"{'x' * (n % 17 + 1)} " + " ".join(["wort"] * (n // 5)) + " Grüße"
+        assert reparse(build(subject=subject))["Subject"] == subject, n
