@@ -157,6 +157,8 @@ class _TextHeader(str):
         return (self.name, str(self))
 
     def fold(self, *, policy: Policy) -> str:
+        if not isinstance(policy, email.policy.EmailPolicy):
+            policy = POLICY
         folded: str = policy.header_factory(self.name, str(self)).fold(policy=policy)
         return _BLANK_BEFORE_FOLD_RE.sub(r"\1", folded)
 

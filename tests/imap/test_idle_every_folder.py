@@ -9,8 +9,7 @@ from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.config import MailboxConfig
-from gateway.models import MessageRecord
-from gateway.models import Ticket
+from gateway.models import MessageRecord, Ticket
 from tests.conftest import wait_for
 from tests.imap.conftest import SHARED, ImapGateways, mailbox, wait_all_processed, wait_polled
 from tests.imap.dovecot import Dovecot
