@@ -137,32 +137,6 @@ class _VerbatimHeader(str):
         return policy.linesep.join(lines) + policy.linesep
 
 
-class _TextHeader(str):
-    """A text header (Subject) folded by the standard library, minus its stray blank.
-
-    The library folds ``"… mehr haben könnte"`` as ``"… mehr haben \r\n =?utf-8?q?k=C3=B6nnte?="``:
-    the blank it leaves before the line break plus the folding blank unfold to two spaces
-    ("haben  könnte").  Blanks before a line break are dropped: the continuation line's
-    leading blank is the one separator RFC 5322 unfolding keeps.
-    """
-
-    name: str
-
-    def __new__(cls, name: str, value: str) -> _TextHeader:
-        header = super().__new__(cls, value)
-        header.name = name
-        return header
-
-    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy and pickle
-        return (self.name, str(self))
-
-    def fold(self, *, policy: Policy) -> str:
-        if not isinstance(policy, email.policy.EmailPolicy):
-            policy = POLICY
-        folded: str = policy.header_factory(self.name, str(self)).fold(policy=policy)
-        return _BLANK_BEFORE_FOLD_RE.sub(r"\1", folded)
-
-
 def _domain(domain: str) -> str:
     """Validate a host name and return it in ASCII (IDNA) lower case."""
     candidate = domain.strip().rstrip(".")
@@ -275,6 +249,32 @@ def _address(display_name: str, addr_spec: str, role: str) -> Address:
         return Address(display_name=_one_line(display_name), addr_spec=f"{local}@{_domain(domain)}")
     except ValueError as exc:  # email.errors header defects are ValueErrors too
         raise ValueError(f"invalid {role} address {addr_spec!r}: {exc}") from None
+
+
+class _TextHeader(str):
+    """A text header (Subject) folded by the standard library, minus its stray blank.
+
+    The library folds ``"… mehr haben könnte"`` as ``"… mehr haben \r\n =?utf-8?q?k=C3=B6nnte?="``:
+    the blank it leaves before the line break plus the folding blank unfold to two spaces
+    ("haben  könnte").  Blanks before a line break are dropped: the continuation line's
+    leading blank is the one separator RFC 5322 unfolding keeps.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> _TextHeader:
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy and pickle
+        return (self.name, str(self))
+
+    def fold(self, *, policy: Policy) -> str:
+        if not isinstance(policy, email.policy.EmailPolicy):
+            policy = POLICY
+        folded: str = policy.header_factory(self.name, str(self)).fold(policy=policy)
+        return _BLANK_BEFORE_FOLD_RE.sub(r"\1", folded)
 
 
 def _set_address(msg: EmailMessage, name: str, address: Address) -> None:

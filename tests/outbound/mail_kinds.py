@@ -59,6 +59,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "author_role": "requester", "team_name": "Acme GmbH & Co. KG", "tier": "enhanced",
         "queue": "ja", "first_response_due": "2026-11-23 14:00 UTC", "status": "new",
         "reopened": False, "follows": None, "flags": ["unverified sender: no DKIM pass"],
+        "unverified": True,
         "text": LONG_TEXT, "attachments": ["Quartalsbericht_FINAL_v7_korrigiert.xlsx"],
         "not_attached": [{"name": "screen-recording-2026-11-17-sync-failure.mp4",
                           "size": "48.2 MB"}]},
