@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from gateway.app import Gateway
+from gateway.catalogue import missing_translations
 from gateway.cli_bulk import BULK_COMMANDS
 from gateway.cli_common import add_config_option, config_option
 from gateway.cli_common import open_gateway as _gateway
@@ -225,6 +226,12 @@ def directory_load(ctx: click.Context, files: tuple[Path, ...]) -> None:
         reports = [(path, load_directory_file(session, path)) for path in files]
     for path, report in reports:
         click.echo(f"{path}: loaded {report}")
+    with gateway.db.reading() as session:
+        missing = {lang: names for lang, names in missing_translations(session).items() if names}
+    if missing:
+        counts = ", ".join(f"{lang} {len(names)}" for lang, names in missing.items())
+        click.echo(f"catalogue: entries without a translation (shown in English): {counts}; "
+                   "`gateway catalogue check` lists them")
 
 
 # -- tickets ------------------------------------------------------------------------
@@ -388,10 +395,12 @@ for _command in BULK_COMMANDS:  # quarterly, announce, announcements, usage (iss
     cli.add_command(_command)
 cli.add_command(mailboxes)
 
+from gateway.cli_catalogue import catalogue  # noqa: E402
 from gateway.cli_queue import insights, queue  # noqa: E402 - registered after the group
 from gateway.cli_rules import rules  # noqa: E402
 
 cli.add_command(rules)
+cli.add_command(catalogue)
 cli.add_command(queue)
 cli.add_command(insights)
 for _command in cli.commands.values():  # --config after the subcommand too (DESIGN 5)

@@ -84,8 +84,10 @@ def rules_explain(ctx: click.Context, sender: str, to: str | None, product: str 
         print_json(view)
         return
     local = found.due.astimezone(ZoneInfo(found.timezone))
+    outside = (f" (a {found.outside_hours_of} request its hours cannot serve; acknowledged in "
+               f"{found.outside_hours_of})" if found.outside_hours_of else "")
     click.echo(f"tier      {found.tier}\ntarget    {describe_duration(found.target)} on calendar "
-               f"{found.calendar}\nqueue     {found.queue}\nlanguage  {found.language}\n"
+               f"{found.calendar}\nqueue     {found.queue}\nlanguage  {found.language}{outside}\n"
                f"product   {found.product or '-'}\ncategory  {decision.category}\n"
                f"due       {view['first_response_due']} ({local:%a %Y-%m-%d %H:%M} "
                f"{local.tzname()})\nwhy:")

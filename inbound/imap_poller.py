@@ -17,8 +17,13 @@ that IDLE watches it) takes every message above the folder's checkpoint:
    the checkpoint (UIDVALIDITY + last UID in ``imap_folders``).
 
 A crash between any two of these steps repeats the batch, which stores nothing twice.
-Between polls the poller IDLEs when the server advertises it (a new message is
-taken within about a second), else it sleeps ``poll_interval``.  Any error drops
+Between polls the poller IDLEs on the inbox when the server advertises it, and
+every other watched folder (``sent``) gets its own connection IDLEing on it
+(:class:`_FolderWatcher`; an IMAP connection can IDLE on one selected folder only),
+which only wakes the poller: the poller's one connection still does all fetching,
+marking and checkpointing, so the lease and UID logic stay as they are.  A new
+message in any folder is taken within about a second; without IDLE the poller
+sleeps ``poll_interval``.  Any error drops
 the connection and retries with exponential backoff; a refused login is recorded
 with the server's answer for ``gateway mailboxes status`` and only this mailbox waits.
 """
@@ -182,6 +187,85 @@ class _Folder:
     role: str  # inbox | sent
 
 
+def _connection_gone(responses: list[Any], began: float, step: float) -> bool:
+    """imapclient reports a closed connection as "no responses" at once, not after ``step``."""
+    return not responses and step > 0.2 and time.monotonic() - began < step / 2
+
+
+def _said_bye(responses: list[Any]) -> bool:
+    return any(len(r) > 1 and r[0] == b"BYE" for r in responses)
+
+
+def _new_mail(responses: list[Any]) -> bool:
+    return any(len(r) > 1 and r[1] in {b"EXISTS", b"RECENT"} for r in responses)
+
+
+class _FolderWatcher:
+    """A second connection that IDLEs on one folder and wakes the poller when mail arrives.
+
+    It never fetches, marks or checkpoints anything (the poller does, on its own
+    connection, under its lease); it runs only while the poller's session does.  Each
+    time it (re)enters IDLE it wakes the poller once, so a message that arrived before
+    the IDLE began is found by that poll.  IDLE is renewed every ``poll_interval`` (at
+    most 10 minutes; RFC 2177 asks for less than 29).  A failure is logged and retried
+    with backoff; meanwhile the folder is still polled every ``poll_interval``.
+    """
+
+    def __init__(self, config: MailboxConfig, folder: str, wake: threading.Event) -> None:
+        self.config, self.folder, self.wake = config, folder, wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"imap-{config.name}-idle-{folder}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.config.timeout + 5)
+
+    def _run(self) -> None:
+        backoff = self.config.backoff_min
+        while not self._stop.is_set():
+            try:
+                client = connect(self.config)
+            except Exception as error:  # noqa: BLE001 - retried; polling covers the gap
+                log.warning("mailbox %s: cannot connect to IDLE on %s: %s", self.config.name,
+                            self.folder, server_answer(error))
+            else:
+                try:
+                    self._watch(client)
+                    backoff = self.config.backoff_min
+                except Exception as error:  # noqa: BLE001 - retried; polling covers the gap
+                    log.warning("mailbox %s: IDLE on %s failed: %s: %s", self.config.name,
+                                self.folder, type(error).__name__, server_answer(error))
+                finally:
+                    _close(client)
+            if self._stop.wait(backoff):
+                break
+            backoff = min(backoff * 2, self.config.backoff_max)
+
+    def _watch(self, client: imapclient.IMAPClient) -> None:
+        client.select_folder(self.folder, readonly=True)
+        renew = min(self.config.poll_interval, 600.0)
+        while not self._stop.is_set():
+            client.idle()
+            self.wake.set()
+            try:
+                until = time.monotonic() + renew
+                while not self._stop.is_set() and time.monotonic() < until:
+                    began = time.monotonic()
+                    responses = client.idle_check(timeout=1.0)
+                    if _said_bye(responses):
+                        raise ConnectionError("the server said BYE")
+                    if _new_mail(responses):
+                        self.wake.set()
+                    elif _connection_gone(responses, began, 1.0):
+                        break  # idle_done() raises if the server is gone
+            finally:
+                client.idle_done()
+
+
 class MailboxPoller:
     """Polls one mailbox in its own thread until ``stop()``."""
 
@@ -204,6 +288,8 @@ class MailboxPoller:
                                         daemon=True)
         self._lease_held = False
         self._lease_renewed = 0.0
+        self._wake = threading.Event()
+        """Set by a folder watcher: new mail in a folder other than the inbox."""
 
     # -- life cycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -273,10 +359,19 @@ class MailboxPoller:
         if self.after_action == "move" and not client.folder_exists(self.after_argument):
             client.create_folder(self.after_argument)
         use_idle = self.config.idle and client.has_capability("IDLE")
-        while not self._stop.is_set():
-            for folder in self.folders:
-                self._poll_folder(client, folder)
-            self._wait(client, use_idle)
+        watchers = [_FolderWatcher(self.config, folder.name, self._wake)
+                    for folder in self.folders[:-1]] if use_idle else []
+        for watcher in watchers:
+            watcher.start()
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                for folder in self.folders:
+                    self._poll_folder(client, folder)
+                self._wait(client, use_idle)
+        finally:
+            for watcher in watchers:
+                watcher.stop()
 
     def _keep_lease(self) -> None:
         if self._lease_due() and not self._renew_lease():
@@ -289,7 +384,7 @@ class MailboxPoller:
             # A message that arrived during the last commands was announced in their
             # responses, which imapclient drops; IDLE would not announce it again.
             inbox = self.folders[-1]
-            if self._candidates(client, inbox, self._state(inbox)):
+            if self._wake.is_set() or self._candidates(client, inbox, self._state(inbox)):
                 return
             client.idle()
         try:
@@ -301,14 +396,12 @@ class MailboxPoller:
                     continue
                 began = time.monotonic()
                 responses = client.idle_check(timeout=step)
-                if any(len(r) > 1 and r[0] == b"BYE" for r in responses):
+                if _said_bye(responses):
                     raise ConnectionError("the server said BYE")
-                if any(len(r) > 1 and r[1] in {b"EXISTS", b"RECENT"} for r in responses):
-                    break
-                if not responses and step > 0.2 and time.monotonic() - began < step / 2:
-                    # imapclient reports a closed connection as "no responses" at once:
-                    # leave IDLE, which raises if the server is gone.
-                    break
+                if _new_mail(responses) or self._wake.is_set():
+                    break  # new mail in the inbox, or a watcher saw some in another folder
+                if _connection_gone(responses, began, step):
+                    break  # leave IDLE, which raises if the server is gone
         finally:
             if use_idle:
                 client.idle_done()

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import Policy
+from typing import Any
 
 __all__ = [
     "MAX_REFERENCES",
@@ -73,6 +74,7 @@ _DOMAIN_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _SPACES_RE = re.compile(r" {2,}")
+_BLANK_BEFORE_FOLD_RE = re.compile(r"[ \t]+(\r?\n[ \t])")
 
 # Headers compose() writes itself; extra_headers may not set them (a second Subject or From is
 # exactly what an injection would try), nor any Content-* header (they belong to the MIME
@@ -193,6 +195,48 @@ def _references(references: Sequence[str], in_reply_to: str | None) -> list[str]
     return ids
 
 
+class _SmtpUtf8Policy(email.policy.EmailPolicy):
+    """The policy of mail to or from an internationalised mailbox (RFC 6531/6532).
+
+    Every header is folded exactly as for 7-bit mail (:data:`POLICY`: Subject, display
+    names and other text as RFC 2047 encoded-words, which every client decodes) and the
+    result written as UTF-8: only :class:`_MailboxHeader` puts raw UTF-8 on the wire, for
+    the one thing that has no other spelling, the mailbox itself.  A plain ``utf8=True``
+    policy would write every header raw, and many readers show that as mojibake.
+    """
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        folded: str = POLICY.fold(name, value)
+        return folded.encode("utf-8")
+
+
+#: Mail to or from an internationalised mailbox: :data:`POLICY`'s headers, written as UTF-8.
+_UTF8_POLICY = _SmtpUtf8Policy(linesep="\r\n", cte_type="7bit", utf8=True)
+
+
+class _MailboxHeader(str):
+    """An address header whose mailbox is non-ASCII: display name encoded, mailbox raw."""
+
+    name: str
+    address: Address
+
+    def __new__(cls, name: str, address: Address) -> _MailboxHeader:
+        header = super().__new__(cls, str(address))
+        header.name, header.address = name, address
+        return header
+
+    def __getnewargs__(self) -> tuple[str, Address]:  # type: ignore[override]  # copy, pickle
+        return (self.name, self.address)
+
+    def fold(self, *, policy: Policy) -> str:
+        # Fold with an ASCII stand-in for the mailbox (so the display name is quoted or
+        # encoded exactly as in any other mail), then put the real mailbox in its place.
+        stand_in = Address(display_name=self.address.display_name, username="x",
+                           domain="stand-in.invalid")
+        folded: str = POLICY.header_factory(self.name, str(stand_in)).fold(policy=POLICY)
+        return folded.replace("x@stand-in.invalid", self.address.addr_spec)
+
+
 def _address(display_name: str, addr_spec: str, role: str) -> Address:
     spec = addr_spec.strip()
     if not spec or _CONTROL_RE.search(spec) or " " in spec or spec.count("@") != 1:
@@ -200,15 +244,47 @@ def _address(display_name: str, addr_spec: str, role: str) -> Address:
     local, _, domain = spec.rpartition("@")
     if not local.isascii():
         # RFC 6531/6532 internationalised mailbox: the parser refuses it, so build it from
-        # parts; the message is then serialised with a UTF-8 policy (see compose()).
+        # parts, keeping the domain as written (validated through IDNA; SMTPUTF8 allows
+        # U-labels); compose() serialises it with _SmtpUtf8Policy and _MailboxHeader.
         if _CONTROL_RE.search(local) or any(c in local for c in '"<>()[]\\,;:'):
             raise ValueError(f"invalid {role} address {addr_spec!r}")
+        _domain(domain)
         return Address(display_name=_one_line(display_name), username=local,
-                       domain=_domain(domain))
+                       domain=domain.strip().rstrip(".").lower())
     try:
         return Address(display_name=_one_line(display_name), addr_spec=f"{local}@{_domain(domain)}")
     except ValueError as exc:  # email.errors header defects are ValueErrors too
         raise ValueError(f"invalid {role} address {addr_spec!r}: {exc}") from None
+
+
+class _TextHeader(str):
+    """A text header (Subject) folded by the standard library, minus its stray blank.
+
+    The library folds ``"… mehr haben könnte"`` as ``"… mehr haben \r\n =?utf-8?q?k=C3=B6nnte?="``:
+    the blank it leaves before the line break plus the folding blank unfold to two spaces
+    ("haben  könnte").  Blanks before a line break are dropped: the continuation line's
+    leading blank is the one separator RFC 5322 unfolding keeps.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> _TextHeader:
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy and pickle
+        return (self.name, str(self))
+
+    def fold(self, *, policy: Policy) -> str:
+        if not isinstance(policy, email.policy.EmailPolicy):
+            policy = POLICY
+        folded: str = policy.header_factory(self.name, str(self)).fold(policy=policy)
+        return _BLANK_BEFORE_FOLD_RE.sub(r"\1", folded)
+
+
+def _set_address(msg: EmailMessage, name: str, address: Address) -> None:
+    msg[name] = address if address.username.isascii() else _MailboxHeader(name, address)
 
 
 def _date_header(date: datetime | None) -> str:
@@ -231,7 +307,7 @@ def _set_extra_header(msg: EmailMessage, name: str, value: str) -> None:
     if value.isascii():
         msg[name] = _VerbatimHeader(name, value)
     else:
-        msg[name] = value  # the standard library encodes non-ASCII text as RFC 2047 words
+        msg[name] = _TextHeader(name, value)  # non-ASCII text becomes RFC 2047 words
 
 
 def compose(
@@ -267,12 +343,12 @@ def compose(
 
     international = not (from_address.isascii() and to_address.isascii()
                          and (reply_to or "").isascii())
-    msg = EmailMessage(policy=POLICY.clone(utf8=True) if international else POLICY)
-    msg["From"] = _address(from_name, from_address, "From")
-    msg["To"] = _address(to_name, to_address, "To")
+    msg = EmailMessage(policy=_UTF8_POLICY if international else POLICY)
+    _set_address(msg, "From", _address(from_name, from_address, "From"))
+    _set_address(msg, "To", _address(to_name, to_address, "To"))
     if reply_to:
-        msg["Reply-To"] = _address("", reply_to, "Reply-To")
-    msg["Subject"] = _one_line(subject)
+        _set_address(msg, "Reply-To", _address("", reply_to, "Reply-To"))
+    msg["Subject"] = _TextHeader("Subject", _one_line(subject))
     msg["Date"] = _date_header(date)
     msg["Message-ID"] = _VerbatimHeader("Message-ID", normalise_message_id(message_id))
 

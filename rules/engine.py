@@ -9,7 +9,7 @@ explanation.  The order of decisions is described at the top of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -68,6 +68,9 @@ class Entitlement:
     received_at: datetime
     due: datetime
     explanation: tuple[str, ...]
+    outside_hours_of: str = ""
+    """The requested language when its hours could not serve the request (then ``language``
+    is the one that answers, and the acknowledgement in the requester's language says so)."""
 
     @property
     def within(self) -> bool:
@@ -85,7 +88,8 @@ class Entitlement:
             "calendar": self.calendar, "timezone": self.timezone, "queue": self.queue,
             "language": self.language, "product": self.product,
             "received_at": _iso(self.received_at), "first_response_due": _iso(self.due),
-            "within_target": self.within, "explanation": list(self.explanation),
+            "within_target": self.within, "outside_hours_of": self.outside_hours_of or None,
+            "explanation": list(self.explanation),
         }
 
 
@@ -131,7 +135,11 @@ def _terms_text(terms: Terms) -> str:
 
 
 def _local(at: datetime, calendar: BusinessCalendar) -> str:
-    local = at.astimezone(calendar.zone)
+    return _local_in(at, calendar.timezone)
+
+
+def _local_in(at: datetime, timezone: str) -> str:
+    local = at.astimezone(ZoneInfo(timezone))
     return f"{_WEEKDAY_NAMES[local.weekday()]} {local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
@@ -213,6 +221,73 @@ def _emergency(request: Request, policy: Policy, at: datetime) -> _Candidate | N
     return None  # pragma: no cover - the policy check makes the windows cover the day
 
 
+@dataclass(frozen=True)
+class _Route:
+    """Where a request's language sends it: the queue, the answer's language and the due."""
+
+    tier: str
+    terms: Terms
+    due: datetime
+    queue: str = ""
+    language: str = ""
+    shown_in: str = ""
+    outside_hours_of: str = ""
+
+
+def _route_language(requested: str, policy: Policy, at: datetime, best: _Route,
+                    lines: list[str]) -> _Route:
+    """Decide queue, answer language and due time together, so they can never disagree.
+
+    A language with its own hours (Japanese: 1 h of Mon-Fri 09:00-17:00 JST) keeps a
+    request only when its queue can answer it inside those hours: the calendar is open
+    on arrival and stays open for the queue's whole target (arrival at 16:00 JST at the
+    latest).  Then the due time is the earlier of the queue's and the entitlement's, and
+    it lies inside those hours.  Otherwise the request is served by ``outside_hours``
+    (English) with the entitlement's own due time: a premium "1 hour, 24/7" is still kept,
+    where a Japanese queue would have to wait for Monday morning or miss it.
+    """
+    spec = policy.spec
+    language = requested
+    route = spec.languages.get(language)
+    if route is None:
+        lines.append(f"language {language} is not a support language: served in "
+                     f"{spec.default_queue}")
+        language, route = spec.default_queue, spec.languages.get(spec.default_queue)
+    queue = route.queue if route else spec.default_queue
+    if route is None or route.target is None:
+        lines.append(f"language {language}: {queue} queue")
+        return replace(best, queue=queue, language=language)
+    calendar = policy.calendar(route.calendar)
+    target = parse_duration(route.target)
+    hours = f"{route.calendar} hours ({describe_calendar(calendar)}) at {_local(at, calendar)}"
+    if calendar.is_open(at) and calendar.add(at, target) == at + target:
+        lines.append(f"{language} request inside {hours}: {queue} queue, "
+                     f"{describe_duration(target)} of those hours")
+        route_due = at + target
+        if route_due < best.due:
+            lines.append(f"the {language} queue's target is due earlier than {best.tier}: "
+                         "the queue's target applies")
+            return replace(best, terms=Terms(target, calendar), due=route_due, queue=queue,
+                           language=language, shown_in=calendar.timezone)
+        lines.append(f"{best.tier} is due no later than the {language} queue's target: "
+                     f"{best.tier} applies")
+        return replace(best, queue=queue, language=language, shown_in=calendar.timezone)
+    served = route.outside_hours or spec.default_queue
+    other = spec.languages.get(served)
+    served_queue = other.queue if other else spec.default_queue
+    if calendar.is_open(at):
+        lines.append(f"{language} request at {_local(at, calendar)}: {route.calendar} hours "
+                     f"({describe_calendar(calendar)}) close before the {queue} queue's "
+                     f"{describe_duration(target)} could pass, and it answers only inside "
+                     f"them: served as outside {route.calendar} hours")
+    else:
+        lines.append(f"{language} request outside {hours}")
+    lines.append(f"served in {served} from the {served_queue} queue with its target (the "
+                 f"acknowledgement, in {language}, says so)")
+    return replace(best, queue=served_queue, language=served, shown_in=calendar.timezone,
+                   outside_hours_of=language)
+
+
 def decide(request: Request, policy: Policy) -> Entitlement:
     """The entitlement of one new request: tier, target, calendar, queue, language, due."""
     if request.at.tzinfo is None:
@@ -232,47 +307,14 @@ def decide(request: Request, policy: Policy) -> Entitlement:
                      "that apply")
     tier, terms, due = best.tier, best.terms, best.due
 
-    spec = policy.spec
-    language = request.language
-    route = spec.languages.get(language)
-    if route is None:
-        fallback = spec.default_queue
-        lines.append(f"language {language} is not a support language: served in {fallback}")
-        language, route = fallback, spec.languages.get(fallback)
-    queue = route.queue if route else spec.default_queue
-    shown_in = ""
-    if route is not None and route.target is not None:
-        calendar = policy.calendar(route.calendar)
-        if calendar.is_open(at):
-            route_terms = Terms(parse_duration(route.target), calendar)
-            route_due = calendar.add(at, route_terms.target)
-            shown_in = calendar.timezone
-            lines.append(f"{language} request inside {route.calendar} hours "
-                         f"({describe_calendar(calendar)}) at {_local(at, calendar)}: "
-                         f"{queue} queue, {describe_duration(route_terms.target)} of those "
-                         "hours")
-            # The queue's own target may only bring the answer forward, never delay it.
-            if route_due < due:
-                terms, due = route_terms, route_due
-                lines.append(f"the {language} queue's target is due earlier than {tier}: "
-                             "the queue's target applies")
-            else:
-                lines.append(f"{tier} is due no later than the {language} queue's target: "
-                             f"{tier} applies")
-        else:
-            other = spec.languages.get(route.outside_hours) if route.outside_hours else None
-            fallback_queue = other.queue if other else spec.default_queue
-            lines.append(f"{language} request outside {route.calendar} hours "
-                         f"({describe_calendar(calendar)}) at {_local(at, calendar)}: served in "
-                         f"{route.outside_hours or spec.default_queue} from the "
-                         f"{fallback_queue} queue with its target")
-            language = route.outside_hours or spec.default_queue
-            queue = fallback_queue
-    else:
-        lines.append(f"language {language}: {queue} queue")
-    lines.append(f"first response due {_local(due, terms.calendar)} "
-                 f"({describe_duration(terms.target)} {describe_calendar(terms.calendar)})")
+    route = _route_language(request.language, policy, at, _Route(tier, terms, due), lines)
+    terms, due = route.terms, route.due
+    shown_in = route.shown_in or terms.calendar.timezone
+    lines.append(f"first response due {_local_in(due, shown_in)} "
+                 f"({describe_duration(terms.target)} {describe_calendar(terms.calendar)}), "
+                 f"answered in {route.language} from the {route.queue} queue")
     return Entitlement(tier=tier, target=terms.target, calendar=terms.calendar.name,
-                       timezone=shown_in or terms.calendar.timezone, queue=queue, language=language,
-                       product=request.product, received_at=at, due=due,
-                       explanation=tuple(lines))
+                       timezone=shown_in, queue=route.queue,
+                       language=route.language, product=request.product, received_at=at,
+                       due=due, explanation=tuple(lines),
+                       outside_hours_of=route.outside_hours_of)

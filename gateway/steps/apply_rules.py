@@ -112,10 +112,9 @@ def run(ctx: MailContext) -> None:
         lines.append("imported history: no SLA clock is started")
     ctx.entitlement = {
         "tier": found.tier, "queue": found.queue, "served_language": found.language,
-        # a support language's request outside its hours (Japanese at night): served in
-        # another language, and the acknowledgement says so
-        "outside_hours_of": ctx.language if ctx.language in policy.spec.languages
-        and found.language != ctx.language else "",
+        # a support language's request its hours cannot serve (Japanese after 16:00 JST):
+        # served in another language, and the acknowledgement says so (rules.engine decides)
+        "outside_hours_of": found.outside_hours_of,
         "product": found.product or "", "category": decision.category,
         "target": describe_duration(found.target),
         "target_minutes": str(int(found.target.total_seconds() // 60)),

@@ -6,7 +6,7 @@ import email.policy
 import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage, MIMEPart
-from email.parser import BytesParser
+from email.parser import BytesParser, Parser
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -41,6 +41,13 @@ def build(**overrides: Any) -> EmailMessage:
 def reparse(msg: EmailMessage) -> EmailMessage:
     """Serialise as the transport would and parse back as a receiving client would."""
     parsed = BytesParser(policy=email.policy.default).parsebytes(msg.as_bytes())
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def reparse_utf8(msg: EmailMessage) -> EmailMessage:
+    """Parse as a client reads an SMTPUTF8 message (RFC 6532: the header bytes are UTF-8)."""
+    parsed = Parser(policy=email.policy.default).parsestr(msg.as_bytes().decode("utf-8"))
     assert isinstance(parsed, EmailMessage)
     return parsed
 
@@ -416,3 +423,64 @@ def test_make_message_id_encodes_international_domains() -> None:
 def test_make_message_id_rejects_bad_domains(domain: str) -> None:
     with pytest.raises(ValueError, match="domain"):
         make_message_id(domain)
+
+
+def test_smtputf8_mail_encodes_subject_and_names_and_keeps_only_the_mailbox_raw() -> None:
+    # Given mail to an internationalised mailbox (RFC 6531), with a Japanese subject and names
+    subject = "[#7] 同期が止まりました：共有フォルダのファイルが相手側に表示されません"
+    msg = build(to_address="用户@例子.example", to_name="山田 太郎", from_name="サポート窓口",
+                subject=subject, extra_headers={"X-Team": "株式会社エーシーエムイー"})
+
+    # When serialised as the transport sends it
+    raw = msg.as_bytes()
+    header = raw.split(b"\r\n\r\n", 1)[0]
+
+    # Then the only non-ASCII bytes are the mailbox itself; every text is an encoded-word
+    assert header.replace("用户@例子.example".encode(), b"").isascii()
+    assert "<用户@例子.example>".encode() in header
+    to_line = next(line for line in header_lines(raw) if line.startswith(b"To:"))
+    assert b"=?utf-8?" in to_line and "山田".encode() not in to_line
+    assert b"Subject: [#7] =?utf-8?" in header
+    assert b"From: =?utf-8?" in header
+    assert all(len(line) <= 998 for line in header_lines(raw))
+
+    # And a reader with the default policy (of a UTF-8 message, RFC 6532) gets every value back
+    parsed = reparse_utf8(msg)
+    (to,) = parsed["To"].addresses
+    assert (to.display_name, to.username, to.domain) == ("山田 太郎", "用户", "例子.example")
+    assert parsed["Subject"] == subject
+    assert parsed["From"].addresses[0].display_name == "サポート窓口"
+    assert parsed["X-Team"] == "株式会社エーシーエムイー"
+    body = parsed.get_body(("plain",))
+    assert body is not None and "we received your request." in body.get_content()
+
+
+def test_smtputf8_display_names_with_specials_stay_one_quoted_address() -> None:
+    # Given a display name with a comma and quotes, to an internationalised mailbox
+    parsed = reparse_utf8(build(to_address="josé@bücher.example", to_name='Müller, "Jo"'))
+
+    # Then it is still exactly one address with that name
+    (to,) = parsed["To"].addresses
+    assert (to.display_name, to.addr_spec) == ('Müller, "Jo"', "josé@bücher.example")
+
+
+@pytest.mark.parametrize("team", ["Acme GmbH", "Acme Corporation International Holdings",
+                                  "Müller & Söhne", "A", "Beispiel AG Zweigniederlassung Köln"])
+def test_german_quarterly_subject_has_no_double_space_at_its_fold(team: str) -> None:
+    # Given the German quarterly subject, whose last word needs an encoded-word
+    subject = f"Drei Funktionen, von denen Ihr Team {team} mehr haben könnte"
+
+    # When it is folded into the header and read back
+    raw = build(subject=subject).as_bytes()
+    parsed = reparse(build(subject=subject))
+
+    # Then it reads exactly as written: no second space where the line was folded
+    assert parsed["Subject"] == subject
+    assert not re.search(rb"[ \t]\r\n", raw.split(b"\r\n\r\n", 1)[0])
+
+
+def test_subjects_of_every_length_survive_folding() -> None:
+    # Given subjects whose fold falls before, inside and after an encoded word
+    for n in range(40, 120, 3):
+        subject = f"{'x' * (n % 17 + 1)} " + " ".join(["wort"] * (n // 5)) + " Grüße"
+        assert reparse(build(subject=subject))["Subject"] == subject, n

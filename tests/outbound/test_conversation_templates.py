@@ -485,14 +485,32 @@ def test_without_names(
         # When the mail is rendered
         mail = render(renderer, kind, language, caplog, **overrides)
 
-        # Then a generic greeting is used and nothing like "None" or "()" leaks through
+        # Then a generic greeting is used (an agent's reply has the agent's own: none of
+        # ours) and nothing like "None" or "()" leaks through
         greeting = GENERIC_GREETING_FOR.get((language, kind), GENERIC_GREETING[language])
         for body in (mail.text, mail.html):
-            assert greeting in body
+            if kind != "agent_reply":
+                assert greeting in body
             assert "None" not in body
             assert "()" not in body and "（）" not in body
             assert "Max Member" not in body
-        assert mail.text.lstrip().startswith(greeting)
+        assert mail.text.lstrip().startswith(greeting if kind != "agent_reply" else AGENT_TEXT[:20])
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_agent_reply_carries_only_the_agents_salutation(
+    renderer: Renderer, caplog: pytest.LogCaptureFixture, language: str
+) -> None:
+    # Given an agent's answer that greets the requester itself
+    mail = render(renderer, "agent_reply", language, caplog, text="Hi Max,\n\nfixed in 4.2.")
+
+    # Then the mail starts with the agent's salutation, and ours is nowhere
+    assert mail.text.lstrip().startswith("Hi Max,")
+    assert "Hi Max,<br>" in mail.html
+    assert GENERIC_GREETING[language] not in (line.strip() for line in mail.text.splitlines())
+    assert f">{GENERIC_GREETING[language]}</p>" not in mail.html
+    for body in (mail.text, mail.html):
+        assert "Max Member" not in body  # the requester's name only where the agent wrote it
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -56,9 +56,10 @@ def rules_gateway(gateway: Gateway) -> Gateway:
 CASES = [
     ("enhanced admin Tuesday 10:00", "anna@acme.example", "support@support.example",
      "2026-11-17T10:00:00+01:00", "enhanced", "en", "2026-11-17T10:00:00Z"),
-    # The office's Friday 17:00 Berlin is earlier than 1 h of Japanese hours (Monday).
+    # Japanese hours close before the ja queue's hour passes: the English queue, with the
+    # office's Friday 17:00 Berlin.
     ("Japanese Friday 16:30 JST", "yuki@globex.example", "support@support.example",
-     "2026-11-20T16:30:00+09:00", "standard", "ja", "2026-11-20T16:00:00Z"),
+     "2026-11-20T16:30:00+09:00", "standard", "en", "2026-11-20T16:00:00Z"),
     ("Japanese Friday 18:00 JST", "yuki@globex.example", "support@support.example",
      "2026-11-20T18:00:00+09:00", "standard", "en", "2026-11-20T17:00:00Z"),
     ("emergency at 23:00", "giulia@globex.example", EMERGENCY,
@@ -102,12 +103,13 @@ def test_acknowledgement_states_the_promise_in_the_requesters_language(
                         subject="Export stops", body="The export stops at 50 %.")
     outside = plain_text(acknowledgement(rules_gateway, evening))
     assert "日本語サポートの営業時間外のため、英語でご回答いたします。" in outside
-    # Friday 16:30 JST: the Japanese hour would run into Monday, standard support's Friday
-    # 17:00 Berlin is earlier and wins; the time is shown in Japanese time.
+    # Friday 16:30 JST: the Japanese hour would run into Monday, so the English queue answers
+    # by standard support's Friday 17:00 Berlin, shown in Japanese time, and says so.
     friday_ja = ticket_at(rules_gateway, "2026-11-20T16:30:00+09:00",
                           sender="yuki@globex.example")
-    assert "土曜日 01:00 JSTまでにご回答いたします。" in plain_text(
-        acknowledgement(rules_gateway, friday_ja))
+    friday_text = plain_text(acknowledgement(rules_gateway, friday_ja))
+    assert "土曜日 01:00 JSTまでにご回答いたします。" in friday_text
+    assert "英語でご回答いたします。" in friday_text
     # Enhanced, German-speaking admin: "innerhalb von 1 Stunde".
     enhanced = ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="anna@acme.example")
     assert "Wir antworten Ihnen innerhalb von 1 Stunde." in plain_text(
@@ -223,8 +225,9 @@ def test_explain_prints_the_answer_and_refuses_bad_input(rules_gateway: Gateway,
                        "--at", "2026-11-20T16:30:00+09:00")
     assert text.returncode == 0, text.stderr
     out = text.stdout.decode()
-    assert "queue     ja" in out and "(Sat 2026-11-21 01:00 JST)" in out
-    assert "  - ja request inside japanese hours" in out
+    assert "queue     en" in out and "(Sat 2026-11-21 01:00 JST)" in out
+    assert "language  en (a ja request its hours cannot serve; acknowledged in ja)" in out
+    assert "  - ja request at Fri 2026-11-20 16:30 JST: japanese hours" in out
     naive = run_gateway(rules_settings, "rules", "explain", "--from", "a@b.example",
                         "--at", "2026-11-20T16:30")
     assert naive.returncode == 2 and b"give a time zone" in naive.stderr
