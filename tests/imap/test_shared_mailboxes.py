@@ -4,6 +4,8 @@ backlog import, IDLE latency, wrong credentials, TLS."""
 
 from __future__ import annotations
 
+import contextlib
+import imaplib
 import json
 import logging
 import os
@@ -78,12 +80,24 @@ def _append(dovecot: Dovecot, folder: str, mails: list[bytes], *, user: str = SH
 
 
 def _uids(dovecot: Dovecot, folder: str, criteria: list[str], user: str = SHARED) -> list[int]:
-    client = dovecot.client(user)
-    try:
-        client.select_folder(folder, readonly=True)
-        return list(client.search(criteria))
-    finally:
-        client.logout()
+    """The UIDs matching ``criteria``, as a mail client of ``user`` would see them.
+
+    Dovecot ends a session with ``BYE IMAP session state is inconsistent`` when the folder
+    it selected is being recreated or resynchronised (a new UIDVALIDITY) by another session
+    at that moment; a client logs in again, and so does this one.
+    """
+    for attempt in range(3):
+        client = dovecot.client(user)
+        try:
+            client.select_folder(folder, readonly=True)
+            return list(client.search(criteria))
+        except imaplib.IMAP4.abort:
+            if attempt == 2:
+                raise
+        finally:
+            with contextlib.suppress(imaplib.IMAP4.error, OSError):
+                client.logout()
+    raise AssertionError("unreachable")
 
 
 def _ticket_messages(gateway: Gateway) -> Counter[str | None]:
