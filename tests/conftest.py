@@ -161,6 +161,15 @@ def gateway(settings: Settings) -> Iterator[Gateway]:
     gw.close()
 
 
+@pytest.fixture
+def gw(gateway: Gateway) -> Gateway:
+    """A gateway with the conversations directory (teams with admins and members, agents)
+    loaded over the test directory: the cast of the conversation and sender-trust tests."""
+    with gateway.db.transaction() as session:
+        load_directory_file(session, FIXTURES / "conversations.toml")
+    return gateway
+
+
 # -- processes -------------------------------------------------------------------
 def gateway_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment for a ``gateway`` subprocess with exactly the settings of a fixture."""

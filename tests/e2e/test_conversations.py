@@ -22,7 +22,6 @@ from sqlalchemy import select, update
 
 from gateway.app import Gateway
 from gateway.config import Settings
-from gateway.directory import load_directory_file
 from gateway.models import (
     BouncingAddress,
     MessageRecord,
@@ -54,13 +53,6 @@ def settings(settings_factory: Callable[..., Settings], request: pytest.FixtureR
     overrides: dict[str, Any] = {"sender_authentication": "authres", "authserv_id": AUTHSERV}
     overrides.update(getattr(request, "param", {}))
     return settings_factory(**overrides)
-
-
-@pytest.fixture
-def gw(gateway: Gateway) -> Gateway:
-    with gateway.db.transaction() as session:
-        load_directory_file(session, FIXTURES / "conversations.toml")
-    return gateway
 
 
 # -- helpers -------------------------------------------------------------------------

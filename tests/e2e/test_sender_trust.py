@@ -18,7 +18,6 @@ from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.config import Settings
-from gateway.directory import load_directory_file
 from gateway.models import AccessRequest, MessageRecord, SpoolEntry, Ticket, TicketStatus
 from gateway.server import GatewayServer
 from rules.intake import decide_for
@@ -26,7 +25,6 @@ from rules.runtime import current_policy
 from tests.conftest import Processes, wait_for
 from tests.e2e.test_conversations import (
     AUTHSERV,
-    FIXTURES,
     acknowledgement,
     agent_mail,
     body_text,
@@ -50,13 +48,6 @@ def settings(settings_factory: Callable[..., Settings], request: pytest.FixtureR
                                  "agents_address": AGENTS}
     overrides.update(getattr(request, "param", {}))
     return settings_factory(**overrides)
-
-
-@pytest.fixture
-def gw(gateway: Gateway) -> Gateway:
-    with gateway.db.transaction() as session:
-        load_directory_file(session, FIXTURES / "conversations.toml")
-    return gateway
 
 
 token_mode = pytest.mark.parametrize(

@@ -23,7 +23,6 @@ from sqlalchemy import select, update
 
 from gateway.app import Gateway
 from gateway.config import Settings
-from gateway.directory import load_directory_file
 from gateway.models import BouncingAddress, OutboxItem, OutboxStatus, SpoolState, Ticket, utcnow
 from gateway.server import GatewayServer
 from tests.e2e.test_conversations import (
@@ -47,13 +46,6 @@ def settings(settings_factory: Callable[..., Settings], request: pytest.FixtureR
     overrides: dict[str, Any] = {"sender_authentication": "authres", "authserv_id": AUTHSERV}
     overrides.update(getattr(request, "param", {}))
     return settings_factory(**overrides)
-
-
-@pytest.fixture
-def gw(gateway: Gateway) -> Gateway:
-    with gateway.db.transaction() as session:
-        load_directory_file(session, FIXTURES / "conversations.toml")
-    return gateway
 
 
 def request_from(settings: Settings, gw: Gateway, sender: str, subject: str, *,

@@ -23,12 +23,11 @@ from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.config import Settings
-from gateway.directory import load_directory_file
 from gateway.models import MessageRecord, OutboxItem, OutboxStatus
 from gateway.server import GatewayServer
 from outbound.delivery import deliver_outbox_item
 from tests.conftest import free_port, run_gateway
-from tests.e2e.test_conversations import AUTHSERV, FIXTURES, deliver, open_ticket, passed
+from tests.e2e.test_conversations import AUTHSERV, deliver, open_ticket, passed
 from tests.mail import make_mail
 
 AGENTS = "agents@support.example"
@@ -114,13 +113,6 @@ def settings(settings_factory: Callable[..., Settings], smarthost: RefusingSmart
         "agents_address": AGENTS, "delivery_max_attempts": 5}
     overrides.update(getattr(request, "param", {}))
     return settings_factory(**overrides)
-
-
-@pytest.fixture
-def gw(gateway: Gateway) -> Gateway:
-    with gateway.db.transaction() as session:
-        load_directory_file(session, FIXTURES / "conversations.toml")
-    return gateway
 
 
 def rows(gateway: Gateway, **where: Any) -> list[OutboxItem]:
