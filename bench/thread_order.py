@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from imap_intake import counts as spool_counts  # bench/ is this script's folder
 from sqlalchemy import create_engine, make_url, text
 
 from gateway.db import Database, normalise_url
@@ -70,18 +71,6 @@ def send_all(host_port: str, mails: list[bytes], clients: int) -> None:
         thread.join()
     if failures:
         raise SystemExit(f"{len(failures)} SMTP clients failed: {failures[:3]}")
-
-
-def _counts(url: str) -> tuple[int, int]:
-    engine = create_engine(normalise_url(url))
-    try:
-        with engine.connect() as connection:
-            total, waiting = connection.execute(text(
-                "SELECT count(*), sum(CASE WHEN state = 'received' THEN 1 ELSE 0 END) "
-                "FROM spool")).one()
-    finally:
-        engine.dispose()
-    return int(total or 0), int(waiting or 0)
 
 
 def _placement(url: str) -> tuple[dict[str, int], int, int]:
@@ -149,7 +138,7 @@ def run_once(database_url: str, broker_url: str, workers: int, mails: list[bytes
         started = time.monotonic()
         send_all(listen, mails, clients)
         spooled = time.monotonic() - started
-        while _counts(database_url)[1]:
+        while spool_counts(database_url)[1]:
             time.sleep(0.25)
         processed = time.monotonic() - started
     finally:
