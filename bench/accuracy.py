@@ -5,7 +5,7 @@ tables (Markdown).
     .venv/bin/python bench/accuracy.py --root /path/to/another/checkout   # "before" numbers
 
 Bounces and auto-replies: each message of ``bounces/`` and ``autoreplies/`` is analysed as
-the pipeline does (``inbound.analysis.analyze``) with a null envelope sender and with a
+the pipeline does (``inbound.parsing.analysis.analyze``) with a null envelope sender and with a
 relayed one; "right" means the outcome the index asks for: machine-written mail opens no
 ticket (a delivery report, an auto-reply kind, or mail from a mail system), a person's
 mail (``expected_kind: human``) does with an ordinary envelope.  Reply text: the exact
@@ -50,7 +50,7 @@ def _no_ticket(analyze: Any, raw: bytes, mail_from: str) -> bool:
 
 
 def automatic_table() -> list[str]:
-    analyze = importlib.import_module("inbound.analysis").analyze
+    analyze = importlib.import_module("inbound.parsing.analysis").analyze
     rows = ["| folder / source | envelope | total | right | misses |", "|---|---|---:|---:|---:|"]
     missed: dict[str, list[str]] = defaultdict(list)
     for folder in ("bounces", "autoreplies"):
@@ -81,7 +81,7 @@ def automatic_table() -> list[str]:
 
 def directory_table(directory: Path) -> list[str]:
     """Every file of ``directory`` is a bounce or auto-reply (e.g. another project's test data)."""
-    analyze = importlib.import_module("inbound.analysis").analyze
+    analyze = importlib.import_module("inbound.parsing.analysis").analyze
     files = sorted(path for path in directory.iterdir() if path.is_file())
     rows = ["| directory | envelope | total | right | misses |", "|---|---|---:|---:|---:|"]
     for label, mail_from in ENVELOPES.items():
@@ -97,7 +97,7 @@ def _norm(text: str) -> str:
 
 
 def reply_table() -> list[str]:
-    split_reply = importlib.import_module("inbound.reply_text").split_reply
+    split_reply = importlib.import_module("inbound.parsing.reply_text").split_reply
     rows = ["| folder | entries | exact |", "|---|---:|---:|"]
     for folder in ("replies", "multilingual"):
         total = exact = 0
@@ -112,7 +112,7 @@ def reply_table() -> list[str]:
 
 
 def html_table() -> list[str]:
-    analysis = importlib.import_module("inbound.analysis")
+    analysis = importlib.import_module("inbound.parsing.analysis")
     fixtures = sorted((HERE / "tests" / "fixtures" / "html_replies").glob("*.html"))
     expected = "Hi. I am fine.\n\nThanks,\nAlex"
     header = (b"From: Alex <alex@example.org>\r\nTo: support@support.example\r\n"
@@ -127,7 +127,7 @@ def html_table() -> list[str]:
             f"| real clients (tests/fixtures/html_replies) | {len(fixtures)} | {exact} | "
             f"{squashed} |"]
     try:
-        split_html_reply = importlib.import_module("inbound.html_reply").split_html_reply
+        split_html_reply = importlib.import_module("inbound.parsing.html_reply").split_html_reply
         sys.path.insert(0, str(HERE))
         as_html = importlib.import_module("tests.html_render").as_html
     except ImportError:

@@ -1,7 +1,7 @@
 """Time the pure-Python message classifiers against a stdlib parse of the same message.
 
 The gateway spends its CPU per message on ``parse_message``, ``split_reply``,
-``detect_bounce`` and ``detect_automatic`` (``inbound.analysis`` runs all four), and
+``detect_bounce`` and ``detect_automatic`` (``inbound.parsing.analysis`` runs all four), and
 at 50 messages/s on two cores that work shares the CPU and the GIL with SMTP intake
 and the database.  This script times each function on a few representative messages
 and, in the same run, a baseline: the standard library's
@@ -35,10 +35,10 @@ from email.utils import format_datetime
 from functools import partial
 from pathlib import Path
 
-from inbound.automatic import detect_automatic
-from inbound.bounces import detect_bounce
-from inbound.parse import parse_message
-from inbound.reply_text import split_reply
+from inbound.parsing.automatic import detect_automatic
+from inbound.parsing.bounces import detect_bounce
+from inbound.parsing.message import parse_message
+from inbound.parsing.reply_text import split_reply
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS_MESSAGES = (
@@ -180,7 +180,7 @@ def main() -> None:
             ("detect_bounce", partial(detect_bounce, raw)),
             ("detect_automatic", partial(detect_automatic, raw)),
             ("detect_automatic(bounce=known)", partial(detect_automatic, raw, bounce=bounce)),
-            ("all four (as inbound.analysis)", everything),
+            ("all four (as inbound.parsing.analysis)", everything),
             ("all four, bounce passed on", shared_bounce),
         ]
         if not takes_bounce:  # an older checkout: no way to pass the report on

@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from intake import DIRECTORY_FILE, E2E_SENDERS, e2e_message, e2e_sender  # noqa: E402
 
-from gateway.app import Gateway  # noqa: E402
 from gateway.config import Settings  # noqa: E402
 from gateway.directory import load_directory_file  # noqa: E402
-from gateway.processing import process_spool_entry  # noqa: E402
+from gateway.pipeline.processing import process_spool_entry  # noqa: E402
+from gateway.runtime.app import Gateway  # noqa: E402
 from inbound.spool import SpoolWriter  # noqa: E402
 from outbound.delivery import deliver_outbox_item  # noqa: E402
 

@@ -190,7 +190,7 @@ class Settings(BaseSettings):
 
     # Conversations: who may act on a ticket, and how sure we must be of them.
     sender_authentication: Literal["authres", "dkim", "token"] = "token"
-    """How the sender authority (``gateway/sender_auth.py``) verifies a From address:
+    """How the sender authority (``gateway/trust/sender_auth.py``) verifies a From address:
     ``authres`` trusts the topmost ``Authentication-Results`` of ``authserv_id`` (the upstream
     MTA), ``dkim`` verifies aligned DKIM signatures ourselves, ``token`` (development only: the
     default, and ``serve`` warns) trusts a reply token for the address it was issued to."""

@@ -1,7 +1,7 @@
 """Escalation before breaches: warn agents once per ticket and level, mark breaches.
 
 Run every ``sweep_interval`` seconds as the job "escalation" of the scheduler
-(:mod:`gateway.scheduler`): only the ``serve`` node holding the scheduler lease runs it,
+(:mod:`gateway.runtime.scheduler`): only the ``serve`` node holding the scheduler lease runs it,
 none when ``scheduler_enabled`` is off.  For every open ticket with a first-response
 due time and no first response yet it:
 
@@ -38,16 +38,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.active_policy import current_policy
 from gateway.db import Database
+from gateway.escalation_notice import queue_escalation_notice
 from gateway.models import Agent, Ticket, TicketEscalation, TicketStatus, utcnow
-from gateway.scheduler import register
+from gateway.runtime.scheduler import register
 from gateway.services import Services
-from outbound.escalation import queue_escalation_notice
 from rules.calendar import BusinessCalendar
-from rules.runtime import current_policy
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.runtime.app import Gateway
 
 __all__ = ["EscalationReport", "escalate", "escalation_job", "restart_clock"]
 

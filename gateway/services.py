@@ -13,7 +13,7 @@ from gateway.models import utcnow
 from outbound.render import Renderer
 
 if TYPE_CHECKING:
-    from inbound.analysis import Analysis
+    from inbound.parsing.analysis import Analysis
 
 __all__ = ["Services"]
 
@@ -26,7 +26,7 @@ class Services:
     now: Callable[[], datetime] = field(default=utcnow)
     analyzer: Callable[[bytes, str], Analysis] | None = None
     """Set by a running worker: analysis in a child process stopped at the processing
-    budget (``gateway.analysis_pool``); None: in the calling thread."""
+    budget (``gateway.pipeline.analysis_pool``); None: in the calling thread."""
     turn: Callable[[], AbstractContextManager[None]] = nullcontext
-    """The processing lane of ``serve`` (``gateway.intake_priority``): held for the
+    """The processing lane of ``serve`` (``inbound.intake_priority``): held for the
     pipeline's transaction, not while a child analyses."""

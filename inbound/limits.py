@@ -16,7 +16,7 @@ count anything, so the cuts happen here, on the raw bytes, in linear time:
 :func:`contain` never changes what is stored: the spool keeps the original bytes
 (``gateway inbox replay`` after raising a limit reads everything again).
 Attachment count and size and TNEF objects are bounded where those are decoded
-(``inbound.parse``, ``inbound.tnef``).
+(``inbound.parsing.message``, ``inbound.parsing.tnef``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from gateway.active_policy import support_aliases
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.directory import SupportIdentity, support_identity
@@ -20,7 +21,6 @@ from inbound.smtp_codes import (
     S550_UNKNOWN_USER,
     S553_BAD_ADDRESS,
 )
-from rules.runtime import support_aliases
 
 __all__ = ["intake_identity", "recipient_refusal"]
 

@@ -22,7 +22,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, s
 
 from gateway.directory import SupportIdentity
 from gateway.errors import StorageError
-from gateway.intake_priority import IntakePriority
+from inbound.intake_priority import IntakePriority
 from inbound.recipients import recipient_refusal
 from inbound.smtp_codes import (
     S250_QUEUED,

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from gateway.db import Database
 from gateway.errors import StorageError
 from gateway.models import SpoolEntry, SpoolState, utcnow
-from inbound.parse import normalize_message_id
+from inbound.parsing.message import normalize_message_id
 
 __all__ = [
     "SpoolWriter", "StoredMessage", "dedupe_key", "header_identity", "store_message",

@@ -29,11 +29,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.db import Database, normalise_url
 from gateway.directory import load_directory_file
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

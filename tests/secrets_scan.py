@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from gateway.app import Gateway
 from gateway.models import Base
+from gateway.runtime.app import Gateway
 
 
 def sqlite_files(gateway: Gateway) -> list[Path]:

@@ -3,7 +3,7 @@
 Only grants longer than a day are announced (a one-hour grant ending is no news),
 each exactly once: the notice's outbox rows and the grant's ``expiry_notified_at``
 commit together.  Run every ``sweep_interval`` seconds as the job "expiring-grants" of
-the scheduler (:mod:`gateway.scheduler`), so only the node holding the scheduler lease
+the scheduler (:mod:`gateway.runtime.scheduler`), so only the node holding the scheduler lease
 does the work; the conditional update still lets only one node announce a grant should
 a takeover overlap a run.
 """
@@ -18,11 +18,11 @@ from sqlalchemy import select, update
 from gateway.db import Database
 from gateway.grants.mail import authorised_people, grant_context, overview_url, queue_grant_mail
 from gateway.models import AccessGrant, utcnow
-from gateway.scheduler import register
+from gateway.runtime.scheduler import register
 from gateway.services import Services
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.runtime.app import Gateway
 
 __all__ = ["notify_expiring", "notify_expiring_job"]
 

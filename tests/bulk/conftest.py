@@ -13,10 +13,10 @@ from typing import cast
 
 import pytest
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.conftest import FIXTURES, Processes, free_port, serve_in_process, wait_for
 from tests.mail import delivery_order
 

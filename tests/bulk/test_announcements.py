@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.models import AnnouncementRecipient, Unsubscribe, utcnow
+from gateway.runtime.app import Gateway
 from tests.bulk.conftest import delivered, recipients, wait_delivered
 from tests.conftest import REPO, gateway_command, gateway_env, run_gateway
 

@@ -10,9 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from gateway.app import Gateway
+from gateway.bulk.quarterly import parse_quarter, previous_quarter
 from gateway.config import Settings
-from gateway.quarterly import parse_quarter, previous_quarter
+from gateway.runtime.app import Gateway
 from tests.bulk.conftest import delivered, recipients, text_of, wait_delivered
 from tests.conftest import REPO, gateway_command, gateway_env, run_gateway
 

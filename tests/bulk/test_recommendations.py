@@ -3,10 +3,10 @@ ticket's issue type, else the team's earlier tickets, else the most popular."""
 
 from __future__ import annotations
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.recommendations import issue_types_of
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.bulk.conftest import delivered, text_of
 from tests.conftest import wait_for
 from tests.mail import make_mail, send

@@ -8,17 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.leases import current_holder
-from gateway.scheduler import (
+from gateway.runtime.app import Gateway
+from gateway.runtime.scheduler import (
     GatewayScheduler,
     PeriodicJob,
     register,
     registered_jobs,
     unregister,
 )
-from gateway.server import GatewayServer
+from gateway.runtime.server import GatewayServer
 from tests.conftest import wait_for
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.app import Gateway
+from gateway.bulk.unsubscribe import token_hash
 from gateway.config import Settings
 from gateway.models import SpoolEntry, SpoolState, Unsubscribe, UnsubscribeToken
-from gateway.server import GatewayServer
-from gateway.unsubscribe import token_hash
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from outbound.render import LANGUAGES
 from tests.bulk.conftest import delivered, recipients, text_of, wait_delivered
 from tests.conftest import run_gateway, wait_for

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import OutboxItem, OutboxStatus, Unsubscribe
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from outbound.sealing import MARKER
 from tests.bulk.conftest import wait_delivered
 from tests.bulk.test_unsubscribe import _announce, _links, _mail_to, _request

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import FeatureUsage
+from gateway.runtime.app import Gateway
 from tests.conftest import run_gateway
 
 

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import AttachmentRecord, MessageRecord, SpoolEntry, SpoolState, Ticket
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests import crafted
 from tests.conftest import DIRECTORY, run_gateway, wait_for
 from tests.mail import maildir_messages, make_mail, send

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import (
     BouncingAddress,
@@ -32,7 +31,8 @@ from gateway.models import (
     Ticket,
     TicketStatus,
 )
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.conftest import run_gateway, wait_for
 from tests.mail import maildir_messages, make_mail, send
 

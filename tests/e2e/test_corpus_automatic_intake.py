@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import OutboxItem, SpoolEntry, SpoolState, Ticket
-from gateway.processing import process_spool_entry
+from gateway.pipeline.processing import process_spool_entry
+from gateway.runtime.app import Gateway
 from inbound.spool import dedupe_key, header_identity, store_message
 from tests.conftest import wait_for
 from tests.corpus import NOT_DELIVERY_REPORTS, corpus_bytes, corpus_entries

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.models import MessageRecord, SpoolEntry, SpoolState
-from gateway.processing import process_spool_entry
+from gateway.pipeline.processing import process_spool_entry
+from gateway.runtime.app import Gateway
 from inbound.spool import store_message
 from tests.corpus import corpus_dir, load_index
 

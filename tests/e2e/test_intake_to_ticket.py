@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import MessageRecord, OutboxItem, OutboxStatus, SpoolEntry, SpoolState, Ticket
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.conftest import wait_for
 from tests.mail import maildir_messages, make_mail, send
 

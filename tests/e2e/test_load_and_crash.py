@@ -11,9 +11,9 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import MessageRecord, SpoolEntry, SpoolState, Ticket
+from gateway.runtime.app import Gateway
 from tests.conftest import Processes, run_gateway, wait_for
 from tests.mail import make_mail
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.app import Gateway
+from gateway.active_policy import current_policy
 from gateway.config import Settings
+from gateway.decisions import decide_for
 from gateway.models import AccessRequest, MessageRecord, SpoolEntry, Ticket, TicketStatus
-from gateway.server import GatewayServer
-from rules.intake import decide_for
-from rules.runtime import current_policy
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.conftest import Processes, wait_for
 from tests.e2e.test_conversations import (
     AUTHSERV,

@@ -11,10 +11,10 @@ from email.utils import make_msgid
 
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import MessageRecord, Participant, SpoolEntry, SpoolState, Ticket
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from gateway.tickets import make_reply_token
 from tests.conftest import run_gateway, wait_for
 from tests.mail import make_mail, send

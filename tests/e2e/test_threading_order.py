@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import MessageRecord, SpoolEntry, SpoolState, Ticket
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.conftest import Processes, wait_for
 from tests.corpus import corpus_dir, load_index
 

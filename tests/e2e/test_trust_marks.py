@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import BouncingAddress, OutboxItem, OutboxStatus, SpoolState, Ticket, utcnow
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.e2e.test_conversations import (
     AUTHSERV,
     acknowledgement,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.steps.commands import _leading_commands
-from gateway.steps.duplicates import normalise_subject, similar
+from gateway.pipeline.steps.commands import _leading_commands
+from gateway.pipeline.steps.duplicates import normalise_subject, similar
 
 
 @pytest.mark.parametrize(("text", "commands", "rest"), [

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from gateway.app import Gateway
 from gateway.db import alembic_config
+from gateway.runtime.app import Gateway
 from tests.conftest import PG_URL
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.directory import load_directory_file, support_identity
 from gateway.errors import DirectoryError
 from gateway.models import Person, Team
+from gateway.runtime.app import Gateway
 from tests.conftest import DIRECTORY
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from gateway.config import Settings
-from gateway.intake_priority import IntakePriority, ProcessingFeed
-from gateway.server import GatewayServer
+from gateway.runtime.server import GatewayServer
+from inbound.intake_priority import IntakePriority, ProcessingFeed
 from tests.mail import make_mail
 
 

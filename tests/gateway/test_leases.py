@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway.app import Gateway
 from gateway.leases import current_holder, holder_name, release, try_acquire
 from gateway.models import utcnow
+from gateway.runtime.app import Gateway
 
 
 def test_one_holder_at_a_time_until_the_lease_lapses(gateway: Gateway) -> None:

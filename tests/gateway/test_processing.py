@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select, update
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.models import MessageRecord, OutboxItem, SpoolEntry, SpoolState, Ticket
-from gateway.processing import process_spool_entry
-from gateway.server import GatewayServer
+from gateway.pipeline.processing import process_spool_entry
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from inbound.spool import store_message
 from tests.conftest import DIRECTORY, wait_for
 from tests.mail import make_mail

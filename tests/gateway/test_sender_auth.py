@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError
-from gateway.sender_auth import (
+from gateway.trust.sender_auth import (
     MAX_SIGNATURES,
     MessageFacts,
     TokenFacts,
@@ -23,7 +23,7 @@ from gateway.sender_auth import (
     dkim_verdict,
     sender_trust,
 )
-from inbound.analysis import analyze
+from inbound.parsing.analysis import analyze
 
 MTA = "mx.support.example"
 

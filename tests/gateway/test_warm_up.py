@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.models import MessageRecord, OutboxItem, SpoolEntry, Ticket
-from gateway.warm_up import warm_up
+from gateway.runtime.app import Gateway
+from gateway.runtime.warm_up import warm_up
 
 
 def test_warm_up_touches_neither_the_database_nor_the_outbox(gateway: Gateway) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
+from gateway.runtime.app import Gateway
 from tests.conftest import FIXTURES, Processes, serve_in_process, wait_for
 from tests.mail import maildir_messages
 

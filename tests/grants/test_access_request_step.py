@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway.app import Gateway
-from gateway.context import MailContext
 from gateway.models import AccessRequest, OutboxItem, SpoolEntry
-from gateway.pipeline import PIPELINE, run_pipeline
-from gateway.processing import process_spool_entry
-from gateway.sender_auth import SenderTrust, Trust
-from gateway.steps import STEPS
-from gateway.steps.access_request import parse_command
-from inbound.analysis import analyze
+from gateway.pipeline.context import MailContext
+from gateway.pipeline.flow import PIPELINE, run_pipeline
+from gateway.pipeline.processing import process_spool_entry
+from gateway.pipeline.steps import STEPS
+from gateway.pipeline.steps.access_request import parse_command
+from gateway.runtime.app import Gateway
+from gateway.trust.sender_auth import SenderTrust, Trust
+from inbound.parsing.analysis import analyze
 from inbound.spool import store_message
 from tests.mail import make_mail
 

@@ -13,9 +13,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import AccessGrant, Person, utcnow
+from gateway.runtime.app import Gateway
 from tests.conftest import run_gateway
 from tests.grants.conftest import activation_link, text_of, wait_for_mail
 from tests.grants.http import request

@@ -10,12 +10,12 @@ from email import message_from_bytes, policy
 import pytest
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.grants.expiry import notify_expiring
 from gateway.grants.service import activate, request_access
 from gateway.models import OutboxItem, Person, utcnow
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from outbound.sealing import live_bytes
 from tests.conftest import run_gateway, wait_for_port
 from tests.grants.conftest import (

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.errors import TemporaryFailure
 from gateway.grants.service import request_access
 from gateway.models import OutboxItem, OutboxStatus
+from gateway.runtime.app import Gateway
 from outbound.delivery import deliver_outbox_item
 from outbound.sealing import MARKER, live_bytes
 from outbound.transports.maildir import MaildirTransport

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.models import ImapFolderState, SpoolEntry, SpoolState
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.conftest import DIRECTORY, Processes, wait_for
 from tests.imap.dovecot import Dovecot
 

@@ -7,9 +7,9 @@ import time
 
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import MailboxConfig
 from gateway.models import MessageRecord, Ticket
+from gateway.runtime.app import Gateway
 from tests.conftest import wait_for
 from tests.imap.conftest import SHARED, ImapGateways, mailbox, wait_all_processed, wait_polled
 from tests.imap.dovecot import Dovecot

@@ -17,7 +17,6 @@ import pytest
 import trustme
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.models import (
     ImapFolderState,
     MessageRecord,
@@ -26,6 +25,7 @@ from gateway.models import (
     SpoolState,
     Ticket,
 )
+from gateway.runtime.app import Gateway
 from tests.conftest import Processes, run_gateway, wait_for, wait_for_port
 from tests.corpus import corpus_bytes, corpus_entries
 from tests.imap.conftest import (

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from gateway import leases
 from gateway.models import SpoolEntry
-from gateway.server import GatewayServer
+from gateway.runtime.server import GatewayServer
 from tests.conftest import wait_for
 from tests.imap.conftest import (
     ImapGateways,

@@ -17,8 +17,8 @@ from functools import cache
 
 import pytest
 
-from inbound.automatic import AutomaticVerdict, detect_automatic
-from inbound.bounces import detect_bounce
+from inbound.parsing.automatic import AutomaticVerdict, detect_automatic
+from inbound.parsing.bounces import detect_bounce
 from tests.corpus import NOT_DELIVERY_REPORTS, corpus_bytes, corpus_entries
 
 # Kinds that make the pipeline treat a mail as an auto-reply (dropped unless it threads).

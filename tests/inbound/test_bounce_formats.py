@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.steps.guard_auto_reply import REPLY_KINDS
-from inbound.analysis import analyze
-from inbound.automatic import detect_automatic
-from inbound.bounces import detect_bounce, is_mail_system
+from gateway.pipeline.steps.guard_auto_reply import REPLY_KINDS
+from inbound.parsing.analysis import analyze
+from inbound.parsing.automatic import detect_automatic
+from inbound.parsing.bounces import detect_bounce, is_mail_system
 
 RELAY = "list-bounces@lists.example.org"
 

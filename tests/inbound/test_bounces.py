@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from inbound.bounces import BounceReport, detect_bounce
+from inbound.parsing.bounces import BounceReport, detect_bounce
 from tests.corpus import NOT_DELIVERY_REPORTS, corpus_bytes, corpus_entries
 
 # sisimai's own reason codes for which it has no RFC 3463 status (5.0.9xx and friends).

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from inbound.parse import ParsedMail, normalize_message_id, parse_message
-from inbound.reply_text import split_reply
+from inbound.parsing.message import ParsedMail, normalize_message_id, parse_message
+from inbound.parsing.reply_text import split_reply
 from tests.corpus import corpus_available, corpus_dir, load_index
 
 CATEGORIES = ("replies", "multilingual", "autoreplies", "bounces", "malformed", "threads")

@@ -2,7 +2,7 @@
 
 The shared corpus holds no HTML reply with an expected text, so real clients' HTML comes
 from ``tests/fixtures/html_replies`` (see its PROVENANCE.md), each sent as an HTML-only
-mail through ``inbound.analysis``; and every plain-text reply of the corpus is also
+mail through ``inbound.parsing.analysis``; and every plain-text reply of the corpus is also
 rendered as a web mailer's HTML (``tests/html_render.py``) and split again.
 """
 
@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from inbound.analysis import analyze
-from inbound.html_reply import split_html_reply
-from inbound.reply_text import split_reply
+from inbound.parsing.analysis import analyze
+from inbound.parsing.html_reply import split_html_reply
+from inbound.parsing.reply_text import split_reply
 from tests.corpus import corpus_bytes, corpus_dir, corpus_entries
 from tests.html_render import as_html
 

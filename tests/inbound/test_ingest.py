@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState
+from gateway.runtime.app import Gateway
 from tests.conftest import (
     DIRECTORY,
     Processes,

@@ -7,11 +7,11 @@ import base64
 import pytest
 from tnefparse.tnef import TNEF
 
-from inbound.analysis import analyze
-from inbound.headers import header_text
 from inbound.limits import Limits, contain
-from inbound.parse import decode_encoded_words, parse_message
-from inbound.tnef import TnefError, unpack_tnef
+from inbound.parsing.analysis import analyze
+from inbound.parsing.headers import header_text
+from inbound.parsing.message import decode_encoded_words, parse_message
+from inbound.parsing.tnef import TnefError, unpack_tnef
 from tests import crafted
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.models import SpoolEntry, SpoolState
+from gateway.runtime.app import Gateway
 from tests.conftest import DIRECTORY, Processes, free_port, serve_in_process, wait_for
 from tests.mail import maildir_messages, make_mail
 

@@ -1,4 +1,4 @@
-"""Unit tests for inbound.parse with small synthetic mails.
+"""Unit tests for inbound.parsing.message with small synthetic mails.
 
 Each test builds a message the way a real client would send it, parses it and
 checks what an agent or a later pipeline step relies on.
@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inbound.parse import (
+from inbound.parsing.message import (
     MAX_PARTS,
     Attachment,
     ParsedMail,

@@ -1,4 +1,4 @@
-"""inbound.reply_text against the corpus expectations and hand-made replies.
+"""inbound.parsing.reply_text against the corpus expectations and hand-made replies.
 
 Upstream sources disagree on what the "new text" of a reply is (is "-Name"
 a signature? is a quote without a header part of the reply?), so per entry we
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from inbound.reply_text import DEFAULT_LANGUAGES, ReplyParts, split_reply
+from inbound.parsing.reply_text import DEFAULT_LANGUAGES, ReplyParts, split_reply
 from tests.corpus import corpus_available, corpus_dir, load_index
 
 SUPPORTED = {*DEFAULT_LANGUAGES, None}

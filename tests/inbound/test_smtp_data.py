@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import SpoolEntry
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from inbound.smtp_data import DataState, read_data
 
 SIZE_LIMIT = 400

@@ -21,11 +21,11 @@ import pytest
 import trustme
 from sqlalchemy import select as sql_select
 
-from gateway.app import Gateway
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError
 from gateway.models import SpoolEntry, SpoolState
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.conftest import Processes, gateway_command, gateway_env, serve_in_process, wait_for
 from tests.mail import make_mail, send
 

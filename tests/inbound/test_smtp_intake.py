@@ -7,10 +7,10 @@ import smtplib
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import SpoolEntry
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.mail import make_mail, send
 
 

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from gateway.app import Gateway
 from gateway.models import SpoolEntry
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.conftest import wait_for
 from tests.mail import make_mail, send
 

@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.db import Database, normalise_url
 from gateway.directory import load_directory_file
 from gateway.models import SpoolEntry
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.conftest import DIRECTORY, PG_URL
 from tests.mail import make_mail, send
 

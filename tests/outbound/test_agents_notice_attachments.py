@@ -11,9 +11,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from gateway.app import Gateway
 from gateway.config import Settings
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from outbound.attachment_cap import within_limit
 from tests.conftest import run_gateway
 from tests.e2e.test_conversations import body_text, deliver, mail_to

@@ -21,10 +21,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.models import MessageRecord, OutboxItem, OutboxStatus
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from outbound.delivery import deliver_outbox_item
 from tests.conftest import free_port, run_gateway
 from tests.e2e.test_conversations import AUTHSERV, deliver, open_ticket, passed

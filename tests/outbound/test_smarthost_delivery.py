@@ -20,11 +20,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.errors import PermanentFailure, TemporaryFailure
 from gateway.models import OutboxItem
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from tests.conftest import free_port, wait_for
 from tests.mail import make_mail, send
 

@@ -17,14 +17,14 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from gateway import escalation
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.directory import load_directory_file
 from gateway.escalation import EscalationReport, escalate
 from gateway.models import Agent, OutboxItem, Ticket, TicketStatus
-from gateway.scheduler import GatewayScheduler
-from gateway.server import GatewayServer
+from gateway.runtime.app import Gateway
+from gateway.runtime.scheduler import GatewayScheduler
+from gateway.runtime.server import GatewayServer
 from gateway.services import Services
 from rules.policy import DEFAULT_POLICY
 from tests.conftest import DIRECTORY, Processes, run_gateway, serve_in_process, wait_for
@@ -190,7 +190,7 @@ def test_serve_without_the_scheduler_does_not_escalate(
     with node.db.transaction() as session:
         load_directory_file(session, DIRECTORY)
     ticket = ticket_at(node, "2020-01-07T10:00:00+00:00", sender="anna@acme.example")
-    with caplog.at_level(logging.WARNING, logger="gateway.server"), \
+    with caplog.at_level(logging.WARNING, logger="gateway.runtime.server"), \
             serve_in_process(node, settings, processes):
         time.sleep(3.5)  # three sweeps, 1 s apart in tests
         assert _escalation_rows(node) == []

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
+from gateway.runtime.app import Gateway
 from gateway.views import ticket_view
 from rules.engine import Addon, Request, decide
 from rules.policy import load_policy

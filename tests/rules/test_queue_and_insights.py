@@ -7,11 +7,11 @@ import json
 
 from sqlalchemy import select, update
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.models import Ticket, TicketStatus
-from gateway.processing import process_spool_entry
+from gateway.pipeline.processing import process_spool_entry
+from gateway.runtime.app import Gateway
 from inbound.spool import store_message
 from tests.conftest import run_gateway
 from tests.mail import make_mail

@@ -13,12 +13,12 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select, update
 
-from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.models import OutboxItem, SpoolEntry, Ticket
-from gateway.processing import process_spool_entry
-from gateway.server import GatewayServer
+from gateway.pipeline.processing import process_spool_entry
+from gateway.runtime.app import Gateway
+from gateway.runtime.server import GatewayServer
 from gateway.views import ticket_view
 from inbound.spool import store_message
 from tests.conftest import run_gateway, wait_for

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from gateway.app import Gateway
 from gateway.models import OutboxItem, SpoolEntry, Ticket
-from gateway.processing import process_spool_entry
+from gateway.pipeline.processing import process_spool_entry
+from gateway.runtime.app import Gateway
 from inbound.spool import store_message
 from tests.mail import make_mail
 

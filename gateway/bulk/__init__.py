@@ -1,0 +1,1 @@
+"""Bulk mail: quarterly feature mail, announcements, unsubscribe, usage import, the catalogue."""

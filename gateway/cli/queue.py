@@ -1,0 +1,102 @@
+"""``gateway queue`` and ``gateway insights``: the work in order, and a team's picture.
+
+The queue has **no priorities**: open tickets in the order they arrived
+(``created_at``, then number).  Nothing a customer adds later (details, reminders)
+changes a ticket's place; tiers change how soon a ticket is *due*, shown beside it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from gateway.cli.common import open_gateway, print_json
+from gateway.models import Team, Ticket, TicketStatus, utcnow
+from gateway.views import iso
+
+__all__ = ["insights", "queue"]
+
+_DONE = (TicketStatus.SOLVED, TicketStatus.CLOSED)
+
+
+@click.command()
+@click.option("--queue", "queue_name", default=None, help="Only this queue (en, ja, …).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def queue(ctx: click.Context, queue_name: str | None, as_json: bool) -> None:
+    """Open tickets, oldest first (no priorities; later details do not move a ticket)."""
+    gateway = open_gateway(ctx)
+    now = utcnow()
+    with gateway.db.reading() as session:
+        query = select(Ticket).where(Ticket.status.not_in(_DONE)).order_by(
+            Ticket.created_at, Ticket.number)
+        if queue_name:
+            query = query.where(Ticket.queue == queue_name)
+        rows = [{
+            "position": position, "number": t.number, "subject": t.subject,
+            "requester": t.requester, "team": t.team_id, "queue": t.queue, "tier": t.tier,
+            "status": t.status.value, "product": t.product, "created_at": iso(t.created_at),
+            "first_response_due": iso(t.first_response_due),
+            "first_response_at": iso(t.first_response_at),
+            "overdue": bool(t.first_response_due and t.first_response_at is None
+                            and t.first_response_due <= now),
+        } for position, t in enumerate(session.scalars(query), start=1)]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("the queue is empty")
+    for row in rows:
+        due = row["first_response_due"] or "-"
+        flag = " OVERDUE" if row["overdue"] else ""
+        click.echo(f"{row['position']:>4}. #{row['number']:<6} {row['queue']:<3} "
+                   f"{row['created_at']}  due {due:<20} {row['tier']:<14} {row['requester']:<30} "
+                   f"{row['subject']}{flag}")
+
+
+@click.command()
+@click.option("--team", "team_id", required=True, help="Team id from the directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
+    """A team's tickets: open, total, most frequent issue types, per product and type.
+
+    A duplicate (a repeated request, stored closed with ``duplicate_of``) is not a request
+    of its own: it counts in ``duplicates`` only, never in the totals or issue types.
+    """
+    gateway = open_gateway(ctx)
+    with gateway.db.reading() as session:
+        if session.get(Team, team_id) is None:
+            raise click.ClickException(f"there is no team {team_id!r} in the directory")
+        everything = list(session.scalars(select(Ticket).where(Ticket.team_id == team_id)))
+    tickets = [t for t in everything if t.duplicate_of is None]
+    types = Counter(t.issue_type or "other" for t in tickets)
+    products = Counter(t.product or "unknown" for t in tickets)
+    per_product: dict[str, Counter[str]] = defaultdict(Counter)
+    for t in tickets:
+        per_product[t.product or "unknown"][t.issue_type or "other"] += 1
+    view: dict[str, Any] = {
+        "team": team_id,
+        "open_tickets": sum(1 for t in tickets if t.status not in _DONE),
+        "total_submitted": len(tickets),
+        "duplicates": len(everything) - len(tickets),
+        "tickets_per_product": dict(sorted(products.items(), key=lambda i: (-i[1], i[0]))),
+        "top_issue_types": [{"issue_type": k, "tickets": n}
+                            for k, n in sorted(types.items(), key=lambda i: (-i[1], i[0]))],
+        "per_product": {product: dict(sorted(counts.items(), key=lambda i: (-i[1], i[0])))
+                        for product, counts in sorted(per_product.items())},
+    }
+    if as_json:
+        print_json(view)
+        return
+    click.echo(f"team {team_id}: {view['open_tickets']} open, {view['total_submitted']} "
+               f"submitted in all, not counting {view['duplicates']} duplicates")
+    click.echo("tickets per product: " + (", ".join(
+        f"{p} {n}" for p, n in view["tickets_per_product"].items()) or "-"))
+    click.echo("most frequent issue types: " + (", ".join(
+        f"{i['issue_type']} ({i['tickets']})" for i in view["top_issue_types"][:5]) or "-"))
+    for product, counts in view["per_product"].items():
+        click.echo(f"  {product}: " + ", ".join(f"{k} {n}" for k, n in counts.items()))

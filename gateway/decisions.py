@@ -1,0 +1,82 @@
+"""Ask the engine about a request from the directory: the one path for tickets and ``explain``.
+
+The pipeline step (``gateway/pipeline/steps/apply_rules.py``) and ``gateway rules explain``
+both call :func:`decide_for`, so that "what would happen if" gives exactly the
+answer a ticket created at that time gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.models import Agent, Person, Product, Team
+from rules.classify import category_for, mostly_japanese, product_for
+from rules.engine import Addon, Entitlement, Request, decide
+from rules.policy import Policy
+
+__all__ = ["Decision", "decide_for"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    entitlement: Entitlement
+    category: str
+    requester_language: str
+    """The language to write to the requester in (``ja`` when the text is Japanese)."""
+    product_unknown: tuple[str, ...] = ()
+    """The team's products when it has several and the request named none."""
+
+
+def decide_for(session: Session, policy: Policy, *, email: str, at: datetime,
+               recipients: Sequence[str] = (), subject: str = "", text: str = "",
+               language: str | None = None, product: str | None = None,
+               default_language: str = "en", emergency_address: str = "",
+               verified: bool = True) -> Decision:
+    """Look ``email`` up in the directory and decide its entitlement at ``at``.
+
+    ``verified=False``: the sender authority did not vouch for ``email``, so the directory's
+    team, role and champion entitlements are not used (standard terms, as for a stranger);
+    the person's language still is (it gives nothing)."""
+    email = email.strip().lower()
+    person = session.get(Person, email)
+    agent = session.get(Agent, email)
+    team = session.get(Team, person.team_id) if person is not None and person.team_id else None
+    notes: list[str] = []
+    if language is None:
+        language = person.language if person else team.language if team else default_language
+    if not verified and (person is not None or agent is not None):
+        notes.append(f"{email} is in the directory but not a verified sender: standard terms "
+                     "(no team plan, role or champion entitlement)")
+        person = agent = team = None
+    kind = "agent" if agent is not None else "person" if person is not None else "unknown"
+    if language != "ja" and mostly_japanese(f"{subject}\n{text}"):
+        notes.append(f"the text is mostly in Japanese script: treated as ja (not {language})")
+        language = "ja"
+    addons = tuple(Addon(a.product, a.tier, a.starts, a.ends) for a in (team.addons if team
+                                                                          else []))
+    team_products = sorted({a.product for a in addons})
+    unknown: tuple[str, ...] = ()
+    if product is not None:
+        notes.append(f"product {product}: given")
+    else:
+        known = list(session.scalars(select(Product.id).order_by(Product.id)))
+        product, reason = product_for(policy, recipients, subject, text, team_products, known)
+        notes.append(reason)
+        if product is None and len(team_products) > 1:
+            unknown = tuple(team_products)
+    category, reason = category_for(policy, recipients, subject, text)
+    notes.append(reason)
+    emergency = bool(emergency_address) and any(
+        r.strip().lower() == emergency_address.strip().lower() for r in recipients)
+    request = Request(
+        at=at, sender=email, kind=kind, role=person.role if person else "member",
+        champion=person.champion if person else "none", team=team.id if team else None,
+        addons=addons, product=product, language=language, emergency=emergency)
+    entitlement = decide(request, policy)
+    entitlement = replace(entitlement, explanation=(*notes, *entitlement.explanation))
+    return Decision(entitlement, category, language, unknown)

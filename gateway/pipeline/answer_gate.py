@@ -1,0 +1,77 @@
+"""May the gateway send an automatic answer now?  One gate for every automatic answer.
+
+Automatic answers (``gateway.notices.AUTOMATIC_ANSWERS``: acknowledgement, duplicate
+notice, refusal, reopen notice, ticket list) go to an address nobody checked: a forged
+``From`` turns them into backscatter, and two auto-responders into a ping-pong.  So:
+
+- never in answer to a message whose authentication positively failed (the sender
+  authority's ``failed`` level: ``dmarc=fail`` for its From domain in our MTA's topmost
+  ``Authentication-Results``, or an aligned DKIM signature that does not verify): the
+  message is still stored and its ticket opened, only the answer is withheld;
+- never to an address with a live bounce mark (``gateway/trust/bounce_marks.py``);
+- at most ``ack_limit_per_hour`` per **mailbox** per hour: the address case-folded with
+  its ``+detail`` removed, so ``victim@``, ``Victim@`` and ``victim+1@`` share one count;
+- at most ``ack_limit_per_domain_per_hour`` per recipient domain per hour, unless the
+  message's sender is verified (a verified sender cannot be forged, and a team writing
+  in numbers during an outage must still be answered).
+
+``dmarc_failed`` and ``sender_verified`` are the two questions asked of the sender; both
+are answered by the one sender authority (``gateway/trust/sender_auth.py``, ``ctx.sender_trust``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from gateway.models import OutboxItem
+from gateway.notices import AUTOMATIC_ANSWERS
+from gateway.pipeline.context import MailContext
+from gateway.trust import bounce_marks
+from outbound.outbox import mailbox_of
+
+__all__ = ["dmarc_failed", "refusal", "sender_verified"]
+
+
+def sender_verified(ctx: MailContext) -> bool:
+    """Does the sender authority (``ctx.sender_trust``) vouch for the sender?"""
+    return ctx.sender_verified
+
+
+def dmarc_failed(ctx: MailContext) -> str | None:
+    """Why the authority judged the sender's authentication a positive failure (``dmarc=fail``
+    for the From domain in our MTA's topmost header, or an aligned DKIM signature that does
+    not verify), or None."""
+    trust = ctx.sender_trust
+    return trust.reason if trust is not None and trust.failed else None
+
+
+def _count(ctx: MailContext, column: InstrumentedAttribute[str | None], value: str) -> int:
+    """Automatic answers queued within the last hour where ``column`` is ``value``."""
+    since = ctx.services.now() - timedelta(hours=1)
+    return ctx.session.scalar(select(func.count(OutboxItem.id)).where(
+        column == value, OutboxItem.kind.in_(AUTOMATIC_ANSWERS),
+        OutboxItem.created_at >= since)) or 0
+
+
+def refusal(ctx: MailContext, address: str) -> str | None:
+    """Why no automatic answer may go to ``address`` for this message, or None."""
+    settings = ctx.services.settings
+    failed = dmarc_failed(ctx)
+    if failed:
+        return f"the sender's DMARC failed ({failed}): no automatic answer (backscatter)"
+    if bounce_marks.is_marked(ctx.session, address, ctx.services.now(),
+                              settings.bounce_mark_days):
+        return f"{address} hard-bounced our mail in the last {settings.bounce_mark_days} days"
+    mailbox, domain = mailbox_of(address)
+    limit = settings.ack_limit_per_hour
+    if _count(ctx, OutboxItem.rcpt_mailbox, mailbox) >= limit:
+        return (f"mailbox {mailbox} already got {limit} automatic answers this hour "
+                "(loop brake)")
+    domain_limit = settings.ack_limit_per_domain_per_hour
+    if not sender_verified(ctx) and _count(ctx, OutboxItem.rcpt_domain, domain) >= domain_limit:
+        return (f"domain {domain} already got {domain_limit} automatic answers this hour "
+                "(backscatter brake)")
+    return None

@@ -1,0 +1,155 @@
+"""Run one spool row through the pipeline with an exactly-once effect.
+
+The spool row's state change commits in the same transaction as the ticket,
+message and outbox rows it produces, and the row is locked while it is worked
+on, so a job that runs twice (redelivery, sweep, two workers) changes nothing
+the second time.  A separate, earlier commit counts attempts: a message that
+keeps killing the worker is quarantined after ``max_processing_attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from sqlalchemy import update
+from sqlalchemy.orm import defer
+
+from gateway.db import Database
+from gateway.models import SpoolEntry, SpoolState, utcnow
+from gateway.pipeline.analysis_pool import (
+    AnalysisCrashed,
+    BudgetExceeded,
+    analyze_in_thread,
+)
+from gateway.pipeline.context import MailContext
+from gateway.pipeline.flow import StepFailed, run_pipeline
+from gateway.services import Services
+from gateway.trust.sender_auth import dkim_verdict
+from inbound.parsing.analysis import Analysis
+
+__all__ = ["ProcessOutcome", "process_spool_entry", "quarantine"]
+
+# The raw bytes (up to the SIZE limit) are read once, for the analysis; the row
+# loads that lock it need only its state.
+_WITHOUT_RAW = [defer(SpoolEntry.raw)]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessOutcome:
+    state: str
+    reason: str = ""
+    ticket_number: int | None = None
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+def quarantine(database: Database, spool_id: int, reason: str) -> None:
+    with database.transaction() as session:
+        entry = session.get(SpoolEntry, spool_id, with_for_update=True, options=_WITHOUT_RAW)
+        if entry is not None and entry.state == SpoolState.RECEIVED:
+            entry.state = SpoolState.QUARANTINED
+            entry.reason = reason[:4000]
+            entry.processed_at = utcnow()
+    log.warning("spool %s quarantined: %s", spool_id, reason)
+
+
+def _count_attempt(database: Database, services: Services,
+                   spool_id: int) -> ProcessOutcome | tuple[bytes, str]:
+    """Bump the attempt counter; return an outcome when there is nothing (more) to do,
+    else the raw bytes and envelope sender to analyse.
+
+    The usual case is one ``UPDATE … RETURNING`` (the count and the read of the raw
+    bytes in one statement); the ORM path below decides every other case.
+    """
+    limit = services.settings.max_processing_attempts
+    with database.transaction() as session:
+        counted = session.execute(
+            update(SpoolEntry)
+            .where(SpoolEntry.id == spool_id, SpoolEntry.state == SpoolState.RECEIVED,
+                   SpoolEntry.attempts < limit)
+            .values(attempts=SpoolEntry.attempts + 1)
+            .returning(SpoolEntry.raw, SpoolEntry.mail_from),
+            execution_options={"synchronize_session": False}).one_or_none()
+        if counted is not None:
+            return bytes(counted.raw), str(counted.mail_from)
+        entry = session.get(SpoolEntry, spool_id, with_for_update=True, options=_WITHOUT_RAW)
+        if entry is None:
+            log.warning("spool %s does not exist", spool_id)
+            return ProcessOutcome("missing", "no such spool row")
+        if entry.state != SpoolState.RECEIVED:
+            return ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number)
+        if entry.attempts >= limit:
+            entry.state = SpoolState.QUARANTINED
+            entry.reason = (f"processing was interrupted {entry.attempts} times (crash or time "
+                            "limit); kept for inspection and replay")
+            return ProcessOutcome(entry.state.value, entry.reason)
+        entry.attempts += 1  # not reached unless the row changed between the two statements
+        return entry.raw, entry.mail_from
+
+
+def process_spool_entry(database: Database, services: Services, spool_id: int) -> ProcessOutcome:
+    """Process one spool row; database outages propagate so that the job is retried."""
+    counted = _count_attempt(database, services, spool_id)
+    if isinstance(counted, ProcessOutcome):
+        return counted
+    raw, mail_from = counted
+    with ExitStack() as lane:
+        try:
+            if services.analyzer is None:  # in this thread: CPU under the GIL, so in the lane
+                lane.enter_context(services.turn())
+            analysis = _analyse(services, raw, mail_from)  # CPU work, outside the write lock
+        except BudgetExceeded as over:
+            quarantine(database, spool_id, str(over))
+            return ProcessOutcome(SpoolState.QUARANTINED.value, str(over))
+        except StepFailed as failure:
+            log.exception("spool %s: %s", spool_id, failure)
+            quarantine(database, spool_id, str(failure))
+            return ProcessOutcome(SpoolState.QUARANTINED.value, str(failure))
+        if services.analyzer is not None:
+            lane.enter_context(services.turn())
+        return _run_pipeline(database, services, spool_id, raw, mail_from, analysis)
+
+
+def _analyse(services: Services, raw: bytes, mail_from: str) -> Analysis:
+    """The analysis, in a child process when a worker runs one (else here); a bug in it
+    is StepFailed("parse"), a crashed child propagates (the job is retried)."""
+    try:
+        if services.analyzer is not None:
+            return services.analyzer(raw, mail_from)
+        return analyze_in_thread(services.settings, raw, mail_from)
+    except (BudgetExceeded, AnalysisCrashed):
+        raise
+    except Exception as error:  # AnalysisError, or a bug here: parse never raises
+        raise StepFailed("parse", error) from error
+
+
+def _run_pipeline(database: Database, services: Services, spool_id: int, raw: bytes,
+                  mail_from: str, analysis: Analysis) -> ProcessOutcome:
+    try:
+        dkim = (dkim_verdict(raw, analysis.parsed.from_address or mail_from)
+                if services.settings.sender_authentication == "dkim" else None)
+        with database.transaction() as session:
+            entry = session.get(SpoolEntry, spool_id, with_for_update=True,
+                                options=_WITHOUT_RAW)
+            assert entry is not None
+            if entry.state != SpoolState.RECEIVED:
+                return ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number)
+            ctx = MailContext(spool=entry, session=session, services=services, analysis=analysis,
+                              history=bool((entry.options or {}).get("history")), dkim=dkim)
+            run_pipeline(ctx)
+            if ctx.disposition is not None:
+                entry.state = SpoolState(ctx.disposition.value)
+                entry.reason = ctx.reason[:4000]
+                entry.processed_at = services.now()
+            entry.trace = ctx.trace
+            outcome = ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number,
+                                     list(ctx.outbox_ids))
+    except StepFailed as failure:
+        log.exception("spool %s: %s", spool_id, failure)
+        quarantine(database, spool_id, str(failure))
+        return ProcessOutcome(SpoolState.QUARANTINED.value, str(failure))
+    log.info("spool %s %s: %s", spool_id, outcome.state, outcome.reason)
+    return outcome

@@ -1,0 +1,51 @@
+"""Pipeline steps, one per module, and the registry the pipeline reads names from.
+
+Each step module defines ``name`` (kebab-case), ``description`` (one line) and
+``run(ctx) -> None``; its docstring says which context fields it reads and writes.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Protocol
+
+from gateway.pipeline.context import MailContext
+from gateway.pipeline.steps import (
+    access_request,
+    apply_rules,
+    authenticate,
+    authorize,
+    bounce_clear,
+    commands,
+    duplicates,
+    guard_auto_reply,
+    guard_bounce,
+    guard_loop,
+    identify_sender,
+    lifecycle,
+    notify,
+    parse,
+    record,
+    sent_copy,
+    thread,
+    ticket_list,
+    unsubscribe,
+)
+
+__all__ = ["STEPS", "Step"]
+
+
+class Step(Protocol):
+    name: str
+    description: str
+
+    def run(self, ctx: MailContext) -> None: ...
+
+
+_MODULES: tuple[ModuleType, ...] = (
+    parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
+    bounce_clear,
+    thread, sent_copy, ticket_list, authorize, access_request, commands, lifecycle, duplicates,
+    apply_rules, record, notify, unsubscribe,
+)
+STEPS: dict[str, Step] = {module.name: module for module in _MODULES}

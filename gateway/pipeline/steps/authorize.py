@@ -1,0 +1,108 @@
+"""Decide in which role the sender speaks on this ticket, and whether they may.
+
+Reads ``ctx.sender``, ``ctx.sender_verified`` (from the sender authority,
+``ctx.sender_trust``) and ``ctx.ticket``; writes ``ctx.role``, ``ctx.refusal`` and
+``ctx.flags``.  MISSION §2:
+
+- the requester may always add to their own ticket;
+- a verified **agent** speaks as ``agent`` (relayed, may set status);
+- a verified team **admin** may reply to a ticket of another member of the same team
+  as ``colleague``, if the ticket was created or updated on or after the cut-off date;
+  a non-admin member is refused (``not_admin``), and so is an admin on an older
+  ticket (``before_cutoff``);
+- a sender who claims an agent's or admin's address but is not verified gets no
+  privilege: the message is kept as plain customer input (``authenticate`` flagged it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from sqlalchemy import select
+
+from gateway.models import Participant, Person, Ticket
+from gateway.pipeline.context import MailContext
+
+name = "authorize"
+description = "tag the sender's role on the ticket and refuse what they may not do"
+
+
+def _cutoff(ctx: MailContext) -> datetime:
+    return datetime.combine(ctx.services.settings.colleague_cutoff, time(), tzinfo=UTC)
+
+
+def _visible_to_team(ctx: MailContext, ticket: Ticket) -> bool:
+    cutoff = _cutoff(ctx)
+    return ticket.created_at >= cutoff or ticket.updated_at >= cutoff
+
+
+def _takes_part(ctx: MailContext, ticket: Ticket, email: str) -> bool:
+    return ctx.session.scalar(select(Participant.id).where(
+        Participant.ticket_number == ticket.number, Participant.email == email)) is not None
+
+
+def _unverified(ctx: MailContext, claim: str) -> None:
+    """No role from an unverified claim (``authenticate`` flagged the message already)."""
+    assert ctx.sender is not None
+    ctx.role = "requester"
+    ctx.note(name, "unverified", f"{ctx.sender.email} claims to be {claim} but the sender "
+             "authority did not vouch for it: kept as customer input, no privilege used")
+
+
+def _colleague(ctx: MailContext, ticket: Ticket, person: Person) -> None:
+    if person.role != "admin":
+        ctx.refusal = "not_admin"
+        ctx.note(name, "refused", f"{person.email} is a member (not an admin) of team "
+                 f"{person.team_id}: only admins may reply to a colleague's ticket")
+        return
+    if not ctx.sender_verified:
+        _unverified(ctx, f"an admin of team {person.team_id}")
+        return
+    if not _visible_to_team(ctx, ticket):
+        ctx.refusal = "before_cutoff"
+        ctx.note(name, "refused", f"ticket #{ticket.number} was created and last updated before "
+                 f"the cut-off {ctx.services.settings.colleague_cutoff.isoformat()}: not a "
+                 "team ticket")
+        return
+    ctx.role = "colleague"
+    ctx.note(name, "colleague", f"{person.email}, admin of team {person.team_id}, replies on "
+             f"a ticket of {ticket.requester}")
+
+
+def run(ctx: MailContext) -> None:
+    assert ctx.sender is not None
+    sender, ticket = ctx.sender, ctx.ticket
+    if ctx.new_ticket or ticket is None:
+        ctx.role = "agent" if sender.agent is not None and ctx.sender_verified else "requester"
+        if sender.agent is not None and not ctx.sender_verified and not ctx.history:
+            _unverified(ctx, "support agent " + sender.email)
+        ctx.note(name, ctx.role, f"{sender.email} opens a ticket as {ctx.role}")
+        return
+    if ctx.history:
+        ctx.role = ("agent" if sender.agent is not None else
+                    "requester" if sender.email == ticket.requester else "colleague")
+        ctx.note(name, ctx.role, "imported history: role from the directory, nothing is sent")
+        return
+    if sender.agent is not None and sender.email != ticket.requester:
+        if ctx.sender_verified:
+            ctx.role = "agent"
+            ctx.note(name, "agent", f"{sender.email} is a verified support agent")
+        else:
+            _unverified(ctx, "support agent " + sender.email)
+        return
+    if sender.email == ticket.requester:
+        ctx.role = "requester"
+        ctx.note(name, "requester", f"{sender.email} opened ticket #{ticket.number}")
+        return
+    requester = ctx.session.get(Person, ticket.requester)
+    person = sender.person
+    if (person is not None and requester is not None and person.team_id
+            and person.team_id == requester.team_id):
+        _colleague(ctx, ticket, person)
+        return
+    ctx.role = "requester"
+    if not _takes_part(ctx, ticket, sender.email):
+        ctx.flags.append(f"{sender.email} takes no part in ticket #{ticket.number} and is not "
+                         "on the requester's team")
+    ctx.note(name, "requester", f"{sender.email} writes on ticket #{ticket.number} without a "
+             "privileged role")

@@ -1,0 +1,109 @@
+"""A new request that repeats an open one of the same requester is linked, not queued.
+
+MISSION §2: opening several tickets for the same problem must not jump the queue.
+Reads a new ticket's sender, subject and text; writes ``ctx.duplicate_of`` when an
+open ticket (new, open or pending) of the same requester, created within
+``duplicate_window_days``, has the same normalised subject or near-identical text.
+The ``record`` step then stores the new ticket closed and linked; ``notify`` tells
+the requester which ticket already holds the request.
+
+The cost is bounded whatever the sender keeps open: only the ``duplicate_candidates``
+newest open tickets are compared, on the first ``duplicate_compare_chars`` characters
+of each text (cut in the database query, so a 1 MB first message is never loaded).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from gateway.models import MessageRecord, Ticket, TicketStatus
+from gateway.pipeline.context import MailContext
+
+name = "duplicates"
+description = "link a repeated request to the open ticket that already holds it"
+
+OPEN = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
+SIMILAR_TEXT = 0.9
+SHINGLE = 3
+MAX_WORDS = 2000
+MIN_TEXT = 20  # shorter texts ("hello?") say too little to call two requests the same
+_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs|rif|r|i|antw|doorst|tr)\s*(\[\d+\])?\s*:\s*)+",
+                     re.IGNORECASE)
+_TAG = re.compile(r"\[#\d+\]")
+_WORD = re.compile(r"\w+")
+
+
+def normalise_subject(subject: str) -> str:
+    """Case, width, whitespace, reply/forward prefixes and ticket tags do not count."""
+    text = unicodedata.normalize("NFKC", _TAG.sub(" ", subject or "")).casefold()
+    previous = None
+    while previous != text:
+        previous, text = text, _PREFIX.sub("", text)
+    return " ".join(text.split())
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    """Word 3-grams of the first MAX_WORDS words (callers pass a bounded prefix)."""
+    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())[:MAX_WORDS]
+    if len(words) < SHINGLE:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+
+
+def similar(first: str, second: str) -> bool:
+    """Near-identical: at least 90 % of the word 3-grams shared (Jaccard), in linear time.
+
+    A character diff (difflib) is quadratic on repetitive text such as pasted logs and
+    ran for seconds inside the write transaction; shingles cost one pass per text."""
+    if min(len(first.strip()), len(second.strip())) < MIN_TEXT:
+        return False
+    a, b = _shingles(first), _shingles(second)
+    if not a or not b:
+        return False
+    return len(a & b) / len(a | b) >= SIMILAR_TEXT
+
+
+def run(ctx: MailContext) -> None:
+    if not ctx.new_ticket or ctx.history or ctx.follows is not None:
+        return
+    assert ctx.sender is not None and ctx.parsed is not None and ctx.reply is not None
+    if ctx.sender.agent is not None or ctx.automatic is not None:
+        return
+    settings = ctx.services.settings
+    window = settings.duplicate_window_days
+    since = ctx.spool.received_at - timedelta(days=window)
+    open_tickets = (Ticket.requester == ctx.sender.email, Ticket.status.in_(OPEN),
+                    Ticket.duplicate_of.is_(None), Ticket.created_at >= since)
+    newest = ctx.session.scalars(
+        select(Ticket).where(*open_tickets).order_by(Ticket.number.desc())
+        .limit(settings.duplicate_candidates)).all()
+    if not newest:
+        return
+    total = len(newest)
+    if total == settings.duplicate_candidates:
+        total = ctx.session.scalar(
+            select(func.count()).select_from(Ticket).where(*open_tickets)) or total
+    compared = (f"compared with the {len(newest)} newest of {total} open tickets "
+                f"(duplicate_candidates {settings.duplicate_candidates})")
+    subject = normalise_subject(ctx.parsed.subject)
+    chars = settings.duplicate_compare_chars
+    text = (ctx.reply.visible or ctx.parsed.text)[:chars]
+    for ticket in reversed(newest):  # oldest first, as the queue is served
+        if subject and normalise_subject(ticket.subject) == subject:
+            why = f"the same subject as open ticket #{ticket.number}"
+        else:
+            first = ctx.session.scalar(select(func.substr(MessageRecord.text, 1, chars)).where(
+                MessageRecord.ticket_number == ticket.number).order_by(MessageRecord.id).limit(1))
+            if first is None or not similar(first, text):
+                continue
+            why = f"nearly the same text as open ticket #{ticket.number}"
+        ctx.duplicate_of = ticket
+        ctx.note(name, "duplicate", f"{why} (within {window} days; {compared}): linked as a "
+                 "duplicate")
+        return
+    ctx.note(name, "miss", f"no open ticket of {ctx.sender.email} repeats this request "
+             f"({compared})")

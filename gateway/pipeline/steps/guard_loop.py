@@ -1,0 +1,40 @@
+"""Ignore our own mail coming back to us (X-Loop, our From address, our Message-IDs).
+
+Reads ``ctx.parsed``; may stop with IGNORED.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway.directory import support_identity
+from gateway.models import MessageRef
+from gateway.pipeline.context import Disposition, MailContext
+from gateway.pipeline.steps.sent_copy import is_sent_copy
+from gateway.tickets import message_id_hash
+
+name = "guard-loop"
+description = "our own mail coming back is ignored"
+
+
+def run(ctx: MailContext) -> None:
+    assert ctx.parsed is not None
+    support = support_identity(ctx.session)
+    ours = support.address.lower()
+    loops = [v.strip().lower() for v in ctx.parsed.headers.get("x-loop", ())]
+    if ours in loops:
+        ctx.stop(Disposition.IGNORED, f"loop: X-Loop names our own address {ours}")
+        return
+    if ctx.parsed.from_address == ours and not is_sent_copy(ctx):  # agents send as us
+        ctx.stop(Disposition.IGNORED, f"loop: the mail is from our own address {ours}")
+        return
+    message_id = ctx.parsed.message_id
+    if message_id:
+        sent = ctx.session.scalar(select(MessageRef.ticket_number).where(
+            MessageRef.message_id_hash == message_id_hash(message_id),
+            MessageRef.direction == "out"))
+        if sent is not None:
+            ctx.stop(Disposition.IGNORED,
+                     f"loop: Message-ID {message_id} is one we sent for ticket #{sent}")
+            return
+    ctx.note(name, "miss", "not our own mail")

@@ -1,0 +1,36 @@
+"""Look the sender up in the directory: person (with team), agent, or unknown.
+
+Reads ``ctx.parsed`` and the envelope; writes ``ctx.sender`` and ``ctx.language``.
+The From header is only a claim here; how far we trust it is the next step's job.
+"""
+
+from __future__ import annotations
+
+from gateway.models import Agent, Person, Team
+from gateway.pipeline.context import Disposition, MailContext, Sender
+
+name = "identify-sender"
+description = "find the sender in the directory"
+
+
+def run(ctx: MailContext) -> None:
+    assert ctx.parsed is not None
+    email = ctx.parsed.from_address or ctx.spool.mail_from.strip("<>").lower() or ""
+    if not email:
+        ctx.stop(Disposition.QUARANTINED, "no sender address in From or envelope")
+        return
+    sender = Sender(email=email, name=ctx.parsed.from_name)
+    sender.agent = ctx.session.get(Agent, email)
+    sender.person = ctx.session.get(Person, email)
+    if sender.person is not None and sender.person.team_id:
+        sender.team = ctx.session.get(Team, sender.person.team_id)
+    ctx.sender = sender
+    if sender.person is not None:
+        ctx.language = sender.person.language
+    elif sender.team is not None:
+        ctx.language = sender.team.language
+    else:
+        ctx.language = ctx.services.settings.ack_language_default
+    team = f", team {sender.team.id}" if sender.team else ""
+    ctx.note(name, sender.kind, f"{email} is {'an' if sender.kind == 'agent' else 'a'} "
+             f"{sender.kind}{team}")

@@ -1,0 +1,88 @@
+"""Ticket status: what a reply does to it, and reopening (MISSION §2).
+
+Reads the ticket, ``ctx.role``, ``ctx.kind``, ``ctx.set_status``; writes the ticket's
+status (and ``resolved_at``), ``ctx.reopened``, or turns a late reply into a new
+ticket that ``follows`` the closed one.  Automatic replies (and any automatic mail
+of an agent: an out-of-office is no answer), notes without a command, refused and
+unverified messages change nothing.
+
+- requester (or colleague) reply on ``pending`` → ``open``;
+- on ``solved``/``closed`` within ``reopen_window_days`` of the resolution → ``open``
+  again, and the requester is told, **if the sender is verified** (``ctx.sender_verified``):
+  reopening acts on the requester's identity (and restarts their SLA clock, on their terms:
+  ``apply-rules`` reads ``ctx.reopened``).  An unverified sender's reply is recorded on the
+  ticket with the flag ``not reopened: …`` and the status stays (the agents' notice shows
+  both; an agent may ``#status open``);
+- later (or always, with ``replies_only_to_open``) the reply opens a new ticket linked to
+  the old one, whoever sends it (a new request gets the terms its sender is entitled to);
+- a verified agent's public reply moves ``new`` to ``open``; ``#status X`` sets X.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from gateway.models import Ticket, TicketStatus
+from gateway.pipeline.context import MailContext
+
+name = "lifecycle"
+description = "status changes, reopening, and late replies as new linked tickets"
+
+RESOLVED = frozenset({TicketStatus.SOLVED, TicketStatus.CLOSED})
+
+
+def _set(ctx: MailContext, ticket: Ticket, status: TicketStatus, why: str) -> None:
+    if ticket.status == status:
+        return
+    before = ticket.status
+    ticket.status = status
+    ticket.resolved_at = ctx.services.now() if status in RESOLVED else None
+    ctx.note(name, "status", f"#{ticket.number}: {before.value} → {status.value} ({why})")
+
+
+def _customer_reply(ctx: MailContext, ticket: Ticket) -> None:
+    settings = ctx.services.settings
+    if ticket.status == TicketStatus.PENDING:
+        _set(ctx, ticket, TicketStatus.OPEN, "the customer answered")
+        return
+    if ticket.status not in RESOLVED:
+        return
+    resolved = ticket.resolved_at or ticket.updated_at
+    window = timedelta(days=settings.reopen_window_days)
+    late = ctx.spool.received_at - resolved > window
+    if settings.replies_only_to_open or late:
+        why = ("only open tickets accept replies" if settings.replies_only_to_open else
+               f"more than {settings.reopen_window_days} days after it was {ticket.status.value}")
+        ctx.follows, ctx.ticket, ctx.new_ticket = ticket.number, None, True
+        ctx.threaded_by, ctx.role = "new_ticket", "requester"
+        ctx.note(name, "follow-up", f"reply to {ticket.status.value} ticket #{ticket.number} "
+                 f"{why}: a new ticket that follows it")
+        return
+    if not ctx.sender_verified:
+        ctx.flags.append(f"not reopened: #{ticket.number} stays {ticket.status.value}, "
+                         f"{ctx.sender.email if ctx.sender else 'the sender'} is not a verified "
+                         "sender (an agent may reopen it with #status open)")
+        ctx.note(name, "unchanged", ctx.flags[-1])
+        return
+    _set(ctx, ticket, TicketStatus.OPEN, f"reopened by a reply within "
+         f"{settings.reopen_window_days} days")
+    ctx.reopened = True
+
+
+def run(ctx: MailContext) -> None:
+    ticket = ctx.ticket
+    if ticket is None or ctx.new_ticket or ctx.history or ctx.refusal:
+        return
+    if ctx.kind == "auto_reply" or (ctx.role == "agent" and ctx.automatic is not None):
+        ctx.note(name, "unchanged", "automatic reply: the status stays "
+                 f"{ticket.status.value}")
+        return
+    if ctx.role == "agent":
+        if ctx.set_status:
+            _set(ctx, ticket, TicketStatus(ctx.set_status), "the agent's #status command")
+        elif ctx.kind == "public" and ticket.status == TicketStatus.NEW:
+            _set(ctx, ticket, TicketStatus.OPEN, "first agent reply")
+        return
+    assert ctx.sender is not None
+    if ctx.sender.email == ticket.requester or ctx.role == "colleague":
+        _customer_reply(ctx, ticket)

@@ -1,0 +1,119 @@
+"""Write the ticket, the message with its role and attachments, and the thread index.
+
+Reads everything the earlier steps decided; writes ``Ticket`` (when new),
+``Participant``, ``MessageRecord``, ``AttachmentRecord`` and ``MessageRef``, and
+marks the spool row processed, all in the caller's one transaction.  A refused
+message changes no ticket: the spool row keeps its raw bytes, state ``ignored``
+and the reason.  A duplicate request is stored as a closed ticket linked to the
+open one it repeats.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gateway.models import AttachmentRecord, MessageRecord, SpoolState, Ticket, TicketStatus
+from gateway.pipeline.context import MailContext
+from gateway.thread_index import named_ids, record_mentions
+from gateway.tickets import participant_for, record_message_ref
+
+name = "record"
+description = "store ticket, message and attachments"
+
+
+def _new_ticket(ctx: MailContext) -> Ticket:
+    assert ctx.parsed is not None and ctx.sender is not None
+    now = ctx.services.now()
+    entitlement = ctx.entitlement
+    ticket = Ticket(
+        subject=ctx.parsed.subject.strip()[:2000] or "(no subject)",
+        status=TicketStatus.NEW,
+        requester=ctx.sender.email,
+        requester_name=ctx.sender.name[:200],
+        team_id=ctx.sender.team.id if ctx.sender.team else None,
+        language=ctx.language,
+        queue=entitlement.get("queue", "en"),
+        tier=entitlement.get("tier", "standard"),
+        entitlement=entitlement.get("explanation", ""),
+        product=entitlement.get("product") or None,
+        category=entitlement.get("category") or "technical",
+        first_response_due=(datetime.fromisoformat(entitlement["due"])
+                            if entitlement.get("due") else None),
+        sla_calendar=entitlement.get("calendar") or None,
+        issue_type=entitlement.get("issue_type") or None,
+        created_at=ctx.spool.received_at if ctx.history else now,
+        updated_at=ctx.spool.received_at if ctx.history else now,
+        origin_message_id=ctx.parsed.message_id,
+        follows=ctx.follows,
+    )
+    if ctx.duplicate_of is not None:
+        ticket.duplicate_of = ctx.duplicate_of.number
+        ticket.status = TicketStatus.CLOSED
+        ticket.resolved_at = now
+    ctx.session.add(ticket)
+    ctx.session.flush()
+    return ticket
+
+
+REFUSALS = {
+    "not_admin": "only team admins may reply to a ticket submitted by a colleague",
+    "before_cutoff": "the ticket was created and last updated before the team cut-off date",
+}
+
+
+def _refused(ctx: MailContext) -> None:
+    assert ctx.ticket is not None and ctx.sender is not None
+    ctx.spool.state = SpoolState.IGNORED
+    ctx.spool.ticket_number = ctx.ticket.number
+    ctx.spool.processed_at = ctx.services.now()
+    ctx.spool.reason = (f"refused: {ctx.sender.email} on ticket #{ctx.ticket.number}: "
+                        f"{REFUSALS.get(ctx.refusal, ctx.refusal)}")
+    ctx.note(name, "refused", ctx.spool.reason)
+
+
+def run(ctx: MailContext) -> None:
+    assert ctx.parsed is not None and ctx.sender is not None and ctx.reply is not None
+    if ctx.refusal:
+        _refused(ctx)
+        return
+    ticket = _new_ticket(ctx) if ctx.new_ticket else ctx.ticket
+    assert ticket is not None
+    ctx.ticket = ticket
+    now = ctx.services.now()
+    participant_for(ctx.session, ticket, ctx.sender.email, ctx.role)
+    visible = ctx.reply.visible if ctx.reply.visible.strip() else ctx.parsed.text.strip()
+    message = MessageRecord(
+        ticket_number=ticket.number, spool_id=ctx.spool.id, message_id=ctx.parsed.message_id,
+        from_address=ctx.sender.email, from_name=ctx.sender.name[:200],
+        team_id=ctx.sender.team.id if ctx.sender.team else None,
+        role=ctx.role, kind=ctx.kind, subject=ctx.parsed.subject[:2000],
+        text=visible, full_text=ctx.parsed.text, html=ctx.parsed.html,
+        received_at=ctx.parsed.date if ctx.history and ctx.parsed.date else ctx.spool.received_at,
+        threaded_by=ctx.threaded_by,
+        explanation="; ".join(t["explanation"] for t in ctx.trace
+                              if t["step"] in {"thread", "lifecycle", "duplicates"}),
+        flags=list(ctx.flags),
+    )
+    message.attachments = [
+        AttachmentRecord(filename=a.filename[:500], content_type=a.content_type[:200],
+                         size=a.size, sha256=a.sha256, inline=a.inline, data=a.data)
+        for a in ctx.parsed.attachments
+    ]
+    ctx.session.add(message)
+    record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in")
+    record_mentions(ctx.session, named_ids(ctx.parsed.in_reply_to, ctx.parsed.references),
+                    ticket.number, opening=ctx.new_ticket or ctx.opens_conversation)
+    if not ctx.new_ticket and not ctx.history and ctx.kind != "auto_reply":
+        ticket.updated_at = now
+        if ctx.answers_requester and ticket.first_response_at is None:
+            ticket.first_response_at = ctx.spool.received_at
+    ctx.spool.state = SpoolState.PROCESSED
+    ctx.spool.ticket_number = ticket.number
+    ctx.spool.processed_at = now
+    ctx.spool.reason = (f"new ticket #{ticket.number}" if ctx.new_ticket
+                        else f"added to ticket #{ticket.number} by {ctx.threaded_by}")
+    if ctx.duplicate_of is not None:
+        ctx.spool.reason += f", a duplicate of #{ctx.duplicate_of.number}"
+    elif ctx.follows is not None:
+        ctx.spool.reason += f", following closed ticket #{ctx.follows}"
+    ctx.note(name, "stored", ctx.spool.reason + f" as {ctx.role} {ctx.kind} message")

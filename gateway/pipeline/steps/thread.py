@@ -1,0 +1,207 @@
+"""Find the ticket a message belongs to, or decide that it opens a new one.
+
+Order (issue: threading): the keyed reply token in any recipient address, then
+the headers: ``In-Reply-To`` and ``References`` (newest first) matching a
+Message-ID we stored or sent (the parent came first), else a ticket opened by a
+reply to this very message (the child came first: this message joins it and
+becomes its opening message), else a ticket where a message still waits for this
+one or names the same missing message (a sibling came first); then the ``[#N]`` subject tag **only**
+when the sender already takes part in that ticket or is a team colleague of its
+requester.  Anything else opens a new ticket.  Tickets opened by replies to this
+message before it arrived are joined into one (the oldest number); a joined
+ticket's token and tag lead to the ticket it was joined into (issue 14).
+Reads ``ctx.parsed``, ``ctx.sender``; writes ``ctx.ticket``, ``ctx.new_ticket``,
+``ctx.threaded_by`` and ``ctx.opens_conversation``; may stop a duplicate or an
+automatic reply that belongs to nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway.directory import support_identity
+from gateway.models import MessageRef, Participant, Person, Ticket
+from gateway.pipeline.context import Disposition, MailContext
+from gateway.thread_index import (
+    OPENING,
+    WAITING,
+    join_tickets,
+    live_ticket,
+    lock_conversation,
+    named_ids,
+    names_as_opening,
+    waiting_for,
+)
+from gateway.tickets import (
+    find_ticket_by_message_ids,
+    message_id_hash,
+    parse_address_detail,
+    subject_tag,
+)
+from inbound.addresses import split_address
+
+name = "thread"
+description = "join the message to its ticket or open a new one"
+
+
+def _by_token(ctx: MailContext) -> Ticket | None:
+    assert ctx.parsed is not None
+    support = support_identity(ctx.session)
+    addresses = [*ctx.spool.rcpt_tos, *ctx.parsed.to, *ctx.parsed.cc]
+    for address in addresses:
+        recipient = split_address(address)
+        if (recipient is None or not recipient.detail or recipient.domain not in support.domains
+                or recipient.local != support.local_part):
+            continue
+        token, _note = parse_address_detail(ctx.services.secret, recipient.detail)
+        if token is None:
+            ctx.note(name, "miss", f"reply token in {address} is not valid (ignored)")
+            continue
+        ticket = ctx.session.get(Ticket, token.ticket_number)
+        if ticket is not None:
+            ctx.note(name, "hit", f"reply token in {address} names ticket #{ticket.number}")
+            return _followed(ctx, ticket)
+    return None
+
+
+def _followed(ctx: MailContext, ticket: Ticket) -> Ticket:
+    """The ticket itself, or the one it was joined into (said in the trace)."""
+    live = live_ticket(ctx.session, ticket)
+    if live.number != ticket.number:
+        ctx.note(name, "joined", f"ticket #{ticket.number} was joined into ticket "
+                 f"#{live.number}: the message goes there")
+    return live
+
+
+def _adopt(ctx: MailContext, ticket: Ticket) -> None:
+    """The parent of the reply that opened ``ticket`` arrived: the ticket becomes its
+    conversation, opened by this message (subject, requester), as if it had come first."""
+    assert ctx.parsed is not None and ctx.sender is not None
+    ctx.opens_conversation = True
+    ticket.subject = ctx.parsed.subject.strip()[:2000] or ticket.subject
+    ticket.origin_message_id = ctx.parsed.message_id
+    if ctx.sender.agent is None and ctx.sender.email != ticket.requester:
+        previous = ticket.requester
+        ticket.requester, ticket.requester_name = ctx.sender.email, ctx.sender.name[:200]
+        ticket.team_id = ctx.sender.team.id if ctx.sender.team else None
+        ctx.note(name, "adopted", f"ticket #{ticket.number} was opened by a reply from "
+                 f"{previous} that came first; its requester is now {ctx.sender.email}, who "
+                 "started the conversation (tier, queue and due time stay as decided)")
+    ctx.note(name, "adopted", f"this message is the parent of the reply that opened ticket "
+             f"#{ticket.number}: the ticket takes its subject and starts with it")
+
+
+def _join_all(ctx: MailContext, tickets: list[Ticket]) -> Ticket:
+    """One conversation, one ticket: the oldest number keeps the others' messages."""
+    survivor, *others = sorted({t.number: t for t in tickets}.values(), key=lambda t: t.number)
+    for other in others:
+        moved = join_tickets(ctx.session, survivor, other, ctx.services.now())
+        ctx.note(name, "joined", f"ticket #{other.number} ({moved} message(s)) was opened by a "
+                 f"reply to this message before it arrived: joined into ticket "
+                 f"#{survivor.number}; its Message-IDs and reply tokens now lead there")
+    return survivor
+
+
+def _by_waiting(ctx: MailContext, own: str | None, ids: list[str]) -> Ticket | None:
+    """Neither parent nor an early reply that opened a ticket: a message on a ticket that
+    still waits for this one, else for the same missing parent (a sibling).  Joins that one
+    ticket only: naming ids of several tickets never joins them together."""
+    later = waiting_for(ctx.session, [own], [WAITING], first=True) if own else []
+    if later:
+        ctx.note(name, "hit", f"a message on ticket #{later[0].number} replies to this one, "
+                 "which had not arrived: same conversation")
+        return later[0]
+    siblings = waiting_for(ctx.session, ids, [OPENING, WAITING], first=True)
+    if not siblings:
+        return None
+    ctx.note(name, "hit", f"a message on ticket #{siblings[0].number} names the same earlier "
+             "message, which we have not received: same conversation")
+    return siblings[0]
+
+
+def _by_headers(ctx: MailContext) -> Ticket | None:
+    assert ctx.parsed is not None
+    own = ctx.parsed.message_id
+    ids = named_ids(ctx.parsed.in_reply_to, ctx.parsed.references)
+    lock_conversation(ctx.session, [own or "", *ids])
+    parent: Ticket | None = None
+    found = find_ticket_by_message_ids(ctx.session, ids)
+    if found is not None:
+        ticket, message_id = found
+        ctx.note(name, "hit", f"references Message-ID {message_id} of ticket #{ticket.number}")
+        parent = _followed(ctx, ticket)
+    children = waiting_for(ctx.session, [own], [OPENING]) if own else []
+    if children:
+        ctx.note(name, "hit", "a reply to this message came first and opened ticket(s) "
+                 + ", ".join(f"#{t.number}" for t in children))
+    if parent is None and not children:
+        return _by_waiting(ctx, own, ids)
+    survivor = _join_all(ctx, [*([parent] if parent else []), *children])
+    if parent is None and own and names_as_opening(ctx.session, survivor.number, own):
+        _adopt(ctx, survivor)
+    return survivor
+
+
+def _may_use_tag(ctx: MailContext, ticket: Ticket) -> str | None:
+    assert ctx.sender is not None
+    email = ctx.sender.email
+    participant = ctx.session.scalar(select(Participant.id).where(
+        Participant.ticket_number == ticket.number, Participant.email == email))
+    if participant is not None or email == ticket.requester:
+        return "takes part in it"
+    if ctx.sender.agent is not None and ctx.sender_verified:
+        return "is a support agent (verified)"
+    person = ctx.sender.person
+    if person is not None and person.team_id and ticket.team_id == person.team_id:
+        requester = ctx.session.get(Person, ticket.requester)
+        if requester is not None and requester.team_id == person.team_id:
+            return f"is a colleague of the requester (team {person.team_id})"
+    return None
+
+
+def _by_subject_tag(ctx: MailContext) -> Ticket | None:
+    assert ctx.parsed is not None
+    number = subject_tag(ctx.parsed.subject)
+    if number is None:
+        return None
+    ticket = ctx.session.get(Ticket, number)
+    if ticket is None:
+        ctx.note(name, "miss", f"subject tag [#{number}] names no ticket")
+        return None
+    ticket = _followed(ctx, ticket)
+    why = _may_use_tag(ctx, ticket)
+    if why is None:
+        ctx.note(name, "miss", f"subject tag [#{number}] ignored: the sender neither takes part "
+                 "in that ticket nor is a colleague of its requester")
+        return None
+    ctx.note(name, "hit", f"subject tag [#{number}]: the sender {why}")
+    return ticket
+
+
+def _already_recorded(ctx: MailContext, ticket: Ticket) -> bool:
+    assert ctx.parsed is not None
+    if not ctx.parsed.message_id:
+        return False
+    return ctx.session.scalar(select(MessageRef.id).where(
+        MessageRef.message_id_hash == message_id_hash(ctx.parsed.message_id),
+        MessageRef.ticket_number == ticket.number, MessageRef.direction == "in")) is not None
+
+
+def run(ctx: MailContext) -> None:
+    for signal, finder in (("reply_token", _by_token), ("headers", _by_headers),
+                           ("subject_tag", _by_subject_tag)):
+        ticket = finder(ctx)
+        if ticket is not None:
+            if _already_recorded(ctx, ticket):
+                message_id = ctx.parsed.message_id if ctx.parsed else None
+                ctx.stop(Disposition.IGNORED, f"duplicate: Message-ID {message_id} is already "
+                         f"on ticket #{ticket.number}")
+                return
+            ctx.ticket, ctx.threaded_by = ticket, signal
+            return
+    if ctx.kind == "auto_reply":
+        ctx.stop(Disposition.IGNORED, "automatic reply that belongs to no ticket of ours: "
+                 f"{ctx.automatic.reason if ctx.automatic else ''}".rstrip(": "))
+        return
+    ctx.new_ticket, ctx.threaded_by = True, "new_ticket"
+    ctx.note(name, "new", "no reply token, known Message-ID or usable subject tag: new ticket")

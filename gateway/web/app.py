@@ -1,0 +1,41 @@
+"""The few web pages mail cannot replace (Starlette): the health check, and, when the
+app is given the gateway, the access-grant pages and API (``gateway.web.grants``).
+
+One-click unsubscribe and other pages are added here as routes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.db import Database
+from gateway.web.unsubscribe import unsubscribe_routes
+
+if TYPE_CHECKING:
+    from gateway.runtime.app import Gateway
+
+__all__ = ["make_web_app"]
+
+
+def make_web_app(database: Database, gateway: Gateway | None = None) -> Starlette:
+    async def healthz(request: Request) -> JSONResponse:
+        try:
+            with database.reading() as session:
+                session.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - report, never leak
+            return JSONResponse({"status": "database unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    templates_dir = gateway.settings.templates_dir if gateway is not None else None
+    routes = [Route("/healthz", healthz), *unsubscribe_routes(database, templates_dir)]
+    if gateway is not None:
+        from gateway.web.grants import grant_routes
+
+        routes += grant_routes(gateway)  # support access grants (issue 6)
+    return Starlette(routes=routes)

@@ -1,0 +1,73 @@
+"""Everything we learn from the raw bytes alone, computed once per message.
+
+Parsing, reply splitting and the loop/bounce classifiers are pure CPU work on
+the bytes; the processor runs them *before* it takes the database write lock, so
+intake commits never wait behind a parse (and ``gateway serve`` runs them in a
+child process it can stop: ``gateway.pipeline.analysis_pool``).
+
+Every analyser reads the bytes after :func:`inbound.limits.contain`: header fields
+and MIME parts beyond the per-message limits are cut once, here, for all of them
+(SMTP, pipe and IMAP alike).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from inbound.limits import Limits, contain
+from inbound.parsing.automatic import AutomaticVerdict, detect_automatic
+from inbound.parsing.bounces import BounceReport, detect_bounce
+from inbound.parsing.html_reply import reply_parts
+from inbound.parsing.message import ParsedMail, parse_message
+from inbound.parsing.reply_text import ReplyParts
+
+__all__ = ["Analysis", "analyze", "raw_header_values"]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    parsed: ParsedMail
+    reply: ReplyParts
+    automatic: AutomaticVerdict | None
+    bounce: BounceReport | None
+    quarantine: str = ""
+    """Non-empty when a limit says the message must not be processed (the reason)."""
+    limits_hit: tuple[str, ...] = ()
+    """What the limits cut or left out, one sentence each (for the trace and the ticket)."""
+    authentication_results: tuple[str, ...] = ()
+    """Raw ``Authentication-Results`` values, topmost first, exactly as received (no RFC 2047
+    decoding: the sender authority reads them, and a decoded value could forge a pass)."""
+
+
+def raw_header_values(raw: bytes, name: str) -> tuple[str, ...]:
+    """Every value of header ``name`` in the header block, unfolded, bytes read as UTF-8."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    wanted = name.lower().encode() + b":"
+    values: list[list[bytes]] = []
+    inside = False
+    for line in head.splitlines():
+        if line[:1] in {b" ", b"\t"}:
+            if inside:
+                values[-1].append(line.strip())
+            continue
+        inside = line[:len(wanted)].lower() == wanted
+        if inside:
+            values.append([line[len(wanted):].strip()])
+    return tuple(b" ".join(v).decode("utf-8", "replace") for v in values)
+
+
+def analyze(raw: bytes, mail_from: str = "", limits: Limits | None = None) -> Analysis:
+    limits = limits or Limits()
+    contained = contain(raw, limits)
+    raw = contained.raw
+    parsed = parse_message(raw, limits)
+    bounce = detect_bounce(raw, mail_from)
+    return Analysis(
+        parsed=parsed,
+        reply=reply_parts(parsed),
+        automatic=detect_automatic(raw, mail_from, bounce=bounce),
+        bounce=bounce,
+        authentication_results=raw_header_values(raw, "authentication-results"),
+        quarantine=contained.quarantine,
+        limits_hit=contained.notes + parsed.limits_hit,
+    )

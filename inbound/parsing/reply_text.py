@@ -1,0 +1,668 @@
+"""Split a reply body into the new text, the quoted history and the signature.
+
+Why: a ticket should show what the customer wrote *this time*, not the whole
+thread again, but losing customer words is worse than keeping a quote. So this
+module only removes what it recognises with confidence, and when in doubt it
+keeps the text.
+
+How: the body is read line by line (no regex ever sees more than a few short
+lines, so pathological input stays fast):
+
+* quote headers: "On ... wrote:", "Am ... schrieb ...:", "Op ... schreef:",
+  "Il ... ha scritto:", "... のメッセージ:", "...さんは書きました:", Gmail's
+  "2014-03-20 8:48 GMT+01:00 Name <a@b>:", possibly wrapped over a few lines.
+  ``mail-parser-reply``'s per-language header expressions are consulted too;
+* Outlook header blocks ("From:/Von:/Van:/Da:/差出人:" followed by "Sent:/
+  Gesendet:/Verzonden:/Inviato:/送信日時:" ...) and separators
+  ("-----Original Message-----", "Begin forwarded message:", "____");
+* lines starting with ">". Text *between* quoted blocks is new text (inline
+  replies); a header whose history is not ">"-quoted (Outlook style) ends the
+  new text for good;
+* signatures: a "-- " line, "Sent from my iPhone"-style lines (mail-parser-reply's
+  list plus ours), an underscore line, or a final "-Name" line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from mailparser_reply.constants import MAIL_LANGUAGES
+
+from inbound.parsing.phrases import Phrases, own_needles
+
+__all__ = ["DEFAULT_LANGUAGES", "ReplyParts", "split_reply"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LANGUAGES = ("en", "de", "it", "nl", "ja")
+
+#: Lines examined for structure; anything after belongs to the last region.
+_MAX_LINES = 5000
+#: Characters of one line that the patterns look at.
+_MAX_LINE_CHARS = 1000
+#: Lines a wrapped quote header may span (blank lines included).
+_HEADER_SPAN = 6
+
+
+@dataclass(frozen=True)
+class ReplyParts:
+    visible: str  # the new text the sender wrote (quoted history and signature removed)
+    quoted: str  # the quoted history ("" if none)
+    signature: str  # the signature block ("" if none)
+
+
+# --- per-language vocabulary ----------------------------------------------------------
+
+# Words that open a quote header ("On <date>, X wrote:").
+_LEADS = {
+    "en": ["On", "At"],
+    "de": ["Am"],
+    "it": ["Il", "Il giorno", "In data"],
+    "nl": ["Op"],
+    "ja": [],
+}
+# The verb of a quote header. A few other languages' verbs are cheap to add
+# and catch nested quotes from colleagues abroad.
+_VERBS = {
+    "en": ["wrote", "writes"],
+    "de": ["schrieb", "geschrieben"],
+    "it": ["ha scritto", "scrive"],
+    "nl": ["schreef", "geschreven"],
+    "ja": ["書きました"],
+}
+_EXTRA_VERBS = [
+    "a écrit",
+    "escribió",
+    "escreveu",
+    "skrev",
+    "napisał",
+    "napisał\\(a\\)",
+    "kirjoitti",
+    "написал",
+    "написав",
+    "написала",
+    "írta",
+    "yazdı",
+    "写道",
+    "작성",
+]
+# Outlook header block: the "From" field and the fields that follow it.
+_FROM_FIELDS = {
+    "en": ["From"],
+    "de": ["Von"],
+    "it": ["Da"],
+    "nl": ["Van"],
+    "ja": ["差出人", "送信者"],
+}
+_OTHER_FIELDS = {
+    "en": ["Sent", "Date", "To", "Subject", "Cc", "Reply-To"],
+    "de": ["Gesendet", "Datum", "An", "Betreff", "Cc", "Antwort an"],
+    "it": ["Inviato", "Data", "A", "Oggetto", "Cc", "Risposta"],
+    "nl": ["Verzonden", "Datum", "Aan", "Onderwerp", "Cc", "Beantwoorden"],
+    "ja": ["送信日時", "日付", "宛先", "件名", "CC"],
+}
+_SEPARATORS = {
+    "en": ["Original Message", "Forwarded message", "Forwarded Message", "Reply message"],
+    "de": ["Ursprüngliche Nachricht", "Originalnachricht", "Weitergeleitete Nachricht"],
+    "it": ["Messaggio originale", "Messaggio inoltrato"],
+    "nl": ["Oorspronkelijk bericht", "Origineel bericht", "Doorgestuurd bericht"],
+    "ja": ["元のメッセージ", "転送メッセージ", "転送されたメッセージ"],
+}
+_FORWARD_INTROS = {
+    "en": ["Begin forwarded message"],
+    "de": ["Anfang der weitergeleiteten Nachricht", "Beginn der weitergeleiteten Nachricht"],
+    "it": ["Inizio messaggio inoltrato"],
+    "nl": ["Begin doorgestuurd bericht", "Begin van doorgestuurd bericht"],
+    "ja": ["転送されたメッセージ", "転送メッセージ"],
+}
+# Outlook header blocks, separators and quote-header leads of more languages (French,
+# Spanish, Portuguese, Swedish, Norwegian, Danish, Finnish, Polish, Czech, Russian,
+# Ukrainian, Chinese, Korean): always on, like _EXTRA_VERBS, because a block needs a
+# "From" field and a second field, and a lead needs a date or address and a verb.
+_EXTRA_FROM_FIELDS = [
+    "De", "Från", "Fra", "Lähettäjä", "Od", "От", "Від", "发件人", "寄件者", "보낸 사람",
+]
+_EXTRA_OTHER_FIELDS = [
+    "Envoyé", "À", "Objet", "Date", "Enviado", "Para", "Asunto", "Assunto", "Fecha", "Data",
+    "Skickat", "Till", "Ämne", "Sendt", "Til", "Emne", "Dato", "Lähetetty", "Vastaanottaja",
+    "Aihe", "Päivämäärä", "Wysłano", "Do", "Temat", "Odesláno", "Komu", "Předmět",
+    "Отправлено", "Кому", "Тема", "Дата", "Надіслано", "发送时间", "收件人", "主题", "寄件日期",
+    "收件者", "主旨", "보낸 날짜", "받는 사람", "제목",
+]
+_EXTRA_SEPARATORS = [
+    "Message d'origine", "Message original", "Mensaje original", "Mensagem original",
+    "Ursprungligt meddelande", "Opprinnelig melding", "Oprindelig meddelelse",
+    "Alkuperäinen viesti", "Wiadomość oryginalna", "Původní zpráva", "Исходное сообщение",
+    "Пересылаемое сообщение", "原始邮件", "원본 메시지",
+]
+_EXTRA_LEADS = ["Le", "El", "Em", "Den", "W dniu", "Dne", "På"]
+
+# Device signatures ("Sent from my iPhone"); each opens the rest of the block.
+_SENT_FROM = {
+    "en": [
+        r"Sent from (?:my|a|the|Mail|Outlook|Yahoo|Windows|Mailbox|\[?mail\]?|TypeApp|AOL|Samsung)",
+        r"Sent (?:via|with|using) ",
+        r"Get Outlook for",
+        r"Sent from [\w.-]+(?: [\w.-]+){0,3}$",
+        r"\(?Sent from (?:a |my )?(?:mobile|phone|iPhone|iPad)",
+        r"<<sent by",
+    ],
+    "de": [r"Gesendet (?:von|mit|vom) ", r"Von meinem \S+ gesendet", r"Diese Nachricht wurde von"],
+    "it": [r"Inviato (?:da|dal|dalla|con) "],
+    "nl": [r"Verzonden (?:vanaf|met|van) ", r"Verstuurd (?:vanaf|met|van) "],
+    "ja": [r"\S*から送信$"],
+}
+_SENT_FROM_EXTRA = [r"Envoyé (?:de|depuis) ", r"Enviado desde ", r"從我的", r"从我的"]
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    lead: re.Pattern[str]
+    verb_end: Phrases  # tested on every line with a digit or "@": the fast search matters
+    verb_any: Phrases
+    from_field: re.Pattern[str]
+    any_field: re.Pattern[str]
+    separator: re.Pattern[str]
+    forward_intro: re.Pattern[str]
+    sent_from: re.Pattern[str]
+    library: tuple[re.Pattern[str], ...]
+
+
+def _alternation(words: list[str], *, escape: bool = True) -> str:
+    unique = sorted(set(words), key=len, reverse=True)
+    return "|".join(re.escape(word) if escape else word for word in unique)
+
+
+@lru_cache(maxsize=16)
+def _patterns(languages: tuple[str, ...]) -> _Patterns:
+    langs = ["en", *[lang for lang in languages if lang != "en"]]
+
+    def gather(table: dict[str, list[str]]) -> list[str]:
+        return [word for lang in langs for word in table.get(lang, [])]
+
+    def field(words: list[str]) -> re.Pattern[str]:
+        return re.compile(
+            r"^[ \t]*[*_]{0,2}(?:" + _alternation(words) + r")[*_]{0,2}[ \t]*[:：]", re.IGNORECASE
+        )
+
+    verbs = _alternation(gather(_VERBS) + _EXTRA_VERBS, escape=False)
+    # The verbs themselves are the needles that rule out most lines before the
+    # (slower) expressions run.
+    verb_end = r"(?:" + verbs + r")\s*(?:[:：]\s*)?$"
+    verb_any = r"(?<!\w)(?:" + verbs + r")(?!\w)"
+    library = []
+    for lang in langs:
+        source = MAIL_LANGUAGES.get(lang, {}).get("wrote_header")
+        if isinstance(source, str):
+            library.append(re.compile(source, re.IGNORECASE | re.MULTILINE))
+    sent_from = _alternation(gather(_SENT_FROM) + _SENT_FROM_EXTRA, escape=False)
+    return _Patterns(
+        lead=re.compile(r"^(?:" + _alternation(gather(_LEADS) + _EXTRA_LEADS) + r")\b",
+                        re.IGNORECASE),
+        verb_end=Phrases(verb_end, needles=own_needles(verb_end)),
+        verb_any=Phrases(verb_any, needles=own_needles(verb_any)),
+        from_field=field(gather(_FROM_FIELDS) + _EXTRA_FROM_FIELDS),
+        any_field=field(gather(_FROM_FIELDS) + gather(_OTHER_FIELDS) + _EXTRA_FROM_FIELDS
+                        + _EXTRA_OTHER_FIELDS),
+        separator=re.compile(
+            r"^[ \t]*[*_]{0,2}-{2,}[ \t]*(?:"
+            + _alternation(gather(_SEPARATORS) + _EXTRA_SEPARATORS)
+            + r")[ \t]*-{2,}[ \t]*[*_]{0,2}[ \t]*$",
+            re.IGNORECASE,
+        ),
+        forward_intro=re.compile(
+            r"^[ \t]*(?:" + _alternation(gather(_FORWARD_INTROS)) + r")[ \t]*[:：]?[ \t]*$",
+            re.IGNORECASE,
+        ),
+        sent_from=re.compile(r"^[ \t]*(?:" + sent_from + r")", re.IGNORECASE),
+        library=tuple(library),
+    )
+
+
+# --- language-independent shapes ----------------------------------------------------
+
+_QUOTE_PREFIX = re.compile(r"^[ \t]*>")
+_STRIP_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
+_ANGLE_EMAIL_END = re.compile(r"@[^\s<>@]+>\s*[:：]\s*$")
+_EMAIL = re.compile(r"[^\s<>@]@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
+_DIGIT = re.compile(r"\d")
+_ISO_DATE_START = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\.?[ \t,]+\d{1,2}[:.]\d{2}")
+_DATE_START = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)")
+_ANGLE_EMAIL_LAST = re.compile(r"<[^\s<>@]+@[^\s<>@]+>\s*(?:[:：]\s*)?$")
+_JA_HEADER = re.compile(
+    r"(?:のメッセージ|さんは書きました|が書きました|は書きました)\s*(?:[:：]\s*)?$"
+)
+_JA_DATE_START = re.compile(r"^\d{4}年\d{1,2}月\d{1,2}日")
+_SENTENCE_ENDS = (".", "!", "?", "。", "！", "？")
+_UNDERSCORES = re.compile(r"^[ \t]*_{2,}[ \t]*$")
+_LONG_RULE = re.compile(r"^[ \t]*[*_]{0,2}(?:_{20,}|-{20,})[*_]{0,2}[ \t]*$")
+_SIG_DASHES = re.compile(r"^--[ \t]*$")
+_DASH_NAME = re.compile(r"^-[^\s\-][\w.'-]*(?: [\w.'-]+){0,3}$")
+_JUNK_LINE = re.compile(r"^[\s\-*#~=_+.ᐧ—–|]*$")
+
+
+def split_reply(text: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> ReplyParts:
+    """Return the new text, quoted history and signature of a reply body."""
+    if not text:
+        return ReplyParts("", "", "")
+    try:
+        return _Splitter(text, _patterns(tuple(lang.lower() for lang in languages))).split()
+    except Exception:  # noqa: BLE001 - never lose the customer's text over a bug here
+        log.exception("split_reply failed; keeping the whole text")
+        return ReplyParts(text.replace("\r\n", "\n").strip(), "", "")
+
+
+class _Splitter:
+    def __init__(self, text: str, patterns: _Patterns) -> None:
+        self.text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.lines = self.text.split("\n")
+        self.p = patterns
+        # One cut-down copy of each examined line, for the patterns.
+        self.probe = [line[:_MAX_LINE_CHARS].rstrip() for line in self.lines[:_MAX_LINES]]
+        self.library_budget = 20  # calls to mail-parser-reply's (backtracking) expressions
+        self.found_header = False
+
+    # .. the walk ..
+
+    def split(self, *, allow_fallback: bool = True) -> ReplyParts:
+        regions = self._regions()
+        new_lines, quoted_lines, signature_lines = self._assemble(regions)
+        visible = _join(new_lines, rstrip_lines=True)
+        quoted = _join(quoted_lines)
+        signature = _join(signature_lines)
+        if not visible.strip() and allow_fallback:
+            parts = self._fallback(regions, quoted.strip())
+            return ReplyParts(_trim_junk(parts.visible), parts.quoted, parts.signature.strip())
+        return ReplyParts(_trim_junk(visible), quoted.strip(), signature.strip())
+
+    def _regions(self) -> list[tuple[str, int, int]]:
+        """Cut the lines into ("new" | "quote" | "history", start, end) regions."""
+        regions: list[tuple[str, int, int]] = []
+        total = len(self.lines)
+        limit = len(self.probe)
+        new_start = 0
+        index = 0
+        while index < limit:
+            if self._is_quoted(index):
+                end = self._quote_end(index)
+                regions.append(("new", new_start, index))
+                regions.append(("quote", index, end))
+                index = new_start = end
+                continue
+            header = self._header_at(index)
+            if header is None:
+                index += 1
+                continue
+            start, after, kind = header
+            self.found_header = True
+            regions.append(("new", new_start, start))
+            following = self._next_nonblank(after)
+            if kind == "wrote" and following < limit and self._is_quoted(following):
+                end = self._quote_end(following)
+                regions.append(("quote", start, end))
+                index = new_start = end
+                continue
+            regions.append(("history", start, total))
+            return [region for region in regions if region[1] < region[2]]
+        regions.append(("new", new_start, total))
+        return [region for region in regions if region[1] < region[2]]
+
+    def _assemble(
+        self, regions: list[tuple[str, int, int]]
+    ) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+        new: list[list[str]] = []
+        quoted: list[list[str]] = []
+        signature: list[list[str]] = []
+        signed = False
+        for kind, start, end in regions:
+            lines = self.lines[start:end]
+            if kind != "new":
+                quoted.append(lines)
+                continue
+            if signed:
+                # After the signature only quotes and footers follow.
+                signature.append(lines)
+                continue
+            cut = self._signature_start(start, end)
+            if cut is None:
+                new.append(lines)
+            else:
+                new.append(self.lines[start:cut])
+                signature.append(self.lines[cut:end])
+                signed = True
+        return new, quoted, signature
+
+    def _fallback(self, regions: list[tuple[str, int, int]], quoted: str) -> ReplyParts:
+        """Nothing new found: never return empty unless the text is all quote."""
+        if not self.text.strip() or not regions:
+            return ReplyParts("", quoted, "")
+        own = _join(
+            [self.lines[start:end] for kind, start, end in regions if kind == "new"],
+            rstrip_lines=True,
+        )
+        if own.strip():
+            return ReplyParts(own, quoted, "")  # only a signature: keep the sender's lines
+        first_kind, first_start, _end = regions[0]
+        if first_kind == "history" or (first_kind == "quote" and not self._is_quoted(first_start)):
+            # Starts with a header (a forward, a bottom-posting client): the
+            # text under the header is the message, up to the next header.
+            body_start = self._skip_header_block(first_start)
+            if body_start < len(self.lines):
+                inner = _Splitter("\n".join(self.lines[body_start:]), self.p).split(
+                    allow_fallback=False
+                )
+                if inner.visible.strip():
+                    header = _join([self.lines[first_start:body_start]])
+                    rest = "\n\n".join(part for part in (header, inner.quoted) if part)
+                    return ReplyParts(inner.visible, rest, inner.signature)
+        if self.found_header or self._starts_with_quoted_header():
+            return ReplyParts("", quoted, "")  # a quoted thread and nothing else
+        return ReplyParts(self.text.strip(), "", "")  # quoted lines without a header: keep
+
+    # .. line tests ..
+
+    def _is_quoted(self, index: int) -> bool:
+        return bool(_QUOTE_PREFIX.match(self.probe[index]))
+
+    def _quote_end(self, index: int) -> int:
+        """End of the ">" block starting at ``index`` (blank lines inside included)."""
+        limit = len(self.probe)
+        end = index
+        cursor = index
+        while cursor < limit:
+            if self._is_quoted(cursor):
+                cursor += 1
+                end = cursor
+            elif not self.probe[cursor].strip():
+                cursor += 1
+            elif end == cursor and self._is_rewrapped_quote(cursor):
+                cursor += 1
+                end = cursor
+            else:
+                break
+        if end >= limit:
+            return len(self.lines)
+        return end
+
+    def _is_rewrapped_quote(self, index: int) -> bool:
+        """A quoted line's tail that a client wrapped without the ">" marker.
+
+        Only a line squeezed between quoted lines qualifies, and only if it is
+        a lowercase tail of a long line, follows a quoted-printable soft break,
+        or has no word at all; so short inline answers are never swallowed.
+        """
+        line = self.probe[index].strip()
+        previous = self.probe[index - 1] if index > 0 else ""
+        following = index + 1
+        if not (index > 0 and self._is_quoted(index - 1)):
+            return False
+        if following < len(self.probe) and not self._is_quoted(following):
+            return False
+        wrapped = line[:1].islower() and len(previous) >= 60
+        soft_break = previous.endswith("=")  # quoted-printable left undecoded
+        wordless = not any(char.isalnum() for char in line)
+        return wrapped or soft_break or wordless
+
+    def _next_nonblank(self, index: int) -> int:
+        while index < len(self.probe) and not self.probe[index].strip():
+            index += 1
+        return index
+
+    def _starts_with_quoted_header(self) -> bool:
+        first = self._next_nonblank(0)
+        if first >= len(self.probe):
+            return False
+        unquoted = _STRIP_QUOTE.sub("", self.probe[first])
+        return self._is_wrote_header(unquoted) or bool(self.p.from_field.match(unquoted))
+
+    # .. headers ..
+
+    def _header_at(self, index: int) -> tuple[int, int, str] | None:
+        """A quote header or history marker starting at ``index``.
+
+        Returns (first line of the quoted part, line after the header, kind);
+        kind "wrote" may be followed by ">" lines, "block" runs to the end.
+        """
+        line = self.probe[index]
+        stripped = line.strip()
+        if not stripped:
+            return None
+        # Separators and rules start with "-", "_" or "*" after the indent: checking
+        # that first is cheaper than the two expressions, and most lines fail it.
+        ruled = stripped[:1] in ("-", "_", "*")
+        if (ruled and self.p.separator.match(line)) or self.p.forward_intro.match(line):
+            return index, index + 1, "block"
+        if ruled and _LONG_RULE.match(line):
+            after = self._next_nonblank(index + 1)
+            if after < len(self.probe) and self._outlook_block_at(after):
+                return index, after, "block"
+            return None
+        if self._outlook_block_at(index) or self._field_block_at(index):
+            return index, index + 1, "block"
+        wrote_end = self._wrote_header_end(index)
+        if wrote_end is not None:
+            return index, wrote_end, "wrote"
+        return None
+
+    def _outlook_block_at(self, index: int) -> bool:
+        """ "From:" followed by another header field within a few lines."""
+        line = self.probe[index]
+        if not self.p.from_field.match(line):
+            return False
+        fields = 1
+        blanks = 0
+        for cursor in range(index + 1, min(index + 7, len(self.probe))):
+            candidate = self.probe[cursor]
+            if not candidate.strip():
+                blanks += 1
+                if blanks > 1:
+                    break
+                continue
+            if self.p.any_field.match(candidate):
+                fields += 1
+                if fields >= 2:
+                    return True
+        # A lone "From: Name <address>" opening a paragraph (some clients).
+        previous_blank = index == 0 or not self.probe[index - 1].strip()
+        return previous_blank and len(line) < 200 and "@" in line and bool(_EMAIL.search(line))
+
+    def _field_block_at(self, index: int) -> bool:
+        """A header block that does not start with "From:" (Hotmail: "Date:", "Subject:",
+        "From:", "To:"): three fields on consecutive lines, one of them "From"."""
+        if not self.p.any_field.match(self.probe[index]):
+            return False
+        end = min(index + 6, len(self.probe))
+        run = index
+        while run < end and self.p.any_field.match(self.probe[run]):
+            run += 1
+        return run - index >= 3 and any(
+            self.p.from_field.match(self.probe[cursor]) for cursor in range(index + 1, run))
+
+    def _wrote_header_end(self, index: int) -> int | None:
+        """Line after an "On ... wrote:"-style header starting here, if it is one."""
+        first = _undecorate(self.probe[index])
+        if not first or len(first) > 400:
+            return None
+        if self._is_wrote_header(first):
+            return index + 1
+        # "Name <a@b> schrieb am Fr., 28." + "Apr. 2017 um 11:53 Uhr:" wraps anywhere.
+        named = "@" in first and self.p.verb_any.search(first) is not None
+        if not named and (_ends_sentence(first) or not self._may_open_header(first)):
+            return None
+        # Wrapped header: join a few following lines until one carries the verb.
+        joined = first
+        for cursor in range(index + 1, min(index + _HEADER_SPAN, len(self.probe))):
+            piece = self.probe[cursor].strip()
+            if not piece:
+                continue
+            # A trailing "=" is a quoted-printable soft line break: no space.
+            joined = f"{joined[:-1]}{piece}" if joined.endswith("=") else f"{joined} {piece}"
+            if len(joined) > 400:
+                return None
+            if piece.endswith((":", "：")) or self.p.verb_any.search(piece) is not None:
+                return cursor + 1 if self._is_wrote_header(joined) else None
+            if _ends_sentence(piece):
+                return None
+        return None
+
+    def _may_open_header(self, line: str) -> bool:
+        return bool(
+            self.p.lead.match(line) or _ISO_DATE_START.match(line) or _JA_DATE_START.match(line)
+        )
+
+    def _is_wrote_header(self, line: str) -> bool:
+        """One (joined) line: is it a quote header?"""
+        line = _undecorate(line)
+        if not line or len(line) > 400:
+            return False
+        has_address = "@" in line
+        has_digit = bool(_DIGIT.search(line))
+        if not line.isascii() and _JA_HEADER.search(line):
+            return True
+        if not (has_digit or has_address):
+            # Every test below needs a date or an address, and most lines of prose
+            # have neither.  Likewise the cheap tests come first in each condition
+            # below: the verb searches are the expensive part, on every log line.
+            return False
+        ends_with_colon = line.endswith((":", "："))
+        if (
+            ends_with_colon
+            and (has_address or "<" in line)
+            and _JA_DATE_START.match(line)
+        ):
+            return True
+        # Only the tail can end with the verb; searching it alone keeps this cheap.
+        if self.p.verb_end.search(line[-40:]) is not None:
+            if self.p.lead.match(line) and (has_digit or has_address):
+                return True
+            # "Name <a@b> wrote:", "At 6/16/2016 08:32 PM, you wrote:": verb last.
+            if has_address or (has_digit and _verb_is_last(line, self.p.verb_any.pattern)):
+                return True
+        if ends_with_colon and self.p.verb_any.search(line) is not None:
+            # "Am 1.1.2023 um 17:22 schrieb X:", "X schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:"
+            if self.p.lead.match(line) and (has_digit or has_address):
+                return True
+            if has_address and has_digit:
+                return True
+        if has_digit and has_address and _ANGLE_EMAIL_END.search(line):
+            return True  # "2014-03-20 8:48 GMT+01:00 Name <a@b>:"
+        if ("GMT" in line or has_address) and _ISO_DATE_START.match(line):
+            return True  # Gmail without the colon
+        if has_address and _DATE_START.match(line) and _ANGLE_EMAIL_LAST.search(line):
+            return True  # "2013/7/20 sam via Discourse Meta <info@discourse.org>"
+        if self.p.lead.match(line) and (has_digit or has_address) and self.library_budget > 0:
+            self.library_budget -= 1
+            return any(pattern.search(line) for pattern in self.p.library)
+        return False
+
+    def _skip_header_block(self, index: int) -> int:
+        """First line after a header/separator and the header fields below it."""
+        wrote_end = self._wrote_header_end(index)
+        if wrote_end is not None:
+            return self._next_nonblank(wrote_end)
+        cursor = index
+        line = self.probe[index]
+        if (
+            self.p.separator.match(line)
+            or self.p.forward_intro.match(line)
+            or _LONG_RULE.match(line)
+        ):
+            cursor = self._next_nonblank(index + 1)
+        if cursor < len(self.probe) and self.p.any_field.match(self.probe[cursor]):
+            while cursor < len(self.probe) and self.probe[cursor].strip():
+                cursor += 1
+        return self._next_nonblank(cursor)
+
+    # .. signatures ..
+
+    def _signature_start(self, start: int, end: int) -> int | None:
+        limit = min(end, len(self.probe))
+        for index in range(start, limit):
+            line = self.probe[index]
+            if _SIG_DASHES.match(line):
+                return self._before_dash_name(start, index)
+            if _UNDERSCORES.match(line) and self._short_block(index + 1, limit):
+                # A rule under the text opens a footer only if little follows;
+                # otherwise it is the sender's own section break.
+                return self._before_dash_name(start, index)
+            if self.p.sent_from.match(line) and _short_line(line):
+                return self._before_dash_name(start, index)
+        last = self._last_nonblank(start, limit)
+        if last is not None and self._is_dash_name(start, last):
+            return last
+        return None
+
+    def _short_block(self, start: int, end: int) -> bool:
+        return sum(1 for index in range(start, end) if self.probe[index].strip()) <= 8
+
+    def _before_dash_name(self, start: int, index: int) -> int:
+        """Include a "-Name" line just above a signature delimiter."""
+        previous = self._last_nonblank(start, index)
+        if previous is not None and self._is_dash_name(start, previous):
+            return previous
+        return index
+
+    def _is_dash_name(self, start: int, index: int) -> bool:
+        """A "-Name" sign-off (github/email_reply_parser convention), not a list item.
+
+        It must be its own paragraph, after the text, and start with a capital.
+        """
+        line = self.probe[index].strip()
+        if index <= start or not _DASH_NAME.match(line) or not line[1:2].isupper():
+            return False
+        return not self.probe[index - 1].strip()
+
+    def _last_nonblank(self, start: int, end: int) -> int | None:
+        for index in range(end - 1, start - 1, -1):
+            if self.probe[index].strip():
+                return index
+        return None
+
+
+def _undecorate(line: str) -> str:
+    return line.strip(" \t*_-")
+
+
+def _ends_sentence(text: str) -> bool:
+    """Whether ``text`` ends with a full stop, "!" or "?" (maybe followed by blanks).
+
+    The string test equals the expression ``[.!?。！？]\\s*$`` (``\\s`` is
+    ``str.isspace``) and, unlike it, never scans the whole line.
+    """
+    return text.rstrip().endswith(_SENTENCE_ENDS)
+
+
+def _verb_is_last(line: str, verb: re.Pattern[str]) -> bool:
+    found = list(verb.finditer(line))
+    if not found:
+        return False
+    tail = line[found[-1].end() :]
+    return not tail.strip(" \t:：")
+
+
+def _short_line(line: str) -> bool:
+    """Device signatures are short and carry no sentence after a comma."""
+    words = line.split()
+    return len(words) <= 10 and "," not in line.split(">")[-1].rstrip(". ")
+
+
+def _join(blocks: list[list[str]], *, rstrip_lines: bool = False) -> str:
+    parts = []
+    for block in blocks:
+        lines = [line.rstrip() for line in block] if rstrip_lines else block
+        text = "\n".join(lines).strip("\n")
+        if text.strip():
+            parts.append(text.rstrip())
+    return "\n\n".join(parts)
+
+
+def _trim_junk(text: str) -> str:
+    """Drop trailing lines without any word (delimiters, tracking marks)."""
+    lines = text.rstrip().split("\n")
+    while lines and _JUNK_LINE.match(lines[-1]) and len(lines) > 1:
+        lines.pop()
+    return "\n".join(lines).strip()
