@@ -1,0 +1,80 @@
+"""Step ``apply-rules``: the entitlement of a new ticket (tier, queue, due time and why);
+premium terms only for a verified sender, no clock for imported history, a new SLA round
+for a reopened ticket."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from gateway.pipeline.steps import apply_rules
+from gateway.runtime.app import Gateway
+from tests.corpus import corpus_bytes
+from tests.mail import make_mail
+from tests.pipeline.build import context_before, origin_of, passed, processed, trace_of
+
+ANNA, MAX, KENJI = "anna@acme.example", "max@acme.example", "kenji@support.example"
+
+
+def test_a_verified_member_gets_the_teams_terms(gw: Gateway) -> None:
+    raw = make_mail(sender=MAX, subject="Files: sync fails", headers=passed(MAX))
+    with context_before(gw, apply_rules.name, raw) as ctx:
+        apply_rules.run(ctx)
+        found = ctx.entitlement
+        assert (found["tier"], found["product"], found["queue"], found["issue_type"]) == (
+            "enhanced", "files", "en", "sync")
+        assert datetime.fromisoformat(found["due"]) - ctx.spool.received_at == timedelta(hours=1)
+        assert "team acme has the enhanced add-on for files" in found["explanation"]
+        assert trace_of(ctx, apply_rules.name) == [
+            ("issue-type", "issue type sync: mentions 'sync'"), ("set", found["explanation"])]
+
+
+def test_an_unverified_member_gets_standard_terms(gw: Gateway) -> None:
+    raw = make_mail(sender=MAX, subject="Files: sync fails")  # no authentication
+    with context_before(gw, apply_rules.name, raw) as ctx:
+        apply_rules.run(ctx)
+        assert ctx.entitlement["tier"] == "standard"
+        assert ctx.entitlement["explanation"].startswith(
+            f"{MAX} is in the directory but not a verified sender: standard terms")
+
+
+def test_a_mostly_japanese_request_is_served_in_japanese(gw: Gateway) -> None:
+    raw = corpus_bytes("multilingual", "mikel-mail/japanese_iso_2022.eml")
+    with context_before(gw, apply_rules.name, raw) as ctx:
+        assert ctx.language == gw.settings.ack_language_default
+        apply_rules.run(ctx)
+        assert ctx.language == "ja"
+
+
+def test_imported_history_starts_no_clock(gw: Gateway) -> None:
+    raw = make_mail(sender=MAX, subject="Files: sync fails", headers=passed(MAX))
+    with context_before(gw, apply_rules.name, raw, options={"history": True}) as ctx:
+        apply_rules.run(ctx)
+        assert ctx.entitlement["due"] == ""
+        assert ctx.entitlement["explanation"].endswith(
+            "imported history: no SLA clock is started")
+
+
+def test_a_reopened_ticket_starts_a_new_sla_round(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails", headers=passed(ANNA)))
+    processed(gw, make_mail(sender=KENJI, subject="Re: Sync fails", body="#status solved\nDone.",
+                            in_reply_to=origin_of(gw, number), headers=passed(KENJI)))
+    raw = make_mail(subject="Re: Sync fails", body="It fails again.",
+                    in_reply_to=origin_of(gw, number), headers=passed(ANNA))
+    with context_before(gw, apply_rules.name, raw) as ctx:
+        assert ctx.reopened
+        apply_rules.run(ctx)
+        assert ctx.entitlement == {}  # not a new ticket
+        [restart] = [e for o, e in trace_of(ctx, apply_rules.name) if o == "restart"]
+        assert restart.startswith("reopened at ") and ", SLA round 2: " in restart
+        assert ctx.ticket is not None and ctx.ticket.entitlement.endswith(restart)
+
+
+def test_a_plain_reply_changes_no_terms(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails", headers=passed(ANNA)))
+    raw = make_mail(subject="Re: Sync fails", body="Here are the logs.",
+                    in_reply_to=origin_of(gw, number), headers=passed(ANNA))
+    with context_before(gw, apply_rules.name, raw) as ctx:
+        apply_rules.run(ctx)
+        assert ctx.entitlement == {}
+        [(outcome, explanation)] = trace_of(ctx, apply_rules.name)
+        assert outcome == "skip" and explanation.startswith(f"reply on ticket #{number}")

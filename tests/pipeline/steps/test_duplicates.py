@@ -1,0 +1,70 @@
+"""Step ``duplicates``: a new request that repeats an open one of the same requester (same
+normalised subject, or nearly the same text) is linked to it instead of being queued."""
+
+from __future__ import annotations
+
+from gateway.pipeline.steps import duplicates
+from gateway.runtime.app import Gateway
+from tests.corpus import corpus_bytes
+from tests.mail import make_mail
+from tests.pipeline.build import context_before, passed, processed, trace_of
+
+ANNA, KENJI = "anna@acme.example", "kenji@support.example"
+# A real question to a mailing list (github/email_reply_parser's test mails).
+QUESTION = corpus_bytes("replies", "github-email_reply_parser/email_1_1.txt").decode()
+
+
+def _request(subject: str, body: str = QUESTION, sender: str = ANNA) -> bytes:
+    return make_mail(sender=sender, subject=subject, body=body, headers=passed(sender))
+
+
+def test_the_same_subject_again_is_a_duplicate(gw: Gateway) -> None:
+    first = processed(gw, _request("Clearing a Riak bucket"))
+    raw = _request("AW: [#99] clearing a  RIAK bucket", body="Any news? I still need this.")
+    with context_before(gw, duplicates.name, raw) as ctx:
+        duplicates.run(ctx)
+        assert ctx.duplicate_of is not None and ctx.duplicate_of.number == first
+        assert trace_of(ctx, duplicates.name) == [
+            ("duplicate", f"the same subject as open ticket #{first} (within "
+             f"{gw.settings.duplicate_window_days} days; compared with the 1 newest of 1 open "
+             f"tickets (duplicate_candidates {gw.settings.duplicate_candidates})): linked as "
+             "a duplicate")]
+
+
+def test_nearly_the_same_text_is_a_duplicate(gw: Gateway) -> None:
+    processed(gw, _request("Other thing", body="A different question about invoices, "
+                           "their numbering and the export to the accounting system."))
+    first = processed(gw, _request("Clearing a Riak bucket"))
+    with context_before(gw, duplicates.name, _request("Riak: how to empty a bucket?")) as ctx:
+        duplicates.run(ctx)
+        assert ctx.duplicate_of is not None and ctx.duplicate_of.number == first
+        [(outcome, explanation)] = trace_of(ctx, duplicates.name)
+        assert outcome == "duplicate"
+        assert explanation.startswith(f"nearly the same text as open ticket #{first} ")
+
+
+def test_a_different_request_is_no_duplicate(gw: Gateway) -> None:
+    processed(gw, _request("Clearing a Riak bucket"))
+    raw = _request("Invoices", body="The invoice numbers jump from 2026-0041 to 2026-0050.")
+    with context_before(gw, duplicates.name, raw) as ctx:
+        duplicates.run(ctx)
+        assert ctx.duplicate_of is None
+        [(outcome, explanation)] = trace_of(ctx, duplicates.name)
+        assert outcome == "miss"
+        assert explanation.startswith(f"no open ticket of {ANNA} repeats this request")
+
+
+def test_someone_elses_same_request_is_no_duplicate(gw: Gateway) -> None:
+    processed(gw, _request("Clearing a Riak bucket"))
+    with context_before(gw, duplicates.name,
+                        _request("Clearing a Riak bucket", sender="max@acme.example")) as ctx:
+        duplicates.run(ctx)
+        assert ctx.duplicate_of is None and trace_of(ctx, duplicates.name) == []
+
+
+def test_an_agent_opening_tickets_is_never_a_duplicate(gw: Gateway) -> None:
+    processed(gw, _request("Clearing a Riak bucket", sender=KENJI))
+    with context_before(gw, duplicates.name,
+                        _request("Clearing a Riak bucket", sender=KENJI)) as ctx:
+        duplicates.run(ctx)
+        assert ctx.duplicate_of is None and trace_of(ctx, duplicates.name) == []

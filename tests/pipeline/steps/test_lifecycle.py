@@ -1,0 +1,123 @@
+"""Step ``lifecycle``: what a reply does to the ticket's status: an agent's ``#status`` and
+first reply, a customer's answer to a pending ticket, reopening (verified senders only)
+within the window, and a late reply as a new ticket that follows the closed one."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from gateway.models import Ticket, TicketStatus, utcnow
+from gateway.pipeline.steps import lifecycle
+from gateway.runtime.app import Gateway
+from tests.mail import make_mail
+from tests.pipeline.build import (
+    context_before,
+    origin_of,
+    passed,
+    processed,
+    ticket_of,
+    trace_of,
+)
+
+ANNA, MAX, KENJI = "anna@acme.example", "max@acme.example", "kenji@support.example"
+
+
+def _ticket(gw: Gateway, status: str | None = None) -> int:
+    """Anna's ticket; ``status``: set by Kenji's ``#status`` reply, as agents do."""
+    number = processed(gw, make_mail(subject="Sync fails", headers=passed(ANNA)))
+    if status:
+        processed(gw, _reply(gw, number, KENJI, f"#status {status}\nPlease check 4.2."))
+    return number
+
+
+def _reply(gw: Gateway, number: int, sender: str, body: str = "It fails again.", *,
+           verified: bool = True, headers: dict[str, str] | None = None) -> bytes:
+    return make_mail(sender=sender, subject="Re: Sync fails", in_reply_to=origin_of(gw, number),
+                     body=body, headers={**(passed(sender) if verified else {}),
+                                         **(headers or {})})
+
+
+def test_an_agents_status_command_sets_the_status(gw: Gateway) -> None:
+    number = _ticket(gw)
+    with context_before(gw, lifecycle.name, _reply(gw, number, KENJI, "#status solved\nDone.")
+                        ) as ctx:
+        lifecycle.run(ctx)
+        assert trace_of(ctx, lifecycle.name) == [
+            ("status", f"#{number}: new → solved (the agent's #status command)")]
+    ticket = ticket_of(gw, number)
+    assert ticket.status == TicketStatus.SOLVED and ticket.resolved_at is not None
+
+
+def test_the_first_agent_reply_opens_a_new_ticket(gw: Gateway) -> None:
+    number = _ticket(gw)
+    with context_before(gw, lifecycle.name, _reply(gw, number, KENJI, "Try 4.2.")) as ctx:
+        lifecycle.run(ctx)
+        assert trace_of(ctx, lifecycle.name) == [
+            ("status", f"#{number}: new → open (first agent reply)")]
+    assert ticket_of(gw, number).status == TicketStatus.OPEN
+
+
+def test_the_customers_answer_reopens_a_pending_ticket(gw: Gateway) -> None:
+    number = _ticket(gw, "pending")
+    with context_before(gw, lifecycle.name, _reply(gw, number, ANNA)) as ctx:
+        lifecycle.run(ctx)
+        assert trace_of(ctx, lifecycle.name) == [
+            ("status", f"#{number}: pending → open (the customer answered)")]
+    assert ticket_of(gw, number).status == TicketStatus.OPEN
+
+
+def test_a_verified_reply_within_the_window_reopens_a_solved_ticket(gw: Gateway) -> None:
+    number = _ticket(gw, "solved")
+    with context_before(gw, lifecycle.name, _reply(gw, number, ANNA)) as ctx:
+        lifecycle.run(ctx)
+        assert ctx.reopened and not ctx.new_ticket
+    ticket = ticket_of(gw, number)
+    assert ticket.status == TicketStatus.OPEN and ticket.resolved_at is None
+
+
+def test_an_unverified_reply_does_not_reopen(gw: Gateway) -> None:
+    number = _ticket(gw, "solved")
+    with context_before(gw, lifecycle.name, _reply(gw, number, ANNA, verified=False)) as ctx:
+        lifecycle.run(ctx)
+        assert not ctx.reopened
+        assert ctx.flags[-1:] == [f"not reopened: #{number} stays solved, {ANNA} is not a verified "
+                             "sender (an agent may reopen it with #status open)"]
+    assert ticket_of(gw, number).status == TicketStatus.SOLVED
+
+
+def test_a_late_reply_becomes_a_new_ticket_that_follows(gw: Gateway) -> None:
+    number = _ticket(gw, "closed")
+    days = gw.settings.reopen_window_days
+    with gw.db.transaction() as session:
+        session.execute(update(Ticket).where(Ticket.number == number).values(
+            resolved_at=utcnow() - timedelta(days=days + 1)))
+    with context_before(gw, lifecycle.name, _reply(gw, number, ANNA)) as ctx:
+        lifecycle.run(ctx)
+        assert (ctx.follows, ctx.ticket, ctx.new_ticket) == (number, None, True)
+        assert (ctx.threaded_by, ctx.role) == ("new_ticket", "requester")
+        assert trace_of(ctx, lifecycle.name) == [
+            ("follow-up", f"reply to closed ticket #{number} more than {days} days after it "
+             "was closed: a new ticket that follows it")]
+    assert ticket_of(gw, number).status == TicketStatus.CLOSED
+
+
+def test_an_automatic_reply_changes_nothing(gw: Gateway) -> None:
+    number = _ticket(gw, "pending")
+    raw = _reply(gw, number, ANNA, "I am out of the office.",
+                 headers={"Auto-Submitted": "auto-replied"})
+    with context_before(gw, lifecycle.name, raw) as ctx:
+        lifecycle.run(ctx)
+        assert trace_of(ctx, lifecycle.name) == [
+            ("unchanged", "automatic reply: the status stays pending")]
+    assert ticket_of(gw, number).status == TicketStatus.PENDING
+
+
+def test_a_refused_reply_changes_nothing(gw: Gateway) -> None:
+    number = _ticket(gw, "pending")
+    with context_before(gw, lifecycle.name, _reply(gw, number, MAX)) as ctx:
+        assert ctx.refusal == "not_admin"
+        lifecycle.run(ctx)
+        assert trace_of(ctx, lifecycle.name) == []
+    assert ticket_of(gw, number).status == TicketStatus.PENDING

@@ -1,0 +1,164 @@
+"""Step ``notify``: the mail a message calls for, queued in the outbox: acknowledgement and
+team copies of a new request, duplicate notice, refusal, colleague's reply, an agent's
+relayed reply or status notice, reopen notice, the agents' notice; and nothing for notes,
+automatic mail, imported history or copies from our Sent folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.pipeline.steps import notify
+from gateway.runtime.app import Gateway
+from tests.corpus import corpus_bytes
+from tests.mail import make_mail
+from tests.pipeline.build import (
+    AUTHSERV,
+    SENT_FOLDER,
+    SUPPORT,
+    context_before,
+    origin_of,
+    outbox_of,
+    passed,
+    processed,
+    trace_of,
+)
+
+ANNA, MAX, OLGA = "anna@acme.example", "max@acme.example", "olga@acme.example"
+KENJI = "kenji@support.example"
+AGENTS = "agents@team.support.example"
+
+
+def _ticket(gw: Gateway, sender: str = ANNA) -> int:
+    return processed(gw, make_mail(sender=sender, subject="Sync fails", headers=passed(sender)))
+
+
+def _reply(gw: Gateway, number: int, sender: str, body: str = "It fails again.", *,
+           verified: bool = True) -> bytes:
+    return make_mail(sender=sender, subject="Re: Sync fails", in_reply_to=origin_of(gw, number),
+                     body=body, headers=passed(sender) if verified else None)
+
+
+def _notify(gw: Gateway, raw: bytes, **envelope: object) -> tuple[list[tuple[str, str]],
+                                                                   list[tuple[str, str]]]:
+    """Run the step on ``raw``; the outbox rows it queued and its trace lines."""
+    with context_before(gw, notify.name, raw, **envelope) as ctx:
+        notify.run(ctx)
+        ids, lines = list(ctx.outbox_ids), trace_of(ctx, notify.name)
+    return outbox_of(gw, ids), lines
+
+
+def test_a_verified_members_request_is_acknowledged_and_copied_to_the_admin(
+        gw: Gateway) -> None:
+    sent, lines = _notify(gw, make_mail(sender=MAX, subject="VPN drops", headers=passed(MAX)))
+    assert sent == [("acknowledgement", MAX), ("team_ticket_copy", OLGA)]
+    assert [o for o, _ in lines] == ["queued", "queued"]
+    assert lines[0][1].startswith(f"acknowledgement to {MAX} (outbox ")
+
+
+def test_an_unverified_member_is_acknowledged_but_no_admin_is_told(gw: Gateway) -> None:
+    sent, lines = _notify(gw, make_mail(sender=MAX, subject="VPN drops"))
+    assert sent == [("acknowledgement", MAX)]
+    assert ("skip", "copy to the team's admins: the sender is not verified") in lines
+
+
+def test_a_failed_dmarc_gets_no_acknowledgement(gw: Gateway) -> None:
+    raw = make_mail(sender=MAX, subject="VPN drops", headers={
+        "Authentication-Results": f"{AUTHSERV}; dmarc=fail header.from=acme.example"})
+    sent, lines = _notify(gw, raw)
+    assert sent == []
+    assert lines[0][0] == "skip" and lines[0][1].startswith(
+        "acknowledgement: the sender's DMARC failed")
+
+
+def test_a_duplicate_request_gets_a_notice_naming_the_original(gw: Gateway) -> None:
+    _ticket(gw)
+    sent, _ = _notify(gw, make_mail(subject="Sync fails", body="Again!", headers=passed(ANNA)))
+    assert sent == [("duplicate_notice", ANNA)]
+
+
+def test_a_ticket_an_agent_opens_gets_no_acknowledgement(gw: Gateway) -> None:
+    raw = make_mail(sender=KENJI, to=ANNA, subject="Your licence", headers=passed(KENJI))
+    sent, lines = _notify(gw, raw)
+    assert sent == [] and lines == [("skip", "opened by a support agent: no acknowledgement")]
+
+
+def test_a_refused_reply_gets_a_refusal(gw: Gateway) -> None:
+    number = _ticket(gw)
+    sent, lines = _notify(gw, _reply(gw, number, MAX))
+    assert sent == [("reply_refused", MAX)]
+    assert lines[0][1].startswith(f"refusal (not_admin) to {MAX}")
+
+
+def test_a_colleagues_reply_is_passed_on_to_the_requester(gw: Gateway) -> None:
+    number = _ticket(gw, MAX)
+    sent, _ = _notify(gw, _reply(gw, number, ANNA, "Max, restart the client please."))
+    assert sent == [("colleague_reply", MAX)]
+
+
+def test_an_agents_reply_is_relayed_to_the_requester(gw: Gateway) -> None:
+    number = _ticket(gw)
+    sent, _ = _notify(gw, _reply(gw, number, KENJI, "Please update to 4.2."))
+    assert sent == [("agent_reply", ANNA)]
+
+
+def test_an_agents_bare_status_command_is_a_status_notice(gw: Gateway) -> None:
+    number = _ticket(gw)
+    sent, _ = _notify(gw, _reply(gw, number, KENJI, "#status solved"))
+    assert sent == [("status_notice", ANNA)]
+
+
+def test_an_internal_note_is_never_sent(gw: Gateway) -> None:
+    number = _ticket(gw)
+    sent, lines = _notify(gw, _reply(gw, number, KENJI, "#note\nAsk Lena."))
+    assert sent == [] and lines == [("skip", "internal note: never sent")]
+
+
+def test_a_reply_that_reopens_the_ticket_tells_the_requester(gw: Gateway) -> None:
+    number = _ticket(gw)
+    processed(gw, _reply(gw, number, KENJI, "#status solved\nFixed."))
+    sent, _ = _notify(gw, _reply(gw, number, ANNA, "No, it still fails."))
+    assert sent == [("reopened", ANNA)]
+
+
+def test_a_plain_follow_up_sends_nothing(gw: Gateway) -> None:
+    number = _ticket(gw)
+    sent, lines = _notify(gw, _reply(gw, number, ANNA, "Here are the logs."))
+    assert sent == [] and lines == [("skip", "a reply: nothing to send")]
+
+
+def test_automatic_mail_is_never_answered(gw: Gateway) -> None:
+    raw = corpus_bytes("threads", "notmuch-default/bar__baz__23.eml")  # mailing-list mail
+    sent, lines = _notify(gw, raw)
+    assert sent == [] and lines == [("skip", "automatic mail (bulk): never answered nor relayed")]
+
+
+def test_imported_history_sends_nothing(gw: Gateway) -> None:
+    sent, lines = _notify(gw, make_mail(subject="Old request"), options={"history": True})
+    assert sent == [] and lines == [("skip", "imported history: nothing is sent")]
+
+
+def test_a_copy_from_our_sent_folder_sends_nothing(gw: Gateway) -> None:
+    number = _ticket(gw)
+    raw = make_mail(sender=SUPPORT, to=ANNA, subject="Re: Sync fails", body="Try 4.2.",
+                    in_reply_to=origin_of(gw, number))
+    sent, lines = _notify(gw, raw, source="imap:support/Sent", options=SENT_FOLDER)
+    assert sent == [] and lines == [
+        ("skip", "copy from the shared Sent folder: already sent by the agent")]
+
+
+@pytest.mark.parametrize("settings", [{"agents_address": AGENTS}], indirect=True)
+def test_the_agents_hear_of_a_new_request_and_a_follow_up(gw: Gateway) -> None:
+    sent, _ = _notify(gw, make_mail(subject="Sync fails", headers=passed(ANNA)))
+    assert sent == [("acknowledgement", ANNA), ("team_ticket_copy", OLGA),
+                    ("agents_notice", AGENTS)]
+    number = _ticket(gw, "giulia@globex.example")
+    sent, lines = _notify(gw, _reply(gw, number, "giulia@globex.example", "More logs."))
+    assert sent == [("agents_notice", AGENTS)]
+    assert lines[0][1].startswith(f"agents' notice (follow-up) to {AGENTS}")
+
+
+@pytest.mark.parametrize("settings", [{"agents_address": AGENTS}], indirect=True)
+def test_the_agents_get_no_notice_of_their_own_mail(gw: Gateway) -> None:
+    number = _ticket(gw)
+    sent, _ = _notify(gw, _reply(gw, number, KENJI, "Please update to 4.2."))
+    assert sent == [("agent_reply", ANNA)]

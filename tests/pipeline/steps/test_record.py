@@ -1,0 +1,129 @@
+"""Step ``record``: the ticket (when new), the message with its role, kind, text and
+attachments, the thread index and the spool row's outcome; a refused reply changes no
+ticket, a duplicate is stored closed and linked."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway.models import MessageRecord, MessageRef, SpoolEntry, SpoolState, TicketStatus
+from gateway.pipeline.steps import record
+from gateway.runtime.app import Gateway
+from tests.corpus import corpus_bytes
+from tests.mail import make_mail
+from tests.pipeline.build import (
+    context_before,
+    origin_of,
+    passed,
+    processed,
+    ticket_of,
+    trace_of,
+)
+
+ANNA, MAX, KENJI = "anna@acme.example", "max@acme.example", "kenji@support.example"
+
+
+def _messages(gw: Gateway, number: int) -> list[MessageRecord]:
+    with gw.db.reading() as session:
+        return list(session.scalars(select(MessageRecord).where(
+            MessageRecord.ticket_number == number).order_by(MessageRecord.id)))
+
+
+def _spool(gw: Gateway, spool_id: int) -> SpoolEntry:
+    with gw.db.reading() as session:
+        entry = session.get(SpoolEntry, spool_id)
+        assert entry is not None
+        return entry
+
+
+def test_a_new_request_is_stored_as_a_ticket_with_its_message(gw: Gateway) -> None:
+    raw = make_mail(sender=MAX, sender_name="Max Member", subject="Files: sync fails",
+                    message_id="<req-1@acme.example>", headers=passed(MAX),
+                    body="Sync fails since Monday.\n\n-- \nMax")
+    with context_before(gw, record.name, raw) as ctx:
+        record.run(ctx)
+        assert ctx.ticket is not None
+        number, spool_id, due = ctx.ticket.number, ctx.spool.id, ctx.entitlement["due"]
+        assert trace_of(ctx, record.name) == [
+            ("stored", f"new ticket #{number} as requester public message")]
+    ticket = ticket_of(gw, number)
+    assert (ticket.subject, ticket.requester, ticket.requester_name, ticket.team_id) == (
+        "Files: sync fails", MAX, "Max Member", "acme")
+    assert (ticket.status, ticket.tier, ticket.product, ticket.language) == (
+        TicketStatus.NEW, "enhanced", "files", "de")
+    assert ticket.first_response_due is not None and ticket.first_response_due.isoformat() == due
+    [message] = _messages(gw, number)
+    assert (message.role, message.kind, message.threaded_by, message.from_address) == (
+        "requester", "public", "new_ticket", MAX)
+    assert message.text == "Sync fails since Monday." and "-- \nMax" in message.full_text
+    entry = _spool(gw, spool_id)
+    assert (entry.state, entry.ticket_number, entry.reason) == (
+        SpoolState.PROCESSED, number, f"new ticket #{number}")
+    with gw.db.reading() as session:
+        assert session.scalar(select(MessageRef.direction).where(
+            MessageRef.message_id == "req-1@acme.example")) == "in"
+
+
+def test_attachments_of_a_real_mail_are_stored(gw: Gateway) -> None:
+    raw = corpus_bytes("multilingual", "flanker/russian-attachment-yahoo.eml")
+    with context_before(gw, record.name, raw) as ctx:
+        assert ctx.parsed is not None
+        expected = [(a.filename, a.size, a.sha256) for a in ctx.parsed.attachments]
+        record.run(ctx)
+        assert ctx.ticket is not None
+        number = ctx.ticket.number
+    assert expected and any(any(ord(c) > 0x3ff for c in name) for name, _, _ in expected)
+    with gw.db.reading() as session:
+        [message] = session.scalars(select(MessageRecord).where(
+            MessageRecord.ticket_number == number)).all()
+        assert [(a.filename, a.size, a.sha256) for a in message.attachments] == expected
+
+
+def test_an_agents_reply_is_added_and_is_the_first_response(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails", headers=passed(ANNA)))
+    raw = make_mail(sender=KENJI, subject="Re: Sync fails", body="Please update to 4.2.",
+                    in_reply_to=origin_of(gw, number), headers=passed(KENJI))
+    with context_before(gw, record.name, raw) as ctx:
+        record.run(ctx)
+        received, spool_id = ctx.spool.received_at, ctx.spool.id
+    assert ticket_of(gw, number).first_response_at == received
+    assert [(m.role, m.kind, m.threaded_by) for m in _messages(gw, number)] == [
+        ("requester", "public", "new_ticket"), ("agent", "public", "headers")]
+    assert _spool(gw, spool_id).reason == f"added to ticket #{number} by headers"
+
+
+def test_an_internal_note_is_no_first_response(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails", headers=passed(ANNA)))
+    raw = make_mail(sender=KENJI, subject="Re: Sync fails", body="#note\nAsk Lena about it.",
+                    in_reply_to=origin_of(gw, number), headers=passed(KENJI))
+    with context_before(gw, record.name, raw) as ctx:
+        record.run(ctx)
+    assert ticket_of(gw, number).first_response_at is None
+    note = _messages(gw, number)[-1]
+    assert (note.role, note.kind, note.text) == ("agent", "note", "Ask Lena about it.")
+
+
+def test_a_refused_reply_changes_no_ticket(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails", headers=passed(ANNA)))
+    raw = make_mail(sender=MAX, subject="Re: Sync fails", in_reply_to=origin_of(gw, number),
+                    headers=passed(MAX))
+    with context_before(gw, record.name, raw) as ctx:
+        record.run(ctx)
+        spool_id = ctx.spool.id
+    assert len(_messages(gw, number)) == 1
+    entry = _spool(gw, spool_id)
+    assert (entry.state, entry.ticket_number) == (SpoolState.IGNORED, number)
+    assert entry.reason == (f"refused: {MAX} on ticket #{number}: only team admins may reply "
+                            "to a ticket submitted by a colleague")
+
+
+def test_a_duplicate_is_stored_closed_and_linked(gw: Gateway) -> None:
+    first = processed(gw, make_mail(subject="Sync fails", headers=passed(ANNA)))
+    raw = make_mail(subject="Sync fails", body="Still failing!", headers=passed(ANNA))
+    with context_before(gw, record.name, raw) as ctx:
+        record.run(ctx)
+        assert ctx.ticket is not None
+        number, spool_id = ctx.ticket.number, ctx.spool.id
+    ticket = ticket_of(gw, number)
+    assert (ticket.status, ticket.duplicate_of) == (TicketStatus.CLOSED, first)
+    assert _spool(gw, spool_id).reason == f"new ticket #{number}, a duplicate of #{first}"
