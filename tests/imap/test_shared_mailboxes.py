@@ -259,9 +259,9 @@ def test_agent_reply_in_sent_is_recorded_as_agent_and_not_sent(
                                          message_id="<question@acme.example>")])
     wait_all_processed(gateway, 1)
     with gateway.db.reading() as session:
-        ticket = session.scalars(select(Ticket)).one()
-        number = ticket.number
-        assert ticket.first_response_at is None
+        opened = session.scalars(select(Ticket)).one()
+        number = opened.number
+        assert opened.first_response_at is None
         outbox_before = session.scalar(select(func.count()).select_from(OutboxItem))
     assert outbox_before == 1  # the acknowledgement
     replies = [
