@@ -69,7 +69,8 @@ def _outbound(settings: Settings) -> Path:
 
 
 def _rows(settings: Settings) -> list[dict[str, Any]]:
-    return json.loads(run_gateway(settings, "inbox", "list", "--json").stdout)  # type: ignore[no-any-return]
+    rows: list[dict[str, Any]] = json.loads(run_gateway(settings, "inbox", "list", "--json").stdout)
+    return rows
 
 
 def _done(settings: Settings, message_id: str) -> dict[str, Any]:
