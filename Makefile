@@ -32,7 +32,7 @@ test: install system-deps
 
 lint: install
 	$(BIN)/ruff check gateway inbound outbound rules tests bench
-	$(BIN)/mypy gateway inbound outbound rules
+	$(BIN)/mypy gateway inbound outbound rules tests bench
 
 wheel-check: install
 	$(BIN)/python .ci/wheel-check

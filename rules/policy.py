@@ -220,30 +220,55 @@ def _references(spec: PolicySpec) -> list[tuple[str, str]]:
     return refs
 
 
-def _check(spec: PolicySpec) -> tuple[str, str] | None:
-    """Cross-references pydantic cannot see: (key, problem) or None."""
+_Problem = tuple[str, str]
+"""A policy mistake: the key it is at, and what is wrong."""
+
+
+def _check(spec: PolicySpec) -> _Problem | None:
+    """Cross-references pydantic cannot see: the first (key, problem), or None."""
+    for check in (_check_calendar_names, _check_languages, _check_hours, _check_emergency):
+        problem = check(spec)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _check_calendar_names(spec: PolicySpec) -> _Problem | None:
     for key, name in _references(spec):
         if name not in spec.calendars:
             return key, f"unknown calendar {name!r} (known: {', '.join(sorted(spec.calendars))})"
+    return None
+
+
+def _check_languages(spec: PolicySpec) -> _Problem | None:
     for key, language in spec.languages.items():
         if language.target is not None and not language.calendar:
             return f"languages.{key}.calendar", "a language with its own target needs a calendar"
         if language.outside_hours and language.outside_hours not in spec.languages:
             return (f"languages.{key}.outside_hours",
                     f"unknown language {language.outside_hours!r}")
+    return None
+
+
+def _check_hours(spec: PolicySpec) -> _Problem | None:
     for name, calendar in spec.calendars.items():
         spans = sorted(_minutes(h) for h in calendar.hours)
         for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
             if start < end:
                 return f"calendars.{name}.hours", "opening ranges overlap"
-    if spec.emergency is not None:
-        covered = [0] * 1440
-        for window in spec.emergency.windows:
-            a, b = _clock(window.start), _clock(window.end)
-            for minute in (range(a, b) if a < b else [*range(a, 1440), *range(0, b)]):
-                covered[minute] += 1
-        if any(c != 1 for c in covered):
-            return "emergency.windows", "the windows must cover every minute of the day once"
+    return None
+
+
+def _check_emergency(spec: PolicySpec) -> _Problem | None:
+    if spec.emergency is None:
+        return None
+    covered = [0] * 1440
+    for window in spec.emergency.windows:
+        a, b = _clock(window.start), _clock(window.end)
+        for minute in (range(a, b) if a < b else [*range(a, 1440), *range(0, b)]):
+            covered[minute] += 1
+    if any(c != 1 for c in covered):
+        return "emergency.windows", "the windows must cover every minute of the day once"
     return None
 
 

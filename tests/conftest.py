@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -43,6 +43,8 @@ TEST_SECRET = "test-secret-key-0123456789abcdef"
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "")
 BROKER_URL = os.environ.get("GATEWAY_TEST_BROKER_URL", "")
 
+T = TypeVar("T")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -50,9 +52,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
-             message: str = "condition") -> Any:
-    """Poll until ``predicate()`` is truthy; fail the test with ``message`` on timeout."""
+def wait_for(predicate: Callable[[], T | Literal[False, 0, ""] | None], timeout: float = 30.0,
+             interval: float = 0.05, message: str = "condition") -> T:
+    """Poll until ``predicate()`` is truthy; fail the test with ``message`` on timeout.
+
+    Returns the truthy value, typed without the falsy ``None``/``False``/``0``/``""``
+    a predicate such as ``row is not None and row.x`` may give while waiting."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

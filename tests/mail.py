@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any
 
 
 def make_mail(*, sender: str = "anna@acme.example", to: str = "support@support.example",
@@ -34,7 +33,9 @@ def make_mail(*, sender: str = "anna@acme.example", to: str = "support@support.e
 
 
 def send(host_port: str, raw: bytes, *, mail_from: str = "anna@acme.example",
-         rcpt_to: list[str] | str = "support@support.example", timeout: float = 30) -> Any:
+         rcpt_to: list[str] | str = "support@support.example", timeout: float = 30
+         ) -> dict[str, tuple[int, bytes]]:
+    """Send ``raw`` over SMTP; the recipients refused (none: ``{}``)."""
     host, port = host_port.rsplit(":", 1)
     recipients = [rcpt_to] if isinstance(rcpt_to, str) else rcpt_to
     with smtplib.SMTP(host, int(port), timeout=timeout) as client:

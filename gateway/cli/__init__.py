@@ -436,42 +436,46 @@ def main() -> None:
     try:
         # Without standalone mode click returns ctx.exit()'s status instead of exiting.
         status = cli.main(standalone_mode=False)
-        sys.exit(status if isinstance(status, int) else 0)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
-    except click.UsageError as error:
-        if error.ctx is not None and error.ctx.command is ingest:
-            # A mistyped pipe command must not bounce the mail: the MTA retries after the fix.
-            click.echo(f"error: the message was not stored, try again later: "
-                       f"{error.format_message()}", err=True)
-            sys.exit(75)
-        error.show()
-        sys.exit(error.exit_code)
     except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
+        sys.exit(_click_failure(error))
     except click.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
-    except ConfigError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EX_CONFIG)
-    except DirectoryError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(65)
-    except GatewayError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
-    except SQLAlchemyError as error:
-        log.debug("database error", exc_info=True)
-        sentence, status = _database_failure(error)
-        click.echo(f"error: {sentence}", err=True)
-        sys.exit(status)
-    except OSError as error:
-        click.echo(f"error: {describe(error)}", err=True)
-        sys.exit(74)
     except Exception as error:  # noqa: BLE001 - the last resort: a sentence, not a traceback
-        log.debug("unexpected error", exc_info=True)
-        click.echo(f"error: unexpected {type(error).__name__}: {describe(error)} "
-                   "(GATEWAY_LOG_LEVEL=DEBUG shows the traceback)", err=True)
-        sys.exit(1)
+        sys.exit(_failure(error))
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _click_failure(error: click.ClickException) -> int:
+    """Show a usage or command error as click does; its exit status."""
+    if (isinstance(error, click.UsageError) and error.ctx is not None
+            and error.ctx.command is ingest):
+        # A mistyped pipe command must not bounce the mail: the MTA retries after the fix.
+        click.echo(f"error: the message was not stored, try again later: "
+                   f"{error.format_message()}", err=True)
+        return 75
+    error.show()
+    return error.exit_code
+
+
+def _failure(error: Exception) -> int:
+    """Say in one sentence on stderr what stopped the command; its exit status."""
+    if isinstance(error, ConfigError):
+        sentence, status = str(error), EX_CONFIG
+    elif isinstance(error, DirectoryError):
+        sentence, status = str(error), 65
+    elif isinstance(error, GatewayError):
+        sentence, status = str(error), 1
+    elif isinstance(error, SQLAlchemyError):
+        log.debug("database error", exc_info=error)
+        sentence, status = _database_failure(error)
+    elif isinstance(error, OSError):
+        sentence, status = describe(error), 74
+    else:
+        log.debug("unexpected error", exc_info=error)
+        sentence, status = (f"unexpected {type(error).__name__}: {describe(error)} "
+                            "(GATEWAY_LOG_LEVEL=DEBUG shows the traceback)"), 1
+    click.echo(f"error: {sentence}", err=True)
+    return status

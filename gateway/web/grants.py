@@ -1,4 +1,5 @@
-"""Web pages and API of support access grants (Starlette routes, mounted by ``web.py``).
+"""Web pages and API of support access grants (Starlette routes, mounted by
+:mod:`gateway.web.app`).
 
 - ``GET /grants/activate/<token>``: the confirmation page. It only reads: mail
   scanners and link previews open links, so a GET must never grant anything.
@@ -17,9 +18,11 @@ other link exists.  Pages forbid framing, caching and referrers.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -31,6 +34,7 @@ from gateway.grants.overview import activations, grant_state, grant_view, logins
 from gateway.grants.pages import PageRenderer, pick_language
 from gateway.grants.service import (
     GrantError,
+    LinkLookup,
     LinkRefused,
     LinkStatus,
     activate,
@@ -39,10 +43,11 @@ from gateway.grants.service import (
     revoke,
 )
 from gateway.grants.tokens import csrf_valid, csrf_value, read_overview_token
-from gateway.models import Person, Team
+from gateway.models import AccessGrant, Person, Team
 
 if TYPE_CHECKING:
     from gateway.runtime.app import Gateway
+    from gateway.services import Services
 
 __all__ = ["SECURITY_HEADERS", "grant_routes"]
 
@@ -67,200 +72,253 @@ def _secure(response: Response) -> Response:
 
 
 def grant_routes(gateway: Gateway) -> list[Route]:
-    pages = PageRenderer(gateway.settings.templates_dir)
-    db = gateway.db
+    return GrantSite(gateway).routes()
 
-    def services() -> Any:
-        return gateway.services
 
-    def page(name: str, language: str, context: dict[str, Any], status: int = 200) -> Response:
-        return _secure(HTMLResponse(pages.render(name, language, context), status_code=status))
+async def _form(request: Request) -> dict[str, str]:
+    """The text fields of a posted form (file fields are never expected here)."""
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
 
-    def message(key: str, language: str, status: int) -> Response:
-        return page("message", language, {"key": key}, status)
 
-    def who(session: Any, agent: str | None, department: str | None, language: str) -> str:
+def _browser_language(request: Request) -> str:
+    return pick_language(request.headers.get("accept-language", ""))
+
+
+class GrantSite:
+    """The grant pages and API of one gateway: one coroutine per route, each handing its
+    work (database and rendering, which block) to a thread."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._db = gateway.db
+        self._pages = PageRenderer(gateway.settings.templates_dir)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/grants/activate/{token}", self.activate_page, methods=["GET", "POST"]),
+            Route("/grants/overview/{token}", self.overview_page, methods=["GET"]),
+            Route("/grants/overview/{token}/revoke", self.overview_revoke, methods=["POST"]),
+            Route("/api/grants/check", self.api_check, methods=["GET"]),
+        ]
+
+    # -- routes ----------------------------------------------------------------
+    async def activate_page(self, request: Request) -> Response:
+        token = str(request.path_params["token"])
+        if request.method == "POST":
+            return await run_in_threadpool(self._grant, token, await _form(request), request)
+        return await run_in_threadpool(self._show, token, request)
+
+    async def overview_page(self, request: Request) -> Response:
+        return await run_in_threadpool(self._overview, str(request.path_params["token"]),
+                                       request)
+
+    async def overview_revoke(self, request: Request) -> Response:
+        return await run_in_threadpool(self._revoke, str(request.path_params["token"]),
+                                       await _form(request), request)
+
+    async def api_check(self, request: Request) -> Response:
+        return await run_in_threadpool(self._check, dict(request.query_params),
+                                       request.headers.get("authorization", ""))
+
+    # -- shared helpers ----------------------------------------------------------
+    @property
+    def _services(self) -> Services:
+        """Looked up per request, not when the routes are made (the key loads lazily)."""
+        return self._gateway.services
+
+    def _page(self, name: str, language: str, context: dict[str, Any],
+              status: int = 200) -> Response:
+        return _secure(HTMLResponse(self._pages.render(name, language, context),
+                                    status_code=status))
+
+    def _message(self, key: str, language: str, status: int) -> Response:
+        return self._page("message", language, {"key": key}, status)
+
+    def _who(self, session: Session, agent: str | None, department: str | None,
+             language: str) -> str:
         if agent:
             return subject_label(session, agent, None)
-        return pages.catalog(language)["department"].format(name=department)
+        return self._pages.catalog(language)["department"].format(name=department)
 
-    def deliver(outbox_ids: Iterable[int]) -> None:
+    def _deliver(self, outbox_ids: Iterable[int]) -> None:
         for outbox_id in outbox_ids:
-            gateway.enqueue_delivery(outbox_id)
+            self._gateway.enqueue_delivery(outbox_id)
 
-    def language_of(email: str | None, request: Request) -> str:
+    def _language_of(self, email: str | None, request: Request) -> str:
+        """The directory language of ``email``; else the browser's."""
         if email:
-            with db.reading() as session:
+            with self._db.reading() as session:
                 person = session.get(Person, email)
                 if person is not None:
                     return person.language
-        return pick_language(request.headers.get("accept-language", ""))
+        return _browser_language(request)
 
-    # -- activation ---------------------------------------------------------
-    def _show(token: str, request: Request) -> Response:
-        svc = services()
-        with db.reading() as session:
+    # -- activation ------------------------------------------------------------
+    def _show(self, token: str, request: Request) -> Response:
+        """The confirmation page: reads only (scanners open links too)."""
+        svc = self._services
+        with self._db.reading() as session:
             found = inspect_link(session, token, svc.now())
             if found.status is not LinkStatus.OK:
                 recipient = found.link.recipient if found.link is not None else None
-                return message(found.status.value, language_of(recipient, request),
-                               _STATUS[found.status])
-            assert found.request is not None and found.person is not None and found.link
-            req, person = found.request, found.person
-            team = session.get(Team, req.team_id)
-            asked_by = (subject_label(session, req.requested_by, None)
-                        if req.requested_by else "")
-            return page("activate", person.language, {
-                "asked_by": asked_by, "team_name": team.name if team else req.team_id,
-                "who": who(session, req.agent_email, req.department, person.language),
-                "reason": req.reason, "export_asked": req.export,
-                "durations": DURATIONS, "default_duration": DEFAULT_DURATION,
-                "csrf": csrf_value(svc.secret, "activate", found.link.token_hash)})
+                return self._message(found.status.value, self._language_of(recipient, request),
+                                     _STATUS[found.status])
+            assert found.person is not None
+            return self._page("activate", found.person.language,
+                              self._activation_form(session, found))
 
-    def _grant(token: str, form: dict[str, str], request: Request) -> Response:
-        svc = services()
-        now = svc.now()
-        with db.reading() as session:
+    def _activation_form(self, session: Session, found: LinkLookup) -> dict[str, Any]:
+        assert found.request is not None and found.person is not None and found.link
+        req, language = found.request, found.person.language
+        team = session.get(Team, req.team_id)
+        asked_by = subject_label(session, req.requested_by, None) if req.requested_by else ""
+        return {
+            "asked_by": asked_by, "team_name": team.name if team else req.team_id,
+            "who": self._who(session, req.agent_email, req.department, language),
+            "reason": req.reason, "export_asked": req.export,
+            "durations": DURATIONS, "default_duration": DEFAULT_DURATION,
+            "csrf": csrf_value(self._services.secret, "activate", found.link.token_hash)}
+
+    def _grant(self, token: str, form: dict[str, str], request: Request) -> Response:
+        """Grants, after the link, the form's CSRF value and its duration are checked."""
+        now = self._services.now()
+        with self._db.reading() as session:
             found = inspect_link(session, token, now)
         recipient = found.link.recipient if found.link is not None else None
-        language = language_of(recipient, request)
-        if found.status is not LinkStatus.OK:
-            return message(found.status.value, language, _STATUS[found.status])
-        assert found.link is not None
-        if not csrf_valid(svc.secret, "activate", found.link.token_hash, form.get("csrf", "")):
-            return message("csrf", language, 403)
-        duration = form.get("duration", "")
-        if duration not in DURATIONS:
-            return message("badform", language, 400)
+        language = self._language_of(recipient, request)
+        refusal = self._grant_refusal(found, form, language)
+        if refusal is not None:
+            return refusal
         try:
-            with db.transaction() as session:
-                grant, outbox_ids = activate(session, svc, token, duration=duration,
-                                             export=form.get("export") == "1", now=now)
-                label = who(session, grant.agent_email, grant.department, language)
-                team = session.get(Team, grant.team_id)
-                context = {"who": label, "team_name": team.name if team else grant.team_id,
-                           "until": format_time(grant.expires_at), "export": grant.export,
-                           "overview_url": overview_url(svc, grant.team_id, grant.granted_by)}
+            context, outbox_ids = self._activate(token, form, language, now)
         except LinkRefused as refused:
-            return message(refused.status.value, language, _STATUS[refused.status])
-        deliver(outbox_ids)
-        return page("activated", language, context)
+            return self._message(refused.status.value, language, _STATUS[refused.status])
+        self._deliver(outbox_ids)
+        return self._page("activated", language, context)
 
-    async def activate_page(request: Request) -> Response:
-        token = str(request.path_params["token"])
-        if request.method == "POST":
-            form = await request.form()
-            values = {k: v for k, v in form.items() if isinstance(v, str)}
-            return await run_in_threadpool(_grant, token, values, request)
-        return await run_in_threadpool(_show, token, request)
+    def _grant_refusal(self, found: LinkLookup, form: dict[str, str],
+                       language: str) -> Response | None:
+        """The page refusing a grant form, or None when it may be tried."""
+        if found.status is not LinkStatus.OK:
+            return self._message(found.status.value, language, _STATUS[found.status])
+        assert found.link is not None
+        if not csrf_valid(self._services.secret, "activate", found.link.token_hash,
+                          form.get("csrf", "")):
+            return self._message("csrf", language, 403)
+        if form.get("duration", "") not in DURATIONS:
+            return self._message("badform", language, 400)
+        return None
 
-    # -- overview -------------------------------------------------------------
-    def _authorised(token: str) -> tuple[str, Person] | None:
-        svc = services()
+    def _activate(self, token: str, form: dict[str, str], language: str,
+                  now: datetime) -> tuple[dict[str, Any], list[int]]:
+        """Grant (raises :class:`LinkRefused`); the activated page's context and the mail
+        to deliver once committed."""
+        svc = self._services
+        with self._db.transaction() as session:
+            grant, outbox_ids = activate(session, svc, token, duration=form.get("duration", ""),
+                                         export=form.get("export") == "1", now=now)
+            team = session.get(Team, grant.team_id)
+            context = {
+                "who": self._who(session, grant.agent_email, grant.department, language),
+                "team_name": team.name if team else grant.team_id,
+                "until": format_time(grant.expires_at), "export": grant.export,
+                "overview_url": overview_url(svc, grant.team_id, grant.granted_by)}
+        return context, outbox_ids
+
+    # -- overview --------------------------------------------------------------
+    def _authorised(self, token: str) -> tuple[str, Person] | None:
+        """The team and person of a valid overview link whose person may still grant."""
+        svc = self._services
         claim = read_overview_token(svc.secret, token, svc.settings.grant_overview_ttl)
         if claim is None:
             return None
-        with db.reading() as session:
+        with self._db.reading() as session:
             person = session.get(Person, claim.person)
             if (person is None or person.team_id != claim.team_id
                     or not person.can_grant_access):
                 return None
             return claim.team_id, person
 
-    def _overview(token: str, request: Request) -> Response:
-        allowed = _authorised(token)
+    def _overview(self, token: str, request: Request) -> Response:
+        allowed = self._authorised(token)
         if allowed is None:
-            return message("overview_gone", pick_language(
-                request.headers.get("accept-language", "")), 403)
+            return self._message("overview_gone", _browser_language(request), 403)
         team_id, person = allowed
-        svc = services()
+        svc = self._services
         now = svc.now()
-        with db.reading() as session:
+        with self._db.reading() as session:
             team = session.get(Team, team_id)
-
-            def row(grant: Any) -> dict[str, Any]:
-                return {"id": grant.id, "who": who(session, grant.agent_email,
-                                                   grant.department, person.language),
-                        "reason": grant.reason, "granted_by": grant.granted_by,
-                        "granted_at": format_time(grant.granted_at),
-                        "until": format_time(grant.expires_at), "export": grant.export,
-                        "state": grant_state(grant, now)}
-
-            given = [row(g) for g in activations(session, team_id, now)]
+            given = [self._grant_row(session, g, person.language, now)
+                     for g in activations(session, team_id, now)]
             seen = [{"at": x.at.strftime("%Y-%m-%d %H:%M:%S UTC"), "agent": x.agent_email,
                      "reason": x.reason} for x in logins(session, team_id, now)]
         notice = request.query_params.get("done", "")
-        return page("overview", person.language, {
+        return self._page("overview", person.language, {
             "team_name": team.name if team else team_id,
             "live": [g for g in given if g["state"] == "live"], "activations": given,
             "logins": seen, "csrf": csrf_value(svc.secret, "revoke", token),
             "revoke_url": f"{request.url.path.rstrip('/')}/revoke",
             "notice": notice if notice in _NOTICES else ""})
 
-    def _revoke(token: str, form: dict[str, str], request: Request) -> Response:
-        svc = services()
-        allowed = _authorised(token)
+    def _grant_row(self, session: Session, grant: AccessGrant, language: str,
+                   now: datetime) -> dict[str, Any]:
+        return {"id": grant.id,
+                "who": self._who(session, grant.agent_email, grant.department, language),
+                "reason": grant.reason, "granted_by": grant.granted_by,
+                "granted_at": format_time(grant.granted_at),
+                "until": format_time(grant.expires_at), "export": grant.export,
+                "state": grant_state(grant, now)}
+
+    def _revoke(self, token: str, form: dict[str, str], request: Request) -> Response:
+        svc = self._services
+        allowed = self._authorised(token)
         if allowed is None:
-            return message("overview_gone", pick_language(
-                request.headers.get("accept-language", "")), 403)
+            return self._message("overview_gone", _browser_language(request), 403)
         team_id, person = allowed
         if not csrf_valid(svc.secret, "revoke", token, form.get("csrf", "")):
-            return message("csrf", person.language, 403)
+            return self._message("csrf", person.language, 403)
         if not form.get("grant", "").isdigit():
-            return message("badform", person.language, 400)
+            return self._message("badform", person.language, 400)
         try:
-            with db.transaction() as session:
+            with self._db.transaction() as session:
                 outbox_ids = revoke(session, svc, int(form["grant"]), team_id=team_id,
                                     by=person.email, now=svc.now())
         except GrantError:
             done = "revoke_failed"
         else:
-            deliver(outbox_ids)
+            self._deliver(outbox_ids)
             done = "revoked"
         target = request.url.path.rsplit("/revoke", 1)[0]
         return _secure(RedirectResponse(f"{target}?done={done}", status_code=303))
 
-    async def overview_page(request: Request) -> Response:
-        return await run_in_threadpool(_overview, str(request.path_params["token"]), request)
-
-    async def overview_revoke(request: Request) -> Response:
-        form = await request.form()
-        values = {k: v for k, v in form.items() if isinstance(v, str)}
-        return await run_in_threadpool(_revoke, str(request.path_params["token"]), values,
-                                       request)
-
     # -- API --------------------------------------------------------------------
-    def _check(params: dict[str, str], authorization: str) -> Response:
-        key = gateway.settings.grant_api_key
-        if not key:
-            return _secure(JSONResponse({"error": "the grants API is not configured "
-                                         "(grant_api_key)"}, status_code=503))
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                                 key.encode()):
-            response = JSONResponse({"error": "a valid API key is required"}, status_code=401)
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return _secure(response)
+    def _check(self, params: dict[str, str], authorization: str) -> Response:
+        refusal = self._api_refusal(authorization)
+        if refusal is not None:
+            return _secure(refusal)
         team, agent = params.get("team", ""), params.get("agent", "").strip().lower()
         if not team or not agent:
             return _secure(JSONResponse({"error": "team and agent are required"},
                                         status_code=400))
         export = params.get("export", "").lower() in {"1", "true", "yes"}
-        now = services().now()
-        with db.reading() as session:
+        now = self._services.now()
+        with self._db.reading() as session:
             grant = live_grant(session, team, agent, export=export, at=now)
             view = grant_view(grant, now) if grant is not None else None
         return _secure(JSONResponse({"allowed": grant is not None, "team": team, "agent": agent,
                                      "export": export, "grant": view}))
 
-    async def api_check(request: Request) -> Response:
-        return await run_in_threadpool(_check, dict(request.query_params),
-                                       request.headers.get("authorization", ""))
-
-    handlers: list[tuple[str, Callable[[Request], Any], list[str]]] = [
-        ("/grants/activate/{token}", activate_page, ["GET", "POST"]),
-        ("/grants/overview/{token}", overview_page, ["GET"]),
-        ("/grants/overview/{token}/revoke", overview_revoke, ["POST"]),
-        ("/api/grants/check", api_check, ["GET"]),
-    ]
-    return [Route(path, endpoint, methods=methods) for path, endpoint, methods in handlers]
+    def _api_refusal(self, authorization: str) -> JSONResponse | None:
+        """503 without a configured key, 401 without its bearer; None when allowed."""
+        key = self._gateway.settings.grant_api_key
+        if not key:
+            return JSONResponse({"error": "the grants API is not configured "
+                                 "(grant_api_key)"}, status_code=503)
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                 key.encode()):
+            response = JSONResponse({"error": "a valid API key is required"}, status_code=401)
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        return None

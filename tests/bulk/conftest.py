@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
+from email.headerregistry import AddressHeader
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -56,8 +57,7 @@ def _headers(path: Path) -> Message:
 def delivered(settings: Settings, to: str | None = None) -> list[EmailMessage]:
     """Messages in the outbound maildir (only those to ``to``), parsed with the modern policy."""
     paths = [p for p in _files(settings) if to is None or _headers(p)["Delivered-To"] == to]
-    return [cast(EmailMessage, message_from_bytes(p.read_bytes(), policy=policy.default))
-            for p in paths]
+    return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in paths]
 
 
 def recipients(settings: Settings, subject_part: str | None = None) -> Counter[str]:
@@ -66,7 +66,8 @@ def recipients(settings: Settings, subject_part: str | None = None) -> Counter[s
     for path in _files(settings):
         headers = _headers(path)
         if subject_part is None or subject_part in str(headers["Subject"]):
-            counts[headers["To"].addresses[0].addr_spec] += 1
+            to = cast(AddressHeader, headers["To"])  # policy.default parses the header
+            counts[to.addresses[0].addr_spec] += 1
     return counts
 
 

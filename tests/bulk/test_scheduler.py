@@ -77,8 +77,9 @@ def test_register_needs_exactly_one_schedule() -> None:
 
 def test_serve_runs_the_scheduler_with_the_periodic_jobs(running: GatewayServer,
                                                      gateway: Gateway) -> None:
-    assert running.scheduler is not None
-    wait_for(lambda: current_holder(gateway.db, "scheduler") == running.scheduler.holder,
+    scheduler = running.scheduler
+    assert scheduler is not None
+    wait_for(lambda: current_holder(gateway.db, "scheduler") == scheduler.holder,
              message="serve's scheduler holds the lease")
     names = {job.name for job in registered_jobs()}
     assert {"quarterly-feature-mail", "announcements-resume", "escalation",

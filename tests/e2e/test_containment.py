@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from email.message import Message
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -40,9 +41,9 @@ BUDGET: dict[str, Any] = {"max_mime_parts": 10_000_000, "processing_budget_secon
 
 
 @pytest.fixture
-def settings(settings_factory: Any, request: pytest.FixtureRequest) -> Settings:
+def settings(settings_factory: Callable[..., Settings], request: pytest.FixtureRequest) -> Settings:
     overrides = getattr(request, "param", SMALL_LIMITS)
-    return settings_factory(**overrides)  # type: ignore[no-any-return]
+    return settings_factory(**overrides)
 
 
 def _sent(settings: Settings) -> Path:

@@ -94,9 +94,9 @@ def messages(gateway: Gateway, number: int) -> list[MessageRecord]:
             MessageRecord.ticket_number == number).order_by(MessageRecord.id)))
 
 
-def mail_to(settings: Settings, address: str) -> list[Message]:
+def mail_to(settings: Settings, address: str) -> list[EmailMessage]:
     sent = Path(settings.outbound_url.removeprefix("maildir:"))
-    found = []
+    found: list[EmailMessage] = []
     for message in maildir_messages(sent):
         parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
         if address in str(parsed["To"]):
@@ -123,7 +123,7 @@ def open_ticket(settings: Settings, gateway: Gateway, sender: str = "max@acme.ex
     return row.ticket_number, message_id.strip("<>")
 
 
-def acknowledgement(settings: Settings, address: str, number: int) -> Message:
+def acknowledgement(settings: Settings, address: str, number: int) -> EmailMessage:
     acks = [m for m in mail_to(settings, address)
             if str(m["Subject"]).startswith(f"[#{number}]") and m["Auto-Submitted"]]
     assert acks, f"no acknowledgement of #{number} to {address}"
@@ -619,7 +619,7 @@ with_agents = pytest.mark.parametrize(
     "settings", [{"agents_address": AGENTS}], indirect=True)
 
 
-def agents_notices(settings: Settings, number: int) -> list[Message]:
+def agents_notices(settings: Settings, number: int) -> list[EmailMessage]:
     return [m for m in mail_to(settings, AGENTS) if str(m["Subject"]).startswith(f"[#{number}]")]
 
 

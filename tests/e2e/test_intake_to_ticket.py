@@ -69,7 +69,9 @@ def test_reply_to_acknowledgement_joins_ticket_with_only_new_text(
                              policy=policy.default)
     # When she answers it the way a mail client does: Reply-To, In-Reply-To/References,
     # quoted history below her new text
-    quoted = "\n".join("> " + line for line in ack.get_body(("plain",)).get_content().splitlines())
+    plain = ack.get_body(("plain",))
+    assert plain is not None
+    quoted = "\n".join("> " + line for line in plain.get_content().splitlines())
     body = f"Still offline after a restart.\n\nOn Mon, 2 Nov 2026, Support wrote:\n{quoted}\n"
     reply = make_mail(subject="Re: " + ack["Subject"], body=body,
                       to=str(ack["Reply-To"]), in_reply_to=ack["Message-ID"],

@@ -75,6 +75,7 @@ def test_a_parent_that_arrives_after_its_reply_joins_and_opens_that_ticket(
                     body="The printer in room 4 is on fire.", message_id=parent_id)
     parent = deliver(settings, gateway, raw, "anna@customer.example")
     assert parent.ticket_number == reply.ticket_number
+    assert parent.ticket_number is not None
     assert "the parent of the reply that opened ticket" in trace_text(parent)
     view = ticket_json(settings, parent.ticket_number)
     # The ticket now looks as if the conversation had arrived in order.

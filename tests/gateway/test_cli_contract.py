@@ -145,7 +145,8 @@ def test_config_is_accepted_before_and_after_the_subcommand(config_env: dict[str
     def rows(*args: str, **extra: str) -> list[dict[str, Any]]:
         result = _run({**config_env, **extra}, *args)
         assert result.returncode == 0, (args, result.stderr.decode())
-        return json.loads(result.stdout)  # type: ignore[no-any-return]
+        found: list[dict[str, Any]] = json.loads(result.stdout)
+        return found
 
     assert len(rows("--config", str(filled), "inbox", "list", "--json")) == 1
     assert len(rows("inbox", "list", "--json", "--config", str(filled))) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def templates(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(settings_factory: Any, templates: Path) -> Settings:
+def settings(settings_factory: Callable[..., Settings], templates: Path) -> Settings:
     return settings_factory(templates_dir=templates)
 
 

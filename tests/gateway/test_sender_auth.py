@@ -74,8 +74,8 @@ def _signed(domain: str, from_address: str, key: bytes) -> bytes:
     message["Subject"], message["Message-ID"] = "Re: [#1] VPN", "<x@acme.example>"
     message.set_content("Please try again.")
     raw = message.as_bytes().replace(b"\n", b"\r\n")
-    signature = dkim.sign(raw, b"mail", domain.encode(), key,
-                          include_headers=[b"from", b"to", b"subject", b"message-id"])
+    signature: bytes = dkim.sign(raw, b"mail", domain.encode(), key,
+                                 include_headers=[b"from", b"to", b"subject", b"message-id"])
     return signature + raw
 
 

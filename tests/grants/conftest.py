@@ -51,14 +51,14 @@ def web(gateway: Gateway, settings: Settings, processes: Processes) -> Iterator[
 
 def sent_mail(settings: Settings) -> list[EmailMessage]:
     path = Path(settings.outbound_url.split(":", 1)[1])
-    return [message_from_bytes(m.as_bytes(), policy=policy.default)  # type: ignore[misc]
+    return [message_from_bytes(m.as_bytes(), policy=policy.default)
             for m in maildir_messages(path)]
 
 
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def wait_for_mail(settings: Settings, count: int, **match: str) -> list[EmailMessage]:

@@ -104,7 +104,7 @@ def wait_polled(gateway: Gateway, mailbox_name: str, folder: str = "INBOX",
     """Wait until the poller has looked at ``folder`` once (its checkpoint exists)."""
     return wait_for(lambda: (s := folder_state(gateway, mailbox_name, folder)) is not None
                     and s.last_poll_at is not None and s, timeout,
-                    message=f"a first poll of {mailbox_name}/{folder}")  # type: ignore[no-any-return]
+                    message=f"a first poll of {mailbox_name}/{folder}")
 
 
 def spool_count(gateway: Gateway, *, state: SpoolState | None = None) -> int:

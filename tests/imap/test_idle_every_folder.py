@@ -4,6 +4,7 @@ seconds, with the poll interval at its default 60 s so that only IDLE can explai
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from sqlalchemy import select
 
@@ -61,7 +62,7 @@ def test_reply_appended_to_sent_is_recorded_within_five_seconds(
             in_reply_to="<question@acme.example>"))
 
         # Then it is on the ticket as the agent's message within 5 s
-        wait_for(lambda n=n: _agent_message(gateway, f"answer{n}@support.example"), 30,
+        wait_for(partial(_agent_message, gateway, f"answer{n}@support.example"), 30,
                  interval=0.05, message=f"answer {n} recorded")
         assert time.monotonic() - appended < 5.0, f"answer {n} took too long"
 

@@ -12,6 +12,7 @@ import os
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import trustme
@@ -140,12 +141,12 @@ def test_500_messages_become_ticket_messages_flagged_after_storage(
 
 
 def test_sigkill_mid_batch_then_restart_stores_each_message_once(
-        dovecot: Dovecot, imap_gateways: ImapGateways, tmp_path: os.PathLike[str]) -> None:
+        dovecot: Dovecot, imap_gateways: ImapGateways, tmp_path: Path) -> None:
     boxes = [mailbox(dovecot, after="move:Processed", batch_size=10)]
     settings = imap_gateways.settings(boxes)
     gateway = Gateway(settings)
     gateway.db.upgrade()
-    procs = Processes(settings, tmp_path)  # type: ignore[arg-type]
+    procs = Processes(settings, tmp_path)
     try:
         first = procs.serve()
         wait_polled(gateway, "shared")
@@ -259,9 +260,9 @@ def test_agent_reply_in_sent_is_recorded_as_agent_and_not_sent(
                                          message_id="<question@acme.example>")])
     wait_all_processed(gateway, 1)
     with gateway.db.reading() as session:
-        ticket = session.scalars(select(Ticket)).one()
-        number = ticket.number
-        assert ticket.first_response_at is None
+        opened = session.scalars(select(Ticket)).one()
+        number = opened.number
+        assert opened.first_response_at is None
         outbox_before = session.scalar(select(func.count()).select_from(OutboxItem))
     assert outbox_before == 1  # the acknowledgement
     replies = [
@@ -374,11 +375,8 @@ def test_wrong_password_on_one_mailbox_the_other_keeps_working(
     assert b"broken" in text.stdout and b"Authentication failed" in text.stdout
 
 
-def test_implicit_tls_and_starttls(tmp_path: os.PathLike[str],
-                                   imap_gateways: ImapGateways) -> None:
-    from pathlib import Path
-
-    root = Path(tmp_path) / "tls"
+def test_implicit_tls_and_starttls(tmp_path: Path, imap_gateways: ImapGateways) -> None:
+    root = tmp_path / "tls"
     root.mkdir()
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
@@ -415,11 +413,9 @@ def test_implicit_tls_and_starttls(tmp_path: os.PathLike[str],
 
 
 def test_server_without_move_and_idle_copy_expunge_and_polling(
-        tmp_path: os.PathLike[str], imap_gateways: ImapGateways,
+        tmp_path: Path, imap_gateways: ImapGateways,
         caplog: pytest.LogCaptureFixture) -> None:
-    from pathlib import Path
-
-    server = Dovecot(Path(tmp_path) / "plain-dovecot",
+    server = Dovecot(tmp_path / "plain-dovecot",
                      capabilities="IMAP4rev1 LITERAL+ SASL-IR UIDPLUS MULTIAPPEND")
     try:
         server.add_user(SHARED, "a-secret")

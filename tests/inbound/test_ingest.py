@@ -69,7 +69,8 @@ def _outbound(settings: Settings) -> Path:
 
 
 def _rows(settings: Settings) -> list[dict[str, Any]]:
-    return json.loads(run_gateway(settings, "inbox", "list", "--json").stdout)  # type: ignore[no-any-return]
+    rows: list[dict[str, Any]] = json.loads(run_gateway(settings, "inbox", "list", "--json").stdout)
+    return rows
 
 
 def _done(settings: Settings, message_id: str) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def _done(settings: Settings, message_id: str) -> dict[str, Any]:
     def row() -> dict[str, Any] | None:
         found = [r for r in _rows(settings) if r["message_id"] == message_id.strip("<>")]
         return found[0] if found and found[0]["state"] != "received" else None
-    return wait_for(row, message=f"processing of {message_id}")  # type: ignore[no-any-return]
+    return wait_for(row, message=f"processing of {message_id}")
 
 
 def _settled(gateway: Gateway) -> bool:

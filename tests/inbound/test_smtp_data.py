@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.models import SpoolEntry
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
-from inbound.smtp_data import DataState, read_data
+from inbound.smtp_data import DataResult, DataState, read_data
 
 SIZE_LIMIT = 400
 
@@ -44,7 +44,8 @@ def _reference(wire: bytes, *, size_limit: int) -> tuple[DataState, bytes]:
     return DataState.NOMINAL, b"".join(line + b"\r\n" for line in lines)
 
 
-async def _read(wire: bytes, cuts: list[int], *, limit: int) -> tuple[object, bytes]:
+async def _read(wire: bytes, cuts: list[int], *, limit: int
+                ) -> tuple[DataResult | None, bytes]:
     """Feed ``wire`` to a stream in pieces cut at ``cuts``; return the result and the rest."""
     reader = asyncio.StreamReader(limit=limit)
     task = asyncio.ensure_future(read_data(reader, size_limit=SIZE_LIMIT))
@@ -127,7 +128,8 @@ def test_dots_and_a_terminator_split_over_packets(running: GatewayServer, gatewa
     settings_ = running.gateway.settings
     body = (b"From: anna@acme.example\r\nTo: support@support.example\r\nSubject: dots\r\n"
             b"Message-ID: <dots@client.example>\r\n\r\n.leading dot\r\n.\r\n..\r\nend\r\n")
-    with smtplib.SMTP(*settings_.smtp_listen.rsplit(":", 1), timeout=30) as client:
+    host, port = settings_.smtp_listen.rsplit(":", 1)
+    with smtplib.SMTP(host, int(port), timeout=30) as client:
         assert client.sendmail("anna@acme.example", ["support@support.example"], body) == {}
     # smtplib stuffed the dots; the spool holds the message as the client meant it
     assert _stored(gateway) == [body]
@@ -150,7 +152,8 @@ def test_a_line_longer_than_the_stream_buffer_is_kept_and_over_size_is_refused(
     head = (b"EHLO client.example\r\nMAIL FROM:<anna@acme.example>\r\n"
             b"RCPT TO:<support@support.example>\r\nDATA\r\n")
     long_line = b"Subject: long\r\n\r\n" + b"y" * 20_000 + b"\r\n"
-    with smtplib.SMTP(*settings_.smtp_listen.rsplit(":", 1), timeout=30) as client:
+    host, port = settings_.smtp_listen.rsplit(":", 1)
+    with smtplib.SMTP(host, int(port), timeout=30) as client:
         client.ehlo("client.example")
         client.mail("anna@acme.example")
         client.rcpt("support@support.example")

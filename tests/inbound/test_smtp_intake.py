@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -45,7 +46,7 @@ def test_unknown_local_part_on_our_domain_is_refused(
 
 
 def test_size_is_advertised_and_enforced(
-    running: GatewayServer, gateway: Gateway, settings_factory: object
+    running: GatewayServer, gateway: Gateway, settings_factory: Callable[..., Settings]
 ) -> None:
     with _client(running.gateway.settings) as client:
         assert int(client.esmtp_features["size"]) == running.gateway.settings.max_message_size
@@ -61,8 +62,9 @@ def test_size_is_advertised_and_enforced(
     assert _spool_count(gateway) == 0
 
 
-def test_too_many_recipients_get_452(gateway: Gateway, settings_factory: object) -> None:
-    settings = settings_factory(max_recipients=3)  # type: ignore[operator]
+def test_too_many_recipients_get_452(gateway: Gateway,
+                                     settings_factory: Callable[..., Settings]) -> None:
+    settings = settings_factory(max_recipients=3)
     server = GatewayServer(Gateway(settings), run_worker=False, run_web=False)
     server.start()
     try:

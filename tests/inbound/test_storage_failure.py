@@ -11,8 +11,9 @@ from __future__ import annotations
 import smtplib
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -26,6 +27,14 @@ from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from tests.conftest import DIRECTORY, PG_URL
 from tests.mail import make_mail, send
+
+
+class Fault(Protocol):
+    """A way to make the database unavailable and available again."""
+
+    def break_(self) -> None: ...
+
+    def repair(self) -> None: ...
 
 
 class SqliteImmutable:
@@ -65,22 +74,23 @@ class PostgresRefusing:
 
 
 @pytest.fixture
-def fragile(tmp_path: Path, settings_factory: object) -> Iterator[tuple[Settings, object]]:
+def fragile(tmp_path: Path, settings_factory: Callable[..., Settings]
+            ) -> Iterator[tuple[Settings, Fault]]:
     if PG_URL:
-        settings = settings_factory()  # type: ignore[operator]
+        settings = settings_factory()
         yield settings, PostgresRefusing(settings.database_url)
         return
     folder = tmp_path / f"db-{uuid.uuid4().hex[:6]}"
     folder.mkdir()
     fault = SqliteImmutable(folder)
     try:
-        yield settings_factory(database_url=f"sqlite:///{folder / 'gateway.db'}"), fault  # type: ignore[operator]
+        yield settings_factory(database_url=f"sqlite:///{folder / 'gateway.db'}"), fault
     finally:
         subprocess.run(["chattr", "-R", "-i", str(folder)], check=False)
 
 
 def test_database_outage_answers_451_and_retry_is_stored_once(
-    fragile: tuple[Settings, object],
+    fragile: tuple[Settings, Fault],
 ) -> None:
     settings, fault = fragile
     database = Database(settings.database_url)
@@ -92,14 +102,16 @@ def test_database_outage_answers_451_and_retry_is_stored_once(
     server.start()
     raw = make_mail(subject="During the outage")
     try:
-        fault.break_()  # type: ignore[attr-defined]
+        fault.break_()
         try:
             with pytest.raises(smtplib.SMTPDataError) as refused:
                 send(settings.smtp_listen, raw)
         finally:
-            fault.repair()  # type: ignore[attr-defined]
+            fault.repair()
         assert refused.value.smtp_code == 451
-        answer = refused.value.smtp_error.decode()
+        error = refused.value.smtp_error
+        assert isinstance(error, bytes)
+        answer = error.decode()
         assert answer.startswith("4.3.0")
         for leak in ("Error", "sqlite", "psycopg", "Traceback", "OperationalError"):
             assert leak not in answer

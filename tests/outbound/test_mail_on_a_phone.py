@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, ViewportSize, sync_playwright
 
 from outbound.render import LANGUAGES, Renderer
 from tests.grants.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.outbound.mail_kinds import CONTEXTS, context
 
-PHONE = {"width": 375, "height": 667}
+PHONE: ViewportSize = {"width": 375, "height": 667}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,8 @@ def smarthost() -> Iterator[tuple[ScriptedSmarthost, int]]:
 
 
 @pytest.fixture
-def settings(settings_factory: Any, smarthost: tuple[ScriptedSmarthost, int]) -> Settings:
+def settings(settings_factory: Callable[..., Settings],
+             smarthost: tuple[ScriptedSmarthost, int]) -> Settings:
     return settings_factory(outbound_url=f"smtp://127.0.0.1:{smarthost[1]}",
                             delivery_min_backoff=0.3, delivery_max_backoff=1.0,
                             delivery_max_attempts=5)
@@ -122,7 +123,8 @@ class _Authenticator:
                           handled=False)
 
 
-def test_starttls_and_auth_to_the_smarthost(settings_factory: Any, tmp_path: Path) -> None:
+def test_starttls_and_auth_to_the_smarthost(settings_factory: Callable[..., Settings],
+                                            tmp_path: Path) -> None:
     # Given a smarthost that requires STARTTLS and AUTH, with a certificate from our own CA
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

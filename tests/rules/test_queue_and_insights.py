@@ -31,7 +31,8 @@ def _add_details(gateway: Gateway, ticket: Ticket, sender: str) -> None:
 def _queue(settings: Settings, *args: str) -> list[dict[str, object]]:
     result = run_gateway(settings, "queue", "--json", *args)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    rows: list[dict[str, object]] = json.loads(result.stdout)
+    return rows
 
 
 def test_queue_is_oldest_first_and_details_do_not_move_a_ticket(gateway: Gateway,

@@ -71,11 +71,11 @@ def outbox_mail(gateway: Gateway, ticket: Ticket, kind: str) -> list[EmailMessag
             .order_by(OutboxItem.id)).all()
         messages = [email.message_from_bytes(i.raw, policy=default_policy) for i in items]
     assert all(isinstance(m, EmailMessage) for m in messages)
-    return messages  # type: ignore[return-value]
+    return messages
 
 
 def plain_text(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None
     # Whitespace-normalised: a long promise may be wrapped in the text part.
-    return " ".join(str(body.get_content()).split())  # type: ignore[attr-defined]
+    return " ".join(str(body.get_content()).split())
