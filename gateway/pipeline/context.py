@@ -214,7 +214,7 @@ class MailContext:
 
     def note(self, step: str, outcome: str, explanation: str) -> None:
         """Record one decision (hit, miss, set, …) with its human explanation."""
-        self.trace.append({"step": step, "outcome": outcome, "explanation": explanation})
+        self.trace.append({"step": step, "outcome": str(outcome), "explanation": explanation})
 
     def stop(self, disposition: Disposition, reason: str) -> None:
         self.disposition = disposition

@@ -1,12 +1,13 @@
 """Pipeline steps, one per module, and the registry the pipeline reads names from.
 
 Each step module defines ``name`` (kebab-case), ``description`` (one line) and
-``run(ctx) -> None``; its docstring says which context fields it reads and writes.
+``run(ctx) -> None`` (the :class:`Step` protocol, checked by mypy below); its docstring
+says which context fields it reads and writes.  Steps never import each other: what two
+steps share lives on the context (:mod:`gateway.pipeline.context`) or in a domain module.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Protocol
 
 from gateway.pipeline.context import MailContext
@@ -42,7 +43,7 @@ class Step(Protocol):
     def run(self, ctx: MailContext) -> None: ...
 
 
-_MODULES: tuple[ModuleType, ...] = (
+_MODULES: tuple[Step, ...] = (
     parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
     bounce_clear,
     thread, sent_copy, ticket_list, authorize, access_request, commands, lifecycle, duplicates,

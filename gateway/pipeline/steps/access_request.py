@@ -22,7 +22,7 @@ from gateway.models import MessageKind
 from gateway.pipeline.context import Disposition, MailContext
 from inbound.addresses import split_address
 
-__all__ = ["AccessCommand", "parse_command"]
+__all__ = ["AccessCommand", "description", "name", "parse_command", "run"]
 
 name = "access-request"
 description = "turn an authenticated agent's #access mail into an access request"
