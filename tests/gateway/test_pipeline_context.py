@@ -66,8 +66,15 @@ def test_agent_commands_are_read_through_the_registry() -> None:
     assert leading_commands("#tickets\nhello") == ([], "#tickets\nhello")  # not an agent's
 
 
-def test_every_pipeline_step_is_registered_and_no_step_imports_another() -> None:
+def test_the_pipeline_order_and_no_step_imports_another() -> None:
+    assert PIPELINE == (
+        "parse", "unsubscribe", "guard-loop", "guard-auto-reply", "guard-bounce",
+        "identify-sender", "authenticate", "bounce-clear", "thread", "sent-copy",
+        "ticket-list", "authorize", "access-request", "commands", "lifecycle", "duplicates",
+        "apply-rules", "record", "notify")
     assert set(PIPELINE) == set(STEPS)
+    modules = {path.stem for path in STEPS_DIR.glob("*.py")} - {"__init__"}
+    assert modules == {name.replace("-", "_") for name in PIPELINE}  # one module per step
     for path in STEPS_DIR.glob("*.py"):
         if path.name == "__init__.py":
             continue
