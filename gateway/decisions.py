@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.models import Agent, Person, Product, Team
+from gateway.models import Agent, Person, Product, SenderKind, Team
 from rules.classify import category_for, mostly_japanese, product_for
 from rules.engine import Addon, Entitlement, Request, decide
 from rules.policy import Policy
@@ -53,7 +53,8 @@ def decide_for(session: Session, policy: Policy, *, email: str, at: datetime,
         notes.append(f"{email} is in the directory but not a verified sender: standard terms "
                      "(no team plan, role or champion entitlement)")
         person = agent = team = None
-    kind = "agent" if agent is not None else "person" if person is not None else "unknown"
+    kind = (SenderKind.AGENT if agent is not None else SenderKind.PERSON if person is not None
+            else SenderKind.UNKNOWN)
     if language != "ja" and mostly_japanese(f"{subject}\n{text}"):
         notes.append(f"the text is mostly in Japanese script: treated as ja (not {language})")
         language = "ja"

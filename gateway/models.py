@@ -50,6 +50,7 @@ __all__ = [
     "ImapFolderState",
     "Lease",
     "FeatureUsage",
+    "MessageKind",
     "MessageRecord",
     "MessageMention",
     "MessageRef",
@@ -58,6 +59,8 @@ __all__ = [
     "Participant",
     "Person",
     "Product",
+    "Role",
+    "SenderKind",
     "SpoolEntry",
     "SpoolState",
     "SupportSettings",
@@ -111,6 +114,35 @@ class TicketStatus(enum.StrEnum):
     PENDING = "pending"
     SOLVED = "solved"
     CLOSED = "closed"
+
+
+class Role(enum.StrEnum):
+    """In which role someone wrote a message or takes part in a ticket (stored as the value)."""
+
+    REQUESTER = "requester"
+    COLLEAGUE = "colleague"
+    """An admin of the requester's team, replying on a teammate's ticket."""
+    AGENT = "agent"
+    SYSTEM = "system"
+    """The gateway's own words on a ticket (a delivery failure note)."""
+
+
+class MessageKind(enum.StrEnum):
+    """What a stored message is for (stored as the value)."""
+
+    PUBLIC = "public"
+    NOTE = "note"
+    """Internal: never sent to the customer."""
+    AUTO_REPLY = "auto_reply"
+    """An out-of-office or other automatic reply kept on its ticket."""
+
+
+class SenderKind(enum.StrEnum):
+    """What the directory knows of a From address."""
+
+    AGENT = "agent"
+    PERSON = "person"
+    UNKNOWN = "unknown"
 
 
 class OutboxStatus(enum.StrEnum):

@@ -7,6 +7,7 @@ and number wording come from CLDR (babel); only the sentence frame is ours.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,8 @@ from babel import Locale
 from babel.dates import format_datetime
 from babel.lists import format_list
 from babel.units import format_unit
+
+from rules.engine import Entitlement
 
 __all__ = ["acknowledgement_promise", "answered_in_sentence", "product_question",
            "promise_sentence"]
@@ -95,21 +98,19 @@ def answered_in_sentence(language: str, requested: str, served: str) -> str:
                                          names.get(served, served))
 
 
-def acknowledgement_promise(entitlement: dict[str, str], language: str) -> str | None:
-    """The promise for a new ticket's ``ctx.entitlement`` (None without a due time), followed
-    by the question which product it is about when the team has several and none was named.
+def acknowledgement_promise(entitlement: Entitlement, language: str,
+                            ask_product: Sequence[str] = ()) -> str:
+    """The promise for a new ticket's entitlement, followed by the question which product
+    it is about when the team has several and none was named (``ask_product``).
 
     A request in a support language that arrived outside that language's hours (Japanese
     at night) is told that the answer comes in the language that serves it then."""
-    if not entitlement.get("due"):
-        return None
-    promise = promise_sentence(
-        language, timedelta(minutes=int(entitlement.get("target_minutes") or 0)),
-        datetime.fromisoformat(entitlement["due"]), entitlement.get("timezone") or "UTC",
-        bool(entitlement.get("within")))
-    if entitlement.get("outside_hours_of"):
-        promise += " " + answered_in_sentence(language, entitlement["outside_hours_of"],
-                                              entitlement.get("served_language") or "en")
-    if entitlement.get("ask_product"):
-        promise += " " + product_question(language, entitlement["ask_product"].split(","))
+    target = timedelta(minutes=int(entitlement.target.total_seconds() // 60))
+    promise = promise_sentence(language, target, entitlement.due,
+                               entitlement.timezone or "UTC", entitlement.within)
+    if entitlement.outside_hours_of:
+        promise += " " + answered_in_sentence(language, entitlement.outside_hours_of,
+                                              entitlement.language or "en")
+    if ask_product:
+        promise += " " + product_question(language, list(ask_product))
     return promise

@@ -45,7 +45,7 @@ def dmarc_failed(ctx: MailContext) -> str | None:
     for the From domain in our MTA's topmost header, or an aligned DKIM signature that does
     not verify), or None."""
     trust = ctx.sender_trust
-    return trust.reason if trust is not None and trust.failed else None
+    return trust.reason if trust.failed else None
 
 
 def _count(ctx: MailContext, column: InstrumentedAttribute[str | None], value: str) -> int:

@@ -1,6 +1,6 @@
-"""The ordered pipeline every message runs through, kept as one reviewed tuple of names.
+"""Run the ordered pipeline (``gateway.pipeline.steps.ORDER``) on one message's context.
 
-``run`` calls the steps in order and stops at the first disposition (ignored or
+``run_pipeline`` calls the steps in order and stops at the first disposition (ignored or
 quarantined).  Exceptions are bugs or outages, never outcomes.
 """
 
@@ -11,33 +11,14 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.pipeline.context import MailContext
-from gateway.pipeline.steps import STEPS
+from gateway.pipeline.steps import ORDER, STEPS
 
 __all__ = ["PIPELINE", "StepFailed", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
-PIPELINE: tuple[str, ...] = (
-    "parse",
-    "unsubscribe",
-    "guard-loop",
-    "guard-auto-reply",
-    "guard-bounce",
-    "identify-sender",
-    "authenticate",
-    "bounce-clear",
-    "thread",
-    "sent-copy",
-    "ticket-list",
-    "authorize",
-    "access-request",
-    "commands",
-    "lifecycle",
-    "duplicates",
-    "apply-rules",
-    "record",
-    "notify",
-)
+PIPELINE: tuple[str, ...] = tuple(step.name for step in ORDER)
+"""The step names in order (a prefix of it runs the pipeline up to a step)."""
 
 
 class StepFailed(Exception):

@@ -23,7 +23,7 @@ from gateway.pipeline.analysis_pool import (
     BudgetExceeded,
     analyze_in_thread,
 )
-from gateway.pipeline.context import MailContext
+from gateway.pipeline.context import context_for
 from gateway.pipeline.flow import StepFailed, run_pipeline
 from gateway.services import Services
 from gateway.trust.sender_auth import dkim_verdict
@@ -137,8 +137,7 @@ def _run_pipeline(database: Database, services: Services, spool_id: int, raw: by
             assert entry is not None
             if entry.state != SpoolState.RECEIVED:
                 return ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number)
-            ctx = MailContext(spool=entry, session=session, services=services, analysis=analysis,
-                              history=bool((entry.options or {}).get("history")), dkim=dkim)
+            ctx = context_for(entry, session, services, analysis, dkim=dkim)
             run_pipeline(ctx)
             if ctx.disposition is not None:
                 entry.state = SpoolState(ctx.disposition.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.pipeline.steps.commands import _leading_commands
+from gateway.pipeline.commands import leading_commands
 from gateway.pipeline.steps.duplicates import normalise_subject, similar
 
 
@@ -19,7 +19,7 @@ from gateway.pipeline.steps.duplicates import normalise_subject, similar
 ])
 def test_commands_are_read_only_from_the_top(text: str, commands: list[tuple[str, str]],
                                              rest: str) -> None:
-    found, remainder = _leading_commands(text)
+    found, remainder = leading_commands(text)
     assert found == commands
     assert remainder == rest
 

@@ -1,12 +1,13 @@
-"""Pipeline steps, one per module, and the registry the pipeline reads names from.
+"""Pipeline steps, one per module, and :data:`ORDER`: the pipeline, in order.
 
 Each step module defines ``name`` (kebab-case), ``description`` (one line) and
-``run(ctx) -> None``; its docstring says which context fields it reads and writes.
+``run(ctx) -> None`` (the :class:`Step` protocol, checked by mypy below); its docstring
+says which context fields it reads and writes.  Steps never import each other: what two
+steps share lives on the context (:mod:`gateway.pipeline.context`) or in a domain module.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Protocol
 
 from gateway.pipeline.context import MailContext
@@ -32,7 +33,7 @@ from gateway.pipeline.steps import (
     unsubscribe,
 )
 
-__all__ = ["STEPS", "Step"]
+__all__ = ["ORDER", "STEPS", "Step"]
 
 
 class Step(Protocol):
@@ -42,10 +43,26 @@ class Step(Protocol):
     def run(self, ctx: MailContext) -> None: ...
 
 
-_MODULES: tuple[ModuleType, ...] = (
-    parse, guard_loop, guard_auto_reply, guard_bounce, identify_sender, authenticate,
+ORDER: tuple[Step, ...] = (
+    parse,
+    unsubscribe,
+    guard_loop,
+    guard_auto_reply,
+    guard_bounce,
+    identify_sender,
+    authenticate,
     bounce_clear,
-    thread, sent_copy, ticket_list, authorize, access_request, commands, lifecycle, duplicates,
-    apply_rules, record, notify, unsubscribe,
+    thread,
+    sent_copy,
+    ticket_list,
+    authorize,
+    access_request,
+    commands,
+    lifecycle,
+    duplicates,
+    apply_rules,
+    record,
+    notify,
 )
-STEPS: dict[str, Step] = {module.name: module for module in _MODULES}
+"""Every message runs through these steps in this order (``gateway.pipeline.flow``)."""
+STEPS: dict[str, Step] = {step.name: step for step in ORDER}

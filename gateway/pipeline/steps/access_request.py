@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 from gateway.directory import support_identity
 from gateway.grants.service import GrantError, request_access
+from gateway.models import MessageKind
 from gateway.pipeline.context import Disposition, MailContext
 from inbound.addresses import split_address
 
-__all__ = ["AccessCommand", "parse_command"]
+__all__ = ["AccessCommand", "description", "name", "parse_command", "run"]
 
 name = "access-request"
 description = "turn an authenticated agent's #access mail into an access request"
@@ -77,18 +78,17 @@ def _to_grants_address(ctx: MailContext) -> bool:
 def run(ctx: MailContext) -> None:
     if ctx.history or ctx.automatic is not None:
         return
-    if not (ctx.sender_verified and ctx.sender is not None and ctx.sender.agent is not None):
+    if not (ctx.sender_verified and ctx.sender.agent is not None):
         return
-    assert ctx.parsed is not None
-    text = ctx.reply.visible if ctx.reply is not None else ctx.parsed.text
+    text = ctx.reply.visible
     to_grants = _to_grants_address(ctx)
     if to_grants and ctx.parsed.subject.strip().lower().startswith("#access"):
         text = f"{ctx.parsed.subject.strip()}\n{text}"  # the command may be the subject
     command = parse_command(text, required=not to_grants)
     if command is None:
         return
-    ctx.kind = "note"  # the command is for us, never for the customer
-    team = command.team or (ctx.ticket.team_id if ctx.ticket is not None else None)
+    ctx.kind = MessageKind.NOTE  # the command is for us, never for the customer
+    team = command.team or (None if ctx.new_ticket else ctx.ticket.team_id)
     if not team:
         _done(ctx, "refused", "access request names no team and its ticket has none")
         return

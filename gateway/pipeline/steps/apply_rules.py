@@ -3,9 +3,9 @@
 Reads ``ctx.sender``, ``ctx.sender_verified``, ``ctx.language``, the recipients and the
 text (an unverified sender gets standard terms, whoever the directory says the From address
 is: premium is a privilege of the verified; the ticket still records the From address); writes
-``ctx.entitlement`` (tier, queue, product, category, first-response due time and
-the explanation, read by ``record``; target and time zone, read by ``notify`` for
-the promise) and, when the text is mostly Japanese, ``ctx.language = "ja"``.
+``ctx.terms`` (the engine's :class:`rules.engine.Entitlement` with category, issue type and
+explanation, stored on the ticket by ``record``; ``notify`` promises by it) and, when the
+text is mostly Japanese, ``ctx.language = "ja"``.
 Imported history starts no SLA clock: its due time stays empty.  A reply that reopened
 a ticket (``ctx.reopened``) restarts the clock: a new round of the SLA from that reply.
 """
@@ -15,7 +15,8 @@ from __future__ import annotations
 from gateway.active_policy import current_issue_types, current_policy
 from gateway.decisions import decide_for
 from gateway.escalation import restart_clock
-from gateway.pipeline.context import MailContext
+from gateway.models import Role
+from gateway.pipeline.context import MailContext, TicketTerms
 from rules.classify import product_for
 from rules.engine import describe_duration
 
@@ -30,9 +31,8 @@ def _product_named_in_reply(ctx: MailContext) -> None:
     counted from this reply, so answering the question never makes a ticket later.
     """
     ticket = ctx.ticket
-    assert ticket is not None and ctx.parsed is not None
     if (ticket.product is not None or ticket.first_response_due is None or ctx.history
-            or ticket.first_response_at is not None or ctx.role == "agent" or ctx.refusal):
+            or ticket.first_response_at is not None or ctx.role == Role.AGENT or ctx.refusal):
         ctx.note(name, "skip", f"reply on ticket #{ticket.number}")
         return
     if not ctx.sender_verified:  # the product's terms act on the requester's entitlement
@@ -41,7 +41,7 @@ def _product_named_in_reply(ctx: MailContext) -> None:
         return
     settings = ctx.services.settings
     policy = current_policy(settings)
-    text = ctx.reply.visible if ctx.reply is not None else ctx.parsed.text
+    text = ctx.reply.visible
     product, _why = product_for(policy, [], ctx.parsed.subject, text, [], [])
     if product is None:
         ctx.note(name, "skip", f"reply on ticket #{ticket.number} names no product")
@@ -68,7 +68,6 @@ def _restart_clock(ctx: MailContext) -> None:
     an emergency ticket keeps the emergency line, in the window the reply arrives in.
     """
     ticket = ctx.ticket
-    assert ticket is not None
     settings = ctx.services.settings
     policy = current_policy(settings)
     at = ctx.spool.received_at
@@ -92,10 +91,9 @@ def run(ctx: MailContext) -> None:
             _restart_clock(ctx)
         _product_named_in_reply(ctx)
         return
-    assert ctx.sender is not None and ctx.parsed is not None
     settings = ctx.services.settings
     recipients = [*ctx.spool.rcpt_tos, *ctx.parsed.to, *ctx.parsed.cc]
-    text = ctx.reply.visible if ctx.reply is not None else ctx.parsed.text
+    text = ctx.reply.visible
     policy = current_policy(settings)
     decision = decide_for(
         ctx.session, policy, email=ctx.sender.email,
@@ -110,20 +108,9 @@ def run(ctx: MailContext) -> None:
     lines = list(found.explanation)
     if ctx.history:
         lines.append("imported history: no SLA clock is started")
-    ctx.entitlement = {
-        "tier": found.tier, "queue": found.queue, "served_language": found.language,
-        # a support language's request its hours cannot serve (Japanese after 16:00 JST):
-        # served in another language, and the acknowledgement says so (rules.engine decides)
-        "outside_hours_of": found.outside_hours_of,
-        "product": found.product or "", "category": decision.category,
-        "target": describe_duration(found.target),
-        "target_minutes": str(int(found.target.total_seconds() // 60)),
-        "calendar": found.calendar, "timezone": found.timezone,
-        "within": "yes" if found.within else "",
-        "due": "" if ctx.history else found.due.isoformat(),
-        "ask_product": ",".join(policy.spec.products[p].name or p if p in policy.spec.products
-                                else p for p in decision.product_unknown),
-        "issue_type": issue_type,
-        "explanation": "; ".join(lines),
-    }
-    ctx.note(name, "set", ctx.entitlement["explanation"])
+    ctx.terms = TicketTerms(
+        found, category=decision.category, issue_type=issue_type, explanation="; ".join(lines),
+        ask_product=tuple(policy.spec.products[p].name or p if p in policy.spec.products
+                          else p for p in decision.product_unknown),
+        starts_clock=not ctx.history)
+    ctx.note(name, "set", ctx.terms.explanation)

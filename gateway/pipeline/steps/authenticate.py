@@ -15,7 +15,6 @@ from __future__ import annotations
 from gateway.directory import support_identity
 from gateway.models import Participant
 from gateway.pipeline.context import MailContext
-from gateway.pipeline.steps.sent_copy import is_sent_copy
 from gateway.tickets import parse_address_detail
 from gateway.trust.sender_auth import (
     UNVERIFIED_FLAG,
@@ -53,20 +52,18 @@ def _token_facts(ctx: MailContext) -> TokenFacts | None:
 
 
 def _sent_folder_of(ctx: MailContext) -> str | None:
-    if not is_sent_copy(ctx):
+    if not ctx.sent_copy:
         return None
     imap = (ctx.spool.options or {}).get("imap") or {}
     return str(imap.get("mailbox") or imap.get("account") or ctx.spool.source)
 
 
 def _facts(ctx: MailContext) -> MessageFacts:
-    assert ctx.sender is not None
     settings = ctx.services.settings
     return MessageFacts(
         from_address=ctx.sender.email, method=settings.sender_authentication,
         authserv_id=settings.authserv_id,
-        authentication_results=(ctx.analysis.authentication_results
-                                if ctx.analysis is not None else ()),
+        authentication_results=ctx.analysis.authentication_results,
         dkim=ctx.dkim, token=_token_facts(ctx), sender_is_agent=ctx.sender.agent is not None,
         agents_address=settings.agents_address, sent_folder_of=_sent_folder_of(ctx),
         history=ctx.history)
@@ -74,7 +71,6 @@ def _facts(ctx: MailContext) -> MessageFacts:
 
 def _claim(ctx: MailContext) -> str | None:
     """What the From address would be given if it were believed (None: nothing)."""
-    assert ctx.sender is not None
     sender = ctx.sender
     if sender.agent is not None:
         return "a support agent"
@@ -89,7 +85,6 @@ def _claim(ctx: MailContext) -> str | None:
 
 
 def _flag(ctx: MailContext, trust: SenderTrust) -> None:
-    assert ctx.sender is not None
     if trust.verified or trust.method in {"history", "sent_folder"}:
         return
     claim = _claim(ctx)
@@ -103,7 +98,6 @@ def _flag(ctx: MailContext, trust: SenderTrust) -> None:
 
 
 def run(ctx: MailContext) -> None:
-    assert ctx.sender is not None
     _find_token(ctx)
     trust = sender_trust(_facts(ctx))
     ctx.sender_trust = trust

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, time
 
 from sqlalchemy import select
 
-from gateway.models import Participant, Person, Ticket
+from gateway.models import Participant, Person, Role, Ticket
 from gateway.pipeline.context import MailContext
 
 name = "authorize"
@@ -43,8 +43,7 @@ def _takes_part(ctx: MailContext, ticket: Ticket, email: str) -> bool:
 
 def _unverified(ctx: MailContext, claim: str) -> None:
     """No role from an unverified claim (``authenticate`` flagged the message already)."""
-    assert ctx.sender is not None
-    ctx.role = "requester"
+    ctx.role = Role.REQUESTER
     ctx.note(name, "unverified", f"{ctx.sender.email} claims to be {claim} but the sender "
              "authority did not vouch for it: kept as customer input, no privilege used")
 
@@ -64,34 +63,35 @@ def _colleague(ctx: MailContext, ticket: Ticket, person: Person) -> None:
                  f"the cut-off {ctx.services.settings.colleague_cutoff.isoformat()}: not a "
                  "team ticket")
         return
-    ctx.role = "colleague"
+    ctx.role = Role.COLLEAGUE
     ctx.note(name, "colleague", f"{person.email}, admin of team {person.team_id}, replies on "
              f"a ticket of {ticket.requester}")
 
 
 def run(ctx: MailContext) -> None:
-    assert ctx.sender is not None
-    sender, ticket = ctx.sender, ctx.ticket
-    if ctx.new_ticket or ticket is None:
-        ctx.role = "agent" if sender.agent is not None and ctx.sender_verified else "requester"
+    sender = ctx.sender
+    if ctx.new_ticket:
+        ctx.role = (Role.AGENT if sender.agent is not None and ctx.sender_verified
+                    else Role.REQUESTER)
         if sender.agent is not None and not ctx.sender_verified and not ctx.history:
             _unverified(ctx, "support agent " + sender.email)
         ctx.note(name, ctx.role, f"{sender.email} opens a ticket as {ctx.role}")
         return
+    ticket = ctx.ticket
     if ctx.history:
-        ctx.role = ("agent" if sender.agent is not None else
-                    "requester" if sender.email == ticket.requester else "colleague")
+        ctx.role = (Role.AGENT if sender.agent is not None else
+                    Role.REQUESTER if sender.email == ticket.requester else Role.COLLEAGUE)
         ctx.note(name, ctx.role, "imported history: role from the directory, nothing is sent")
         return
     if sender.agent is not None and sender.email != ticket.requester:
         if ctx.sender_verified:
-            ctx.role = "agent"
+            ctx.role = Role.AGENT
             ctx.note(name, "agent", f"{sender.email} is a verified support agent")
         else:
             _unverified(ctx, "support agent " + sender.email)
         return
     if sender.email == ticket.requester:
-        ctx.role = "requester"
+        ctx.role = Role.REQUESTER
         ctx.note(name, "requester", f"{sender.email} opened ticket #{ticket.number}")
         return
     requester = ctx.session.get(Person, ticket.requester)
@@ -100,7 +100,7 @@ def run(ctx: MailContext) -> None:
             and person.team_id == requester.team_id):
         _colleague(ctx, ticket, person)
         return
-    ctx.role = "requester"
+    ctx.role = Role.REQUESTER
     if not _takes_part(ctx, ticket, sender.email):
         ctx.flags.append(f"{sender.email} takes no part in ticket #{ticket.number} and is not "
                          "on the requester's team")

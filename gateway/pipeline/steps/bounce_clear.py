@@ -18,7 +18,7 @@ description = "a verified message from a bouncing address clears its mark"
 
 
 def run(ctx: MailContext) -> None:
-    if ctx.sender is None or not sender_verified(ctx):
+    if not sender_verified(ctx):
         return
     if bounce_marks.clear(ctx.session, ctx.sender.email):
         ctx.note(name, "cleared", f"{ctx.sender.email} wrote a verified message: its bounce "

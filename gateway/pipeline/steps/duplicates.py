@@ -70,7 +70,6 @@ def similar(first: str, second: str) -> bool:
 def run(ctx: MailContext) -> None:
     if not ctx.new_ticket or ctx.history or ctx.follows is not None:
         return
-    assert ctx.sender is not None and ctx.parsed is not None and ctx.reply is not None
     if ctx.sender.agent is not None or ctx.automatic is not None:
         return
     settings = ctx.services.settings

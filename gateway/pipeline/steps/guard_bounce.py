@@ -58,7 +58,6 @@ def _record(ctx: MailContext, report: BounceReport) -> str:
 
 
 def run(ctx: MailContext) -> None:
-    assert ctx.analysis is not None
     report = ctx.analysis.bounce
     if report is None:
         ctx.note(name, "miss", "not a delivery report")

@@ -1,6 +1,6 @@
 """Ignore our own mail coming back to us (X-Loop, our From address, our Message-IDs).
 
-Reads ``ctx.parsed``; may stop with IGNORED.
+Reads ``ctx.parsed`` and ``ctx.sent_copy``; may stop with IGNORED.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from sqlalchemy import select
 from gateway.directory import support_identity
 from gateway.models import MessageRef
 from gateway.pipeline.context import Disposition, MailContext
-from gateway.pipeline.steps.sent_copy import is_sent_copy
 from gateway.tickets import message_id_hash
 
 name = "guard-loop"
@@ -18,14 +17,13 @@ description = "our own mail coming back is ignored"
 
 
 def run(ctx: MailContext) -> None:
-    assert ctx.parsed is not None
     support = support_identity(ctx.session)
     ours = support.address.lower()
     loops = [v.strip().lower() for v in ctx.parsed.headers.get("x-loop", ())]
     if ours in loops:
         ctx.stop(Disposition.IGNORED, f"loop: X-Loop names our own address {ours}")
         return
-    if ctx.parsed.from_address == ours and not is_sent_copy(ctx):  # agents send as us
+    if ctx.parsed.from_address == ours and not ctx.sent_copy:  # agents send as us
         ctx.stop(Disposition.IGNORED, f"loop: the mail is from our own address {ours}")
         return
     message_id = ctx.parsed.message_id

@@ -6,7 +6,7 @@ The From header is only a claim here; how far we trust it is the next step's job
 
 from __future__ import annotations
 
-from gateway.models import Agent, Person, Team
+from gateway.models import Agent, Person, SenderKind, Team
 from gateway.pipeline.context import Disposition, MailContext, Sender
 
 name = "identify-sender"
@@ -14,7 +14,6 @@ description = "find the sender in the directory"
 
 
 def run(ctx: MailContext) -> None:
-    assert ctx.parsed is not None
     email = ctx.parsed.from_address or ctx.spool.mail_from.strip("<>").lower() or ""
     if not email:
         ctx.stop(Disposition.QUARANTINED, "no sender address in From or envelope")
@@ -32,5 +31,5 @@ def run(ctx: MailContext) -> None:
     else:
         ctx.language = ctx.services.settings.ack_language_default
     team = f", team {sender.team.id}" if sender.team else ""
-    ctx.note(name, sender.kind, f"{email} is {'an' if sender.kind == 'agent' else 'a'} "
-             f"{sender.kind}{team}")
+    article = "an" if sender.kind == SenderKind.AGENT else "a"
+    ctx.note(name, sender.kind, f"{email} is {article} {sender.kind}{team}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway.models import Ticket, TicketStatus
+from gateway.models import MessageKind, Role, Ticket, TicketStatus
 from gateway.pipeline.context import MailContext
 
 name = "lifecycle"
@@ -53,15 +53,15 @@ def _customer_reply(ctx: MailContext, ticket: Ticket) -> None:
     if settings.replies_only_to_open or late:
         why = ("only open tickets accept replies" if settings.replies_only_to_open else
                f"more than {settings.reopen_window_days} days after it was {ticket.status.value}")
-        ctx.follows, ctx.ticket, ctx.new_ticket = ticket.number, None, True
-        ctx.threaded_by, ctx.role = "new_ticket", "requester"
+        ctx.open_new_ticket()
+        ctx.follows, ctx.role = ticket.number, Role.REQUESTER
         ctx.note(name, "follow-up", f"reply to {ticket.status.value} ticket #{ticket.number} "
                  f"{why}: a new ticket that follows it")
         return
     if not ctx.sender_verified:
         ctx.flags.append(f"not reopened: #{ticket.number} stays {ticket.status.value}, "
-                         f"{ctx.sender.email if ctx.sender else 'the sender'} is not a verified "
-                         "sender (an agent may reopen it with #status open)")
+                         f"{ctx.sender.email} is not a verified sender (an agent may reopen it "
+                         "with #status open)")
         ctx.note(name, "unchanged", ctx.flags[-1])
         return
     _set(ctx, ticket, TicketStatus.OPEN, f"reopened by a reply within "
@@ -70,19 +70,19 @@ def _customer_reply(ctx: MailContext, ticket: Ticket) -> None:
 
 
 def run(ctx: MailContext) -> None:
-    ticket = ctx.ticket
-    if ticket is None or ctx.new_ticket or ctx.history or ctx.refusal:
+    if ctx.new_ticket or ctx.history or ctx.refusal:
         return
-    if ctx.kind == "auto_reply" or (ctx.role == "agent" and ctx.automatic is not None):
+    ticket = ctx.ticket
+    if ctx.kind == MessageKind.AUTO_REPLY or (ctx.role == Role.AGENT
+                                               and ctx.automatic is not None):
         ctx.note(name, "unchanged", "automatic reply: the status stays "
                  f"{ticket.status.value}")
         return
-    if ctx.role == "agent":
+    if ctx.role == Role.AGENT:
         if ctx.set_status:
             _set(ctx, ticket, TicketStatus(ctx.set_status), "the agent's #status command")
-        elif ctx.kind == "public" and ticket.status == TicketStatus.NEW:
+        elif ctx.kind == MessageKind.PUBLIC and ticket.status == TicketStatus.NEW:
             _set(ctx, ticket, TicketStatus.OPEN, "first agent reply")
         return
-    assert ctx.sender is not None
-    if ctx.sender.email == ticket.requester or ctx.role == "colleague":
+    if ctx.sender.email == ticket.requester or ctx.role == Role.COLLEAGUE:
         _customer_reply(ctx, ticket)

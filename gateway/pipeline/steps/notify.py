@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from gateway.directory import support_identity
-from gateway.models import OutboxItem, Person, Ticket, TicketStatus
+from gateway.models import MessageKind, OutboxItem, Person, Role, Ticket, TicketStatus
 from gateway.notices import (
     bare_subject,
     display_subject,
@@ -45,7 +45,6 @@ from gateway.notices import (
 )
 from gateway.pipeline.answer_gate import refusal as answer_refusal
 from gateway.pipeline.context import MailContext
-from gateway.pipeline.steps.sent_copy import is_sent_copy
 from gateway.trust.sender_auth import UNVERIFIED_FLAG
 from inbound.addresses import split_address
 from outbound.attachment_cap import within_limit
@@ -74,12 +73,10 @@ def _may_answer(ctx: MailContext, address: str, what: str) -> bool:
 
 
 def _text(ctx: MailContext) -> str:
-    assert ctx.reply is not None and ctx.parsed is not None
     return ctx.reply.visible.strip() or ctx.parsed.text.strip()
 
 
 def _new_ticket(ctx: MailContext, ticket: Ticket) -> None:
-    assert ctx.sender is not None and ctx.parsed is not None
     if ctx.sender.agent is not None:
         ctx.note(name, "skip", "opened by a support agent: no acknowledgement")
         return
@@ -88,7 +85,7 @@ def _new_ticket(ctx: MailContext, ticket: Ticket) -> None:
         if _may_answer(ctx, ticket.requester, "duplicate notice"):
             item = queue_notice(
                 ctx.session, ctx.services, ticket, kind="duplicate_notice",
-                to_address=ticket.requester, to_name=ticket.requester_name, role="requester",
+                to_address=ticket.requester, to_name=ticket.requester_name, role=Role.REQUESTER,
                 context={"requester_name": ticket.requester_name,
                          "original_number": original.number,
                          "original_subject": display_subject(original),
@@ -99,17 +96,17 @@ def _new_ticket(ctx: MailContext, ticket: Ticket) -> None:
             _queued(ctx, item, f"duplicate notice (#{original.number} holds the request)")
         return
     if _may_answer(ctx, ticket.requester, "acknowledgement"):
+        terms = ctx.terms
+        promise = (acknowledgement_promise(terms.entitlement, ctx.language, terms.ask_product)
+                   if terms.due is not None else None)
         item = queue_acknowledgement(ctx.session, ctx.services, ticket, ctx.parsed, ctx.reply,
-                                     ctx.language, ctx.spool.id,
-                                     promise=acknowledgement_promise(ctx.entitlement,
-                                                                     ctx.language))
+                                     ctx.language, ctx.spool.id, promise=promise)
         _queued(ctx, item, "acknowledgement")
     _copy_to_admins(ctx, ticket)
     _to_agents(ctx, ticket)
 
 
 def _copy_to_admins(ctx: MailContext, ticket: Ticket) -> None:
-    assert ctx.sender is not None
     team = ctx.sender.team
     if team is None:
         return
@@ -124,7 +121,7 @@ def _copy_to_admins(ctx: MailContext, ticket: Ticket) -> None:
             continue
         item = queue_notice(
             ctx.session, ctx.services, ticket, kind="team_ticket_copy", to_address=admin.email,
-            to_name=admin.name, role="colleague",
+            to_name=admin.name, role=Role.COLLEAGUE,
             context={"admin_name": admin.name, "requester_name": ticket.requester_name,
                      "requester_email": ticket.requester, "team_name": team.name,
                      "text": _text(ctx)},
@@ -155,7 +152,6 @@ def _to_agents(ctx: MailContext, ticket: Ticket) -> None:
     sent to that mailbox only.  Whoever answers through it still needs the directory's
     agent entry and a verified sender (``authorize``) to speak as an agent: a customer
     who got hold of the address would only be a customer writing on the ticket."""
-    assert ctx.sender is not None and ctx.parsed is not None
     address = ctx.services.settings.agents_address
     if not address:
         return
@@ -166,11 +162,8 @@ def _to_agents(ctx: MailContext, ticket: Ticket) -> None:
         ctx.note(name, "skip", f"agents' notice: agents_address {address} is our own "
                  "support address (it would come back as a loop)")
         return
-    entitlement = ctx.entitlement
-    due = (datetime.fromisoformat(entitlement["due"]) if entitlement.get("due")
-           else ticket.first_response_due)
-    if ticket.first_response_at is not None:  # answered already: no clock to show
-        due = None
+    # a new ticket's terms are on it already (record wrote them)
+    due = ticket.first_response_due if ticket.first_response_at is None else None
     team = ctx.sender.team
     attachments, not_attached = within_limit(
         [(a.filename, a.content_type, a.data) for a in ctx.parsed.attachments if not a.inline],
@@ -182,14 +175,13 @@ def _to_agents(ctx: MailContext, ticket: Ticket) -> None:
                   if i]
     item = queue_notice(
         ctx.session, ctx.services, ticket, kind=AGENTS_NOTICE, to_address=address,
-        to_name="", role="agent", language="en",
+        to_name="", role=Role.AGENT, language="en",
         context={"new_ticket": ctx.new_ticket,
                  "author_name": ctx.sender.name or None, "author_email": ctx.sender.email,
-                 "author_role": "colleague" if ctx.role == "colleague" else (
+                 "author_role": "colleague" if ctx.role == Role.COLLEAGUE else (
                      "requester" if ctx.sender.email == ticket.requester else "other"),
                  "team_name": team.name if team is not None else None,
-                 "tier": entitlement.get("tier") or ticket.tier,
-                 "queue": entitlement.get("queue") or ticket.queue,
+                 "tier": ticket.tier, "queue": ticket.queue,
                  "first_response_due": _utc_text(due),
                  "status": ticket.status.value, "reopened": ctx.reopened,
                  "follows": ctx.follows, "flags": list(ctx.flags),
@@ -203,12 +195,11 @@ def _to_agents(ctx: MailContext, ticket: Ticket) -> None:
 
 
 def _refusal(ctx: MailContext, ticket: Ticket) -> None:
-    assert ctx.sender is not None and ctx.parsed is not None
     if not _may_answer(ctx, ctx.sender.email, "refusal"):
         return
     item = queue_notice(
         ctx.session, ctx.services, ticket, kind="reply_refused", to_address=ctx.sender.email,
-        to_name=ctx.sender.name, role="colleague",
+        to_name=ctx.sender.name, role=Role.COLLEAGUE,
         context={"recipient_name": ctx.sender.name, "reason": ctx.refusal,
                  "reply_subject": bare_subject(ctx.parsed.subject),
                  "cutoff_date": ctx.services.settings.colleague_cutoff.isoformat(),
@@ -224,7 +215,7 @@ def _to_requester(ctx: MailContext, ticket: Ticket, kind: str, context: dict[str
     in_reply_to, references = thread_of(ctx.session, ticket, ticket.requester)
     item = queue_notice(
         ctx.session, ctx.services, ticket, kind=kind, to_address=ticket.requester,
-        to_name=ticket.requester_name, role="requester",
+        to_name=ticket.requester_name, role=Role.REQUESTER,
         context={"requester_name": ticket.requester_name, **context},
         spool_id=ctx.spool.id, auto_submitted=auto_submitted, in_reply_to=in_reply_to,
         references=references, attachments=attachments or [])
@@ -232,8 +223,7 @@ def _to_requester(ctx: MailContext, ticket: Ticket, kind: str, context: dict[str
 
 
 def _agent_reply(ctx: MailContext, ticket: Ticket) -> None:
-    assert ctx.sender is not None and ctx.parsed is not None and ctx.reply is not None
-    if ctx.kind == "note":
+    if ctx.kind == MessageKind.NOTE:
         ctx.note(name, "skip", "internal note: never sent")
         return
     settings = ctx.services.settings
@@ -258,9 +248,8 @@ def _agent_reply(ctx: MailContext, ticket: Ticket) -> None:
 
 
 def run(ctx: MailContext) -> None:
-    assert ctx.ticket is not None and ctx.sender is not None and ctx.parsed is not None
     ticket = ctx.ticket
-    if is_sent_copy(ctx):
+    if ctx.sent_copy:
         ctx.note(name, "skip", "copy from the shared Sent folder: already sent by the agent")
         return
     if ctx.history:
@@ -270,7 +259,7 @@ def run(ctx: MailContext) -> None:
         ctx.note(name, "skip", f"automatic mail ({ctx.automatic.kind}): never answered "
                  "nor relayed")
         return
-    if ctx.role == "agent" and not ctx.new_ticket:
+    if ctx.role == Role.AGENT and not ctx.new_ticket:
         _agent_reply(ctx, ticket)  # a person's words, relayed: not an automatic answer
         return
     if ctx.refusal:
@@ -279,7 +268,7 @@ def run(ctx: MailContext) -> None:
     if ctx.new_ticket:
         _new_ticket(ctx, ticket)
         return
-    if ctx.role == "colleague":
+    if ctx.role == Role.COLLEAGUE:
         _to_requester(ctx, ticket, "colleague_reply",
                       {"colleague_name": ctx.sender.name or None,
                        "colleague_email": ctx.sender.email, "text": _text(ctx)})

@@ -1,7 +1,7 @@
 """Parse the raw bytes and split the visible reply from the quoted history.
 
-Reads ``ctx.analysis`` (computed before the transaction by the processor) or
-``ctx.spool.raw``; writes ``ctx.analysis``, ``ctx.parsed`` and ``ctx.reply``.
+The parsing itself happened before the transaction (the processor's analysis, in
+``ctx.analysis``: ``ctx.parsed`` and ``ctx.reply`` come from it); this step reports it.
 Refuses nothing: defects are recorded and processing goes on.  The exceptions:
 a row that holds only the header block of a message the IMAP poller found over
 ``max_message_size`` (spool option ``too_large``): a ticket must not be made from
@@ -16,19 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.pipeline.analysis_pool import limits_of
 from gateway.pipeline.context import Disposition, MailContext
-from inbound.parsing.analysis import analyze
 
 name = "parse"
 description = "parse MIME and separate the new text from quoted history"
 
 
 def run(ctx: MailContext) -> None:
-    if ctx.analysis is None:
-        ctx.analysis = analyze(ctx.spool.raw, ctx.spool.mail_from,
-                               limits_of(ctx.services.settings))
-    ctx.parsed, ctx.reply = ctx.analysis.parsed, ctx.analysis.reply
     if ctx.parsed.defects:
         ctx.note(name, "defects", "; ".join(ctx.parsed.defects[:5]))
     options = ctx.spool.options or {}
@@ -44,7 +38,6 @@ def run(ctx: MailContext) -> None:
 def _record_limits(ctx: MailContext) -> None:
     """What the per-message limits left out: one trace line each, the list of attachments
     not stored, and a flag on the message so that agents reading the ticket know."""
-    assert ctx.analysis is not None and ctx.parsed is not None
     for note in ctx.analysis.limits_hit:
         ctx.note(name, "limit", note)
         ctx.flags.append(f"limit: {note}")

@@ -10,9 +10,14 @@ open one it repeats.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from gateway.models import AttachmentRecord, MessageRecord, SpoolState, Ticket, TicketStatus
+from gateway.models import (
+    AttachmentRecord,
+    MessageKind,
+    MessageRecord,
+    SpoolState,
+    Ticket,
+    TicketStatus,
+)
 from gateway.pipeline.context import MailContext
 from gateway.thread_index import named_ids, record_mentions
 from gateway.tickets import participant_for, record_message_ref
@@ -22,9 +27,9 @@ description = "store ticket, message and attachments"
 
 
 def _new_ticket(ctx: MailContext) -> Ticket:
-    assert ctx.parsed is not None and ctx.sender is not None
     now = ctx.services.now()
-    entitlement = ctx.entitlement
+    terms = ctx.terms
+    found = terms.entitlement
     ticket = Ticket(
         subject=ctx.parsed.subject.strip()[:2000] or "(no subject)",
         status=TicketStatus.NEW,
@@ -32,15 +37,14 @@ def _new_ticket(ctx: MailContext) -> Ticket:
         requester_name=ctx.sender.name[:200],
         team_id=ctx.sender.team.id if ctx.sender.team else None,
         language=ctx.language,
-        queue=entitlement.get("queue", "en"),
-        tier=entitlement.get("tier", "standard"),
-        entitlement=entitlement.get("explanation", ""),
-        product=entitlement.get("product") or None,
-        category=entitlement.get("category") or "technical",
-        first_response_due=(datetime.fromisoformat(entitlement["due"])
-                            if entitlement.get("due") else None),
-        sla_calendar=entitlement.get("calendar") or None,
-        issue_type=entitlement.get("issue_type") or None,
+        queue=found.queue,
+        tier=found.tier,
+        entitlement=terms.explanation,
+        product=found.product or None,
+        category=terms.category or "technical",
+        first_response_due=terms.due,
+        sla_calendar=found.calendar or None,
+        issue_type=terms.issue_type or None,
         created_at=ctx.spool.received_at if ctx.history else now,
         updated_at=ctx.spool.received_at if ctx.history else now,
         origin_message_id=ctx.parsed.message_id,
@@ -62,7 +66,6 @@ REFUSALS = {
 
 
 def _refused(ctx: MailContext) -> None:
-    assert ctx.ticket is not None and ctx.sender is not None
     ctx.spool.state = SpoolState.IGNORED
     ctx.spool.ticket_number = ctx.ticket.number
     ctx.spool.processed_at = ctx.services.now()
@@ -72,13 +75,12 @@ def _refused(ctx: MailContext) -> None:
 
 
 def run(ctx: MailContext) -> None:
-    assert ctx.parsed is not None and ctx.sender is not None and ctx.reply is not None
     if ctx.refusal:
         _refused(ctx)
         return
-    ticket = _new_ticket(ctx) if ctx.new_ticket else ctx.ticket
-    assert ticket is not None
-    ctx.ticket = ticket
+    if ctx.new_ticket:
+        ctx.created(_new_ticket(ctx))
+    ticket = ctx.ticket
     now = ctx.services.now()
     participant_for(ctx.session, ticket, ctx.sender.email, ctx.role)
     visible = ctx.reply.visible if ctx.reply.visible.strip() else ctx.parsed.text.strip()
@@ -103,7 +105,7 @@ def run(ctx: MailContext) -> None:
     record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in")
     record_mentions(ctx.session, named_ids(ctx.parsed.in_reply_to, ctx.parsed.references),
                     ticket.number, opening=ctx.new_ticket or ctx.opens_conversation)
-    if not ctx.new_ticket and not ctx.history and ctx.kind != "auto_reply":
+    if not ctx.new_ticket and not ctx.history and ctx.kind != MessageKind.AUTO_REPLY:
         ticket.updated_at = now
         if ctx.answers_requester and ticket.first_response_at is None:
             ticket.first_response_at = ctx.spool.received_at

@@ -7,19 +7,19 @@ counts as the first response) and nothing is sent.  Its sender is the shared
 mailbox itself, trusted because the copy came from our own authenticated IMAP
 account (the spool options say which), never because of a header.
 
-Runs right after ``thread``.  Reads ``ctx.spool.options``, ``ctx.parsed``,
+Runs right after ``thread``.  Reads ``ctx.sent_copy`` (spool option ``sent``), ``ctx.parsed``,
 ``ctx.sender`` and the thread decision (``authenticate`` already trusted the copy: method
 ``sent_folder``); writes ``ctx.sender`` (an agent), ``ctx.role`` and, for a copy the thread
 step could not place, ``ctx.ticket`` (by subject tag, which the mailbox may use on
-any ticket) or an IGNORED stop.  ``guard-loop`` and ``notify`` ask
-:func:`is_sent_copy` so that our own From address is no loop and nothing is sent.
+any ticket) or an IGNORED stop.  ``guard-loop`` and ``notify`` ask ``ctx.sent_copy`` too,
+so that our own From address is no loop and nothing is sent.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway.models import Agent, MessageRef, Ticket
+from gateway.models import Agent, MessageRef, Role, Ticket
 from gateway.pipeline.context import Disposition, MailContext, Sender
 from gateway.thread_index import live_ticket
 from gateway.tickets import message_id_hash, subject_tag
@@ -30,14 +30,8 @@ description = "an agent's reply from the shared Sent folder: record as agent, se
 NO_MATCH = "sent message matches no ticket"
 
 
-def is_sent_copy(ctx: MailContext) -> bool:
-    """True for a message the IMAP poller took from a mailbox's ``sent`` folder."""
-    return bool((ctx.spool.options or {}).get("sent"))
-
-
 def _mailbox_identity(ctx: MailContext) -> Sender:
     """The agent identity of the shared mailbox (a directory agent named in From is kept)."""
-    assert ctx.sender is not None and ctx.parsed is not None
     if ctx.sender.agent is not None:
         return ctx.sender
     account = str(((ctx.spool.options or {}).get("imap") or {}).get("account") or "").lower()
@@ -49,7 +43,6 @@ def _mailbox_identity(ctx: MailContext) -> Sender:
 
 
 def _by_subject_tag(ctx: MailContext) -> Ticket | None:
-    assert ctx.parsed is not None
     number = subject_tag(ctx.parsed.subject)
     ticket = ctx.session.get(Ticket, number) if number is not None else None
     if ticket is not None:
@@ -63,18 +56,18 @@ def _by_subject_tag(ctx: MailContext) -> Ticket | None:
 
 
 def _already_on(ctx: MailContext, ticket: Ticket) -> bool:
-    message_id = ctx.parsed.message_id if ctx.parsed else None
+    message_id = ctx.parsed.message_id
     return bool(message_id) and ctx.session.scalar(select(MessageRef.id).where(
         MessageRef.message_id_hash == message_id_hash(message_id or ""),
         MessageRef.ticket_number == ticket.number, MessageRef.direction == "in")) is not None
 
 
 def run(ctx: MailContext) -> None:
-    if not is_sent_copy(ctx):
+    if not ctx.sent_copy:
         ctx.note(name, "skip", "not from a Sent folder")
         return
     ctx.sender = _mailbox_identity(ctx)  # authenticate trusted the channel (sent_folder)
-    ctx.role = "agent"
+    ctx.role = Role.AGENT
     if ctx.new_ticket:
         ticket = _by_subject_tag(ctx)
         if ticket is None:
@@ -83,7 +76,6 @@ def run(ctx: MailContext) -> None:
         if _already_on(ctx, ticket):
             ctx.stop(Disposition.IGNORED, f"duplicate: already on ticket #{ticket.number}")
             return
-        ctx.ticket, ctx.new_ticket, ctx.threaded_by = ticket, False, "subject_tag"
-    assert ctx.ticket is not None
+        ctx.join(ticket, "subject_tag")
     ctx.note(name, "agent", f"copy of a reply sent from the shared mailbox by {ctx.sender.email}: "
              f"recorded on ticket #{ctx.ticket.number} as the agent's, nothing is sent")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from gateway.directory import support_identity
-from gateway.models import MessageRef, Participant, Person, Ticket
+from gateway.models import MessageKind, MessageRef, Participant, Person, Ticket
 from gateway.pipeline.context import Disposition, MailContext
 from gateway.thread_index import (
     OPENING,
@@ -45,7 +45,6 @@ description = "join the message to its ticket or open a new one"
 
 
 def _by_token(ctx: MailContext) -> Ticket | None:
-    assert ctx.parsed is not None
     support = support_identity(ctx.session)
     addresses = [*ctx.spool.rcpt_tos, *ctx.parsed.to, *ctx.parsed.cc]
     for address in addresses:
@@ -76,7 +75,6 @@ def _followed(ctx: MailContext, ticket: Ticket) -> Ticket:
 def _adopt(ctx: MailContext, ticket: Ticket) -> None:
     """The parent of the reply that opened ``ticket`` arrived: the ticket becomes its
     conversation, opened by this message (subject, requester), as if it had come first."""
-    assert ctx.parsed is not None and ctx.sender is not None
     ctx.opens_conversation = True
     ticket.subject = ctx.parsed.subject.strip()[:2000] or ticket.subject
     ticket.origin_message_id = ctx.parsed.message_id
@@ -120,7 +118,6 @@ def _by_waiting(ctx: MailContext, own: str | None, ids: list[str]) -> Ticket | N
 
 
 def _by_headers(ctx: MailContext) -> Ticket | None:
-    assert ctx.parsed is not None
     own = ctx.parsed.message_id
     ids = named_ids(ctx.parsed.in_reply_to, ctx.parsed.references)
     lock_conversation(ctx.session, [own or "", *ids])
@@ -143,7 +140,6 @@ def _by_headers(ctx: MailContext) -> Ticket | None:
 
 
 def _may_use_tag(ctx: MailContext, ticket: Ticket) -> str | None:
-    assert ctx.sender is not None
     email = ctx.sender.email
     participant = ctx.session.scalar(select(Participant.id).where(
         Participant.ticket_number == ticket.number, Participant.email == email))
@@ -160,7 +156,6 @@ def _may_use_tag(ctx: MailContext, ticket: Ticket) -> str | None:
 
 
 def _by_subject_tag(ctx: MailContext) -> Ticket | None:
-    assert ctx.parsed is not None
     number = subject_tag(ctx.parsed.subject)
     if number is None:
         return None
@@ -179,7 +174,6 @@ def _by_subject_tag(ctx: MailContext) -> Ticket | None:
 
 
 def _already_recorded(ctx: MailContext, ticket: Ticket) -> bool:
-    assert ctx.parsed is not None
     if not ctx.parsed.message_id:
         return False
     return ctx.session.scalar(select(MessageRef.id).where(
@@ -193,15 +187,14 @@ def run(ctx: MailContext) -> None:
         ticket = finder(ctx)
         if ticket is not None:
             if _already_recorded(ctx, ticket):
-                message_id = ctx.parsed.message_id if ctx.parsed else None
-                ctx.stop(Disposition.IGNORED, f"duplicate: Message-ID {message_id} is already "
-                         f"on ticket #{ticket.number}")
+                ctx.stop(Disposition.IGNORED, f"duplicate: Message-ID {ctx.parsed.message_id} "
+                         f"is already on ticket #{ticket.number}")
                 return
-            ctx.ticket, ctx.threaded_by = ticket, signal
+            ctx.join(ticket, signal)
             return
-    if ctx.kind == "auto_reply":
+    if ctx.kind == MessageKind.AUTO_REPLY:
         ctx.stop(Disposition.IGNORED, "automatic reply that belongs to no ticket of ours: "
                  f"{ctx.automatic.reason if ctx.automatic else ''}".rstrip(": "))
         return
-    ctx.new_ticket, ctx.threaded_by = True, "new_ticket"
+    ctx.open_new_ticket()
     ctx.note(name, "new", "no reply token, known Message-ID or usable subject tag: new ticket")

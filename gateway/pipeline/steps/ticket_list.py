@@ -1,106 +1,30 @@
-"""The customers' ``#tickets`` mail command: answer with the sender's ticket list.
+"""Commands in a new mail, such as the customers' ``#tickets``: answered, no ticket opened.
 
-A new mail (not a reply on a ticket: there ``#tickets`` is just text) whose visible
-text starts with the line ``#tickets``, ``#tickets all`` or ``#tickets since
-YYYY-MM-DD`` opens no ticket: it gets an automatic ``ticket_list`` answer and the
-spool row ends ignored with the outcome.  Runs right after ``sent-copy``: the guards
-have run, the sender is identified and ``thread`` has decided the mail belongs to no
-ticket; nothing after this step concerns a command.
-
-The answer goes to the From address only (never Reply-To), and only when the sender
-authority vouches for it (``ctx.sender_verified``): a person's ticket list is private, and
-an unverified request gets no answer at all (the spool row ends ignored with the reason),
-neither a list nor an empty one that would be false.  Token mode verifies no new mail, so
-there the command never answers (development only).  What it lists comes from the directory
-(:mod:`gateway.visible_tickets`).  Like every automatic answer it is never sent for
-automatic mail or imported history, and it passes the gate of every automatic answer
-(``gateway/pipeline/answer_gate.py``: DMARC, bounce marks, per-mailbox and per-domain caps).
-Reads ``ctx.sender``, ``ctx.parsed``, ``ctx.reply``, ``ctx.new_ticket``; writes outbox
-rows (``ctx.outbox_ids``).
+Runs right after ``sent-copy``: the guards have run, the sender is identified and
+``thread`` has decided the mail belongs to no ticket; nothing after this step concerns
+a command.  For a new mail (not a reply on a ticket: there ``#tickets`` is just text,
+nor imported history) the visible text is offered to each new-mail command of
+``gateway/pipeline/commands/`` (``#tickets``: :mod:`gateway.pipeline.commands.tickets`);
+the one it is queues its answer (``ctx.outbox_ids``) and the spool row ends ignored with
+the outcome.  Reads ``ctx.new_ticket``, ``ctx.history`` and ``ctx.reply``.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import date
-
-from gateway.notices import queue_ticket_list
-from gateway.pipeline.answer_gate import refusal as answer_refusal
+from gateway.pipeline.commands import NEW_MAIL_COMMANDS
 from gateway.pipeline.context import Disposition, MailContext
-from gateway.visible_tickets import visible_tickets
-
-__all__ = ["ListCommand", "parse_command"]
 
 name = "ticket-list"
 description = "answer a customer's #tickets mail with their ticket list"
-
-_COMMAND = re.compile(r"^#tickets\b[ \t]*(.*?)[ \t]*$", re.IGNORECASE)
-_SINCE = re.compile(r"^since[ \t]+(\d{4}-\d{2}-\d{2})$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class ListCommand:
-    include_old: bool = False
-    since: date | None = None
-
-
-def parse_command(text: str) -> ListCommand | None:
-    """``#tickets [all | since YYYY-MM-DD]`` on the first non-empty line, else None.
-
-    Unknown words after ``#tickets`` are not the command (a sentence that happens to
-    begin with it is a request like any other)."""
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    match = _COMMAND.match(first)
-    if match is None:
-        return None
-    argument = match[1]
-    if not argument:
-        return ListCommand()
-    if argument.lower() == "all":
-        return ListCommand(include_old=True)
-    since = _SINCE.match(argument)
-    if since is None:
-        return None
-    try:
-        return ListCommand(since=date.fromisoformat(since[1]))
-    except ValueError:
-        return None
 
 
 def run(ctx: MailContext) -> None:
     if not ctx.new_ticket or ctx.history:
         return
-    assert ctx.parsed is not None and ctx.sender is not None
-    text = ctx.reply.visible if ctx.reply is not None else ctx.parsed.text
-    command = parse_command(text)
-    if command is None:
-        return
-    address = ctx.sender.email
-    if ctx.automatic is not None:
-        ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: automatic mail "
-                 f"({ctx.automatic.kind}) is never answered")
-        return
-    if not ctx.sender_verified:
-        trust = ctx.sender_trust.reason if ctx.sender_trust else "not authenticated"
-        ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: {address} is not a "
-                 f"verified sender ({trust}); a ticket list is private")
-        return
-    refused = answer_refusal(ctx, address)  # DMARC, bounce mark, per-mailbox/domain caps
-    if refused:
-        ctx.stop(Disposition.IGNORED, f"command: ticket list not sent: {refused}")
-        return
-    listing = visible_tickets(ctx.session, address,
-                              cutoff=ctx.services.settings.colleague_cutoff,
-                              now=ctx.services.now(), include_old=command.include_old,
-                              since=command.since)
-    item = queue_ticket_list(
-        ctx.session, ctx.services, listing, to_address=address, to_name=ctx.sender.name,
-        language=ctx.language, include_old=command.include_old,
-        since=command.since.isoformat() if command.since else None,
-        in_reply_to=ctx.parsed.message_id, references=ctx.parsed.references,
-        spool_id=ctx.spool.id)
-    ctx.outbox_ids.append(item.id)
-    count = len(listing.lines) + listing.more
-    ctx.note(name, "queued", f"ticket list ({count} found) to {address} (outbox {item.id})")
-    ctx.stop(Disposition.IGNORED, f"command: ticket list ({count} found) sent to {address}")
+    for command in NEW_MAIL_COMMANDS:
+        handled = command.handle(ctx, ctx.reply.visible)
+        if handled is not None:
+            for outcome, explanation in handled.notes:
+                ctx.note(name, outcome, explanation)
+            ctx.stop(Disposition.IGNORED, handled.reason)
+            return
