@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from gateway.models import OutboxItem, Participant, SpoolEntry, Ticket
 from gateway.pipeline.analysis_pool import limits_of
-from gateway.pipeline.context import MailContext
+from gateway.pipeline.context import MailContext, context_for
 from gateway.pipeline.flow import PIPELINE, run_pipeline
 from gateway.pipeline.processing import process_spool_entry
 from gateway.runtime.app import Gateway
@@ -85,14 +85,13 @@ def context_before(gateway: Gateway, step: str, raw: bytes, **envelope: Any
         assert entry is not None
         stored, mail_from = bytes(entry.raw), entry.mail_from
     analysis = analyze(stored, mail_from, limits_of(settings))
-    # as gateway.pipeline.processing._run_pipeline creates it
+    # the DKIM verdict as gateway.pipeline.processing computes it before the transaction
     dkim = (dkim_verdict(stored, analysis.parsed.from_address or mail_from)
             if settings.sender_authentication == "dkim" else None)
     with gateway.db.transaction() as session:
         entry = session.get(SpoolEntry, spool_id, with_for_update=True)
         assert entry is not None
-        ctx = MailContext(spool=entry, session=session, services=services, analysis=analysis,
-                          history=bool((entry.options or {}).get("history")), dkim=dkim)
+        ctx = context_for(entry, session, services, analysis, dkim=dkim)
         before = PIPELINE[:PIPELINE.index(step)]
         run_pipeline(ctx, before)
         assert not ctx.stopped, f"stopped before {step}: {ctx.disposition}: {ctx.reason}"

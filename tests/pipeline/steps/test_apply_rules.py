@@ -4,8 +4,11 @@ for a reopened ticket."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+import pytest
+
+from gateway.pipeline.context import PipelineOrderError
 from gateway.pipeline.steps import apply_rules
 from gateway.runtime.app import Gateway
 from tests.corpus import corpus_bytes
@@ -19,21 +22,23 @@ def test_a_verified_member_gets_the_teams_terms(gw: Gateway) -> None:
     raw = make_mail(sender=MAX, subject="Files: sync fails", headers=passed(MAX))
     with context_before(gw, apply_rules.name, raw) as ctx:
         apply_rules.run(ctx)
-        found = ctx.entitlement
-        assert (found["tier"], found["product"], found["queue"], found["issue_type"]) == (
+        terms = ctx.terms
+        found = terms.entitlement
+        assert (found.tier, found.product, found.queue, terms.issue_type) == (
             "enhanced", "files", "en", "sync")
-        assert datetime.fromisoformat(found["due"]) - ctx.spool.received_at == timedelta(hours=1)
-        assert "team acme has the enhanced add-on for files" in found["explanation"]
+        assert terms.due is not None
+        assert terms.due - ctx.spool.received_at == timedelta(hours=1)
+        assert "team acme has the enhanced add-on for files" in terms.explanation
         assert trace_of(ctx, apply_rules.name) == [
-            ("issue-type", "issue type sync: mentions 'sync'"), ("set", found["explanation"])]
+            ("issue-type", "issue type sync: mentions 'sync'"), ("set", terms.explanation)]
 
 
 def test_an_unverified_member_gets_standard_terms(gw: Gateway) -> None:
     raw = make_mail(sender=MAX, subject="Files: sync fails")  # no authentication
     with context_before(gw, apply_rules.name, raw) as ctx:
         apply_rules.run(ctx)
-        assert ctx.entitlement["tier"] == "standard"
-        assert ctx.entitlement["explanation"].startswith(
+        assert ctx.terms.entitlement.tier == "standard"
+        assert ctx.terms.explanation.startswith(
             f"{MAX} is in the directory but not a verified sender: standard terms")
 
 
@@ -49,8 +54,8 @@ def test_imported_history_starts_no_clock(gw: Gateway) -> None:
     raw = make_mail(sender=MAX, subject="Files: sync fails", headers=passed(MAX))
     with context_before(gw, apply_rules.name, raw, options={"history": True}) as ctx:
         apply_rules.run(ctx)
-        assert ctx.entitlement["due"] == ""
-        assert ctx.entitlement["explanation"].endswith(
+        assert ctx.terms.due is None
+        assert ctx.terms.explanation.endswith(
             "imported history: no SLA clock is started")
 
 
@@ -63,7 +68,8 @@ def test_a_reopened_ticket_starts_a_new_sla_round(gw: Gateway) -> None:
     with context_before(gw, apply_rules.name, raw) as ctx:
         assert ctx.reopened
         apply_rules.run(ctx)
-        assert ctx.entitlement == {}  # not a new ticket
+        with pytest.raises(PipelineOrderError):  # not a new ticket: no new terms
+            _ = ctx.terms
         [restart] = [e for o, e in trace_of(ctx, apply_rules.name) if o == "restart"]
         assert restart.startswith("reopened at ") and ", SLA round 2: " in restart
         assert ctx.ticket is not None and ctx.ticket.entitlement.endswith(restart)
@@ -75,6 +81,7 @@ def test_a_plain_reply_changes_no_terms(gw: Gateway) -> None:
                     in_reply_to=origin_of(gw, number), headers=passed(ANNA))
     with context_before(gw, apply_rules.name, raw) as ctx:
         apply_rules.run(ctx)
-        assert ctx.entitlement == {}
+        with pytest.raises(PipelineOrderError):
+            _ = ctx.terms
         [(outcome, explanation)] = trace_of(ctx, apply_rules.name)
         assert outcome == "skip" and explanation.startswith(f"reply on ticket #{number}")

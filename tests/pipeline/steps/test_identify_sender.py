@@ -3,7 +3,9 @@ team, agent, or unknown) and the language follows; no address at all is quaranti
 
 from __future__ import annotations
 
-from gateway.pipeline.context import Disposition
+import pytest
+
+from gateway.pipeline.context import Disposition, PipelineOrderError
 from gateway.pipeline.steps import identify_sender
 from gateway.runtime.app import Gateway
 from tests.mail import make_mail
@@ -58,4 +60,5 @@ def test_no_sender_address_at_all_is_quarantined(gw: Gateway) -> None:
         identify_sender.run(ctx)
         assert (ctx.disposition, ctx.reason) == (
             Disposition.QUARANTINED, "no sender address in From or envelope")
-        assert ctx.sender is None
+        with pytest.raises(PipelineOrderError):  # no sender was set
+            _ = ctx.sender

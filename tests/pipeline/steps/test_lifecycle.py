@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from gateway.models import Ticket, TicketStatus, utcnow
+from gateway.pipeline.context import PipelineOrderError
 from gateway.pipeline.steps import lifecycle
 from gateway.runtime.app import Gateway
 from tests.mail import make_mail
@@ -95,7 +97,9 @@ def test_a_late_reply_becomes_a_new_ticket_that_follows(gw: Gateway) -> None:
             resolved_at=utcnow() - timedelta(days=days + 1)))
     with context_before(gw, lifecycle.name, _reply(gw, number, ANNA)) as ctx:
         lifecycle.run(ctx)
-        assert (ctx.follows, ctx.ticket, ctx.new_ticket) == (number, None, True)
+        assert (ctx.follows, ctx.new_ticket) == (number, True)
+        with pytest.raises(PipelineOrderError):  # the new ticket exists only after record
+            _ = ctx.ticket
         assert (ctx.threaded_by, ctx.role) == ("new_ticket", "requester")
         assert trace_of(ctx, lifecycle.name) == [
             ("follow-up", f"reply to closed ticket #{number} more than {days} days after it "

@@ -42,8 +42,7 @@ def test_a_new_request_is_stored_as_a_ticket_with_its_message(gw: Gateway) -> No
                     body="Sync fails since Monday.\n\n-- \nMax")
     with context_before(gw, record.name, raw) as ctx:
         record.run(ctx)
-        assert ctx.ticket is not None
-        number, spool_id, due = ctx.ticket.number, ctx.spool.id, ctx.entitlement["due"]
+        number, spool_id, due = ctx.ticket.number, ctx.spool.id, ctx.terms.due
         assert trace_of(ctx, record.name) == [
             ("stored", f"new ticket #{number} as requester public message")]
     ticket = ticket_of(gw, number)
@@ -51,7 +50,7 @@ def test_a_new_request_is_stored_as_a_ticket_with_its_message(gw: Gateway) -> No
         "Files: sync fails", MAX, "Max Member", "acme")
     assert (ticket.status, ticket.tier, ticket.product, ticket.language) == (
         TicketStatus.NEW, "enhanced", "files", "de")
-    assert ticket.first_response_due is not None and ticket.first_response_due.isoformat() == due
+    assert due is not None and ticket.first_response_due == due
     [message] = _messages(gw, number)
     assert (message.role, message.kind, message.threaded_by, message.from_address) == (
         "requester", "public", "new_ticket", MAX)

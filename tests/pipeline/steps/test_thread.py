@@ -5,7 +5,9 @@ Message-ID already on the ticket, are ignored."""
 
 from __future__ import annotations
 
-from gateway.pipeline.context import Disposition
+import pytest
+
+from gateway.pipeline.context import Disposition, PipelineOrderError
 from gateway.pipeline.steps import thread
 from gateway.runtime.app import Gateway
 from tests.corpus import corpus_bytes
@@ -66,7 +68,7 @@ def test_a_forged_token_is_ignored(gw: Gateway) -> None:
     with context_before(gw, thread.name, make_mail(to=address, subject="Hello"),
                         rcpt_tos=[address]) as ctx:
         thread.run(ctx)
-        assert ctx.new_ticket and ctx.ticket is None
+        assert ctx.new_ticket
         assert trace_of(ctx, thread.name)[0] == (
             "miss", f"reply token in {address} is not valid (ignored)")
 
@@ -97,7 +99,7 @@ def test_a_strangers_subject_tag_opens_a_new_ticket(gw: Gateway) -> None:
     raw = make_mail(sender="giulia@globex.example", subject=f"[#{number}] Sync fails")
     with context_before(gw, thread.name, raw) as ctx:
         thread.run(ctx)
-        assert ctx.new_ticket and ctx.ticket is None and ctx.threaded_by == "new_ticket"
+        assert ctx.new_ticket and ctx.threaded_by == "new_ticket"
         assert [o for o, _ in trace_of(ctx, thread.name)] == ["miss", "new"]
         assert trace_of(ctx, thread.name)[0][1].startswith(
             f"subject tag [#{number}] ignored: the sender neither takes part")
@@ -106,7 +108,9 @@ def test_a_strangers_subject_tag_opens_a_new_ticket(gw: Gateway) -> None:
 def test_a_new_request_opens_a_new_ticket(gw: Gateway) -> None:
     with context_before(gw, thread.name, make_mail(subject="Printer")) as ctx:
         thread.run(ctx)
-        assert (ctx.new_ticket, ctx.ticket, ctx.threaded_by) == (True, None, "new_ticket")
+        assert (ctx.new_ticket, ctx.threaded_by) == (True, "new_ticket")
+        with pytest.raises(PipelineOrderError):  # a new ticket exists only after record
+            _ = ctx.ticket
         assert trace_of(ctx, thread.name) == [
             ("new", "no reply token, known Message-ID or usable subject tag: new ticket")]
 
