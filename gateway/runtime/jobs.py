@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from gateway.bulk.jobs import quarterly_feature_mail, resume_announcements
 from gateway.config import Settings
@@ -88,15 +88,14 @@ class Job:
     scheduler_id: str = ""
     """The scheduler's name for the job (its logs), where it predates §12; else ``name``.
     ``jobs run`` accepts it too."""
-    aliases: tuple[str, ...] = field(default=(), init=False)
-
-    def __post_init__(self) -> None:
-        if self.scheduler_id:
-            object.__setattr__(self, "aliases", (self.scheduler_id,))
 
     @property
     def id(self) -> str:
         return self.scheduler_id or self.name
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return (self.scheduler_id,) if self.scheduler_id else ()
 
 
 JOBS: tuple[Job, ...] = (
@@ -135,6 +134,8 @@ def run_job(job: Job, database: Database, services: Services, deliver: Deliver, 
 
 
 def _record(database: Database, run: JobRun) -> None:
+    """Keep the run as the job's last one; failing to is logged, never fatal (the work
+    is done and committed by then)."""
     try:
         with database.transaction() as session:
             last = session.get(JobRun, run.name, with_for_update=True)
@@ -145,6 +146,8 @@ def _record(database: Database, run: JobRun) -> None:
                 setattr(last, column, getattr(run, column))
     except IntegrityError:  # another node recorded its first run at the same moment
         log.info("job %s: another node recorded its run first", run.name)
+    except SQLAlchemyError:
+        log.warning("job %s: could not record its run", run.name, exc_info=True)
 
 
 def job_views(database: Database, settings: Settings, leader: str | None,

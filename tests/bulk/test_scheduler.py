@@ -13,6 +13,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.leases import current_holder
+from gateway.models import JobRun
 from gateway.runtime.app import Gateway
 from gateway.runtime.jobs import JOBS, Every, Job
 from gateway.runtime.scheduler import GatewayScheduler
@@ -73,8 +74,9 @@ def test_every_job_has_one_name_of_design_section_12_and_unique_aliases() -> Non
 
 def test_serve_runs_the_scheduler_with_the_periodic_jobs(running: GatewayServer,
                                                      gateway: Gateway) -> None:
-    assert running.scheduler is not None
-    wait_for(lambda: current_holder(gateway.db, "scheduler") == running.scheduler.holder,
+    scheduler = running.scheduler
+    assert scheduler is not None
+    wait_for(lambda: current_holder(gateway.db, "scheduler") == scheduler.holder,
              message="serve's scheduler holds the lease")
     # The scheduler's names of the jobs are those it had before DESIGN §12 named them.
     names = {job.id for job in JOBS}
@@ -85,3 +87,10 @@ def test_serve_runs_the_scheduler_with_the_periodic_jobs(running: GatewayServer,
     trigger = escalation.cadence.trigger(gateway.settings)
     assert isinstance(trigger, IntervalTrigger)
     assert trigger.interval.total_seconds() == 1.0
+    # Each run is recorded for `gateway jobs list`, with the node that ran it.
+
+    def recorded() -> JobRun | None:
+        with gateway.db.reading() as session:
+            return session.get(JobRun, "escalation")
+    run = wait_for(recorded, message="the escalation run recorded")
+    assert run.node == scheduler.holder and run.outcome == "ok"
