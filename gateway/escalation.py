@@ -1,9 +1,9 @@
 """Escalation before breaches: warn agents once per ticket and level, mark breaches.
 
-Run every ``sweep_interval`` seconds as the job "escalation" of the scheduler
-(:mod:`gateway.runtime.scheduler`): only the ``serve`` node holding the scheduler lease runs it,
-none when ``scheduler_enabled`` is off.  For every open ticket with a first-response
-due time and no first response yet it:
+Run every ``sweep_interval`` seconds as the job "escalation" of the table in
+:mod:`gateway.runtime.jobs`: only the ``serve`` node holding the scheduler lease runs it,
+none when ``scheduler_enabled`` is off (``gateway jobs run escalation`` runs it by hand).
+For every open ticket with a first-response due time and no first response yet it:
 
 - pauses the clock while the ticket waits on the customer (status ``pending``):
   the pause start is stored, and when the ticket leaves ``pending`` the due time moves
@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -42,12 +41,8 @@ from gateway.active_policy import current_policy
 from gateway.db import Database
 from gateway.escalation_notice import queue_escalation_notice
 from gateway.models import Agent, Ticket, TicketEscalation, TicketStatus, utcnow
-from gateway.runtime.scheduler import register
 from gateway.services import Services
 from rules.calendar import BusinessCalendar
-
-if TYPE_CHECKING:
-    from gateway.runtime.app import Gateway
 
 __all__ = ["EscalationReport", "escalate", "escalation_job", "restart_clock"]
 
@@ -222,10 +217,7 @@ def escalate(database: Database, services: Services, now: datetime | None = None
     return report
 
 
-def escalation_job(gateway: Gateway) -> None:
-    """The scheduled job: one pass, then hand the mails it queued to delivery at once."""
-    for outbox_id in escalate(gateway.db, gateway.services).outbox_ids:
-        gateway.enqueue_delivery(outbox_id)
-
-
-register("escalation", escalation_job, seconds=lambda settings: settings.sweep_interval)
+def escalation_job(database: Database, services: Services,
+                   deliver: Callable[[list[int]], None], now: datetime) -> None:
+    """The scheduled job: one pass as of ``now``, then hand what it queued to delivery."""
+    deliver(escalate(database, services, now).outbox_ids)

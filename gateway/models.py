@@ -48,6 +48,7 @@ __all__ = [
     "Base",
     "Feature",
     "ImapFolderState",
+    "JobRun",
     "Lease",
     "FeatureUsage",
     "MessageKind",
@@ -476,6 +477,21 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class JobRun(Base):
+    """The last run of a scheduled job (``gateway jobs list``): one row per job name."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    as_of: Mapped[datetime] = mapped_column()
+    """The clock the job ran as: the wall clock, or ``jobs run --at``."""
+    started_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime] = mapped_column()
+    node: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    """``ok`` or ``failed``."""
 
 
 class BouncingAddress(Base):

@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway import leases
-from gateway.bulk.sending import Pacer, hand_over, queue_bulk_mail
+from gateway.bulk.sending import Pacer, queue_bulk_mail
 from gateway.bulk.unsubscribe import unsubscribed
+from gateway.db import Database
 from gateway.errors import GatewayError
 from gateway.models import (
     Announcement,
@@ -33,14 +34,15 @@ from gateway.models import (
     Team,
     utcnow,
 )
-
-if TYPE_CHECKING:
-    from gateway.runtime.app import Gateway
+from gateway.services import Services
 
 __all__ = ["AnnouncementError", "create_announcement", "list_announcements",
            "resume_unfinished", "send_announcement"]
 
 log = logging.getLogger(__name__)
+
+Deliver = Callable[[list[int]], None]
+"""Hands committed outbox rows to delivery (now, or to the workers): given by the caller."""
 
 LIST_NAME = "announcements"
 
@@ -88,7 +90,7 @@ def create_announcement(session: Session, *, subject: str, body: str, audience: 
     return announcement
 
 
-def _batch(session: Session, gateway: Gateway, announcement: Announcement, number: int,
+def _batch(session: Session, services: Services, announcement: Announcement, number: int,
            size: int) -> tuple[list[int], int]:
     """Queue the next ``size`` pending recipients; returns (outbox ids, how many taken)."""
     rows = list(session.scalars(
@@ -111,7 +113,7 @@ def _batch(session: Session, gateway: Gateway, announcement: Announcement, numbe
             "subject": announcement.subject, "body": announcement.body}
         language = row.language if row.language in announcement.translations else "en"
         item = queue_bulk_mail(
-            session, gateway.services, kind="announcement", list_name=LIST_NAME,
+            session, services, kind="announcement", list_name=LIST_NAME,
             to_address=row.email, to_name=names.get(row.email, ""), language=language,
             context={"announcement_subject": text["subject"], "announcement_body": text["body"]})
         row.status, row.batch, row.outbox_id, row.queued_at = "queued", number, item.id, now
@@ -119,63 +121,68 @@ def _batch(session: Session, gateway: Gateway, announcement: Announcement, numbe
     return queued, len(rows)
 
 
-def send_announcement(gateway: Gateway, announcement_id: int, *, inline: bool,
+def send_announcement(database: Database, services: Services, deliver: Deliver,
+                      announcement_id: int, *, inline: bool,
                       progress: Callable[[str], None] | None = None) -> bool:
-    """Send what is still pending; False if another sender holds the announcement."""
+    """Send what is still pending; False if another sender holds the announcement.
+
+    ``inline``: this process delivers itself (a command in embedded mode, no worker), so
+    it also delivers rows a sender that died had queued but not handed over."""
     lease_name = f"announcement:{announcement_id}"
     holder = leases.holder_name()
-    settings = gateway.settings
+    settings = services.settings
     ttl = max(settings.bulk_lease_ttl, 3 * settings.bulk_batch_interval)
-    if not leases.try_acquire(gateway.db, lease_name, holder, ttl):
+    if not leases.try_acquire(database, lease_name, holder, ttl):
         return False
     try:
         pacer = Pacer(settings.bulk_batch_interval)
-        with gateway.db.reading() as session:
+        with database.reading() as session:
             number = (session.scalar(select(func.max(AnnouncementRecipient.batch)).where(
                 AnnouncementRecipient.announcement_id == announcement_id)) or 0)
         while True:
             pacer.wait()
-            if not leases.try_acquire(gateway.db, lease_name, holder, ttl):
+            if not leases.try_acquire(database, lease_name, holder, ttl):
                 log.warning("announcement %s: lost its lease; stopping", announcement_id)
                 return False
             number += 1
-            with gateway.db.transaction() as session:
+            with database.transaction() as session:
                 announcement = session.get(Announcement, announcement_id)
                 if announcement is None:
                     raise AnnouncementError(f"there is no announcement {announcement_id}")
-                queued, taken = _batch(session, gateway, announcement, number,
+                queued, taken = _batch(session, services, announcement, number,
                                        settings.bulk_batch_size)
                 if taken == 0:
                     announcement.status, announcement.finished_at = "done", utcnow()
             if taken == 0:
                 break
-            _deliver_leftovers(gateway, announcement_id, queued, inline=inline)
-            hand_over(gateway, queued, inline=inline)
+            if inline:
+                _deliver_leftovers(database, deliver, announcement_id, queued)
+            deliver(queued)
             if progress is not None:
-                counts = counts_of(gateway, announcement_id)
+                counts = counts_of(database, announcement_id)
                 progress(f"announcement {announcement_id}: batch {number}: {len(queued)} "
                          f"queued; {counts['queued']} of {counts['recipients']} queued")
-        _deliver_leftovers(gateway, announcement_id, [], inline=inline)
+        if inline:
+            _deliver_leftovers(database, deliver, announcement_id, [])
         return True
     finally:
-        leases.release(gateway.db, lease_name, holder)
+        leases.release(database, lease_name, holder)
 
 
-def _deliver_leftovers(gateway: Gateway, announcement_id: int, exclude: list[int], *,
-                       inline: bool) -> None:
-    """Outbox rows queued by a sender that died before handing them over (inline mode)."""
-    if not inline:
-        return  # the workers and the sweep own pending rows
-    with gateway.db.reading() as session:
+def _deliver_leftovers(database: Database, deliver: Deliver, announcement_id: int,
+                       exclude: list[int]) -> None:
+    """Outbox rows queued by a sender that died before handing them over (inline mode:
+    otherwise the workers and the sweep own pending rows)."""
+    with database.reading() as session:
         ids = [i for i in session.scalars(select(OutboxItem.id).join(
             AnnouncementRecipient, AnnouncementRecipient.outbox_id == OutboxItem.id).where(
             AnnouncementRecipient.announcement_id == announcement_id,
             OutboxItem.status == OutboxStatus.PENDING)) if i not in exclude]
-    hand_over(gateway, ids, inline=True)
+    deliver(ids)
 
 
-def counts_of(gateway: Gateway, announcement_id: int) -> dict[str, int]:
-    with gateway.db.reading() as session:
+def counts_of(database: Database, announcement_id: int) -> dict[str, int]:
+    with database.reading() as session:
         return _counts(session, announcement_id)
 
 
@@ -212,12 +219,12 @@ def list_announcements(session: Session) -> list[dict[str, Any]]:
     return views
 
 
-def resume_unfinished(gateway: Gateway) -> None:
-    """Scheduler job: continue announcements whose sender died (their lease lapsed)."""
-    with gateway.db.reading() as session:
+def resume_unfinished(database: Database, services: Services, deliver: Deliver) -> None:
+    """Continue announcements whose sender died (their lease lapsed)."""
+    with database.reading() as session:
         ids = list(session.scalars(select(Announcement.id).where(
             Announcement.status == "sending").order_by(Announcement.id)))
     for announcement_id in ids:
-        if leases.current_holder(gateway.db, f"announcement:{announcement_id}") is None:
+        if leases.current_holder(database, f"announcement:{announcement_id}") is None:
             log.info("resuming announcement %s", announcement_id)
-            send_announcement(gateway, announcement_id, inline=False)
+            send_announcement(database, services, deliver, announcement_id, inline=False)

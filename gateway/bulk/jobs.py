@@ -1,31 +1,32 @@
 """The scheduled jobs of bulk mail: the quarterly feature mail and resuming announcements.
 
-The quarterly job runs daily during the first week of each quarter: running it again is
-harmless (one mail per admin, team and quarter), and a node that was down on the first
-day catches up.
+Both are rows of the job table (:mod:`gateway.runtime.jobs`) and take what they use as
+arguments.  The quarterly job runs daily during the first week of each quarter: running
+it again is harmless (one mail per admin, team and quarter), and a node that was down on
+the first day catches up.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime
 
 from gateway.bulk.announcements import resume_unfinished
 from gateway.bulk.quarterly import current_quarter, run_quarterly
-from gateway.models import utcnow
-from gateway.runtime.scheduler import register
+from gateway.db import Database
+from gateway.services import Services
 
-if TYPE_CHECKING:
-    from gateway.runtime.app import Gateway
-
-
-def quarterly_feature_mail(gateway: Gateway) -> None:
-    run_quarterly(gateway, current_quarter(utcnow().date()), inline=False)
+__all__ = ["quarterly_feature_mail", "resume_announcements"]
 
 
-def resume_announcements(gateway: Gateway) -> None:
-    resume_unfinished(gateway)
+def quarterly_feature_mail(database: Database, services: Services,
+                           deliver: Callable[[list[int]], None], now: datetime) -> None:
+    """Mail the quarter ``now`` falls in (what was sent already is skipped)."""
+    run_quarterly(database, services, deliver, current_quarter(now.date()), today=now.date())
 
 
-register("quarterly-feature-mail", quarterly_feature_mail,
-         cron={"month": "1,4,7,10", "day": "1-7", "hour": 7})
-register("announcements-resume", resume_announcements, seconds=30)
+def resume_announcements(database: Database, services: Services,
+                         deliver: Callable[[list[int]], None], now: datetime) -> None:
+    """Continue announcements whose sender died; the clock does not matter here."""
+    del now
+    resume_unfinished(database, services, deliver)

@@ -21,19 +21,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.bulk.sending import Pacer, hand_over, queue_bulk_mail
+from gateway.bulk.sending import Pacer, queue_bulk_mail
 from gateway.bulk.unsubscribe import unsubscribed
+from gateway.db import Database
 from gateway.models import Feature, FeatureUsage, Person, QuarterlySend, Team, TeamAddon, utcnow
 from gateway.services import Services
-
-if TYPE_CHECKING:
-    from gateway.runtime.app import Gateway
 
 __all__ = ["Planned", "QuarterlyReport", "current_quarter", "parse_quarter", "plan",
            "previous_quarter", "run_quarterly"]
@@ -158,17 +156,19 @@ def _queue_one(session: Session, services: Services, quarter: str, item: Planned
     return outbox.id
 
 
-def run_quarterly(gateway: Gateway, quarter: str, *, inline: bool, today: date | None = None,
+def run_quarterly(database: Database, services: Services, deliver: Callable[[list[int]], None],
+                  quarter: str, *, today: date | None = None,
                   progress: Callable[[str], None] | None = None) -> QuarterlyReport:
-    """Queue (and hand to delivery) every mail of ``quarter`` not queued before."""
+    """Queue every mail of ``quarter`` not queued before, handing each batch to ``deliver``
+    (given by the caller: delivery now, or the workers)."""
     parse_quarter(quarter)
     day = today or utcnow().date()
-    with gateway.db.reading() as session:
+    with database.reading() as session:
         planned = plan(session, quarter, day)
         left = unsubscribed(session, LIST_NAME)
     report = QuarterlyReport(quarter)
-    pacer = Pacer(gateway.settings.bulk_batch_interval)
-    size = gateway.settings.bulk_batch_size
+    pacer = Pacer(services.settings.bulk_batch_interval)
+    size = services.settings.bulk_batch_size
     for start in range(0, len(planned), size):
         pacer.wait()
         queued: list[int] = []
@@ -177,8 +177,8 @@ def run_quarterly(gateway: Gateway, quarter: str, *, inline: bool, today: date |
                 report.unsubscribed += 1
                 continue
             try:
-                with gateway.db.transaction() as session:
-                    outbox_id = _queue_one(session, gateway.services, quarter, item)
+                with database.transaction() as session:
+                    outbox_id = _queue_one(session, services, quarter, item)
             except IntegrityError:
                 outbox_id = None  # another node queued it a moment ago
             if outbox_id is None:
@@ -186,7 +186,7 @@ def run_quarterly(gateway: Gateway, quarter: str, *, inline: bool, today: date |
                 continue
             queued.append(outbox_id)
             report.sent.append(item)
-        hand_over(gateway, queued, inline=inline)
+        deliver(queued)
         if progress is not None:
             progress(f"quarterly {quarter}: {len(report.sent)} sent, "
                      f"{report.already_sent} already sent, {min(start + size, len(planned))}"

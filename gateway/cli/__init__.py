@@ -396,6 +396,7 @@ for _command in BULK_COMMANDS:  # quarterly, announce, announcements, usage (iss
 cli.add_command(mailboxes)
 
 from gateway.cli.catalogue import catalogue  # noqa: E402
+from gateway.cli.jobs import jobs  # noqa: E402
 from gateway.cli.queue import insights, queue  # noqa: E402 - registered after the group
 from gateway.cli.rules import rules  # noqa: E402
 
@@ -403,6 +404,7 @@ cli.add_command(rules)
 cli.add_command(catalogue)
 cli.add_command(queue)
 cli.add_command(insights)
+cli.add_command(jobs)
 for _command in cli.commands.values():  # --config after the subcommand too (DESIGN 5)
     add_config_option(_command)
 

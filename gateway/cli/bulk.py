@@ -72,7 +72,8 @@ def quarterly_run(ctx: click.Context, quarter: str, dry_run: bool, as_json: bool
                        f"{', '.join(row['features'])}  ({row['status']})")
         click.echo(f"{sum(r['status'] == 'would send' for r in rows)} would be sent")
         return
-    report = run_quarterly(gateway, quarter, inline=gateway.settings.embedded,
+    report = run_quarterly(gateway.db, gateway.services,
+                           gateway.deliverer(inline=gateway.settings.embedded), quarter,
                            progress=_progress)
     click.echo(f"quarterly {quarter}: {len(report.sent)} sent, {report.already_sent} already "
                f"sent before, {report.unsubscribed} unsubscribed")
@@ -122,7 +123,7 @@ def announce(ctx: click.Context, subject: str, body_file: Any, audience: str,
             announcement_id = announcement.id
     except AnnouncementError as error:
         raise click.UsageError(str(error)) from None
-    counts = counts_of(gateway, announcement_id)
+    counts = counts_of(gateway.db, announcement_id)
     click.echo(f"announcement {announcement_id}: {counts['recipients']} recipients, "
                f"{counts['skipped']} unsubscribed")
     if not no_send:
@@ -134,8 +135,9 @@ def _send(gateway: Gateway, announcement_id: int, *, wait: bool = False) -> None
     settings = gateway.settings
     deadline = time.monotonic() + max(settings.bulk_lease_ttl, 3 * settings.bulk_batch_interval)
     said = False
-    while not send_announcement(gateway, announcement_id, inline=settings.embedded,
-                                progress=_progress):
+    deliver = gateway.deliverer(inline=settings.embedded)
+    while not send_announcement(gateway.db, gateway.services, deliver, announcement_id,
+                                inline=settings.embedded, progress=_progress):
         if not wait or time.monotonic() > deadline:
             click.echo(f"announcement {announcement_id} is being sent by another process")
             return
@@ -144,7 +146,7 @@ def _send(gateway: Gateway, announcement_id: int, *, wait: bool = False) -> None
                        "lease to lapse")
             said = True
         time.sleep(1.0)
-    counts = counts_of(gateway, announcement_id)
+    counts = counts_of(gateway.db, announcement_id)
     click.echo(f"announcement {announcement_id}: {counts['queued']} queued, "
                f"{counts['skipped']} unsubscribed, {counts['sent']} delivered so far")
 

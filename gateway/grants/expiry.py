@@ -3,26 +3,22 @@
 Only grants longer than a day are announced (a one-hour grant ending is no news),
 each exactly once: the notice's outbox rows and the grant's ``expiry_notified_at``
 commit together.  Run every ``sweep_interval`` seconds as the job "expiring-grants" of
-the scheduler (:mod:`gateway.runtime.scheduler`), so only the node holding the scheduler lease
+the table in :mod:`gateway.runtime.jobs`, so only the node holding the scheduler lease
 does the work; the conditional update still lets only one node announce a grant should
 a takeover overlap a run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
 from gateway.db import Database
 from gateway.grants.mail import authorised_people, grant_context, overview_url, queue_grant_mail
-from gateway.models import AccessGrant, utcnow
-from gateway.runtime.scheduler import register
+from gateway.models import AccessGrant
 from gateway.services import Services
-
-if TYPE_CHECKING:
-    from gateway.runtime.app import Gateway
 
 __all__ = ["notify_expiring", "notify_expiring_job"]
 
@@ -57,10 +53,7 @@ def notify_expiring(db: Database, services: Services, now: datetime) -> list[int
     return outbox_ids
 
 
-def notify_expiring_job(gateway: Gateway) -> None:
-    """The scheduled job: queue the notices now due, then hand them to delivery."""
-    for outbox_id in notify_expiring(gateway.db, gateway.services, utcnow()):
-        gateway.enqueue_delivery(outbox_id)
-
-
-register("expiring-grants", notify_expiring_job, seconds=lambda settings: settings.sweep_interval)
+def notify_expiring_job(database: Database, services: Services,
+                        deliver: Callable[[list[int]], None], now: datetime) -> None:
+    """The scheduled job: queue the notices due at ``now``, then hand them to delivery."""
+    deliver(notify_expiring(database, services, now))

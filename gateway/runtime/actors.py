@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import dramatiq
 
+from gateway.config import Settings
+from gateway.db import Database
 from gateway.errors import PermanentFailure
 from gateway.pipeline.processing import process_spool_entry
+from gateway.services import Services
 from outbound.delivery import deliver_outbox_item
+from outbound.transports import Transport
 from outbound.transports.maildir import MaildirTransport
 
-if TYPE_CHECKING:
-    from gateway.runtime.app import Gateway
-
-__all__ = ["Actors", "declare_actors"]
+__all__ = ["ActorHost", "Actors", "declare_actors"]
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,24 @@ class Actors:
     deliver: dramatiq.Actor[Any, Any]
 
 
-def declare_actors(gateway: Gateway) -> Actors:
+class ActorHost(Protocol):
+    """What the actors use of the running gateway (:class:`gateway.runtime.app.Gateway`,
+    which declares them: a protocol, so that the two modules do not import each other)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def broker(self) -> dramatiq.Broker: ...
+    @property
+    def services(self) -> Services: ...
+    @property
+    def transport(self) -> Transport: ...
+    def enqueue_delivery(self, outbox_id: int) -> None: ...
+
+
+def declare_actors(gateway: ActorHost) -> Actors:
     settings = gateway.settings
 
     def process_message(spool_id: int) -> None:

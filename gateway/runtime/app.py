@@ -11,7 +11,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -22,6 +22,7 @@ from sqlalchemy import or_, select
 
 from gateway.config import Settings
 from gateway.db import Database
+from gateway.errors import GatewayError
 from gateway.memory import return_large_buffers
 from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState, utcnow
 from gateway.pipeline.analysis_pool import AnalysisPool
@@ -29,7 +30,7 @@ from gateway.runtime.actors import Actors, declare_actors
 from gateway.runtime.broker import make_broker
 from gateway.secrets import load_secret
 from gateway.services import Services
-from outbound.delivery import STALE_SENDING
+from outbound.delivery import STALE_SENDING, deliver_outbox_item
 from outbound.render import Renderer
 from outbound.transports import Transport, transport_from_url
 
@@ -112,6 +113,25 @@ class Gateway:
             self.actors.deliver.send(outbox_id)
         except Exception:  # noqa: BLE001
             log.exception("could not enqueue outbox %s; the sweep will retry", outbox_id)
+
+    def deliverer(self, *, inline: bool) -> Callable[[Iterable[int]], None]:
+        """What hands committed outbox rows to delivery, for code that takes it as an
+        argument: ``inline`` delivers them now in this process (a command in embedded
+        mode has no worker), else they are enqueued for the workers.  A failure loses
+        nothing: the row stays pending and the sweep retries it."""
+        def deliver(outbox_ids: Iterable[int]) -> None:
+            for outbox_id in outbox_ids:
+                if inline:
+                    self.deliver_now(outbox_id)
+                else:
+                    self.enqueue_delivery(outbox_id)
+        return deliver
+
+    def deliver_now(self, outbox_id: int) -> None:
+        try:
+            deliver_outbox_item(self.db, self.transport, self.settings, outbox_id)
+        except GatewayError as error:
+            log.warning("outbox %s not delivered yet (%s); serve will retry", outbox_id, error)
 
     def start_worker(self, threads: int | None = None) -> None:
         return_large_buffers()  # also for `gateway worker`

@@ -7,106 +7,38 @@ takes over within ``scheduler_lease_ttl`` seconds.  Jobs must still be idempoten
 are: unique keys and leases of their own), because a takeover can overlap a job that
 was already running.
 
-Adding a periodic job is one call, made when a module is imported::
-
-    from gateway.runtime.scheduler import register
-    register("escalation", escalation_job, seconds=lambda settings: settings.sweep_interval)
-    register("quarterly-feature-mail", run, cron={"month": "1,4,7,10", "day": 1, "hour": 7})
-
-and one line naming that module in :data:`JOB_MODULES` (imported when the scheduler
-starts, so that importing :mod:`gateway.runtime.scheduler` itself stays free of cycles).
-The job function receives the running :class:`gateway.runtime.app.Gateway`.
+The jobs are the rows of :data:`gateway.runtime.jobs.JOBS`; nothing registers itself
+on import.  Each run gets the database, the services, the clock and a ``deliver`` that
+enqueues what the job queued.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway import leases
+from gateway.models import utcnow
+from gateway.runtime.app import Gateway
+from gateway.runtime.jobs import JOBS, Job, run_job
 
-if TYPE_CHECKING:
-    from gateway.config import Settings
-    from gateway.runtime.app import Gateway
-
-__all__ = ["JOB_MODULES", "LEASE_NAME", "GatewayScheduler", "PeriodicJob", "register",
-           "registered_jobs", "unregister"]
+__all__ = ["LEASE_NAME", "GatewayScheduler"]
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "scheduler"
 
-#: Modules that register jobs when imported; add yours here (one line).
-JOB_MODULES: tuple[str, ...] = ("gateway.bulk.jobs", "gateway.escalation",
-                                 "gateway.grants.expiry")
-
-JobFunction = Callable[["Gateway"], None]
-Interval = Callable[["Settings"], float]
-
-
-@dataclass(frozen=True)
-class PeriodicJob:
-    name: str
-    function: JobFunction
-    trigger: BaseTrigger | Interval
-    """A trigger, or the interval in seconds read from the settings when the scheduler starts."""
-
-    def trigger_for(self, settings: Settings) -> BaseTrigger:
-        if isinstance(self.trigger, BaseTrigger):
-            return self.trigger
-        return IntervalTrigger(seconds=self.trigger(settings), timezone=UTC)
-
-
-_REGISTRY: dict[str, PeriodicJob] = {}
-_REGISTRY_LOCK = threading.Lock()
-
-
-def register(name: str, function: JobFunction, *, seconds: float | Interval | None = None,
-             cron: Mapping[str, Any] | None = None) -> None:
-    """Run ``function(gateway)`` every ``seconds`` (a number, or a function of the settings
-    for a cadence that is configured), or on a cron schedule (UTC; the keyword arguments of
-    APScheduler's ``CronTrigger``).  Registering a name again replaces it."""
-    if (seconds is None) == (cron is None):
-        raise ValueError("give exactly one of seconds= or cron=")
-    trigger: BaseTrigger | Interval
-    if callable(seconds):
-        trigger = seconds
-    elif seconds is not None:
-        trigger = IntervalTrigger(seconds=seconds, timezone=UTC)
-    else:
-        trigger = CronTrigger(timezone=UTC, **dict(cron or {}))
-    with _REGISTRY_LOCK:
-        _REGISTRY[name] = PeriodicJob(name, function, trigger)
-
-
-def unregister(name: str) -> None:
-    """Forget a registered job (tests; a feature switched off)."""
-    with _REGISTRY_LOCK:
-        _REGISTRY.pop(name, None)
-
-
-def registered_jobs() -> list[PeriodicJob]:
-    for module in JOB_MODULES:
-        importlib.import_module(module)
-    with _REGISTRY_LOCK:
-        return list(_REGISTRY.values())
-
 
 class GatewayScheduler:
     """The scheduler of one ``serve`` process; jobs run only while it is the leader."""
 
-    def __init__(self, gateway: Gateway, *, jobs: list[PeriodicJob] | None = None,
+    def __init__(self, gateway: Gateway, *, jobs: Sequence[Job] = JOBS,
                  ttl: float | None = None) -> None:
         self.gateway = gateway
         self.ttl = ttl or gateway.settings.scheduler_lease_ttl
@@ -124,14 +56,13 @@ class GatewayScheduler:
         return time.monotonic() < self._leader_until
 
     def start(self) -> None:
-        jobs = self._jobs if self._jobs is not None else registered_jobs()
+        jobs = self._jobs
         self._renew()
         self._scheduler.add_job(self._renew, IntervalTrigger(seconds=self.ttl / 3, timezone=UTC),
                                 id="lease-renewal", name="lease-renewal")
         for job in jobs:
-            self._scheduler.add_job(self._run, job.trigger_for(self.gateway.settings),
-                                    args=[job], id=job.name,
-                                    name=job.name)
+            self._scheduler.add_job(self._run, job.cadence.trigger(self.gateway.settings),
+                                    args=[job], id=job.id, name=job.id)
         self._scheduler.start()
         log.info("scheduler started with %s jobs (%s)", len(jobs),
                  "leader" if self.is_leader else "standby")
@@ -151,14 +82,16 @@ class GatewayScheduler:
                 log.info("scheduler: %s", "this node is now the leader" if held
                          else "this node is no longer the leader")
 
-    def _run(self, job: PeriodicJob) -> None:
+    def _run(self, job: Job) -> None:
         if not self.is_leader:
             return
-        log.info("scheduler: running %s", job.name)
+        log.info("scheduler: running %s", job.id)
+        gateway = self.gateway
         try:
-            job.function(self.gateway)
+            run_job(job, gateway.db, gateway.services, gateway.deliverer(inline=False),
+                    now=utcnow(), node=self.holder)
         except Exception:  # noqa: BLE001 - one failed run must not stop the schedule
-            log.exception("scheduled job %s failed", job.name)
+            log.exception("scheduled job %s failed", job.id)
 
     def stop(self) -> None:
         """Stop scheduling, wait for running jobs, hand the lease over at once (idempotent)."""

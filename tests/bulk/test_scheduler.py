@@ -1,24 +1,24 @@
-"""The scheduler: jobs registered with one call run on one node only (the holder of the
+"""The scheduler: the jobs of one table run on one node only (the holder of the
 database lease "scheduler"); when that node stops, another takes over."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import pytest
+from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway.config import Settings
+from gateway.db import Database
 from gateway.leases import current_holder
+from gateway.models import JobRun
 from gateway.runtime.app import Gateway
-from gateway.runtime.scheduler import (
-    GatewayScheduler,
-    PeriodicJob,
-    register,
-    registered_jobs,
-    unregister,
-)
+from gateway.runtime.jobs import JOBS, Every, Job
+from gateway.runtime.scheduler import GatewayScheduler
 from gateway.runtime.server import GatewayServer
+from gateway.services import Services
 from tests.conftest import wait_for
 
 
@@ -27,15 +27,12 @@ class Recorder:
         self.runs: list[str] = []
         self.lock = threading.Lock()
 
-    def job(self, node: str) -> PeriodicJob:
-        def run(_gateway: Gateway) -> None:
+    def job(self, node: str) -> Job:
+        def run(_database: Database, _services: Services, _deliver: Callable[[list[int]], None],
+                _now: datetime) -> None:
             with self.lock:
                 self.runs.append(node)
-        register(f"test-tick-{node}", run, seconds=0.2)  # the one call other modules make
-        try:
-            return [j for j in registered_jobs() if j.name == f"test-tick-{node}"][0]
-        finally:
-            unregister(f"test-tick-{node}")
+        return Job(f"test-tick-{node}", Every(0.2), run)  # a row like those of JOBS
 
 
 @pytest.fixture
@@ -68,11 +65,11 @@ def test_only_the_lease_holder_runs_jobs_and_another_takes_over(
         second.stop()
 
 
-def test_register_needs_exactly_one_schedule() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
-        register("bad", lambda _g: None)
-    with pytest.raises(ValueError, match="exactly one"):
-        register("bad", lambda _g: None, seconds=1, cron={"hour": 1})
+def test_every_job_has_one_name_of_design_section_12_and_unique_aliases() -> None:
+    names = [name for job in JOBS for name in (job.name, *job.aliases)]
+    assert len(names) == len(set(names))
+    assert {"escalation", "quarterly", "announcements", "expiring-grants"} <= {
+        job.name for job in JOBS}
 
 
 def test_serve_runs_the_scheduler_with_the_periodic_jobs(running: GatewayServer,
@@ -81,9 +78,19 @@ def test_serve_runs_the_scheduler_with_the_periodic_jobs(running: GatewayServer,
     assert scheduler is not None
     wait_for(lambda: current_holder(gateway.db, "scheduler") == scheduler.holder,
              message="serve's scheduler holds the lease")
-    names = {job.name for job in registered_jobs()}
+    # The scheduler's names of the jobs are those it had before DESIGN §12 named them.
+    names = {job.id for job in JOBS}
     assert {"quarterly-feature-mail", "announcements-resume", "escalation",
             "expiring-grants"} <= names
     # Jobs with a configured cadence read it from the settings (1 s in tests).
-    escalation = [job for job in registered_jobs() if job.name == "escalation"][0]
-    assert escalation.trigger_for(gateway.settings).interval.total_seconds() == 1.0
+    escalation = [job for job in JOBS if job.name == "escalation"][0]
+    trigger = escalation.cadence.trigger(gateway.settings)
+    assert isinstance(trigger, IntervalTrigger)
+    assert trigger.interval.total_seconds() == 1.0
+    # Each run is recorded for `gateway jobs list`, with the node that ran it.
+
+    def recorded() -> JobRun | None:
+        with gateway.db.reading() as session:
+            return session.get(JobRun, "escalation")
+    run = wait_for(recorded, message="the escalation run recorded")
+    assert run.node == scheduler.holder and run.outcome == "ok"
