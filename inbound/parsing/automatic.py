@@ -32,7 +32,7 @@ from email.utils import getaddresses
 from inbound.parsing.bounces import BounceReport, detect_bounce, is_mail_system
 from inbound.parsing.headers import header_text
 from inbound.parsing.phrases import Phrases
-from inbound.parsing.source import MailSource, as_source
+from inbound.parsing.source import MailSource, read_source
 
 __all__ = ["AutomaticVerdict", "detect_automatic"]
 
@@ -195,7 +195,9 @@ def detect_automatic(
     when the caller has it already: a delivery report is automatic mail, and passing
     it saves reading the report twice.  Left out, it is computed here.
     """
-    source = as_source(raw)
+    # Called on its own with the report known, only the header fields and the text are read.
+    source = raw if isinstance(raw, MailSource) else read_source(
+        raw, headers_only=bounce is not _Unset.UNSET)
     try:
         verdict = _detect(source, mail_from, bounce)
     except Exception:  # defensive: a classifier must not take the pipeline down

@@ -37,7 +37,7 @@ from flufl.bounce import all_failures
 
 from inbound.parsing.headers import header_text
 from inbound.parsing.phrases import Phrases, fold
-from inbound.parsing.source import MailSource, as_source
+from inbound.parsing.source import MailSource, read_source
 
 __all__ = ["BounceReport", "FailedRecipient", "detect_bounce", "is_mail_system"]
 
@@ -557,19 +557,25 @@ def detect_bounce(raw: bytes | MailSource, mail_from: str = "") -> BounceReport 
     sender that delivery reports use; ``""`` means "not known" (IMAP, pipe).
     """
     try:
-        return _detect(as_source(raw), mail_from)
+        if not isinstance(raw, MailSource):  # called on its own: build no tree to cut
+            raw = read_source(raw, headers_only=_too_wide(bytes(raw)))
+        return _detect(raw, mail_from)
     except Exception:  # defensive: a classifier must not take the pipeline down
         log.exception("bounce detection failed; treating the message as not a bounce")
         return None
 
 
+def _too_wide(data: bytes) -> bool:
+    """More MIME boundaries than a report has: no report's shape, its body is read as text."""
+    return (data.count(b"boundary=", 0, MAX_BYTES) > MAX_BOUNDARIES
+            or data.count(b"\n--", 0, MAX_BYTES) > 10 * MAX_BOUNDARIES)
+
+
 def _report_tree(source: MailSource) -> Message:
     """The tree the report is read from, bounded: a report is small, only the returned
-    original can be large.  More MIME boundaries than a report has is no report's shape:
-    then the body is read as text."""
+    original can be large; a structure too wide for a report is read as text."""
     data = source.data
-    if (source.defect or data.count(b"boundary=", 0, MAX_BYTES) > MAX_BOUNDARIES
-            or data.count(b"\n--", 0, MAX_BYTES) > 10 * MAX_BOUNDARIES):
+    if source.defect or _too_wide(data):
         log.info("MIME structure too deep or too wide; reading the body as text")
         return source.text_view(MAX_BYTES)
     if len(data) > MAX_BYTES:

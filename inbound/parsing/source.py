@@ -68,13 +68,16 @@ class MailSource:
         return _bounded_copy(self.message, budget)
 
 
-def read_source(raw: bytes) -> MailSource:
+def read_source(raw: bytes, *, headers_only: bool = False) -> MailSource:
     """Normalise the line endings of ``raw`` and build its MIME tree: the one parse of the
-    message; never raises."""
+    message; never raises.  ``headers_only`` (for a caller that reads only the header
+    fields and the text) leaves the body unparsed, as text."""
     if isinstance(raw, str):  # tolerate a caller that read the file as text
         raw = raw.encode("utf-8", "surrogateescape")
     raw = bytes(raw)
     data = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in raw else raw
+    if headers_only:
+        return MailSource(raw, data, _header_fields(data))
     try:
         return MailSource(raw, data, BytesParser(policy=compat32).parsebytes(data))
     except RecursionError:
@@ -82,12 +85,17 @@ def read_source(raw: bytes) -> MailSource:
     except Exception as exc:  # noqa: BLE001 - fall back to the header fields
         defect = f"MIME structure unreadable ({type(exc).__name__})"
     log.info("%s; reading the header fields only", defect)
+    return MailSource(raw, data, _header_fields(data), defect)
+
+
+def _header_fields(data: bytes) -> Message:
+    """The header fields of ``data``, its body as text."""
     try:
-        head = BytesHeaderParser(policy=compat32).parsebytes(data)
+        return BytesHeaderParser(policy=compat32).parsebytes(data)
     except Exception:  # noqa: BLE001 - not even the header fields: an empty message
         head = Message(policy=compat32)
         head.set_payload(data.decode("ascii", "surrogateescape"))
-    return MailSource(raw, data, head, defect)
+        return head
 
 
 def as_source(raw: bytes | MailSource) -> MailSource:
