@@ -19,8 +19,8 @@ from typing import IO, Any
 
 import mailparser
 import pytest
+from flufl.bounce import all_failures
 
-from inbound.parsing import bounces
 from inbound.parsing.analysis import analyze
 from tests.corpus import corpus_bytes
 
@@ -67,7 +67,7 @@ def readers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Readers]:
         return tree
 
     original_survey = mailparser.MailParser
-    original_failures = bounces.all_failures
+    original_failures = all_failures
 
     def survey(message: Message) -> Any:
         seen.surveyed.append(message)
@@ -79,7 +79,7 @@ def readers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Readers]:
 
     monkeypatch.setattr(email.parser.Parser, "parse", parse)
     monkeypatch.setattr(mailparser, "MailParser", survey)
-    monkeypatch.setattr(bounces, "all_failures", failures)
+    monkeypatch.setattr("inbound.parsing.bounces.all_failures", failures)
     yield seen
 
 
