@@ -7,7 +7,12 @@ child process it can stop: ``gateway.pipeline.analysis_pool``).
 
 Every analyser reads the bytes after :func:`inbound.limits.contain`: header fields
 and MIME parts beyond the per-message limits are cut once, here, for all of them
-(SMTP, pipe and IMAP alike).
+(SMTP, pipe and IMAP alike).  The bytes are then parsed once
+(:func:`inbound.parsing.source.read_source`), and that one MIME tree is what the
+parser, mail-parser's survey, the bounce and auto-reply classifiers and the
+``Authentication-Results`` reader all read.  The tree is not kept on the
+:class:`Analysis`: the analysis crosses a pipe from the analysis pool's children, and
+every reader of the tree has run by then.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from inbound.parsing.bounces import BounceReport, detect_bounce
 from inbound.parsing.html_reply import reply_parts
 from inbound.parsing.message import ParsedMail, parse_message
 from inbound.parsing.reply_text import ReplyParts
+from inbound.parsing.source import header_values, read_source
 
 __all__ = ["Analysis", "analyze", "raw_header_values"]
 
@@ -40,7 +46,9 @@ class Analysis:
 
 
 def raw_header_values(raw: bytes, name: str) -> tuple[str, ...]:
-    """Every value of header ``name`` in the header block, unfolded, bytes read as UTF-8."""
+    """Every value of header ``name`` in the header block, unfolded, bytes read as UTF-8
+    (a scan of the bytes, for callers without a parsed message; ``analyze`` reads them
+    from its tree)."""
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     wanted = name.lower().encode() + b":"
     values: list[list[bytes]] = []
@@ -59,15 +67,15 @@ def raw_header_values(raw: bytes, name: str) -> tuple[str, ...]:
 def analyze(raw: bytes, mail_from: str = "", limits: Limits | None = None) -> Analysis:
     limits = limits or Limits()
     contained = contain(raw, limits)
-    raw = contained.raw
-    parsed = parse_message(raw, limits)
-    bounce = detect_bounce(raw, mail_from)
+    source = read_source(contained.raw)
+    parsed = parse_message(source, limits)
+    bounce = detect_bounce(source, mail_from)
     return Analysis(
         parsed=parsed,
         reply=reply_parts(parsed),
-        automatic=detect_automatic(raw, mail_from, bounce=bounce),
+        automatic=detect_automatic(source, mail_from, bounce=bounce),
         bounce=bounce,
-        authentication_results=raw_header_values(raw, "authentication-results"),
+        authentication_results=header_values(source.message, "authentication-results"),
         quarantine=contained.quarantine,
         limits_hit=contained.notes + parsed.limits_hit,
     )

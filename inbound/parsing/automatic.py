@@ -12,10 +12,12 @@ mail it is, naming the evidence, or ``None`` when a person wrote it:
 * ``auto_generated``: other robots, delivery reports, notifications.
 
 Only headers and the first few kilobytes of the body are read, so the check is fast on
-any input; it never raises.  Weak hints (``X-Auto-Response-Suppress``, which Outlook
-also puts on ordinary mail, ``Precedence: junk``, a "Thank you for your e-mail"
-subject) count only together.  Delivery reports are named ``auto_generated`` here;
-``inbound.parsing.bounces`` tells what bounced.
+any input; it never raises.  They are read from the tree :mod:`inbound.parsing.source`
+built once for every reader of the message (given raw bytes, it builds that tree).
+Weak hints (``X-Auto-Response-Suppress``, which Outlook also puts on ordinary mail,
+``Precedence: junk``, a "Thank you for your e-mail" subject) count only together.
+Delivery reports are named ``auto_generated`` here; ``inbound.parsing.bounces`` tells
+what bounced.
 """
 
 from __future__ import annotations
@@ -24,20 +26,18 @@ import enum
 import logging
 import re
 from dataclasses import dataclass, replace
-from email import policy
 from email.message import Message
-from email.parser import BytesParser
 from email.utils import getaddresses
 
 from inbound.parsing.bounces import BounceReport, detect_bounce, is_mail_system
 from inbound.parsing.headers import header_text
 from inbound.parsing.phrases import Phrases
+from inbound.parsing.source import MailSource, read_source
 
 __all__ = ["AutomaticVerdict", "detect_automatic"]
 
 log = logging.getLogger(__name__)
 
-MAX_HEADER_BYTES = 512 * 1024
 BODY_PEEK_BYTES = 16 * 1024
 
 
@@ -172,16 +172,6 @@ def _token(value: str) -> str:
     return value.strip().strip('"').lower()
 
 
-def _split_header(raw: bytes) -> tuple[bytes, bytes]:
-    data = bytes(raw[: MAX_HEADER_BYTES + BODY_PEEK_BYTES * 4])
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    end = data.find(b"\n\n")
-    if end < 0:
-        return data[:MAX_HEADER_BYTES], b""
-    return data[: min(end + 1, MAX_HEADER_BYTES)], data[end + 2 : end + 2 + BODY_PEEK_BYTES]
-
-
 class _Unset(enum.Enum):
     """Marks an argument the caller did not pass (None is a meaningful value)."""
 
@@ -189,12 +179,13 @@ class _Unset(enum.Enum):
 
 
 def detect_automatic(
-    raw: bytes,
+    raw: bytes | MailSource,
     mail_from: str = "",
     *,
     bounce: BounceReport | None | _Unset = _Unset.UNSET,
 ) -> AutomaticVerdict | None:
-    """Say whether a machine wrote ``raw`` and what kind; None for a person; never raises.
+    """Say whether a machine wrote ``raw`` (bytes, or the source ``analyze`` read) and what
+    kind; None for a person; never raises.
 
     ``mail_from`` is the SMTP envelope sender when known: ``"<>"`` is the null sender
     of delivery reports and RFC 3834 responders; ``""`` means "not known" (IMAP, pipe),
@@ -202,14 +193,17 @@ def detect_automatic(
 
     ``bounce`` is the result of ``detect_bounce(raw, mail_from)`` (a report or None)
     when the caller has it already: a delivery report is automatic mail, and passing
-    it saves parsing the MIME tree a second time.  Left out, it is computed here.
+    it saves reading the report twice.  Left out, it is computed here.
     """
+    # Called on its own with the report known, only the header fields and the text are read.
+    source = raw if isinstance(raw, MailSource) else read_source(
+        raw, headers_only=bounce is not _Unset.UNSET)
     try:
-        verdict = _detect(raw, mail_from, bounce)
+        verdict = _detect(source, mail_from, bounce)
     except Exception:  # defensive: a classifier must not take the pipeline down
         log.exception("automatic-mail detection failed; treating the message as personal")
         return None
-    system = _from_mail_system(raw, mail_from)
+    system = _from_mail_system(source.message, mail_from)
     if system and verdict is None:
         return AutomaticVerdict("auto_generated", f"sent by a mail system ({system})", True)
     if system and verdict is not None:
@@ -217,12 +211,10 @@ def detect_automatic(
     return verdict
 
 
-def _from_mail_system(raw: bytes, mail_from: str) -> str:
-    """The evidence that a mail system sent ``raw``, or "": the null envelope sender (or
-    ``Return-Path: <>`` when the envelope is unknown), or a ``From:`` of MAILER-DAEMON,
-    postmaster or "Mail Delivery Subsystem"."""
-    head_bytes, _ = _split_header(raw)
-    head = BytesParser(policy=policy.compat32).parsebytes(head_bytes, headersonly=True)
+def _from_mail_system(head: Message, mail_from: str) -> str:
+    """The evidence that a mail system sent the message with header fields ``head``, or "":
+    the null envelope sender (or ``Return-Path: <>`` when the envelope is unknown), or a
+    ``From:`` of MAILER-DAEMON, postmaster or "Mail Delivery Subsystem"."""
     envelope = mail_from.strip()
     if envelope == "<>" or (not envelope and header_text(head.get("return-path", "")).replace(
             " ", "") == "<>"):
@@ -232,10 +224,10 @@ def _from_mail_system(raw: bytes, mail_from: str) -> str:
 
 
 def _detect(
-    raw: bytes, mail_from: str, bounce: BounceReport | None | _Unset
+    source: MailSource, mail_from: str, bounce: BounceReport | None | _Unset
 ) -> AutomaticVerdict | None:
-    head_bytes, body = _split_header(raw)
-    head: Message = BytesParser(policy=policy.compat32).parsebytes(head_bytes, headersonly=True)
+    head = source.message
+    body = source.body_bytes(BODY_PEEK_BYTES)
 
     def get(name: str) -> str:
         return header_text(head.get(name, ""))
@@ -291,7 +283,7 @@ def _detect(
             "read_receipt", "message/disposition-notification part (read receipt)")
 
     # 3. Delivery and feedback reports are machine mail, whatever else they claim.
-    report = detect_bounce(raw, mail_from) if bounce is _Unset.UNSET else bounce
+    report = detect_bounce(source, mail_from) if bounce is _Unset.UNSET else bounce
     if report is not None:
         return AutomaticVerdict(
             "auto_generated", f"{report.kind.replace('_', ' ')}: {report.reason}")

@@ -14,9 +14,11 @@ subject and the wording of the report, never by one signal alone.  Challenge/res
 messages that dress up as bounces (Boxbe, "your server requires confirmation") are not
 bounces: ``inbound.parsing.automatic`` reports those.
 
-Every input is bytes from the outside world: the function never raises, normalises CR
-and CRLF line endings, parses headers first and only looks deeper when the headers or
-the first part of the body look like a report, and caps the bytes and parts it reads.
+Every input is bytes from the outside world: the function never raises, reads the
+header fields and the first part of the body first and looks deeper only when they look
+like a report, and caps the bytes and parts it reads.  It reads the MIME tree that
+:mod:`inbound.parsing.source` built once for every reader of the message (given raw
+bytes, it builds that tree itself).
 """
 
 from __future__ import annotations
@@ -27,15 +29,15 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email import policy
 from email.message import Message
-from email.parser import BytesParser, HeaderParser
+from email.parser import HeaderParser
 from email.utils import getaddresses
 
 from flufl.bounce import all_failures
 
 from inbound.parsing.headers import header_text
 from inbound.parsing.phrases import Phrases, fold
+from inbound.parsing.source import MailSource, read_source
 
 __all__ = ["BounceReport", "FailedRecipient", "detect_bounce", "is_mail_system"]
 
@@ -277,14 +279,6 @@ _ORIGINAL_PART_TYPES = frozenset(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _normalise_newlines(raw: bytes) -> bytes:
-    if b"\r" not in raw:
-        return raw
-    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-
-
 
 
 def _addresses(value: object) -> list[str]:
@@ -555,39 +549,43 @@ def _collect(root: Message) -> _Facts:
 # --------------------------------------------------------------------------- detection
 
 
-def detect_bounce(raw: bytes, mail_from: str = "") -> BounceReport | None:
-    """Classify ``raw`` as a delivery report, or return None; never raises.
+def detect_bounce(raw: bytes | MailSource, mail_from: str = "") -> BounceReport | None:
+    """Classify ``raw`` (bytes, or the source ``analyze`` read) as a delivery report, or
+    return None; never raises.
 
     ``mail_from`` is the SMTP envelope sender when known: ``"<>"`` is the null
     sender that delivery reports use; ``""`` means "not known" (IMAP, pipe).
     """
     try:
+        if not isinstance(raw, MailSource):  # called on its own: build no tree to cut
+            raw = read_source(raw, headers_only=_too_wide(bytes(raw)))
         return _detect(raw, mail_from)
     except Exception:  # defensive: a classifier must not take the pipeline down
         log.exception("bounce detection failed; treating the message as not a bounce")
         return None
 
 
-def _head_and_peek(data: bytes) -> bytes:
-    """The header and the first PEEK_CHARS of the body: all that the first look reads.
-
-    The header ends at the first empty line at the latest, and the parser decodes
-    bytes one to one into characters, so the body's first PEEK_CHARS characters are
-    in this prefix; parsing it alone spares a line-by-line walk over a large body.
-    """
-    end = data.find(b"\n\n")
-    return data if end < 0 else data[: end + 2 + PEEK_CHARS]
+def _too_wide(data: bytes) -> bool:
+    """More MIME boundaries than a report has: no report's shape, its body is read as text."""
+    return (data.count(b"boundary=", 0, MAX_BYTES) > MAX_BOUNDARIES
+            or data.count(b"\n--", 0, MAX_BYTES) > 10 * MAX_BOUNDARIES)
 
 
-def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
-    data = _normalise_newlines(bytes(raw[:MAX_BYTES]))
-    parser = BytesParser(policy=policy.compat32)
-    head_data = _head_and_peek(data)
-    head = parser.parsebytes(head_data, headersonly=True)
-    body_peek = head.get_payload()
-    if not isinstance(body_peek, str):
-        body_peek = ""
-    body_peek = body_peek[:PEEK_CHARS]
+def _report_tree(source: MailSource) -> Message:
+    """The tree the report is read from, bounded: a report is small, only the returned
+    original can be large; a structure too wide for a report is read as text."""
+    data = source.data
+    if source.defect or _too_wide(data):
+        log.info("MIME structure too deep or too wide; reading the body as text")
+        return source.text_view(MAX_BYTES)
+    if len(data) > MAX_BYTES:
+        return source.bounded_view(MAX_BYTES, MAX_PARTS)
+    return source.message
+
+
+def _detect(source: MailSource, mail_from: str) -> BounceReport | None:
+    head = source.message
+    body_peek = source.body_text(PEEK_CHARS)
     subject = header_text(head.get("subject", ""))
     from_addrs = _addresses(head.get("from", ""))
     sender = from_addrs[0] if from_addrs else ""
@@ -625,16 +623,7 @@ def _detect(raw: bytes, mail_from: str) -> BounceReport | None:
     if not candidate:
         return None
 
-    message: Message | None = None
-    if data.count(b"boundary=") <= MAX_BOUNDARIES and data.count(b"\n--") <= 10 * MAX_BOUNDARIES:
-        try:
-            message = parser.parsebytes(data)
-        except RecursionError:
-            message = None
-    if message is None:
-        # Absurd MIME nesting is no delivery report's shape: read the body as text.
-        log.info("MIME structure too deep or too wide; reading the body as text")
-        message = head if head_data is data else parser.parsebytes(data, headersonly=True)
+    message = _report_tree(source)
     facts = _collect(message)
     report_text = "\n".join(facts.report_text)
     original_id = _original_message_id(facts, report_text)

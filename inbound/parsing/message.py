@@ -10,11 +10,12 @@ keep time and memory bounded.
 Who does what:
 
 * the standard library's ``email`` parser (``compat32``, its most forgiving
-  policy) builds the MIME tree. Line endings are normalised to LF first, so
-  CRLF, LF and CR-only copies of a message parse identically;
+  policy) builds the MIME tree, once per message, in :mod:`inbound.parsing.source`
+  (line endings normalised to LF first, so CRLF, LF and CR-only copies of a message
+  parse identically); the bounce and auto-reply classifiers read the same tree;
 * ``mail-parser`` reads addresses (``get_addresses``, which recovers what it
   can from broken headers) and dates (``parse_mail_date``), and its
-  ``MailParser`` surveys the message for defects. It cannot be trusted with
+  ``MailParser`` surveys that same tree for defects. It cannot be trusted with
   everything: ``MailParser`` raises ``AttributeError`` on a multipart whose
   start boundary is missing and whose epilogue is empty, and it returns 7-bit
   ISO-2022-JP bodies undecoded (escape sequences instead of Japanese). Bodies,
@@ -38,7 +39,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.generator import BytesGenerator
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
 from email.policy import compat32
 from io import BytesIO
 from types import MappingProxyType
@@ -51,6 +51,7 @@ from mailparser.utils import decode_base64_payload, get_addresses
 from inbound.limits import Limits
 from inbound.parsing.html_text import html_to_text
 from inbound.parsing.message_ids import extract_message_ids, normalize_message_id
+from inbound.parsing.source import MailSource, as_source
 from inbound.parsing.tnef import TnefError, unpack_tnef
 
 __all__ = [
@@ -125,16 +126,18 @@ class ParsedMail:
         return values[0] if values else None
 
 
-def parse_message(raw: bytes, limits: Limits | None = None) -> ParsedMail:
-    """Parse one raw message. Never raises; problems are listed in ``defects``.
+def parse_message(raw: bytes | MailSource, limits: Limits | None = None) -> ParsedMail:
+    """Parse one raw message (or read the tree ``analyze`` built). Never raises; problems
+    are listed in ``defects``.
 
     ``limits`` bounds MIME parts walked, attachments kept and TNEF objects unpacked;
     the raw-byte cuts of :func:`inbound.limits.contain` are the caller's (``analyze``)."""
+    source = as_source(raw)
     try:
-        return _Parser(raw, limits or Limits()).parse()
+        return _Parser(source, limits or Limits()).parse()
     except Exception as exc:  # noqa: BLE001 - the contract is "never raise"
         log.exception("parse_message failed; returning a minimal result")
-        return _minimal_result(raw, f"parser failure ({type(exc).__name__}: {exc})")
+        return _minimal_result(source, f"parser failure ({type(exc).__name__}: {exc})")
 
 
 # --- the parser -----------------------------------------------------------------------
@@ -164,13 +167,12 @@ class _Pending:
 
 
 class _Parser:
-    def __init__(self, raw: bytes, limits: Limits) -> None:
+    def __init__(self, source: MailSource, limits: Limits) -> None:
         self.limits = limits
         self.limits_hit: list[str] = []
         self.dropped: list[tuple[str, int]] = []
-        if isinstance(raw, str):  # tolerate a caller that read the file as text
-            raw = raw.encode("utf-8", "surrogateescape")
-        self.raw = bytes(raw)
+        self.source = source
+        self.raw = source.raw
         self.defects: list[str] = []
         self.attachments: list[_Pending] = []
         self.tnef_bodies: list[str] = []
@@ -189,10 +191,7 @@ class _Parser:
     # .. top level ..
 
     def parse(self) -> ParsedMail:
-        data = self.raw
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        message = self._build_tree(data)
+        message = self._tree()
         self.charset_hint = _safe_charset(message)
         headers = self._decode_headers(message)
         body = _Body()
@@ -233,20 +232,16 @@ class _Parser:
             dropped=tuple(self.dropped),
         )
 
-    def _build_tree(self, data: bytes) -> Message:
-        try:
-            return BytesParser(policy=compat32).parsebytes(data)
-        except RecursionError:
-            self.defect("MIME structure nested too deeply to parse; body kept as an attachment")
-        except Exception as exc:  # noqa: BLE001 - fall back to headers only
-            self.defect(
-                f"MIME structure unreadable ({type(exc).__name__}); body kept as an attachment"
+    def _tree(self) -> Message:
+        """The source's MIME tree; when it could not be built, its header fields, and the
+        whole message kept as an attachment."""
+        if self.source.defect:
+            self.defect(f"{self.source.defect}; body kept as an attachment")
+            self.headers_only = True
+            self.attachments.append(
+                _Pending("original-message.eml", "message/rfc822", self.raw, "attachment", None)
             )
-        self.headers_only = True
-        self.attachments.append(
-            _Pending("original-message.eml", "message/rfc822", self.raw, "attachment", None)
-        )
-        return BytesHeaderParser(policy=compat32).parsebytes(data)
+        return self.source.message
 
     def _survey_with_mailparser(self, message: Message) -> None:
         """Let mail-parser report what it finds wrong in the headers (addresses, dates,
@@ -686,14 +681,13 @@ class _Parser:
         self.defect(note)
 
 
-def _minimal_result(raw: object, note: str) -> ParsedMail:
+def _minimal_result(source: MailSource, note: str) -> ParsedMail:
     """Last resort when the parser itself failed: headers if possible, raw kept."""
-    data = bytes(raw) if isinstance(raw, (bytes, bytearray, memoryview)) else b""
+    data = source.raw
     headers: dict[str, tuple[str, ...]] = {}
     subject = ""
     try:
-        message = BytesHeaderParser(policy=compat32).parsebytes(data)
-        for name, value in message.raw_items():
+        for name, value in source.message.raw_items():
             text, _ = decode_encoded_words(_clean(unfold(str(value))))
             headers.setdefault(name.lower(), ())
             headers[name.lower()] += (text.strip(),)
