@@ -27,6 +27,7 @@ from outbound.render import DEFAULT_LANGUAGE, Renderer
 
 __all__ = ["Mail", "MailKind", "ReplyAs", "queue_mail", "reply_address"]
 
+
 @dataclass(frozen=True)
 class ReplyAs:
     """Whose reply address goes into Reply-To: the recipient, as a participant of
