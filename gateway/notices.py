@@ -1,9 +1,11 @@
-"""The notices a processed message calls for, composed and put in the outbox.
+"""The notices a processed message calls for: what each says, and to whom.
 
-Every notice is built here from a template (``templates/<lang>/<kind>/``) and the
-DESIGN §8 headers: From the support address, Reply-To carrying the keyed reply
-token of the recipient, ``[#N]`` in the subject, and In-Reply-To/References that
-continue the requester's own thread.
+This module builds each notice's view data (the acknowledgement's excerpt and
+recommendations, a ticket list's lines, the thread a notice continues) and hands it to
+:func:`outbound.mail.queue_mail`, which renders ``templates/<lang>/<kind>/`` and adds the
+DESIGN §8 headers its kind calls for (``outbound/mail_kinds.py``): From the support
+address, Reply-To carrying the keyed reply token of the recipient, ``[#N]`` in the
+subject, and In-Reply-To/References that continue the requester's own thread.
 """
 
 from __future__ import annotations
@@ -15,16 +17,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.directory import support_identity
 from gateway.models import MessageRecord, OutboxItem, Person, Ticket
 from gateway.recommendations import recommend
 from gateway.services import Services
-from gateway.tickets import make_reply_token, participant_for
 from gateway.visible_tickets import TicketListing
 from inbound.parsing.message import ParsedMail
 from inbound.parsing.reply_text import ReplyParts
-from outbound.compose import compose, make_message_id
-from outbound.outbox import add_to_outbox
+from outbound.mail import Mail, ReplyAs, queue_mail
+from outbound.mail_kinds import MAIL_KINDS, MailKind, automatic_answers
 
 __all__ = [
     "AUTOMATIC_ANSWERS",
@@ -36,20 +36,10 @@ __all__ = [
     "queue_notice",
     "queue_ticket_list",
     "recipient_language",
-    "reply_address",
     "thread_of",
 ]
 
 EXCERPT_CHARS = 600
-
-
-def reply_address(services: Services, session: Session, ticket: Ticket, recipient: str,
-                  role: str) -> str:
-    """``support+TOKEN@domain`` naming this ticket and this recipient."""
-    support = support_identity(session)
-    participant = participant_for(session, ticket, recipient, role)
-    token = make_reply_token(services.secret, ticket.number, participant.id)
-    return f"{support.local_part}+{token}@{support.domain}"
 
 
 def excerpt(text: str) -> str:
@@ -62,31 +52,20 @@ def excerpt(text: str) -> str:
 def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
                           parsed: ParsedMail, reply: ReplyParts | None, language: str,
                           spool_id: int | None, promise: str | None = None) -> OutboxItem:
-    support = support_identity(session)
-    rendered = services.renderer.render("acknowledgement", language, {
-        "support_name": support.name,
+    context = {
         "ticket_number": ticket.number,
-        "ticket_subject": ticket.subject if ticket.subject != "(no subject)" else "",
+        "ticket_subject": display_subject(ticket),
         "requester_name": ticket.requester_name,
         "excerpt": excerpt(reply.visible if reply else parsed.text),
         "promise": promise,
         "recommendations": recommend(session, ticket, reply.visible if reply else parsed.text,
                                      language),
-    })
-    references = list(parsed.references)
-    message = compose(
-        from_name=support.name, from_address=support.address,
-        to_address=ticket.requester, to_name=ticket.requester_name,
-        subject=rendered.subject, text=rendered.text, html=rendered.html,
-        message_id=make_message_id(support.domain),
-        reply_to=reply_address(services, session, ticket, ticket.requester, "requester"),
-        in_reply_to=parsed.message_id, references=references,
-        auto_submitted="auto-replied", language=rendered.language,
-        extra_headers={"X-Loop": support.address},
-    )
-    return add_to_outbox(session, message, kind="acknowledgement", mail_from=support.address,
-                         rcpt_to=ticket.requester, ticket_number=ticket.number,
-                         spool_id=spool_id, secret=services.secret)
+    }
+    return queue_mail(session, services.renderer, Mail(
+        MailKind.ACKNOWLEDGEMENT, ticket.requester, context, to_name=ticket.requester_name,
+        language=language, reply_as=ReplyAs(ticket, "requester"),
+        in_reply_to=parsed.message_id, references=list(parsed.references),
+        spool_id=spool_id), secret=services.secret)
 
 
 # --- conversation notices (colleague replies, agent replies, status, duplicates) -------
@@ -125,26 +104,20 @@ def queue_notice(session: Session, services: Services, ticket: Ticket, *, kind: 
 
     ``reply_ticket``: the ticket whose reply address goes into Reply-To (default: this
     one; a duplicate notice points at the ticket that holds the request).  ``language``:
-    render in this one instead (notices to the support team are in English)."""
-    support = support_identity(session)
-    language = language or recipient_language(session, ticket, to_address)
-    rendered = services.renderer.render(kind, language, {
-        "support_name": support.name, "ticket_number": ticket.number,
-        "ticket_subject": display_subject(ticket), **context})
-    replies_go_to = reply_ticket or ticket
-    message = compose(
-        from_name=support.name, from_address=support.address,
-        to_address=to_address, to_name=to_name,
-        subject=rendered.subject, text=rendered.text, html=rendered.html,
-        message_id=make_message_id(support.domain),
-        reply_to=reply_address(services, session, replies_go_to, to_address, role),
-        in_reply_to=in_reply_to, references=references,
-        auto_submitted=auto_submitted, language=rendered.language,
-        extra_headers={"X-Loop": support.address}, attachments=attachments,
-    )
-    return add_to_outbox(session, message, kind=kind, mail_from=support.address,
-                         rcpt_to=to_address, ticket_number=replies_go_to.number,
-                         spool_id=spool_id, secret=services.secret)
+    render in this one instead of the recipient's.  ``auto_submitted`` must be what
+    ``outbound/mail_kinds.py`` says for ``kind`` (the table decides; a caller that
+    disagrees is a bug)."""
+    mail_kind = MailKind(kind)
+    if auto_submitted != MAIL_KINDS[mail_kind].auto_submitted:
+        raise ValueError(f"{kind} carries Auto-Submitted {MAIL_KINDS[mail_kind].auto_submitted}"
+                         f", not {auto_submitted} (outbound/mail_kinds.py)")
+    return queue_mail(session, services.renderer, Mail(
+        mail_kind, to_address,
+        {"ticket_number": ticket.number, "ticket_subject": display_subject(ticket), **context},
+        to_name=to_name, language=language or recipient_language(session, ticket, to_address),
+        reply_as=ReplyAs(reply_ticket or ticket, role), in_reply_to=in_reply_to,
+        references=references, attachments=attachments, spool_id=spool_id),
+        secret=services.secret)
 
 
 def queue_ticket_list(session: Session, services: Services, listing: TicketListing, *,
@@ -153,23 +126,16 @@ def queue_ticket_list(session: Session, services: Services, listing: TicketListi
                       spool_id: int | None) -> OutboxItem:
     """The answer to a ``#tickets`` mail: no ticket, so no ``[#N]`` and no Reply-To token
     (a reply to it is new mail to the support address)."""
-    support = support_identity(session)
-    rendered = services.renderer.render("ticket_list", language, {
-        "support_name": support.name, "recipient_name": to_name,
+    context = {
+        "recipient_name": to_name,
         "tickets": [{"number": line.number, "subject": line.subject, "status": line.status,
                      "updated": line.updated} for line in listing.lines],
-        "more": listing.more, "include_old": include_old, "since": since})
-    message = compose(
-        from_name=support.name, from_address=support.address,
-        to_address=to_address, to_name=to_name,
-        subject=rendered.subject, text=rendered.text, html=rendered.html,
-        message_id=make_message_id(support.domain),
-        in_reply_to=in_reply_to, references=[*references, *([in_reply_to] if in_reply_to else [])],
-        auto_submitted="auto-replied", language=rendered.language,
-        extra_headers={"X-Loop": support.address},
-    )
-    return add_to_outbox(session, message, kind="ticket_list", mail_from=support.address,
-                         rcpt_to=to_address, spool_id=spool_id, secret=services.secret)
+        "more": listing.more, "include_old": include_old, "since": since}
+    return queue_mail(session, services.renderer, Mail(
+        MailKind.TICKET_LIST, to_address, context, to_name=to_name, language=language,
+        in_reply_to=in_reply_to,
+        references=[*references, *([in_reply_to] if in_reply_to else [])],
+        spool_id=spool_id), secret=services.secret)
 
 
 def thread_of(session: Session, ticket: Ticket, email: str) -> tuple[str | None, list[str]]:
@@ -184,5 +150,5 @@ def thread_of(session: Session, ticket: Ticket, email: str) -> tuple[str | None,
     return parent, list(dict.fromkeys(references))
 
 
-AUTOMATIC_ANSWERS = ("acknowledgement", "duplicate_notice", "reply_refused", "reopened",
-                     "ticket_list")
+#: The kinds the answer gate counts: ``automatic_answer`` in ``outbound/mail_kinds.py``.
+AUTOMATIC_ANSWERS = automatic_answers()

@@ -37,6 +37,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -46,6 +47,8 @@ from typing import Any
 __all__ = [
     "MAX_REFERENCES",
     "POLICY",
+    "Content",
+    "Envelope",
     "compose",
     "make_message_id",
     "normalise_message_id",
@@ -310,52 +313,72 @@ def _set_extra_header(msg: EmailMessage, name: str, value: str) -> None:
         msg[name] = _TextHeader(name, value)  # non-ASCII text becomes RFC 2047 words
 
 
-def compose(
-    *,
-    from_name: str,
-    from_address: str,
-    to_address: str,
-    to_name: str = "",
-    subject: str,
-    text: str,
-    html: str | None,
-    message_id: str,
-    reply_to: str | None = None,
-    in_reply_to: str | None = None,
-    references: Sequence[str] = (),
-    auto_submitted: str | None = "auto-replied",
-    language: str | None = None,
-    extra_headers: Mapping[str, str] | None = None,
-    date: datetime | None = None,
-    attachments: Sequence[tuple[str, str, bytes]] = (),
-) -> EmailMessage:
-    """Build one outgoing message; see the module docstring for what is guaranteed.
+@dataclass(frozen=True)
+class Envelope:
+    """Who writes to whom, and the ids that place the mail in a thread.
 
     ``message_id`` is ours (with or without angle brackets) and must be valid;
     ``in_reply_to`` and ``references`` usually come from the customer's mail and are used
-    as far as they are valid. ``auto_submitted=None`` marks a message written by a person.
-    ``date`` defaults to now; a naive datetime is taken as UTC.  ``attachments`` are
-    ``(filename, content type, bytes)`` carried as they are (an agent's reply relayed).
+    as far as they are valid.
+    """
+
+    from_name: str
+    from_address: str
+    to_address: str
+    message_id: str
+    to_name: str = ""
+    reply_to: str | None = None
+    in_reply_to: str | None = None
+    references: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Content:
+    """What the recipient reads: subject, bodies, their language and any attachments.
+
+    ``attachments`` are ``(filename, content type, bytes)`` carried as they are (an
+    agent's reply relayed).  ``language`` becomes ``Content-Language``.
+    """
+
+    subject: str
+    text: str
+    html: str | None
+    language: str | None = None
+    attachments: Sequence[tuple[str, str, bytes]] = ()
+
+
+def compose(
+    envelope: Envelope,
+    content: Content,
+    *,
+    auto_submitted: str | None = "auto-replied",
+    extra_headers: Mapping[str, str] | None = None,
+    date: datetime | None = None,
+) -> EmailMessage:
+    """Build one outgoing message; see the module docstring for what is guaranteed.
+
+    ``auto_submitted=None`` marks a message written by a person.  ``date`` defaults to
+    now; a naive datetime is taken as UTC.
     """
     extras = [_extra_header(name, value) for name, value in (extra_headers or {}).items()]
-    if language is not None and not _LANGUAGE_TAG_RE.match(language):
-        raise ValueError(f"invalid Content-Language tag {language!r}")
+    if content.language is not None and not _LANGUAGE_TAG_RE.match(content.language):
+        raise ValueError(f"invalid Content-Language tag {content.language!r}")
 
-    international = not (from_address.isascii() and to_address.isascii()
-                         and (reply_to or "").isascii())
+    international = not (envelope.from_address.isascii() and envelope.to_address.isascii()
+                         and (envelope.reply_to or "").isascii())
     msg = EmailMessage(policy=_UTF8_POLICY if international else POLICY)
-    _set_address(msg, "From", _address(from_name, from_address, "From"))
-    _set_address(msg, "To", _address(to_name, to_address, "To"))
-    if reply_to:
-        _set_address(msg, "Reply-To", _address("", reply_to, "Reply-To"))
-    msg["Subject"] = _TextHeader("Subject", _one_line(subject))
+    _set_address(msg, "From", _address(envelope.from_name, envelope.from_address, "From"))
+    _set_address(msg, "To", _address(envelope.to_name, envelope.to_address, "To"))
+    if envelope.reply_to:
+        _set_address(msg, "Reply-To", _address("", envelope.reply_to, "Reply-To"))
+    msg["Subject"] = _TextHeader("Subject", _one_line(content.subject))
     msg["Date"] = _date_header(date)
-    msg["Message-ID"] = _VerbatimHeader("Message-ID", normalise_message_id(message_id))
+    msg["Message-ID"] = _VerbatimHeader("Message-ID", normalise_message_id(envelope.message_id))
 
-    parent = _outside_id(in_reply_to, "In-Reply-To") if in_reply_to else None
+    parent = _outside_id(envelope.in_reply_to, "In-Reply-To") if envelope.in_reply_to else None
     if parent is not None:
         msg["In-Reply-To"] = _VerbatimHeader("In-Reply-To", parent)
-    thread = _references(references, parent)
+    thread = _references(envelope.references, parent)
     if thread:
         msg["References"] = _VerbatimHeader("References", " ".join(thread))
 
@@ -367,17 +390,17 @@ def compose(
     for name, value in extras:
         _set_extra_header(msg, name, value)
 
-    msg.set_content(text, subtype="plain", charset="utf-8")
-    if html is not None:
-        msg.add_alternative(html, subtype="html", charset="utf-8")
-    for filename, content_type, data in attachments:
+    msg.set_content(content.text, subtype="plain", charset="utf-8")
+    if content.html is not None:
+        msg.add_alternative(content.html, subtype="html", charset="utf-8")
+    for filename, content_type, data in content.attachments:
         maintype, _, subtype = content_type.partition("/")
         if not maintype or not subtype or maintype == "multipart":
             maintype, subtype = "application", "octet-stream"
         msg.add_attachment(data, maintype=maintype, subtype=subtype,
                            filename=_one_line(filename) or "attachment")
-    if language is not None:
+    if content.language is not None:
         # Only after the body exists: turning the message multipart moves every Content-*
         # header into the first part, and the language belongs to the whole message.
-        msg["Content-Language"] = language
+        msg["Content-Language"] = content.language
     return msg

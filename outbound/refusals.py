@@ -8,9 +8,10 @@ So, in the very transaction that marks the outbox row dead (:mod:`outbound.deliv
   recipient and the server's answer;
 - the support team's mailbox (``agents_address``) gets a ``delivery_failed`` notice.
 
-No notice is sent about mail to the agents themselves (an agents' notice, an escalation,
-a delivery_failed notice, or anything addressed to ``agents_address``): a mailbox that
-refuses our mail would otherwise be sent more mail about it, forever.  Without
+No notice is sent about mail to the agents themselves (the kinds marked ``to_agents`` in
+``outbound/mail_kinds.py``: an agents' notice, an escalation, a delivery_failed notice;
+or anything addressed to ``agents_address``): a mailbox that refuses our mail would
+otherwise be sent more mail about it, forever.  Without
 ``agents_address``, or when it names our own support address (the loop guard would drop
 the notice on its way back in), the failure is logged and recorded on the ticket only.
 """
@@ -27,23 +28,25 @@ from gateway.config import Settings
 from gateway.directory import SupportIdentity, support_identity
 from gateway.models import MessageRecord, OutboxItem, Ticket, utcnow
 from inbound.addresses import split_address
-from outbound.compose import compose, make_message_id
-from outbound.outbox import add_to_outbox
+from outbound.mail import Mail, queue_mail
+from outbound.mail_kinds import MailKind, spec_of
 from outbound.render import Renderer
 
-__all__ = ["DELIVERY_FAILED", "record_refusal"]
+__all__ = ["record_refusal"]
 
 log = logging.getLogger(__name__)
-
-DELIVERY_FAILED = "delivery_failed"
-#: Mail to the support team: a failure of one is never reported to the support team.
-_TO_AGENTS = frozenset({"agents_notice", "escalation", DELIVERY_FAILED})
-
 
 @lru_cache(maxsize=4)
 def _renderer(templates_dir: Path | None) -> Renderer:
     """One renderer per templates folder: delivery has no ``Services`` at hand."""
     return Renderer(templates_dir)
+
+
+def _to_agents(kind: str) -> bool:
+    """Mail to the support team (``to_agents`` in ``outbound/mail_kinds.py``): a failure of
+    one is never reported to the support team."""
+    spec = spec_of(kind)
+    return spec is not None and spec.to_agents
 
 
 def _label(kind: str) -> str:
@@ -75,7 +78,7 @@ def _notice(session: Session, settings: Settings, support: SupportIdentity,
     address = settings.agents_address
     if not address:
         return None
-    if item.kind in _TO_AGENTS or item.rcpt_to.lower() == address:
+    if _to_agents(item.kind) or item.rcpt_to.lower() == address:
         log.warning("outbox %s: a mail to the support team failed; not reported to them "
                     "again (no loops)", item.id)
         return None
@@ -83,20 +86,15 @@ def _notice(session: Session, settings: Settings, support: SupportIdentity,
         log.warning("outbox %s: agents_address %s is our own support address; the failure "
                     "is recorded but not mailed", item.id, address)
         return None
-    rendered = _renderer(settings.templates_dir).render(DELIVERY_FAILED, "en", {
-        "support_name": support.name,
+    context = {
         "ticket_number": ticket.number if ticket is not None else None,
         "ticket_subject": ticket.subject if ticket is not None else "",
         "failed_kind": item.kind, "failed_kind_label": _label(item.kind),
         "recipient": item.rcpt_to, "failed_subject": item.subject, "answer": answer,
-        "attempts": item.attempts, "outbox_id": item.id})
-    message = compose(
-        from_name=support.name, from_address=support.address, to_address=address,
-        subject=rendered.subject, text=rendered.text, html=rendered.html,
-        message_id=make_message_id(support.domain), auto_submitted="auto-generated",
-        language=rendered.language, extra_headers={"X-Loop": support.address})
-    return add_to_outbox(session, message, kind=DELIVERY_FAILED, mail_from=support.address,
-                         rcpt_to=address, ticket_number=item.ticket_number)
+        "attempts": item.attempts, "outbox_id": item.id}
+    # No key at hand here, and the notice holds no secret link: stored as composed.
+    return queue_mail(session, _renderer(settings.templates_dir), Mail(
+        MailKind.DELIVERY_FAILED, address, context, ticket_number=item.ticket_number), secret=None)
 
 
 def record_refusal(session: Session, settings: Settings, item: OutboxItem,

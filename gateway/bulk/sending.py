@@ -20,9 +20,8 @@ from gateway.directory import support_identity
 from gateway.errors import GatewayError
 from gateway.models import OutboxItem
 from gateway.services import Services
-from outbound.compose import compose, make_message_id
 from outbound.delivery import deliver_outbox_item
-from outbound.outbox import add_to_outbox
+from outbound.mail import Mail, MailKind, queue_mail
 
 if TYPE_CHECKING:
     from gateway.runtime.app import Gateway
@@ -39,18 +38,11 @@ def queue_bulk_mail(session: Session, services: Services, *, kind: str, list_nam
     support = support_identity(session)
     token = issue_token(session, to_address, list_name, services.settings.unsubscribe_token_days)
     headers = bulk_headers(services.settings.public_url, support, token)
-    rendered = services.renderer.render(kind, language, {
-        "support_name": support.name, "recipient_name": to_name,
-        "unsubscribe_url": unsubscribe_link(services.settings.public_url, token),
-        **context})
-    message = compose(
-        from_name=support.name, from_address=support.address,
-        to_address=to_address, to_name=to_name, subject=rendered.subject,
-        text=rendered.text, html=rendered.html, message_id=make_message_id(support.domain),
-        auto_submitted="auto-generated", language=rendered.language,
-        extra_headers={**headers, "X-Loop": support.address})
-    return add_to_outbox(session, message, kind=kind, mail_from=support.address,
-                         rcpt_to=to_address, secret=services.secret)
+    view = {"recipient_name": to_name,
+            "unsubscribe_url": unsubscribe_link(services.settings.public_url, token), **context}
+    return queue_mail(session, services.renderer, Mail(
+        MailKind(kind), to_address, view, to_name=to_name, language=language,
+        list_headers=headers), secret=services.secret)
 
 
 def hand_over(gateway: Gateway, outbox_ids: Iterable[int], *, inline: bool) -> None:

@@ -9,7 +9,8 @@ team's authorised users always carries their signed overview link.
 the gateway, not written by a person, and they are not answers to the recipient's
 own message (``auto-replied`` would be wrong: the activation mail goes to a customer
 who wrote nothing).  The header keeps out-of-office replies away from us; a person
-still reads and clicks the mail as usual.
+still reads and clicks the mail as usual.  The grant kinds' rows in
+``outbound/mail_kinds.py`` say so; :func:`outbound.mail.queue_mail` writes it.
 """
 
 from __future__ import annotations
@@ -20,15 +21,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.directory import support_identity
 from gateway.grants.tokens import make_overview_token
 from gateway.models import AccessGrant, Agent, OutboxItem, Person, Team
 from gateway.services import Services
-from outbound.compose import compose, make_message_id
-from outbound.outbox import add_to_outbox
+from outbound.mail import Mail, MailKind, queue_mail
 
 __all__ = [
-    "AUTO_SUBMITTED",
     "agent_language",
     "agents_of",
     "authorised_people",
@@ -39,9 +37,6 @@ __all__ = [
     "subject_label",
     "who_context",
 ]
-
-AUTO_SUBMITTED = "auto-generated"
-
 
 def format_time(moment: datetime | None) -> str | None:
     """A time as people read it in mail and pages (UTC, to the minute)."""
@@ -65,17 +60,9 @@ def subject_label(session: Session, agent_email: str | None, department: str | N
 def queue_grant_mail(session: Session, services: Services, kind: str, *, to_address: str,
                      to_name: str, language: str, context: dict[str, Any]) -> OutboxItem:
     """Render ``kind`` in ``language`` and queue it from the support identity."""
-    support = support_identity(session)
-    rendered = services.renderer.render(kind, language, {
-        "support_name": support.name, "recipient_name": to_name, **context})
-    message = compose(
-        from_name=support.name, from_address=support.address, to_address=to_address,
-        to_name=to_name, subject=rendered.subject, text=rendered.text, html=rendered.html,
-        message_id=make_message_id(support.domain), auto_submitted=AUTO_SUBMITTED,
-        language=rendered.language, extra_headers={"X-Loop": support.address},
-    )
-    return add_to_outbox(session, message, kind=kind, mail_from=support.address,
-                         rcpt_to=to_address, secret=services.secret)
+    return queue_mail(session, services.renderer, Mail(
+        MailKind(kind), to_address, {"recipient_name": to_name, **context}, to_name=to_name,
+        language=language), secret=services.secret)
 
 
 def who_context(session: Session, agent_email: str | None,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from gateway.active_policy import current_issue_types
 from gateway.services import Services
 from inbound.parsing.analysis import analyze
-from outbound.compose import compose, make_message_id
+from outbound.compose import Content, Envelope, compose, make_message_id
 from outbound.promise import promise_sentence
 from outbound.render import LANGUAGES
 
@@ -56,13 +56,15 @@ def warm_up(services: Services) -> float:
             "support_name": "Support", "ticket_number": 1, "ticket_subject": "warm-up",
             "requester_name": "Warm Up", "excerpt": analysis.reply.visible,
             "promise": promise, "recommendations": []})
-        compose(from_name="Support", from_address="support@example.invalid",
-                to_address="warm-up@example.invalid", to_name="Warm Up",
-                subject=rendered.subject, text=rendered.text, html=rendered.html,
-                message_id=make_message_id("example.invalid"),
-                reply_to="support+token@example.invalid", in_reply_to=analysis.parsed.message_id,
-                references=list(analysis.parsed.references), auto_submitted="auto-replied",
-                language=rendered.language).as_bytes()
+        compose(Envelope(from_name="Support", from_address="support@example.invalid",
+                         to_address="warm-up@example.invalid", to_name="Warm Up",
+                         message_id=make_message_id("example.invalid"),
+                         reply_to="support+token@example.invalid",
+                         in_reply_to=analysis.parsed.message_id,
+                         references=list(analysis.parsed.references)),
+                Content(subject=rendered.subject, text=rendered.text, html=rendered.html,
+                        language=rendered.language),
+                auto_submitted="auto-replied").as_bytes()
     seconds = time.perf_counter() - started
     log.info("processing path warmed up in %.0f ms", seconds * 1000)
     return seconds

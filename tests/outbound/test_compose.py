@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import re
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser, Parser
@@ -12,13 +13,25 @@ from typing import Any
 
 import pytest
 
-from outbound.compose import MAX_REFERENCES, compose, make_message_id, normalise_message_id
+from outbound.compose import (
+    MAX_REFERENCES,
+    Content,
+    Envelope,
+    compose,
+    make_message_id,
+    normalise_message_id,
+)
 from outbound.render import Renderer
 
 INJECTION = "hi\r\nBcc: evil@example.com"
 
 
+ENVELOPE_FIELDS = {f.name for f in fields(Envelope)}
+CONTENT_FIELDS = {f.name for f in fields(Content)}
+
+
 def build(**overrides: Any) -> EmailMessage:
+    """compose() with a realistic message, the keyword arguments overriding any field."""
     arguments: dict[str, Any] = {
         "from_name": "Example Support",
         "from_address": "support@support.example",
@@ -35,7 +48,9 @@ def build(**overrides: Any) -> EmailMessage:
         "date": datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
     }
     arguments.update(overrides)
-    return compose(**arguments)
+    envelope = {k: arguments.pop(k) for k in list(arguments) if k in ENVELOPE_FIELDS}
+    content = {k: arguments.pop(k) for k in list(arguments) if k in CONTENT_FIELDS}
+    return compose(Envelope(**envelope), Content(**content), **arguments)
 
 
 def reparse(msg: EmailMessage) -> EmailMessage:

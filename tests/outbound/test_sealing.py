@@ -9,7 +9,7 @@ from email.message import Message
 
 import pytest
 
-from outbound.compose import compose
+from outbound.compose import Content, Envelope, compose
 from outbound.sealing import MARKER, SealError, redact, seal, unseal
 
 TOKEN = "Zq3_k-9mW2xYbVt7LpR4sN8cD1fG6hJ0aE5uI2oK3lM"
@@ -18,9 +18,9 @@ UNSUBSCRIBE = "mfrggzdfmztwq2lknnwg23tpobyxe43u"
 
 def _mail(text: str, html: str | None = None) -> bytes:
     return compose(
-        from_name="Support", from_address="support@support.example",
-        to_address="bert@acme.example", subject="Access request", text=text, html=html,
-        message_id="<m1@support.example>", language="ja",
+        Envelope(from_name="Support", from_address="support@support.example",
+                 to_address="bert@acme.example", message_id="<m1@support.example>"),
+        Content(subject="Access request", text=text, html=html, language="ja"),
         extra_headers={"List-Unsubscribe":
                        f"<https://support.example/unsubscribe/{UNSUBSCRIBE}>, "
                        f"<mailto:unsubscribe+{UNSUBSCRIBE}@support.example?subject=unsubscribe>"},
@@ -53,9 +53,9 @@ def test_the_stored_copy_holds_no_token_in_any_encoding(text: str) -> None:
 
 
 def test_mail_without_secret_links_is_not_copied() -> None:
-    plain = compose(from_name="S", from_address="support@support.example",
-                    to_address="max@acme.example", subject="[#4] VPN", text="We are on it.",
-                    html=None, message_id="<m2@support.example>")
+    plain = compose(Envelope(from_name="S", from_address="support@support.example",
+                             to_address="max@acme.example", message_id="<m2@support.example>"),
+                    Content(subject="[#4] VPN", text="We are on it.", html=None))
     assert redact(plain) is None
 
 

@@ -1,0 +1,119 @@
+"""The one way to queue a mail: render its kind's templates, compose, add the outbox row.
+
+Why one path: every mail the gateway sends must come From the support identity with
+``X-Loop``, a Message-ID in our domain, the ``Auto-Submitted`` value and threading its
+kind calls for (``outbound/mail_kinds.py``) and, when it holds secret links, be stored
+redacted and sealed (``outbound/sealing.py``).  Callers above (``gateway/notices.py``,
+``gateway/grants/mail.py``, ``gateway/bulk/sending.py``, …) only decide *what* a mail
+says and to whom, as a :class:`Mail`; this module does the rest, in the caller's
+transaction, and never sends (delivery happens after commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway.directory import support_identity
+from gateway.models import OutboxItem, Ticket
+from gateway.tickets import make_reply_token, participant_for
+from outbound.compose import Content, Envelope, compose, make_message_id
+from outbound.mail_kinds import MAIL_KINDS, KindSpec, MailKind, Threading
+from outbound.outbox import add_to_outbox
+from outbound.render import DEFAULT_LANGUAGE, Renderer
+
+__all__ = ["Mail", "MailKind", "ReplyAs", "queue_mail", "reply_address"]
+
+
+@dataclass(frozen=True)
+class ReplyAs:
+    """Whose reply address goes into Reply-To: the recipient, as a participant of
+    ``ticket`` with ``role`` (``requester``, ``colleague``, ``agent``)."""
+
+    ticket: Ticket
+    role: str
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One mail to queue: its kind, its recipient and what its templates print.
+
+    ``context`` is the view data of the kind's templates (``support_name`` is added);
+    ``reply_as`` is required exactly for :attr:`Threading.TICKET` kinds and gives the
+    outbox row its ticket; ``ticket_number`` names the ticket of other kinds' rows (an
+    escalation).  ``list_headers`` are required exactly for bulk kinds.
+    """
+
+    kind: MailKind
+    to_address: str
+    context: Mapping[str, Any]
+    to_name: str = ""
+    language: str = DEFAULT_LANGUAGE
+    reply_as: ReplyAs | None = None
+    ticket_number: int | None = None
+    in_reply_to: str | None = None
+    references: Sequence[str] = ()
+    list_headers: Mapping[str, str] = field(default_factory=dict)
+    attachments: Sequence[tuple[str, str, bytes]] = ()
+    spool_id: int | None = None
+
+
+def reply_address(session: Session, secret: bytes, ticket: Ticket, recipient: str,
+                  role: str) -> str:
+    """``support+TOKEN@domain`` naming this ticket and this recipient."""
+    support = support_identity(session)
+    participant = participant_for(session, ticket, recipient, role)
+    token = make_reply_token(secret, ticket.number, participant.id)
+    return f"{support.local_part}+{token}@{support.domain}"
+
+
+def _check(spec: KindSpec, mail: Mail) -> None:
+    """A mail that contradicts its kind's row is a bug in its builder: refuse it."""
+    if (spec.threading is Threading.TICKET) != (mail.reply_as is not None):
+        raise ValueError(f"{mail.kind}: reply_as is required exactly for ticket mail")
+    if spec.threading is Threading.NONE and (mail.in_reply_to or mail.references):
+        raise ValueError(f"{mail.kind} answers nothing: no In-Reply-To or References")
+    if spec.list_headers != bool(mail.list_headers):
+        raise ValueError(f"{mail.kind}: list headers are required exactly for bulk mail")
+
+
+def _ticket_number(mail: Mail) -> int | None:
+    return mail.reply_as.ticket.number if mail.reply_as is not None else mail.ticket_number
+
+
+def queue_mail(session: Session, renderer: Renderer, mail: Mail, *,
+               secret: bytes | None) -> OutboxItem:
+    """Render, compose and add ``mail`` to the outbox (caller's transaction).
+
+    ``secret`` is the gateway key: it signs the reply token and seals a mail with secret
+    links; without it (delivery has no key at hand) the row is stored as composed.
+    Mail for the support team is rendered in English whatever ``mail.language`` says.
+    """
+    spec = MAIL_KINDS[mail.kind]
+    _check(spec, mail)
+    support = support_identity(session)
+    language = DEFAULT_LANGUAGE if spec.to_agents else mail.language
+    rendered = renderer.render(spec.template, language,
+                               {"support_name": support.name, **mail.context})
+    reply_to = None
+    if mail.reply_as is not None:
+        if secret is None:
+            raise ValueError(f"{mail.kind}: a reply token needs the gateway key")
+        reply_to = reply_address(session, secret, mail.reply_as.ticket, mail.to_address,
+                                 mail.reply_as.role)
+    message = compose(
+        Envelope(from_name=support.name, from_address=support.address,
+                 to_address=mail.to_address, to_name=mail.to_name,
+                 message_id=make_message_id(support.domain), reply_to=reply_to,
+                 in_reply_to=mail.in_reply_to, references=mail.references),
+        Content(subject=rendered.subject, text=rendered.text, html=rendered.html,
+                language=rendered.language, attachments=mail.attachments),
+        auto_submitted=spec.auto_submitted,
+        extra_headers={**mail.list_headers, "X-Loop": support.address},
+    )
+    return add_to_outbox(session, message, kind=mail.kind.value, mail_from=support.address,
+                         rcpt_to=mail.to_address, ticket_number=_ticket_number(mail),
+                         spool_id=mail.spool_id, secret=secret)
