@@ -38,14 +38,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-#: Upward imports that wait for a change in a file another branch owns: (module, import).
-#: Each must still be there; once it is gone, this test fails until its row goes too.
-PENDING: frozenset[tuple[str, str]] = frozenset({
-    # hand_over() is unused since the bulk jobs take a ``deliver`` callable; it and its
-    # import of Gateway leave gateway/bulk/sending.py with the "mailpath" branch.
-    ("gateway.bulk.sending", "gateway.runtime.app"),
-})
-
 #: Rows that name one module, not the package under it.
 EXACT = frozenset({"gateway"})
 
@@ -134,20 +126,16 @@ def test_every_module_has_a_layer() -> None:
 
 
 def test_no_module_imports_a_higher_layer() -> None:
-    offences, pending = [], set()
+    offences: list[str] = []
     for module in MODULES:
         own = layer_of(module)
         for target, line in imports_of(module):
             theirs = layer_of(target)
             if own is None or theirs is None or theirs <= own:
                 continue
-            if (module, target) in PENDING:
-                pending.add((module, target))
-                continue
             offences.append(f"{MODULES[module].relative_to(ROOT)}:{line}: {module} "
                             f"({LAYERS[own][0]}) imports {target} ({LAYERS[theirs][0]})")
     assert not offences, "imports of a higher layer:\n" + "\n".join(offences)
-    assert pending == PENDING, f"fixed, remove from PENDING: {sorted(PENDING - pending)}"
 
 
 def _components(graph: dict[str, list[str]]) -> list[list[str]]:

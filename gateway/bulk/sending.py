@@ -1,5 +1,5 @@
-"""What quarterly mail and announcements share: composing one bulk mail, handing a batch to
-delivery, and pacing batches at the configured rate.
+"""What quarterly mail and announcements share: composing one bulk mail and pacing batches
+at the configured rate (the jobs hand the batch to the ``deliver`` callable they are given).
 
 Bulk mail differs from ticket mail in three ways: it carries List-Unsubscribe headers
 with a fresh per-recipient token (RFC 8058), it is ``Auto-Submitted: auto-generated``,
@@ -8,27 +8,19 @@ and it has no Reply-To token (it belongs to no ticket).
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from gateway.bulk.unsubscribe import bulk_headers, issue_token, unsubscribe_link
 from gateway.directory import support_identity
-from gateway.errors import GatewayError
 from gateway.models import OutboxItem
 from gateway.services import Services
-from outbound.delivery import deliver_outbox_item
 from outbound.mail import Mail, MailKind, queue_mail
 
-if TYPE_CHECKING:
-    from gateway.runtime.app import Gateway
-
-__all__ = ["Pacer", "hand_over", "queue_bulk_mail"]
-
-log = logging.getLogger(__name__)
+__all__ = ["Pacer", "queue_bulk_mail"]
 
 
 def queue_bulk_mail(session: Session, services: Services, *, kind: str, list_name: str,
@@ -43,19 +35,6 @@ def queue_bulk_mail(session: Session, services: Services, *, kind: str, list_nam
     return queue_mail(session, services.renderer, Mail(
         MailKind(kind), to_address, view, to_name=to_name, language=language,
         list_headers=headers), secret=services.secret)
-
-
-def hand_over(gateway: Gateway, outbox_ids: Iterable[int], *, inline: bool) -> None:
-    """Deliver committed outbox rows now (a command in embedded mode has no worker) or
-    enqueue them for the workers.  A failure here loses nothing: the sweep retries."""
-    for outbox_id in outbox_ids:
-        if not inline:
-            gateway.enqueue_delivery(outbox_id)
-            continue
-        try:
-            deliver_outbox_item(gateway.db, gateway.transport, gateway.settings, outbox_id)
-        except GatewayError as error:
-            log.warning("outbox %s not delivered yet (%s); serve will retry", outbox_id, error)
 
 
 class Pacer:
