@@ -12,18 +12,21 @@ A configured service that is absent makes the tests fail, never skip.
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -44,10 +47,68 @@ PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "")
 BROKER_URL = os.environ.get("GATEWAY_TEST_BROKER_URL", "")
 
 
-def free_port() -> int:
+# -- ports -----------------------------------------------------------------------
+# A test server listens on a port that free_port() found free a moment before.  Ports the
+# kernel hands out (bind to 0, and every outgoing connection) come from the ephemeral range,
+# so under parallel tests (pytest-xdist workers, both CI modes at once) another process could
+# take such a port in between.  Test ports therefore come from below that range, from a block
+# of its own per pytest process: the block is claimed with a lock file that the kernel
+# releases when the process ends, so two processes never hand out the same port.
+PORT_BLOCK_SIZE = 400
+PORT_BLOCKS = range(10_000, 30_000, PORT_BLOCK_SIZE)
+_PORT_LOCKS = Path(tempfile.gettempdir()) / "gateway-test-ports"
+
+
+class _PortBlock:
+    """The ports of this process, handed out in turn, each one checked free before."""
+
+    def __init__(self) -> None:
+        self._lock: IO[bytes] | None = None
+        self._ports: Iterator[int] | None = None
+        self._claimed = False
+
+    def _claim(self) -> Iterator[int] | None:
+        _PORT_LOCKS.mkdir(exist_ok=True)
+        for start in PORT_BLOCKS:
+            handle = open(_PORT_LOCKS / f"{start}.lock", "ab")  # noqa: SIM115 - held till exit
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            self._lock = handle
+            return itertools.cycle(range(start, start + PORT_BLOCK_SIZE))
+        return None  # every block is taken: fall back to the kernel's choice
+
+    def next(self) -> int:
+        if not self._claimed:
+            self._ports, self._claimed = self._claim(), True
+        if self._ports is not None:
+            for _ in range(PORT_BLOCK_SIZE):
+                port = next(self._ports)
+                if _bindable(port):
+                    return port
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    """Free now, with no connection of an earlier test lingering on it (no SO_REUSEADDR)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+_PORTS = _PortBlock()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that no other test of any concurrent run is given meanwhile."""
+    return _PORTS.next()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,

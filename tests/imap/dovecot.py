@@ -23,13 +23,9 @@ from pathlib import Path
 import imapclient
 import pytest
 
+from tests.conftest import free_port
+
 __all__ = ["Dovecot"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Dovecot:
@@ -45,8 +41,8 @@ class Dovecot:
         self.binary = binary
         self.root = root
         self.host = "127.0.0.1"
-        self.port = _free_port()
-        self.tls_port = _free_port() if cert else 0
+        self.port = free_port()
+        self.tls_port = free_port() if cert else 0
         self.cert, self.key = cert, key
         self.capabilities = capabilities
         self.users: dict[str, str] = {}
