@@ -47,8 +47,10 @@ class Dovecot:
         self.capabilities = capabilities
         self.users: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
-        for sub in ("run", "state"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / "state").mkdir(parents=True, exist_ok=True)
+        # Dovecot's sockets live in base_dir, and a socket path has at most 107 bytes: the
+        # test's temporary directory (longer under pytest-xdist) would not leave room.
+        self.run_dir = Path(tempfile.mkdtemp(prefix="gwtest-dovecot-"))
         # Dovecot never gives mail access to uid 0: as root, the maildirs belong to
         # "nobody" and live in their own directory that this user can reach.
         self.mail_uid, self.mail_gid = os.getuid(), os.getgid()
@@ -81,7 +83,7 @@ class Dovecot:
             tls_listener = (f"  inet_listener imaps {{\n    address = {self.host}\n"
                             f"    port = {self.tls_port}\n    ssl = yes\n  }}\n")
         return f"""\
-base_dir = {self.root / 'run'}
+base_dir = {self.run_dir}
 state_dir = {self.root / 'state'}
 log_path = {self.log}
 instance_name = gwtest-{self.port}
@@ -164,9 +166,10 @@ service imap-login {{
         self.process = None
 
     def remove(self) -> None:
-        """Stop and delete the maildirs (they may live outside the test's tmp dir)."""
+        """Stop and delete the maildirs and the sockets (outside the test's tmp dir)."""
         self.stop()
         shutil.rmtree(self.mail_root, ignore_errors=True)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def logs(self) -> str:
         parts = [p.read_text(errors="replace") for p in (self.log, self.root / "stdout.log")
