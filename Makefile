@@ -27,8 +27,12 @@ system-deps:
 run: install
 	$(BIN)/gateway serve
 
+# The tests run in TEST_WORKERS processes (pytest-xdist; 0 = one process), one per core of the
+# CI machine: more would crowd the tests that time themselves.  Each worker has its own
+# database, temporary directory, broker namespace and block of ports.
+TEST_WORKERS ?= 2
 test: install system-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: install
 	$(BIN)/ruff check gateway inbound outbound rules tests bench

@@ -12,22 +12,26 @@ A configured service that is absent makes the tests fail, never skip.
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from gateway.config import Settings
 from gateway.db import Database, normalise_url
@@ -46,10 +50,68 @@ BROKER_URL = os.environ.get("GATEWAY_TEST_BROKER_URL", "")
 T = TypeVar("T")
 
 
-def free_port() -> int:
+# -- ports -----------------------------------------------------------------------
+# A test server listens on a port that free_port() found free a moment before.  Ports the
+# kernel hands out (bind to 0, and every outgoing connection) come from the ephemeral range,
+# so under parallel tests (pytest-xdist workers, both CI modes at once) another process could
+# take such a port in between.  Test ports therefore come from below that range, from a block
+# of its own per pytest process: the block is claimed with a lock file that the kernel
+# releases when the process ends, so two processes never hand out the same port.
+PORT_BLOCK_SIZE = 400
+PORT_BLOCKS = range(10_000, 30_000, PORT_BLOCK_SIZE)
+_PORT_LOCKS = Path(tempfile.gettempdir()) / "gateway-test-ports"
+
+
+class _PortBlock:
+    """The ports of this process, handed out in turn, each one checked free before."""
+
+    def __init__(self) -> None:
+        self._lock: IO[bytes] | None = None
+        self._ports: Iterator[int] | None = None
+        self._claimed = False
+
+    def _claim(self) -> Iterator[int] | None:
+        _PORT_LOCKS.mkdir(exist_ok=True)
+        for start in PORT_BLOCKS:
+            handle = open(_PORT_LOCKS / f"{start}.lock", "ab")  # noqa: SIM115 - held till exit
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            self._lock = handle
+            return itertools.cycle(range(start, start + PORT_BLOCK_SIZE))
+        return None  # every block is taken: fall back to the kernel's choice
+
+    def next(self) -> int:
+        if not self._claimed:
+            self._ports, self._claimed = self._claim(), True
+        if self._ports is not None:
+            for _ in range(PORT_BLOCK_SIZE):
+                port = next(self._ports)
+                if _bindable(port):
+                    return port
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    """Free now, with no connection of an earlier test lingering on it (no SO_REUSEADDR)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+_PORTS = _PortBlock()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that no other test of any concurrent run is given meanwhile."""
+    return _PORTS.next()
 
 
 def wait_for(predicate: Callable[[], T | Literal[False, 0, ""] | None], timeout: float = 30.0,
@@ -106,18 +168,40 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _empty_postgres(url: str) -> None:
+    """Leave every table empty and every id sequence at its start, as after ``upgrade``.
+
+    Only the tables the last test wrote to (rows in them, or an id handed out) are
+    truncated: a TRUNCATE of all of them took most of the time of a short test."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            tables = [r[0] for r in connection.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"))]
+            written = {r[0] for r in connection.execute(text(" UNION ALL ".join(
+                f"SELECT '{table}' WHERE EXISTS (SELECT 1 FROM \"{table}\")"
+                for table in tables)))} if tables else set()
+            written |= {r[0] for r in connection.execute(text(
+                "SELECT owner.relname FROM pg_sequences AS used "
+                "JOIN pg_class AS seq ON seq.relname = used.sequencename "
+                "JOIN pg_namespace AS ns ON ns.oid = seq.relnamespace "
+                "AND ns.nspname = used.schemaname "
+                "JOIN pg_depend AS dep ON dep.objid = seq.oid AND dep.deptype IN ('a', 'i') "
+                "JOIN pg_class AS owner ON owner.oid = dep.refobjid "
+                "WHERE used.schemaname = 'public' AND used.last_value IS NOT NULL"))}
+            if written:
+                names = ", ".join(f'"{table}"' for table in sorted(written))
+                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     postgres = request.getfixturevalue("_postgres_database")
     if postgres:
-        database = Database(postgres)
-        with database.engine.begin() as connection:
-            tables = [r[0] for r in connection.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename <> 'alembic_version'"))]
-            connection.execute(text(
-                f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        database.dispose()
+        _empty_postgres(postgres)
         return str(postgres)
     target = tmp_path / "var" / "gateway.db"
     target.parent.mkdir(parents=True, exist_ok=True)

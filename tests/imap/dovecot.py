@@ -23,13 +23,9 @@ from pathlib import Path
 import imapclient
 import pytest
 
+from tests.conftest import free_port
+
 __all__ = ["Dovecot"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Dovecot:
@@ -45,14 +41,16 @@ class Dovecot:
         self.binary = binary
         self.root = root
         self.host = "127.0.0.1"
-        self.port = _free_port()
-        self.tls_port = _free_port() if cert else 0
+        self.port = free_port()
+        self.tls_port = free_port() if cert else 0
         self.cert, self.key = cert, key
         self.capabilities = capabilities
         self.users: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
-        for sub in ("run", "state"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / "state").mkdir(parents=True, exist_ok=True)
+        # Dovecot's sockets live in base_dir, and a socket path has at most 107 bytes: the
+        # test's temporary directory (longer under pytest-xdist) would not leave room.
+        self.run_dir = Path(tempfile.mkdtemp(prefix="gwtest-dovecot-"))
         # Dovecot never gives mail access to uid 0: as root, the maildirs belong to
         # "nobody" and live in their own directory that this user can reach.
         self.mail_uid, self.mail_gid = os.getuid(), os.getgid()
@@ -85,7 +83,7 @@ class Dovecot:
             tls_listener = (f"  inet_listener imaps {{\n    address = {self.host}\n"
                             f"    port = {self.tls_port}\n    ssl = yes\n  }}\n")
         return f"""\
-base_dir = {self.root / 'run'}
+base_dir = {self.run_dir}
 state_dir = {self.root / 'state'}
 log_path = {self.log}
 instance_name = gwtest-{self.port}
@@ -168,9 +166,10 @@ service imap-login {{
         self.process = None
 
     def remove(self) -> None:
-        """Stop and delete the maildirs (they may live outside the test's tmp dir)."""
+        """Stop and delete the maildirs and the sockets (outside the test's tmp dir)."""
         self.stop()
         shutil.rmtree(self.mail_root, ignore_errors=True)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def logs(self) -> str:
         parts = [p.read_text(errors="replace") for p in (self.log, self.root / "stdout.log")
