@@ -97,6 +97,8 @@ _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _QUOTE = re.compile(r"^>\s?")
 _MAX_BLOCK = 12
 """Header lines (with wrapped continuations) read after a marker before giving up."""
+_MAX_VALUE = 998
+"""A header value longer than a header line may be is cut (bounds the address search)."""
 
 
 def is_forward_subject(subject: str) -> bool:
@@ -154,9 +156,9 @@ def _header_block(lines: list[str], start: int) -> tuple[dict[str, str], int] | 
         match = _HEADER.match(line)
         if match:
             last = _LABEL_OF[match.group(1).lower()]
-            fields.setdefault(last, match.group(2).strip())
+            fields.setdefault(last, match.group(2).strip()[:_MAX_VALUE])
         elif last:  # a wrapped value ("Subject: a long\n subject")
-            fields[last] = f"{fields[last]} {line}".strip()
+            fields[last] = f"{fields[last]} {line}".strip()[:_MAX_VALUE]
         else:
             return None
         index += 1
