@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from inbound.parsing.message import ParsedMail
     from inbound.parsing.reply_text import ReplyParts
 
-__all__ = ["Disposition", "MailContext", "PipelineOrderError", "Sender", "TicketTerms",
-           "context_for"]
+__all__ = ["Disposition", "MailContext", "OnBehalf", "PipelineOrderError", "Sender",
+           "TicketTerms", "context_for"]
 
 
 class Disposition(enum.StrEnum):
@@ -64,6 +64,22 @@ class Sender:
     def kind(self) -> SenderKind:
         return (SenderKind.AGENT if self.agent else SenderKind.PERSON if self.person
                 else SenderKind.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class OnBehalf:
+    """A verified agent forwarded a customer's mail: the ticket is the customer's (``on-behalf``
+    made ``ctx.sender`` the original sender), and ``record`` keeps the agent's words as an
+    internal note."""
+
+    agent: Sender
+    words: str
+    """What the agent wrote above the forward (the note's text)."""
+    message_id: str | None
+    """The forward's own Message-ID (the note's: the agent's thread leads to the ticket)."""
+    subject: str
+    full_text: str
+    """The whole forward as the agent sent it (kept on the note, never on the public message)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,9 @@ class MailContext:
     follows: int | None = None
     """A closed ticket this new one continues (the reply came after the reopen window)."""
     duplicate_of: Ticket | None = None
+    on_behalf: OnBehalf | None = None
+    """Set by ``on-behalf``: the forwarding agent; ``ctx.sender`` and ``ctx.analysis`` are then
+    the original's (its sender, subject, text), so later steps open the ticket for them."""
     outbox_ids: list[int] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
     disposition: Disposition | None = None

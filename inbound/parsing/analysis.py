@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from inbound.limits import Limits, contain
 from inbound.parsing.automatic import AutomaticVerdict, detect_automatic
 from inbound.parsing.bounces import BounceReport, detect_bounce
+from inbound.parsing.forwarded import Forwarded, find_forward
 from inbound.parsing.html_reply import reply_parts
 from inbound.parsing.message import ParsedMail, parse_message
 from inbound.parsing.reply_text import ReplyParts
@@ -43,6 +44,9 @@ class Analysis:
     authentication_results: tuple[str, ...] = ()
     """Raw ``Authentication-Results`` values, topmost first, exactly as received (no RFC 2047
     decoding: the sender authority reads them, and a decoded value could forge a pass)."""
+    forwarded: Forwarded | None = None
+    """The original mail when this is a forward (inline or attached): only a verified
+    agent's forward is acted on (``gateway.pipeline.steps.on_behalf``)."""
 
 
 def raw_header_values(raw: bytes, name: str) -> tuple[str, ...]:
@@ -78,4 +82,5 @@ def analyze(raw: bytes, mail_from: str = "", limits: Limits | None = None) -> An
         authentication_results=header_values(source.message, "authentication-results"),
         quarantine=contained.quarantine,
         limits_hit=contained.notes + parsed.limits_hit,
+        forwarded=find_forward(parsed),
     )

@@ -14,6 +14,7 @@ from gateway.models import (
     AttachmentRecord,
     MessageKind,
     MessageRecord,
+    Role,
     SpoolState,
     Ticket,
     TicketStatus,
@@ -74,6 +75,27 @@ def _refused(ctx: MailContext) -> None:
     ctx.note(name, "refused", ctx.spool.reason)
 
 
+def _forwarders_note(ctx: MailContext, ticket: Ticket) -> None:
+    """A ticket opened on behalf of a customer (``on-behalf``): the forwarding agent takes
+    part as ``agent``, and their words above the forward are an internal note after the
+    customer's message; the forward's own Message-ID leads to the ticket."""
+    forward = ctx.on_behalf
+    if forward is None:
+        return
+    participant_for(ctx.session, ticket, forward.agent.email, Role.AGENT)
+    record_message_ref(ctx.session, forward.message_id, ticket.number, "in")
+    if not forward.words.strip():
+        return
+    ctx.session.add(MessageRecord(
+        ticket_number=ticket.number, spool_id=ctx.spool.id, message_id=forward.message_id,
+        from_address=forward.agent.email, from_name=forward.agent.name[:200],
+        role=Role.AGENT, kind=MessageKind.NOTE, subject=forward.subject[:2000],
+        text=forward.words, full_text=forward.full_text, html=None,
+        received_at=ctx.spool.received_at, threaded_by="forwarded",
+        explanation=f"{forward.agent.email} forwarded the mail above on behalf of "
+                    f"{ticket.requester}: their words, an internal note", flags=[]))
+
+
 def run(ctx: MailContext) -> None:
     if ctx.refusal:
         _refused(ctx)
@@ -93,7 +115,8 @@ def run(ctx: MailContext) -> None:
         received_at=ctx.parsed.date if ctx.history and ctx.parsed.date else ctx.spool.received_at,
         threaded_by=ctx.threaded_by,
         explanation="; ".join(t["explanation"] for t in ctx.trace
-                              if t["step"] in {"thread", "lifecycle", "duplicates"}),
+                              if t["step"] in {"thread", "on-behalf", "lifecycle",
+                                               "duplicates"}),
         flags=list(ctx.flags),
     )
     message.attachments = [
@@ -102,6 +125,7 @@ def run(ctx: MailContext) -> None:
         for a in ctx.parsed.attachments
     ]
     ctx.session.add(message)
+    _forwarders_note(ctx, ticket)
     record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in")
     record_mentions(ctx.session, named_ids(ctx.parsed.in_reply_to, ctx.parsed.references),
                     ticket.number, opening=ctx.new_ticket or ctx.opens_conversation)

@@ -85,3 +85,15 @@ def test_a_plain_reply_changes_no_terms(gw: Gateway) -> None:
             _ = ctx.terms
         [(outcome, explanation)] = trace_of(ctx, apply_rules.name)
         assert outcome == "skip" and explanation.startswith(f"reply on ticket #{number}")
+
+
+def test_a_forward_on_behalf_gets_the_original_senders_terms(gw: Gateway) -> None:
+    body = ("For Max.\n\n---------- Forwarded message ---------\n"
+            f"From: Max Member <{MAX}>\nSubject: Files: sync fails\n\nSync fails since Monday.")
+    raw = make_mail(sender="kenji@support.example", subject="Fwd: Files: sync fails", body=body,
+                    headers=passed("kenji@support.example"))
+    with context_before(gw, apply_rules.name, raw) as ctx:
+        apply_rules.run(ctx)
+        assert (ctx.terms.entitlement.tier, ctx.terms.entitlement.product) == (
+            "enhanced", "files")
+        assert "team acme has the enhanced add-on for files" in ctx.terms.explanation

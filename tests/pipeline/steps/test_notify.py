@@ -162,3 +162,12 @@ def test_the_agents_get_no_notice_of_their_own_mail(gw: Gateway) -> None:
     number = _ticket(gw)
     sent, _ = _notify(gw, _reply(gw, number, KENJI, "Please update to 4.2."))
     assert sent == [("agent_reply", ANNA)]
+
+
+def test_a_forward_on_behalf_is_acknowledged_to_the_customer(gw: Gateway) -> None:
+    body = ("Please take this one.\n\n---------- Forwarded message ---------\n"
+            f"From: Max Member <{MAX}>\nSubject: VPN drops\n\nThe VPN drops every hour.")
+    sent, _ = _notify(gw, make_mail(sender=KENJI, subject="Fwd: VPN drops", body=body,
+                                    headers=passed(KENJI)))
+    assert sent[0] == ("acknowledgement", MAX)
+    assert KENJI not in [to for _, to in sent]

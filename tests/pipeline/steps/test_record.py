@@ -126,3 +126,31 @@ def test_a_duplicate_is_stored_closed_and_linked(gw: Gateway) -> None:
     ticket = ticket_of(gw, number)
     assert (ticket.status, ticket.duplicate_of) == (TicketStatus.CLOSED, first)
     assert _spool(gw, spool_id).reason == f"new ticket #{number}, a duplicate of #{first}"
+
+
+def test_a_forward_on_behalf_stores_the_customers_message_then_the_agents_note(
+        gw: Gateway) -> None:
+    body = ("Please take this one.\n\n---------- Forwarded message ---------\n"
+            f"From: Max Member <{MAX}>\nSubject: Files: sync fails\n\n"
+            "Sync fails with error 42.")
+    raw = make_mail(sender=KENJI, sender_name="Kenji", subject="Fwd: Files: sync fails",
+                    body=body, headers=passed(KENJI))
+    with context_before(gw, record.name, raw) as ctx:
+        assert ctx.on_behalf is not None
+        forward_id = ctx.on_behalf.message_id
+        record.run(ctx)
+        number = ctx.ticket.number
+    ticket = ticket_of(gw, number)
+    assert (ticket.requester, ticket.requester_name, ticket.team_id, ticket.subject) == (
+        MAX, "Max Member", "acme", "Files: sync fails")
+    customer, note = _messages(gw, number)
+    assert (customer.from_address, customer.role, customer.kind, customer.text) == (
+        MAX, "requester", "public", "Sync fails with error 42.")
+    assert "Please take this one" not in customer.full_text and customer.html is None
+    assert (note.from_address, note.role, note.kind, note.text) == (
+        KENJI, "agent", "note", "Please take this one.")
+    assert note.message_id == forward_id and note.threaded_by == "forwarded"
+    with gw.db.reading() as session:
+        refs = set(session.scalars(select(MessageRef.message_id).where(
+            MessageRef.ticket_number == number)))
+    assert forward_id in refs
