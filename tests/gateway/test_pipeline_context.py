@@ -70,8 +70,8 @@ def test_the_pipeline_order_and_no_step_imports_another() -> None:
     assert PIPELINE == (
         "parse", "unsubscribe", "guard-loop", "guard-auto-reply", "guard-bounce",
         "identify-sender", "authenticate", "bounce-clear", "thread", "sent-copy",
-        "ticket-list", "authorize", "access-request", "on-behalf", "commands", "lifecycle", "duplicates",
-        "apply-rules", "record", "notify")
+        "ticket-list", "authorize", "access-request", "on-behalf", "commands", "lifecycle",
+        "duplicates", "apply-rules", "record", "notify")
     assert set(PIPELINE) == set(STEPS)
     modules = {path.stem for path in STEPS_DIR.glob("*.py")} - {"__init__"}
     assert modules == {name.replace("-", "_") for name in PIPELINE}  # one module per step
