@@ -328,7 +328,10 @@ class Ticket(Base):
     issue_type: Mapped[str | None] = mapped_column(String(64))
     merged_into: Mapped[int | None] = mapped_column(Integer)
     """Set when this ticket turned out to be part of another one's conversation and was
-    joined into it (threading): its messages, ids and replies now go there."""
+    joined into it (threading, or an agent's ``#merge``): its messages, ids and replies
+    now go there."""
+    owner: Mapped[str | None] = mapped_column(String(320))
+    """The agent who owns the ticket (``#assign``): an address of the directory's agents."""
 
     messages: Mapped[list[MessageRecord]] = relationship(
         back_populates="ticket", order_by="MessageRecord.id"

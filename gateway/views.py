@@ -62,6 +62,7 @@ def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
         "duplicate_of": ticket.duplicate_of,
         "follows": ticket.follows,
         "merged_into": ticket.merged_into,
+        "owner": ticket.owner,
         "issue_type": ticket.issue_type,
         "breached_at": iso(ticket.breached_at),
     }

@@ -56,7 +56,9 @@ class MailKind(StrEnum):
     REPLY_REFUSED = "reply_refused"
     STATUS_NOTICE = "status_notice"
     TEAM_TICKET_COPY = "team_ticket_copy"
+    TICKET_ASSIGNED = "ticket_assigned"
     TICKET_LIST = "ticket_list"
+    TICKET_MERGED = "ticket_merged"
 
 
 class Threading(StrEnum):
@@ -116,8 +118,11 @@ MAIL_KINDS: MappingProxyType[MailKind, KindSpec] = MappingProxyType({
                                      automatic_answer=True),
     MailKind.STATUS_NOTICE: KindSpec("status_notice", AUTO_GENERATED, _TICKET),
     MailKind.TEAM_TICKET_COPY: KindSpec("team_ticket_copy", AUTO_GENERATED, _TICKET),
+    MailKind.TICKET_ASSIGNED: KindSpec("ticket_assigned", AUTO_GENERATED, _TICKET,
+                                       to_agents=True),
     MailKind.TICKET_LIST: KindSpec("ticket_list", AUTO_REPLIED, _ANSWER,
                                    automatic_answer=True),
+    MailKind.TICKET_MERGED: KindSpec("ticket_merged", AUTO_GENERATED, _TICKET),
 })
 
 

@@ -133,6 +133,12 @@ class MailContext:
     """Why the sender may not act on this ticket (a ``reply_refused`` reason code)."""
     set_status: str = ""
     """A status an authorised agent asked for (``#status …``), applied by ``lifecycle``."""
+    set_owner: str = ""
+    """The agent an authorised agent assigned the ticket to (``#assign``), applied by
+    ``assign``."""
+    merge_into: int | None = None
+    """The ticket an authorised agent merges this one into (``#merge N``), applied by
+    ``merge`` once the message is stored."""
     reopened: bool = False
     follows: int | None = None
     """A closed ticket this new one continues (the reply came after the reopen window)."""

@@ -16,6 +16,13 @@ from gateway.pipeline.steps.duplicates import normalise_subject, similar
     ("Fixed.\n#status solved", [], "Fixed.\n#status solved"),  # only at the top
     ("#notes are great", [], "#notes are great"),
     ("#status solved please", [], "#status solved please"),
+    ("#assign me\nMine now.", [("assign", "me")], "Mine now."),
+    ("#Assign Lena@Support.example", [("assign", "lena@support.example")], ""),
+    ("#merge 12\n#status closed", [("merge", "12"), ("status", "closed")], ""),
+    ("#merge #12", [("merge", "#12")], ""),
+    ("#merged with 12", [], "#merged with 12"),
+    ("#assign to lena", [], "#assign to lena"),
+    ("Please merge.\n#merge 12", [], "Please merge.\n#merge 12"),
 ])
 def test_commands_are_read_only_from_the_top(text: str, commands: list[tuple[str, str]],
                                              rest: str) -> None:

@@ -59,7 +59,7 @@ def test_a_step_run_out_of_order_fails_with_the_field_it_read(gateway: Gateway) 
 
 
 def test_agent_commands_are_read_through_the_registry() -> None:
-    assert set(AGENT_COMMANDS) == {"note", "status"}
+    assert set(AGENT_COMMANDS) == {"note", "status", "assign", "merge"}
     assert [c.word for c in NEW_MAIL_COMMANDS] == ["tickets"]
     assert leading_commands("#Note\n#status solved\nDone.") == (
         [("note", ""), ("status", "solved")], "Done.")
@@ -71,7 +71,7 @@ def test_the_pipeline_order_and_no_step_imports_another() -> None:
         "parse", "unsubscribe", "guard-loop", "guard-auto-reply", "guard-bounce",
         "identify-sender", "authenticate", "bounce-clear", "thread", "sent-copy",
         "ticket-list", "authorize", "access-request", "on-behalf", "commands", "lifecycle",
-        "duplicates", "apply-rules", "record", "notify")
+        "duplicates", "apply-rules", "record", "notify", "assign", "merge")
     assert set(PIPELINE) == set(STEPS)
     modules = {path.stem for path in STEPS_DIR.glob("*.py")} - {"__init__"}
     assert modules == {name.replace("-", "_") for name in PIPELINE}  # one module per step

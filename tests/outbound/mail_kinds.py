@@ -117,11 +117,22 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "requester_name": "Max Mustermann-Schmidt",
         "requester_email": "max.mustermann-schmidt@acme-gmbh-und-co.example",
         "team_name": "Acme GmbH & Co. KG", "text": LONG_TEXT},
+    "ticket_assigned": {
+        "ticket_number": 104711, "ticket_subject": LONG_SUBJECT,
+        "assignee_name": "Kenji Watanabe-Takahashi",
+        "assigned_by": "Lena Lindqvist-Oberhauser <lena.lindqvist-oberhauser@support.example>",
+        "requester_email": "anna-katharina.mueller-luedenscheidt@acme-gmbh-und-co.example",
+        "requester_name": "Anna-Katharina Müller-Lüdenscheidt", "status": "pending",
+        "tier": "enhanced", "queue": "ja", "first_response_due": "2026-11-23 14:00 UTC",
+        "excerpt": LONG_TEXT},
     "ticket_list": {
         "recipient_name": "Anna", "more": 12, "include_old": True, "since": "2026-01-01",
         "tickets": [{"number": 104711 + n, "subject": LONG_SUBJECT if n % 2 else "",
                      "status": status, "updated": "2026-11-17"}
                     for n, status in enumerate(("open", "pending", "solved", "closed"))]},
+    "ticket_merged": {"ticket_number": 104712, "ticket_subject": LONG_SUBJECT,
+                      "requester_name": "Anna-Katharina Müller-Lüdenscheidt",
+                      "merged": True, "other_number": 104711},
 }
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import re
 
-from gateway.pipeline.commands import note, status, tickets
+from gateway.pipeline.commands import assign, merge, note, status, tickets
 from gateway.pipeline.commands.base import AgentCommand, Handled, NewMailCommand, Noted
 
 __all__ = ["AGENT_COMMANDS", "NEW_MAIL_COMMANDS", "AgentCommand", "Handled",
            "NewMailCommand", "Noted", "leading_commands"]
 
-_AGENT: tuple[AgentCommand, ...] = (note, status)
+_AGENT: tuple[AgentCommand, ...] = (note, status, assign, merge)
 AGENT_COMMANDS: dict[str, AgentCommand] = {command.word: command for command in _AGENT}
-"""``#note``, ``#status``: at the top of a verified agent's reply on a ticket."""
+"""``#note``, ``#status``, ``#assign``, ``#merge``: at the top of a verified agent's reply
+on a ticket."""
 NEW_MAIL_COMMANDS: tuple[NewMailCommand, ...] = (tickets,)
 """``#tickets``: the first line of a new mail, answered instead of opening a ticket."""
 

@@ -14,6 +14,7 @@ from gateway.pipeline.context import MailContext
 from gateway.pipeline.steps import (
     access_request,
     apply_rules,
+    assign,
     authenticate,
     authorize,
     bounce_clear,
@@ -24,6 +25,7 @@ from gateway.pipeline.steps import (
     guard_loop,
     identify_sender,
     lifecycle,
+    merge,
     notify,
     on_behalf,
     parse,
@@ -65,6 +67,8 @@ ORDER: tuple[Step, ...] = (
     apply_rules,
     record,
     notify,
+    assign,
+    merge,
 )
 """Every message runs through these steps in this order (``gateway.pipeline.flow``)."""
 STEPS: dict[str, Step] = {step.name: step for step in ORDER}

@@ -3,9 +3,9 @@
 Reads ``ctx.role`` (only a verified agent's commands count: ``authorize`` gives that
 role to nobody else), ``ctx.to_note_address`` and ``ctx.reply``; each command line is
 handed to its module in ``gateway/pipeline/commands/`` (``#note`` writes ``ctx.kind``:
-an internal note, never sent; ``#status`` writes ``ctx.set_status``), and the visible
-text keeps what follows the command lines.  Command lines from anybody else stay
-ordinary text.
+an internal note, never sent; ``#status`` writes ``ctx.set_status``, ``#assign``
+``ctx.set_owner``, ``#merge`` ``ctx.merge_into``), and the visible text keeps what
+follows the command lines.  Command lines from anybody else stay ordinary text.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from gateway.pipeline.commands import AGENT_COMMANDS, leading_commands
 from gateway.pipeline.context import MailContext
 
 name = "commands"
-description = "read an agent's #note and #status commands"
+description = "read an agent's mail commands (#note, #status, #assign, #merge)"
 
 
 def run(ctx: MailContext) -> None:
