@@ -29,7 +29,7 @@ from gateway.models import QuarterlySend, utcnow
 from gateway.runtime.app import Gateway
 from outbound.render import LANGUAGES
 
-__all__ = ["BULK_COMMANDS"]
+__all__ = ["announce", "announcements", "quarterly", "usage"]
 
 
 def _progress(line: str) -> None:
@@ -204,6 +204,3 @@ def usage_import(ctx: click.Context, file: Path) -> None:
     with gateway.db.transaction() as session:
         count = import_usage_csv(session, file)
     click.echo(f"{file}: {count} usage rows imported")
-
-
-BULK_COMMANDS: tuple[click.Command, ...] = (quarterly, announce, announcements, usage)

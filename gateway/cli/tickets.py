@@ -1,0 +1,62 @@
+"""``gateway tickets``: list and show tickets; ``--json`` is the ticket view of DESIGN 4."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from gateway.cli.common import open_gateway, print_json
+from gateway.models import MessageRecord, Ticket
+from gateway.views import ticket_view
+
+__all__ = ["tickets"]
+
+
+@click.group()
+def tickets() -> None:
+    """Tickets and their messages."""
+
+
+@tickets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--status", default=None, help="Only tickets with this status.")
+@click.pass_context
+def tickets_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
+    """List tickets, oldest first."""
+    gateway = open_gateway(ctx)
+    with gateway.db.reading() as session:
+        query = select(Ticket).order_by(Ticket.number)
+        if status:
+            query = query.where(Ticket.status == status)
+        views = [ticket_view(t, with_messages=False) for t in session.scalars(query)]
+    if as_json:
+        print_json(views)
+        return
+    for view in views:
+        click.echo(f"#{view['number']:<6} {view['status']:<8} {view['tier']:<14} "
+                   f"{view['requester']:<32} {view['subject']}")
+
+
+@tickets.command("show")
+@click.argument("number", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
+    """Show one ticket with its messages."""
+    gateway = open_gateway(ctx)
+    with gateway.db.reading() as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number).options(
+            selectinload(Ticket.messages).selectinload(MessageRecord.attachments))).one_or_none()
+        if ticket is None:
+            raise click.ClickException(f"there is no ticket #{number}")
+        view = ticket_view(ticket, with_messages=True)
+    if as_json:
+        print_json(view)
+        return
+    click.echo(f"#{view['number']} {view['subject']}\nstatus {view['status']}, requester "
+               f"{view['requester']}, team {view['team']}, tier {view['tier']}, queue "
+               f"{view['queue']}\nentitlement: {view['entitlement']}")
+    for message in view["messages"]:
+        click.echo(f"\n--- {message['received_at']} {message['role']} {message['from']} "
+                   f"({message['kind']}, threaded by {message['threaded_by']})\n{message['text']}")
