@@ -13,9 +13,10 @@ from gateway.grants.pages import PageRenderer
 from outbound.render import LANGUAGES, default_templates_dir
 from tests.satisfaction.conftest import LINK_RE
 
-PAGES: dict[str, dict[str, Any]] = {"ask": {"ticket_number": 42, "subject": "<b>Sync</b>", "ratings": ("good", "bad"),
-                 "comment_limit": 2000, "csrf": "ab" * 32},
-         "thanks": {"rating": "good"}}
+PAGES: dict[str, dict[str, Any]] = {
+    "ask": {"ticket_number": 42, "subject": "<b>Sync</b>", "ratings": ("good", "bad"),
+            "comment_limit": 2000, "csrf": "ab" * 32},
+    "thanks": {"rating": "good"}}
 MESSAGES = ("unknown", "used", "expired", "csrf", "badform")
 
 
