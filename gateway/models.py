@@ -61,6 +61,8 @@ __all__ = [
     "Person",
     "Product",
     "Role",
+    "SatisfactionLink",
+    "SatisfactionRating",
     "SenderKind",
     "SpoolEntry",
     "SpoolState",
@@ -701,3 +703,30 @@ class TicketEscalation(Base):
     outbox_id: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (UniqueConstraint("ticket_number", "level"),)
+
+
+class SatisfactionLink(Base):
+    """The secret of one "was this helpful?" link (``gateway.satisfaction``): random, stored
+    only as its SHA-256, for one ticket and the requester it was mailed to; expires; used
+    once."""
+
+    __tablename__ = "satisfaction_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class SatisfactionRating(Base):
+    """A requester's answer to "was this helpful?": one per ticket (the key says so)."""
+
+    __tablename__ = "satisfaction_ratings"
+
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    rating: Mapped[str] = mapped_column(String(8))  # good | bad
+    comment: Mapped[str] = mapped_column(Text, default="")
+    rated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,7 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
 from gateway.models import MessageRecord, OutboxItem, SpoolEntry, Ticket
+from gateway.satisfaction import rating_of
 
 __all__ = ["iso", "outbox_view", "spool_view", "ticket_view"]
 
@@ -41,6 +44,16 @@ def message_view(message: MessageRecord) -> dict[str, Any]:
     }
 
 
+def satisfaction_view(ticket: Ticket) -> dict[str, Any] | None:
+    """DESIGN §13 ``satisfaction``: the requester's answer to "was this helpful?", or null.
+    Read through the ticket's session (a ticket no session holds any more shows null)."""
+    session = object_session(ticket)
+    rating = rating_of(session, ticket.number) if session is not None else None
+    if rating is None:
+        return None
+    return {"rating": rating.rating, "comment": rating.comment, "at": iso(rating.rated_at)}
+
+
 def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
     view: dict[str, Any] = {
         "number": ticket.number,
@@ -65,6 +78,7 @@ def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
         "owner": ticket.owner,
         "issue_type": ticket.issue_type,
         "breached_at": iso(ticket.breached_at),
+        "satisfaction": satisfaction_view(ticket),
     }
     if with_messages:
         view["messages"] = [message_view(m) for m in ticket.messages]

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from gateway.cli.common import open_gateway, print_json
 from gateway.models import Team, Ticket, TicketStatus, utcnow
+from gateway.satisfaction import median_first_response, satisfaction_rate
 from gateway.views import iso
 
 __all__ = ["insights", "queue"]
@@ -62,7 +63,8 @@ def queue(ctx: click.Context, queue_name: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
-    """A team's tickets: open, total, most frequent issue types, per product and type.
+    """A team's tickets: open, total, most frequent issue types, per product and type,
+    the satisfaction rate (good answers of those rated) and the median time to first response.
 
     A duplicate (a repeated request, stored closed with ``duplicate_of``) is not a request
     of its own: it counts in ``duplicates`` only, never in the totals or issue types.
@@ -72,6 +74,7 @@ def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
         if session.get(Team, team_id) is None:
             raise click.ClickException(f"there is no team {team_id!r} in the directory")
         everything = list(session.scalars(select(Ticket).where(Ticket.team_id == team_id)))
+        satisfaction = satisfaction_rate(session, team_id)
     tickets = [t for t in everything if t.duplicate_of is None]
     types = Counter(t.issue_type or "other" for t in tickets)
     products = Counter(t.product or "unknown" for t in tickets)
@@ -88,6 +91,8 @@ def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
                             for k, n in sorted(types.items(), key=lambda i: (-i[1], i[0]))],
         "per_product": {product: dict(sorted(counts.items(), key=lambda i: (-i[1], i[0])))
                         for product, counts in sorted(per_product.items())},
+        "satisfaction": satisfaction,
+        "median_first_response_seconds": median_first_response(tickets),
     }
     if as_json:
         print_json(view)
@@ -100,3 +105,25 @@ def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
         f"{i['issue_type']} ({i['tickets']})" for i in view["top_issue_types"][:5]) or "-"))
     for product, counts in view["per_product"].items():
         click.echo(f"  {product}: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
+    click.echo(_satisfaction_line(view["satisfaction"]))
+    click.echo("median time to first response: "
+               + _duration(view["median_first_response_seconds"]))
+
+
+def _satisfaction_line(satisfaction: dict[str, Any]) -> str:
+    if not satisfaction["rated"]:
+        return "satisfaction: no ticket rated yet"
+    return (f"satisfaction: {satisfaction['rate']:.0%} good ({satisfaction['good']} of "
+            f"{satisfaction['rated']} rated)")
+
+
+def _duration(seconds: float | None) -> str:
+    """``2 d 3 h 5 min``, ``40 min``; ``-`` for none."""
+    if seconds is None:
+        return "-"
+    minutes = round(seconds / 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "",
+             f"{minutes} min" if minutes or not (days or hours) else ""]
+    return " ".join(p for p in parts if p)

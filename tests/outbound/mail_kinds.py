@@ -51,7 +51,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
     "agent_reply": {
         "ticket_number": 104711, "ticket_subject": LONG_SUBJECT, "requester_name": "Anna",
         "agent_name": "Kenji Watanabe", "text": LONG_TEXT, "status": "solved",
-        "reopen_days": 7},
+        "reopen_days": 7, "satisfaction_url": f"{BASE}/satisfaction/{TOKEN}"},
     "agents_notice": {
         "ticket_number": 104711, "ticket_subject": LONG_SUBJECT, "new_ticket": True,
         "author_name": "Anna-Katharina Müller-Lüdenscheidt",

@@ -11,6 +11,9 @@ Reads what the earlier steps decided; writes outbox rows (``ctx.outbox_ids``):
   requester from the support address (the agent's own address never shows),
   attachments carried; a bare ``#status`` command: a status notice; an internal
   note or an agent's automatic mail (out-of-office): nothing;
+- an agent's mail that solved the ticket (``#status solved``, relayed reply or bare
+  status notice): the requester's mail carries a "was this helpful?" link
+  (``gateway.satisfaction``), unless the ticket was rated already;
 - a reply that reopened a ticket: a notice to the requester;
 - with ``agents_address`` set, a new request or a customer's or colleague's follow-up:
   an ``agents_notice`` to that address (English, the message's text and attachments up
@@ -45,6 +48,7 @@ from gateway.notices import (
 )
 from gateway.pipeline.answer_gate import refusal as answer_refusal
 from gateway.pipeline.context import MailContext
+from gateway.satisfaction import issue_link
 from gateway.trust.sender_auth import UNVERIFIED_FLAG
 from inbound.addresses import split_address
 from outbound.attachment_cap import within_limit
@@ -222,6 +226,17 @@ def _to_requester(ctx: MailContext, ticket: Ticket, kind: str, context: dict[str
     _queued(ctx, item, kind.replace("_", " "))
 
 
+def _satisfaction_url(ctx: MailContext, ticket: Ticket) -> str | None:
+    """The "was this helpful?" link when this mail solved the ticket (DESIGN §13)."""
+    if ctx.set_status != TicketStatus.SOLVED or ticket.status != TicketStatus.SOLVED:
+        return None
+    url = issue_link(ctx.session, ticket, ctx.services.settings.public_url,
+                     ctx.services.now())
+    ctx.note(name, "satisfaction", "solved: the requester is asked whether it helped"
+             if url else "solved: the ticket was rated already, nobody is asked again")
+    return url
+
+
 def _agent_reply(ctx: MailContext, ticket: Ticket) -> None:
     if ctx.kind == MessageKind.NOTE:
         ctx.note(name, "skip", "internal note: never sent")
@@ -236,14 +251,16 @@ def _agent_reply(ctx: MailContext, ticket: Ticket) -> None:
     if not ctx.answers_requester:
         if ctx.set_status:
             _to_requester(ctx, ticket, "status_notice",
-                          {"status": ticket.status.value, "reopen_days": reopen_days})
+                          {"status": ticket.status.value, "reopen_days": reopen_days,
+                           "satisfaction_url": _satisfaction_url(ctx, ticket)})
         else:
             ctx.note(name, "skip", "the agent's reply has no text and no attachment: "
                      "nothing to relay")
         return
     _to_requester(ctx, ticket, "agent_reply",
                   {"agent_name": agent_name, "text": text, "status": status,
-                   "reopen_days": reopen_days},
+                   "reopen_days": reopen_days,
+                   "satisfaction_url": _satisfaction_url(ctx, ticket)},
                   auto_submitted=None, attachments=attachments)
 
 

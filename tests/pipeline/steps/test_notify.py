@@ -1,12 +1,15 @@
 """Step ``notify``: the mail a message calls for, queued in the outbox: acknowledgement and
 team copies of a new request, duplicate notice, refusal, colleague's reply, an agent's
 relayed reply or status notice, reopen notice, the agents' notice; and nothing for notes,
-automatic mail, imported history or copies from our Sent folder."""
+automatic mail, imported history or copies from our Sent folder; the "was this helpful?"
+link in the mail that solves a ticket."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from gateway.models import OutboxItem, SatisfactionLink, SatisfactionRating, utcnow
 from gateway.pipeline.steps import notify
 from gateway.runtime.app import Gateway
 from tests.corpus import corpus_bytes
@@ -171,3 +174,59 @@ def test_a_forward_on_behalf_is_acknowledged_to_the_customer(gw: Gateway) -> Non
                                     headers=passed(KENJI)))
     assert sent[0] == ("acknowledgement", MAX)
     assert KENJI not in [to for _, to in sent]
+
+
+# -- "was this helpful?" (DESIGN §13) ---------------------------------------------------
+
+def _links(gw: Gateway, number: int) -> list[str]:
+    with gw.db.reading() as session:
+        return list(session.scalars(select(SatisfactionLink.email).where(
+            SatisfactionLink.ticket_number == number)))
+
+
+def _raw(gw: Gateway, kind: str, rcpt: str) -> bytes:
+    """The stored (redacted) bytes of the newest outbox row of ``kind`` to ``rcpt``."""
+    with gw.db.reading() as session:
+        raw = session.scalar(select(OutboxItem.raw).where(
+            OutboxItem.kind == kind, OutboxItem.rcpt_to == rcpt).order_by(
+            OutboxItem.id.desc()).limit(1))
+    assert raw is not None
+    return raw
+
+
+@pytest.mark.parametrize(("body", "kind"), [("#status solved\nFixed in 4.2.", "agent_reply"),
+                                            ("#status solved", "status_notice")])
+def test_the_mail_that_solves_a_ticket_asks_the_requester_whether_it_helped(
+        gw: Gateway, body: str, kind: str) -> None:
+    number = _ticket(gw)
+    sent, lines = _notify(gw, _reply(gw, number, KENJI, body))
+    assert sent == [(kind, ANNA)]
+    assert ("satisfaction", "solved: the requester is asked whether it helped") in lines
+    assert _links(gw, number) == [ANNA]  # one link, bound to the ticket and its requester
+    assert b"/satisfaction/REDACTED" in _raw(gw, kind, ANNA)  # the secret is sealed apart
+
+
+@pytest.mark.parametrize("body", ["Please update to 4.2.", "#status pending\nWhich version?",
+                                  "#status closed", "#note\n#status solved\nAsk Lena."])
+def test_mail_that_does_not_solve_the_ticket_asks_nothing(gw: Gateway, body: str) -> None:
+    number = _ticket(gw)
+    _notify(gw, _reply(gw, number, KENJI, body))
+    assert _links(gw, number) == []
+    assert not any(b"/satisfaction/" in raw for raw in _all_raw(gw))
+
+
+def test_a_rated_ticket_solved_again_asks_nothing_more(gw: Gateway) -> None:
+    number = _ticket(gw)
+    with gw.db.transaction() as session:
+        session.add(SatisfactionRating(ticket_number=number, email=ANNA, rating="good",
+                                       comment="", rated_at=utcnow()))
+    sent, lines = _notify(gw, _reply(gw, number, KENJI, "#status solved\nDone again."))
+    assert sent == [("agent_reply", ANNA)]
+    assert ("satisfaction", "solved: the ticket was rated already, nobody is asked "
+            "again") in lines
+    assert _links(gw, number) == [] and b"/satisfaction/" not in _raw(gw, "agent_reply", ANNA)
+
+
+def _all_raw(gw: Gateway) -> list[bytes]:
+    with gw.db.reading() as session:
+        return list(session.scalars(select(OutboxItem.raw)))
