@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from gateway.models import MessageRecord, OutboxItem, SpoolEntry, Ticket
+from gateway.participants import FORMER_CC
 
-__all__ = ["iso", "outbox_view", "spool_view", "ticket_view"]
+__all__ = ["iso", "outbox_view", "participants_view", "spool_view", "ticket_view"]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -41,6 +42,13 @@ def message_view(message: MessageRecord) -> dict[str, Any]:
     }
 
 
+def participants_view(ticket: Ticket) -> list[dict[str, str]]:
+    """Who takes part now (DESIGN §13): requester, colleagues, agents, cc; not those
+    taken off with ``#cc remove``."""
+    return [{"email": p.email, "role": p.role} for p in ticket.participants
+            if p.role != FORMER_CC]
+
+
 def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
     view: dict[str, Any] = {
         "number": ticket.number,
@@ -64,6 +72,7 @@ def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
         "merged_into": ticket.merged_into,
         "issue_type": ticket.issue_type,
         "breached_at": iso(ticket.breached_at),
+        "participants": participants_view(ticket),
     }
     if with_messages:
         view["messages"] = [message_view(m) for m in ticket.messages]

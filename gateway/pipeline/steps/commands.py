@@ -1,9 +1,11 @@
-"""Agent commands at the top of a reply: ``#note``, ``#status pending|solved|closed``, …
+"""Agent commands at the top of a reply: ``#note``, ``#status pending|solved|closed``,
+``#cc add|remove EMAIL``, …
 
 Reads ``ctx.role`` (only a verified agent's commands count: ``authorize`` gives that
 role to nobody else), ``ctx.to_note_address`` and ``ctx.reply``; each command line is
 handed to its module in ``gateway/pipeline/commands/`` (``#note`` writes ``ctx.kind``:
-an internal note, never sent; ``#status`` writes ``ctx.set_status``), and the visible
+an internal note, never sent; ``#status`` writes ``ctx.set_status``; ``#cc`` copies
+someone on the ticket or ends it), and the visible
 text keeps what follows the command lines.  Command lines from anybody else stay
 ordinary text.
 """
@@ -17,7 +19,7 @@ from gateway.pipeline.commands import AGENT_COMMANDS, leading_commands
 from gateway.pipeline.context import MailContext
 
 name = "commands"
-description = "read an agent's #note and #status commands"
+description = "read an agent's #note, #status and #cc commands"
 
 
 def run(ctx: MailContext) -> None:
