@@ -39,5 +39,6 @@ def apply(ctx: MailContext, argument: str) -> Noted:
             return "cc", f"#cc remove: {address} is no longer copied on ticket #{ticket.number}"
         return _flagged(ctx, f"#cc remove {address}: not copied on ticket #{ticket.number} "
                         "(ignored)")
-    return _flagged(ctx, f"unknown '#cc {argument}': use '#cc add EMAIL' or "
-                    "'#cc remove EMAIL' (ignored)")
+    line = f"#cc {argument}".rstrip()
+    return _flagged(ctx, f"unknown '{line}': use '#cc add EMAIL' or '#cc remove EMAIL' "
+                    "(ignored)")
