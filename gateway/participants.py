@@ -15,7 +15,8 @@ must not turn every answer into a mass mailing.
 
 ``#cc remove`` keeps the row with the role :data:`FORMER_CC` instead of deleting it: the
 row still says "this address was on the ticket", so their next reply is neither given a
-role again (``record`` would create a participant for a new address) nor mailed anything.
+role again (``record`` would create a participant for a new address) nor mailed anything,
+and the requester's reply-all to an older mail does not copy them again (``#cc add`` does).
 """
 
 from __future__ import annotations
@@ -107,9 +108,12 @@ def _count(session: Session, ticket: Ticket) -> int:
         Participant.ticket_number == ticket.number, Participant.role == Role.CC)) or 0
 
 
-def copy_on(session: Session, settings: Settings, ticket: Ticket, addresses: Iterable[str]
-            ) -> list[Copied]:
-    """Copy each address on the ticket (a Cc participant), unless it may not be."""
+def copy_on(session: Session, settings: Settings, ticket: Ticket, addresses: Iterable[str],
+            *, by_agent: bool = False) -> list[Copied]:
+    """Copy each address on the ticket (a Cc participant), unless it may not be.
+
+    Someone an agent took off (``#cc remove``) is copied again only ``by_agent``: the
+    requester's reply-all to an older mail must not undo the agent's decision."""
     done: list[Copied] = []
     for address in dict.fromkeys(a.strip().lower() for a in addresses):
         refused = cc_refusal(session, settings, ticket, address)
@@ -118,6 +122,9 @@ def copy_on(session: Session, settings: Settings, ticket: Ticket, addresses: Ite
             done.append(Copied(address, False, f"{address} not copied: {refused}"))
         elif existing is not None and existing.role == Role.CC:
             done.append(Copied(address, False, f"{address} is copied on the ticket already"))
+        elif existing is not None and existing.role == FORMER_CC and not by_agent:
+            done.append(Copied(address, False, f"{address} not copied: an agent took them off "
+                               "the ticket (only '#cc add' copies them again)"))
         elif _count(session, ticket) >= CC_LIMIT:
             done.append(Copied(address, False, f"{address} not copied: the ticket has "
                                f"{CC_LIMIT} people in Cc already"))

@@ -93,7 +93,10 @@ def test_copy_then_take_off_and_copy_again(gw: Gateway) -> None:
         assert not is_cc(session, ticket, BOB) and cc_participants(session, ticket) == []
         row = session.scalars(select(Participant).where(Participant.email == BOB)).one()
         assert row.role == FORMER_CC
-        assert copy_on(session, gw.settings, ticket, [BOB])[0].added
+        assert copy_on(session, gw.settings, ticket, [BOB])[0].explanation == (
+            f"{BOB} not copied: an agent took them off the ticket (only '#cc add' copies "
+            "them again)")
+        assert copy_on(session, gw.settings, ticket, [BOB], by_agent=True)[0].added
         assert [p.email for p in cc_participants(session, ticket)] == [BOB]
         assert session.scalars(select(Participant.id).where(
             Participant.email == BOB)).all() == [row.id]  # the same row, the same token

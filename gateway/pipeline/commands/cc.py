@@ -30,7 +30,8 @@ def apply(ctx: MailContext, argument: str) -> Noted:
     if ctx.history:
         return "skip", f"#cc {argument}: imported history copies nobody"
     if action == "add" and address:
-        (copied,) = copy_on(ctx.session, ctx.services.settings, ticket, [address])
+        (copied,) = copy_on(ctx.session, ctx.services.settings, ticket, [address],
+                            by_agent=True)
         if copied.added:
             return "cc", f"#cc add: {copied.explanation}"
         return _flagged(ctx, f"#cc add {address}: {copied.explanation} (ignored)")

@@ -206,3 +206,16 @@ def test_a_cc_reply_is_stored_as_cc(gw: Gateway) -> None:
     assert [(m.role, m.from_address) for m in _messages(gw, number)] == [
         ("requester", ANNA), ("cc", BOB)]
     assert CARLA not in _roles(gw, number)  # only the requester adds people
+
+
+def test_the_requesters_cc_does_not_undo_an_agents_cc_remove(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails", headers={**passed(ANNA), "Cc": BOB}))
+    processed(gw, make_mail(sender=KENJI, subject="Re: Sync fails", body=f"#cc remove {BOB}",
+                            in_reply_to=origin_of(gw, number), headers=passed(KENJI)))
+    reply = make_mail(subject="Re: Sync fails", in_reply_to=origin_of(gw, number),
+                      headers={**passed(ANNA), "Cc": BOB})
+    with context_before(gw, record.name, reply) as ctx:
+        record.run(ctx)
+        assert ("miss", f"{BOB} not copied: an agent took them off the ticket (only "
+                "'#cc add' copies them again)") in trace_of(ctx, record.name)
+    assert _roles(gw, number)[BOB] == "cc_removed"
