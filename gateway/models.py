@@ -126,6 +126,9 @@ class Role(enum.StrEnum):
     COLLEAGUE = "colleague"
     """An admin of the requester's team, replying on a teammate's ticket."""
     AGENT = "agent"
+    CC = "cc"
+    """A person copied on the ticket (DESIGN §13): neither requester, colleague nor agent;
+    gets support's answers, has no privilege (``gateway/participants.py``)."""
     SYSTEM = "system"
     """The gateway's own words on a ticket (a delivery failure note)."""
 

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy.orm import object_session
 
 from gateway.models import MessageRecord, OutboxItem, SpoolEntry, Ticket
+from gateway.participants import FORMER_CC
 from gateway.satisfaction import rating_of
 
-__all__ = ["iso", "outbox_view", "spool_view", "ticket_view"]
+__all__ = ["iso", "outbox_view", "participants_view", "spool_view", "ticket_view"]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -54,6 +55,13 @@ def satisfaction_view(ticket: Ticket) -> dict[str, Any] | None:
     return {"rating": rating.rating, "comment": rating.comment, "at": iso(rating.rated_at)}
 
 
+def participants_view(ticket: Ticket) -> list[dict[str, str]]:
+    """Who takes part now (DESIGN §13): requester, colleagues, agents, cc; not those
+    taken off with ``#cc remove``."""
+    return [{"email": p.email, "role": p.role} for p in ticket.participants
+            if p.role != FORMER_CC]
+
+
 def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
     view: dict[str, Any] = {
         "number": ticket.number,
@@ -79,6 +87,7 @@ def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
         "issue_type": ticket.issue_type,
         "breached_at": iso(ticket.breached_at),
         "satisfaction": satisfaction_view(ticket),
+        "participants": participants_view(ticket),
     }
     if with_messages:
         view["messages"] = [message_view(m) for m in ticket.messages]

@@ -26,7 +26,8 @@ def tickets_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
     """List tickets, oldest first."""
     gateway = open_gateway(ctx)
     with gateway.db.reading() as session:
-        query = select(Ticket).order_by(Ticket.number)
+        query = select(Ticket).order_by(Ticket.number).options(
+            selectinload(Ticket.participants))
         if status:
             query = query.where(Ticket.status == status)
         views = [ticket_view(t, with_messages=False) for t in session.scalars(query)]
@@ -47,7 +48,8 @@ def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
     gateway = open_gateway(ctx)
     with gateway.db.reading() as session:
         ticket = session.scalars(select(Ticket).where(Ticket.number == number).options(
-            selectinload(Ticket.messages).selectinload(MessageRecord.attachments))).one_or_none()
+            selectinload(Ticket.messages).selectinload(MessageRecord.attachments),
+            selectinload(Ticket.participants))).one_or_none()
         if ticket is None:
             raise click.ClickException(f"there is no ticket #{number}")
         view = ticket_view(ticket, with_messages=True)

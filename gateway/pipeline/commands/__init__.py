@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import re
 
-from gateway.pipeline.commands import assign, merge, note, status, tickets
+from gateway.pipeline.commands import assign, cc, merge, note, status, tickets
 from gateway.pipeline.commands.base import AgentCommand, Handled, NewMailCommand, Noted
 
 __all__ = ["AGENT_COMMANDS", "NEW_MAIL_COMMANDS", "AgentCommand", "Handled",
            "NewMailCommand", "Noted", "leading_commands"]
 
-_AGENT: tuple[AgentCommand, ...] = (note, status, assign, merge)
+_AGENT: tuple[AgentCommand, ...] = (note, status, assign, merge, cc)
 AGENT_COMMANDS: dict[str, AgentCommand] = {command.word: command for command in _AGENT}
-"""``#note``, ``#status``, ``#assign``, ``#merge``: at the top of a verified agent's reply
-on a ticket."""
+"""``#note``, ``#status``, ``#assign``, ``#merge``, ``#cc``: at the top of a verified agent's
+reply on a ticket."""
+_WORDS: dict[str, int] = {command.word: int(getattr(command, "arguments", 1))
+                          for command in _AGENT}
+"""How many words may follow ``#word``: one, unless the module says ``arguments``
+(``#cc add EMAIL``); a line with more is text, not a command."""
 NEW_MAIL_COMMANDS: tuple[NewMailCommand, ...] = (tickets,)
 """``#tickets``: the first line of a new mail, answered instead of opening a ticket."""
 
 _LINE = re.compile(r"^#(" + "|".join(map(re.escape, sorted(AGENT_COMMANDS)))
-                   + r")\b[ \t]*(\S*)[ \t]*$", re.IGNORECASE)
+                   + r")\b[ \t]*(.*?)[ \t]*$", re.IGNORECASE)
 
 
 def leading_commands(text: str) -> tuple[list[tuple[str, str]], str]:
@@ -36,8 +40,8 @@ def leading_commands(text: str) -> tuple[list[tuple[str, str]], str]:
     while index < len(lines):
         line = lines[index].strip()
         match = _LINE.match(line)
-        if match:
-            found.append((match[1].lower(), match[2].lower()))
+        if match and len(match[2].split()) <= _WORDS[match[1].lower()]:
+            found.append((match[1].lower(), " ".join(match[2].split()).lower()))
         elif line:
             break
         index += 1

@@ -29,10 +29,12 @@ Noted = tuple[str, str]
 
 class AgentCommand(Protocol):
     word: str
-    """The command line is ``#<word>`` (any case), optionally followed by one argument."""
+    """The command line is ``#<word>`` (any case), optionally followed by one argument
+    (a module may set ``arguments = N`` to take up to N words, as ``#cc add EMAIL``)."""
 
     def apply(self, ctx: MailContext, argument: str) -> Noted:
-        """Act on the context (``argument`` lower case, may be empty); say what was done."""
+        """Act on the context (``argument`` lower case, its words joined by one space, may
+        be empty); say what was done."""
         ...
 
 

@@ -11,7 +11,11 @@ Reads ``ctx.sender``, ``ctx.sender_verified`` (from the sender authority,
   a non-admin member is refused (``not_admin``), and so is an admin on an older
   ticket (``before_cutoff``);
 - a sender who claims an agent's or admin's address but is not verified gets no
-  privilege: the message is kept as plain customer input (``authenticate`` flagged it).
+  privilege: the message is kept as plain customer input (``authenticate`` flagged it);
+- a person copied on the ticket (a Cc participant, ``gateway/participants.py``) speaks as
+  ``cc``: a public reply with a customer's voice and no privilege (a team member who is
+  copied is no longer refused as ``not_admin``; an admin of the team stays a colleague).
+  Someone taken off with ``#cc remove`` is flagged as taking no part, as before.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from datetime import UTC, datetime, time
 from sqlalchemy import select
 
 from gateway.models import Participant, Person, Role, Ticket
+from gateway.participants import FORMER_CC, is_cc
 from gateway.pipeline.context import MailContext
 
 name = "authorize"
@@ -38,7 +43,8 @@ def _visible_to_team(ctx: MailContext, ticket: Ticket) -> bool:
 
 def _takes_part(ctx: MailContext, ticket: Ticket, email: str) -> bool:
     return ctx.session.scalar(select(Participant.id).where(
-        Participant.ticket_number == ticket.number, Participant.email == email)) is not None
+        Participant.ticket_number == ticket.number, Participant.email == email,
+        Participant.role != FORMER_CC)) is not None
 
 
 def _unverified(ctx: MailContext, claim: str) -> None:
@@ -96,9 +102,16 @@ def run(ctx: MailContext) -> None:
         return
     requester = ctx.session.get(Person, ticket.requester)
     person = sender.person
+    copied = is_cc(ctx.session, ticket, sender.email)
     if (person is not None and requester is not None and person.team_id
-            and person.team_id == requester.team_id):
+            and person.team_id == requester.team_id
+            and not (copied and person.role != "admin")):
         _colleague(ctx, ticket, person)
+        return
+    if copied:
+        ctx.role = Role.CC
+        ctx.note(name, "cc", f"{sender.email} is copied on ticket #{ticket.number}: a public "
+                 "reply, no privilege")
         return
     ctx.role = Role.REQUESTER
     if not _takes_part(ctx, ticket, sender.email):

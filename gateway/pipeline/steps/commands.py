@@ -1,11 +1,13 @@
-"""Agent commands at the top of a reply: ``#note``, ``#status pending|solved|closed``, …
+"""Agent commands at the top of a reply: ``#note``, ``#status pending|solved|closed``,
+``#cc add|remove EMAIL``, …
 
 Reads ``ctx.role`` (only a verified agent's commands count: ``authorize`` gives that
 role to nobody else), ``ctx.to_note_address`` and ``ctx.reply``; each command line is
 handed to its module in ``gateway/pipeline/commands/`` (``#note`` writes ``ctx.kind``:
 an internal note, never sent; ``#status`` writes ``ctx.set_status``, ``#assign``
-``ctx.set_owner``, ``#merge`` ``ctx.merge_into``), and the visible text keeps what
-follows the command lines.  Command lines from anybody else stay ordinary text.
+``ctx.set_owner``, ``#merge`` ``ctx.merge_into``; ``#cc`` copies someone on the ticket or
+ends it), and the visible text keeps what follows the command lines.  Command lines from
+anybody else stay ordinary text.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from gateway.pipeline.commands import AGENT_COMMANDS, leading_commands
 from gateway.pipeline.context import MailContext
 
 name = "commands"
-description = "read an agent's mail commands (#note, #status, #assign, #merge)"
+description = "read an agent's mail commands (#note, #status, #assign, #merge, #cc)"
 
 
 def run(ctx: MailContext) -> None:

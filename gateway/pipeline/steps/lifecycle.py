@@ -6,7 +6,9 @@ ticket that ``follows`` the closed one.  Automatic replies (and any automatic ma
 of an agent: an out-of-office is no answer), notes without a command, refused and
 unverified messages change nothing.
 
-- requester (or colleague) reply on ``pending`` → ``open``;
+- requester (or colleague, or a person copied on the ticket: a ``cc`` reply is a
+  customer's public reply like the requester's, with the same effect and no more)
+  reply on ``pending`` → ``open``;
 - on ``solved``/``closed`` within ``reopen_window_days`` of the resolution → ``open``
   again, and the requester is told, **if the sender is verified** (``ctx.sender_verified``):
   reopening acts on the requester's identity (and restarts their SLA clock, on their terms:
@@ -84,5 +86,5 @@ def run(ctx: MailContext) -> None:
         elif ctx.kind == MessageKind.PUBLIC and ticket.status == TicketStatus.NEW:
             _set(ctx, ticket, TicketStatus.OPEN, "first agent reply")
         return
-    if ctx.sender.email == ticket.requester or ctx.role == Role.COLLEAGUE:
+    if ctx.sender.email == ticket.requester or ctx.role in (Role.COLLEAGUE, Role.CC):
         _customer_reply(ctx, ticket)

@@ -14,7 +14,12 @@ Reads what the earlier steps decided; writes outbox rows (``ctx.outbox_ids``):
 - an agent's mail that solved the ticket (``#status solved``, relayed reply or bare
   status notice): the requester's mail carries a "was this helpful?" link
   (``gateway.satisfaction``), unless the ticket was rated already;
-- a reply that reopened a ticket: a notice to the requester;
+- the relayed agent reply and the status notice go as well to everyone copied on the
+  ticket (Cc participants, ``gateway/participants.py``), each with their own reply token
+  (the satisfaction link only to the requester, whose answer it asks for); a cc's own
+  reply is relayed to nobody but the agents (their reply-all reached the others already);
+- a reply that reopened a ticket: a notice to whoever wrote it (the requester, or the
+  cc whose reply it was);
 - with ``agents_address`` set, a new request or a customer's or colleague's follow-up:
   an ``agents_notice`` to that address (English, the message's text and attachments up
   to ``agents_notice_attachment_limit``, the others named with their size,
@@ -46,6 +51,7 @@ from gateway.notices import (
     queue_notice,
     thread_of,
 )
+from gateway.participants import cc_participants
 from gateway.pipeline.answer_gate import refusal as answer_refusal
 from gateway.pipeline.context import MailContext
 from gateway.satisfaction import issue_link
@@ -182,7 +188,8 @@ def _to_agents(ctx: MailContext, ticket: Ticket) -> None:
         to_name="", role=Role.AGENT, language="en",
         context={"new_ticket": ctx.new_ticket,
                  "author_name": ctx.sender.name or None, "author_email": ctx.sender.email,
-                 "author_role": "colleague" if ctx.role == Role.COLLEAGUE else (
+                 "author_role": "colleague" if ctx.role == Role.COLLEAGUE else "cc" if (
+                     ctx.role == Role.CC) else (
                      "requester" if ctx.sender.email == ticket.requester else "other"),
                  "team_name": team.name if team is not None else None,
                  "tier": ticket.tier, "queue": ticket.queue,
@@ -215,15 +222,32 @@ def _refusal(ctx: MailContext, ticket: Ticket) -> None:
 
 def _to_requester(ctx: MailContext, ticket: Ticket, kind: str, context: dict[str, object],
                   *, auto_submitted: str | None = "auto-generated",
-                  attachments: list[tuple[str, str, bytes]] | None = None) -> None:
-    in_reply_to, references = thread_of(ctx.session, ticket, ticket.requester)
+                  attachments: list[tuple[str, str, bytes]] | None = None,
+                  to: tuple[str, str, Role] | None = None) -> None:
+    """``kind`` to the requester, or to ``to`` (address, name, role on the ticket)."""
+    address, to_name, role = to or (ticket.requester, ticket.requester_name, Role.REQUESTER)
+    in_reply_to, references = thread_of(ctx.session, ticket, address)
     item = queue_notice(
-        ctx.session, ctx.services, ticket, kind=kind, to_address=ticket.requester,
-        to_name=ticket.requester_name, role=Role.REQUESTER,
-        context={"requester_name": ticket.requester_name, **context},
+        ctx.session, ctx.services, ticket, kind=kind, to_address=address,
+        to_name=to_name, role=role, context={"requester_name": to_name, **context},
         spool_id=ctx.spool.id, auto_submitted=auto_submitted, in_reply_to=in_reply_to,
         references=references, attachments=attachments or [])
-    _queued(ctx, item, kind.replace("_", " "))
+    _queued(ctx, item, kind.replace("_", " ") + ("" if to is None else f" ({role})"))
+
+
+def _to_requester_and_cc(ctx: MailContext, ticket: Ticket, kind: str,
+                         context: dict[str, object], *, auto_submitted: str | None,
+                         attachments: list[tuple[str, str, bytes]] | None = None,
+                         requester_only: dict[str, object] | None = None) -> None:
+    """Support's answers and status notices: the requester (with ``requester_only`` added
+    to what the mail says) and everyone copied on it."""
+    _to_requester(ctx, ticket, kind, {**context, **(requester_only or {})},
+                  auto_submitted=auto_submitted, attachments=attachments)
+    for participant in cc_participants(ctx.session, ticket):
+        person = ctx.session.get(Person, participant.email)
+        _to_requester(ctx, ticket, kind, context, auto_submitted=auto_submitted,
+                      attachments=attachments,
+                      to=(participant.email, person.name if person else "", Role.CC))
 
 
 def _satisfaction_url(ctx: MailContext, ticket: Ticket) -> str | None:
@@ -250,18 +274,20 @@ def _agent_reply(ctx: MailContext, ticket: Ticket) -> None:
                    if not a.inline]
     if not ctx.answers_requester:
         if ctx.set_status:
-            _to_requester(ctx, ticket, "status_notice",
-                          {"status": ticket.status.value, "reopen_days": reopen_days,
-                           "satisfaction_url": _satisfaction_url(ctx, ticket)})
+            _to_requester_and_cc(ctx, ticket, "status_notice",
+                                 {"status": ticket.status.value, "reopen_days": reopen_days},
+                                 auto_submitted="auto-generated",
+                                 requester_only={"satisfaction_url":
+                                                 _satisfaction_url(ctx, ticket)})
         else:
             ctx.note(name, "skip", "the agent's reply has no text and no attachment: "
                      "nothing to relay")
         return
-    _to_requester(ctx, ticket, "agent_reply",
-                  {"agent_name": agent_name, "text": text, "status": status,
-                   "reopen_days": reopen_days,
-                   "satisfaction_url": _satisfaction_url(ctx, ticket)},
-                  auto_submitted=None, attachments=attachments)
+    _to_requester_and_cc(ctx, ticket, "agent_reply",
+                         {"agent_name": agent_name, "text": text, "status": status,
+                          "reopen_days": reopen_days},
+                         auto_submitted=None, attachments=attachments,
+                         requester_only={"satisfaction_url": _satisfaction_url(ctx, ticket)})
 
 
 def run(ctx: MailContext) -> None:
@@ -289,8 +315,11 @@ def run(ctx: MailContext) -> None:
         _to_requester(ctx, ticket, "colleague_reply",
                       {"colleague_name": ctx.sender.name or None,
                        "colleague_email": ctx.sender.email, "text": _text(ctx)})
-    if ctx.reopened and _may_answer(ctx, ticket.requester, "reopen notice"):
-        _to_requester(ctx, ticket, "reopened", {})
+    writer = ((ctx.sender.email, ctx.sender.name, Role.CC) if ctx.role == Role.CC
+              else None)  # a cc's reply reopened it: they are thanked, not the requester
+    if ctx.reopened and _may_answer(ctx, writer[0] if writer else ticket.requester,
+                                    "reopen notice"):
+        _to_requester(ctx, ticket, "reopened", {}, to=writer)
     _to_agents(ctx, ticket)
     if not ctx.outbox_ids:
         ctx.note(name, "skip", "a reply: nothing to send")

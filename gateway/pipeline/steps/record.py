@@ -6,6 +6,12 @@ marks the spool row processed, all in the caller's one transaction.  A refused
 message changes no ticket: the spool row keeps its raw bytes, state ``ignored``
 and the reason.  A duplicate request is stored as a closed ticket linked to the
 open one it repeats.
+
+The Cc addresses of the requester's own mail (the new request, or a later reply that
+Cc's someone new) are copied on the ticket (``gateway/participants.py``: never support's
+addresses, agents or automatic senders), only when the sender authority vouches for the
+requester: an unverified claim copies nobody (the message is flagged, an agent may
+``#cc add``).  Never from imported history, automatic mail or a duplicate request.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from gateway.models import (
     Ticket,
     TicketStatus,
 )
+from gateway.participants import cc_refusal, copy_on, is_cc
 from gateway.pipeline.context import MailContext
 from gateway.thread_index import named_ids, record_mentions
 from gateway.tickets import participant_for, record_message_ref
@@ -58,6 +65,26 @@ def _new_ticket(ctx: MailContext) -> Ticket:
     ctx.session.add(ticket)
     ctx.session.flush()
     return ticket
+
+
+def _copy_cc(ctx: MailContext, ticket: Ticket) -> None:
+    """The requester's Cc addresses become Cc participants (see the module's docstring)."""
+    if (not ctx.parsed.cc or ctx.history or ctx.automatic is not None
+            or ctx.duplicate_of is not None or ctx.role != Role.REQUESTER
+            or ctx.sender.email != ticket.requester):
+        return
+    settings = ctx.services.settings
+    if not ctx.sender_verified:
+        wanted = [a for a in ctx.parsed.cc if cc_refusal(ctx.session, settings, ticket, a) is None
+                  and not is_cc(ctx.session, ticket, a)]
+        if wanted:
+            ctx.flags.append(f"Cc not copied on ticket #{ticket.number}: {ctx.sender.email} "
+                             "is not a verified sender (an agent may '#cc add' them): "
+                             + ", ".join(wanted))
+            ctx.note(name, "cc", ctx.flags[-1])
+        return
+    for copied in copy_on(ctx.session, settings, ticket, ctx.parsed.cc):
+        ctx.note(name, "cc" if copied.added else "miss", copied.explanation)
 
 
 REFUSALS = {
@@ -105,6 +132,7 @@ def run(ctx: MailContext) -> None:
     ticket = ctx.ticket
     now = ctx.services.now()
     participant_for(ctx.session, ticket, ctx.sender.email, ctx.role)
+    _copy_cc(ctx, ticket)
     visible = ctx.reply.visible if ctx.reply.visible.strip() else ctx.parsed.text.strip()
     message = MessageRecord(
         ticket_number=ticket.number, spool_id=ctx.spool.id, message_id=ctx.parsed.message_id,

@@ -112,3 +112,49 @@ def test_imported_history_takes_the_role_from_the_directory(gw: Gateway) -> None
         assert ctx.role == "agent"
         assert trace_of(ctx, authorize.name) == [
             ("agent", "imported history: role from the directory, nothing is sent")]
+
+
+# -- people copied on the ticket (Cc participants) ---------------------------------------
+
+BOB = "bob@partner.example"
+
+
+def _copied(gw: Gateway, *cc: str) -> int:
+    """Anna's verified request with ``cc`` in Cc: they are copied on the ticket."""
+    return processed(gw, make_mail(subject="Sync fails",
+                                   headers={**passed(ANNA), "Cc": ", ".join(cc)}))
+
+
+def test_a_person_copied_on_the_ticket_replies_as_cc(gw: Gateway) -> None:
+    number = _copied(gw, BOB)
+    with context_before(gw, authorize.name, _reply(gw, number, BOB)) as ctx:
+        authorize.run(ctx)
+        assert (ctx.role, ctx.refusal, ctx.flags) == ("cc", "", [])
+        assert trace_of(ctx, authorize.name) == [
+            ("cc", f"{BOB} is copied on ticket #{number}: a public reply, no privilege")]
+
+
+def test_a_copied_team_member_is_cc_not_refused_and_a_copied_admin_stays_colleague(
+        gw: Gateway) -> None:
+    number = processed(gw, make_mail(sender="olga@acme.example", subject="Sync fails",
+                                     headers={**passed("olga@acme.example"),
+                                              "Cc": f"{MAX}, {ANNA}"}))
+    with context_before(gw, authorize.name, _reply(gw, number, MAX)) as ctx:
+        authorize.run(ctx)
+        assert (ctx.role, ctx.refusal) == ("cc", "")
+    with context_before(gw, authorize.name, _reply(gw, number, ANNA)) as ctx:
+        authorize.run(ctx)
+        assert (ctx.role, ctx.refusal) == ("colleague", "")
+
+
+def test_someone_taken_off_the_cc_takes_no_part_again(gw: Gateway) -> None:
+    number = _copied(gw, BOB)
+    processed(gw, make_mail(sender=KENJI, subject="Re: Sync fails", body=f"#cc remove {BOB}",
+                            in_reply_to=origin_of(gw, number), headers=passed(KENJI)))
+    for _ in range(2):  # flagged every time: their own reply does not put them back
+        with context_before(gw, authorize.name, _reply(gw, number, BOB)) as ctx:
+            authorize.run(ctx)
+            assert ctx.role == "requester"
+            assert ctx.flags == [f"{BOB} takes no part in ticket #{number} and is not on the "
+                                 "requester's team"]
+        processed(gw, _reply(gw, number, BOB))

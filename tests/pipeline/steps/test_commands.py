@@ -1,9 +1,12 @@
-"""Step ``commands``: a verified agent's ``#note`` and ``#status`` lines at the top of a
-reply (and mail to the ticket's ``+note`` address); anybody else's are plain text."""
+"""Step ``commands``: a verified agent's ``#note``, ``#status`` and ``#cc`` lines at the top
+of a reply (and mail to the ticket's ``+note`` address); anybody else's are plain text."""
 
 from __future__ import annotations
 
-from gateway.models import Ticket
+import pytest
+from sqlalchemy import select
+
+from gateway.models import Participant, Ticket
 from gateway.pipeline.steps import commands
 from gateway.runtime.app import Gateway
 from tests.mail import make_mail
@@ -157,3 +160,88 @@ def test_a_customers_or_unverified_agents_assign_and_merge_stay_text(gw: Gateway
 def _reply_on(gw: Gateway, number: int, body: str) -> bytes:
     return make_mail(sender=KENJI, subject="Re: Sync fails", in_reply_to=origin_of(gw, number),
                      body=body, headers=passed(KENJI))
+
+
+# -- #cc add | remove ---------------------------------------------------------------
+
+BOB = "bob@partner.example"
+
+
+def _cc_roles(gw: Gateway, number: int) -> dict[str, str]:
+    with gw.db.reading() as session:
+        return {p.email: p.role for p in session.scalars(select(Participant).where(
+            Participant.ticket_number == number))}
+
+
+def test_cc_add_copies_someone_on_the_ticket_and_leaves_the_text(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails"))
+    raw = make_mail(sender=KENJI, subject="Re: Sync fails", in_reply_to=origin_of(gw, number),
+                    body="#cc add Bob@Partner.example\n\nBob, please check the proxy.",
+                    headers=passed(KENJI))
+    with context_before(gw, commands.name, raw) as ctx:
+        commands.run(ctx)
+        assert ctx.reply.visible.strip() == "Bob, please check the proxy."
+        assert trace_of(ctx, commands.name) == [
+            ("cc", f"#cc add: {BOB} is copied on ticket #{number}")]
+        assert ctx.flags == []
+    assert _cc_roles(gw, number)[BOB] == "cc"
+
+
+def test_cc_remove_ends_it(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails"))
+    processed(gw, _agent_reply(gw, number, f"#cc add {BOB}\nHello Bob."))
+    with context_before(gw, commands.name, _agent_reply(gw, number, f"#cc remove {BOB}")
+                        ) as ctx:
+        commands.run(ctx)
+        assert trace_of(ctx, commands.name) == [
+            ("cc", f"#cc remove: {BOB} is no longer copied on ticket #{number}")]
+    assert _cc_roles(gw, number)[BOB] == "cc_removed"
+
+
+@pytest.mark.parametrize(("line", "flag"), [
+    ("#cc add support@support.example",
+     "#cc add support@support.example: support@support.example not copied: one of "
+     "support's own addresses (ignored)"),
+    ("#cc add lena@support.example",
+     "#cc add lena@support.example: lena@support.example not copied: one of support's own "
+     "addresses (ignored)"),
+    ("#cc add mailer-daemon@partner.example",
+     "#cc add mailer-daemon@partner.example: mailer-daemon@partner.example not copied: an "
+     "automatic sender's address (ignored)"),
+    (f"#cc add {ANNA}", f"#cc add {ANNA}: {ANNA} not copied: the ticket's requester (ignored)"),
+    (f"#cc remove {BOB}", "#cc remove bob@partner.example: not copied on ticket #{n} "
+     "(ignored)"),
+    ("#cc invite bob", "unknown '#cc invite bob': use '#cc add EMAIL' or '#cc remove EMAIL' "
+     "(ignored)"),
+    ("#cc", "unknown '#cc': use '#cc add EMAIL' or '#cc remove EMAIL' (ignored)"),
+])
+def test_a_cc_line_that_cannot_be_done_is_flagged(gw: Gateway, line: str, flag: str) -> None:
+    number = processed(gw, make_mail(subject="Sync fails"))
+    with context_before(gw, commands.name, _agent_reply(gw, number, line + "\nHi")) as ctx:
+        commands.run(ctx)
+        assert ctx.flags == [flag.replace("{n}", str(number))]
+        assert ctx.reply.visible.strip() == "Hi"
+    assert set(_cc_roles(gw, number).values()) <= {"requester", "agent"}
+
+
+def test_a_cc_line_with_more_words_is_text(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails"))
+    body = f"#cc add {BOB} please\nHi"
+    with context_before(gw, commands.name, _agent_reply(gw, number, body)) as ctx:
+        commands.run(ctx)
+        assert ctx.reply.visible.startswith("#cc add") and trace_of(ctx, commands.name) == []
+    assert BOB not in _cc_roles(gw, number)
+
+
+def test_an_unverified_agent_copies_nobody(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails"))
+    raw = _agent_reply(gw, number, f"#cc add {BOB}\nHi", verified=False)
+    with context_before(gw, commands.name, raw) as ctx:
+        commands.run(ctx)
+        assert ctx.role == "requester" and ctx.reply.visible.startswith("#cc add")
+    assert BOB not in _cc_roles(gw, number)
+
+
+def _agent_reply(gw: Gateway, number: int, body: str, *, verified: bool = True) -> bytes:
+    return make_mail(sender=KENJI, subject="Re: Sync fails", in_reply_to=origin_of(gw, number),
+                     body=body, headers=passed(KENJI) if verified else None)

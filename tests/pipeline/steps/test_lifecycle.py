@@ -125,3 +125,39 @@ def test_a_refused_reply_changes_nothing(gw: Gateway) -> None:
         lifecycle.run(ctx)
         assert trace_of(ctx, lifecycle.name) == []
     assert ticket_of(gw, number).status == TicketStatus.PENDING
+
+
+# -- a cc's reply: a customer's public reply, the same effect as the requester's ------------
+
+BOB = "bob@partner.example"
+
+
+def _copied(gw: Gateway, status: str) -> int:
+    number = processed(gw, make_mail(subject="Sync fails",
+                                     headers={**passed(ANNA), "Cc": BOB}))
+    processed(gw, _reply(gw, number, KENJI, f"#status {status}\nPlease check 4.2."))
+    return number
+
+
+def test_a_cc_answer_reopens_a_pending_ticket(gw: Gateway) -> None:
+    number = _copied(gw, "pending")
+    with context_before(gw, lifecycle.name, _reply(gw, number, BOB)) as ctx:
+        assert ctx.role == "cc"
+        lifecycle.run(ctx)
+        assert trace_of(ctx, lifecycle.name) == [
+            ("status", f"#{number}: pending → open (the customer answered)")]
+    assert ticket_of(gw, number).status == TicketStatus.OPEN
+
+
+def test_a_verified_cc_reopens_a_solved_ticket_an_unverified_one_does_not(
+        gw: Gateway) -> None:
+    number = _copied(gw, "solved")
+    with context_before(gw, lifecycle.name, _reply(gw, number, BOB, verified=False)) as ctx:
+        lifecycle.run(ctx)
+        assert not ctx.reopened and ctx.flags[-1].startswith(f"not reopened: #{number}")
+    assert ticket_of(gw, number).status == TicketStatus.SOLVED
+    with context_before(gw, lifecycle.name, _reply(gw, number, BOB)) as ctx:
+        lifecycle.run(ctx)
+        assert ctx.reopened
+    ticket = ticket_of(gw, number)
+    assert (ticket.status, ticket.requester) == (TicketStatus.OPEN, ANNA)

@@ -1,8 +1,9 @@
 """Step ``notify``: the mail a message calls for, queued in the outbox: acknowledgement and
 team copies of a new request, duplicate notice, refusal, colleague's reply, an agent's
-relayed reply or status notice, reopen notice, the agents' notice; and nothing for notes,
-automatic mail, imported history or copies from our Sent folder; the "was this helpful?"
-link in the mail that solves a ticket."""
+relayed reply or status notice (to the requester and everyone copied on the ticket),
+reopen notice, the agents' notice; and nothing for notes, automatic mail, imported history
+or copies from our Sent folder; the "was this helpful?" link in the mail that solves a
+ticket."""
 
 from __future__ import annotations
 
@@ -230,3 +231,50 @@ def test_a_rated_ticket_solved_again_asks_nothing_more(gw: Gateway) -> None:
 def _all_raw(gw: Gateway) -> list[bytes]:
     with gw.db.reading() as session:
         return list(session.scalars(select(OutboxItem.raw)))
+
+
+# -- people copied on the ticket ----------------------------------------------------------
+
+BOB, CARLA = "bob@partner.example", "carla@partner.example"
+
+
+def _copied(gw: Gateway) -> int:
+    return processed(gw, make_mail(subject="Sync fails",
+                                   headers={**passed(ANNA), "Cc": f"{BOB}, {CARLA}"}))
+
+
+def test_support_answers_go_to_the_requester_and_everyone_copied(gw: Gateway) -> None:
+    number = _copied(gw)
+    sent, lines = _notify(gw, _reply(gw, number, KENJI, "Please update to 4.2."))
+    assert sent == [("agent_reply", ANNA), ("agent_reply", BOB), ("agent_reply", CARLA)]
+    assert lines[1][1].startswith(f"agent reply (cc) to {BOB}")
+    processed(gw, _reply(gw, number, KENJI, f"#cc remove {CARLA}\nOne more thing."))
+    sent, _ = _notify(gw, _reply(gw, number, KENJI, "#status solved"))
+    assert sent == [("status_notice", ANNA), ("status_notice", BOB)]
+
+
+def test_the_new_request_is_acknowledged_to_the_requester_only(gw: Gateway) -> None:
+    sent, _ = _notify(gw, make_mail(subject="Sync fails",
+                                    headers={**passed(ANNA), "Cc": BOB}))
+    assert sent == [("acknowledgement", ANNA), ("team_ticket_copy", OLGA)]
+
+
+@pytest.mark.parametrize("settings", [{"agents_address": AGENTS}], indirect=True)
+def test_a_cc_reply_goes_to_the_agents_only(gw: Gateway) -> None:
+    number = _copied(gw)
+    with context_before(gw, notify.name, _reply(gw, number, BOB, "Same on my laptop.")) as ctx:
+        notify.run(ctx)
+        assert ctx.role == "cc"
+        ids = list(ctx.outbox_ids)
+    assert outbox_of(gw, ids) == [("agents_notice", AGENTS)]
+    with gw.db.reading() as session:
+        notice = session.get(OutboxItem, ids[0])
+        assert notice is not None
+        assert b"copied on the ticket (cc)" in bytes(notice.raw)
+
+
+def test_a_cc_whose_reply_reopens_the_ticket_is_told(gw: Gateway) -> None:
+    number = _copied(gw)
+    processed(gw, _reply(gw, number, KENJI, "#status solved\nFixed."))
+    sent, _ = _notify(gw, _reply(gw, number, BOB, "Not for me."))
+    assert sent == [("reopened", BOB)]

@@ -1,12 +1,21 @@
 """Step ``record``: the ticket (when new), the message with its role, kind, text and
 attachments, the thread index and the spool row's outcome; a refused reply changes no
-ticket, a duplicate is stored closed and linked."""
+ticket, a duplicate is stored closed and linked; the verified requester's Cc are copied on
+the ticket (never support's addresses, agents or robots)."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
-from gateway.models import MessageRecord, MessageRef, SpoolEntry, SpoolState, TicketStatus
+from gateway.models import (
+    MessageRecord,
+    MessageRef,
+    Participant,
+    SpoolEntry,
+    SpoolState,
+    TicketStatus,
+)
 from gateway.pipeline.steps import record
 from gateway.runtime.app import Gateway
 from tests.corpus import corpus_bytes
@@ -154,3 +163,87 @@ def test_a_forward_on_behalf_stores_the_customers_message_then_the_agents_note(
         refs = set(session.scalars(select(MessageRef.message_id).where(
             MessageRef.ticket_number == number)))
     assert forward_id in refs
+
+
+# -- Cc participants ------------------------------------------------------------------
+
+BOB, CARLA = "bob@partner.example", "carla@partner.example"
+AGENTS = "agents@team.support.example"
+
+
+def _roles(gw: Gateway, number: int) -> dict[str, str]:
+    with gw.db.reading() as session:
+        return {p.email: p.role for p in session.scalars(select(Participant).where(
+            Participant.ticket_number == number))}
+
+
+@pytest.mark.parametrize("settings", [{"agents_address": AGENTS}], indirect=True)
+def test_the_cc_of_a_verified_request_are_copied_but_never_support_or_robots(
+        gw: Gateway) -> None:
+    cc = (f"Bob <{BOB}>, support@support.example, sales@support.example, {KENJI}, {AGENTS}, "
+          "MAILER-DAEMON@partner.example, no-reply@partner.example")
+    raw = make_mail(subject="Sync fails", headers={**passed(ANNA), "Cc": cc})
+    with context_before(gw, record.name, raw) as ctx:
+        record.run(ctx)
+        number = ctx.ticket.number
+        lines = trace_of(ctx, record.name)
+    assert lines[0] == ("cc", f"{BOB} is copied on ticket #{number}")
+    assert [outcome for outcome, _ in lines[1:-1]] == ["miss"] * 6
+    assert _roles(gw, number) == {ANNA: "requester", BOB: "cc"}
+    [message] = _messages(gw, number)
+    assert message.flags == []
+
+
+def test_an_unverified_requester_copies_nobody_and_the_message_says_so(gw: Gateway) -> None:
+    raw = make_mail(subject="Sync fails",
+                    headers={"Cc": f"{BOB}, support@support.example"})
+    with context_before(gw, record.name, raw) as ctx:
+        record.run(ctx)
+        number = ctx.ticket.number
+    assert _roles(gw, number) == {ANNA: "requester"}
+    [message] = _messages(gw, number)
+    assert message.flags[-1] == (
+        f"Cc not copied on ticket #{number}: {ANNA} is not a verified sender (an agent may "
+        f"'#cc add' them): {BOB}")
+
+
+def test_the_requesters_later_reply_copies_new_cc_but_a_strangers_does_not(
+        gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails", headers=passed(ANNA)))
+    reply = make_mail(subject="Re: Sync fails", in_reply_to=origin_of(gw, number),
+                      headers={**passed(ANNA), "Cc": BOB})
+    with context_before(gw, record.name, reply) as ctx:
+        record.run(ctx)
+    other = make_mail(sender="giulia@globex.example", subject="Re: Sync fails",
+                      in_reply_to=origin_of(gw, number),
+                      headers={**passed("giulia@globex.example"), "Cc": CARLA})
+    with context_before(gw, record.name, other) as ctx:
+        record.run(ctx)
+    roles = _roles(gw, number)
+    assert (roles[BOB], roles["giulia@globex.example"]) == ("cc", "requester")
+    assert CARLA not in roles
+
+
+def test_a_cc_reply_is_stored_as_cc(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails", headers={**passed(ANNA), "Cc": BOB}))
+    reply = make_mail(sender=BOB, subject="Re: Sync fails", in_reply_to=origin_of(gw, number),
+                      body="Same here.", headers={**passed(BOB), "Cc": CARLA})
+    with context_before(gw, record.name, reply) as ctx:
+        record.run(ctx)
+        assert trace_of(ctx, record.name)[-1][1].endswith("as cc public message")
+    assert [(m.role, m.from_address) for m in _messages(gw, number)] == [
+        ("requester", ANNA), ("cc", BOB)]
+    assert CARLA not in _roles(gw, number)  # only the requester adds people
+
+
+def test_the_requesters_cc_does_not_undo_an_agents_cc_remove(gw: Gateway) -> None:
+    number = processed(gw, make_mail(subject="Sync fails", headers={**passed(ANNA), "Cc": BOB}))
+    processed(gw, make_mail(sender=KENJI, subject="Re: Sync fails", body=f"#cc remove {BOB}",
+                            in_reply_to=origin_of(gw, number), headers=passed(KENJI)))
+    reply = make_mail(subject="Re: Sync fails", in_reply_to=origin_of(gw, number),
+                      headers={**passed(ANNA), "Cc": BOB})
+    with context_before(gw, record.name, reply) as ctx:
+        record.run(ctx)
+        assert ("miss", f"{BOB} not copied: an agent took them off the ticket (only "
+                "'#cc add' copies them again)") in trace_of(ctx, record.name)
+    assert _roles(gw, number)[BOB] == "cc_removed"
