@@ -6,7 +6,7 @@ so whitespace inside one is folding damage). ``In-Reply-To`` and ``References``
 are written by every client differently: comments such as ``(Lars's message of
 "Tue, 17 Nov 2009")``, free text, phrases with addresses in them, ids without
 brackets. A small linear scanner copes with all of that without regexes that
-could backtrack on a 200 KB header.
+could backtrack on a 200 KB header (it searches only for single characters).
 """
 
 from __future__ import annotations
@@ -80,11 +80,7 @@ def _scan(value: str) -> list[str]:
     careful pass finds nothing a second pass ignores quotes and comments.
     """
     text = value[:_MAX_SCAN_CHARS]
-    return _scan_text(text, structured=True) or _scan_text(text, structured=False)
-
-
-def _scan_text(text: str, *, structured: bool) -> list[str]:
-    return _scan_structured(text) if structured else _scan_loose(text)
+    return _scan_structured(text) or _scan_loose(text)
 
 
 def _scan_loose(text: str) -> list[str]:
