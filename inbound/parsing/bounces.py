@@ -583,9 +583,10 @@ def _report_tree(source: MailSource) -> Message:
     return source.message
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Head:
-    """What the header fields and the envelope say, read once for every step below."""
+    """What the header fields and the envelope say, read once for every step below
+    (slots, not frozen: see ``automatic._Signals``)."""
 
     head: Message
     subject: str
