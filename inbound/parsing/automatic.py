@@ -236,7 +236,8 @@ class _Signals:
     mail_from: str
     bounce: BounceReport | None | _Unset
     head: Message
-    names: set[str]  # header names, lower-cased
+    keys: list[str]  # header names, lower-cased, in message order
+    names: set[str]  # the same, as a set
     subject: str
     sender: str  # the first From address, lower-cased
     sender_local: str
@@ -262,7 +263,8 @@ def _signals(
     def get(name: str) -> str:
         return header_text(head.get(name, ""))
 
-    names = {k.lower() for k in head}
+    keys = [k.lower() for k in head]
+    names = set(keys)
     sender = _first_address(get("from"))
     envelope = mail_from.strip()
     return_path = get("return-path").replace(" ", "")
@@ -271,6 +273,7 @@ def _signals(
         mail_from=mail_from,
         bounce=bounce,
         head=head,
+        keys=keys,
         names=names,
         subject=get("subject"),
         sender=sender,
@@ -303,7 +306,7 @@ def _detect(
 
 def _challenge_header(s: _Signals) -> AutomaticVerdict | None:
     # In message order: iterating the set would name a different header per process.
-    for name in (key.lower() for key in s.head):
+    for name in s.keys:
         if name.startswith(("x-boxbe", "x-bluebottle", "x-spamarrest", "x-mailblocks")):
             return AutomaticVerdict(
                 "challenge_response", f"{_head_name(s.head, name)} header of a "
