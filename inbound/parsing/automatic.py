@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from email.message import Message
 from email.utils import getaddresses
@@ -223,156 +224,289 @@ def _from_mail_system(head: Message, mail_from: str) -> str:
     return f"From: {header_text(sender)[:80]}" if is_mail_system(sender) else ""
 
 
-def _detect(
+@dataclass(slots=True)
+class _Signals:
+    """The header facts most rules read, computed once per message; a rule reads any
+    other header field through :meth:`get` (only when it gets that far).
+
+    Not frozen: a frozen dataclass is built through ``object.__setattr__``, which cost
+    more than the rules themselves on a personal message (bench/classifiers.py)."""
+
+    source: MailSource
+    mail_from: str
+    bounce: BounceReport | None | _Unset
+    head: Message
+    keys: list[str]  # header names, lower-cased, in message order
+    names: set[str]  # the same, as a set
+    subject: str
+    sender: str  # the first From address, lower-cased
+    sender_local: str
+    null_sender: bool
+    ctype: str
+    report_type: str
+    body_text: str  # the first BODY_PEEK_BYTES, lower-cased
+    precedence: str
+    auto_submitted: str
+    suppress: str  # X-Auto-Response-Suppress
+    list_header: str  # the first list header present, lower-cased, or ""
+
+    def get(self, name: str) -> str:
+        return header_text(self.head.get(name, ""))
+
+
+def _signals(
     source: MailSource, mail_from: str, bounce: BounceReport | None | _Unset
-) -> AutomaticVerdict | None:
+) -> _Signals:
     head = source.message
     body = source.body_bytes(BODY_PEEK_BYTES)
 
     def get(name: str) -> str:
         return header_text(head.get(name, ""))
 
-    names = {k.lower() for k in head}
-    subject = get("subject")
+    keys = [k.lower() for k in head]
+    names = set(keys)
     sender = _first_address(get("from"))
-    sender_local = sender.rpartition("@")[0] if "@" in sender else sender
     envelope = mail_from.strip()
     return_path = get("return-path").replace(" ", "")
-    null_sender = envelope == "<>" or (not envelope and return_path == "<>")
-    ctype = head.get_content_type()
-    report_type = str(head.get_param("report-type", "") or "").lower()
-    body_text = body.decode("latin-1").lower()
-    precedence = _token(get("precedence") or get("x-precedence"))
-    auto_submitted = _token(get("auto-submitted"))
-    suppress = get("x-auto-response-suppress")
-    list_header = next((n for n in _LIST_HEADERS if n in names), "")
+    return _Signals(
+        source=source,
+        mail_from=mail_from,
+        bounce=bounce,
+        head=head,
+        keys=keys,
+        names=names,
+        subject=get("subject"),
+        sender=sender,
+        sender_local=sender.rpartition("@")[0] if "@" in sender else sender,
+        null_sender=envelope == "<>" or (not envelope and return_path == "<>"),
+        ctype=head.get_content_type(),
+        report_type=str(head.get_param("report-type", "") or "").lower(),
+        body_text=body.decode("latin-1").lower(),
+        precedence=_token(get("precedence") or get("x-precedence")),
+        auto_submitted=_token(get("auto-submitted")),
+        suppress=get("x-auto-response-suppress"),
+        list_header=next((n for n in _LIST_HEADERS if n in names), ""),
+    )
 
-    # 1. Challenge/response robots ask us to prove we are human: never answer them.
+
+def _detect(
+    source: MailSource, mail_from: str, bounce: BounceReport | None | _Unset
+) -> AutomaticVerdict | None:
+    """The first rule of :data:`_RULES` that names the message, or None."""
+    signals = _signals(source, mail_from, bounce)
+    for rule in _RULES:
+        verdict = rule(signals)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+# 1. Challenge/response robots ask us to prove we are human: never answer them.
+
+
+def _challenge_header(s: _Signals) -> AutomaticVerdict | None:
     # In message order: iterating the set would name a different header per process.
-    for name in (key.lower() for key in head):
+    for name in s.keys:
         if name.startswith(("x-boxbe", "x-bluebottle", "x-spamarrest", "x-mailblocks")):
             return AutomaticVerdict(
-                "challenge_response", f"{_head_name(head, name)} header of a challenge/response "
-                "anti-spam system")
-    if _CHALLENGE_DOMAIN.search(sender):
-        return AutomaticVerdict(
-            "challenge_response", f"sent by the challenge/response service {sender}")
-    machine = (
-        null_sender
-        or ctype == "multipart/report"
-        or bool(sender) and bool(_ROBOT_LOCAL.match(sender_local))
-        or (auto_submitted not in ("", "no"))
-        or precedence in ("bulk", "junk", "auto_reply")
-    )
-    challenge = _CHALLENGE_TEXT.search(" ".join((subject, body_text))) if machine else None
-    if challenge is not None:
-        # The wording alone could be a person's ("add me to the guest list"): only a
-        # machine-sent message that asks to be whitelisted is a challenge.
-        return AutomaticVerdict(
-            "challenge_response",
-            f"machine-sent message asking to be whitelisted (\"{challenge}\")")
+                "challenge_response", f"{_head_name(s.head, name)} header of a "
+                "challenge/response anti-spam system")
+    return None
 
-    # 2. Read receipts (RFC 8098).
-    if report_type == "disposition-notification" or (
-        ctype == "message/disposition-notification"
+
+def _challenge_sender(s: _Signals) -> AutomaticVerdict | None:
+    if _CHALLENGE_DOMAIN.search(s.sender):
+        return AutomaticVerdict(
+            "challenge_response", f"sent by the challenge/response service {s.sender}")
+    return None
+
+
+def _challenge_wording(s: _Signals) -> AutomaticVerdict | None:
+    # The wording alone could be a person's ("add me to the guest list"): only a
+    # machine-sent message that asks to be whitelisted is a challenge.
+    machine = (
+        s.null_sender
+        or s.ctype == "multipart/report"
+        or bool(s.sender) and bool(_ROBOT_LOCAL.match(s.sender_local))
+        or (s.auto_submitted not in ("", "no"))
+        or s.precedence in ("bulk", "junk", "auto_reply")
+    )
+    if not machine:
+        return None
+    challenge = _CHALLENGE_TEXT.search(" ".join((s.subject, s.body_text)))
+    if challenge is None:
+        return None
+    return AutomaticVerdict(
+        "challenge_response", f"machine-sent message asking to be whitelisted (\"{challenge}\")")
+
+
+# 2. Read receipts (RFC 8098).
+
+
+def _read_receipt(s: _Signals) -> AutomaticVerdict | None:
+    if s.report_type == "disposition-notification" or (
+        s.ctype == "message/disposition-notification"
     ):
         return AutomaticVerdict(
             "read_receipt", "multipart/report; report-type=disposition-notification (read receipt)")
-    if "message/disposition-notification" in body_text and "original-message-id" in body_text:
+    if "message/disposition-notification" in s.body_text and (
+            "original-message-id" in s.body_text):
         return AutomaticVerdict(
             "read_receipt", "message/disposition-notification part (read receipt)")
+    return None
 
-    # 3. Delivery and feedback reports are machine mail, whatever else they claim.
-    report = detect_bounce(source, mail_from) if bounce is _Unset.UNSET else bounce
+
+# 3. Delivery and feedback reports are machine mail, whatever else they claim.
+
+
+def _delivery_report(s: _Signals) -> AutomaticVerdict | None:
+    report = detect_bounce(s.source, s.mail_from) if s.bounce is _Unset.UNSET else s.bounce
     if report is not None:
         return AutomaticVerdict(
             "auto_generated", f"{report.kind.replace('_', ' ')}: {report.reason}")
-    if ctype == "multipart/report" and report_type in ("delivery-status", "feedback-report"):
+    if s.ctype == "multipart/report" and s.report_type in ("delivery-status", "feedback-report"):
         return AutomaticVerdict(
-            "auto_generated", f"multipart/report; report-type={report_type} (delivery report)")
-    if "x-failed-recipients" in names:
+            "auto_generated", f"multipart/report; report-type={s.report_type} (delivery report)")
+    if "x-failed-recipients" in s.names:
         return AutomaticVerdict("auto_generated", "X-Failed-Recipients header (delivery report)")
+    return None
 
-    # 4. RFC 3834 and the autoresponders' own headers.
-    if auto_submitted and auto_submitted != "no":
-        if auto_submitted == "auto-replied":
-            return AutomaticVerdict("auto_reply", "Auto-Submitted: auto-replied header")
-        return AutomaticVerdict("auto_generated", f"Auto-Submitted: {auto_submitted} header")
+
+# 4. RFC 3834 and the autoresponders' own headers.
+
+
+def _auto_submitted(s: _Signals) -> AutomaticVerdict | None:
+    if not s.auto_submitted or s.auto_submitted == "no":
+        return None
+    if s.auto_submitted == "auto-replied":
+        return AutomaticVerdict("auto_reply", "Auto-Submitted: auto-replied header")
+    return AutomaticVerdict("auto_generated", f"Auto-Submitted: {s.auto_submitted} header")
+
+
+def _autoresponder_header(s: _Signals) -> AutomaticVerdict | None:
     for name in _AUTO_REPLY_HEADERS:
-        if name in names and _token(get(name)) not in ("no", "false", "0"):
-            return AutomaticVerdict("auto_reply", f"{_head_name(head, name)} header")
-    if precedence == "auto_reply":
+        if name in s.names and _token(s.get(name)) not in ("no", "false", "0"):
+            return AutomaticVerdict("auto_reply", f"{_head_name(s.head, name)} header")
+    if s.precedence == "auto_reply":
         return AutomaticVerdict("auto_reply", "Precedence: auto_reply header")
-    if _token(get("x-autogenerated")) == "reply":
+    if _token(s.get("x-autogenerated")) == "reply":
         return AutomaticVerdict("auto_reply", "X-Autogenerated: Reply header")
-    if "vacation" in get("x-apple-action").lower() or "kind=vacation" in get(
+    return None
+
+
+def _vendor_header(s: _Signals) -> AutomaticVerdict | None:
+    if "vacation" in s.get("x-apple-action").lower() or "kind=vacation" in s.get(
             "x-apple-criteria").lower():
         return AutomaticVerdict("auto_reply", "X-Apple-Action: VACATION header")
-    if _token(get("x-apple-unsubscribe")) == "true":
+    if _token(s.get("x-apple-unsubscribe")) == "true":
         return AutomaticVerdict("auto_generated", "X-Apple-Unsubscribe: true (unsubscribe robot)")
-    mailer = get("x-mailer")
+    mailer = s.get("x-mailer")
     if mailer and _AUTORESPONDER_MAILER.search(mailer):
         return AutomaticVerdict("auto_reply", f"X-Mailer: {mailer[:60]} is an autoresponder")
+    return None
 
-    # 5. Subjects: strong ones alone, weak ones with a second signal.
+
+# 5. Subjects: strong ones alone, weak ones with a second signal.
+
+
+def _auto_reply_subject(s: _Signals) -> AutomaticVerdict | None:
+    subject = s.subject
     if _AUTO_REPLY_SUBJECT.match(subject) or _AUTO_REPLY_SUBJECT_SUFFIX.search(subject) or (
         _LOTUS_AUTO.match(subject)
     ):
         return AutomaticVerdict("auto_reply", f"auto-reply subject \"{subject[:80]}\"")
-    rules_loop = "x-ms-exchange-inbox-rules-loop" in names
-    vacation_precedence = precedence in ("bulk", "junk") and not list_header
-    body_phrase = _BODY_AUTO_PHRASE.search(body_text)  # body_text is lower-cased already
-    support = [
-        label
-        for label, present in (
-            ("X-Auto-Response-Suppress", bool(suppress)),
-            ("X-MS-Exchange-Inbox-Rules-Loop", rules_loop),
-            ("an empty envelope sender", null_sender),
-            (f"Precedence: {precedence} without list headers", vacation_precedence),
-            ("X-Loop", "x-loop" in names),
-        )
-        if present
-    ]
-    if _WEAK_SUBJECT.match(subject) and support:
+    return None
+
+
+def _weak_signals(s: _Signals) -> AutomaticVerdict | None:
+    """Hints that Outlook, vacation(1) and list software also put on other mail, which
+    count only together."""
+    rules_loop = "x-ms-exchange-inbox-rules-loop" in s.names
+    vacation_precedence = s.precedence in ("bulk", "junk") and not s.list_header
+    body_phrase = _BODY_AUTO_PHRASE.search(s.body_text)  # body_text is lower-cased already
+    support = _support(s, rules_loop, vacation_precedence)
+    if _WEAK_SUBJECT.match(s.subject) and support:
         return AutomaticVerdict(
-            "auto_reply", f"auto-reply subject \"{subject[:80]}\" with {support[0]}")
+            "auto_reply", f"auto-reply subject \"{s.subject[:80]}\" with {support[0]}")
     if vacation_precedence and (
-        null_sender or body_phrase is not None or suppress or rules_loop
+        s.null_sender or body_phrase is not None or s.suppress or rules_loop
     ):
         # vacation(1) and friends: Precedence: junk/bulk on a personal reply.
         other = [x for x in support if not x.startswith("Precedence")]
         evidence = other[0] if other else f"\"{body_phrase or ''}\""
         return AutomaticVerdict(
-            "auto_reply", f"Precedence: {precedence} without list headers and {evidence}")
-    if suppress and null_sender:
+            "auto_reply", f"Precedence: {s.precedence} without list headers and {evidence}")
+    if s.suppress and s.null_sender:
         return AutomaticVerdict(
             "auto_reply", "X-Auto-Response-Suppress on a message with an empty envelope sender")
-    if rules_loop and suppress:
+    if rules_loop and s.suppress:
         return AutomaticVerdict(
             "auto_generated", "X-Auto-Response-Suppress and X-MS-Exchange-Inbox-Rules-Loop "
             "(sent by an Exchange inbox rule)")
+    return None
 
-    # 6. Mailing lists and bulk mail; a list manager's answer to a post (moderation,
-    # rejection) is its automatic reply to us, not list traffic.
-    notice = _list_notice(head, sender_local, subject, names)
+
+def _support(s: _Signals, rules_loop: bool, vacation_precedence: bool) -> list[str]:
+    """The weak signals present, named, in a fixed order."""
+    return [
+        label
+        for label, present in (
+            ("X-Auto-Response-Suppress", bool(s.suppress)),
+            ("X-MS-Exchange-Inbox-Rules-Loop", rules_loop),
+            ("an empty envelope sender", s.null_sender),
+            (f"Precedence: {s.precedence} without list headers", vacation_precedence),
+            ("X-Loop", "x-loop" in s.names),
+        )
+        if present
+    ]
+
+
+# 6. Mailing lists and bulk mail; a list manager's answer to a post (moderation,
+# rejection) is its automatic reply to us, not list traffic.
+
+
+def _list_mail(s: _Signals) -> AutomaticVerdict | None:
+    notice = _list_notice(s.head, s.sender_local, s.subject, s.names)
     if notice:
         return AutomaticVerdict("auto_reply", notice)
-    if list_header:
-        return AutomaticVerdict("bulk", f"{_head_name(head, list_header)} header (mailing list)")
-    if precedence in ("bulk", "list", "junk"):
-        return AutomaticVerdict("bulk", f"Precedence: {precedence} header")
-
-    # 7. Robots.
-    if sender and _ROBOT_LOCAL.match(sender_local):
-        return AutomaticVerdict("auto_generated", f"robot sender {sender}")
-    if null_sender:
-        return AutomaticVerdict("auto_generated", "empty envelope sender (<>)")
-    if "x-loop" in names:
-        return AutomaticVerdict("auto_generated", f"X-Loop: {get('x-loop')[:60]} header")
-    if "x-cron-env" in names:
-        return AutomaticVerdict("auto_generated", "X-Cron-Env header (cron job output)")
-
+    if s.list_header:
+        return AutomaticVerdict(
+            "bulk", f"{_head_name(s.head, s.list_header)} header (mailing list)")
+    if s.precedence in ("bulk", "list", "junk"):
+        return AutomaticVerdict("bulk", f"Precedence: {s.precedence} header")
     return None
+
+
+# 7. Robots.
+
+
+def _robot(s: _Signals) -> AutomaticVerdict | None:
+    if s.sender and _ROBOT_LOCAL.match(s.sender_local):
+        return AutomaticVerdict("auto_generated", f"robot sender {s.sender}")
+    if s.null_sender:
+        return AutomaticVerdict("auto_generated", "empty envelope sender (<>)")
+    if "x-loop" in s.names:
+        return AutomaticVerdict("auto_generated", f"X-Loop: {s.get('x-loop')[:60]} header")
+    if "x-cron-env" in s.names:
+        return AutomaticVerdict("auto_generated", "X-Cron-Env header (cron job output)")
+    return None
+
+
+#: The rules in order of precedence: the first that names the message decides.
+_RULES: tuple[Callable[[_Signals], AutomaticVerdict | None], ...] = (
+    _challenge_header,
+    _challenge_sender,
+    _challenge_wording,
+    _read_receipt,
+    _delivery_report,
+    _auto_submitted,
+    _autoresponder_header,
+    _vendor_header,
+    _auto_reply_subject,
+    _weak_signals,
+    _list_mail,
+    _robot,
+)
 
 
 _LIST_NOTICE_SUBJECT = re.compile(

@@ -583,44 +583,81 @@ def _report_tree(source: MailSource) -> Message:
     return source.message
 
 
-def _detect(source: MailSource, mail_from: str) -> BounceReport | None:
-    head = source.message
-    body_peek = source.body_text(PEEK_CHARS)
+@dataclass(slots=True)
+class _Head:
+    """What the header fields and the envelope say, read once for every step below
+    (slots, not frozen: see ``automatic._Signals``)."""
+
+    head: Message
+    subject: str
+    sender: str  # the first From address, lower-cased; "" when there is none
+    envelope: str
+    null_sender: bool
+    robot: bool  # a mail system's or robot's From
+    failed_header: list[str]  # X-Failed-Recipients values
+    list_rejection: bool
+    ctype: str
+
+
+def _read_head(head: Message, mail_from: str) -> _Head:
     subject = header_text(head.get("subject", ""))
     from_addrs = _addresses(head.get("from", ""))
     sender = from_addrs[0] if from_addrs else ""
     envelope = mail_from.strip()
     return_path = str(head.get("return-path", "") or "").strip()
-    null_sender = envelope == "<>" or (not envelope and return_path.replace(" ", "") == "<>")
-    ctype = head.get_content_type()
+    return _Head(
+        head=head,
+        subject=subject,
+        sender=sender,
+        envelope=envelope,
+        null_sender=envelope == "<>" or (not envelope and return_path.replace(" ", "") == "<>"),
+        robot=_is_robot_sender(head, sender),
+        failed_header=head.get_all("x-failed-recipients") or [],
+        list_rejection=_is_list_rejection(head, sender, subject),
+        ctype=head.get_content_type(),
+    )
+
+
+def _is_robot_sender(head: Message, sender: str) -> bool:
+    if sender:
+        return bool(_ROBOT_LOCAL.match(_local_part(sender)))
+    raw_from = str(head.get("from", "") or "").lower()
+    return ("mailer-daemon" in raw_from or "postmaster" in raw_from
+            or raw_from.strip() in ("<>", "") or raw_from.rstrip().endswith("<>"))
+
+
+def _is_candidate(h: _Head, body_peek: str) -> bool:
+    """Whether the header fields or the start of the body look like a report: only then
+    is the whole message read."""
     peek = fold(body_peek)
     lowered_peek = body_peek.lower() if peek.lower is None else peek.lower
-
-    robot = bool(sender) and bool(_ROBOT_LOCAL.match(_local_part(sender)))
-    if not sender:
-        raw_from = str(head.get("from", "") or "").lower()
-        robot = ("mailer-daemon" in raw_from or "postmaster" in raw_from
-                 or raw_from.strip() in ("<>", "") or raw_from.rstrip().endswith("<>"))
-    failed_header = head.get_all("x-failed-recipients") or []
-    list_rejection = _is_list_rejection(head, sender, subject)
-    candidate = list_rejection or (
-        ctype == "multipart/report"
-        or ctype in _REPORT_PART_TYPES
-        or ctype == "message/feedback-report"
+    return h.list_rejection or (
+        h.ctype == "multipart/report"
+        or h.ctype in _REPORT_PART_TYPES
+        or h.ctype == "message/feedback-report"
         or "message/delivery-status" in lowered_peek
         or "message/global-delivery-status" in lowered_peek
         or "message/feedback-report" in lowered_peek
-        or bool(failed_header)
-        or robot
-        or null_sender
-        or _BOUNCE_SUBJECT.search(subject) is not None
+        or bool(h.failed_header)
+        or h.robot
+        or h.null_sender
+        or _BOUNCE_SUBJECT.search(h.subject) is not None
         or '"notificationtype"' in lowered_peek
         or "x-hmxmroriginalrecipient" in lowered_peek
-        or str(head.get("x-apple-unsubscribe", "")).strip().lower() == "true"
+        or _apple_unsubscribe(h.head)
         or _REPORT_MARKERS.search(peek) is not None
         or _FAILURE_PHRASES.search(peek) is not None
     )
-    if not candidate:
+
+
+def _apple_unsubscribe(head: Message) -> bool:
+    return str(head.get("x-apple-unsubscribe", "")).strip().lower() == "true"
+
+
+def _detect(source: MailSource, mail_from: str) -> BounceReport | None:
+    body_peek = source.body_text(PEEK_CHARS)
+    h = _read_head(source.message, mail_from)
+    if not _is_candidate(h, body_peek):
         return None
 
     message = _report_tree(source)
@@ -631,58 +668,88 @@ def _detect(source: MailSource, mail_from: str) -> BounceReport | None:
     ses = _amazon_ses(report_text, original_id)
     if ses is not None:
         return ses
-
-    diagnostics = " ".join(v for g in facts.dsn_groups for k, v in g if k == "diagnostic-code")
-    challenge_text = " ".join((subject, sender, diagnostics, report_text[:5000]))
-    if _CHALLENGE.search(challenge_text) is not None or any(
-        h.lower().startswith(("x-boxbe", "x-bluebottle")) for h in head
-    ):
-        log.debug("challenge/response message, not a bounce: %s", subject)
+    if _is_challenge(h, facts, report_text):
+        log.debug("challenge/response message, not a bounce: %s", h.subject)
         return None
+    complaint = _complaint(h, facts, message, original_id)
+    if complaint is not None:
+        return complaint
+    if facts.has_mdn and not facts.dsn_groups:
+        return None
+    return _delivery_report(h, facts, message, report_text, original_id)
 
+
+def _is_challenge(h: _Head, facts: _Facts, report_text: str) -> bool:
+    """A challenge/response robot dressed up as a bounce (``automatic`` names it)."""
+    diagnostics = " ".join(v for g in facts.dsn_groups for k, v in g if k == "diagnostic-code")
+    challenge_text = " ".join((h.subject, h.sender, diagnostics, report_text[:5000]))
+    return _CHALLENGE.search(challenge_text) is not None or any(
+        name.lower().startswith(("x-boxbe", "x-bluebottle")) for name in h.head
+    )
+
+
+def _complaint(
+    h: _Head, facts: _Facts, message: Message, original_id: str | None
+) -> BounceReport | None:
+    """A feedback report: ARF, a Microsoft JMRP complaint or an Apple unsubscribe robot."""
     if facts.feedback_groups or facts.report_type.lower() == "feedback-report":
         return _feedback(facts, message, original_id)
     jmrp = [
-        a for h in facts.original_headers for a in _addresses(h.get("x-hmxmroriginalrecipient"))
+        a for head in facts.original_headers
+        for a in _addresses(head.get("x-hmxmroriginalrecipient"))
     ]
     if jmrp:  # Microsoft JMRP complaint: the reported mail, with its recipient marked
         facts.feedback_groups.append([("feedback-type", "abuse")]
                                      + [("original-rcpt-to", a) for a in jmrp])
         return _feedback(facts, message, original_id)
-    if str(head.get("x-apple-unsubscribe", "")).strip().lower() == "true" and sender:
-        facts.feedback_groups.append([("feedback-type", "opt-out"), ("original-rcpt-to", sender)])
+    if _apple_unsubscribe(h.head) and h.sender:
+        facts.feedback_groups.append(
+            [("feedback-type", "opt-out"), ("original-rcpt-to", h.sender)])
         return _feedback(facts, message, original_id)
+    return None
 
-    if facts.has_mdn and not facts.dsn_groups:
-        return None
 
-    own = _own_addresses(message, envelope, sender, facts, report_text)
+def _delivery_report(
+    h: _Head, facts: _Facts, message: Message, report_text: str, original_id: str | None
+) -> BounceReport | None:
+    """A bounce, delay or success: from the RFC 3464 fields, else from the wording."""
+    own = _own_addresses(message, h.envelope, h.sender, facts, report_text)
     if (not facts.dsn_groups and _TEXT_DSN_RECIPIENT.search(report_text)
             and _TEXT_DSN_ACTION.search(report_text)):
         # Some MTAs paste the RFC 3464 fields into the text part instead of their own part.
         facts.dsn_groups.extend(_blocks(_TEXT_DSN_CLEAN.sub("", report_text)))
     if facts.dsn_groups:
-        listed = [a for v in failed_header for a in _addresses(v)]
+        listed = [a for v in h.failed_header for a in _addresses(v)]
         report = _from_dsn(facts, report_text, original_id, listed)
         if report is not None:
             return report
 
-    if list_rejection:
-        return _list_rejection(subject, sender, report_text, original_id, own)
+    if h.list_rejection:
+        return _list_rejection(h.subject, h.sender, report_text, original_id, own)
     report = _from_text(
-        message, subject, sender, robot, null_sender, failed_header, report_text, original_id,
-        own, bool(facts.dsn_groups) or ctype == "multipart/report",
+        message, h.subject, h.sender, h.robot, h.null_sender, h.failed_header, report_text,
+        original_id, own, bool(facts.dsn_groups) or h.ctype == "multipart/report",
     )
     if report is not None and report.recipients:
         return report
-    forwarded = not (robot or null_sender or failed_header) and _FORWARD_SUBJECT.match(subject)
-    reporter = (robot or null_sender or bool(failed_header) or report is not None
-                or _BOUNCE_SUBJECT.search(subject) is not None
-                or _FAILURE_PHRASES.search(subject) is not None
+    return _with_library(h, message, report, report_text, original_id)
+
+
+def _with_library(
+    h: _Head, message: Message, report: BounceReport | None, report_text: str,
+    original_id: str | None,
+) -> BounceReport | None:
+    """``report`` (from the wording, without recipients, or None), or ``flufl.bounce``'s
+    when the message comes from a reporter and is no person's forward."""
+    forwarded = (not (h.robot or h.null_sender or h.failed_header)
+                 and _FORWARD_SUBJECT.match(h.subject))
+    reporter = (h.robot or h.null_sender or bool(h.failed_header) or report is not None
+                or _BOUNCE_SUBJECT.search(h.subject) is not None
+                or _FAILURE_PHRASES.search(h.subject) is not None
                 or _REPORT_MARKERS.search(fold(report_text[:PEEK_CHARS])) is not None)
     if forwarded or not reporter:
         return report
-    return _library_report(message, report, report_text, original_id, envelope) or report
+    return _library_report(message, report, report_text, original_id, h.envelope) or report
 
 
 def _library_failures(message: Message) -> tuple[list[str], set[str]]:
@@ -828,66 +895,98 @@ def _own_addresses(
     return own
 
 
+_FAILED_ACTIONS = ("failed", "undeliverable")
+_DELIVERED_ACTIONS = ("delivered", "relayed", "expanded", "deliverable")
+
+
 def _from_dsn(
     facts: _Facts, report_text: str, original_id: str | None, failed_header: list[str]
 ) -> BounceReport | None:
-    rows: list[tuple[str, FailedRecipient]] = []
-    for group in facts.dsn_groups:
-        fields: dict[str, str] = {}
-        for key, value in group:
-            fields.setdefault(key, value)
-        named = [fields.get("final-recipient", ""), fields.get("original-recipient", "")]
-        # "Final-Recipient: LOCAL;<f.b>" names a mailbox; the original recipient has the domain.
-        address = next((a for a in named if "@" in a), named[0] or named[1])
-        if address and "@" not in address and len(failed_header) == 1:
-            address = failed_header[0]  # Exim: "Final-Recipient: rfc822;/path/to/mailbox"
-        action = fields.get("action", "").split()[0].lower().strip(";") if fields.get(
-            "action", "").split() else ""
-        if not address and not action:
-            continue
-        if not address:
-            continue
-        diagnostic = _strip_type(fields.get("diagnostic-code", ""))
-        if not diagnostic:
-            diagnostic = _text_diagnostic(report_text, _clean_address(address))
-        status = _status_in(fields.get("status", ""))
-        remote = _remote_status(diagnostic)
-        if remote:
-            # The remote server's own enhanced code is more precise than the status the
-            # reporting MTA synthesised ("5.0.0", or 5.1.1 for every RCPT rejection).
-            status = remote
-        elif status is None or status.endswith(".0.0"):
-            status = _status_in(diagnostic) or status
-        if not action:
-            action = {"2": "delivered", "4": "delayed", "5": "failed"}.get((status or "5")[0],
-                                                                          "failed")
-        success = action in ("delivered", "relayed", "expanded", "deliverable")
-        code = _smtp_code_in(diagnostic, failure=not success)
-        recipient = FailedRecipient(
-            address=_clean_address(address),
-            status=status,
-            smtp_code=code,
-            diagnostic=_squash(diagnostic),
-            hard=_is_hard(status, code, diagnostic) if action in ("failed", "undeliverable")
-            else False,
-        )
-        rows.append((action, recipient))
+    rows = [
+        row for group in facts.dsn_groups
+        if (row := _dsn_row(group, report_text, failed_header)) is not None
+    ]
     if not rows:
         return None
     if len(rows) == 1 and rows[0][1].smtp_code is None and rows[0][0] != "delivered":
-        # No Diagnostic-Code: a lone recipient's SMTP reply is in the human-readable part.
-        action, row = rows[0]
-        cut = _original_start(report_text)
-        code = _smtp_code_in(report_text[: min(cut or 5000, 5000)], failure=True)
-        if code:
-            rows = [(action, FailedRecipient(row.address, row.status, code, row.diagnostic,
-                                             row.hard))]
-    failed = [r for a, r in rows if a in ("failed", "undeliverable")]
+        rows = [_with_text_code(rows[0], report_text)]
+    return _dsn_report(rows, original_id)
+
+
+def _dsn_row(
+    group: list[tuple[str, str]], report_text: str, failed_header: list[str]
+) -> tuple[str, FailedRecipient] | None:
+    """(action, recipient) of one per-recipient field group; None without a recipient."""
+    fields: dict[str, str] = {}
+    for key, value in group:
+        fields.setdefault(key, value)
+    address = _dsn_address(fields, failed_header)
+    if not address:
+        return None
+    words = fields.get("action", "").split()
+    action = words[0].lower().strip(";") if words else ""
+    diagnostic = _strip_type(fields.get("diagnostic-code", ""))
+    if not diagnostic:
+        diagnostic = _text_diagnostic(report_text, _clean_address(address))
+    status = _dsn_status(fields.get("status", ""), diagnostic)
+    if not action:
+        action = {"2": "delivered", "4": "delayed", "5": "failed"}.get((status or "5")[0],
+                                                                      "failed")
+    code = _smtp_code_in(diagnostic, failure=action not in _DELIVERED_ACTIONS)
+    recipient = FailedRecipient(
+        address=_clean_address(address),
+        status=status,
+        smtp_code=code,
+        diagnostic=_squash(diagnostic),
+        hard=_is_hard(status, code, diagnostic) if action in _FAILED_ACTIONS else False,
+    )
+    return action, recipient
+
+
+def _dsn_address(fields: dict[str, str], failed_header: list[str]) -> str:
+    named = [fields.get("final-recipient", ""), fields.get("original-recipient", "")]
+    # "Final-Recipient: LOCAL;<f.b>" names a mailbox; the original recipient has the domain.
+    address = next((a for a in named if "@" in a), named[0] or named[1])
+    if address and "@" not in address and len(failed_header) == 1:
+        address = failed_header[0]  # Exim: "Final-Recipient: rfc822;/path/to/mailbox"
+    return address
+
+
+def _dsn_status(field: str, diagnostic: str) -> str | None:
+    status = _status_in(field)
+    remote = _remote_status(diagnostic)
+    if remote:
+        # The remote server's own enhanced code is more precise than the status the
+        # reporting MTA synthesised ("5.0.0", or 5.1.1 for every RCPT rejection).
+        return remote
+    if status is None or status.endswith(".0.0"):
+        return _status_in(diagnostic) or status
+    return status
+
+
+def _with_text_code(
+    row: tuple[str, FailedRecipient], report_text: str
+) -> tuple[str, FailedRecipient]:
+    """No Diagnostic-Code: a lone recipient's SMTP reply is in the human-readable part."""
+    action, recipient = row
+    cut = _original_start(report_text)
+    code = _smtp_code_in(report_text[: min(cut or 5000, 5000)], failure=True)
+    if not code:
+        return row
+    return action, FailedRecipient(recipient.address, recipient.status, code,
+                                   recipient.diagnostic, recipient.hard)
+
+
+def _dsn_report(
+    rows: list[tuple[str, FailedRecipient]], original_id: str | None
+) -> BounceReport:
+    """The report of the per-recipient rows: a failure wins over a delay over a success."""
+    failed = [r for a, r in rows if a in _FAILED_ACTIONS]
     delayed = [r for a, r in rows if a == "delayed"]
-    delivered = [r for a, r in rows if a in ("delivered", "relayed", "expanded", "deliverable")]
+    delivered = [r for a, r in rows if a in _DELIVERED_ACTIONS]
     if failed:
         # Recipients still being retried are listed too, as soft failures.
-        problems = [r for a, r in rows if a in ("failed", "undeliverable", "delayed")]
+        problems = [r for a, r in rows if a in (*_FAILED_ACTIONS, "delayed")]
         return _report("bounce", problems, original_id)
     if delayed:
         return _report("delay_notification", delayed, original_id)

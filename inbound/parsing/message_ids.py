@@ -6,10 +6,12 @@ so whitespace inside one is folding damage). ``In-Reply-To`` and ``References``
 are written by every client differently: comments such as ``(Lars's message of
 "Tue, 17 Nov 2009")``, free text, phrases with addresses in them, ids without
 brackets. A small linear scanner copes with all of that without regexes that
-could backtrack on a 200 KB header.
+could backtrack on a 200 KB header (it searches only for single characters).
 """
 
 from __future__ import annotations
+
+import re
 
 __all__ = ["extract_message_ids", "normalize_message_id"]
 
@@ -78,45 +80,83 @@ def _scan(value: str) -> list[str]:
     careful pass finds nothing a second pass ignores quotes and comments.
     """
     text = value[:_MAX_SCAN_CHARS]
-    return _scan_text(text, structured=True) or _scan_text(text, structured=False)
+    return _scan_structured(text) or _scan_loose(text)
 
 
-def _scan_text(text: str, *, structured: bool) -> list[str]:
+def _scan_loose(text: str) -> list[str]:
+    """Every ``<...>`` ignoring quotes and comments: a ``>`` closes what the last ``<``
+    before it opened ("<junk <id>" gives "id")."""
     ids: list[str] = []
-    depth = 0  # parenthesised comment nesting
-    in_quote = False
-    escaped = False
-    start = -1  # index after "<" while inside an id
-    for index, char in enumerate(text):
-        if escaped:
-            escaped = False
-            continue
-        if start >= 0:
-            if char == ">":
-                candidate = _strip_all_whitespace(text[start:index])
-                if candidate and len(candidate) <= _MAX_ID_CHARS:
-                    ids.append(candidate)
-                start = -1
-            elif char == "<":
-                start = index + 1  # "<junk <id>": restart at the inner bracket
-            continue
-        if not structured:
-            if char == "<":
-                start = index + 1
-        elif char == "\\" and (in_quote or depth):
-            escaped = True
-        elif in_quote:
-            if char == '"':
-                in_quote = False
-        elif depth:
-            if char == "(":
-                depth += 1
-            elif char == ")":
-                depth -= 1
-        elif char == '"':
-            in_quote = True
-        elif char == "(":
-            depth = 1
-        elif char == "<":
-            start = index + 1
+    pieces = text.split(">")
+    for piece in pieces[:-1]:  # the last piece has no ">" after it
+        opened = piece.rfind("<")
+        if opened >= 0:
+            _keep(piece[opened + 1 :], ids)
     return ids
+
+
+# Where the state of the careful scan can change; one character class each, so a
+# search never backtracks.
+_OPENER = re.compile(r'["(<]')
+_IN_QUOTE = re.compile(r'[\\"]')
+_IN_COMMENT = re.compile(r"[\\()]")
+_IN_ID = re.compile(r"[<>]")
+
+
+def _scan_structured(text: str) -> list[str]:
+    """The ``<...>`` outside quoted strings and (nested) comments, where a backslash
+    escapes the next character."""
+    ids: list[str] = []
+    index = 0
+    while (found := _OPENER.search(text, index)) is not None:
+        char = found.group()
+        if char == '"':
+            index = _quote_end(text, found.end())
+        elif char == "(":
+            index = _comment_end(text, found.end())
+        else:
+            index = _id_end(text, found.end(), ids)
+    return ids
+
+
+def _quote_end(text: str, index: int) -> int:
+    """Index after the closing quote of a quoted string whose content starts at ``index``."""
+    while (found := _IN_QUOTE.search(text, index)) is not None:
+        if found.group() == '"':
+            return found.end()
+        index = found.end() + 1  # a backslash: skip the escaped character
+    return len(text)
+
+
+def _comment_end(text: str, index: int) -> int:
+    """Index after the ")" closing a comment whose content starts at ``index``."""
+    depth = 1
+    while (found := _IN_COMMENT.search(text, index)) is not None:
+        char = found.group()
+        index = found.end()
+        if char == "\\":
+            index += 1  # skip the escaped character
+        elif char == "(":
+            depth += 1
+        else:
+            depth -= 1
+            if not depth:
+                return index
+    return len(text)
+
+
+def _id_end(text: str, start: int, ids: list[str]) -> int:
+    """Index after the ">" closing an id whose content starts at ``start``, keeping the id;
+    a second "<" restarts the id ("<junk <id>")."""
+    while (found := _IN_ID.search(text, start)) is not None:
+        if found.group() == ">":
+            _keep(text[start : found.start()], ids)
+            return found.end()
+        start = found.end()
+    return len(text)
+
+
+def _keep(content: str, ids: list[str]) -> None:
+    candidate = _strip_all_whitespace(content)
+    if candidate and len(candidate) <= _MAX_ID_CHARS:
+        ids.append(candidate)

@@ -528,36 +528,38 @@ class _Splitter:
             # have neither.  Likewise the cheap tests come first in each condition
             # below: the verb searches are the expensive part, on every log line.
             return False
-        ends_with_colon = line.endswith((":", "："))
-        if (
-            ends_with_colon
-            and (has_address or "<" in line)
-            and _JA_DATE_START.match(line)
-        ):
-            return True
+        return (
+            _is_japanese_dated(line, has_address)
+            or self._verb_ends_header(line, has_address, has_digit)
+            or self._verb_before_colon(line, has_address, has_digit)
+            or _is_dated_address(line, has_address, has_digit)
+            or self._library_says_header(line)
+        )
+
+    # Each test below runs on a line with a digit or an address (or both).
+
+    def _verb_ends_header(self, line: str, has_address: bool, has_digit: bool) -> bool:
+        """"On <date>, X wrote:", "Name <a@b> wrote:", "At 6/16/2016 08:32 PM, you wrote:"."""
         # Only the tail can end with the verb; searching it alone keeps this cheap.
-        if self.p.verb_end.search(line[-40:]) is not None:
-            if self.p.lead.match(line) and (has_digit or has_address):
-                return True
-            # "Name <a@b> wrote:", "At 6/16/2016 08:32 PM, you wrote:": verb last.
-            if has_address or (has_digit and _verb_is_last(line, self.p.verb_any.pattern)):
-                return True
-        if ends_with_colon and self.p.verb_any.search(line) is not None:
-            # "Am 1.1.2023 um 17:22 schrieb X:", "X schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:"
-            if self.p.lead.match(line) and (has_digit or has_address):
-                return True
-            if has_address and has_digit:
-                return True
-        if has_digit and has_address and _ANGLE_EMAIL_END.search(line):
-            return True  # "2014-03-20 8:48 GMT+01:00 Name <a@b>:"
-        if ("GMT" in line or has_address) and _ISO_DATE_START.match(line):
-            return True  # Gmail without the colon
-        if has_address and _DATE_START.match(line) and _ANGLE_EMAIL_LAST.search(line):
-            return True  # "2013/7/20 sam via Discourse Meta <info@discourse.org>"
-        if self.p.lead.match(line) and (has_digit or has_address) and self.library_budget > 0:
-            self.library_budget -= 1
-            return any(pattern.search(line) for pattern in self.p.library)
-        return False
+        if self.p.verb_end.search(line[-40:]) is None:
+            return False
+        if self.p.lead.match(line):
+            return True
+        return has_address or (has_digit and _verb_is_last(line, self.p.verb_any.pattern))
+
+    def _verb_before_colon(self, line: str, has_address: bool, has_digit: bool) -> bool:
+        """"Am 1.1.2023 um 17:22 schrieb X:", "X schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:"."""
+        if not line.endswith((":", "：")) or self.p.verb_any.search(line) is None:
+            return False
+        return bool(self.p.lead.match(line)) or (has_address and has_digit)
+
+    def _library_says_header(self, line: str) -> bool:
+        """The mail-parser-reply expressions, on a bounded number of lines per message
+        (they are the slowest test)."""
+        if not self.p.lead.match(line) or self.library_budget <= 0:
+            return False
+        self.library_budget -= 1
+        return any(pattern.search(line) for pattern in self.p.library)
 
     def _skip_header_block(self, index: int) -> int:
         """First line after a header/separator and the header fields below it."""
@@ -634,6 +636,25 @@ def _ends_sentence(text: str) -> bool:
     ``str.isspace``) and, unlike it, never scans the whole line.
     """
     return text.rstrip().endswith(_SENTENCE_ENDS)
+
+
+def _is_japanese_dated(line: str, has_address: bool) -> bool:
+    """"2017年4月28日 11:53 Name <a@b>:": a Japanese date first, an address, a colon last."""
+    return (
+        line.endswith((":", "："))
+        and (has_address or "<" in line)
+        and _JA_DATE_START.match(line) is not None
+    )
+
+
+def _is_dated_address(line: str, has_address: bool, has_digit: bool) -> bool:
+    """A date and an address without a verb (Gmail and Discourse shapes)."""
+    if has_digit and has_address and _ANGLE_EMAIL_END.search(line):
+        return True  # "2014-03-20 8:48 GMT+01:00 Name <a@b>:"
+    if ("GMT" in line or has_address) and _ISO_DATE_START.match(line):
+        return True  # Gmail without the colon
+    # "2013/7/20 sam via Discourse Meta <info@discourse.org>"
+    return has_address and bool(_DATE_START.match(line)) and bool(_ANGLE_EMAIL_LAST.search(line))
 
 
 def _verb_is_last(line: str, verb: re.Pattern[str]) -> bool:
