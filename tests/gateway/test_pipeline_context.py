@@ -59,7 +59,7 @@ def test_a_step_run_out_of_order_fails_with_the_field_it_read(gateway: Gateway) 
 
 
 def test_agent_commands_are_read_through_the_registry() -> None:
-    assert set(AGENT_COMMANDS) == {"note", "status", "assign", "merge"}
+    assert set(AGENT_COMMANDS) == {"note", "status", "assign", "merge", "cc"}
     assert [c.word for c in NEW_MAIL_COMMANDS] == ["tickets"]
     assert leading_commands("#Note\n#status solved\nDone.") == (
         [("note", ""), ("status", "solved")], "Done.")
