@@ -125,7 +125,8 @@ class Role(enum.StrEnum):
     """An admin of the requester's team, replying on a teammate's ticket."""
     AGENT = "agent"
     SYSTEM = "system"
-    """The gateway's own words on a ticket (a delivery failure note)."""
+    """The gateway's own words on a ticket (a delivery failure note, every mail it sent
+    about the ticket)."""
 
 
 class MessageKind(enum.StrEnum):
@@ -135,7 +136,11 @@ class MessageKind(enum.StrEnum):
     NOTE = "note"
     """Internal: never sent to the customer."""
     AUTO_REPLY = "auto_reply"
-    """An out-of-office or other automatic reply kept on its ticket."""
+    """An out-of-office or other automatic reply kept on its ticket; with role ``system``,
+    an automatic answer the gateway sent (an acknowledgement, a refusal)."""
+    NOTICE = "notice"
+    """With role ``system``: a notice the gateway sent about the ticket on its own (a
+    status notice, a pending reminder, the auto-close notice)."""
 
 
 class SenderKind(enum.StrEnum):
@@ -326,6 +331,11 @@ class Ticket(Base):
     sla_paused_at: Mapped[datetime | None] = mapped_column()
     breached_at: Mapped[datetime | None] = mapped_column()
     issue_type: Mapped[str | None] = mapped_column(String(64))
+    pending_since: Mapped[datetime | None] = mapped_column()
+    """When the ticket last started waiting on the customer: set ``pending``, or a public
+    agent reply while pending; the reminder and auto-close count from here."""
+    pending_reminded_at: Mapped[datetime | None] = mapped_column()
+    """When this wait's one reminder was queued (cleared when the wait ends or restarts)."""
     merged_into: Mapped[int | None] = mapped_column(Integer)
     """Set when this ticket turned out to be part of another one's conversation and was
     joined into it (threading): its messages, ids and replies now go there."""

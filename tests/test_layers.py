@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("domain", ("gateway.services", "gateway.views", "gateway.trust", "gateway.thread_index",
                 "gateway.decisions", "gateway.escalation", "gateway.escalation_notice",
                 "gateway.notices", "gateway.recommendations", "gateway.visible_tickets")),
-    ("features", ("gateway.pipeline", "gateway.grants", "gateway.bulk")),
+    ("features", ("gateway.pipeline", "gateway.grants", "gateway.bulk", "gateway.pending")),
     ("runtime", ("gateway.runtime", "gateway.web")),
     ("entry points", ("gateway.cli", "gateway.__main__")),
 )
