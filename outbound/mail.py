@@ -18,13 +18,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.directory import support_identity
-from gateway.models import MessageKind, MessageRecord, OutboxItem, Role, Ticket, utcnow
+from gateway.models import OutboxItem, Ticket
 from gateway.tickets import make_reply_token, participant_for
 from outbound.compose import Content, Envelope, compose, make_message_id
 from outbound.mail_kinds import MAIL_KINDS, KindSpec, MailKind, Threading
 from outbound.outbox import add_to_outbox
-from outbound.render import DEFAULT_LANGUAGE, RenderedMail, Renderer
-from outbound.sealing import redact_text
+from outbound.render import DEFAULT_LANGUAGE, Renderer
 
 __all__ = ["Mail", "MailKind", "ReplyAs", "queue_mail", "reply_address"]
 
@@ -85,31 +84,6 @@ def _ticket_number(mail: Mail) -> int | None:
     return mail.reply_as.ticket.number if mail.reply_as is not None else mail.ticket_number
 
 
-def _in_history(spec: KindSpec, mail: Mail) -> bool:
-    """The gateway's own mail to someone on a ticket: kept in the ticket's history.
-    Relayed words are there already; the team's mail repeats the ticket to each agent."""
-    return (mail.reply_as is not None and spec.auto_submitted is not None
-            and not spec.relays and not spec.to_agents)
-
-
-def _record(session: Session, spec: KindSpec, mail: Mail, rendered: RenderedMail,
-            item: OutboxItem) -> None:
-    """The mail as a ``system`` message of its ticket (DESIGN §7): ``auto_reply`` for an
-    automatic answer to someone's mail, ``notice`` otherwise.  Secret links are redacted,
-    as in the outbox's ``raw``; the ticket's ``updated_at`` and clocks do not move."""
-    support = support_identity(session)
-    text = redact_text(rendered.text)
-    session.add(MessageRecord(
-        ticket_number=item.ticket_number, spool_id=None, message_id=item.message_id,
-        from_address=support.address, from_name=support.name[:200], team_id=None,
-        role=Role.SYSTEM.value,
-        kind=(MessageKind.AUTO_REPLY if spec.automatic_answer else MessageKind.NOTICE).value,
-        subject=redact_text(rendered.subject)[:2000], text=text, full_text=text, html=None,
-        received_at=utcnow(), threaded_by="system",
-        explanation=f"{mail.kind.value} sent to {mail.to_address} (outbox {item.id})",
-        flags=[]))
-
-
 def queue_mail(session: Session, renderer: Renderer, mail: Mail, *,
                secret: bytes | None) -> OutboxItem:
     """Render, compose and add ``mail`` to the outbox (caller's transaction).
@@ -140,9 +114,6 @@ def queue_mail(session: Session, renderer: Renderer, mail: Mail, *,
         auto_submitted=spec.auto_submitted,
         extra_headers={**mail.list_headers, "X-Loop": support.address},
     )
-    item = add_to_outbox(session, message, kind=mail.kind.value, mail_from=support.address,
+    return add_to_outbox(session, message, kind=mail.kind.value, mail_from=support.address,
                          rcpt_to=mail.to_address, ticket_number=_ticket_number(mail),
                          spool_id=mail.spool_id, secret=secret)
-    if _in_history(spec, mail):
-        _record(session, spec, mail, rendered, item)
-    return item

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from gateway.bulk.catalogue import missing_translations
 from gateway.cli.bulk import BULK_COMMANDS
@@ -260,6 +260,17 @@ def tickets_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
                    f"{view['requester']:<32} {view['subject']}")
 
 
+def _sent_about(session: Session, ticket: Ticket) -> list[OutboxItem]:
+    """The mail sent about the ticket and the tickets joined into it (a joined ticket's
+    history, ours included, lives in the one it was joined into)."""
+    if ticket.merged_into is not None:
+        return []
+    numbers = [ticket.number, *session.scalars(select(Ticket.number).where(
+        Ticket.merged_into == ticket.number))]
+    return list(session.scalars(select(OutboxItem).where(
+        OutboxItem.ticket_number.in_(numbers)).order_by(OutboxItem.id)))
+
+
 @tickets.command("show")
 @click.argument("number", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -272,7 +283,7 @@ def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
             selectinload(Ticket.messages).selectinload(MessageRecord.attachments))).one_or_none()
         if ticket is None:
             raise click.ClickException(f"there is no ticket #{number}")
-        view = ticket_view(ticket, with_messages=True)
+        view = ticket_view(ticket, with_messages=True, sent=_sent_about(session, ticket))
     if as_json:
         _print_json(view)
         return

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.models import MessageKind, MessageRecord, OutboxItem, Role, Ticket
+from gateway.models import OutboxItem, Ticket
 from gateway.notices import AUTOMATIC_ANSWERS
 from gateway.runtime.app import Gateway
 from outbound.mail import Mail, ReplyAs, queue_mail
@@ -174,56 +174,3 @@ def test_a_mail_that_contradicts_its_kind_is_refused(gateway: Gateway,
             queue_mail(session, gateway.services.renderer, mail, secret=gateway.services.secret)
         assert session.scalar(select(func.count(OutboxItem.id))) == 0
 
-
-@pytest.mark.parametrize(("kind", "recorded"), [
-    (MailKind.ACKNOWLEDGEMENT, MessageKind.AUTO_REPLY),
-    (MailKind.STATUS_NOTICE, MessageKind.NOTICE),
-    (MailKind.PENDING_REMINDER, MessageKind.NOTICE),
-    (MailKind.AUTO_CLOSED, MessageKind.NOTICE),
-    (MailKind.AGENT_REPLY, None),  # the agent's message is on the ticket already
-    (MailKind.TEAM_TICKET_COPY, None),  # so is the request it copies
-    (MailKind.AGENTS_NOTICE, None),  # the team's mail: once per agent, repeats the ticket
-    (MailKind.ESCALATION, None),
-])
-def test_the_gateways_own_mail_on_a_ticket_joins_its_history(
-        gateway: Gateway, kind: MailKind, recorded: MessageKind | None) -> None:
-    with gateway.db.transaction() as session:
-        # Given a ticket last updated at a known moment
-        ticket = _ticket(session)
-        updated = ticket.updated_at
-
-        # When a mail of this kind is queued for it
-        item = queue_mail(session, gateway.services.renderer, _mail(kind, ticket),
-                          secret=gateway.services.secret)
-
-        # Then its own mail is a system message of the ticket, the rest is not recorded
-        messages = list(session.scalars(select(MessageRecord).where(
-            MessageRecord.ticket_number == ticket.number)))
-        if recorded is None:
-            assert messages == []
-            return
-        [message] = messages
-        assert (message.role, message.kind) == (Role.SYSTEM.value, recorded.value)
-        assert message.message_id == item.message_id and message.subject == item.subject
-        assert "104711" in message.text and message.received_at is not None
-        assert kind.value in message.explanation and "anna@acme.example" in message.explanation
-        # And the ticket's clock did not move
-        assert ticket.updated_at == updated
-
-
-def test_a_recorded_mail_keeps_no_secret_link(gateway: Gateway) -> None:
-    with gateway.db.transaction() as session:
-        # Given a status notice that carries a satisfaction link
-        ticket = _ticket(session)
-        secret_link = "https://support.example/satisfaction/" + "k3Y" * 15
-        mail = dataclasses.replace(_mail(MailKind.STATUS_NOTICE, ticket), language="en",
-                                   context={**context(MailKind.STATUS_NOTICE),
-                                            "ticket_subject": secret_link})
-
-        # When it is queued
-        queue_mail(session, gateway.services.renderer, mail, secret=gateway.services.secret)
-
-        # Then the history holds the link redacted
-        text = session.scalar(select(MessageRecord.text).where(
-            MessageRecord.ticket_number == ticket.number))
-        assert text is not None and "k3Yk3Y" not in text and "satisfaction/REDACTED" in text
