@@ -125,8 +125,9 @@ class Role(enum.StrEnum):
     """An admin of the requester's team, replying on a teammate's ticket."""
     AGENT = "agent"
     SYSTEM = "system"
-    """The gateway's own words on a ticket (a delivery failure note, every mail it sent
-    about the ticket)."""
+    """The gateway's own words on a ticket (a delivery failure note); ``tickets show`` also
+    lists the mail it sent about the ticket in this role, read from the outbox
+    (``gateway/views.py``)."""
 
 
 class MessageKind(enum.StrEnum):
@@ -136,11 +137,11 @@ class MessageKind(enum.StrEnum):
     NOTE = "note"
     """Internal: never sent to the customer."""
     AUTO_REPLY = "auto_reply"
-    """An out-of-office or other automatic reply kept on its ticket; with role ``system``,
-    an automatic answer the gateway sent (an acknowledgement, a refusal)."""
+    """An out-of-office or other automatic reply kept on its ticket; in ``tickets show``
+    with role ``system``, an automatic answer the gateway sent (an acknowledgement)."""
     NOTICE = "notice"
-    """With role ``system``: a notice the gateway sent about the ticket on its own (a
-    status notice, a pending reminder, the auto-close notice)."""
+    """In ``tickets show``, role ``system``: a notice the gateway sent about the ticket on
+    its own (a status notice, a pending reminder, the auto-close notice); never stored."""
 
 
 class SenderKind(enum.StrEnum):

@@ -173,4 +173,3 @@ def test_a_mail_that_contradicts_its_kind_is_refused(gateway: Gateway,
         with pytest.raises(ValueError, match=kind.value):
             queue_mail(session, gateway.services.renderer, mail, secret=gateway.services.secret)
         assert session.scalar(select(func.count(OutboxItem.id))) == 0
-
