@@ -199,6 +199,10 @@ class Settings(BaseSettings):
     """Team tickets created and last updated before this day are not open to colleagues."""
     reopen_window_days: int = Field(default=14, ge=0)
     """A reply this many days after a ticket was solved/closed opens a new linked ticket."""
+    pending_reminder_days: int = Field(default=3, ge=0)
+    """A ticket pending this many days gets one reminder (DESIGN §13); 0: never."""
+    autoclose_days: int = Field(default=7, ge=0)
+    """A ticket pending this many days is closed with a notice (DESIGN §13); 0: never."""
     replies_only_to_open: bool = False
     """The stricter rule: replies to solved/closed tickets always open a new linked ticket."""
     duplicate_window_days: int = Field(default=7, ge=0)

@@ -130,7 +130,9 @@ class Role(enum.StrEnum):
     """A person copied on the ticket (DESIGN §13): neither requester, colleague nor agent;
     gets support's answers, has no privilege (``gateway/participants.py``)."""
     SYSTEM = "system"
-    """The gateway's own words on a ticket (a delivery failure note)."""
+    """The gateway's own words on a ticket (a delivery failure note); ``tickets show`` also
+    lists the mail it sent about the ticket in this role, read from the outbox
+    (``gateway/views.py``)."""
 
 
 class MessageKind(enum.StrEnum):
@@ -140,7 +142,11 @@ class MessageKind(enum.StrEnum):
     NOTE = "note"
     """Internal: never sent to the customer."""
     AUTO_REPLY = "auto_reply"
-    """An out-of-office or other automatic reply kept on its ticket."""
+    """An out-of-office or other automatic reply kept on its ticket; in ``tickets show``
+    with role ``system``, an automatic answer the gateway sent (an acknowledgement)."""
+    NOTICE = "notice"
+    """In ``tickets show``, role ``system``: a notice the gateway sent about the ticket on
+    its own (a status notice, a pending reminder, the auto-close notice); never stored."""
 
 
 class SenderKind(enum.StrEnum):
@@ -331,6 +337,11 @@ class Ticket(Base):
     sla_paused_at: Mapped[datetime | None] = mapped_column()
     breached_at: Mapped[datetime | None] = mapped_column()
     issue_type: Mapped[str | None] = mapped_column(String(64))
+    pending_since: Mapped[datetime | None] = mapped_column()
+    """When the ticket last started waiting on the customer: set ``pending``, or a public
+    agent reply while pending; the reminder and auto-close count from here."""
+    pending_reminded_at: Mapped[datetime | None] = mapped_column()
+    """When this wait's one reminder was queued (cleared when the wait ends or restarts)."""
     merged_into: Mapped[int | None] = mapped_column(Integer)
     """Set when this ticket turned out to be part of another one's conversation and was
     joined into it (threading, or an agent's ``#merge``): its messages, ids and replies

@@ -5,14 +5,18 @@ Fields may be added; none is renamed or removed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy.orm import object_session
 
-from gateway.models import MessageRecord, OutboxItem, SpoolEntry, Ticket
+from gateway.models import MessageKind, MessageRecord, OutboxItem, Role, SpoolEntry, Ticket
 from gateway.participants import FORMER_CC
 from gateway.satisfaction import rating_of
+from outbound.mail_kinds import spec_of
 
 __all__ = ["iso", "outbox_view", "participants_view", "spool_view", "ticket_view"]
 
@@ -62,7 +66,55 @@ def participants_view(ticket: Ticket) -> list[dict[str, str]]:
             if p.role != FORMER_CC]
 
 
-def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
+def _plain_text(raw: bytes) -> str:
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    part = message.get_body(preferencelist=("plain",))
+    return str(part.get_content()).strip() if part is not None else ""
+
+
+def sent_view(item: OutboxItem) -> dict[str, Any] | None:
+    """A mail the gateway sent about the ticket, as a ``system`` message of its history
+    (issue 16 item 6): ``auto_reply`` for an automatic answer to someone's mail,
+    ``notice`` otherwise; None for what is no history of its own (a relayed reply is the
+    agent's message already; the team's mail repeats the ticket to each agent).  Read
+    from the outbox row (its ``raw`` has secret links redacted), so the messages people
+    wrote stay the only ``MessageRecord`` rows: clocks and counts never see our mail."""
+    spec = spec_of(item.kind)
+    if spec is None or spec.auto_submitted is None or spec.relays or spec.to_agents:
+        return None
+    return {
+        "message_id": item.message_id,
+        "from": item.mail_from,
+        "from_name": "",
+        "role": Role.SYSTEM.value,
+        "kind": (MessageKind.AUTO_REPLY if spec.automatic_answer else MessageKind.NOTICE).value,
+        "received_at": iso(item.created_at),
+        "subject": item.subject,
+        "text": _plain_text(item.raw),
+        "threaded_by": "system",
+        "threading_explanation": f"{item.kind} sent to {item.rcpt_to} (outbox {item.id}, "
+                                 f"{item.status.value})",
+        "flags": [],
+        "spool_id": None,
+        "attachments": [],
+    }
+
+
+def _history(messages: Iterable[MessageRecord], sent: Iterable[OutboxItem]
+             ) -> list[dict[str, Any]]:
+    """People's messages and the gateway's mail, in time order."""
+    dated = [(m.received_at, 0, m.id, message_view(m)) for m in messages]
+    for item in sent:
+        view = sent_view(item)
+        if view is not None:
+            dated.append((item.created_at, 1, item.id, view))
+    return [view for *_, view in sorted(dated, key=lambda row: row[:3])]
+
+
+def ticket_view(ticket: Ticket, *, with_messages: bool,
+                sent: Iterable[OutboxItem] = ()) -> dict[str, Any]:
+    """``sent``: the ticket's outbox rows, listed in ``messages`` as the gateway's mail."""
     view: dict[str, Any] = {
         "number": ticket.number,
         "subject": ticket.subject,
@@ -90,7 +142,7 @@ def ticket_view(ticket: Ticket, *, with_messages: bool) -> dict[str, Any]:
         "participants": participants_view(ticket),
     }
     if with_messages:
-        view["messages"] = [message_view(m) for m in ticket.messages]
+        view["messages"] = _history(ticket.messages, sent)
     return view
 
 

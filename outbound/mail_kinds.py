@@ -43,6 +43,7 @@ class MailKind(StrEnum):
     AGENT_REPLY = "agent_reply"
     AGENTS_NOTICE = "agents_notice"
     ANNOUNCEMENT = "announcement"
+    AUTO_CLOSED = "auto_closed"
     COLLEAGUE_REPLY = "colleague_reply"
     DELIVERY_FAILED = "delivery_failed"
     DUPLICATE_NOTICE = "duplicate_notice"
@@ -51,6 +52,7 @@ class MailKind(StrEnum):
     GRANT_EXPIRING = "grant_expiring"
     GRANT_GRANTED = "grant_granted"
     GRANT_REVOKED = "grant_revoked"
+    PENDING_REMINDER = "pending_reminder"
     QUARTERLY = "quarterly"
     REOPENED = "reopened"
     REPLY_REFUSED = "reply_refused"
@@ -91,6 +93,9 @@ class KindSpec:
     to_agents: bool = False
     """Written for the support team: English only, and its own delivery failure is never
     reported to the team again (no loop)."""
+    relays: bool = False
+    """Carries a person's words (an agent's reply, a colleague's, a copy of a request):
+    their message is on the ticket already, so the mail is not recorded again."""
 
 
 _TICKET, _ANSWER, _NONE = Threading.TICKET, Threading.ANSWER, Threading.NONE
@@ -99,10 +104,12 @@ _TICKET, _ANSWER, _NONE = Threading.TICKET, Threading.ANSWER, Threading.NONE
 MAIL_KINDS: MappingProxyType[MailKind, KindSpec] = MappingProxyType({
     MailKind.ACKNOWLEDGEMENT: KindSpec("acknowledgement", AUTO_REPLIED, _TICKET,
                                        automatic_answer=True),
-    MailKind.AGENT_REPLY: KindSpec("agent_reply", None, _TICKET),
+    MailKind.AGENT_REPLY: KindSpec("agent_reply", None, _TICKET, relays=True),
     MailKind.AGENTS_NOTICE: KindSpec("agents_notice", AUTO_GENERATED, _TICKET, to_agents=True),
     MailKind.ANNOUNCEMENT: KindSpec("announcement", AUTO_GENERATED, _NONE, list_headers=True),
-    MailKind.COLLEAGUE_REPLY: KindSpec("colleague_reply", AUTO_GENERATED, _TICKET),
+    MailKind.AUTO_CLOSED: KindSpec("auto_closed", AUTO_GENERATED, _TICKET),
+    MailKind.COLLEAGUE_REPLY: KindSpec("colleague_reply", AUTO_GENERATED, _TICKET,
+                                       relays=True),
     MailKind.DELIVERY_FAILED: KindSpec("delivery_failed", AUTO_GENERATED, _NONE,
                                        to_agents=True),
     MailKind.DUPLICATE_NOTICE: KindSpec("duplicate_notice", AUTO_REPLIED, _TICKET,
@@ -112,12 +119,14 @@ MAIL_KINDS: MappingProxyType[MailKind, KindSpec] = MappingProxyType({
     MailKind.GRANT_EXPIRING: KindSpec("grant_expiring", AUTO_GENERATED, _NONE),
     MailKind.GRANT_GRANTED: KindSpec("grant_granted", AUTO_GENERATED, _NONE),
     MailKind.GRANT_REVOKED: KindSpec("grant_revoked", AUTO_GENERATED, _NONE),
+    MailKind.PENDING_REMINDER: KindSpec("pending_reminder", AUTO_GENERATED, _TICKET),
     MailKind.QUARTERLY: KindSpec("quarterly", AUTO_GENERATED, _NONE, list_headers=True),
     MailKind.REOPENED: KindSpec("reopened", AUTO_GENERATED, _TICKET, automatic_answer=True),
     MailKind.REPLY_REFUSED: KindSpec("reply_refused", AUTO_REPLIED, _TICKET,
                                      automatic_answer=True),
     MailKind.STATUS_NOTICE: KindSpec("status_notice", AUTO_GENERATED, _TICKET),
-    MailKind.TEAM_TICKET_COPY: KindSpec("team_ticket_copy", AUTO_GENERATED, _TICKET),
+    MailKind.TEAM_TICKET_COPY: KindSpec("team_ticket_copy", AUTO_GENERATED, _TICKET,
+                                        relays=True),
     MailKind.TICKET_ASSIGNED: KindSpec("ticket_assigned", AUTO_GENERATED, _TICKET,
                                        to_agents=True),
     MailKind.TICKET_LIST: KindSpec("ticket_list", AUTO_REPLIED, _ANSWER,

@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 "gateway.decisions", "gateway.escalation", "gateway.escalation_notice",
                 "gateway.notices", "gateway.recommendations", "gateway.visible_tickets",
                 "gateway.satisfaction", "gateway.participants")),
-    ("features", ("gateway.pipeline", "gateway.grants", "gateway.bulk")),
+    ("features", ("gateway.pipeline", "gateway.grants", "gateway.bulk", "gateway.pending")),
     ("runtime", ("gateway.runtime", "gateway.web")),
     ("entry points", ("gateway.cli", "gateway.__main__")),
 )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from gateway.cli.common import open_gateway, print_json
-from gateway.models import MessageRecord, Ticket
+from gateway.models import MessageRecord, OutboxItem, Ticket
 from gateway.views import ticket_view
 
 __all__ = ["tickets"]
@@ -39,6 +39,17 @@ def tickets_list(ctx: click.Context, as_json: bool, status: str | None) -> None:
                    f"{view['requester']:<32} {view['subject']}")
 
 
+def _sent_about(session: Session, ticket: Ticket) -> list[OutboxItem]:
+    """The mail sent about the ticket and the tickets joined into it (a joined ticket's
+    history, ours included, lives in the one it was joined into)."""
+    if ticket.merged_into is not None:
+        return []
+    numbers = [ticket.number, *session.scalars(select(Ticket.number).where(
+        Ticket.merged_into == ticket.number))]
+    return list(session.scalars(select(OutboxItem).where(
+        OutboxItem.ticket_number.in_(numbers)).order_by(OutboxItem.id)))
+
+
 @tickets.command("show")
 @click.argument("number", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -52,7 +63,7 @@ def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
             selectinload(Ticket.participants))).one_or_none()
         if ticket is None:
             raise click.ClickException(f"there is no ticket #{number}")
-        view = ticket_view(ticket, with_messages=True)
+        view = ticket_view(ticket, with_messages=True, sent=_sent_about(session, ticket))
     if as_json:
         print_json(view)
         return

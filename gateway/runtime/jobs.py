@@ -36,6 +36,7 @@ from gateway.errors import GatewayError
 from gateway.escalation import escalation_job
 from gateway.grants.expiry import notify_expiring_job
 from gateway.models import JobRun, utcnow
+from gateway.pending import auto_close_job, pending_reminders_job
 from gateway.services import Services
 
 __all__ = ["JOBS", "Cron", "Every", "Job", "JobFunction", "UnknownJob", "find_job", "job_views",
@@ -104,6 +105,8 @@ JOBS: tuple[Job, ...] = (
         quarterly_feature_mail, scheduler_id="quarterly-feature-mail"),
     Job("announcements", Every(30), resume_announcements, scheduler_id="announcements-resume"),
     Job("expiring-grants", Every("sweep_interval"), notify_expiring_job),
+    Job("pending-reminders", Every("sweep_interval"), pending_reminders_job),
+    Job("auto-close", Every("sweep_interval"), auto_close_job),
 )
 
 

@@ -67,6 +67,9 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "recipient_name": "Anna", "announcement_subject": LONG_SUBJECT,
         "announcement_body": LONG_TEXT,
         "unsubscribe_url": f"{BASE}/unsubscribe/{TOKEN}"},
+    "auto_closed": {"ticket_number": 104711, "ticket_subject": LONG_SUBJECT,
+                    "requester_name": "Anna-Katharina Müller-Lüdenscheidt", "waiting_days": 7,
+                    "reopen_days": 14},
     "colleague_reply": {
         "ticket_number": 104711, "ticket_subject": LONG_SUBJECT, "requester_name": "Max",
         "colleague_name": "Anna-Katharina Müller-Lüdenscheidt",
@@ -100,6 +103,9 @@ CONTEXTS: dict[str, dict[str, Any]] = {
                       "granted_by": "Anna-Katharina Müller-Lüdenscheidt"},
     "grant_revoked": {**GRANT, "until": "2026-11-21 16:45 UTC",
                       "revoked_by": "Anna-Katharina Müller-Lüdenscheidt"},
+    "pending_reminder": {"ticket_number": 104711, "ticket_subject": LONG_SUBJECT,
+                         "requester_name": "Anna-Katharina Müller-Lüdenscheidt",
+                         "waiting_days": 3, "close_days": 4},
     "quarterly": {
         "recipient_name": "Anna", "team_name": "Acme GmbH & Co. KG Niederlassung Köln",
         "quarter": "2026Q4", "features": FEATURES,

@@ -131,7 +131,10 @@ def ticket_json(settings: Settings, number: int) -> dict[str, Any]:
 
 
 def system_events(settings: Settings, number: int) -> list[dict[str, Any]]:
-    return [m for m in ticket_json(settings, number)["messages"] if m["role"] == "system"]
+    """The delivery-failure notes (the gateway's own mail is listed as system messages
+    too, with the kinds auto_reply and notice)."""
+    return [m for m in ticket_json(settings, number)["messages"]
+            if m["role"] == "system" and m["kind"] == "note"]
 
 
 def body_text(message: EmailMessage) -> str:

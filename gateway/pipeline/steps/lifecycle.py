@@ -18,6 +18,11 @@ unverified messages change nothing.
 - later (or always, with ``replies_only_to_open``) the reply opens a new ticket linked to
   the old one, whoever sends it (a new request gets the terms its sender is entitled to);
 - a verified agent's public reply moves ``new`` to ``open``; ``#status X`` sets X.
+
+The wait on the customer (``ticket.pending_since``, read by ``gateway/pending.py`` for the
+reminder and auto-close of DESIGN §13) starts when the ticket becomes ``pending`` and
+starts again with each public agent reply while it stays pending (the customer has a new
+question to answer); it ends with any other status.
 """
 
 from __future__ import annotations
@@ -39,7 +44,15 @@ def _set(ctx: MailContext, ticket: Ticket, status: TicketStatus, why: str) -> No
     before = ticket.status
     ticket.status = status
     ticket.resolved_at = ctx.services.now() if status in RESOLVED else None
+    _wait(ctx, ticket)
     ctx.note(name, "status", f"#{ticket.number}: {before.value} → {status.value} ({why})")
+
+
+def _wait(ctx: MailContext, ticket: Ticket) -> None:
+    """Start (again) or end the wait on the customer, with its one reminder."""
+    pending = ticket.status == TicketStatus.PENDING
+    ticket.pending_since = ctx.services.now() if pending else None
+    ticket.pending_reminded_at = None
 
 
 def _customer_reply(ctx: MailContext, ticket: Ticket) -> None:
@@ -85,6 +98,8 @@ def run(ctx: MailContext) -> None:
             _set(ctx, ticket, TicketStatus(ctx.set_status), "the agent's #status command")
         elif ctx.kind == MessageKind.PUBLIC and ticket.status == TicketStatus.NEW:
             _set(ctx, ticket, TicketStatus.OPEN, "first agent reply")
+        elif ctx.kind == MessageKind.PUBLIC and ticket.status == TicketStatus.PENDING:
+            _wait(ctx, ticket)
         return
     if ctx.sender.email == ticket.requester or ctx.role in (Role.COLLEAGUE, Role.CC):
         _customer_reply(ctx, ticket)

@@ -161,3 +161,46 @@ def test_a_verified_cc_reopens_a_solved_ticket_an_unverified_one_does_not(
         assert ctx.reopened
     ticket = ticket_of(gw, number)
     assert (ticket.status, ticket.requester) == (TicketStatus.OPEN, ANNA)
+
+
+def test_pending_starts_the_wait_on_the_customer_and_their_answer_ends_it(gw: Gateway) -> None:
+    # Given Anna's ticket that Kenji sets pending: the wait (reminder, auto-close) begins
+    number = _ticket(gw, "pending")
+    waiting = ticket_of(gw, number)
+    assert waiting.pending_since is not None and waiting.pending_reminded_at is None
+    with gw.db.transaction() as session:  # as if the reminder had gone out
+        session.execute(update(Ticket).where(Ticket.number == number).values(
+            pending_reminded_at=utcnow()))
+
+    # When Anna answers
+    with context_before(gw, lifecycle.name, _reply(gw, number, ANNA)) as ctx:
+        lifecycle.run(ctx)
+
+    # Then the ticket is open and waits on nobody
+    answered = ticket_of(gw, number)
+    assert answered.status == TicketStatus.OPEN
+    assert (answered.pending_since, answered.pending_reminded_at) == (None, None)
+
+
+def test_an_agents_public_reply_on_a_pending_ticket_restarts_the_wait(gw: Gateway) -> None:
+    # Given a ticket pending since a week, its reminder sent
+    number = _ticket(gw, "pending")
+    week_ago = utcnow() - timedelta(days=7)
+    with gw.db.transaction() as session:
+        session.execute(update(Ticket).where(Ticket.number == number).values(
+            pending_since=week_ago, pending_reminded_at=week_ago))
+
+    # When Kenji asks another question, and then writes an internal note
+    with context_before(gw, lifecycle.name, _reply(gw, number, KENJI, "Which OS?")) as ctx:
+        lifecycle.run(ctx)
+        assert trace_of(ctx, lifecycle.name) == []  # the status stays pending
+    asked = ticket_of(gw, number)
+    with context_before(gw, lifecycle.name, _reply(gw, number, KENJI, "#note\nslow customer")
+                        ) as ctx:
+        lifecycle.run(ctx)
+
+    # Then the wait starts again from his question, with a reminder to come; a note is no
+    # question to the customer
+    assert asked.status == TicketStatus.PENDING and asked.pending_reminded_at is None
+    assert asked.pending_since is not None and asked.pending_since > week_ago
+    assert ticket_of(gw, number).pending_since == asked.pending_since
