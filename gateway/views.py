@@ -11,6 +11,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.orm import object_session
 
 from gateway.models import MessageKind, MessageRecord, OutboxItem, Role, SpoolEntry, Ticket
@@ -62,6 +63,9 @@ def satisfaction_view(ticket: Ticket) -> dict[str, Any] | None:
 def participants_view(ticket: Ticket) -> list[dict[str, str]]:
     """Who takes part now (DESIGN §13): requester, colleagues, agents, cc; not those
     taken off with ``#cc remove``."""
+    state = inspect(ticket)
+    if state.session is None and "participants" in state.unloaded:
+        return []  # as satisfaction_view: a ticket no session holds any more shows none
     return [{"email": p.email, "role": p.role} for p in ticket.participants
             if p.role != FORMER_CC]
 

@@ -297,8 +297,11 @@ def test_agent_reply_in_sent_is_recorded_as_agent_and_not_sent(
     shown = run_gateway(imap_gateways.settings([mailbox(dovecot, sent="Sent")]),
                         "tickets", "show", str(number), "--json")
     assert shown.returncode == 0, shown.stderr
-    roles = [m["role"] for m in json.loads(shown.stdout)["messages"]]
+    history = json.loads(shown.stdout)["messages"]
+    roles = [m["role"] for m in history if m["role"] != "system"]
     assert sorted(roles) == ["agent", "agent", "requester"]
+    # the gateway's own mail (the acknowledgement) is listed too, as role system
+    assert [m["kind"] for m in history if m["role"] == "system"] == ["auto_reply"]
 
 
 def test_new_message_taken_within_two_seconds_with_idle(
