@@ -289,12 +289,14 @@ def test_personal_and_list_mail_is_never_a_bounce(folder: str) -> None:
     assert not flagged, "\n".join(flagged)
 
 
+# Time limits count this thread's CPU time (time.thread_time): what an input costs us,
+# whatever else the machine runs at the same time (parallel test workers, CI load).
 def test_malformed_mail_never_raises_and_stays_fast() -> None:
     slowest = (0.0, "")
     for entry in corpus_entries("malformed"):
-        started = time.perf_counter()
+        started = time.thread_time()
         detect_bounce(corpus_bytes("malformed", entry["file"]))
-        slowest = max(slowest, (time.perf_counter() - started, entry["file"]))
+        slowest = max(slowest, (time.thread_time() - started, entry["file"]))
     assert slowest[0] < 2.0, slowest
 
 
@@ -313,9 +315,9 @@ def test_malformed_mail_never_raises_and_stays_fast() -> None:
     ids=["empty", "binary", "cr-only-headers", "huge-body", "unclosed-script", "deep-nesting"],
 )
 def test_hostile_input_never_raises_and_stays_fast(raw: bytes) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()
     detect_bounce(raw)
-    assert time.perf_counter() - started < 2.0
+    assert time.thread_time() - started < 2.0
 
 
 # --------------------------------------------------------------------------- synthetic
