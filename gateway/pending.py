@@ -57,6 +57,20 @@ def _candidates(database: Database, days: int, now: datetime) -> list[int]:
         ).order_by(Ticket.number)))
 
 
+Act = Callable[[Database, Services, int, datetime], int | None]
+
+
+def _each_waiting(database: Database, services: Services, days: int, now: datetime,
+                  act: Act) -> list[int]:
+    """``act`` on every ticket pending ``days`` or more at ``now`` (each decides again under
+    its lock); the outbox ids it queued.  ``days`` of 0 turns the job off."""
+    if days <= 0:
+        return []
+    queued = (act(database, services, number, now)
+              for number in _candidates(database, days, now))
+    return [item for item in queued if item is not None]
+
+
 def _notify(session: Session, services: Services, ticket: Ticket, kind: str,
             context: dict[str, object]) -> OutboxItem:
     """``kind`` to the requester, continuing their thread."""
@@ -86,12 +100,8 @@ def _remind_one(database: Database, services: Services, number: int,
 
 def pending_reminders(database: Database, services: Services, now: datetime) -> list[int]:
     """Queue the reminders due at ``now``; return their outbox ids (deliver after)."""
-    days = services.settings.pending_reminder_days
-    if days <= 0:
-        return []
-    queued = (_remind_one(database, services, number, now)
-              for number in _candidates(database, days, now))
-    return [item for item in queued if item is not None]
+    return _each_waiting(database, services, services.settings.pending_reminder_days, now,
+                         _remind_one)
 
 
 def _close_one(database: Database, services: Services, number: int,
@@ -112,12 +122,8 @@ def _close_one(database: Database, services: Services, number: int,
 
 def auto_close(database: Database, services: Services, now: datetime) -> list[int]:
     """Close the tickets pending long enough at ``now``; return the notices' outbox ids."""
-    days = services.settings.autoclose_days
-    if days <= 0:
-        return []
-    queued = (_close_one(database, services, number, now)
-              for number in _candidates(database, days, now))
-    return [item for item in queued if item is not None]
+    return _each_waiting(database, services, services.settings.autoclose_days, now,
+                         _close_one)
 
 
 def pending_reminders_job(database: Database, services: Services, deliver: Deliver,
