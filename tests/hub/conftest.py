@@ -8,13 +8,16 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
+from sqlalchemy import select
 
 from gateway.config import Settings
 from gateway.directory import load_directory_file
+from gateway.models import SpoolEntry, SpoolState
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from tests.conftest import FIXTURES, Processes, serve_in_process, wait_for
-from tests.e2e.test_conversations import AUTHSERV, body_text, mail_to
+from inbound.spool import HUB_SOURCE
+from tests.e2e.test_conversations import AUTHSERV, body_text, mail_to, settled
 from tests.hub.http import Browser
 
 LINK_RE = re.compile(r"https?://\S+/hub/sign-in/[A-Za-z0-9_-]+")
@@ -90,3 +93,15 @@ def signed_in(settings: Settings, hub: str, address: str) -> Browser:
     assert done.status == 303, done.body
     assert done.location == f"{hub}/tickets"
     return browser
+
+
+def hub_rows_done(gateway: Gateway, count: int) -> list[SpoolEntry]:
+    """Wait until ``count`` messages the hub spooled are processed and their mail is out."""
+    def done() -> list[SpoolEntry] | None:
+        with gateway.db.reading() as session:
+            rows = list(session.scalars(select(SpoolEntry).where(
+                SpoolEntry.source == HUB_SOURCE).order_by(SpoolEntry.id)))
+        finished = [r for r in rows if r.state != SpoolState.RECEIVED]
+        return finished if len(finished) >= count and settled(gateway) else None
+    rows: list[SpoolEntry] = wait_for(done, message=f"{count} hub messages processed")
+    return rows

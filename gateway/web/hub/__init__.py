@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import Route
 
-from gateway.web.hub import sign_in, tickets
+from gateway.web.hub import new_request, sign_in, ticket, tickets
 from gateway.web.hub.site import HubSite
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ __all__ = ["PAGE_MODULES", "hub_routes"]
 PAGE_MODULES: tuple[Callable[[HubSite], list[Route]], ...] = (
     sign_in.routes,
     tickets.routes,
+    ticket.routes,
+    new_request.routes,
 )
 
 
