@@ -56,11 +56,11 @@ def public_history(ticket: Ticket) -> list[dict[str, Any]]:
 def thread_of(session: Session, ticket: Ticket) -> tuple[str | None, list[str]]:
     """``(In-Reply-To, References)`` for a reply continuing the ticket's thread: the
     newest public message, after the first message and the newest others."""
-    ids = list(session.scalars(
+    ids: list[str] = [i for i in session.scalars(
         select(MessageRecord.message_id)
         .where(MessageRecord.ticket_number == ticket.number,
                MessageRecord.kind == _PUBLIC, MessageRecord.message_id.is_not(None))
-        .order_by(MessageRecord.id)))
+        .order_by(MessageRecord.id)) if i]
     first = [ticket.origin_message_id] if ticket.origin_message_id else []
     chain = list(dict.fromkeys([*first, *ids]))
     if len(chain) > _REFERENCES:

@@ -15,8 +15,8 @@ from gateway.directory import load_directory_file
 from gateway.models import SpoolEntry, SpoolState
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
-from tests.conftest import FIXTURES, Processes, serve_in_process, wait_for
 from inbound.spool import HUB_SOURCE
+from tests.conftest import FIXTURES, Processes, serve_in_process, wait_for
 from tests.e2e.test_conversations import AUTHSERV, body_text, mail_to, settled
 from tests.hub.http import Browser
 

@@ -1,6 +1,7 @@
 """How sure are we of the sender?  Asks the one authority once, before any privilege.
 
-Reads the envelope, the spool row's ``source`` and ``options`` (the hub's person), ``ctx.parsed``, ``ctx.analysis`` (the raw ``Authentication-Results``),
+Reads the envelope, the spool row's ``source`` and ``options`` (the hub's person),
+``ctx.parsed``, ``ctx.analysis`` (the raw ``Authentication-Results``),
 ``ctx.dkim`` and ``ctx.sender``; writes ``ctx.token`` and ``ctx.to_note_address`` (a valid
 reply token among the envelope recipients), ``ctx.sender_trust`` (see
 :func:`gateway.trust.sender_auth.sender_trust`; ``ctx.sender_verified`` is derived from it) and,
