@@ -12,7 +12,7 @@ from gateway.models import HubSession, HubSignInLink, OutboxItem
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from tests.e2e.test_conversations import mail_to
-from tests.hub.conftest import ANNA, MAX, ask_for_link, mailed_link, sign_in_links, signed_in
+from tests.hub.conftest import ANNA, MAX, ask_for_link, mailed_link, sign_in_links
 from tests.hub.http import Browser
 
 
@@ -53,15 +53,19 @@ def test_a_mailed_link_signs_in_and_the_get_changes_nothing(
 
 def test_a_used_link_signs_in_nobody(web: GatewayServer, settings: Settings,
                                      hub: str) -> None:
-    browser = signed_in(settings, hub, MAX)
-    link = sign_in_links(settings, MAX)[-1]
+    # Given a link Max opened (a copy of its page kept) and then used
+    first = Browser()
+    assert ask_for_link(first, hub, MAX) == 200
+    link = mailed_link(settings, MAX)
+    kept = first.get(link).csrf()
+    assert first.post(link, {"csrf": kept}).status == 303
+    # When someone opens or posts it again, even with the page's own CSRF value
     again = Browser()
     page = again.get(link)
     assert page.status == 410 and 'data-kind="link_used"' in page.body
-    # Even with the right CSRF value (taken from the first visit) the POST is refused
-    confirm_csrf = browser.get(link).body
-    assert "hub_session" not in again.cookies
-    assert 'name="csrf"' not in confirm_csrf
+    refused = again.post(link, {"csrf": kept})
+    # Then it is refused and no session starts
+    assert refused.status == 410 and "hub_session" not in again.cookies
 
 
 def test_an_expired_link_signs_in_nobody(web: GatewayServer, gateway: Gateway,
