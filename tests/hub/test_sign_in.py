@@ -3,6 +3,7 @@ link's GET (changes nothing) and POST (starts a session), and every way a link f
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -103,3 +104,18 @@ def test_the_address_form_needs_its_csrf_value(web: GatewayServer, settings: Set
     page = browser.post(f"{hub}/sign-in", {"email": MAX, "csrf": "0" * 64})
     assert page.status == 403
     assert sign_in_links(settings, MAX) == []
+
+
+def test_concurrent_posts_of_one_link_start_one_session(
+        web: GatewayServer, gateway: Gateway, settings: Settings, hub: str) -> None:
+    browser = Browser()
+    ask_for_link(browser, hub, MAX)
+    link = mailed_link(settings, MAX)
+    csrf = browser.get(link).csrf()
+    browsers = [Browser() for _ in range(4)]
+    with ThreadPoolExecutor(len(browsers)) as pool:
+        statuses = sorted(pool.map(lambda b: b.post(link, {"csrf": csrf}).status, browsers))
+    assert statuses == [303, 410, 410, 410]
+    assert sum("hub_session" in b.cookies for b in browsers) == 1
+    with gateway.db.reading() as session:
+        assert len(session.scalars(select(HubSession.id_hash)).all()) == 1
