@@ -35,6 +35,7 @@ from gateway.hub.visitor import HubVisitor
 from gateway.web.grants import SECURITY_HEADERS
 from gateway.web.hub.nav import NAV
 from gateway.web.hub.pages import HubPages
+from outbound.render import DEFAULT_LANGUAGE, LANGUAGES
 
 if TYPE_CHECKING:
     from gateway.runtime.app import Gateway
@@ -127,7 +128,8 @@ class HubSite:
                language: str | None = None) -> Response:
         """``templates/pages/hub/<page>.html.j2`` in the layout, in the visitor's language
         (else ``language``, else English).  ``notice``: a catalog key shown once on top."""
-        lang = visitor.language if visitor is not None else (language or "en")
+        lang = visitor.language if visitor is not None else (language or DEFAULT_LANGUAGE)
+        lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
         layout: dict[str, Any] = {
             "visitor": visitor, "notice": notice, "hub_url": self.url(),
             "sign_out_url": self.url("/sign-out"),
