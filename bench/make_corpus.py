@@ -31,15 +31,15 @@ import json
 import math
 import random
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 SUPPORT = "support@support.example"
 KB = 1024
-CLOCK_START = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+CLOCK_START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 SUBJECTS = {
     "en": ["Cannot log in since the update (account {n})", "Invoice {n} shows the wrong amount",
@@ -99,10 +99,12 @@ SENTENCES = {
 }
 GREETING = {"en": "Hello support,", "de": "Guten Tag,", "nl": "Goedendag,", "it": "Buongiorno,",
             "ja": "サポートご担当者様"}
-CLOSING = {"en": "Thanks", "de": "Viele Grüße", "nl": "Met vriendelijke groet", "it": "Cordiali saluti",
-           "ja": "よろしくお願いいたします。"}
-FOLLOW_UP = {"en": "One more detail about my request:", "de": "Noch ein Nachtrag zu meiner Anfrage:",
-             "nl": "Nog een aanvulling op mijn vraag:", "it": "Un dettaglio in più sulla mia richiesta:",
+CLOSING = {"en": "Thanks", "de": "Viele Grüße", "nl": "Met vriendelijke groet",
+           "it": "Cordiali saluti", "ja": "よろしくお願いいたします。"}
+FOLLOW_UP = {"en": "One more detail about my request:",
+             "de": "Noch ein Nachtrag zu meiner Anfrage:",
+             "nl": "Nog een aanvulling op mijn vraag:",
+             "it": "Un dettaglio in più sulla mia richiesta:",
              "ja": "先ほどの件で追加の情報です。"}
 OUT_OF_OFFICE = {"en": "I am out of the office until Monday and will read your mail then.",
                  "de": "Ich bin bis Montag nicht im Büro und lese Ihre Nachricht danach.",

@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
@@ -40,7 +41,7 @@ def setup() -> None:
         email_box_local_dir=str(INBOX), email_box_interval=0, logging_type="none")
 
 
-def ordered(manifest: list[dict], eml_dir: Path) -> None:
+def ordered(manifest: list[dict[str, Any]], eml_dir: Path) -> None:
     started = time.perf_counter()
     for entry in manifest:
         shutil.copyfile(eml_dir / entry["file"], INBOX / entry["file"])
@@ -49,7 +50,7 @@ def ordered(manifest: list[dict], eml_dir: Path) -> None:
     print(json.dumps({"seconds": time.perf_counter() - started}))
 
 
-def count(manifest: list[dict]) -> None:
+def count(manifest: list[dict[str, Any]]) -> None:
     placed = dict(FollowUp.objects.exclude(message_id=None).values_list("message_id",
                                                                          "ticket_id"))
     by_index = {m["index"]: m for m in manifest}
