@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import shutil
@@ -517,6 +518,7 @@ def stage_cpu(corpus: Path, mails: list[Mail]) -> dict[str, float]:
     from inbound.spool import SpoolWriter
     from outbound.delivery import deliver_outbox_item
 
+    logging.getLogger("mailparser").setLevel(logging.ERROR)  # as the CLI does
     with tempfile.TemporaryDirectory(prefix="gw-tp-stages-") as tmp:
         work = Path(tmp)
         settings = Settings(database_url=f"sqlite:///{work / 'gateway.sqlite3'}",
