@@ -651,7 +651,8 @@ class AnnouncementRecipient(Base):
     queued_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("announcement_id", "email"),
-                      Index("ix_announcement_recipients_status", "announcement_id", "status"))
+                      Index("ix_announcement_recipients_status", "announcement_id", "status"),
+                      Index("ix_announcement_recipients_email", "email"))
 
 
 class UnsubscribeToken(Base):

@@ -1,4 +1,5 @@
-"""callbacks: phone call-backs booked by directory people (DESIGN §14, issue 17)
+"""callbacks: phone call-backs booked by directory people (DESIGN §14, issue 17); the
+announcements a person received, found by address (the hub's announcements page)
 
 Revision ID: 0021
 Revises: 0018
@@ -39,9 +40,11 @@ def upgrade() -> None:
     op.create_index("uq_callbacks_open_person", "callbacks", ["person_email"], unique=True,
                     sqlite_where=_OPEN, postgresql_where=_OPEN)
     op.create_index("ix_callbacks_status_starts", "callbacks", ["status", "starts_at"])
+    op.create_index("ix_announcement_recipients_email", "announcement_recipients", ["email"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_announcement_recipients_email", table_name="announcement_recipients")
     op.drop_index("ix_callbacks_status_starts", table_name="callbacks")
     op.drop_index("uq_callbacks_open_person", table_name="callbacks")
     op.drop_table("callbacks")
