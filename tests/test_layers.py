@@ -34,7 +34,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 "gateway.notices", "gateway.recommendations", "gateway.visible_tickets",
                 "gateway.satisfaction", "gateway.participants", "gateway.callbacks",
                 "gateway.insights")),
-    ("features", ("gateway.pipeline", "gateway.grants", "gateway.bulk", "gateway.pending")),
+    ("features", ("gateway.pipeline", "gateway.grants", "gateway.bulk", "gateway.pending",
+                  "gateway.hub")),
     ("runtime", ("gateway.runtime", "gateway.web")),
     ("entry points", ("gateway.cli", "gateway.__main__")),
 )
