@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -46,6 +47,8 @@ __all__ = [
     "AttachmentRecord",
     "BouncingAddress",
     "Base",
+    "Callback",
+    "CallbackStatus",
     "Feature",
     "ImapFolderState",
     "JobRun",
@@ -361,7 +364,11 @@ class Ticket(Base):
 
     # The hub's lists (gateway/hub/listing.py): a person's or a team's tickets, newest first.
     __table_args__ = (Index("ix_tickets_requester_updated", "requester", "updated_at"),
-                      Index("ix_tickets_team_updated", "team_id", "updated_at"))
+                      Index("ix_tickets_team_updated", "team_id", "updated_at"),
+                      # Insights (gateway/insights.py): covers the team's counts, in order.
+                      Index("ix_tickets_team_insights", "team_id", "duplicate_of", "product",
+                            "issue_type", "category", "status", "first_response_at",
+                            "created_at"))
 
 
 class Participant(Base):
@@ -655,7 +662,8 @@ class AnnouncementRecipient(Base):
     queued_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("announcement_id", "email"),
-                      Index("ix_announcement_recipients_status", "announcement_id", "status"))
+                      Index("ix_announcement_recipients_status", "announcement_id", "status"),
+                      Index("ix_announcement_recipients_email", "email"))
 
 
 class UnsubscribeToken(Base):
@@ -751,6 +759,42 @@ class SatisfactionRating(Base):
     rating: Mapped[str] = mapped_column(String(8))  # good | bad
     comment: Mapped[str] = mapped_column(Text, default="")
     rated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallbackStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class Callback(Base):
+    """A phone call-back a person booked (``gateway/callbacks.py``): when to call, about what.
+
+    The window is stored as two UTC instants (what an agent dials by) and the time zone the
+    person chose it in (how they and the agents' mail read it).  At most one open booking
+    per person, held by a partial unique index so two requests at once cannot both win."""
+
+    __tablename__ = "callbacks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_email: Mapped[str] = mapped_column(String(320))
+    team_id: Mapped[str | None] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str] = mapped_column(String(40))
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[CallbackStatus] = mapped_column(_enum(CallbackStatus, "callback_status"),
+                                                   default=CallbackStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
+    done_by: Mapped[str] = mapped_column(String(320), default="")
+
+    __table_args__ = (
+        Index("uq_callbacks_open_person", "person_email", unique=True,
+              sqlite_where=sql_text("status = 'open'"),
+              postgresql_where=sql_text("status = 'open'")),
+        Index("ix_callbacks_status_starts", "status", "starts_at"),
+    )
 
 
 class HubSignInLink(Base):
