@@ -138,11 +138,20 @@ def test_a_call_back_is_booked_once_refused_twice_and_never_without_csrf(
     assert f"(#{callback_id})" in second.body
     assert len(_callbacks(gateway)) == 1
 
-    # And another person may still book their own
+    # And another admin may still book their own
+    giulia = signed_in(settings, hub, GIULIA)
+    token = giulia.get(f"{hub}/callback").csrf()
+    assert giulia.post(f"{hub}/callback", {**booking, "csrf": token}).status == 303
+    assert [who for who, _ in _callbacks(gateway)] == [ANNA, GIULIA]
+
+    # But a member has no live support (MISSION §1): neither the form nor a booking,
+    # even with a valid CSRF value of their own session
     max_browser = signed_in(settings, hub, MAX)
-    token = max_browser.get(f"{hub}/callback").csrf()
-    assert max_browser.post(f"{hub}/callback", {**booking, "csrf": token}).status == 303
-    assert [who for who, _ in _callbacks(gateway)] == [ANNA, MAX]
+    assert max_browser.get(f"{hub}/callback").status == 403
+    token = max_browser.get(f"{hub}/tickets").csrf()
+    assert max_browser.post(f"{hub}/callback", {**booking, "csrf": token}).status == 403
+    assert 'id="nav-callback"' not in max_browser.get(f"{hub}/tickets").body
+    assert [who for who, _ in _callbacks(gateway)] == [ANNA, GIULIA]
 
 
 def _agents_mail(gateway: Gateway) -> bool:

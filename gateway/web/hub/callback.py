@@ -36,8 +36,10 @@ _FIELDS = ("topic", "phone", "day", "start", "end", "timezone")
 
 def routes(site: HubSite) -> list[Route]:
     pages = CallbackPages(site)
-    return [Route("/hub/callback", site.endpoint(pages.form), methods=["GET"]),
-            Route("/hub/callback", site.endpoint(pages.book), methods=["POST"])]
+    # Live support (a phone call) is a benefit of team admins: members email support and
+    # have no live support (MISSION §1), so only admins may book (checked on the server).
+    return [Route("/hub/callback", site.endpoint(pages.form, admin=True), methods=["GET"]),
+            Route("/hub/callback", site.endpoint(pages.book, admin=True), methods=["POST"])]
 
 
 def _window(values: dict[str, str]) -> Window | None:

@@ -24,5 +24,5 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("insights", "/insights", admin_only=True),
     NavEntry("recommendations", "/recommendations"),
     NavEntry("announcements", "/announcements"),
-    NavEntry("callback", "/callback"),
+    NavEntry("callback", "/callback", admin_only=True),
 )
