@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from sqlalchemy import and_, update
+
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.errors import PermanentFailure, TemporaryFailure
@@ -35,33 +37,47 @@ STALE_SENDING = timedelta(minutes=10)
 
 def _claim(database: Database, outbox_id: int
            ) -> tuple[str, str, bytes, bytes | None, int] | None:
+    """``pending`` (or a ``sending`` left stale) → ``sending``, one more attempt, in one
+    ``UPDATE … RETURNING``; None when the row is gone, done, or being sent right now."""
+    now = utcnow()
     with database.transaction() as session:
-        item = session.get(OutboxItem, outbox_id, with_for_update=True)
-        if item is None or item.status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
-            return None
-        now = utcnow()
-        if item.status == OutboxStatus.SENDING and now - item.updated_at < STALE_SENDING:
-            return None  # another worker is sending it right now
-        item.status = OutboxStatus.SENDING
-        item.attempts += 1
-        item.updated_at = now
-        return item.mail_from, item.rcpt_to, item.raw, item.sealed, item.attempts
+        claimed = session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == outbox_id,
+                   OutboxItem.status.not_in((OutboxStatus.SENT, OutboxStatus.DEAD)),
+                   # another worker is sending it right now unless its claim is stale
+                   ~and_(OutboxItem.status == OutboxStatus.SENDING,
+                         OutboxItem.updated_at > now - STALE_SENDING))
+            .values(status=OutboxStatus.SENDING, attempts=OutboxItem.attempts + 1,
+                    updated_at=now)
+            .returning(OutboxItem.mail_from, OutboxItem.rcpt_to, OutboxItem.raw,
+                       OutboxItem.sealed, OutboxItem.attempts),
+            execution_options={"synchronize_session": False}).one_or_none()
+    if claimed is None:
+        return None
+    mail_from, rcpt_to, raw, sealed, attempts = claimed
+    return (str(mail_from), str(rcpt_to), bytes(raw), None if sealed is None else bytes(sealed),
+            int(attempts))
 
 
 def _settle(database: Database, outbox_id: int, status: OutboxStatus, note: str,
             retry_in: timedelta | None = None) -> None:
+    """Record the attempt's end in one ``UPDATE``."""
+    now = utcnow()
+    values: dict[str, object] = {
+        "status": status, "updated_at": now,
+        "next_attempt_at": now + retry_in if retry_in is not None else None}
+    if status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
+        values["sealed"] = None  # no live secret stays in the database once the mail is gone
+    if status == OutboxStatus.SENT:
+        values["sent_at"] = now
+    else:
+        values["last_error"] = note[:2000]
     with database.transaction() as session:
-        item = session.get(OutboxItem, outbox_id, with_for_update=True)
-        assert item is not None
-        now = utcnow()
-        item.status, item.updated_at = status, now
-        if status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
-            item.sealed = None  # no live secret stays in the database once the mail is gone
-        if status == OutboxStatus.SENT:
-            item.sent_at = now
-        else:
-            item.last_error = note[:2000]
-        item.next_attempt_at = now + retry_in if retry_in is not None else None
+        settled = session.execute(
+            update(OutboxItem).where(OutboxItem.id == outbox_id).values(values),
+            execution_options={"synchronize_session": False})
+        assert settled.rowcount == 1  # type: ignore[attr-defined]
 
 
 def _bury(database: Database, transport: Transport, settings: Settings, outbox_id: int,
