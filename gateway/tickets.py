@@ -88,13 +88,14 @@ def message_id_hash(message_id: str) -> str:
 
 
 def record_message_ref(session: Session, message_id: str | None, ticket_number: int,
-                       direction: str, *, minted: bool = False) -> None:
-    """Index ``message_id`` as one of the ticket's, once.  ``minted``: we just made the id
-    (``make_message_id``: 160 random bits), so it cannot be indexed yet: no look-up."""
+                       direction: str, *, known_new: bool = False) -> None:
+    """Index ``message_id`` as one of the ticket's, once.  ``known_new``: the caller knows
+    it is not indexed for this ticket yet (an id we just made with ``make_message_id``,
+    or the first message of a ticket made in this transaction): no look-up."""
     if not message_id:
         return
     key = message_id_hash(message_id)
-    exists = None if minted else session.scalar(select(MessageRef.id).where(
+    exists = None if known_new else session.scalar(select(MessageRef.id).where(
         MessageRef.message_id_hash == key, MessageRef.ticket_number == ticket_number))
     if exists is None:
         session.add(MessageRef(message_id=message_id[:998], message_id_hash=key,
@@ -114,14 +115,18 @@ def find_ticket_by_message_ids(session: Session, ids: Iterable[str]) -> tuple[Ti
     return None
 
 
-def participant_for(session: Session, ticket: Ticket, email: str, role: str) -> Participant:
-    """The ticket's participant row for an address, created on first contact."""
+def participant_for(session: Session, ticket: Ticket, email: str, role: str, *,
+                    new_ticket: bool = False) -> Participant:
+    """The ticket's participant row for an address, created on first contact.
+
+    ``new_ticket``: the ticket was made in this transaction, so only rows made in it too
+    can exist (no look-up in the database)."""
     email = email.lower()
     known = _participants_seen(session)
     found = known.get((ticket.number, email))
     if found is not None and not _still(found, ticket.number, email):
         found = None
-    if found is None:
+    if found is None and not new_ticket:
         found = session.scalars(select(Participant).where(
             Participant.ticket_number == ticket.number, Participant.email == email)
         ).one_or_none()

@@ -51,5 +51,5 @@ def add_to_outbox(session: Session, message: EmailMessage, *, kind: str, mail_fr
     session.add(item)
     session.flush()
     if ticket_number is not None:
-        record_message_ref(session, message_id, ticket_number, "out", minted=minted_id)
+        record_message_ref(session, message_id, ticket_number, "out", known_new=minted_id)
     return item
