@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select
 
+from gateway.db import no_flush_unless_pending
 from gateway.models import OutboxItem
 from gateway.notices import AUTOMATIC_ANSWERS
 from gateway.pipeline.context import MailContext
@@ -54,13 +55,15 @@ def _counts(ctx: MailContext, mailbox: str, domain: str | None) -> tuple[int, in
     to_mailbox = OutboxItem.rcpt_mailbox == mailbox
     recent = (OutboxItem.kind.in_(AUTOMATIC_ANSWERS), OutboxItem.created_at >= since)
     if domain is None:
-        return ctx.session.scalar(select(func.count(OutboxItem.id)).where(
-            to_mailbox, *recent)) or 0, 0
-    to_domain = OutboxItem.rcpt_domain == domain
-    row = ctx.session.execute(select(
-        func.count(OutboxItem.id).filter(to_mailbox), func.count(OutboxItem.id).filter(to_domain),
-    ).where(or_(to_mailbox, to_domain), *recent)).one()
-    return row[0] or 0, row[1] or 0
+        query = select(func.count(OutboxItem.id), literal(0)).where(to_mailbox, *recent)
+    else:
+        to_domain = OutboxItem.rcpt_domain == domain
+        query = select(func.count(OutboxItem.id).filter(to_mailbox),
+                       func.count(OutboxItem.id).filter(to_domain),
+                       ).where(or_(to_mailbox, to_domain), *recent)
+    with no_flush_unless_pending(ctx.session, OutboxItem):
+        row = ctx.session.execute(query).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 def refusal(ctx: MailContext, address: str) -> str | None:
