@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.db import no_flush_unless_pending
 from gateway.models import Article, MessageRecord, Ticket
 
 __all__ = ["HISTORY_TICKETS", "MAX_RECOMMENDATIONS", "issue_types_of", "recommend"]
@@ -55,9 +54,8 @@ def _history(session: Session, ticket: Ticket) -> list[str]:
 
 def recommend(session: Session, ticket: Ticket, text: str, language: str) -> list[dict[str, str]]:
     """Up to three ``{"id", "title", "url"}`` in ``language`` (English title as fallback)."""
-    with no_flush_unless_pending(session, Article):  # the catalogue: nothing to flush first
-        articles = list(session.scalars(select(Article).order_by(Article.popularity.desc(),
-                                                                 Article.id)))
+    articles = list(session.scalars(select(Article).order_by(Article.popularity.desc(),
+                                                             Article.id)))
     if not articles:
         return []
     vocabulary = {t for a in articles for t in a.issue_types}
