@@ -128,4 +128,4 @@ def queue_mail(session: Session, renderer: Renderer, mail: Mail, *,
     )
     return add_to_outbox(session, message, kind=mail.kind.value, mail_from=support.address,
                          rcpt_to=mail.to_address, ticket_number=_ticket_number(mail),
-                         spool_id=mail.spool_id, secret=secret)
+                         spool_id=mail.spool_id, secret=secret, minted_id=True)
