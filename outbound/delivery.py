@@ -49,7 +49,8 @@ def _claim(database: Database, outbox_id: int
         claimed = session.connection().execute(
             update(_OUTBOX)
             .where(_OUTBOX.c.id == outbox_id,
-                   _OUTBOX.c.status.not_in((OutboxStatus.SENT, OutboxStatus.DEAD)),
+                   # sent, dead and bounced (sent, then reported failed) are done
+                   _OUTBOX.c.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
                    # another worker is sending it right now unless its claim is stale
                    ~and_(_OUTBOX.c.status == OutboxStatus.SENDING,
                          _OUTBOX.c.updated_at > now - STALE_SENDING))
