@@ -79,10 +79,7 @@ def _directory_toml(teams: list[TeamData]) -> str:
 
 def _status(rng: random.Random, age_days: float) -> TicketStatus:
     """Old tickets are mostly answered and done; recent ones mostly waiting."""
-    if age_days > 30:
-        weights = (1, 6, 3, 30, 60)
-    else:
-        weights = (30, 35, 15, 15, 5)
+    weights = (1, 6, 3, 30, 60) if age_days > 30 else (30, 35, 15, 15, 5)
     return rng.choices(list(TicketStatus), weights=weights)[0]
 
 
