@@ -61,6 +61,9 @@ __all__ = [
     "Person",
     "Product",
     "Role",
+    "HubSession",
+    "HubSignInAttempt",
+    "HubSignInLink",
     "SatisfactionLink",
     "SatisfactionRating",
     "SenderKind",
@@ -355,6 +358,10 @@ class Ticket(Base):
     participants: Mapped[list[Participant]] = relationship(
         back_populates="ticket", order_by="Participant.id"
     )
+
+    # The hub's lists (gateway/hub/listing.py): a person's or a team's tickets, newest first.
+    __table_args__ = (Index("ix_tickets_requester_updated", "requester", "updated_at"),
+                      Index("ix_tickets_team_updated", "team_id", "updated_at"))
 
 
 class Participant(Base):
@@ -744,3 +751,44 @@ class SatisfactionRating(Base):
     rating: Mapped[str] = mapped_column(String(8))  # good | bad
     comment: Mapped[str] = mapped_column(Text, default="")
     rated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HubSignInLink(Base):
+    """One emailed hub sign-in link (``gateway.hub.sign_in``): random, stored only as its
+    SHA-256, for one directory person; expires within minutes; used once."""
+
+    __tablename__ = "hub_sign_in_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class HubSignInAttempt(Base):
+    """Every sign-in request, known address or not: what the rate limits count."""
+
+    __tablename__ = "hub_sign_in_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    client: Mapped[str] = mapped_column(String(128), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_hub_sign_in_attempts_email_at", "email", "at"),
+                      Index("ix_hub_sign_in_attempts_client_at", "client", "at"))
+
+
+class HubSession(Base):
+    """A signed-in hub visitor: the cookie holds a random id, this row only its SHA-256.
+    Ends at sign-out, after ``hub_session_idle`` seconds unused, or ``hub_session_lifetime``
+    after it began, whichever comes first."""
+
+    __tablename__ = "hub_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()

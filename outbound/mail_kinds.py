@@ -52,6 +52,7 @@ class MailKind(StrEnum):
     GRANT_EXPIRING = "grant_expiring"
     GRANT_GRANTED = "grant_granted"
     GRANT_REVOKED = "grant_revoked"
+    HUB_SIGN_IN = "hub_sign_in"
     PENDING_REMINDER = "pending_reminder"
     QUARTERLY = "quarterly"
     REOPENED = "reopened"
@@ -119,6 +120,7 @@ MAIL_KINDS: MappingProxyType[MailKind, KindSpec] = MappingProxyType({
     MailKind.GRANT_EXPIRING: KindSpec("grant_expiring", AUTO_GENERATED, _NONE),
     MailKind.GRANT_GRANTED: KindSpec("grant_granted", AUTO_GENERATED, _NONE),
     MailKind.GRANT_REVOKED: KindSpec("grant_revoked", AUTO_GENERATED, _NONE),
+    MailKind.HUB_SIGN_IN: KindSpec("hub_sign_in", AUTO_GENERATED, _NONE),
     MailKind.PENDING_REMINDER: KindSpec("pending_reminder", AUTO_GENERATED, _TICKET),
     MailKind.QUARTERLY: KindSpec("quarterly", AUTO_GENERATED, _NONE, list_headers=True),
     MailKind.REOPENED: KindSpec("reopened", AUTO_GENERATED, _TICKET, automatic_answer=True),

@@ -33,7 +33,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 "gateway.decisions", "gateway.escalation", "gateway.escalation_notice",
                 "gateway.notices", "gateway.recommendations", "gateway.visible_tickets",
                 "gateway.satisfaction", "gateway.participants")),
-    ("features", ("gateway.pipeline", "gateway.grants", "gateway.bulk", "gateway.pending")),
+    ("features", ("gateway.pipeline", "gateway.grants", "gateway.bulk", "gateway.pending",
+                  "gateway.hub")),
     ("runtime", ("gateway.runtime", "gateway.web")),
     ("entry points", ("gateway.cli", "gateway.__main__")),
 )

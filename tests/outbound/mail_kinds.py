@@ -101,6 +101,8 @@ CONTEXTS: dict[str, dict[str, Any]] = {
     "grant_expiring": {**GRANT, "until": "2026-11-21 16:45 UTC"},
     "grant_granted": {**GRANT, "until": "2026-11-21 16:45 UTC",
                       "granted_by": "Anna-Katharina Müller-Lüdenscheidt"},
+    "hub_sign_in": {"recipient_name": "Anna-Katharina Müller-Lüdenscheidt",
+                    "sign_in_url": f"{BASE}/hub/sign-in/{TOKEN}", "link_minutes": 20},
     "grant_revoked": {**GRANT, "until": "2026-11-21 16:45 UTC",
                       "revoked_by": "Anna-Katharina Müller-Lüdenscheidt"},
     "pending_reminder": {"ticket_number": 104711, "ticket_subject": LONG_SUBJECT,
