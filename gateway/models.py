@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -46,6 +47,8 @@ __all__ = [
     "AttachmentRecord",
     "BouncingAddress",
     "Base",
+    "Callback",
+    "CallbackStatus",
     "Feature",
     "ImapFolderState",
     "JobRun",
@@ -792,3 +795,39 @@ class HubSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column()
+
+
+class CallbackStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class Callback(Base):
+    """A phone call-back a person booked (``gateway/callbacks.py``): when to call, about what.
+
+    The window is stored as two UTC instants (what an agent dials by) and the time zone the
+    person chose it in (how they and the agents' mail read it).  At most one open booking
+    per person, held by a partial unique index so two requests at once cannot both win."""
+
+    __tablename__ = "callbacks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_email: Mapped[str] = mapped_column(String(320))
+    team_id: Mapped[str | None] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str] = mapped_column(String(40))
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[CallbackStatus] = mapped_column(_enum(CallbackStatus, "callback_status"),
+                                                   default=CallbackStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
+    done_by: Mapped[str] = mapped_column(String(320), default="")
+
+    __table_args__ = (
+        Index("uq_callbacks_open_person", "person_email", unique=True,
+              sqlite_where=sql_text("status = 'open'"),
+              postgresql_where=sql_text("status = 'open'")),
+        Index("ix_callbacks_status_starts", "status", "starts_at"),
+    )

@@ -44,6 +44,7 @@ class MailKind(StrEnum):
     AGENTS_NOTICE = "agents_notice"
     ANNOUNCEMENT = "announcement"
     AUTO_CLOSED = "auto_closed"
+    CALLBACK_REQUESTED = "callback_requested"
     COLLEAGUE_REPLY = "colleague_reply"
     DELIVERY_FAILED = "delivery_failed"
     DUPLICATE_NOTICE = "duplicate_notice"
@@ -109,6 +110,8 @@ MAIL_KINDS: MappingProxyType[MailKind, KindSpec] = MappingProxyType({
     MailKind.AGENTS_NOTICE: KindSpec("agents_notice", AUTO_GENERATED, _TICKET, to_agents=True),
     MailKind.ANNOUNCEMENT: KindSpec("announcement", AUTO_GENERATED, _NONE, list_headers=True),
     MailKind.AUTO_CLOSED: KindSpec("auto_closed", AUTO_GENERATED, _TICKET),
+    MailKind.CALLBACK_REQUESTED: KindSpec("callback_requested", AUTO_GENERATED, _NONE,
+                                          to_agents=True),
     MailKind.COLLEAGUE_REPLY: KindSpec("colleague_reply", AUTO_GENERATED, _TICKET,
                                        relays=True),
     MailKind.DELIVERY_FAILED: KindSpec("delivery_failed", AUTO_GENERATED, _NONE,
