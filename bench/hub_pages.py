@@ -143,12 +143,13 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def measure(clients: dict[tuple[str, str], HubClient], teams: list[TeamData],
-            requests: int, warm_up: int) -> dict[str, dict[str, object]]:
+            pages: list[tuple[str, str, str]], requests: int, warm_up: int
+            ) -> dict[str, dict[str, object]]:
     """Every (page, team) pair, interleaved; times in ms per request."""
-    times: dict[tuple[str, str], list[float]] = {(p[0], t.id): [] for p in PAGES for t in teams}
+    times: dict[tuple[str, str], list[float]] = {(p[0], t.id): [] for p in pages for t in teams}
     sizes: dict[tuple[str, str], int] = {}
     for round_ in range(warm_up + requests):
-        for label, who, path in PAGES:
+        for label, who, path in pages:
             for team in teams:
                 client = clients[(team.id, who)]
                 started = time.perf_counter()
@@ -165,14 +166,15 @@ def measure(clients: dict[tuple[str, str], HubClient], teams: list[TeamData],
             for (label, team), v in times.items()}
 
 
-def report(results: dict[str, dict[str, object]], teams: list[TeamData], database: str) -> str:
+def report(results: dict[str, dict[str, object]], teams: list[TeamData],
+           pages: list[tuple[str, str, str]], database: str) -> str:
     small, big = teams[1], teams[0]
     lines = [f"Hub pages on {database}: p50/p95/max in ms over "
              f"{next(iter(results.values()))['requests']} requests each "
              f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)",
              f"  {'page':<13} {'tickets':>7} {'p50':>7} {'p95':>7} {'max':>7} {'bytes':>8}"]
     verdicts = []
-    for label, _, _ in PAGES:
+    for label, _, _ in pages:
         for team in (small, big):
             r = results[f"{label}|{team.id}"]
             lines.append(f"  {label:<13} {team.tickets:>7} {r['p50_ms']:>7.1f} "
@@ -199,12 +201,12 @@ def run(args: argparse.Namespace, work: Path) -> tuple[str, dict[str, dict[str, 
             maildir = work / "sent"
             clients = {(team.id, who): signed_in(base, getattr(team, who), maildir)
                        for team in teams for who in ("member", "admin")}
-            results = measure(clients, teams, args.requests, args.warm_up)
+            pages = [p for p in PAGES if p[0] in args.pages]
+            results = measure(clients, teams, pages, args.requests, args.warm_up)
             for client in clients.values():
                 client.close()
-    name = make_url(url).get_backend_name()
-    return report(results, teams, "PostgreSQL" if name.startswith("postgres") else "SQLite"), \
-        results
+    name = "PostgreSQL" if make_url(url).get_backend_name().startswith("postgres") else "SQLite"
+    return report(results, teams, pages, name), results
 
 
 def main() -> None:
@@ -215,6 +217,9 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=20)
     parser.add_argument("--big", type=int, default=10_000)
     parser.add_argument("--small", type=int, default=100)
+    parser.add_argument("--pages", type=lambda v: v.split(","),
+                        default=[p[0] for p in PAGES],
+                        help="comma-separated: " + ", ".join(p[0] for p in PAGES))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gw-hub-bench-") as tmp:
         table, results = run(args, Path(tmp))
