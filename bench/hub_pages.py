@@ -14,7 +14,9 @@ maildir), signs a member and an admin of each team in through the hub's own sign
 
 ``--requests`` times each after ``--warm-up`` requests, one keep-alive connection per
 visitor, the pages and sizes interleaved so that a busy moment of the machine falls on all
-of them alike.  Printed: p50 / p95 / max per page and size, the page's size in bytes, the
+of them alike; then ``--requests`` more of each in blocks, reading the server process's CPU
+time around each block.  Printed: p50 / p95 / max per page and size, the server's CPU ms per
+request (the figure other load on a shared machine does not move), the page's bytes, the
 ratio of the big team's p95 to the small team's ("growth well below linear": far below
 the ratio of tickets, 100) and the target (p95 < 100 ms).
 
@@ -89,9 +91,9 @@ def fresh_database(url: str, work: Path) -> Iterator[str]:
 
 
 @contextmanager
-def serving(database_url: str, work: Path) -> Iterator[str]:
+def serving(database_url: str, work: Path) -> Iterator[tuple[str, int]]:
     """``gateway serve`` in its own process (so the client's work never shares its GIL);
-    yields the web base URL."""
+    yields the web base URL and the process id."""
     web = f"127.0.0.1:{_free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update({
@@ -106,7 +108,7 @@ def serving(database_url: str, work: Path) -> Iterator[str]:
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_web(web, server, work)
-        yield f"http://{web}"
+        yield f"http://{web}", server.pid
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -168,19 +170,44 @@ def measure(clients: dict[tuple[str, str], HubClient], teams: list[TeamData],
             for (label, team), v in times.items()}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_cpu(clients: dict[tuple[str, str], HubClient], teams: list[TeamData],
+                pages: list[tuple[str, str, str]], requests: int, pid: int
+                ) -> dict[str, float]:
+    """The server's CPU ms per request of each (page, team), one block after another: the
+    figure that other processes on the machine do not change (the database server's own
+    CPU is not in it)."""
+    used: dict[str, float] = {}
+    for label, who, path in pages:
+        for team in teams:
+            client = clients[(team.id, who)]
+            before = cpu_seconds(pid)
+            for _ in range(requests):
+                client.get(path)
+            used[f"{label}|{team.id}"] = (cpu_seconds(pid) - before) * 1000 / requests
+    return used
+
+
 def report(results: dict[str, dict[str, object]], teams: list[TeamData],
            pages: list[tuple[str, str, str]], database: str) -> str:
     small, big = teams[1], teams[0]
     lines = [f"Hub pages on {database}: p50/p95/max in ms over "
              f"{next(iter(results.values()))['requests']} requests each "
              f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)",
-             f"  {'page':<13} {'tickets':>7} {'p50':>7} {'p95':>7} {'max':>7} {'bytes':>8}"]
+             f"  {'page':<13} {'tickets':>7} {'p50':>7} {'p95':>7} {'max':>7} "
+             f"{'cpu/req':>8} {'bytes':>8}"]
     verdicts = []
     for label, _, _ in pages:
         for team in (small, big):
             r = results[f"{label}|{team.id}"]
             lines.append(f"  {label:<13} {team.tickets:>7} {r['p50_ms']:>7.1f} "
-                         f"{r['p95_ms']:>7.1f} {r['max_ms']:>7.1f} {r['bytes']:>8}")
+                         f"{r['p95_ms']:>7.1f} {r['max_ms']:>7.1f} {r['cpu_ms']:>8.2f} "
+                         f"{r['bytes']:>8}")
         p95_big = float(str(results[f"{label}|{big.id}"]["p95_ms"]))
         p95_small = float(str(results[f"{label}|{small.id}"]["p95_ms"]))
         verdicts.append(f"  {label:<13} p95 ratio {big.tickets:,} vs {small.tickets:,}: "
@@ -205,12 +232,14 @@ def run(args: argparse.Namespace, work: Path) -> tuple[str, dict[str, dict[str, 
                 connection.commit()
         database.dispose()
         print(f"data: {written} in {time.perf_counter() - started:.1f} s", flush=True)
-        with serving(url, work) as base:
+        with serving(url, work) as (base, pid):
             maildir = work / "sent"
             clients = {(team.id, who): signed_in(base, getattr(team, who), maildir)
                        for team in teams for who in ("member", "admin")}
             pages = [p for p in PAGES if p[0] in args.pages]
             results = measure(clients, teams, pages, args.requests, args.warm_up)
+            for key, cpu in measure_cpu(clients, teams, pages, args.requests, pid).items():
+                results[key]["cpu_ms"] = cpu
             for client in clients.values():
                 client.close()
     name = "PostgreSQL" if make_url(url).get_backend_name().startswith("postgres") else "SQLite"
