@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from gateway.models import Ticket, TicketStatus
 from gateway.visible_tickets import team_window
 
 __all__ = ["PAGE_SIZE", "STATUSES", "ListedTicket", "TicketFilter", "TicketPage",
-           "list_tickets"]
+           "list_tickets", "listing_query"]
 
 PAGE_SIZE = 25
 STATUSES = tuple(status.value for status in TicketStatus)
@@ -65,10 +66,9 @@ def _filtered(where: ColumnElement[bool], wanted: TicketFilter) -> list[ColumnEl
     return clauses
 
 
-def list_tickets(session: Session, *, requester: str | None = None,
-                 team: tuple[str, date] | None = None,
-                 wanted: TicketFilter = TicketFilter()) -> TicketPage:
-    """One page of ``requester``'s tickets, or of ``team`` = (team id, cut-off)'s."""
+def listing_query(*, requester: str | None = None, team: tuple[str, date] | None = None,
+                  wanted: TicketFilter = TicketFilter()) -> Select[Any]:
+    """The statement behind :func:`list_tickets` (one page and one row more)."""
     if team is not None:
         where = team_window(*team)
     elif requester is not None:
@@ -76,12 +76,19 @@ def list_tickets(session: Session, *, requester: str | None = None,
     else:
         raise ValueError("a list needs a requester or a team")
     page = max(1, wanted.page)
-    rows = session.execute(
-        select(Ticket.number, Ticket.subject, Ticket.status, Ticket.updated_at,
-               Ticket.requester)
-        .where(*_filtered(where, wanted))
-        .order_by(Ticket.updated_at.desc(), Ticket.number.desc())
-        .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
+    return (select(Ticket.number, Ticket.subject, Ticket.status, Ticket.updated_at,
+                   Ticket.requester)
+            .where(*_filtered(where, wanted))
+            .order_by(Ticket.updated_at.desc(), Ticket.number.desc())
+            .limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))
+
+
+def list_tickets(session: Session, *, requester: str | None = None,
+                 team: tuple[str, date] | None = None,
+                 wanted: TicketFilter = TicketFilter()) -> TicketPage:
+    """One page of ``requester``'s tickets, or of ``team`` = (team id, cut-off)'s."""
+    page = max(1, wanted.page)
+    rows = session.execute(listing_query(requester=requester, team=team, wanted=wanted)).all()
     tickets = [ListedTicket(number=r.number,
                             subject=r.subject if r.subject != "(no subject)" else "",
                             status=r.status.value, updated_at=r.updated_at,

@@ -28,11 +28,14 @@ YUKI = "yuki@globex.example"  # member of globex (ja)
 
 
 @pytest.fixture
-def settings(settings_factory: Callable[..., Settings]) -> Settings:
+def settings(settings_factory: Callable[..., Settings], request: pytest.FixtureRequest
+             ) -> Settings:
+    """``@pytest.mark.parametrize("settings", [{…}], indirect=True)`` adds overrides."""
     base = settings_factory()
     return settings_factory(web_listen=base.web_listen, smtp_listen=base.smtp_listen,
                             public_url=f"http://{base.web_listen}",
-                            sender_authentication="authres", authserv_id=AUTHSERV)
+                            sender_authentication="authres", authserv_id=AUTHSERV,
+                            **getattr(request, "param", {}))
 
 
 @pytest.fixture
