@@ -52,6 +52,7 @@ __all__ = [
     "book_callback",
     "callback_view",
     "callbacks",
+    "local_window",
     "mark_done",
     "open_callback",
     "window_text",
@@ -168,6 +169,13 @@ def _already_booked(booking: Callback) -> CallbackRefused:
                            f"you already have an open call-back (#{booking.id}, "
                            f"{window_text(booking)}); one booking at a time",
                            open_booking=booking.id)
+
+
+def local_window(booking: Callback) -> str:
+    """``2026-12-08 14:00–16:00 Europe/Berlin``: the window as the person chose it."""
+    zone = ZoneInfo(booking.timezone)
+    start, end = booking.starts_at.astimezone(zone), booking.ends_at.astimezone(zone)
+    return f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} {booking.timezone}"
 
 
 def window_text(booking: Callback) -> str:

@@ -658,7 +658,8 @@ class AnnouncementRecipient(Base):
     queued_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("announcement_id", "email"),
-                      Index("ix_announcement_recipients_status", "announcement_id", "status"))
+                      Index("ix_announcement_recipients_status", "announcement_id", "status"),
+                      Index("ix_announcement_recipients_email", "email"))
 
 
 class UnsubscribeToken(Base):
@@ -756,6 +757,42 @@ class SatisfactionRating(Base):
     rated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class CallbackStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class Callback(Base):
+    """A phone call-back a person booked (``gateway/callbacks.py``): when to call, about what.
+
+    The window is stored as two UTC instants (what an agent dials by) and the time zone the
+    person chose it in (how they and the agents' mail read it).  At most one open booking
+    per person, held by a partial unique index so two requests at once cannot both win."""
+
+    __tablename__ = "callbacks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_email: Mapped[str] = mapped_column(String(320))
+    team_id: Mapped[str | None] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str] = mapped_column(String(40))
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[CallbackStatus] = mapped_column(_enum(CallbackStatus, "callback_status"),
+                                                   default=CallbackStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
+    done_by: Mapped[str] = mapped_column(String(320), default="")
+
+    __table_args__ = (
+        Index("uq_callbacks_open_person", "person_email", unique=True,
+              sqlite_where=sql_text("status = 'open'"),
+              postgresql_where=sql_text("status = 'open'")),
+        Index("ix_callbacks_status_starts", "status", "starts_at"),
+    )
+
+
 class HubSignInLink(Base):
     """One emailed hub sign-in link (``gateway.hub.sign_in``): random, stored only as its
     SHA-256, for one directory person; expires within minutes; used once."""
@@ -795,39 +832,3 @@ class HubSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column()
-
-
-class CallbackStatus(enum.StrEnum):
-    OPEN = "open"
-    DONE = "done"
-
-
-class Callback(Base):
-    """A phone call-back a person booked (``gateway/callbacks.py``): when to call, about what.
-
-    The window is stored as two UTC instants (what an agent dials by) and the time zone the
-    person chose it in (how they and the agents' mail read it).  At most one open booking
-    per person, held by a partial unique index so two requests at once cannot both win."""
-
-    __tablename__ = "callbacks"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    person_email: Mapped[str] = mapped_column(String(320))
-    team_id: Mapped[str | None] = mapped_column(String(64))
-    topic: Mapped[str] = mapped_column(Text)
-    phone: Mapped[str] = mapped_column(String(40))
-    starts_at: Mapped[datetime] = mapped_column()
-    ends_at: Mapped[datetime] = mapped_column()
-    timezone: Mapped[str] = mapped_column(String(64))
-    status: Mapped[CallbackStatus] = mapped_column(_enum(CallbackStatus, "callback_status"),
-                                                   default=CallbackStatus.OPEN)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    done_at: Mapped[datetime | None] = mapped_column()
-    done_by: Mapped[str] = mapped_column(String(320), default="")
-
-    __table_args__ = (
-        Index("uq_callbacks_open_person", "person_email", unique=True,
-              sqlite_where=sql_text("status = 'open'"),
-              postgresql_where=sql_text("status = 'open'")),
-        Index("ix_callbacks_status_starts", "status", "starts_at"),
-    )

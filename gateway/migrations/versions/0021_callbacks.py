@@ -1,7 +1,8 @@
-"""callbacks: phone call-backs booked by directory people (DESIGN §14, issue 17)
+"""callbacks: phone call-backs booked by directory people (DESIGN §14, issue 17); the
+announcements a person received, found by address (the hub's announcements page)
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-05
 """
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0020"  # re-chained locally on hub-browser (hub-core 0020 + hub-more 0021)
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
@@ -39,9 +40,11 @@ def upgrade() -> None:
     op.create_index("uq_callbacks_open_person", "callbacks", ["person_email"], unique=True,
                     sqlite_where=_OPEN, postgresql_where=_OPEN)
     op.create_index("ix_callbacks_status_starts", "callbacks", ["status", "starts_at"])
+    op.create_index("ix_announcement_recipients_email", "announcement_recipients", ["email"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_announcement_recipients_email", table_name="announcement_recipients")
     op.drop_index("ix_callbacks_status_starts", table_name="callbacks")
     op.drop_index("uq_callbacks_open_person", table_name="callbacks")
     op.drop_table("callbacks")

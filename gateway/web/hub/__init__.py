@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import Route
 
-from gateway.web.hub import new_request, sign_in, ticket, tickets
+from gateway.web.hub import (
+    announcements,
+    callback,
+    insights,
+    new_request,
+    recommendations,
+    sign_in,
+    ticket,
+    tickets,
+)
 from gateway.web.hub.site import HubSite
 
 if TYPE_CHECKING:
@@ -28,6 +37,10 @@ PAGE_MODULES: tuple[Callable[[HubSite], list[Route]], ...] = (
     tickets.routes,
     ticket.routes,
     new_request.routes,
+    insights.routes,
+    recommendations.routes,
+    announcements.routes,
+    callback.routes,
 )
 
 
