@@ -29,13 +29,21 @@ from gateway.models import MessageRecord, Ticket, TicketStatus
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from gateway.web.hub.pages import HubPages
-from tests.e2e.test_conversations import acknowledgement, open_ticket, passed
+from tests.conftest import wait_for
+from tests.e2e.test_conversations import (
+    acknowledgement,
+    body_text,
+    mail_to,
+    open_ticket,
+    passed,
+)
 from tests.grants.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.hub.conftest import ANNA, MAX, hub_rows_done, mailed_link, sign_in_links
 
 PHONE: ViewportSize = {"width": 375, "height": 740}
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 WORDS = HubPages().catalog("de")  # Anna and Max read German
+KENJI = "kenji@support.example"  # the directory's agent: told of call-backs
 SHOTS = os.environ.get("GATEWAY_TEST_SCREENSHOTS", "")
 
 
@@ -115,7 +123,7 @@ def h1(page: Page) -> str:
 def sign_in(browser: Browser, settings: Settings, hub: str, address: str,
             shots: Path | None = None) -> Page:
     """Ask for a link on the form, open the mailed link, press its button."""
-    page = browser.new_page(viewport=DESKTOP)
+    page = browser.new_page(viewport=DESKTOP, locale="de-DE")  # a German browser
     before = len(sign_in_links(settings, address))
     page.goto(f"{hub}/sign-in")
     assert h1(page) == WORDS["sign_in_title"]
@@ -231,4 +239,48 @@ def test_an_admin_sees_the_team_tickets_in_a_browser(
     page.locator(f'tr[data-number="{recent}"] a').first.click()
     page.wait_for_url(f"{hub}/tickets/{recent}")
     assert page.locator("#colleague-hint").count() == 1
+    # When she opens the insights
+    page.locator("#nav-insights").click()
+    page.wait_for_url(f"{hub}/insights")
+    # Then they count the team's requests, the old one too, and the one still open
+    assert h1(page) == WORDS["insights_title"]
+    assert page.locator("#total-requests").inner_text() == "2"
+    assert page.locator("#open-tickets").inner_text() == "1"
+    fits_both_widths(page, "insights", shots)
+    # And the recommendations and announcements show in the same frame
+    for key in ("recommendations", "announcements"):
+        page.locator(f"#nav-{key}").click()
+        page.wait_for_url(f"{hub}/{key}")
+        assert h1(page) == WORDS[f"{key}_title"]
+        fits_both_widths(page, key, shots)
+    page.close()
+
+
+def test_an_admin_books_a_call_back_in_a_browser(
+        web: GatewayServer, gateway: Gateway, settings: Settings, hub: str,
+        browser: Browser, shots: Path) -> None:
+    # Given Anna, signed in
+    page = sign_in(browser, settings, hub, ANNA)
+    # When she opens the call-back form
+    page.locator("#nav-callback").click()
+    page.wait_for_url(f"{hub}/callback")
+    assert h1(page) == WORDS["callback_title"]
+    fits_both_widths(page, "callback", shots)
+    reaches_in_order(page, ["topic", "phone", "day", "start", "end", "timezone",
+                            "book-callback"])
+    # And books one for the proposed day, 09:00-11:00 Berlin time
+    assert page.locator("#timezone").input_value() == "Europe/Berlin"
+    page.locator("#topic").fill("Setting up sync for the new Hamburg office")
+    page.locator("#phone").fill("+49 40 1234567")
+    page.locator("#book-callback").click()
+    page.wait_for_selector('#notice[data-notice="callback_booked"]')
+    # Then the page shows her booking instead of the form
+    assert page.locator("#booked").count() == 1 and page.locator("#callback-form").count() == 0
+    assert "+49 40 1234567" in page.locator("#booked").inner_text()
+    fits_both_widths(page, "callback-booked", shots)
+    # And the agents are told by mail, with the topic and the number to call
+    told = wait_for(lambda: [m for m in mail_to(settings, KENJI)
+                             if "Hamburg office" in body_text(m)],
+                    message="the agents' call-back mail")
+    assert "+49 40 1234567" in body_text(told[0])
     page.close()
