@@ -1,7 +1,7 @@
 """Page latency of the support hub with 10,000 tickets in a team, against 100 (issue 17).
 
 Not a timed test: a measurement to read.  One run loads two teams into a fresh database
-(``bench/hub_data.py``: a ``big`` team with ``--big`` tickets and a ``small`` one with
+(``bench/hub_dataset.py``: a ``big`` team with ``--big`` tickets and a ``small`` one with
 ``--small``, bulk inserts through the models), starts the real ``gateway serve`` in its
 own process (web front end on a real socket, in-process worker delivering mail to a
 maildir), signs a member and an admin of each team in through the hub's own sign-in flow
@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from hub_client import HubClient, sign_in_link  # noqa: E402
-from hub_data import TeamData, fill, team_people  # noqa: E402
+from hub_dataset import TeamData, fill, team_people  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
