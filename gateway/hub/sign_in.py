@@ -18,12 +18,12 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.grants.tokens import hash_token, new_token
 from gateway.hub.sessions import start_session
-from gateway.models import HubSignInAttempt, HubSignInLink, Person
+from gateway.models import HubSession, HubSignInAttempt, HubSignInLink, Person
 from gateway.services import Services
 from outbound.mail import Mail, MailKind, queue_mail
 
@@ -31,6 +31,7 @@ __all__ = ["FoundLink", "LinkState", "Requested", "inspect_link", "redeem_link",
            "request_link", "sign_in_url"]
 
 _HOUR = timedelta(hours=1)
+_DAY = timedelta(days=1)
 
 
 class Requested(enum.StrEnum):
@@ -69,11 +70,22 @@ def _over_limit(session: Session, services: Services, email: str, client: str,
             or by_client >= settings.hub_sign_in_per_client)
 
 
+def _prune(session: Session, services: Services, now: datetime) -> None:
+    """Forget what no limit, link or session needs any more (done here, on the rare
+    sign-in request, so the tables stay small without a job of their own)."""
+    session.execute(delete(HubSignInAttempt).where(HubSignInAttempt.at < now - 2 * _HOUR))
+    session.execute(delete(HubSignInLink).where(HubSignInLink.expires_at < now - _DAY))
+    lifetime = timedelta(seconds=services.settings.hub_session_lifetime)
+    session.execute(delete(HubSession).where(or_(
+        HubSession.created_at < now - lifetime - _DAY, HubSession.ended_at < now - _DAY)))
+
+
 def request_link(session: Session, services: Services, email: str, client: str,
                  now: datetime) -> tuple[Requested, int | None]:
     """Count the request and, for a directory person within the limits, queue the mail
     (caller's transaction).  Returns what happened and the outbox id to deliver."""
     email, client = _normal(email), client[:128]
+    _prune(session, services, now)
     if _over_limit(session, services, email, client, now):
         return Requested.LIMITED, None
     session.add(HubSignInAttempt(email=email, client=client, at=now))

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from gateway.config import Settings
-from gateway.models import SpoolEntry
+from gateway.models import OutboxItem, SpoolEntry
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
-from inbound.spool import HUB_SOURCE, store_message
+from inbound.spool import HUB_SOURCE, SpoolWriter, store_message
 from tests.e2e.test_conversations import (
     acknowledgement,
     body_text,
@@ -94,13 +94,27 @@ def test_a_hub_request_gets_the_acknowledgement_of_a_mailed_one(
     assert created.subject == "Invoice Bcc: victim@evil.example"  # one line, no header
     assert mail_to(settings, "victim@evil.example") == []
     ack = acknowledgement(settings, MAX, row.ticket_number)
-    # The same acknowledgement an emailed request gets: compare with one
-    number, _ = open_ticket(settings, gateway, sender=MAX, subject="Second one",
-                            headers=passed("acme.example"))
+    # The same acknowledgement an emailed request gets: compare with one (about another
+    # invoice: the same words would be a duplicate, by mail and by hub alike)
+    emailed_row = deliver(settings, gateway, make_mail(
+        sender=MAX, sender_name="Max Member", subject="Invoice",
+        body="The invoice for December names the wrong VAT number.",
+        headers=passed("acme.example")), mail_from=MAX)
+    number = emailed_row.ticket_number or 0
     emailed = acknowledgement(settings, MAX, number)
     assert ack["Auto-Submitted"] == emailed["Auto-Submitted"] == "auto-replied"
+    assert str(ack["Subject"]) == f"[#{row.ticket_number}] Invoice Bcc: victim@evil.example"
+    assert body_text(ack).replace(f"#{row.ticket_number}", "#N").splitlines()[:4] == \
+        body_text(emailed).replace(f"#{number}", "#N").splitlines()[:4]
+    assert outbox_kinds_of(gateway, row.ticket_number) == outbox_kinds_of(gateway, number)
     assert created.tier == ticket(gateway, number).tier == "enhanced"
     assert f"#{row.ticket_number}" in browser.get(f"{hub}/tickets").body
+
+
+def outbox_kinds_of(gateway: Gateway, number: int) -> list[str]:
+    with gateway.db.reading() as session:
+        return list(session.scalars(select(OutboxItem.kind).where(
+            OutboxItem.ticket_number == number).order_by(OutboxItem.id)))
 
 
 @pytest.mark.parametrize("claim", [
@@ -126,9 +140,16 @@ def test_mail_claiming_to_come_from_the_hub_gets_no_privilege(
 
 def test_no_intake_can_store_the_hubs_source_or_option(gateway: Gateway) -> None:
     raw = make_mail(sender=ANNA)
-    for envelope in ({"source": HUB_SOURCE}, {"source": "WEB"},
-                     {"source": "smtp", "options": {"hub": {"person": ANNA}}}):
-        with pytest.raises(ValueError):
-            store_message(gateway.db, raw, **envelope)
+    writer = SpoolWriter(gateway.db)  # SMTP's and LMTP's group commit; IMAP's too
+    try:
+        for envelope in ({"source": HUB_SOURCE}, {"source": "WEB"},
+                         {"source": "smtp", "options": {"hub": {"person": ANNA}}},
+                         {"source": "imap:web/INBOX", "options": {"hub": ANNA}}):
+            with pytest.raises(ValueError):
+                store_message(gateway.db, raw, **envelope)  # the pipe's path
+            with pytest.raises(ValueError):
+                writer.submit(raw, **envelope)
+    finally:
+        writer.close()
     with gateway.db.reading() as session:
         assert session.scalar(select(SpoolEntry.id)) is None

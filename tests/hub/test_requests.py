@@ -114,3 +114,17 @@ def test_the_history_shows_public_messages_and_no_internal_notes(
         assert "Please update the VPN client to 2.4.1." in body
         assert "unsupported VPN client" not in body
         assert "the VPN connection drops every hour" in body
+
+
+def test_a_merged_ticket_leads_to_the_one_it_joined(
+        web: GatewayServer, gateway: Gateway, settings: Settings, hub: str) -> None:
+    kept, _ = open_ticket(settings, gateway, sender=MAX, headers=passed("acme.example"))
+    gone, _ = open_ticket(settings, gateway, sender=MAX, subject="VPN again",
+                          body="The tunnel to the office fails since the update.",
+                          headers=passed("acme.example"))
+    deliver(settings, gateway, make_mail(
+        sender=KENJI, subject=f"Re: [#{gone}] VPN again", body=f"#merge {kept}",
+        headers=passed("support.example")), mail_from=KENJI)
+    assert ticket(gateway, gone).merged_into == kept
+    page = signed_in(settings, hub, MAX).get(f"{hub}/tickets/{gone}")
+    assert page.status == 303 and page.location == f"{hub}/tickets/{kept}"

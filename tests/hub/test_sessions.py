@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from gateway.config import Settings
-from gateway.models import HubSession
+from gateway.models import HubSession, HubSignInAttempt, HubSignInLink
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from tests.conftest import Processes, serve_in_process
@@ -90,3 +90,23 @@ def test_on_https_the_cookie_is_secure(
             assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/hub" in cookie
     finally:
         gw.close()
+
+
+def test_old_attempts_links_and_sessions_are_forgotten(
+        web: GatewayServer, gateway: Gateway, settings: Settings, hub: str) -> None:
+    # Given a used link, an ended session and a full hour of attempts, all two days old
+    browser = signed_in(settings, hub, MAX)
+    browser.post(f"{hub}/sign-out", {"csrf": browser.get(f"{hub}/tickets").csrf()})
+    for _ in range(settings.hub_sign_in_per_address - 1):
+        ask_for_link(Browser(), hub, MAX)
+    old = datetime.now(UTC) - timedelta(days=2)
+    with gateway.db.transaction() as session:
+        session.execute(update(HubSignInAttempt).values(at=old))
+        session.execute(update(HubSignInLink).values(created_at=old, expires_at=old))
+        session.execute(update(HubSession).values(created_at=old, ended_at=old))
+    # When someone asks for a link again, the limit has room and the old rows are gone
+    assert ask_for_link(Browser(), hub, MAX) == 200
+    with gateway.db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(HubSignInAttempt)) == 1
+        assert session.scalar(select(func.count()).select_from(HubSignInLink)) == 1
+        assert session.scalar(select(func.count()).select_from(HubSession)) == 0

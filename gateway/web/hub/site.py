@@ -35,6 +35,7 @@ from gateway.hub.visitor import HubVisitor
 from gateway.web.grants import SECURITY_HEADERS
 from gateway.web.hub.nav import NAV
 from gateway.web.hub.pages import HubPages
+from outbound.render import DEFAULT_LANGUAGE, LANGUAGES
 
 if TYPE_CHECKING:
     from gateway.runtime.app import Gateway
@@ -127,7 +128,8 @@ class HubSite:
                language: str | None = None) -> Response:
         """``templates/pages/hub/<page>.html.j2`` in the layout, in the visitor's language
         (else ``language``, else English).  ``notice``: a catalog key shown once on top."""
-        lang = visitor.language if visitor is not None else (language or "en")
+        lang = visitor.language if visitor is not None else (language or DEFAULT_LANGUAGE)
+        lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
         layout: dict[str, Any] = {
             "visitor": visitor, "notice": notice, "hub_url": self.url(),
             "sign_out_url": self.url("/sign-out"),
@@ -180,13 +182,12 @@ class HubSite:
             return {}, (), True  # never read: refused before the body is parsed
         data = await request.form(max_files=20, max_fields=50)
         fields = {k: v for k, v in data.items() if isinstance(v, str)}
-        files: list[Upload] = []
-        for value in data.getlist("files"):
-            if isinstance(value, UploadFile) and value.filename:
-                files.append(Upload(value.filename, value.content_type or
-                                    "application/octet-stream", await value.read()))
-        too_large = sum(len(f.data) for f in files) > limit
-        return fields, tuple(files), too_large
+        posted = [v for v in data.getlist("files") if isinstance(v, UploadFile) and v.filename]
+        if sum(v.size or 0 for v in posted) > limit:  # spooled to disk, never read in
+            return fields, (), True
+        files = [Upload(v.filename or "", v.content_type or "application/octet-stream",
+                        await v.read()) for v in posted]
+        return fields, tuple(files), sum(len(f.data) for f in files) > limit
 
     def _guarded(self, handler: Handler, admin: bool, request: Request, form: dict[str, str],
                  files: tuple[Upload, ...], too_large: bool) -> Response:

@@ -2,7 +2,8 @@
 reply form; ``POST /hub/tickets/<N>/reply``: the reply, spooled as the visitor's mail and
 processed like mail (:mod:`gateway.hub.submit`), then 303 back with a notice.
 
-A ticket the visitor may not see answers 404, exactly like one that does not exist.
+A ticket the visitor may not see answers 404, exactly like one that does not exist; one
+merged into another the visitor may see leads there.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class TicketPages:
                                     site.settings.colleague_cutoff)
             if ticket is None:
                 return site.not_found(visitor)
+            if ticket.merged_into is not None and visible_ticket(
+                    session, visitor, ticket.merged_into, site.settings.colleague_cutoff):
+                return site.redirect(f"/tickets/{ticket.merged_into}")  # its history is there
             context = self._context(ticket, visitor.email)
         return site.render(visitor, "ticket", context,
                            nav="tickets" if context["own"] else "team",
