@@ -364,7 +364,11 @@ class Ticket(Base):
 
     # The hub's lists (gateway/hub/listing.py): a person's or a team's tickets, newest first.
     __table_args__ = (Index("ix_tickets_requester_updated", "requester", "updated_at"),
-                      Index("ix_tickets_team_updated", "team_id", "updated_at"))
+                      Index("ix_tickets_team_updated", "team_id", "updated_at"),
+                      # Insights (gateway/insights.py): covers the team's counts, in order.
+                      Index("ix_tickets_team_insights", "team_id", "duplicate_of", "product",
+                            "issue_type", "category", "status", "first_response_at",
+                            "created_at"))
 
 
 class Participant(Base):

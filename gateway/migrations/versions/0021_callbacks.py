@@ -41,9 +41,13 @@ def upgrade() -> None:
                     sqlite_where=_OPEN, postgresql_where=_OPEN)
     op.create_index("ix_callbacks_status_starts", "callbacks", ["status", "starts_at"])
     op.create_index("ix_announcement_recipients_email", "announcement_recipients", ["email"])
+    op.create_index("ix_tickets_team_insights", "tickets",
+                    ["team_id", "duplicate_of", "product", "issue_type", "category", "status",
+                     "first_response_at", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tickets_team_insights", table_name="tickets")
     op.drop_index("ix_announcement_recipients_email", table_name="announcement_recipients")
     op.drop_index("ix_callbacks_status_starts", table_name="callbacks")
     op.drop_index("uq_callbacks_open_person", table_name="callbacks")
