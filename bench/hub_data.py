@@ -101,6 +101,9 @@ def fill(database: Database, tickets: int) -> None:
                 "ticket_number": number, "email": requester,
                 "rating": rng.choice(["good", "good", "bad"]), "comment": "",
                 "rated_at": START} for number in numbers[::3]])
+    if database.engine.dialect.name == "postgresql":
+        with database.transaction() as session:  # what autovacuum does after a bulk load
+            session.execute(text("ANALYZE"))
 
 
 def timed(call: Callable[[], object], rounds: int) -> tuple[float, float]:
