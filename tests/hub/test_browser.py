@@ -4,8 +4,8 @@ module, one signed-in page per journey).
 
 A member signs in from the mailed link (the form, the mail in the maildir, the link's
 button), finds their ticket in "my tickets", replies on the ticket page and sees the reply
-there once the pipeline has it, then asks a new request and gets its acknowledgement by
-mail.  An admin sees the team's tickets (the cut-off honoured), the insights, the
+there once the pipeline has it, asks a new request and gets its acknowledgement by mail,
+and signs out.  An admin sees the team's tickets (the cut-off honoured), the insights, the
 recommendations and announcements, and books a call-back the agents are mailed about.
 Every main page is photographed at 375 px and at 1280 px and must not scroll sideways;
 every form's fields are reached by Tab in their order and each has a label.
@@ -198,6 +198,11 @@ def test_a_member_signs_in_replies_and_asks_in_a_browser(
     page.goto(f"{hub}/tickets")
     assert "Invoice lists 30 licences" in page.locator(
         f'tr[data-number="{new_number}"]').inner_text()
+    # When he signs out, the hub asks him to sign in again
+    page.locator("#sign-out").click()
+    page.wait_for_selector('#notice[data-notice="signed_out"]')
+    page.goto(f"{hub}/tickets")
+    assert page.url.startswith(f"{hub}/sign-in") and page.locator("#email").count() == 1
     page.close()
 
 
