@@ -28,6 +28,7 @@ from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState, utc
 from gateway.pipeline.analysis_pool import AnalysisPool
 from gateway.runtime.actors import Actors, declare_actors
 from gateway.runtime.broker import make_broker
+from gateway.runtime.processing_pool import ProcessingPool, pool_size
 from gateway.secrets import load_secret
 from gateway.services import Services
 from outbound.delivery import STALE_SENDING, deliver_outbox_item
@@ -57,6 +58,8 @@ class Gateway:
         self._enqueued: dict[int, float] = {}
         self._enqueued_lock = threading.Lock()
         self._analysis: AnalysisPool | None = None
+        self.processing_pool: ProcessingPool | None = None
+        """Set while a worker runs with processing children (``processing_processes``)."""
         self.processing_feed: Callable[[int], None] | None = None
         """Set by ``serve`` with an in-process worker: new jobs go through the intake-first
         feed of :mod:`inbound.intake_priority` instead of straight to the broker."""
@@ -135,7 +138,12 @@ class Gateway:
 
     def start_worker(self, threads: int | None = None) -> None:
         return_large_buffers()  # also for `gateway worker`
-        if self.settings.analysis_processes and self._analysis is None:
+        children = pool_size(self.settings)
+        if children and self.processing_pool is None:
+            # Whole processing jobs in child processes: every core, not one GIL.
+            self.processing_pool = ProcessingPool(self.settings, self.db, children)
+            self.processing_pool.warm()
+        elif self.settings.analysis_processes and self._analysis is None:
             # Processing analyses each message in a child stopped at the budget.
             self._analysis = AnalysisPool(self.settings)
             self._analysis.warm()
@@ -148,6 +156,9 @@ class Gateway:
         if self._worker is not None:
             self._worker.stop(timeout=30_000)
             self._worker = None
+        if self.processing_pool is not None:
+            self.processing_pool.close()
+            self.processing_pool = None
         if self._analysis is not None:
             self.services.analyzer = None
             self._analysis.close()

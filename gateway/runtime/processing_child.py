@@ -1,0 +1,241 @@
+"""A processing child: whole processing jobs (analysis, pipeline, maildir delivery) in
+their own process, so that processing uses every core instead of one GIL.
+
+Why: in ``gateway serve`` the worker threads and SMTP intake shared one interpreter
+lock, so processing ran on one core at most, and only while intake let it (the old
+all-or-nothing gate of ``inbound.intake_priority``).  A child runs the very same
+``process_spool_entry`` with its own database connections, so exactly once is
+unchanged: the spool row is locked, and its new state commits with the ticket,
+message and outbox rows in one transaction.  Children run at a higher nice value
+than the process that takes the mail, so the kernel gives intake the CPU first.
+
+The parent (:mod:`gateway.runtime.processing_pool`) sends a spool id; the child
+answers ``("analysing",)`` when the analysis starts and ``("analysed",)`` when it
+ends (the parent times only that part against ``processing_budget_seconds``, and
+kills the child past it), then ``(outcome, retire)``.  On SQLite one child at a time
+writes: every write transaction of a child first takes a ``flock`` (the kernel wakes
+the next at once, and frees it if the holder dies), so they do not queue in SQLite's
+sleeping busy handler.
+
+Importing this module is the forkserver's preload: the pipeline, templates and
+analysers are imported once there, and every child forked from it starts warm.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import gc
+import logging
+import os
+import resource
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.memory import return_large_buffers
+from gateway.pipeline.analysis_pool import limits_of
+from gateway.pipeline.processing import ProcessOutcome, process_spool_entry
+from gateway.runtime.warm_up import warm_up
+from gateway.secrets import load_secret
+from gateway.services import Services
+from inbound.parsing.analysis import Analysis, analyze
+from outbound.delivery import deliver_outbox_item
+from outbound.render import Renderer
+from outbound.transports import Transport, transport_from_url
+from outbound.transports.maildir import MaildirTransport
+
+__all__ = ["ChildSetup", "JobResult", "LanedDatabase", "ParentGone", "SqliteLane", "child_main"]
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+RETIRE_RSS_KB = 300 * 1024
+"""A child whose peak resident memory passed this (KiB) exits after its job."""
+
+
+@dataclass(frozen=True)
+class ChildSetup:
+    """What a child needs to build its own database, services and transport."""
+
+    settings: Settings
+    cwd: Path
+    nice: int
+    lane_file: Path | None
+    """SQLite: the file whose ``flock`` is the one-writer lane; None on PostgreSQL."""
+
+
+@dataclass
+class JobResult:
+    """A processing job's answer: the outcome, and the outbox rows this child did not
+    deliver itself (SMTP transport, or a maildir write that failed): the parent queues
+    them for the delivery job and its retries."""
+
+    outcome: ProcessOutcome
+    undelivered: list[int] = field(default_factory=list)
+    pid: int = 0
+    cpu: float = 0.0
+    """CPU seconds of the job in the child (for ``bench/parallel.py``) …"""
+    cpu_in_lane: float = 0.0
+    """… and the part spent holding SQLite's one-writer lane."""
+
+
+class SqliteLane:
+    """The cross-process lane for SQLite's single writer: an exclusive ``flock``.
+
+    Re-entrant within the process (a transaction opened inside another must not wait
+    for itself); the kernel drops the lock when the descriptor closes or the process
+    dies, so a child killed inside a transaction frees the lane."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.cpu_held = 0.0
+        """CPU seconds this process spent holding the lane (what serialises processing)."""
+        self._fd = -1
+        self._depth = 0
+        self._taken_at = 0.0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if self._depth == 0:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._taken_at = time.process_time()
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self.cpu_held += time.process_time() - self._taken_at
+                os.close(self._fd)
+
+
+class LanedDatabase(Database):
+    """A child's database: every write transaction takes the lane first, so the children
+    queue in the kernel (woken the moment it is free) instead of in SQLite's busy
+    handler, which sleeps 1, 2, 5, 10 … ms between tries."""
+
+    def __init__(self, url: str, lane: SqliteLane) -> None:
+        super().__init__(url)
+        self.lane = lane
+
+    @contextmanager
+    def transaction(self, *, durable: bool = False) -> Iterator[Session]:
+        with self.lane.held(), super().transaction(durable=durable) as session:
+            yield session
+
+
+class _Child:
+    """The state of one child process: its connections, services and transport."""
+
+    def __init__(self, conn: Connection, setup: ChildSetup) -> None:
+        settings = setup.settings
+        self.conn = conn
+        self.settings = settings
+        self.limits = limits_of(settings)
+        self.db = (LanedDatabase(settings.database_url, SqliteLane(setup.lane_file))
+                   if setup.lane_file is not None else Database(settings.database_url))
+        self.services = Services(settings, load_secret(settings), Renderer(settings.templates_dir))
+        self.services.analyzer = self._analyse
+        self.transport: Transport = transport_from_url(
+            settings.outbound_url, settings.smtp_client_timeout, base=setup.cwd,
+            ca_file=settings.smtp_ca_file)
+
+    def _analyse(self, raw: bytes, mail_from: str) -> Analysis:
+        """The analysis, announced so that the parent times exactly this part."""
+        self._tell(("analysing",))
+        analysis = analyze(raw, mail_from, self.limits)
+        self._tell(("analysed",))
+        return analysis
+
+    def _tell(self, message: tuple[str]) -> None:
+        try:
+            self.conn.send(message)
+        except OSError:
+            raise ParentGone from None
+
+    def run(self, spool_id: int) -> JobResult:
+        started = time.process_time()
+        lane = self.db.lane if isinstance(self.db, LanedDatabase) else None
+        in_lane = lane.cpu_held if lane else 0.0
+        outcome = process_spool_entry(self.db, self.services, spool_id)
+        undelivered = [outbox_id for outbox_id in outcome.outbox_ids
+                       if not self._deliver_inline(outbox_id)]
+        return JobResult(outcome, undelivered, os.getpid(), time.process_time() - started,
+                         (lane.cpu_held - in_lane) if lane else 0.0)
+
+    def _deliver_inline(self, outbox_id: int) -> bool:
+        """A maildir write is local and fast: do it here (see ``process_message``)."""
+        if not isinstance(self.transport, MaildirTransport):
+            return False
+        try:
+            deliver_outbox_item(self.db, self.transport, self.settings, outbox_id)
+        except Exception:  # noqa: BLE001 - the delivery job retries (and logs) it
+            log.info("outbox %s: inline delivery failed; queued for retry", outbox_id)
+            return False
+        return True
+
+
+class ParentGone(BaseException):
+    """The worker that sent the job died: stop without a verdict on the message (not an
+    ``Exception``, so that no step turns it into a quarantine); the row stays
+    ``received`` and the restarted gateway's sweep processes it."""
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child when its parent (the forkserver, which exits
+    with the gateway) dies, as the worker threads died with the process before; a
+    transaction cut short rolls back, and the restart's sweep redoes the job."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() == 1:  # the parent died before prctl: nobody waits for us
+        os._exit(0)
+
+
+def _answer(child: _Child, spool_id: int) -> tuple[str, Any]:
+    try:
+        return ("ok", child.run(spool_id))
+    except Exception as exc:  # noqa: BLE001 - a database outage: the parent's job retries
+        log.exception("spool %s: processing failed in child %s", spool_id, os.getpid())
+        return ("error", f"{type(exc).__name__}: {exc}")
+
+
+def child_main(conn: Connection, setup: ChildSetup) -> None:
+    """A child's loop: spool ids in, results out, until the parent goes away."""
+    _die_with_parent()
+    os.nice(setup.nice)
+    return_large_buffers()
+    child = _Child(conn, setup)
+    warm_up(child.services)
+    gc.freeze()  # what start-up built lives as long as the child
+    while True:
+        try:
+            spool_id = conn.recv()
+        except (EOFError, OSError):
+            break
+        try:
+            answer = _answer(child, spool_id)
+        except ParentGone:
+            break
+        retire = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > RETIRE_RSS_KB
+        try:
+            conn.send((answer, retire))
+        except OSError:  # the parent died: what we committed stays committed
+            break
+        if retire:
+            break
+    child.db.dispose()
+
