@@ -1,5 +1,12 @@
 """SMTP intake before processing, inside one process (embedded ``gateway serve``).
 
+Since issue 18 this gate is only used when processing runs in the worker threads
+(``processing_processes = 0``).  By default processing jobs run in child processes
+(``gateway.runtime.processing_pool``) at a higher nice value: the kernel then gives
+intake the CPU first, across processes, and processing is never held back, so a busy
+intake no longer leaves a core idle.  :class:`IntakePriority` still counts the
+messages intake answers (``answered``, ``busy``) in both cases.
+
 The in-process worker threads and the SMTP event loop share one GIL.  A running
 job makes the event loop wait for the GIL after every socket call (up to the
 interpreter's switch interval, 5 ms, each time): during a burst, mail was taken
