@@ -63,6 +63,19 @@ def tree_seconds(pids: list[int]) -> float:
     return total
 
 
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes on this machine (its CPU is the database's share)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 def _settings(work: Path, postgres: str | None, **extra: object) -> Settings:
     return Settings(database_url=postgres or f"sqlite:///{work / 'var' / 'gateway.db'}",
                     outbound_url=f"maildir:{work / 'sent'}", var_dir=work / "var",
@@ -135,18 +148,23 @@ def run(label: str, count: int, postgres: str | None, processes: int, nice: int)
         time.sleep(3.0 if pool else 0.5)  # children warm up
         pids = [os.getpid()] + ([c.process.pid for c in list(pool._idle.queue)]  # noqa: SLF001
                                 if pool else [])
+        database = postgres_pids() if postgres else []
         own_before, busy_before = tree_seconds(pids), machine_busy_seconds()
+        db_before = tree_seconds(database)
         started = time.perf_counter()
         _drain(ids, max(1, processes), process)
         wall = time.perf_counter() - started
         own = tree_seconds(pids) - own_before
+        db = tree_seconds(database) - db_before
         busy = machine_busy_seconds() - busy_before
         sent = len(list((work / "sent" / "new").iterdir()))
         gateway.close()
     in_lane = (f"   in the lane {sum(lane) / len(lane) * 1000:5.1f} ms/msg (at most "
                f"{len(lane) / sum(lane):4.0f} msgs/s)" if lane and sum(lane) else "")
     return (f"  {label:10} {count:5} msgs {wall:6.1f} s {count / wall:7.1f} msgs/s   "
-            f"acks {sent:5}   cores: ours {own / wall:4.2f}, machine {busy / wall:4.2f}   "
+            f"acks {sent:5}   cores: ours {own / wall:4.2f}, "
+            + (f"PostgreSQL {db / wall:4.2f}, " if postgres else "")
+            + f"machine {busy / wall:4.2f}   "
             f"CPU {own / count * 1000:5.1f} ms/msg{in_lane}")
 
 
