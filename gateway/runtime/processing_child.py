@@ -9,16 +9,18 @@ unchanged: the spool row is locked, and its new state commits with the ticket,
 message and outbox rows in one transaction.  Children run at a higher nice value
 than the process that takes the mail, so the kernel gives intake the CPU first.
 
-The parent (:mod:`gateway.runtime.processing_pool`) sends a spool id; the child
-answers ``("analysing",)`` when the analysis starts and ``("analysed",)`` when it
-ends (the parent times only that part against ``processing_budget_seconds``, and
-kills the child past it), then ``(outcome, retire)``.  On SQLite one child at a time
+A child says ``("ready",)`` once warm.  The parent
+(:mod:`gateway.runtime.processing_pool`) sends a spool id; the child answers
+``("analysing",)`` when the analysis starts and ``("analysed",)`` when it ends (the
+parent times only that part against ``processing_budget_seconds``, and kills the
+child past it), then ``(outcome, retire)``.  On SQLite one child at a time
 writes: every write transaction of a child first takes a ``flock`` (the kernel wakes
 the next at once, and frees it if the holder dies), so they do not queue in SQLite's
 sleeping busy handler.
 
-Importing this module is the forkserver's preload: the pipeline, templates and
-analysers are imported once there, and every child forked from it starts warm.
+Importing this module is the forkserver's preload: the pipeline, the analysers and
+the outbound modules are imported once there; each child then warms its own
+templates and caches (``warm_up``) before it says it is ready.
 """
 
 from __future__ import annotations
@@ -221,6 +223,10 @@ def child_main(conn: Connection, setup: ChildSetup) -> None:
     child = _Child(conn, setup)
     warm_up(child.services)
     gc.freeze()  # what start-up built lives as long as the child
+    try:
+        conn.send(("ready",))
+    except OSError:
+        return
     while True:
         try:
             spool_id = conn.recv()

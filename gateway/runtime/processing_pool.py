@@ -66,6 +66,14 @@ class _Child:
         self.process.start()
         child.close()
         self.conn: Connection = parent
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Until the child has warmed up (imports, templates, a sample analysis)."""
+        if not self.ready:
+            if self.conn.recv() != ("ready",):  # pragma: no cover - protocol bug
+                raise OSError("unexpected message from the processing child")
+            self.ready = True
 
     def stop(self) -> None:
         if self.process.is_alive():
@@ -98,6 +106,7 @@ class ProcessingPool:
         with self._slots:
             child = self._take()
             try:
+                child.wait_ready()
                 child.conn.send(spool_id)
                 answer, retire = self._await(child, spool_id)
             except _Stopped as stopped:
@@ -145,9 +154,16 @@ class ProcessingPool:
             child.stop()
 
     def warm(self) -> None:
-        """Start every child now (each warms up once), not during the first messages."""
+        """Start every child now and wait until they have warmed up (together), so that
+        ``serve`` listens only when processing is ready."""
         children = [self._take() for _ in range(self.processes)]
         for child in children:
+            try:
+                child.wait_ready()
+            except (EOFError, OSError):
+                log.warning("a processing child died while warming up; another replaces it")
+                child.stop()
+                continue
             self._idle.put(child)
 
     def close(self) -> None:
