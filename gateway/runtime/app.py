@@ -143,13 +143,16 @@ class Gateway:
             # Whole processing jobs in child processes: every core, not one GIL.
             self.processing_pool = ProcessingPool(self.settings, self.db, children)
             self.processing_pool.warm()
+            log.info("processing in %s child processes (nice +%s)", children,
+                     self.settings.processing_nice)
         elif self.settings.analysis_processes and self._analysis is None:
             # Processing analyses each message in a child stopped at the budget.
             self._analysis = AnalysisPool(self.settings)
             self._analysis.warm()
             self.services.analyzer = self._analysis.analyze
-        self._worker = dramatiq.Worker(self.broker, worker_threads=threads or
-                                       self.settings.worker_threads, worker_timeout=100)
+        # A job thread waits on a child's pipe: at least one thread per child.
+        threads = max(threads or self.settings.worker_threads, children)
+        self._worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=100)
         self._worker.start()
 
     def stop_worker(self) -> None:
