@@ -36,14 +36,22 @@ hold the others' acknowledgements.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["IntakePriority", "ProcessingFeed"]
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from gateway.db import Database
+
+__all__ = ["IntakePriority", "LanedDatabase", "ProcessingFeed", "WriterLane", "writer_lane_for"]
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +174,92 @@ class ProcessingFeed:
                         self._send(spool_id)
                     except Exception:  # noqa: BLE001 - the sweep sends it again
                         log.exception("could not hand spool %s to the worker", spool_id)
+
+
+class WriterLane:
+    """SQLite's one writer, taken in turn by every process of one database file, with
+    intake (and every other process: web pages, commands, the pipe) first.
+
+    Why: processing children (``gateway.runtime.processing_pool``) hand the write lock
+    to each other as fast as the kernel wakes them, while a writer waiting in SQLite's
+    busy handler sleeps 1, 2, 5 … 100 ms between tries and could wait seconds for a
+    gap: SMTP's 250 would wait behind the whole backlog.  So every write transaction
+    first takes an exclusive ``flock`` on ``<database>.lane``; a ``first`` writer also
+    closes ``<database>.intake`` (exclusive) while it waits and writes, and processing
+    children (``first=False``) pass that gate (shared, released at once) before they
+    queue, so at most the children already queued go before intake.  The kernel drops
+    a lock when its holder dies, so a process killed inside a transaction frees it.
+    Re-entrant within a thread (a transaction opened inside another must not wait for
+    itself).
+    """
+
+    def __init__(self, path: Path, *, first: bool) -> None:
+        self.path = path
+        self.gate = path.with_name(path.name.removesuffix(".lane") + ".intake")
+        self.first = first
+        self.cpu_held = 0.0
+        """CPU seconds this process held the lane (what serialises processing)."""
+        self._local = threading.local()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        try:
+            if depth:
+                yield
+                return
+            with self._taken():
+                yield
+        finally:
+            self._local.depth = depth
+
+    @contextmanager
+    def _taken(self) -> Iterator[None]:
+        gate = os.open(self.gate, os.O_RDWR | os.O_CREAT, 0o600)
+        lane = -1
+        try:
+            if self.first:
+                fcntl.flock(gate, fcntl.LOCK_EX)
+            else:  # wait while intake wants the lane, then queue
+                fcntl.flock(gate, fcntl.LOCK_SH)
+                fcntl.flock(gate, fcntl.LOCK_UN)
+            lane = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(lane, fcntl.LOCK_EX)
+            taken = time.process_time()
+            try:
+                yield
+            finally:
+                self.cpu_held += time.process_time() - taken
+        finally:  # closing a descriptor drops its lock
+            if lane >= 0:
+                os.close(lane)
+            os.close(gate)
+
+
+def writer_lane_for(database: Database, *, first: bool) -> WriterLane | None:
+    """The lane of a SQLite database file (None for PostgreSQL, memory or URI databases,
+    where writers do not queue on one lock)."""
+    url = make_url(database.url)
+    if not database.is_sqlite or not url.database or url.database == ":memory:" \
+            or "uri" in url.query:
+        return None
+    return WriterLane(Path(f"{url.database}.lane"), first=first)
+
+
+class LanedDatabase(Database):
+    """A :class:`~gateway.db.Database` whose write transactions take the SQLite writer
+    lane first (``lane`` None: exactly a Database)."""
+
+    def __init__(self, url: str, *, first: bool) -> None:
+        super().__init__(url)
+        self.lane = writer_lane_for(self, first=first)
+
+    @contextmanager
+    def transaction(self, *, durable: bool = False) -> Iterator[Session]:
+        if self.lane is None:
+            with super().transaction(durable=durable) as session:
+                yield session
+            return
+        with self.lane.held(), super().transaction(durable=durable) as session:
+            yield session

@@ -31,6 +31,7 @@ from gateway.runtime.broker import make_broker
 from gateway.runtime.processing_pool import ProcessingPool, pool_size
 from gateway.secrets import load_secret
 from gateway.services import Services
+from inbound.intake_priority import LanedDatabase
 from outbound.delivery import STALE_SENDING, deliver_outbox_item
 from outbound.render import Renderer
 from outbound.transports import Transport, transport_from_url
@@ -51,7 +52,8 @@ class SweepReport:
 class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        # SQLite: every write takes the writer lane before the processing children do.
+        self.db: Database = LanedDatabase(settings.database_url, first=True)
         self.broker = make_broker(settings)
         self.actors: Actors = declare_actors(self)
         self._worker: dramatiq.Worker | None = None

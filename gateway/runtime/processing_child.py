@@ -13,10 +13,9 @@ A child says ``("ready",)`` once warm.  The parent
 (:mod:`gateway.runtime.processing_pool`) sends a spool id; the child answers
 ``("analysing",)`` when the analysis starts and ``("analysed",)`` when it ends (the
 parent times only that part against ``processing_budget_seconds``, and kills the
-child past it), then ``(outcome, retire)``.  On SQLite one child at a time
-writes: every write transaction of a child first takes a ``flock`` (the kernel wakes
-the next at once, and frees it if the holder dies), so they do not queue in SQLite's
-sleeping busy handler.
+child past it), then ``(outcome, retire)``.  On SQLite one process at a time
+writes, on the writer lane of :mod:`inbound.intake_priority` (a ``flock``), where
+intake and every other writer go before the children.
 
 Importing this module is the forkserver's preload: the pipeline, the analysers and
 the outbound modules are imported once there; each child then warms its own
@@ -26,37 +25,32 @@ templates and caches (``warm_up``) before it says it is ready.
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import gc
 import logging
 import os
 import resource
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from gateway.config import Settings
-from gateway.db import Database
 from gateway.memory import return_large_buffers
 from gateway.pipeline.analysis_pool import limits_of
 from gateway.pipeline.processing import ProcessOutcome, process_spool_entry
 from gateway.runtime.warm_up import warm_up
 from gateway.secrets import load_secret
 from gateway.services import Services
+from inbound.intake_priority import LanedDatabase
 from inbound.parsing.analysis import Analysis, analyze
 from outbound.delivery import deliver_outbox_item
 from outbound.render import Renderer
 from outbound.transports import Transport, transport_from_url
 from outbound.transports.maildir import MaildirTransport
 
-__all__ = ["ChildSetup", "JobResult", "LanedDatabase", "ParentGone", "SqliteLane", "child_main"]
+__all__ = ["ChildSetup", "JobResult", "ParentGone", "child_main"]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +66,6 @@ class ChildSetup:
     settings: Settings
     cwd: Path
     nice: int
-    lane_file: Path | None
-    """SQLite: the file whose ``flock`` is the one-writer lane; None on PostgreSQL."""
 
 
 @dataclass
@@ -91,52 +83,6 @@ class JobResult:
     """… and the part spent holding SQLite's one-writer lane."""
 
 
-class SqliteLane:
-    """The cross-process lane for SQLite's single writer: an exclusive ``flock``.
-
-    Re-entrant within the process (a transaction opened inside another must not wait
-    for itself); the kernel drops the lock when the descriptor closes or the process
-    dies, so a child killed inside a transaction frees the lane."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.cpu_held = 0.0
-        """CPU seconds this process spent holding the lane (what serialises processing)."""
-        self._fd = -1
-        self._depth = 0
-        self._taken_at = 0.0
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        if self._depth == 0:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            self._taken_at = time.process_time()
-        self._depth += 1
-        try:
-            yield
-        finally:
-            self._depth -= 1
-            if self._depth == 0:
-                self.cpu_held += time.process_time() - self._taken_at
-                os.close(self._fd)
-
-
-class LanedDatabase(Database):
-    """A child's database: every write transaction takes the lane first, so the children
-    queue in the kernel (woken the moment it is free) instead of in SQLite's busy
-    handler, which sleeps 1, 2, 5, 10 … ms between tries."""
-
-    def __init__(self, url: str, lane: SqliteLane) -> None:
-        super().__init__(url)
-        self.lane = lane
-
-    @contextmanager
-    def transaction(self, *, durable: bool = False) -> Iterator[Session]:
-        with self.lane.held(), super().transaction(durable=durable) as session:
-            yield session
-
-
 class _Child:
     """The state of one child process: its connections, services and transport."""
 
@@ -145,8 +91,7 @@ class _Child:
         self.conn = conn
         self.settings = settings
         self.limits = limits_of(settings)
-        self.db = (LanedDatabase(settings.database_url, SqliteLane(setup.lane_file))
-                   if setup.lane_file is not None else Database(settings.database_url))
+        self.db = LanedDatabase(settings.database_url, first=False)  # intake goes first
         self.services = Services(settings, load_secret(settings), Renderer(settings.templates_dir))
         self.services.analyzer = self._analyse
         self.transport: Transport = transport_from_url(
@@ -168,7 +113,7 @@ class _Child:
 
     def run(self, spool_id: int) -> JobResult:
         started = time.process_time()
-        lane = self.db.lane if isinstance(self.db, LanedDatabase) else None
+        lane = self.db.lane
         in_lane = lane.cpu_held if lane else 0.0
         outcome = process_spool_entry(self.db, self.services, spool_id)
         undelivered = [outbox_id for outbox_id in outcome.outbox_ids

@@ -88,11 +88,7 @@ class ProcessingPool:
     def __init__(self, settings: Settings, database: Database, processes: int) -> None:
         self.database = database
         self.budget = settings.processing_budget_seconds
-        lane = (Path(settings.var_dir) / "processing.lane") if database.is_sqlite else None
-        if lane is not None:
-            lane.parent.mkdir(parents=True, exist_ok=True)
-        self.setup = ChildSetup(settings=settings, cwd=Path.cwd(),
-                                nice=settings.processing_nice, lane_file=lane)
+        self.setup = ChildSetup(settings=settings, cwd=Path.cwd(), nice=settings.processing_nice)
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["gateway.runtime.processing_child"])
         self.processes = processes
