@@ -163,11 +163,11 @@ def _answer(child: _Child, spool_id: int) -> tuple[str, Any]:
 def child_main(conn: Connection, setup: ChildSetup) -> None:
     """A child's loop: spool ids in, results out, until the parent goes away."""
     _die_with_parent()
-    os.nice(setup.nice)
     return_large_buffers()
     child = _Child(conn, setup)
-    warm_up(child.services)
+    warm_up(child.services)  # at normal priority: start-up, before serve listens
     gc.freeze()  # what start-up built lives as long as the child
+    os.nice(setup.nice)
     try:
         conn.send(("ready",))
     except OSError:
