@@ -148,14 +148,13 @@ def run(label: str, count: int, postgres: str | None, processes: int, nice: int)
         time.sleep(3.0 if pool else 0.5)  # children warm up
         pids = [os.getpid()] + ([c.process.pid for c in list(pool._idle.queue)]  # noqa: SLF001
                                 if pool else [])
-        database = postgres_pids() if postgres else []
         own_before, busy_before = tree_seconds(pids), machine_busy_seconds()
-        db_before = tree_seconds(database)
+        db_before = tree_seconds(postgres_pids()) if postgres else 0.0
         started = time.perf_counter()
         _drain(ids, max(1, processes), process)
         wall = time.perf_counter() - started
         own = tree_seconds(pids) - own_before
-        db = tree_seconds(database) - db_before
+        db = (tree_seconds(postgres_pids()) - db_before) if postgres else 0.0  # new backends too
         busy = machine_busy_seconds() - busy_before
         sent = len(list((work / "sent" / "new").iterdir()))
         gateway.close()
