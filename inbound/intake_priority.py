@@ -185,9 +185,10 @@ class WriterLane:
     busy handler sleeps 1, 2, 5 … 100 ms between tries and could wait seconds for a
     gap: SMTP's 250 would wait behind the whole backlog.  So every write transaction
     first takes an exclusive ``flock`` on ``<database>.lane``; a ``first`` writer also
-    closes ``<database>.intake`` (exclusive) while it waits and writes, and processing
-    children (``first=False``) pass that gate (shared, released at once) before they
-    queue, so at most the children already queued go before intake.  The kernel drops
+    closes ``<database>.intake`` (exclusive) while it waits and writes.  Processing
+    children (``first=False``) queue one at a time (``<database>.queue``) and pass that
+    gate (shared, released at once) before they wait for the lane, so intake waits for
+    the transaction in progress and at most one more.  The kernel drops
     a lock when its holder dies, so a process killed inside a transaction frees it.
     Re-entrant within a thread (a transaction opened inside another must not wait for
     itself).
@@ -196,6 +197,7 @@ class WriterLane:
     def __init__(self, path: Path, *, first: bool) -> None:
         self.path = path
         self.gate = path.with_name(path.name.removesuffix(".lane") + ".intake")
+        self.turnstile = path.with_name(path.name.removesuffix(".lane") + ".queue")
         self.first = first
         self.cpu_held = 0.0
         """CPU seconds this process held the lane (what serialises processing)."""
@@ -217,23 +219,29 @@ class WriterLane:
     @contextmanager
     def _taken(self) -> Iterator[None]:
         gate = os.open(self.gate, os.O_RDWR | os.O_CREAT, 0o600)
-        lane = -1
+        lane = turn = -1
         try:
             if self.first:
                 fcntl.flock(gate, fcntl.LOCK_EX)
-            else:  # wait while intake wants the lane, then queue
+            else:  # one child at a time queues, and only while intake does not want it
+                turn = os.open(self.turnstile, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(turn, fcntl.LOCK_EX)
                 fcntl.flock(gate, fcntl.LOCK_SH)
                 fcntl.flock(gate, fcntl.LOCK_UN)
             lane = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(lane, fcntl.LOCK_EX)
+            if turn >= 0:
+                os.close(turn)
+                turn = -1
             taken = time.process_time()
             try:
                 yield
             finally:
                 self.cpu_held += time.process_time() - taken
         finally:  # closing a descriptor drops its lock
-            if lane >= 0:
-                os.close(lane)
+            for fd in (lane, turn):
+                if fd >= 0:
+                    os.close(fd)
             os.close(gate)
 
 
