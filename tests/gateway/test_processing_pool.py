@@ -140,9 +140,12 @@ def test_a_child_that_dies_mid_job_fails_the_job_and_the_row_waits_for_the_retry
     while _state(gateway, slow.spool_id).attempts == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     # When that child is killed (the OOM killer, a crash)
-    for pid in _children():
+    killed = _children()
+    for pid in killed:
         os.kill(pid, signal.SIGKILL)
     thread.join(timeout=30)
+    while any(_alive(pid) for pid in killed) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the idle one too: the retry below must not pick it up dying
     # Then the job fails (dramatiq retries it), nothing was recorded, the row is still
     # received with the attempt counted,
     assert failure and "died" in str(failure[0])
@@ -150,6 +153,13 @@ def test_a_child_that_dies_mid_job_fails_the_job_and_the_row_waits_for_the_retry
     assert entry.state == SpoolState.RECEIVED and entry.attempts == 1
     # and the retry, in a fresh child, processes it.
     assert pool.process(slow.spool_id).outcome.state == "processed"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _children() -> list[int]:
