@@ -136,8 +136,9 @@ class ProcessingPool:
                 reason = budget_reason(self.budget, elapsed)
                 quarantine(self.database, spool_id, reason)
                 raise _Stopped(ProcessOutcome(SpoolState.QUARANTINED.value, reason))
-            if child.conn.recv() != ("analysed",):  # pragma: no cover - protocol bug
-                raise OSError("unexpected message from the processing child")
+            message = child.conn.recv()
+            if message != ("analysed",):  # the analysis raised: the job's answer follows it
+                return message  # type: ignore[no-any-return]
 
     def _take(self) -> _Child:
         while True:
