@@ -181,8 +181,8 @@ class Settings(BaseSettings):
 
     processing_processes: int | None = Field(default=None, ge=0)
     """Child processes that run whole processing jobs (analysis, pipeline, maildir delivery)
-    for the worker, so processing uses every core; unset: one per CPU this process may use,
-    and one more; 0: processing in the worker threads (analysis in ``analysis_processes``)."""
+    for the worker, so processing uses every core; unset: one per CPU this process may use;
+    0: processing in the worker threads (analysis in ``analysis_processes``)."""
     processing_nice: int = Field(default=10, ge=0, le=19)
     """Nice value added to processing children: intake, in the parent, gets the CPU first."""
 

@@ -1,4 +1,4 @@
-"""Processing jobs in child processes, one per core and one more: every core processes.
+"""Processing jobs in child processes, one per core: every core processes.
 
 The worker's job threads hand a spool id to an idle child
 (:mod:`gateway.runtime.processing_child`) and wait on its pipe, holding no lock and
@@ -10,9 +10,10 @@ child that dies by itself fails the job (it is retried; the attempt counter
 quarantines a message that keeps doing it), as does an error the child reports (a
 database outage): the row stays ``received``.
 
-Why one more child than cores: on SQLite only one child writes at a time, so while
-one holds the write lock the others analyse, and on PostgreSQL their round trips
-overlap.
+Why one per core and not more: on SQLite one process writes at a time and most of a
+message's CPU is inside its write transaction; a third child on two cores made each
+message cost more CPU (22.7-24.9 against 17.5-20.2 ms) and processed fewer a second
+(``bench/parallel.py``, ``bench/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ def available_cores() -> int:
 
 
 def pool_size(settings: Settings) -> int:
-    """``processing_processes``, or when unset one child per core and one more."""
+    """``processing_processes``, or when unset one child per core."""
     if settings.processing_processes is not None:
         return settings.processing_processes
-    return available_cores() + 1
+    return available_cores()
 
 
 class _Child:

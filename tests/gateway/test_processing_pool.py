@@ -57,7 +57,7 @@ def _nice(pid: int) -> int:
 
 
 def test_the_pool_follows_the_cores_unless_set(settings_factory: Callable[..., Settings]) -> None:
-    assert pool_size(settings_factory(processing_processes=None)) == available_cores() + 1
+    assert pool_size(settings_factory(processing_processes=None)) == available_cores()
     assert available_cores() == len(os.sched_getaffinity(0))
     assert pool_size(settings_factory(processing_processes=0)) == 0
 
