@@ -294,6 +294,19 @@ class Settings(BaseSettings):
     """Mail to ``support+<tag>@domain`` from an authenticated agent is an access request."""
     grant_api_key: str = ""
     """Key for ``GET /api/grants/check``; empty: the API answers 503 (never open)."""
+    # -- the support hub on the web (gateway/hub, gateway/web/hub) --
+    hub_link_ttl: float = Field(default=20 * 60.0, gt=0)
+    """Seconds an emailed hub sign-in link works (once)."""
+    hub_session_idle: float = Field(default=30 * 60.0, gt=0)
+    """A hub session unused this many seconds has ended."""
+    hub_session_lifetime: float = Field(default=12 * 3600.0, gt=0)
+    """A hub session ends this many seconds after sign-in, however busy."""
+    hub_sign_in_per_address: int = Field(default=5, gt=0)
+    """Sign-in links one address may ask for per hour (known or not)."""
+    hub_sign_in_per_client: int = Field(default=20, gt=0)
+    """Sign-in requests one client (IP address) may make per hour."""
+    hub_attachment_limit: int = Field(default=10 * 1024 * 1024, gt=0)
+    """Bytes of files one hub request or reply may carry, all files together."""
     # -- bulk mail, scheduler and signing (issue 7) --
     bulk_batch_size: int = Field(default=100, gt=0)
     """Bulk mail (announcements, quarterly) is queued this many messages at a time …"""

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "normalise_url", "upgrade_schema"]
+__all__ = ["Database", "normalise_url", "no_flush_unless_pending", "upgrade_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,23 @@ class Database:
     def dispose(self) -> None:
         for engine in {self.engine, self.read_engine, self.durable_engine}:
             engine.dispose()
+
+
+@contextmanager
+def no_flush_unless_pending(session: Session, *models: type[Any]) -> Iterator[None]:
+    """Query without flushing first, unless a change of one of ``models`` waits in the
+    session (which the query must see).
+
+    Every query autoflushes, and each flush runs the whole unit of work; the pipeline's
+    checks that read other tables would flush the rows ``record`` just added one query
+    early, and the outbox row's flush right after would run the unit of work again.
+    """
+    pending = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(row, models) for row in pending):
+        yield
+        return
+    with session.no_autoflush:
+        yield
 
 
 def alembic_config(url: str) -> AlembicConfig:

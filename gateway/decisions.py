@@ -36,15 +36,17 @@ def decide_for(session: Session, policy: Policy, *, email: str, at: datetime,
                recipients: Sequence[str] = (), subject: str = "", text: str = "",
                language: str | None = None, product: str | None = None,
                default_language: str = "en", emergency_address: str = "",
-               verified: bool = True) -> Decision:
+               verified: bool = True,
+               found: tuple[Person | None, Agent | None] | None = None) -> Decision:
     """Look ``email`` up in the directory and decide its entitlement at ``at``.
 
     ``verified=False``: the sender authority did not vouch for ``email``, so the directory's
     team, role and champion entitlements are not used (standard terms, as for a stranger);
-    the person's language still is (it gives nothing)."""
+    the person's language still is (it gives nothing).  ``found``: the person and agent
+    of ``email`` the caller already looked up in this session (no second query)."""
     email = email.strip().lower()
-    person = session.get(Person, email)
-    agent = session.get(Agent, email)
+    person, agent = found if found is not None else (session.get(Person, email),
+                                                     session.get(Agent, email))
     team = session.get(Team, person.team_id) if person is not None and person.team_id else None
     notes: list[str] = []
     if language is None:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -46,6 +47,8 @@ __all__ = [
     "AttachmentRecord",
     "BouncingAddress",
     "Base",
+    "Callback",
+    "CallbackStatus",
     "Feature",
     "ImapFolderState",
     "JobRun",
@@ -61,6 +64,9 @@ __all__ = [
     "Person",
     "Product",
     "Role",
+    "HubSession",
+    "HubSignInAttempt",
+    "HubSignInLink",
     "SatisfactionLink",
     "SatisfactionRating",
     "SenderKind",
@@ -356,6 +362,14 @@ class Ticket(Base):
         back_populates="ticket", order_by="Participant.id"
     )
 
+    # The hub's lists (gateway/hub/listing.py): a person's or a team's tickets, newest first.
+    __table_args__ = (Index("ix_tickets_requester_updated", "requester", "updated_at"),
+                      Index("ix_tickets_team_updated", "team_id", "updated_at"),
+                      # Insights (gateway/insights.py): covers the team's counts, in order.
+                      Index("ix_tickets_team_insights", "team_id", "duplicate_of", "product",
+                            "issue_type", "category", "status", "first_response_at",
+                            "created_at"))
+
 
 class Participant(Base):
     """Someone who took part in a ticket; reply tokens name one of these."""
@@ -648,7 +662,8 @@ class AnnouncementRecipient(Base):
     queued_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("announcement_id", "email"),
-                      Index("ix_announcement_recipients_status", "announcement_id", "status"))
+                      Index("ix_announcement_recipients_status", "announcement_id", "status"),
+                      Index("ix_announcement_recipients_email", "email"))
 
 
 class UnsubscribeToken(Base):
@@ -744,3 +759,80 @@ class SatisfactionRating(Base):
     rating: Mapped[str] = mapped_column(String(8))  # good | bad
     comment: Mapped[str] = mapped_column(Text, default="")
     rated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallbackStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class Callback(Base):
+    """A phone call-back a person booked (``gateway/callbacks.py``): when to call, about what.
+
+    The window is stored as two UTC instants (what an agent dials by) and the time zone the
+    person chose it in (how they and the agents' mail read it).  At most one open booking
+    per person, held by a partial unique index so two requests at once cannot both win."""
+
+    __tablename__ = "callbacks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_email: Mapped[str] = mapped_column(String(320))
+    team_id: Mapped[str | None] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str] = mapped_column(String(40))
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[CallbackStatus] = mapped_column(_enum(CallbackStatus, "callback_status"),
+                                                   default=CallbackStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
+    done_by: Mapped[str] = mapped_column(String(320), default="")
+
+    __table_args__ = (
+        Index("uq_callbacks_open_person", "person_email", unique=True,
+              sqlite_where=sql_text("status = 'open'"),
+              postgresql_where=sql_text("status = 'open'")),
+        Index("ix_callbacks_status_starts", "status", "starts_at"),
+    )
+
+
+class HubSignInLink(Base):
+    """One emailed hub sign-in link (``gateway.hub.sign_in``): random, stored only as its
+    SHA-256, for one directory person; expires within minutes; used once."""
+
+    __tablename__ = "hub_sign_in_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class HubSignInAttempt(Base):
+    """Every sign-in request, known address or not: what the rate limits count."""
+
+    __tablename__ = "hub_sign_in_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    client: Mapped[str] = mapped_column(String(128), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_hub_sign_in_attempts_email_at", "email", "at"),
+                      Index("ix_hub_sign_in_attempts_client_at", "client", "at"))
+
+
+class HubSession(Base):
+    """A signed-in hub visitor: the cookie holds a random id, this row only its SHA-256.
+    Ends at sign-out, after ``hub_session_idle`` seconds unused, or ``hub_session_lifetime``
+    after it began, whichever comes first."""
+
+    __tablename__ = "hub_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()

@@ -1,4 +1,4 @@
-"""Help articles for the acknowledgement of a new ticket (up to three).
+"""Help articles for the acknowledgement of a new ticket (up to three) and for the hub.
 
 An article's ``issue_types`` are its keywords.  A ticket's issue types are those keywords
 found as words in its subject and text, plus its category.  Articles are ranked:
@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from gateway.models import Article, MessageRecord, Ticket
 
-__all__ = ["HISTORY_TICKETS", "MAX_RECOMMENDATIONS", "issue_types_of", "recommend"]
+__all__ = ["HISTORY_TICKETS", "HUB_RECOMMENDATIONS", "MAX_RECOMMENDATIONS", "Recommendation",
+           "issue_types_of", "recommend", "recommend_for"]
 
 MAX_RECOMMENDATIONS = 3
+HUB_RECOMMENDATIONS = 6
 HISTORY_TICKETS = 50
 _WORD = re.compile(r"[^\W_]+(?:[-_][^\W_]+)*", re.UNICODE)
 
@@ -34,12 +37,15 @@ def issue_types_of(text: str, vocabulary: Iterable[str]) -> set[str]:
     return {t for t in vocabulary if t.lower() in words or f" {t.lower()} " in joined}
 
 
-def _history(session: Session, ticket: Ticket) -> list[str]:
-    owner = (Ticket.team_id == ticket.team_id if ticket.team_id
-             else Ticket.requester == ticket.requester)
-    numbers = list(session.scalars(select(Ticket.number).where(
-        owner, Ticket.number != ticket.number).order_by(Ticket.number.desc())
-        .limit(HISTORY_TICKETS)))
+def _history(session: Session, owner: ColumnElement[bool], exclude: int | None = None
+             ) -> list[str]:
+    """Subject, category and the people's words of the newest ``HISTORY_TICKETS`` tickets
+    matching ``owner`` (a team's, or one requester's)."""
+    query = select(Ticket.number).where(owner).order_by(Ticket.number.desc()).limit(
+        HISTORY_TICKETS)
+    if exclude is not None:
+        query = query.where(Ticket.number != exclude)
+    numbers = list(session.scalars(query))
     texts: dict[int, str] = {}
     for number, subject, category in session.execute(select(
             Ticket.number, Ticket.subject, Ticket.category).where(Ticket.number.in_(numbers))):
@@ -52,16 +58,22 @@ def _history(session: Session, ticket: Ticket) -> list[str]:
     return list(texts.values())
 
 
-def recommend(session: Session, ticket: Ticket, text: str, language: str) -> list[dict[str, str]]:
-    """Up to three ``{"id", "title", "url"}`` in ``language`` (English title as fallback)."""
+def _owner(team_id: str | None, requester: str) -> ColumnElement[bool]:
+    return Ticket.team_id == team_id if team_id else Ticket.requester == requester
+
+
+def _ranked(session: Session, current_text: str | None, history: Callable[[], list[str]],
+            limit: int) -> list[Article]:
+    """Articles for ``current_text`` (a new ticket's words; None on the hub), then for the
+    history, then the most popular: the ranking of this module's docstring."""
     articles = list(session.scalars(select(Article).order_by(Article.popularity.desc(),
                                                              Article.id)))
     if not articles:
         return []
     vocabulary = {t for a in articles for t in a.issue_types}
-    current = issue_types_of(f"{ticket.subject} {ticket.category} {text}", vocabulary)
+    current = issue_types_of(current_text, vocabulary) if current_text else set()
     previous: Counter[str] = Counter()
-    for old in _history(session, ticket):
+    for old in history():
         previous.update(issue_types_of(old, vocabulary))
 
     def rank(article: Article) -> tuple[int, int, int]:
@@ -72,6 +84,40 @@ def recommend(session: Session, ticket: Ticket, text: str, language: str) -> lis
             return (1, -max(previous[t] for t in types), -article.popularity)
         return (2, 0, -article.popularity)
 
-    chosen = sorted(articles, key=rank)[:MAX_RECOMMENDATIONS]
-    return [{"id": a.id, "title": str(a.title.get(language) or a.title.get("en") or a.id),
-             "url": a.url} for a in chosen]
+    return sorted(articles, key=rank)[:limit]
+
+
+def _title(article: Article, language: str) -> str:
+    return str(article.title.get(language) or article.title.get("en") or article.id)
+
+
+def recommend(session: Session, ticket: Ticket, text: str, language: str) -> list[dict[str, str]]:
+    """Up to three ``{"id", "title", "url"}`` in ``language`` (English title as fallback)."""
+    chosen = _ranked(session, f"{ticket.subject} {ticket.category} {text}",
+                     lambda: _history(session, _owner(ticket.team_id, ticket.requester),
+                                      exclude=ticket.number), MAX_RECOMMENDATIONS)
+    return [{"id": a.id, "title": _title(a, language), "url": a.url} for a in chosen]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One article for the hub's recommendations page."""
+
+    id: str
+    title: str
+    url: str
+    for_history: bool
+    """Chosen for the issue types of previous tickets (False: among the most popular)."""
+
+
+def recommend_for(session: Session, email: str, team_id: str | None, language: str,
+                  limit: int = HUB_RECOMMENDATIONS) -> list[Recommendation]:
+    """The hub's selection for a person: the issue types of their team's last
+    ``HISTORY_TICKETS`` tickets (their own without a team), then popularity.  Read fresh
+    every time, so every new ticket refreshes it; with no tickets yet, the most popular."""
+    texts = _history(session, _owner(team_id, email))
+    chosen = _ranked(session, None, lambda: texts, limit)
+    offered = {t for a in chosen for t in a.issue_types}
+    seen = {t for old in texts for t in issue_types_of(old, offered)}
+    return [Recommendation(a.id, _title(a, language), a.url,
+                           for_history=bool(set(a.issue_types) & seen)) for a in chosen]

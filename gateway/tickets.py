@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from gateway.models import MessageRef, Participant, Ticket
@@ -88,11 +88,14 @@ def message_id_hash(message_id: str) -> str:
 
 
 def record_message_ref(session: Session, message_id: str | None, ticket_number: int,
-                       direction: str) -> None:
+                       direction: str, *, known_new: bool = False) -> None:
+    """Index ``message_id`` as one of the ticket's, once.  ``known_new``: the caller knows
+    it is not indexed for this ticket yet (an id we just made with ``make_message_id``,
+    or the first message of a ticket made in this transaction): no look-up."""
     if not message_id:
         return
     key = message_id_hash(message_id)
-    exists = session.scalar(select(MessageRef.id).where(
+    exists = None if known_new else session.scalar(select(MessageRef.id).where(
         MessageRef.message_id_hash == key, MessageRef.ticket_number == ticket_number))
     if exists is None:
         session.add(MessageRef(message_id=message_id[:998], message_id_hash=key,
@@ -112,13 +115,42 @@ def find_ticket_by_message_ids(session: Session, ids: Iterable[str]) -> tuple[Ti
     return None
 
 
-def participant_for(session: Session, ticket: Ticket, email: str, role: str) -> Participant:
-    """The ticket's participant row for an address, created on first contact."""
+def participant_for(session: Session, ticket: Ticket, email: str, role: str, *,
+                    new_ticket: bool = False) -> Participant:
+    """The ticket's participant row for an address, created on first contact.
+
+    ``new_ticket``: the ticket was made in this transaction, so only rows made in it too
+    can exist (no look-up in the database)."""
     email = email.lower()
-    found = session.scalars(select(Participant).where(
-        Participant.ticket_number == ticket.number, Participant.email == email)).one_or_none()
+    known = _participants_seen(session)
+    found = known.get((ticket.number, email))
+    if found is not None and not _still(found, ticket.number, email):
+        found = None
+    if found is None and not new_ticket:
+        found = session.scalars(select(Participant).where(
+            Participant.ticket_number == ticket.number, Participant.email == email)
+        ).one_or_none()
     if found is None:
         found = Participant(ticket_number=ticket.number, email=email, role=role)
         session.add(found)
         session.flush()
+    known[(ticket.number, email)] = found
     return found
+
+
+def _participants_seen(session: Session) -> dict[tuple[int, str], Participant]:
+    """Participant rows this transaction already found or made (the record step makes the
+    requester's, the acknowledgement's Reply-To asks for it again: no second query)."""
+    transaction = session.get_transaction()
+    seen = session.info.get("participants_seen")
+    if seen is None or seen[0] is not transaction:
+        seen = session.info["participants_seen"] = (transaction, {})
+    rows: dict[tuple[int, str], Participant] = seen[1]
+    return rows
+
+
+def _still(row: Participant, ticket_number: int, email: str) -> bool:
+    """Is the remembered row still in the session, loaded, and the same ticket's and address's?"""
+    state = inspect(row)
+    return (state.persistent and not state.expired_attributes
+            and row.ticket_number == ticket_number and row.email == email)

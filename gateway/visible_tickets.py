@@ -11,12 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.models import Person, Ticket, TicketStatus
 
-__all__ = ["DONE", "MAX_LINES", "RECENT_DAYS", "TicketLine", "TicketListing", "visible_tickets"]
+__all__ = [
+    "DONE",
+    "MAX_LINES",
+    "RECENT_DAYS",
+    "TicketLine",
+    "TicketListing",
+    "in_team_window",
+    "team_window",
+    "visible_tickets",
+]
 
 MAX_LINES = 50
 RECENT_DAYS = 30
@@ -46,6 +55,21 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def team_window(team_id: str, cutoff: date) -> ColumnElement[bool]:
+    """The team's tickets a team admin may see: created or updated on or after ``cutoff``
+    (the one rule, shared by ``#tickets`` and the hub)."""
+    start = _day_start(cutoff)
+    return and_(Ticket.team_id == team_id,
+                or_(Ticket.created_at >= start, Ticket.updated_at >= start))
+
+
+def in_team_window(ticket: Ticket, team_id: str, cutoff: date) -> bool:
+    """:func:`team_window` for one loaded ticket."""
+    start = _day_start(cutoff)
+    return ticket.team_id == team_id and (_utc(ticket.created_at) >= start
+                                          or _utc(ticket.updated_at) >= start)
+
+
 def visible_tickets(session: Session, email: str, *, cutoff: date, now: datetime,
                     include_old: bool = False, since: date | None = None) -> TicketListing:
     """The tickets ``email`` may see: open first, then newest update first.
@@ -56,9 +80,7 @@ def visible_tickets(session: Session, email: str, *, cutoff: date, now: datetime
     person = session.get(Person, email)
     visible = Ticket.requester == email
     if person is not None and person.role == "admin" and person.team_id:
-        start = _day_start(cutoff)
-        visible = or_(visible, and_(Ticket.team_id == person.team_id,
-                                    or_(Ticket.created_at >= start, Ticket.updated_at >= start)))
+        visible = or_(visible, team_window(person.team_id, cutoff))
     query = select(Ticket).where(visible)
     if since is not None:
         start = _day_start(since)

@@ -33,10 +33,16 @@ from inbound.intake_priority import LanedDatabase
 from inbound.parsing.message import normalize_message_id
 
 __all__ = [
-    "SpoolWriter", "StoredMessage", "dedupe_key", "header_identity", "store_message",
+    "HUB_SOURCE", "SpoolWriter", "StoredMessage", "dedupe_key", "header_identity",
+    "store_hub_message", "store_message",
 ]
 
 log = logging.getLogger(__name__)
+
+HUB_SOURCE = "web"
+"""The ``source`` of messages written in the support hub.  Only :func:`store_hub_message`
+may store it, or the ``hub`` option naming the signed-in person: the sender authority
+trusts exactly that pair (``gateway/trust/sender_auth.py``), so no intake edge can."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,10 @@ class _Pending:
 
 
 def _prepare(raw: bytes, *, source: str, mail_from: str = "", rcpt_tos: Sequence[str] = (),
-             peer: str = "", options: dict[str, Any] | None = None) -> _Pending:
+             peer: str = "", options: dict[str, Any] | None = None,
+             _hub: bool = False) -> _Pending:
+    if not _hub and (source.strip().lower() == HUB_SOURCE or "hub" in (options or {})):
+        raise ValueError("only the support hub may spool source 'web' or the 'hub' option")
     sha256 = hashlib.sha256(raw).hexdigest()
     message_id, sender = header_identity(raw)
     values = {
@@ -174,6 +183,19 @@ def store_message(database: Database, raw: bytes, **envelope: Any) -> StoredMess
         log.debug("spool write failed (%s): %s", type(error).__name__, error)
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise StorageError(f"the spool could not commit the message ({reason})") from error
+
+
+def store_hub_message(database: Database, raw: bytes, *, person: str,
+                      rcpt_tos: Sequence[str]) -> StoredMessage:
+    """Commit a message the support hub wrote for the signed-in ``person`` (the server
+    decided who that is); see :data:`HUB_SOURCE`."""
+    pending = _prepare(raw, source=HUB_SOURCE, mail_from=person, rcpt_tos=rcpt_tos,
+                       peer="hub", options={"hub": {"person": person}}, _hub=True)
+    try:
+        with database.transaction(durable=True) as session:
+            return _insert(session, pending)
+    except SQLAlchemyError as error:
+        raise StorageError("the spool could not commit the hub's message") from error
 
 
 class SpoolWriter:

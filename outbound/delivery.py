@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import cast
+
+from sqlalchemy import Table, and_, update
 
 from gateway.config import Settings
 from gateway.db import Database
@@ -32,36 +35,53 @@ log = logging.getLogger(__name__)
 
 STALE_SENDING = timedelta(minutes=10)
 
+# The claim and the settlement are one Core statement each: the ORM's update machinery
+# would cost more than the statement it saves.
+_OUTBOX = cast(Table, OutboxItem.__table__)
+
 
 def _claim(database: Database, outbox_id: int
            ) -> tuple[str, str, bytes, bytes | None, int] | None:
+    """``pending`` (or a ``sending`` left stale) → ``sending``, one more attempt, in one
+    ``UPDATE … RETURNING``; None when the row is gone, done, or being sent right now."""
+    now = utcnow()
     with database.transaction() as session:
-        item = session.get(OutboxItem, outbox_id, with_for_update=True)
-        if item is None or item.status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
-            return None
-        now = utcnow()
-        if item.status == OutboxStatus.SENDING and now - item.updated_at < STALE_SENDING:
-            return None  # another worker is sending it right now
-        item.status = OutboxStatus.SENDING
-        item.attempts += 1
-        item.updated_at = now
-        return item.mail_from, item.rcpt_to, item.raw, item.sealed, item.attempts
+        claimed = session.connection().execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id == outbox_id,
+                   # sent, dead and bounced (sent, then reported failed) are done
+                   _OUTBOX.c.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+                   # another worker is sending it right now unless its claim is stale
+                   ~and_(_OUTBOX.c.status == OutboxStatus.SENDING,
+                         _OUTBOX.c.updated_at > now - STALE_SENDING))
+            .values(status=OutboxStatus.SENDING, attempts=_OUTBOX.c.attempts + 1,
+                    updated_at=now)
+            .returning(_OUTBOX.c.mail_from, _OUTBOX.c.rcpt_to, _OUTBOX.c.raw,
+                       _OUTBOX.c.sealed, _OUTBOX.c.attempts)).one_or_none()
+    if claimed is None:
+        return None
+    mail_from, rcpt_to, raw, sealed, attempts = claimed
+    return (str(mail_from), str(rcpt_to), bytes(raw), None if sealed is None else bytes(sealed),
+            int(attempts))
 
 
 def _settle(database: Database, outbox_id: int, status: OutboxStatus, note: str,
             retry_in: timedelta | None = None) -> None:
+    """Record the attempt's end in one ``UPDATE``."""
+    now = utcnow()
+    values: dict[str, object] = {
+        "status": status, "updated_at": now,
+        "next_attempt_at": now + retry_in if retry_in is not None else None}
+    if status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
+        values["sealed"] = None  # no live secret stays in the database once the mail is gone
+    if status == OutboxStatus.SENT:
+        values["sent_at"] = now
+    else:
+        values["last_error"] = note[:2000]
     with database.transaction() as session:
-        item = session.get(OutboxItem, outbox_id, with_for_update=True)
-        assert item is not None
-        now = utcnow()
-        item.status, item.updated_at = status, now
-        if status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
-            item.sealed = None  # no live secret stays in the database once the mail is gone
-        if status == OutboxStatus.SENT:
-            item.sent_at = now
-        else:
-            item.last_error = note[:2000]
-        item.next_attempt_at = now + retry_in if retry_in is not None else None
+        settled = session.connection().execute(
+            update(_OUTBOX).where(_OUTBOX.c.id == outbox_id).values(values))
+        assert settled.rowcount == 1
 
 
 def _bury(database: Database, transport: Transport, settings: Settings, outbox_id: int,

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.directory import support_identity
-from gateway.models import OutboxItem, Ticket
+from gateway.models import OutboxItem, Person, Ticket
 from gateway.tickets import make_reply_token, participant_for
 from outbound.compose import Content, Envelope, compose, make_message_id
 from outbound.mail_kinds import MAIL_KINDS, KindSpec, MailKind, Threading
@@ -80,6 +80,16 @@ def _check(spec: KindSpec, mail: Mail) -> None:
         raise ValueError(f"{mail.kind}: list headers are required exactly for bulk mail")
 
 
+def _hub_url(session: Session, renderer: Renderer, spec: KindSpec, to_address: str) -> str:
+    """The hub's address for a mail to a person of the directory (DESIGN §14: "mail the
+    gateway sends to directory people links to the hub"); "" for anyone else (a stranger
+    has no hub to sign in to) and for mail to the support team."""
+    if spec.to_agents or not renderer.hub_url:
+        return ""
+    person = session.get(Person, to_address.strip().lower())
+    return renderer.hub_url if person is not None else ""
+
+
 def _ticket_number(mail: Mail) -> int | None:
     return mail.reply_as.ticket.number if mail.reply_as is not None else mail.ticket_number
 
@@ -96,8 +106,10 @@ def queue_mail(session: Session, renderer: Renderer, mail: Mail, *,
     _check(spec, mail)
     support = support_identity(session)
     language = DEFAULT_LANGUAGE if spec.to_agents else mail.language
+    hub_url = _hub_url(session, renderer, spec, mail.to_address)
     rendered = renderer.render(spec.template, language,
-                               {"support_name": support.name, **mail.context})
+                               {"support_name": support.name, "hub_url": hub_url,
+                                **mail.context})
     reply_to = None
     if mail.reply_as is not None:
         if secret is None:
@@ -116,4 +128,4 @@ def queue_mail(session: Session, renderer: Renderer, mail: Mail, *,
     )
     return add_to_outbox(session, message, kind=mail.kind.value, mail_from=support.address,
                          rcpt_to=mail.to_address, ticket_number=_ticket_number(mail),
-                         spool_id=mail.spool_id, secret=secret)
+                         spool_id=mail.spool_id, secret=secret, minted_id=True)

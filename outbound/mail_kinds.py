@@ -44,6 +44,7 @@ class MailKind(StrEnum):
     AGENTS_NOTICE = "agents_notice"
     ANNOUNCEMENT = "announcement"
     AUTO_CLOSED = "auto_closed"
+    CALLBACK_REQUESTED = "callback_requested"
     COLLEAGUE_REPLY = "colleague_reply"
     DELIVERY_FAILED = "delivery_failed"
     DUPLICATE_NOTICE = "duplicate_notice"
@@ -52,6 +53,7 @@ class MailKind(StrEnum):
     GRANT_EXPIRING = "grant_expiring"
     GRANT_GRANTED = "grant_granted"
     GRANT_REVOKED = "grant_revoked"
+    HUB_SIGN_IN = "hub_sign_in"
     PENDING_REMINDER = "pending_reminder"
     QUARTERLY = "quarterly"
     REOPENED = "reopened"
@@ -108,6 +110,8 @@ MAIL_KINDS: MappingProxyType[MailKind, KindSpec] = MappingProxyType({
     MailKind.AGENTS_NOTICE: KindSpec("agents_notice", AUTO_GENERATED, _TICKET, to_agents=True),
     MailKind.ANNOUNCEMENT: KindSpec("announcement", AUTO_GENERATED, _NONE, list_headers=True),
     MailKind.AUTO_CLOSED: KindSpec("auto_closed", AUTO_GENERATED, _TICKET),
+    MailKind.CALLBACK_REQUESTED: KindSpec("callback_requested", AUTO_GENERATED, _NONE,
+                                          to_agents=True),
     MailKind.COLLEAGUE_REPLY: KindSpec("colleague_reply", AUTO_GENERATED, _TICKET,
                                        relays=True),
     MailKind.DELIVERY_FAILED: KindSpec("delivery_failed", AUTO_GENERATED, _NONE,
@@ -119,6 +123,7 @@ MAIL_KINDS: MappingProxyType[MailKind, KindSpec] = MappingProxyType({
     MailKind.GRANT_EXPIRING: KindSpec("grant_expiring", AUTO_GENERATED, _NONE),
     MailKind.GRANT_GRANTED: KindSpec("grant_granted", AUTO_GENERATED, _NONE),
     MailKind.GRANT_REVOKED: KindSpec("grant_revoked", AUTO_GENERATED, _NONE),
+    MailKind.HUB_SIGN_IN: KindSpec("hub_sign_in", AUTO_GENERATED, _NONE),
     MailKind.PENDING_REMINDER: KindSpec("pending_reminder", AUTO_GENERATED, _TICKET),
     MailKind.QUARTERLY: KindSpec("quarterly", AUTO_GENERATED, _NONE, list_headers=True),
     MailKind.REOPENED: KindSpec("reopened", AUTO_GENERATED, _TICKET, automatic_answer=True),

@@ -30,7 +30,10 @@ def mailbox_of(address: str) -> tuple[str, str]:
 
 def add_to_outbox(session: Session, message: EmailMessage, *, kind: str, mail_from: str,
                   rcpt_to: str, ticket_number: int | None = None,
-                  spool_id: int | None = None, secret: bytes | None = None) -> OutboxItem:
+                  spool_id: int | None = None, secret: bytes | None = None,
+                  minted_id: bool = False) -> OutboxItem:
+    """Add the row (see the module docstring).  ``minted_id``: the message's Message-ID was
+    just made by ``make_message_id``, so nothing can have indexed it before."""
     message_id = str(message["Message-ID"]).strip().strip("<>")
     now = utcnow()
     live = message.as_bytes()
@@ -48,5 +51,5 @@ def add_to_outbox(session: Session, message: EmailMessage, *, kind: str, mail_fr
     session.add(item)
     session.flush()
     if ticket_number is not None:
-        record_message_ref(session, message_id, ticket_number, "out")
+        record_message_ref(session, message_id, ticket_number, "out", known_new=minted_id)
     return item

@@ -27,6 +27,8 @@ Filters available to templates besides Jinja's own: ``quote`` prefixes every lin
 (HTML bodies), ``one_line`` collapses line breaks to spaces and strips (as for subjects).
 
 The context each kind needs is documented at the top of its ``en/<kind>/body.txt.j2``.
+Besides it, the footers (``<lang>/_base/``) print a link to the support hub when the
+context has a non-empty ``hub_url`` (``queue_mail`` sets it for directory people only).
 """
 
 from __future__ import annotations
@@ -143,8 +145,11 @@ def _normalise_language(language: str | None) -> str | None:
 class Renderer:
     """Renders mail kinds from a templates directory laid out as ``<lang>/<kind>/<part>``."""
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
+    def __init__(self, templates_dir: Path | None = None, *, hub_url: str = "") -> None:
         self.templates_dir = Path(templates_dir or default_templates_dir())
+        self.hub_url = hub_url
+        """The support hub's address (``<public_url>/hub/``): :func:`outbound.mail.queue_mail`
+        gives it as ``hub_url`` to mail for directory people, whose footers link to it."""
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self.templates_dir, encoding="utf-8"),
             undefined=jinja2.StrictUndefined,

@@ -32,8 +32,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("domain", ("gateway.services", "gateway.views", "gateway.trust", "gateway.thread_index",
                 "gateway.decisions", "gateway.escalation", "gateway.escalation_notice",
                 "gateway.notices", "gateway.recommendations", "gateway.visible_tickets",
-                "gateway.satisfaction", "gateway.participants")),
-    ("features", ("gateway.pipeline", "gateway.grants", "gateway.bulk", "gateway.pending")),
+                "gateway.satisfaction", "gateway.participants", "gateway.callbacks",
+                "gateway.insights")),
+    ("features", ("gateway.pipeline", "gateway.grants", "gateway.bulk", "gateway.pending",
+                  "gateway.hub")),
     ("runtime", ("gateway.runtime", "gateway.web")),
     ("entry points", ("gateway.cli", "gateway.__main__")),
 )

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from gateway import leases
@@ -36,8 +37,9 @@ from gateway.models import (
 )
 from gateway.services import Services
 
-__all__ = ["AnnouncementError", "create_announcement", "list_announcements",
-           "resume_unfinished", "send_announcement"]
+__all__ = ["AnnouncementError", "PostedAnnouncement", "create_announcement",
+           "list_announcements", "resume_unfinished", "send_announcement",
+           "visible_announcements"]
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +219,44 @@ def list_announcements(session: Session) -> list[dict[str, Any]]:
             **_counts(session, a.id),
         })
     return views
+
+
+@dataclass(frozen=True)
+class PostedAnnouncement:
+    """An announcement as the hub shows it to one person, in their language if translated."""
+
+    id: int
+    subject: str
+    body: str
+    language: str
+    created_at: datetime
+
+
+def visible_announcements(session: Session, person: Person, today: date,
+                          limit: int = 20) -> list[PostedAnnouncement]:
+    """The newest announcements meant for ``person``: those whose audience they were part
+    of (mailed, or skipped because they unsubscribed from the mail: the hub still shows
+    them), and those whose audience includes them now (``all``, their team, ``premium``
+    while their team's add-on is live) though they joined later."""
+    audiences = ["all"]
+    team = session.get(Team, person.team_id) if person.team_id else None
+    if team is not None:
+        audiences.append(f"team:{team.id}")
+        if _live_premium(team, today):
+            audiences.append("premium")
+    received = select(AnnouncementRecipient.announcement_id).where(
+        AnnouncementRecipient.email == person.email)
+    rows = session.scalars(select(Announcement).where(or_(
+        Announcement.audience.in_(audiences), Announcement.id.in_(received)))
+        .order_by(Announcement.created_at.desc(), Announcement.id.desc()).limit(limit))
+    posted = []
+    for a in rows:
+        text = a.translations.get(person.language)
+        language = person.language if text else "en"
+        text = text or {"subject": a.subject, "body": a.body}
+        posted.append(PostedAnnouncement(a.id, text["subject"], text["body"], language,
+                                         a.created_at))
+    return posted
 
 
 def resume_unfinished(database: Database, services: Services, deliver: Deliver) -> None:

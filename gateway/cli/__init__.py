@@ -16,6 +16,7 @@ import click
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from gateway.cli.bulk import announce, announcements, quarterly, usage
+from gateway.cli.callbacks import callbacks_group
 from gateway.cli.catalogue import catalogue
 from gateway.cli.common import add_config_option, config_option
 from gateway.cli.db import db
@@ -80,6 +81,7 @@ def cli(ctx: click.Context, log_level: str | None) -> None:
 COMMANDS: tuple[click.Command, ...] = (
     announce,
     announcements,
+    callbacks_group,
     catalogue,
     db,
     directory,

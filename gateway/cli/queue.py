@@ -7,15 +7,14 @@ changes a ticket's place; tiers change how soon a ticket is *due*, shown beside 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from typing import Any
 
 import click
 from sqlalchemy import select
 
 from gateway.cli.common import open_gateway, print_json
+from gateway.insights import TeamInsights, team_insights
 from gateway.models import Team, Ticket, TicketStatus, utcnow
-from gateway.satisfaction import median_first_response, satisfaction_rate
 from gateway.views import iso
 
 __all__ = ["insights", "queue"]
@@ -63,8 +62,9 @@ def queue(ctx: click.Context, queue_name: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
-    """A team's tickets: open, total, most frequent issue types, per product and type,
-    the satisfaction rate (good answers of those rated) and the median time to first response.
+    """A team's tickets: open, total, most frequent issue types and categories, per product
+    and type, the satisfaction rate (good answers of those rated) and the median time to
+    first response (``gateway/insights.py``, as on the hub's insights page).
 
     A duplicate (a repeated request, stored closed with ``duplicate_of``) is not a request
     of its own: it counts in ``duplicates`` only, never in the totals or issue types.
@@ -73,27 +73,8 @@ def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
     with gateway.db.reading() as session:
         if session.get(Team, team_id) is None:
             raise click.ClickException(f"there is no team {team_id!r} in the directory")
-        everything = list(session.scalars(select(Ticket).where(Ticket.team_id == team_id)))
-        satisfaction = satisfaction_rate(session, team_id)
-    tickets = [t for t in everything if t.duplicate_of is None]
-    types = Counter(t.issue_type or "other" for t in tickets)
-    products = Counter(t.product or "unknown" for t in tickets)
-    per_product: dict[str, Counter[str]] = defaultdict(Counter)
-    for t in tickets:
-        per_product[t.product or "unknown"][t.issue_type or "other"] += 1
-    view: dict[str, Any] = {
-        "team": team_id,
-        "open_tickets": sum(1 for t in tickets if t.status not in _DONE),
-        "total_submitted": len(tickets),
-        "duplicates": len(everything) - len(tickets),
-        "tickets_per_product": dict(sorted(products.items(), key=lambda i: (-i[1], i[0]))),
-        "top_issue_types": [{"issue_type": k, "tickets": n}
-                            for k, n in sorted(types.items(), key=lambda i: (-i[1], i[0]))],
-        "per_product": {product: dict(sorted(counts.items(), key=lambda i: (-i[1], i[0])))
-                        for product, counts in sorted(per_product.items())},
-        "satisfaction": satisfaction,
-        "median_first_response_seconds": median_first_response(tickets),
-    }
+        found = team_insights(session, team_id)
+    view = _insights_view(found)
     if as_json:
         print_json(view)
         return
@@ -108,6 +89,25 @@ def insights(ctx: click.Context, team_id: str, as_json: bool) -> None:
     click.echo(_satisfaction_line(view["satisfaction"]))
     click.echo("median time to first response: "
                + _duration(view["median_first_response_seconds"]))
+
+
+def _insights_view(found: TeamInsights) -> dict[str, Any]:
+    """The stable JSON of ``gateway insights --json`` (fields may be added, never renamed)."""
+    return {
+        "team": found.team,
+        "open_tickets": found.open_tickets,
+        "total_submitted": found.total_submitted,
+        "duplicates": found.duplicates,
+        "tickets_per_product": {c.key: c.tickets for c in found.tickets_per_product},
+        "top_issue_types": [{"issue_type": c.key, "tickets": c.tickets}
+                            for c in found.top_issue_types],
+        "categories": {c.key: c.tickets for c in found.categories},
+        "per_product": {product: {c.key: c.tickets for c in counts}
+                        for product, counts in found.per_product.items()},
+        "satisfaction": {"good": found.satisfaction.good, "rated": found.satisfaction.rated,
+                         "rate": found.satisfaction.rate},
+        "median_first_response_seconds": found.median_first_response_seconds,
+    }
 
 
 def _satisfaction_line(satisfaction: dict[str, Any]) -> str:

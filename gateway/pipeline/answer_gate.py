@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import func, literal, or_, select
 
+from gateway.db import no_flush_unless_pending
 from gateway.models import OutboxItem
 from gateway.notices import AUTOMATIC_ANSWERS
 from gateway.pipeline.context import MailContext
@@ -48,12 +48,22 @@ def dmarc_failed(ctx: MailContext) -> str | None:
     return trust.reason if trust.failed else None
 
 
-def _count(ctx: MailContext, column: InstrumentedAttribute[str | None], value: str) -> int:
-    """Automatic answers queued within the last hour where ``column`` is ``value``."""
+def _counts(ctx: MailContext, mailbox: str, domain: str | None) -> tuple[int, int]:
+    """Automatic answers queued within the last hour to ``mailbox``, and to ``domain``
+    unless it is None (both in one statement)."""
     since = ctx.services.now() - timedelta(hours=1)
-    return ctx.session.scalar(select(func.count(OutboxItem.id)).where(
-        column == value, OutboxItem.kind.in_(AUTOMATIC_ANSWERS),
-        OutboxItem.created_at >= since)) or 0
+    to_mailbox = OutboxItem.rcpt_mailbox == mailbox
+    recent = (OutboxItem.kind.in_(AUTOMATIC_ANSWERS), OutboxItem.created_at >= since)
+    if domain is None:
+        query = select(func.count(OutboxItem.id), literal(0)).where(to_mailbox, *recent)
+    else:
+        to_domain = OutboxItem.rcpt_domain == domain
+        query = select(func.count(OutboxItem.id).filter(to_mailbox),
+                       func.count(OutboxItem.id).filter(to_domain),
+                       ).where(or_(to_mailbox, to_domain), *recent)
+    with no_flush_unless_pending(ctx.session, OutboxItem):
+        row = ctx.session.execute(query).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 def refusal(ctx: MailContext, address: str) -> str | None:
@@ -66,12 +76,14 @@ def refusal(ctx: MailContext, address: str) -> str | None:
                               settings.bounce_mark_days):
         return f"{address} hard-bounced our mail in the last {settings.bounce_mark_days} days"
     mailbox, domain = mailbox_of(address)
+    capped_domain = None if sender_verified(ctx) else domain  # the domain cap: unverified only
+    to_mailbox, to_domain = _counts(ctx, mailbox, capped_domain)
     limit = settings.ack_limit_per_hour
-    if _count(ctx, OutboxItem.rcpt_mailbox, mailbox) >= limit:
+    if to_mailbox >= limit:
         return (f"mailbox {mailbox} already got {limit} automatic answers this hour "
                 "(loop brake)")
     domain_limit = settings.ack_limit_per_domain_per_hour
-    if not sender_verified(ctx) and _count(ctx, OutboxItem.rcpt_domain, domain) >= domain_limit:
+    if capped_domain is not None and to_domain >= domain_limit:
         return (f"domain {domain} already got {domain_limit} automatic answers this hour "
                 "(backscatter brake)")
     return None

@@ -68,8 +68,9 @@ class Gateway:
 
     @cached_property
     def services(self) -> Services:
+        hub_url = f"{self.settings.public_url.rstrip('/')}/hub/"
         return Services(self.settings, load_secret(self.settings),
-                        Renderer(self.settings.templates_dir))
+                        Renderer(self.settings.templates_dir, hub_url=hub_url))
 
     @cached_property
     def transport(self) -> Transport:

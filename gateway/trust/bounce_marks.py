@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from gateway.db import no_flush_unless_pending
 from gateway.models import BouncingAddress
 
 __all__ = ["clear", "is_marked", "mark"]
@@ -27,7 +28,8 @@ def _aware(moment: datetime, like: datetime) -> datetime:
 
 def is_marked(session: Session, address: str, now: datetime, days: int) -> bool:
     """A hard bounce of ``address`` within the last ``days`` days."""
-    row = session.get(BouncingAddress, address.strip().lower())
+    with no_flush_unless_pending(session, BouncingAddress):
+        row = session.get(BouncingAddress, address.strip().lower())
     if row is None or not row.hard:
         return False
     return _aware(row.last_at, now) >= now - timedelta(days=days)

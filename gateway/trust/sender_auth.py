@@ -27,8 +27,11 @@ The evidence comes from the method ``sender_authentication`` names:
   vouches for directory agents, who read that mailbox).  It proves the sender received
   (or was shown) our mail to that address, nothing more.
 
-Two channels are trusted by construction, whatever the method: copies from our own IMAP
-account's Sent folder, and imported history (where nobody acts).
+Three channels are trusted by construction, whatever the method: copies from our own IMAP
+account's Sent folder, imported history (where nobody acts), and the support hub (method
+``hub``): a message the hub spooled for a signed-in person (spool ``source = "web"``, the
+session's person in its options, both written by the server and never by an intake edge)
+is verified exactly when its From is that person.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ __all__ = [
     "aligned",
     "authres_verdict",
     "dkim_verdict",
+    "hub_verdict",
     "sender_trust",
     "token_verdict",
 ]
@@ -76,7 +80,7 @@ class Trust(enum.StrEnum):
 class SenderTrust:
     level: Trust
     method: str
-    """``authres``, ``dkim``, ``token``, ``sent_folder`` or ``history``."""
+    """``authres``, ``dkim``, ``token``, ``sent_folder``, ``history`` or ``hub``."""
     reason: str
 
     @property
@@ -119,6 +123,8 @@ class MessageFacts:
     sent_folder_of: str | None = None
     """The mailbox whose Sent folder this copy came from (None: not a copy)."""
     history: bool = False
+    hub_person: str | None = None
+    """The signed-in person the hub wrote this message for (None: not from the hub)."""
 
 
 def sender_trust(facts: MessageFacts) -> SenderTrust:
@@ -126,6 +132,8 @@ def sender_trust(facts: MessageFacts) -> SenderTrust:
     if facts.sent_folder_of is not None:
         return SenderTrust(Trust.VERIFIED, "sent_folder", "copy from the Sent folder of our own "
                            f"authenticated IMAP account ({facts.sent_folder_of})")
+    if facts.hub_person is not None:
+        return hub_verdict(facts.hub_person, facts.from_address)
     if facts.history:
         return SenderTrust(Trust.UNVERIFIED, "history", "imported history: nobody acts, "
                            "nothing is verified")
@@ -135,6 +143,15 @@ def sender_trust(facts: MessageFacts) -> SenderTrust:
     if facts.method == "dkim":
         return facts.dkim or SenderTrust(Trust.UNVERIFIED, "dkim", "DKIM was not verified")
     return token_verdict(facts)
+
+
+def hub_verdict(hub_person: str, from_address: str) -> SenderTrust:
+    """The hub's own message: verified when From is the session's person, else nothing."""
+    if hub_person.strip().lower() == from_address.strip().lower():
+        return SenderTrust(Trust.VERIFIED, "hub", f"written in the support hub by "
+                           f"{hub_person}, signed in by a link mailed to that address")
+    return SenderTrust(Trust.UNVERIFIED, "hub", f"written in the support hub by {hub_person}, "
+                       f"but From is {from_address}")
 
 
 def _domain(address: str) -> str:

@@ -1,6 +1,7 @@
 """The few web pages mail cannot replace (Starlette): the health check, and, when the
 app is given the gateway, the access-grant pages and API (``gateway.web.grants``) and the
-"was this helpful?" page of solved tickets (``gateway.web.satisfaction``).
+"was this helpful?" page of solved tickets (``gateway.web.satisfaction``) and the support
+hub under ``/hub`` (``gateway.web.hub``).
 
 One-click unsubscribe and other pages are added here as routes.
 """
@@ -37,8 +38,10 @@ def make_web_app(database: Database, gateway: Gateway | None = None) -> Starlett
     routes = [Route("/healthz", healthz), *unsubscribe_routes(database, templates_dir)]
     if gateway is not None:
         from gateway.web.grants import grant_routes
+        from gateway.web.hub import hub_routes
         from gateway.web.satisfaction import satisfaction_routes
 
         routes += grant_routes(gateway)  # support access grants (issue 6)
         routes += satisfaction_routes(gateway)  # "was this helpful?" (DESIGN §13)
+        routes += hub_routes(gateway)  # the support hub (DESIGN §14)
     return Starlette(routes=routes)

@@ -246,3 +246,16 @@ def test_dkim_mode_tries_only_aligned_signatures_and_at_most_a_few() -> None:
     unknown_key = _signed("acme.example", "anna@acme.example", key)
     verdict = dkim_verdict(unknown_key, "anna@acme.example", dnsfunc=lambda *a, **k: None)
     assert verdict.level is Trust.UNVERIFIED  # no key found: nothing proves a forgery
+
+
+@pytest.mark.parametrize("method", ["authres", "dkim", "token"])
+def test_the_hub_vouches_for_its_own_person_whatever_the_method(method: str) -> None:
+    # A dmarc=fail header in a hub message changes nothing: the hub wrote the headers
+    failing = ("mx.example; dmarc=fail header.from=acme.example",)
+    mine = sender_trust(MessageFacts(from_address="Anna@acme.example", method=method,
+                                     authserv_id="mx.example", hub_person="anna@acme.example",
+                                     authentication_results=failing))
+    assert mine.verified and mine.method == "hub"
+    other = sender_trust(MessageFacts(from_address="max@acme.example", method=method,
+                                      authserv_id="mx.example", hub_person="anna@acme.example"))
+    assert not other.verified and other.method == "hub"

@@ -35,7 +35,8 @@ FEATURES = [
     {"id": "shared-links", "name": "Shared links with passwords",
      "description": "", "url": ""},
 ]
-COMMON: dict[str, Any] = {"support_name": "Example Support – Kundenservice Deutschland"}
+COMMON: dict[str, Any] = {"support_name": "Example Support – Kundenservice Deutschland",
+                          "hub_url": f"{BASE}/hub/"}
 GRANT: dict[str, Any] = {
     "recipient_name": "Anna-Katharina Müller-Lüdenscheidt", "team_name": "Acme GmbH & Co. KG",
     "agent_label": "Kenji Watanabe <kenji.watanabe@support.example>", "department": None,
@@ -70,6 +71,14 @@ CONTEXTS: dict[str, dict[str, Any]] = {
     "auto_closed": {"ticket_number": 104711, "ticket_subject": LONG_SUBJECT,
                     "requester_name": "Anna-Katharina Müller-Lüdenscheidt", "waiting_days": 7,
                     "reopen_days": 14},
+    "callback_requested": {
+        "callback_id": 98765, "person_name": "Anna-Katharina Müller-Lüdenscheidt",
+        "person_email": "anna-katharina.mueller-luedenscheidt@acme-gmbh-und-co.example",
+        "team_id": "acme-gmbh-und-co-kg-niederlassung-koeln", "role": "admin",
+        "language": "de", "phone": "+49 (0)221 123 456 789 00",
+        "topic": "Synchronisation des freigegebenen Ordners schlägt seit dem Update fehl "
+                 "und wir brauchen vor dem Quartalsabschluss eine Lösung",
+        "window": "Tue 2026-12-08 14:00–16:00 Europe/Berlin (13:00–15:00 UTC)"},
     "colleague_reply": {
         "ticket_number": 104711, "ticket_subject": LONG_SUBJECT, "requester_name": "Max",
         "colleague_name": "Anna-Katharina Müller-Lüdenscheidt",
@@ -101,6 +110,8 @@ CONTEXTS: dict[str, dict[str, Any]] = {
     "grant_expiring": {**GRANT, "until": "2026-11-21 16:45 UTC"},
     "grant_granted": {**GRANT, "until": "2026-11-21 16:45 UTC",
                       "granted_by": "Anna-Katharina Müller-Lüdenscheidt"},
+    "hub_sign_in": {"recipient_name": "Anna-Katharina Müller-Lüdenscheidt",
+                    "sign_in_url": f"{BASE}/hub/sign-in/{TOKEN}", "link_minutes": 20},
     "grant_revoked": {**GRANT, "until": "2026-11-21 16:45 UTC",
                       "revoked_by": "Anna-Katharina Müller-Lüdenscheidt"},
     "pending_reminder": {"ticket_number": 104711, "ticket_subject": LONG_SUBJECT,

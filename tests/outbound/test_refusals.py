@@ -282,3 +282,26 @@ def test_without_agents_address_the_refusal_is_recorded_on_the_ticket_only(
         stored = session.scalars(select(MessageRecord).where(
             MessageRecord.role == "system")).one()
         assert stored.kind == "note" and stored.ticket_number == number
+
+
+def test_a_mail_reported_bounced_is_never_sent_again(
+        smarthost: RefusingSmarthost, running: GatewayServer, gw: Gateway,
+        settings: Settings) -> None:
+    # Given an acknowledgement the smarthost took, which a delivery report later said
+    # failed (the guard-bounce step marks the row bounced)
+    open_ticket(settings, gw, sender=MAX)
+    (ack,) = rows(gw, kind="acknowledgement")
+    assert ack.status == OutboxStatus.SENT
+    with gw.db.transaction() as session:
+        item = session.get(OutboxItem, ack.id)
+        assert item is not None
+        item.status = OutboxStatus.BOUNCED
+    received = len(smarthost.mail_to(MAX))
+    # When its delivery job runs again (a redelivered job)
+    outcome = deliver_outbox_item(gw.db, gw.transport, settings, ack.id)
+    # Then nothing is sent and the row stays bounced after the same one attempt
+    assert outcome == "skipped"
+    (again,) = rows(gw, id=ack.id)
+    assert (again.status, again.attempts) == (OutboxStatus.BOUNCED, ack.attempts)
+    assert len(smarthost.mail_to(MAX)) == received
+

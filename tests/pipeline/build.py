@@ -29,7 +29,7 @@ from gateway.runtime.app import Gateway
 from gateway.tickets import make_reply_token
 from gateway.trust.sender_auth import dkim_verdict
 from inbound.parsing.analysis import analyze
-from inbound.spool import header_identity, store_message
+from inbound.spool import HUB_SOURCE, header_identity, store_hub_message, store_message
 
 __all__ = ["AUTHSERV", "SENT_FOLDER", "SUPPORT", "context_before", "origin_of", "outbox_of",
            "passed", "processed", "reply_address", "spool", "ticket_of", "trace_of"]
@@ -53,6 +53,10 @@ def spool(gateway: Gateway, raw: bytes, *, mail_from: str | None = None,
           options: dict[str, Any] | None = None) -> int:
     """Commit ``raw`` to the spool as intake does; the envelope sender defaults to From."""
     sender = header_identity(raw)[1] if mail_from is None else mail_from
+    if source == HUB_SOURCE:  # as the hub writes it: for the person named in its options
+        person = str(((options or {}).get("hub") or {}).get("person") or sender)
+        return store_hub_message(gateway.db, raw, person=person,
+                                 rcpt_tos=list(rcpt_tos)).spool_id
     return store_message(gateway.db, raw, source=source, mail_from=sender,
                          rcpt_tos=list(rcpt_tos), options=options).spool_id
 

@@ -95,8 +95,12 @@ def run(ctx: MailContext) -> None:
     recipients = [*ctx.spool.rcpt_tos, *ctx.parsed.to, *ctx.parsed.cc]
     text = ctx.reply.visible
     policy = current_policy(settings)
+    sender = ctx.sender
+    # identify-sender (or on-behalf) looked this very address up in this session already
+    looked_up = ((sender.person, sender.agent)
+                 if sender.email == sender.email.strip().lower() and not ctx.sent_copy else None)
     decision = decide_for(
-        ctx.session, policy, email=ctx.sender.email,
+        ctx.session, policy, email=sender.email, found=looked_up,
         at=ctx.spool.received_at, recipients=recipients, subject=ctx.parsed.subject, text=text,
         language=ctx.language, default_language=settings.ack_language_default,
         emergency_address=settings.emergency_address,

@@ -1,6 +1,7 @@
 """How sure are we of the sender?  Asks the one authority once, before any privilege.
 
-Reads the envelope, ``ctx.parsed``, ``ctx.analysis`` (the raw ``Authentication-Results``),
+Reads the envelope, the spool row's ``source`` and ``options`` (the hub's person),
+``ctx.parsed``, ``ctx.analysis`` (the raw ``Authentication-Results``),
 ``ctx.dkim`` and ``ctx.sender``; writes ``ctx.token`` and ``ctx.to_note_address`` (a valid
 reply token among the envelope recipients), ``ctx.sender_trust`` (see
 :func:`gateway.trust.sender_auth.sender_trust`; ``ctx.sender_verified`` is derived from it) and,
@@ -24,6 +25,7 @@ from gateway.trust.sender_auth import (
     sender_trust,
 )
 from inbound.addresses import split_address
+from inbound.spool import HUB_SOURCE
 
 name = "authenticate"
 description = "decide how sure we are of who sent the message"
@@ -58,6 +60,16 @@ def _sent_folder_of(ctx: MailContext) -> str | None:
     return str(imap.get("mailbox") or imap.get("account") or ctx.spool.source)
 
 
+def _hub_person(ctx: MailContext) -> str | None:
+    """The person the hub spooled this message for: only rows the hub wrote (source
+    ``web``, set by the server; no intake edge writes it) count."""
+    if ctx.spool.source != HUB_SOURCE:
+        return None
+    hub = (ctx.spool.options or {}).get("hub") or {}
+    person = hub.get("person") if isinstance(hub, dict) else None
+    return str(person) if person else None
+
+
 def _facts(ctx: MailContext) -> MessageFacts:
     settings = ctx.services.settings
     return MessageFacts(
@@ -66,7 +78,7 @@ def _facts(ctx: MailContext) -> MessageFacts:
         authentication_results=ctx.analysis.authentication_results,
         dkim=ctx.dkim, token=_token_facts(ctx), sender_is_agent=ctx.sender.agent is not None,
         agents_address=settings.agents_address, sent_folder_of=_sent_folder_of(ctx),
-        history=ctx.history)
+        history=ctx.history, hub_person=_hub_person(ctx))
 
 
 def _claim(ctx: MailContext) -> str | None:

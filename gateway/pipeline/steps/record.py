@@ -131,7 +131,9 @@ def run(ctx: MailContext) -> None:
         ctx.created(_new_ticket(ctx))
     ticket = ctx.ticket
     now = ctx.services.now()
-    participant_for(ctx.session, ticket, ctx.sender.email, ctx.role)
+    # a ticket made just now has no participants or indexed ids in the database yet
+    made_now = ctx.new_ticket
+    participant_for(ctx.session, ticket, ctx.sender.email, ctx.role, new_ticket=made_now)
     _copy_cc(ctx, ticket)
     visible = ctx.reply.visible if ctx.reply.visible.strip() else ctx.parsed.text.strip()
     message = MessageRecord(
@@ -154,7 +156,8 @@ def run(ctx: MailContext) -> None:
     ]
     ctx.session.add(message)
     _forwarders_note(ctx, ticket)
-    record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in")
+    record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in",
+                       known_new=made_now and ctx.on_behalf is None)
     record_mentions(ctx.session, named_ids(ctx.parsed.in_reply_to, ctx.parsed.references),
                     ticket.number, opening=ctx.new_ticket or ctx.opens_conversation)
     if not ctx.new_ticket and not ctx.history and ctx.kind != MessageKind.AUTO_REPLY:

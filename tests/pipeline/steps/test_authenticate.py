@@ -7,6 +7,7 @@ from __future__ import annotations
 from gateway.pipeline.steps import authenticate
 from gateway.runtime.app import Gateway
 from gateway.trust.sender_auth import UNVERIFIED_FLAG, Trust
+from inbound.spool import HUB_SOURCE
 from tests.mail import make_mail
 from tests.pipeline.build import (
     AUTHSERV,
@@ -97,3 +98,33 @@ def test_the_note_address_is_recognised(gw: Gateway) -> None:
         assert ctx.token is not None and ctx.token.ticket_number == number
         assert ctx.to_note_address
 
+
+
+def test_the_hubs_own_message_for_its_person_is_verified(gw: Gateway) -> None:
+    # Given a message the hub spooled for Anna's session, From Anna, no other evidence
+    raw = make_mail(sender="anna@acme.example")
+    with context_before(gw, authenticate.name, raw, source=HUB_SOURCE,
+                        options={"hub": {"person": "anna@acme.example"}}) as ctx:
+        authenticate.run(ctx)
+        assert ctx.sender_trust is not None and ctx.sender_verified
+        assert ctx.sender_trust.method == "hub" and ctx.flags == []
+
+
+def test_a_hub_message_from_someone_else_is_not_verified(gw: Gateway) -> None:
+    # Given a hub row for Max's session whose From names Anna (never written by the hub)
+    raw = make_mail(sender="anna@acme.example")
+    with context_before(gw, authenticate.name, raw, source=HUB_SOURCE,
+                        options={"hub": {"person": "max@acme.example"}}) as ctx:
+        authenticate.run(ctx)
+        assert ctx.sender_trust is not None and not ctx.sender_verified
+        assert ctx.sender_trust.method == "hub"
+        [flag] = ctx.flags
+        assert flag.startswith(f"{UNVERIFIED_FLAG}: anna@acme.example claims to be an admin")
+
+
+def test_mail_naming_the_hub_in_its_headers_is_judged_as_mail(gw: Gateway) -> None:
+    raw = make_mail(sender="anna@acme.example", headers={"X-Gateway-Source": "web"})
+    with context_before(gw, authenticate.name, raw, source="smtp") as ctx:
+        authenticate.run(ctx)
+        assert ctx.sender_trust is not None and ctx.sender_trust.method != "hub"
+        assert not ctx.sender_verified

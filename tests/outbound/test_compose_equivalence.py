@@ -1,0 +1,100 @@
+"""compose()'s shortcuts write the very bytes the standard library writes without them.
+
+``outbound/compose.py`` shares header objects between mails, remembers their folded text
+and draws a multipart boundary itself (CPU per message, issue 18).  Given the same
+inputs, the same date and the same random state, the message must come out byte for
+byte as with the stock header registry and the generator drawing the boundary.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import random
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.headerregistry import HeaderRegistry
+
+import pytest
+
+import outbound.compose as compose_module
+from outbound.compose import Content, Envelope, compose
+
+WHEN = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+CASES: list[tuple[Envelope, Content, dict[str, str]]] = [
+    (Envelope("Example Support", "support@support.example", "anna@acme.example",
+              "<a1@support.example>", "Anna Admin", "support+tok1@support.example",
+              "<orig@acme.example>", ("<root@acme.example>",)),
+     Content("[#42] Sync stopped working", "Hello Anna,\n\nwe got it.\n",
+             "<p>Hello Anna,</p>\n", "en"), {"X-Loop": "support@support.example"}),
+    (Envelope("Beispiel Support", "support@support.example", "jörg@acme.example",
+              "<a2@support.example>", "Jörg, \"der\" Admin", "support+tok2@support.example"),
+     Content("[#43] Die Synchronisierung funktioniert nicht mehr, könnte es am Proxy liegen?",
+             "Hallo Jörg,\n\n" + "wir haben Ihre Anfrage erhalten. " * 20 + "\n",
+             "<p>Grüße</p>" * 40, "de"), {}),
+    (Envelope("サポート", "support@support.example", "kenji@example.jp", "<a3@support.example>",
+              "山田 健二", None, "<x@example.jp>", ()),
+     Content("[#44] 同期が止まりました", "山田様\n\nお問い合わせありがとうございます。\n" * 12,
+             None, "ja"), {"List-Unsubscribe": "<https://x.example/u/" + "t" * 120 + ">"}),
+    (Envelope("Support", "support@support.example", "bob@example.com", "<a4@support.example>",
+              "Bob O'Neil (IT)", "support+tok4@support.example"),
+     Content("[#45] " + "very long subject words " * 8, "line\n" * 3 + "x" * 1200 + "\n",
+             "<p>" + "y" * 1000 + "</p>", None, (("log.txt", "text/plain", b"a\nb\n"),
+                                                 ("blob.bin", "application/zip", b"\0" * 70))),
+     {"X-Custom": "Größe"}),
+]
+
+
+def _bytes(envelope: Envelope, content: Content, extra: dict[str, str], seed: int) -> bytes:
+    random.seed(seed)
+    message = compose(envelope, content, extra_headers=extra, date=WHEN)
+    return message.as_bytes()
+
+
+@pytest.fixture
+def stock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """compose() as it was: the stock registry, no shared headers, the generator's boundary."""
+    plain = email.policy.SMTP.clone(cte_type="7bit", header_factory=HeaderRegistry())
+    utf8 = compose_module._SmtpUtf8Policy(linesep="\r\n", cte_type="7bit", utf8=True)
+    monkeypatch.setattr(compose_module, "POLICY", plain)
+    monkeypatch.setattr(compose_module, "_UTF8_POLICY", utf8)
+    uncached = compose_module._address_header.__wrapped__
+    monkeypatch.setattr(compose_module, "_address_header", uncached)
+    monkeypatch.setattr(compose_module, "_choose_boundaries", lambda msg: True)
+    yield
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_bytes_equal_the_standard_librarys(case: int, monkeypatch: pytest.MonkeyPatch,
+                                           stock: None) -> None:
+    envelope, content, extra = CASES[case]
+    # Given the bytes the stock library writes (twice: the second from the same state)
+    expected = _bytes(envelope, content, extra, seed=case)
+    monkeypatch.undo()
+    # When our compose() writes the same mail, cold and then with every cache warm
+    first = _bytes(envelope, content, extra, seed=case)
+    again = _bytes(envelope, content, extra, seed=case)
+    # Then every byte is the same, and the boundary is the generator's kind of boundary
+    assert first == expected
+    assert again == expected
+    if content.html is not None or content.attachments:
+        assert b'boundary="===============' in first
+
+
+def test_a_boundary_found_in_a_part_is_left_to_the_generator() -> None:
+    # Given a body that holds the very boundary compose() will draw
+    random.seed(7)
+    drawn = "=" * 15 + compose_module._BOUNDARY_DIGITS % random.randrange(sys.maxsize) + "=="
+    envelope, content, extra = CASES[0]
+    content = Content(content.subject, f"see\n--{drawn}\n", "<p>x</p>", "en")
+    # When it is composed and written
+    random.seed(7)
+    message = compose(envelope, content, extra_headers=extra, date=WHEN)
+    written = message.as_bytes()
+    # Then the message keeps a different boundary, and its two parts read back intact
+    boundary = message.get_boundary()
+    assert boundary is not None and boundary != drawn
+    parsed = email.message_from_bytes(written, policy=email.policy.default)
+    types = [part.get_content_type() for part in parsed.walk() if not part.is_multipart()]
+    assert types == ["text/plain", "text/html"]
