@@ -304,6 +304,7 @@ class GatewayServe(Server):
             "GATEWAY_ACK_LIMIT_PER_DOMAIN_PER_HOUR": "1000000",
             "PYTHONPATH": str(ROOT),
         })
+        env.update(GATEWAY_SETTINGS)  # --set NAME=VALUE
         self.env = env
         self.with_directory = with_directory
 
@@ -763,6 +764,8 @@ def report(args: argparse.Namespace, results: list[IntakeResult], e2e: E2EResult
 
 
 # -- main -----------------------------------------------------------------------------
+GATEWAY_SETTINGS: dict[str, str] = {}
+"""Settings for the measured ``gateway serve`` (``--set processing_processes=0``)."""
 WARMUP = 40  # messages sent (and stored) before each timed intake run
 
 
@@ -792,7 +795,12 @@ def parse_args() -> argparse.Namespace:
                         help="wait up to this long for other processes to leave the CPUs idle")
     parser.add_argument("--keep", action="store_true",
                         help="keep the gateways' working directories under bench/out/")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the measured gateway, e.g. processing_processes=0")
     args = parser.parse_args()
+    for item in args.set:
+        name, _, value = item.partition("=")
+        GATEWAY_SETTINGS[f"GATEWAY_{name.strip().upper()}"] = value
     if args.quick:
         args.rounds, args.count_5k, args.count_100k, args.e2e_seconds = 1, 300, 60, 5.0
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]

@@ -179,6 +179,13 @@ class Settings(BaseSettings):
     this many at once (as many as ``worker_threads``: no job waits for a child); 0: analyse
     in the worker thread (the budget is then checked, not enforced)."""
 
+    processing_processes: int | None = Field(default=None, ge=0)
+    """Child processes that run whole processing jobs (analysis, pipeline, maildir delivery)
+    for the worker, so processing uses every core; unset: one per CPU this process may use;
+    0: processing in the worker threads (analysis in ``analysis_processes``)."""
+    processing_nice: int = Field(default=10, ge=0, le=19)
+    """Nice value added to processing children: intake, in the parent, gets the CPU first."""
+
     delivery_max_attempts: int = Field(default=10, gt=0)
     delivery_min_backoff: float = Field(default=30.0, gt=0)
     delivery_max_backoff: float = Field(default=3600.0, gt=0)

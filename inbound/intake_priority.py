@@ -1,5 +1,12 @@
 """SMTP intake before processing, inside one process (embedded ``gateway serve``).
 
+Since issue 18 this gate is only used when processing runs in the worker threads
+(``processing_processes = 0``).  By default processing jobs run in child processes
+(``gateway.runtime.processing_pool``) at a higher nice value: the kernel then gives
+intake the CPU first, across processes, and processing is never held back, so a busy
+intake no longer leaves a core idle.  :class:`IntakePriority` still counts the
+messages intake answers (``answered``, ``busy``) in both cases.
+
 The in-process worker threads and the SMTP event loop share one GIL.  A running
 job makes the event loop wait for the GIL after every socket call (up to the
 interpreter's switch interval, 5 ms, each time): during a burst, mail was taken
@@ -29,14 +36,22 @@ hold the others' acknowledgements.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["IntakePriority", "ProcessingFeed"]
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from gateway.db import Database
+
+__all__ = ["IntakePriority", "LanedDatabase", "ProcessingFeed", "WriterLane", "writer_lane_for"]
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +174,100 @@ class ProcessingFeed:
                         self._send(spool_id)
                     except Exception:  # noqa: BLE001 - the sweep sends it again
                         log.exception("could not hand spool %s to the worker", spool_id)
+
+
+class WriterLane:
+    """SQLite's one writer, taken in turn by every process of one database file, with
+    intake (and every other process: web pages, commands, the pipe) first.
+
+    Why: processing children (``gateway.runtime.processing_pool``) hand the write lock
+    to each other as fast as the kernel wakes them, while a writer waiting in SQLite's
+    busy handler sleeps 1, 2, 5 … 100 ms between tries and could wait seconds for a
+    gap: SMTP's 250 would wait behind the whole backlog.  So every write transaction
+    first takes an exclusive ``flock`` on ``<database>.lane``; a ``first`` writer also
+    closes ``<database>.intake`` (exclusive) while it waits and writes.  Processing
+    children (``first=False``) queue one at a time (``<database>.queue``) and pass that
+    gate (shared, released at once) before they wait for the lane, so intake waits for
+    the transaction in progress and at most one more.  The kernel drops
+    a lock when its holder dies, so a process killed inside a transaction frees it.
+    Re-entrant within a thread (a transaction opened inside another must not wait for
+    itself).
+    """
+
+    def __init__(self, path: Path, *, first: bool) -> None:
+        self.path = path
+        self.gate = path.with_name(path.name.removesuffix(".lane") + ".intake")
+        self.turnstile = path.with_name(path.name.removesuffix(".lane") + ".queue")
+        self.first = first
+        self.cpu_held = 0.0
+        """CPU seconds this process held the lane (what serialises processing)."""
+        self._local = threading.local()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        try:
+            if depth:
+                yield
+                return
+            with self._taken():
+                yield
+        finally:
+            self._local.depth = depth
+
+    @contextmanager
+    def _taken(self) -> Iterator[None]:
+        gate = os.open(self.gate, os.O_RDWR | os.O_CREAT, 0o600)
+        lane = turn = -1
+        try:
+            if self.first:
+                fcntl.flock(gate, fcntl.LOCK_EX)
+            else:  # one child at a time queues, and only while intake does not want it
+                turn = os.open(self.turnstile, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(turn, fcntl.LOCK_EX)
+                fcntl.flock(gate, fcntl.LOCK_SH)
+                fcntl.flock(gate, fcntl.LOCK_UN)
+            lane = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(lane, fcntl.LOCK_EX)
+            if turn >= 0:
+                os.close(turn)
+                turn = -1
+            taken = time.process_time()
+            try:
+                yield
+            finally:
+                self.cpu_held += time.process_time() - taken
+        finally:  # closing a descriptor drops its lock
+            for fd in (lane, turn):
+                if fd >= 0:
+                    os.close(fd)
+            os.close(gate)
+
+
+def writer_lane_for(database: Database, *, first: bool) -> WriterLane | None:
+    """The lane of a SQLite database file (None for PostgreSQL, memory or URI databases,
+    where writers do not queue on one lock)."""
+    url = make_url(database.url)
+    if not database.is_sqlite or not url.database or url.database == ":memory:" \
+            or "uri" in url.query:
+        return None
+    return WriterLane(Path(f"{url.database}.lane"), first=first)
+
+
+class LanedDatabase(Database):
+    """A :class:`~gateway.db.Database` whose write transactions take the SQLite writer
+    lane first (``lane`` None: exactly a Database)."""
+
+    def __init__(self, url: str, *, first: bool) -> None:
+        super().__init__(url)
+        self.lane = writer_lane_for(self, first=first)
+
+    @contextmanager
+    def transaction(self, *, durable: bool = False) -> Iterator[Session]:
+        if self.lane is None:
+            with super().transaction(durable=durable) as session:
+                yield session
+            return
+        with self.lane.held(), super().transaction(durable=durable) as session:
+            yield session

@@ -15,6 +15,7 @@ import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 from gateway.db import Database
 from gateway.errors import StorageError
 from gateway.models import SpoolEntry, SpoolState, utcnow
+from inbound.intake_priority import LanedDatabase
 from inbound.parsing.message import normalize_message_id
 
 __all__ = [
@@ -250,7 +252,8 @@ class SpoolWriter:
             return
         try:
             if self.database.is_sqlite:
-                results = self._sqlite.insert([pending for pending, _future in batch])
+                with _writer_lane(self.database):
+                    results = self._sqlite.insert([pending for pending, _future in batch])
             else:
                 with self.database.transaction(durable=True) as session:
                     results = [_insert(session, pending) for pending, _future in batch]
@@ -262,6 +265,14 @@ class SpoolWriter:
             return
         for (_pending, future), result in zip(batch, results, strict=True):
             future.set_result(result)
+
+
+def _writer_lane(database: Database) -> AbstractContextManager[None]:
+    """The writer lane of a laned database (intake goes before processing children),
+    else nothing: the raw connection below bypasses ``Database.transaction``."""
+    if isinstance(database, LanedDatabase) and database.lane is not None:
+        return database.lane.held()
+    return nullcontext()
 
 
 class _SqliteBatchInsert:

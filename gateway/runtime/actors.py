@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.errors import PermanentFailure
 from gateway.pipeline.processing import process_spool_entry
+from gateway.runtime.processing_pool import ProcessingPool
 from gateway.services import Services
 from outbound.delivery import deliver_outbox_item
 from outbound.transports import Transport
@@ -48,6 +49,8 @@ class ActorHost(Protocol):
     def services(self) -> Services: ...
     @property
     def transport(self) -> Transport: ...
+    @property
+    def processing_pool(self) -> ProcessingPool | None: ...
     def enqueue_delivery(self, outbox_id: int) -> None: ...
 
 
@@ -55,6 +58,11 @@ def declare_actors(gateway: ActorHost) -> Actors:
     settings = gateway.settings
 
     def process_message(spool_id: int) -> None:
+        pool = gateway.processing_pool
+        if pool is not None:  # in a child, which also delivered what a maildir takes
+            for outbox_id in pool.process(spool_id).undelivered:
+                gateway.enqueue_delivery(outbox_id)
+            return
         outcome = process_spool_entry(gateway.db, gateway.services, spool_id)
         local = isinstance(gateway.transport, MaildirTransport)
         for outbox_id in outcome.outbox_ids:

@@ -28,8 +28,10 @@ from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState, utc
 from gateway.pipeline.analysis_pool import AnalysisPool
 from gateway.runtime.actors import Actors, declare_actors
 from gateway.runtime.broker import make_broker
+from gateway.runtime.processing_pool import ProcessingPool, pool_size
 from gateway.secrets import load_secret
 from gateway.services import Services
+from inbound.intake_priority import LanedDatabase
 from outbound.delivery import STALE_SENDING, deliver_outbox_item
 from outbound.render import Renderer
 from outbound.transports import Transport, transport_from_url
@@ -50,13 +52,16 @@ class SweepReport:
 class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        # SQLite: every write takes the writer lane before the processing children do.
+        self.db: Database = LanedDatabase(settings.database_url, first=True)
         self.broker = make_broker(settings)
         self.actors: Actors = declare_actors(self)
         self._worker: dramatiq.Worker | None = None
         self._enqueued: dict[int, float] = {}
         self._enqueued_lock = threading.Lock()
         self._analysis: AnalysisPool | None = None
+        self.processing_pool: ProcessingPool | None = None
+        """Set while a worker runs with processing children (``processing_processes``)."""
         self.processing_feed: Callable[[int], None] | None = None
         """Set by ``serve`` with an in-process worker: new jobs go through the intake-first
         feed of :mod:`inbound.intake_priority` instead of straight to the broker."""
@@ -136,19 +141,30 @@ class Gateway:
 
     def start_worker(self, threads: int | None = None) -> None:
         return_large_buffers()  # also for `gateway worker`
-        if self.settings.analysis_processes and self._analysis is None:
+        children = pool_size(self.settings)
+        if children and self.processing_pool is None:
+            # Whole processing jobs in child processes: every core, not one GIL.
+            self.processing_pool = ProcessingPool(self.settings, self.db, children)
+            self.processing_pool.warm()
+            log.info("processing in %s child processes (nice +%s)", children,
+                     self.settings.processing_nice)
+        elif self.settings.analysis_processes and self._analysis is None:
             # Processing analyses each message in a child stopped at the budget.
             self._analysis = AnalysisPool(self.settings)
             self._analysis.warm()
             self.services.analyzer = self._analysis.analyze
-        self._worker = dramatiq.Worker(self.broker, worker_threads=threads or
-                                       self.settings.worker_threads, worker_timeout=100)
+        # A job thread waits on a child's pipe: at least one thread per child.
+        threads = max(threads or self.settings.worker_threads, children)
+        self._worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=100)
         self._worker.start()
 
     def stop_worker(self) -> None:
         if self._worker is not None:
             self._worker.stop(timeout=30_000)
             self._worker = None
+        if self.processing_pool is not None:
+            self.processing_pool.close()
+            self.processing_pool = None
         if self._analysis is not None:
             self.services.analyzer = None
             self._analysis.close()

@@ -21,6 +21,7 @@ from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file
 from gateway.memory import return_large_buffers
 from gateway.runtime.app import Gateway
+from gateway.runtime.processing_pool import pool_size
 from gateway.runtime.scheduler import GatewayScheduler
 from gateway.runtime.warm_up import warm_up
 from gateway.web.app import make_web_app
@@ -71,12 +72,7 @@ class GatewayServer:
         current_policy(settings)  # a bad policy file stops serve here (ConfigError, exit 78)
         current_issue_types(settings)
         if self.run_worker:
-            warm_up(gateway.services)  # first-message costs now, not during the first burst
-            # The worker threads share this process's GIL with SMTP intake: intake first.
-            gateway.services.turn = self.intake_priority.turn
-            gateway.start_worker()
-            self.feed = ProcessingFeed(self.intake_priority, gateway.send_processing)
-            gateway.processing_feed = self.feed.submit
+            self._start_worker()
         gateway.sweep(everything=settings.embedded)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
         self._sweeper.start()
@@ -141,6 +137,20 @@ class GatewayServer:
                                       gateway.enqueue_processing,
                                       max_message_size=settings.max_message_size)
         self.pollers.start()
+
+    def _start_worker(self) -> None:
+        gateway = self.gateway
+        if pool_size(gateway.settings):
+            # Processing children at a higher nice value: intake here gets the CPU first
+            # from the kernel, and processing is never held back.
+            gateway.start_worker()
+            return
+        warm_up(gateway.services)  # first-message costs now, not during the first burst
+        # The worker threads share this process's GIL with SMTP intake: intake first.
+        gateway.services.turn = self.intake_priority.turn
+        gateway.start_worker()
+        self.feed = ProcessingFeed(self.intake_priority, gateway.send_processing)
+        gateway.processing_feed = self.feed.submit
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self.gateway.settings.sweep_interval):

@@ -1,0 +1,192 @@
+"""A processing child: whole processing jobs (analysis, pipeline, maildir delivery) in
+their own process, so that processing uses every core instead of one GIL.
+
+Why: in ``gateway serve`` the worker threads and SMTP intake shared one interpreter
+lock, so processing ran on one core at most, and only while intake let it (the old
+all-or-nothing gate of ``inbound.intake_priority``).  A child runs the very same
+``process_spool_entry`` with its own database connections, so exactly once is
+unchanged: the spool row is locked, and its new state commits with the ticket,
+message and outbox rows in one transaction.  Children run at a higher nice value
+than the process that takes the mail, so the kernel gives intake the CPU first.
+
+A child says ``("ready",)`` once warm.  The parent
+(:mod:`gateway.runtime.processing_pool`) sends a spool id; the child answers
+``("analysing",)`` when the analysis starts and ``("analysed",)`` when it ends (the
+parent times only that part against ``processing_budget_seconds``, and kills the
+child past it), then ``(outcome, retire)``.  On SQLite one process at a time
+writes, on the writer lane of :mod:`inbound.intake_priority` (a ``flock``), where
+intake and every other writer go before the children.
+
+Importing this module is the forkserver's preload: the pipeline, the analysers and
+the outbound modules are imported once there; each child then warms its own
+templates and caches (``warm_up``) before it says it is ready.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import logging
+import os
+import resource
+import signal
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Settings
+from gateway.memory import return_large_buffers
+from gateway.pipeline.analysis_pool import limits_of
+from gateway.pipeline.processing import ProcessOutcome, process_spool_entry
+from gateway.runtime.warm_up import warm_up
+from gateway.secrets import load_secret
+from gateway.services import Services
+from inbound.intake_priority import LanedDatabase
+from inbound.parsing.analysis import Analysis, analyze
+from outbound.delivery import deliver_outbox_item
+from outbound.render import Renderer
+from outbound.transports import Transport, transport_from_url
+from outbound.transports.maildir import MaildirTransport
+
+__all__ = ["ChildSetup", "JobResult", "ParentGone", "child_main"]
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+RETIRE_RSS_KB = 300 * 1024
+"""A child whose peak resident memory passed this (KiB) exits after its job."""
+
+
+@dataclass(frozen=True)
+class ChildSetup:
+    """What a child needs to build its own database, services and transport."""
+
+    settings: Settings
+    cwd: Path
+    nice: int
+
+
+@dataclass
+class JobResult:
+    """A processing job's answer: the outcome, and the outbox rows this child did not
+    deliver itself (SMTP transport, or a maildir write that failed): the parent queues
+    them for the delivery job and its retries."""
+
+    outcome: ProcessOutcome
+    undelivered: list[int] = field(default_factory=list)
+    pid: int = 0
+    cpu: float = 0.0
+    """CPU seconds of the job in the child (for ``bench/parallel.py``) …"""
+    cpu_in_lane: float = 0.0
+    """… and the part spent holding SQLite's one-writer lane."""
+
+
+class _Child:
+    """The state of one child process: its connections, services and transport."""
+
+    def __init__(self, conn: Connection, setup: ChildSetup) -> None:
+        settings = setup.settings
+        self.conn = conn
+        self.settings = settings
+        self.limits = limits_of(settings)
+        self.db = LanedDatabase(settings.database_url, first=False)  # intake goes first
+        self.services = Services(settings, load_secret(settings), Renderer(settings.templates_dir))
+        self.services.analyzer = self._analyse
+        self.transport: Transport = transport_from_url(
+            settings.outbound_url, settings.smtp_client_timeout, base=setup.cwd,
+            ca_file=settings.smtp_ca_file)
+
+    def _analyse(self, raw: bytes, mail_from: str) -> Analysis:
+        """The analysis, announced so that the parent times exactly this part."""
+        self._tell(("analysing",))
+        analysis = analyze(raw, mail_from, self.limits)
+        self._tell(("analysed",))
+        return analysis
+
+    def _tell(self, message: tuple[str]) -> None:
+        try:
+            self.conn.send(message)
+        except OSError:
+            raise ParentGone from None
+
+    def run(self, spool_id: int) -> JobResult:
+        started = time.process_time()
+        lane = self.db.lane
+        in_lane = lane.cpu_held if lane else 0.0
+        outcome = process_spool_entry(self.db, self.services, spool_id)
+        undelivered = [outbox_id for outbox_id in outcome.outbox_ids
+                       if not self._deliver_inline(outbox_id)]
+        return JobResult(outcome, undelivered, os.getpid(), time.process_time() - started,
+                         (lane.cpu_held - in_lane) if lane else 0.0)
+
+    def _deliver_inline(self, outbox_id: int) -> bool:
+        """A maildir write is local and fast: do it here (see ``process_message``)."""
+        if not isinstance(self.transport, MaildirTransport):
+            return False
+        try:
+            deliver_outbox_item(self.db, self.transport, self.settings, outbox_id)
+        except Exception:  # noqa: BLE001 - the delivery job retries (and logs) it
+            log.info("outbox %s: inline delivery failed; queued for retry", outbox_id)
+            return False
+        return True
+
+
+class ParentGone(BaseException):
+    """The worker that sent the job died: stop without a verdict on the message (not an
+    ``Exception``, so that no step turns it into a quarantine); the row stays
+    ``received`` and the restarted gateway's sweep processes it."""
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child when its parent (the forkserver, which exits
+    with the gateway) dies, as the worker threads died with the process before; a
+    transaction cut short rolls back, and the restart's sweep redoes the job."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() == 1:  # the parent died before prctl: nobody waits for us
+        os._exit(0)
+
+
+def _answer(child: _Child, spool_id: int) -> tuple[str, Any]:
+    try:
+        return ("ok", child.run(spool_id))
+    except Exception as exc:  # noqa: BLE001 - a database outage: the parent's job retries
+        log.exception("spool %s: processing failed in child %s", spool_id, os.getpid())
+        return ("error", f"{type(exc).__name__}: {exc}")
+
+
+def child_main(conn: Connection, setup: ChildSetup) -> None:
+    """A child's loop: spool ids in, results out, until the parent goes away."""
+    _die_with_parent()
+    return_large_buffers()
+    child = _Child(conn, setup)
+    warm_up(child.services)  # at normal priority: start-up, before serve listens
+    gc.freeze()  # what start-up built lives as long as the child
+    os.nice(setup.nice)
+    try:
+        conn.send(("ready",))
+    except OSError:
+        return
+    while True:
+        try:
+            spool_id = conn.recv()
+        except (EOFError, OSError):
+            break
+        try:
+            answer = _answer(child, spool_id)
+        except ParentGone:
+            break
+        retire = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > RETIRE_RSS_KB
+        try:
+            conn.send((answer, retire))
+        except OSError:  # the parent died: what we committed stays committed
+            break
+        if retire:
+            break
+    child.db.dispose()
+

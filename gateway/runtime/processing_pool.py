@@ -1,0 +1,179 @@
+"""Processing jobs in child processes, one per core: every core processes.
+
+The worker's job threads hand a spool id to an idle child
+(:mod:`gateway.runtime.processing_child`) and wait on its pipe, holding no lock and
+almost no CPU, so SMTP intake in this process keeps its core while the children use
+the others.  The budget of containment (issue 13) is kept: the child says when its
+analysis starts and ends, and past ``processing_budget_seconds`` the child is killed
+(a fresh one takes its place) and the message is quarantined with that reason.  A
+child that dies by itself fails the job (it is retried; the attempt counter
+quarantines a message that keeps doing it), as does an error the child reports (a
+database outage): the row stays ``received``.
+
+Why one per core and not more: on SQLite one process writes at a time and most of a
+message's CPU is inside its write transaction; a third child on two cores made each
+message cost more CPU (22.7-24.9 against 17.5-20.2 ms) and processed fewer a second
+(``bench/parallel.py``, ``bench/RESULTS.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.models import SpoolState
+from gateway.pipeline.analysis_pool import AnalysisCrashed, budget_reason
+from gateway.pipeline.processing import ProcessOutcome, quarantine
+from gateway.runtime.processing_child import ChildSetup, JobResult, child_main
+
+__all__ = ["ProcessingFailed", "ProcessingPool", "available_cores", "pool_size"]
+
+log = logging.getLogger(__name__)
+
+
+class ProcessingFailed(Exception):
+    """The child reported an error (a database outage, a bug): the job is retried."""
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def pool_size(settings: Settings) -> int:
+    """``processing_processes``, or when unset one child per core."""
+    if settings.processing_processes is not None:
+        return settings.processing_processes
+    return available_cores()
+
+
+class _Child:
+    def __init__(self, context: Any, setup: ChildSetup) -> None:
+        parent, child = context.Pipe()
+        self.process = context.Process(target=child_main, args=(child, setup),
+                                       name="gateway-processing", daemon=True)
+        self.process.start()
+        child.close()
+        self.conn: Connection = parent
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Until the child has warmed up (imports, templates, a sample analysis)."""
+        if not self.ready:
+            if self.conn.recv() != ("ready",):  # pragma: no cover - protocol bug
+                raise OSError("unexpected message from the processing child")
+            self.ready = True
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+class ProcessingPool:
+    """At most ``processes`` jobs at once, each in its own child."""
+
+    def __init__(self, settings: Settings, database: Database, processes: int) -> None:
+        self.database = database
+        self.budget = settings.processing_budget_seconds
+        self.setup = ChildSetup(settings=settings, cwd=Path.cwd(), nice=settings.processing_nice)
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["gateway.runtime.processing_child"])
+        self.processes = processes
+        self._slots = threading.BoundedSemaphore(processes)
+        self._idle: queue.LifoQueue[_Child] = queue.LifoQueue()
+        self._closed = False
+
+    def process(self, spool_id: int) -> JobResult:
+        """Process one spool row in a child; raise AnalysisCrashed or ProcessingFailed
+        for the job to be retried."""
+        with self._slots:
+            child = self._take()
+            try:
+                child.wait_ready()
+                child.conn.send(spool_id)
+                answer, retire = self._await(child, spool_id)
+            except _Stopped as stopped:
+                return JobResult(stopped.outcome)
+            except (EOFError, OSError) as error:
+                child.stop()
+                raise AnalysisCrashed(f"the processing process died ({type(error).__name__}, "
+                                      f"exit code {child.process.exitcode})") from None
+            if retire or self._closed:
+                child.stop()
+            else:
+                self._idle.put(child)
+        status, value = answer
+        if status != "ok":
+            raise ProcessingFailed(str(value))
+        assert isinstance(value, JobResult)
+        return value
+
+    def _await(self, child: _Child, spool_id: int) -> tuple[tuple[str, Any], bool]:
+        """The child's answer; its analysis is timed against the budget."""
+        while True:
+            message = child.conn.recv()
+            if message != ("analysing",):
+                return message  # type: ignore[no-any-return]
+            started = time.monotonic()
+            if not child.conn.poll(self.budget):
+                elapsed = time.monotonic() - started
+                child.stop()
+                log.warning("spool %s: analysis stopped after %.1f s (budget %g s)",
+                            spool_id, elapsed, self.budget)
+                reason = budget_reason(self.budget, elapsed)
+                quarantine(self.database, spool_id, reason)
+                raise _Stopped(ProcessOutcome(SpoolState.QUARANTINED.value, reason))
+            message = child.conn.recv()
+            if message != ("analysed",):  # the analysis raised: the job's answer follows it
+                return message  # type: ignore[no-any-return]
+
+    def _take(self) -> _Child:
+        while True:
+            try:
+                child = self._idle.get_nowait()
+            except queue.Empty:
+                return _Child(self._context, self.setup)
+            if child.process.is_alive():
+                return child
+            child.stop()
+
+    def warm(self) -> None:
+        """Start every child now and wait until they have warmed up (together), so that
+        ``serve`` listens only when processing is ready."""
+        children = [self._take() for _ in range(self.processes)]
+        for child in children:
+            try:
+                child.wait_ready()
+            except (EOFError, OSError):
+                log.warning("a processing child died while warming up; another replaces it")
+                child.stop()
+                continue
+            self._idle.put(child)
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().stop()
+            except queue.Empty:
+                return
+
+
+class _Stopped(Exception):
+    def __init__(self, outcome: ProcessOutcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
