@@ -43,8 +43,24 @@ _SAMPLE = (
 
 
 def warm_up(services: Services) -> float:
-    """Run the CPU-only parts of processing once; return the seconds it took."""
+    """Run the CPU-only parts of processing once; return the seconds it took.
+
+    Warming is only a saving: if it fails (an operator's broken template, say) the process
+    still starts, and the message that meets the fault is quarantined with its reason, so
+    a fix and a replay recover it; a processing child that died here instead would be
+    replaced by one that dies the same way, and nothing would be processed at all."""
     started = time.perf_counter()
+    try:
+        _warm(services)
+    except Exception as error:  # noqa: BLE001 - never fatal: see above
+        log.warning("warming up the processing path failed (%s: %s); going on without it",
+                    type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+    seconds = time.perf_counter() - started
+    log.info("processing path warmed up in %.0f ms", seconds * 1000)
+    return seconds
+
+
+def _warm(services: Services) -> None:
     analysis = analyze(_SAMPLE, "warm-up@example.invalid")
     current_issue_types(services.settings).classify(analysis.parsed.subject,
                                                     analysis.reply.visible)
@@ -65,6 +81,3 @@ def warm_up(services: Services) -> float:
                 Content(subject=rendered.subject, text=rendered.text, html=rendered.html,
                         language=rendered.language),
                 auto_submitted="auto-replied").as_bytes()
-    seconds = time.perf_counter() - started
-    log.info("processing path warmed up in %.0f ms", seconds * 1000)
-    return seconds

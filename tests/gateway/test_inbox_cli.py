@@ -1,9 +1,11 @@
 """`gateway inbox list/show/replay`: every spooled message with its state, reason and
-trace; a quarantined message is re-run after the fault is fixed."""
+trace; a quarantined message is re-run after the fault is fixed, and such a fault never
+stops a process from starting."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import Any
 import pytest
 
 from gateway.config import Settings
+from gateway.runtime.app import Gateway
+from gateway.runtime.warm_up import warm_up
 from tests.conftest import DIRECTORY, REPO, run_gateway, wait_for
 from tests.mail import maildir_messages, make_mail
 
@@ -88,3 +92,17 @@ def test_ignored_message_shows_its_reason(settings: Settings, worker_process: No
     assert "gone@acme.example" in row["reason"]
     text = run_gateway(settings, "inbox", "list").stdout.decode()
     assert "ignored" in text and "gone@acme.example" in text
+
+
+def test_warming_up_with_a_broken_template_is_not_fatal(
+        settings: Settings, templates: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Given an operator's broken German acknowledgement template
+    template = templates / "de" / "acknowledgement" / "body.txt.j2"
+    template.write_text(template.read_text() + "\n{% if %}\n")
+    # When a process (serve, or a processing child) warms up its processing path
+    with caplog.at_level(logging.WARNING, logger="gateway.runtime.warm_up"):
+        seconds = warm_up(Gateway(settings).services)
+    # Then it goes on (a child that died here would be replaced by one dying the same way,
+    # and nothing would be processed), saying why warming failed
+    assert seconds >= 0
+    assert "warming up the processing path failed (TemplateSyntaxError" in caplog.text
