@@ -9,11 +9,9 @@ the phone too, with a long unbroken subject.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, ViewportSize
 
 from gateway.config import Settings
 from gateway.grants.pages import PageRenderer
@@ -22,25 +20,11 @@ from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from gateway.views import ticket_view
 from outbound.render import LANGUAGES
-from tests.grants.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import fits
 from tests.satisfaction.conftest import solve
 
 PHONE: ViewportSize = {"width": 375, "height": 667}
 LONG_SUBJECT = "Synchronisationsfehler_" * 8 + " „Quartalsberichte 2026/Q3 – Finanzen“"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _fits(page: Page) -> bool:
-    scroll, client = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    return bool(scroll <= client)
 
 
 def test_answer_on_a_phone(web: GatewayServer, gw: Gateway, settings: Settings,
@@ -52,13 +36,13 @@ def test_answer_on_a_phone(web: GatewayServer, gw: Gateway, settings: Settings,
     response = page.goto(solved.link)
     assert response is not None and response.status == 200
     assert page.locator("h1").inner_text() == "Hat Ihnen das geholfen?"
-    assert _fits(page)
+    assert fits(page)
     assert fetched == [solved.link]  # no outside assets, not even a favicon of ours
     page.locator("#rating-bad").check()
     page.locator("#comment").fill("Die Synchronisation läuft, aber sehr langsam.")
     page.locator("#send").click()
     page.wait_for_selector('#message[data-kind="recorded"]')
-    assert page.locator("h1").inner_text() == "Vielen Dank" and _fits(page)
+    assert page.locator("h1").inner_text() == "Vielen Dank" and fits(page)
     with gw.db.reading() as session:
         ticket = session.get(Ticket, solved.number)
         assert ticket is not None
@@ -84,6 +68,6 @@ def test_every_page_fits_a_phone_in_every_language(browser: Browser) -> None:
                   for k in ("unknown", "used", "expired", "csrf", "badform")}
         for name, html in shown.items():
             phone.set_content(html, wait_until="domcontentloaded")
-            if not _fits(phone):
+            if not fits(phone):
                 too_wide.append(f"{name}/{language}")
     assert not too_wide
