@@ -1,24 +1,40 @@
-"""What the browser tests share: Debian's Chromium under Playwright, and the check a phone
-user makes first (does the page scroll sideways?)."""
+"""What the browser tests share: Debian's Chromium under Playwright, the two screen sizes
+the pages and mail are checked at, and the check a phone user makes first (does the page
+scroll sideways?)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
-from tests.grants.test_browser import CHROMIUM, CHROMIUM_ARGS
+__all__ = ["CHROMIUM", "DESKTOP", "PHONE", "browser", "fits", "launched_chromium"]
 
-__all__ = ["browser", "fits"]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+PHONE: ViewportSize = {"width": 375, "height": 667}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
+@contextmanager
+def launched_chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless; for fixtures of any scope."""
+    assert Path(CHROMIUM).exists(), "Debian chromium is required (make system-deps)"
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 def fits(page: Page) -> bool:

@@ -39,6 +39,8 @@ from gateway.directory import load_directory_file
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 
+pytest_plugins = ["tests.browser"]  # the Chromium fixture, for every browser test
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DIRECTORY = FIXTURES / "directory.toml"

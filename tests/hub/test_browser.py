@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from gateway.config import Settings
 from gateway.models import MessageRecord, Ticket, TicketStatus
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from gateway.web.hub.pages import HubPages
+from tests.browser import DESKTOP, PHONE, fits, launched_chromium
 from tests.conftest import wait_for
 from tests.e2e.test_conversations import (
     acknowledgement,
@@ -37,11 +38,8 @@ from tests.e2e.test_conversations import (
     open_ticket,
     passed,
 )
-from tests.grants.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.hub.conftest import ANNA, MAX, hub_rows_done, mailed_link, sign_in_links
 
-PHONE: ViewportSize = {"width": 375, "height": 740}
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 WORDS = HubPages().catalog("de")  # Anna and Max read German
 KENJI = "kenji@support.example"  # the directory's agent: told of call-backs
 SHOTS = os.environ.get("GATEWAY_TEST_SCREENSHOTS", "")
@@ -49,11 +47,8 @@ SHOTS = os.environ.get("GATEWAY_TEST_SCREENSHOTS", "")
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian chromium is required (make system-deps)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -75,9 +70,7 @@ def fits_both_widths(page: Page, name: str, shots: Path) -> None:
     """Photograph the page at 375 and at 1280 px; neither may scroll sideways."""
     for viewport in (PHONE, DESKTOP):
         page.set_viewport_size(viewport)
-        scroll, inner = page.evaluate(
-            "[document.documentElement.scrollWidth, window.innerWidth]")
-        assert scroll <= inner, f"{name} scrolls sideways at {viewport['width']} px"
+        assert fits(page), f"{name} scrolls sideways at {viewport['width']} px"
         shot = shots / f"{name}-{viewport['width']}.png"
         page.screenshot(path=str(shot), full_page=True)
         assert _png_width(shot) == viewport["width"]

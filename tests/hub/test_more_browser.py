@@ -5,11 +5,9 @@ phone; every page of this group fits both widths in every language, with long wo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser
 from sqlalchemy import select
 
 from gateway.config import Settings
@@ -18,28 +16,14 @@ from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from gateway.web.hub.pages import HubPages
 from outbound.render import LANGUAGES
-from tests.grants.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import DESKTOP, PHONE, fits
 from tests.hub.conftest import ANNA, signed_in
 from tests.hub.test_more_page_words import PAGES
 from tests.hub.test_page_words import LAYOUT
 
-PHONE: ViewportSize = {"width": 375, "height": 667}
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 LONG = "Synchronisationskonfliktbehandlung_" * 4
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _fits(page: Page) -> bool:
-    scroll, client = page.evaluate(
-        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    return bool(scroll <= client)
 
 
 def test_every_page_fits_a_phone_and_a_desktop_in_every_language(browser: Browser) -> None:
@@ -55,7 +39,7 @@ def test_every_page_fits_a_phone_and_a_desktop_in_every_language(browser: Browse
                                     {**long_layout, **context}).replace(
                                         "&lt;script&gt;x&lt;/script&gt;", LONG)
                 screen.set_content(html, wait_until="domcontentloaded")
-                if not _fits(screen):
+                if not fits(screen):
                     too_wide.append(f"{name}/{language}/{viewport['width']}")
         screen.close()
     assert not too_wide
@@ -83,14 +67,14 @@ def test_an_admin_reads_insights_and_books_a_call_back_on_a_phone(
     # Then she reads her team's numbers in German, and the page fetched nothing else
     assert response is not None and response.status == 200
     assert page.locator("h1").inner_text() == "Einblicke"
-    assert page.locator("#open-tickets").inner_text() == "2" and _fits(page)
+    assert page.locator("#open-tickets").inner_text() == "2" and fits(page)
     assert fetched == [f"{hub}/insights"]
 
     # When she books a call-back on her phone through the form
     page.set_viewport_size(PHONE)
     page.locator("#nav-callback").click()
     page.wait_for_selector("#callback-form")
-    assert _fits(page)
+    assert fits(page)
     day = datetime.now(UTC).date() + timedelta(days=2)
     while day.weekday() >= 5:
         day += timedelta(days=1)
@@ -104,7 +88,7 @@ def test_an_admin_reads_insights_and_books_a_call_back_on_a_phone(
     # Then the page confirms it and shows the booking, still fitting the phone
     page.wait_for_selector('#notice[data-notice="callback_booked"]')
     assert f"{day.isoformat()} 14:00–16:00 Europe/Berlin" in page.locator("#booked").inner_text()
-    assert _fits(page)
+    assert fits(page)
     with gateway.db.reading() as session:
         assert [c.topic for c in session.scalars(select(Callback))] == [
             "Sync conflicts in the shared folder"]

@@ -14,7 +14,6 @@ import pytest
 from gateway.config import Settings
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
-from tests.browser import browser  # noqa: F401 - the Chromium fixture of this folder
 from tests.conftest import Processes, serve_in_process
 from tests.e2e.test_conversations import AUTHSERV, body_text, deliver, mail_to, open_ticket, passed
 from tests.mail import make_mail
