@@ -39,12 +39,15 @@ _MSO_NORMAL = re.compile(r"""\bclass\s*=\s*["']?[^"'<>]*\bMsoNormal\b""", re.IGN
 
 def reply_parts(parsed: ParsedMail, languages: Sequence[str] = DEFAULT_LANGUAGES) -> ReplyParts:
     """The reply parts of a parsed message: from its HTML when its text was rendered from
-    that HTML (no text/plain body), else from its text."""
+    that HTML (no text/plain body), else from its text.
+
+    The parser says where the text came from: a text/plain part's text is split as text
+    without rendering the HTML beside it (that rendering cost as much as the rest of the
+    splitting); only when it is not known is the HTML rendered to compare."""
     html = parsed.html
-    if not html or len(html) > MAX_QUOTEQUAIL_CHARS or not parsed.text.strip():
+    if (not html or len(html) > MAX_QUOTEQUAIL_CHARS or not parsed.text.strip()
+            or parsed.text_is_rendered_html is False):
         return split_reply(parsed.text, languages)
-    # The parser says when its text is this HTML rendered; else render it to find out
-    # (a text/plain part can be the HTML's rendering, too), and keep the rendering.
     rendered = parsed.text if parsed.text_is_rendered_html else html_to_text(html)
     if rendered.strip() == parsed.text.strip():
         return split_html_reply(html, languages, rendered=rendered)

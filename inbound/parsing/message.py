@@ -119,9 +119,10 @@ class ParsedMail:
     dropped: tuple[tuple[str, int], ...] = ()
     """(filename, size) of attachments not kept because of ``max_attachments`` or
     ``max_attachments_bytes``; the raw message in the spool still holds them."""
-    text_is_rendered_html: bool = field(default=False, compare=False)
-    """True when ``text`` is exactly ``html_to_text(html)`` (an HTML-only body): the reply
-    splitter then need not render the HTML again to find out.  False means "not known"."""
+    text_is_rendered_html: bool | None = field(default=None, compare=False)
+    """Where ``text`` came from, for the reply splitter: True when it is exactly
+    ``html_to_text(html)`` (an HTML-only body), False when it is a text/plain part's,
+    None when not known (the splitter then renders the HTML to compare)."""
 
     def header(self, name: str) -> str | None:
         """First value of header ``name`` (case-insensitive), decoded; None if absent."""
@@ -203,8 +204,11 @@ class _Parser:
             self._visit(message, 0, body, body_allowed=True)
             self._survey_with_mailparser(message)
         text, html = self._choose_text(body)
-        rendered = (not body.has_plain() and len(body.html) == 1
-                    and bool(text) and text == self._rendered_html)
+        rendered: bool | None = None
+        if body.has_plain():
+            rendered = False
+        elif len(body.html) == 1 and text and text == self._rendered_html:
+            rendered = True
         from_name, from_address = self._first_mailbox(message, "from")
         content_type = _content_type(message)
         report_type = None
