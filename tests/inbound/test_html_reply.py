@@ -170,8 +170,12 @@ def test_a_text_part_is_split_as_text_without_rendering_the_html(
     # Given a multipart/alternative reply whose text part has its own quote header
     plain = "Thanks, that helped.\n\nOn Mon, Jan 1, 2024, Support wrote:\n> Please restart."
     rendered: list[str] = []
-    monkeypatch.setattr("inbound.parsing.html_reply.html_to_text",
-                        lambda html: rendered.append(html) or "")
+
+    def render(html: str) -> str:
+        rendered.append(html)
+        return html_text.html_to_text(html)
+
+    monkeypatch.setattr("inbound.parsing.html_reply.html_to_text", render)
     # When it is analysed
     analysis = analyze(_alternative(plain, GMAIL_REPLY))
     # Then the text part is split by the text rules, and the HTML beside it is not rendered
