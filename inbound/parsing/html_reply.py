@@ -39,22 +39,34 @@ _MSO_NORMAL = re.compile(r"""\bclass\s*=\s*["']?[^"'<>]*\bMsoNormal\b""", re.IGN
 
 def reply_parts(parsed: ParsedMail, languages: Sequence[str] = DEFAULT_LANGUAGES) -> ReplyParts:
     """The reply parts of a parsed message: from its HTML when its text was rendered from
-    that HTML (no text/plain body), else from its text."""
+    that HTML (no text/plain body), else from its text.
+
+    The parser says where the text came from: a text/plain part's text is split as text
+    without rendering the HTML beside it (that rendering cost as much as the rest of the
+    splitting); only when it is not known is the HTML rendered to compare."""
     html = parsed.html
-    rendered = (html and len(html) <= MAX_QUOTEQUAIL_CHARS and parsed.text.strip()
-                and html_to_text(html).strip() == parsed.text.strip())
-    if html and rendered:
-        return split_html_reply(html, languages)
+    if (not html or len(html) > MAX_QUOTEQUAIL_CHARS or not parsed.text.strip()
+            or parsed.text_is_rendered_html is False):
+        return split_reply(parsed.text, languages)
+    rendered = parsed.text if parsed.text_is_rendered_html else html_to_text(html)
+    if rendered.strip() == parsed.text.strip():
+        return split_html_reply(html, languages, rendered=rendered)
     return split_reply(parsed.text, languages)
 
 
-def split_html_reply(html: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> ReplyParts:
-    """Return the new text, quoted history and signature of an HTML reply body."""
+def split_html_reply(html: str, languages: Sequence[str] = DEFAULT_LANGUAGES, *,
+                     rendered: str | None = None) -> ReplyParts:
+    """Return the new text, quoted history and signature of an HTML reply body.
+
+    ``rendered`` is ``html_to_text(html)`` when the caller has it: the HTML is then not
+    rendered again when the text rules alone decide."""
     if not html or not html.strip():
         return ReplyParts("", "", "")
     source = _outlook_lines(html)
 
     def whole() -> ReplyParts:  # the text rules alone, on the whole rendered text
+        if rendered is not None and source is html:
+            return split_reply(rendered, languages)
         return split_reply(html_to_text(source), languages)
 
     if len(source) > MAX_QUOTEQUAIL_CHARS:

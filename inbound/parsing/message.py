@@ -119,6 +119,10 @@ class ParsedMail:
     dropped: tuple[tuple[str, int], ...] = ()
     """(filename, size) of attachments not kept because of ``max_attachments`` or
     ``max_attachments_bytes``; the raw message in the spool still holds them."""
+    text_is_rendered_html: bool | None = field(default=None, compare=False)
+    """Where ``text`` came from, for the reply splitter: True when it is exactly
+    ``html_to_text(html)`` (an HTML-only body), False when it is a text/plain part's,
+    None when not known (the splitter then renders the HTML to compare)."""
 
     def header(self, name: str) -> str | None:
         """First value of header ``name`` (case-insensitive), decoded; None if absent."""
@@ -181,6 +185,7 @@ class _Parser:
         self.charset_hint: str | None = None
         self._limit_noted: set[str] = set()
         self.headers_only = False
+        self._rendered_html: str | None = None  # html_to_text of the one HTML body, if run
 
     def defect(self, note: str) -> None:
         if len(self.defects) < _MAX_DEFECTS:
@@ -199,6 +204,11 @@ class _Parser:
             self._visit(message, 0, body, body_allowed=True)
             self._survey_with_mailparser(message)
         text, html = self._choose_text(body)
+        rendered: bool | None = None
+        if body.has_plain():
+            rendered = False
+        elif len(body.html) == 1 and text and text == self._rendered_html:
+            rendered = True
         from_name, from_address = self._first_mailbox(message, "from")
         content_type = _content_type(message)
         report_type = None
@@ -230,6 +240,7 @@ class _Parser:
             defects=tuple(self.defects),
             limits_hit=tuple(self.limits_hit),
             dropped=tuple(self.dropped),
+            text_is_rendered_html=rendered,
         )
 
     def _tree(self) -> Message:
@@ -611,7 +622,9 @@ class _Parser:
         if body.has_plain():
             text = "\n\n".join(chunk.strip("\n") for chunk in body.plain if chunk.strip())
         elif body.html:
-            text = "\n\n".join(html_to_text(chunk) for chunk in body.html)
+            rendered = [html_to_text(chunk) for chunk in body.html]
+            self._rendered_html = rendered[0] if len(rendered) == 1 else None
+            text = "\n\n".join(rendered)
         elif self.tnef_bodies:
             text = "\n\n".join(self.tnef_bodies)
         elif self.tnef_html:

@@ -12,6 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from inbound.parsing import html_text
 from inbound.parsing.analysis import analyze
 from inbound.parsing.html_reply import split_html_reply
 from inbound.parsing.reply_text import split_reply
@@ -124,3 +127,58 @@ def test_broken_and_hostile_html_never_raises() -> None:
     for sample in samples:
         split_html_reply(sample)
     assert split_html_reply("<p>deep</p>" + "<div>" * 3000 + "words</div>").visible
+
+
+GMAIL_REPLY = ('<div dir="ltr">Thanks, that helped.</div><br><div class="gmail_quote">'
+               '<div dir="ltr" class="gmail_attr">On Mon, Jan 1, 2024 at 10:00 AM Support '
+               '&lt;support@support.example&gt; wrote:<br></div>'
+               '<blockquote class="gmail_quote">Please restart.</blockquote></div>')
+
+
+def _alternative(plain: str | None, html: str) -> bytes:
+    head = (b"From: Anna <anna@acme.example>\r\nTo: support@support.example\r\n"
+            b"Subject: Re: Printer\r\nMIME-Version: 1.0\r\n")
+    html_part = b"Content-Type: text/html; charset=utf-8\r\n\r\n" + html.encode() + b"\r\n"
+    if plain is None:
+        return head + html_part
+    return (head + b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + plain.encode()
+            + b"\r\n--b\r\n" + html_part + b"--b--\r\n")
+
+
+def test_an_html_only_reply_is_rendered_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an HTML-only reply with a Gmail quote, and a count of the renderings
+    calls: list[str] = []
+    real = html_text.html_to_text
+
+    def counted(html: str) -> str:
+        calls.append(html)
+        return real(html)
+
+    monkeypatch.setattr("inbound.parsing.message.html_to_text", counted)
+    monkeypatch.setattr("inbound.parsing.html_reply.html_to_text", counted)
+    # When it is analysed
+    analysis = analyze(_alternative(None, GMAIL_REPLY))
+    # Then the whole HTML was rendered once (the text), and the cut is the markup's
+    assert analysis.reply.visible == "Thanks, that helped."
+    assert "Please restart." in analysis.reply.quoted
+    assert calls.count(GMAIL_REPLY + "\n") == 1, calls
+
+
+def test_a_text_part_is_split_as_text_without_rendering_the_html(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a multipart/alternative reply whose text part has its own quote header
+    plain = "Thanks, that helped.\n\nOn Mon, Jan 1, 2024, Support wrote:\n> Please restart."
+    rendered: list[str] = []
+
+    def render(html: str) -> str:
+        rendered.append(html)
+        return html_text.html_to_text(html)
+
+    monkeypatch.setattr("inbound.parsing.html_reply.html_to_text", render)
+    # When it is analysed
+    analysis = analyze(_alternative(plain, GMAIL_REPLY))
+    # Then the text part is split by the text rules, and the HTML beside it is not rendered
+    assert analysis.reply == split_reply(analysis.parsed.text)
+    assert analysis.reply.visible == "Thanks, that helped."
+    assert rendered == []

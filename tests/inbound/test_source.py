@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32
 
 from inbound.parsing.analysis import analyze, raw_header_values
 from inbound.parsing.source import header_values, read_source
+from tests.corpus import corpus_dir
 
 SIGNED = (b"Authentication-Results: mx.support.example; dkim=pass\r\n"
           b"\theader.d=acme.example; dmarc=pass header.from=acme.example\r\n"
@@ -73,3 +76,32 @@ def test_a_bounded_view_cuts_a_copy_and_leaves_the_tree_whole() -> None:
     assert view["subject"] == "failure notice"
     whole = [part for part in source.message.get_payload() if isinstance(part, Message)]
     assert len(str(whole[1].get_payload())) > 200_000 - 10
+
+
+def _same_tree(built: Message, expected: Message) -> bool:
+    """Header fields, payloads, preamble, epilogue and defects, part by part."""
+    if (list(built.raw_items()) != list(expected.raw_items())
+            or (built.preamble, built.epilogue, built.get_default_type())
+            != (expected.preamble, expected.epilogue, expected.get_default_type())
+            or [type(d) for d in built.defects] != [type(d) for d in expected.defects]):
+        return False
+    mine, theirs = built.get_payload(), expected.get_payload()
+    if isinstance(mine, list) and isinstance(theirs, list):
+        return len(mine) == len(theirs) and all(
+            _same_tree(a, b) for a, b in zip(mine, theirs, strict=True))
+    return mine == theirs
+
+
+def test_the_one_read_builds_the_tree_the_bytes_parser_builds() -> None:
+    # Given the corpus's messages: nested multiparts, missing boundaries, 8-bit junk,
+    # attachments larger than the parser's 8 KB reads
+    files = sorted(path for path in corpus_dir().rglob("*")
+                   if path.is_file() and path.suffix in {".eml", ".msg"})
+    assert len(files) > 500
+    for path in files:
+        data = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        # When read_source parses the text in one read
+        source = read_source(data)
+        # Then the tree is the one BytesParser.parsebytes (8 KB reads) builds
+        if not source.defect:
+            assert _same_tree(source.message, BytesParser(policy=compat32).parsebytes(data)), path
