@@ -3,6 +3,8 @@ normalised subject, or nearly the same text) is linked to it instead of being qu
 
 from __future__ import annotations
 
+import pytest
+
 from gateway.pipeline.steps import duplicates
 from gateway.runtime.app import Gateway
 from tests.corpus import corpus_bytes
@@ -68,3 +70,18 @@ def test_an_agent_opening_tickets_is_never_a_duplicate(gw: Gateway) -> None:
                         _request("Clearing a Riak bucket", sender=KENJI)) as ctx:
         duplicates.run(ctx)
         assert ctx.duplicate_of is None and trace_of(ctx, duplicates.name) == []
+
+
+@pytest.mark.parametrize("settings", [{"duplicate_candidates": 2}], indirect=True)
+def test_only_the_newest_candidates_are_compared_and_all_are_counted(gw: Gateway) -> None:
+    processed(gw, _request("Clearing a Riak bucket"))  # the oldest: not among the 2 newest
+    processed(gw, _request("Invoices", body="The invoice numbers jump from 2026-0041 to "
+                           "2026-0050 in the export."))
+    processed(gw, _request("Login", body="Since the update on Tuesday nobody of us can log "
+                           "in with the single sign-on."))
+    with context_before(gw, duplicates.name, _request("clearing a Riak bucket")) as ctx:
+        duplicates.run(ctx)
+        assert ctx.duplicate_of is None
+        assert trace_of(ctx, duplicates.name) == [
+            ("miss", f"no open ticket of {ANNA} repeats this request (compared with the 2 "
+             "newest of 3 open tickets (duplicate_candidates 2))")]
