@@ -3,6 +3,8 @@ normalised subject, or nearly the same text) is linked to it instead of being qu
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from gateway.pipeline.steps import duplicates
@@ -85,3 +87,21 @@ def test_only_the_newest_candidates_are_compared_and_all_are_counted(gw: Gateway
         assert trace_of(ctx, duplicates.name) == [
             ("miss", f"no open ticket of {ANNA} repeats this request (compared with the 2 "
              "newest of 3 open tickets (duplicate_candidates 2))")]
+
+
+def _shingles_as_written_first(text: str) -> set[tuple[str, ...]]:
+    """The shingles as the step first made them (a slice per word): the reference."""
+    words = duplicates._WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    words = words[:duplicates.MAX_WORDS]
+    if len(words) < duplicates.SHINGLE:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + duplicates.SHINGLE])
+            for i in range(len(words) - duplicates.SHINGLE + 1)}
+
+
+@pytest.mark.parametrize("text", [
+    "", "hello", "hello there", "Hello there, friend", QUESTION, QUESTION * 3,
+    "ＦＵＬＬ width Straße " * 900, "\n".join(f"line {n % 7} ERROR disk" for n in range(3000)),
+])
+def test_the_shingles_are_those_of_the_first_way(text: str) -> None:
+    assert duplicates._shingles(text) == _shingles_as_written_first(text)
