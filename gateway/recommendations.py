@@ -108,8 +108,12 @@ def _ranked(session: Session, current_text: str | None, history: Callable[[], li
     vocabulary = {t for a in articles for t in a.issue_types}
     current = issue_types_of(current_text, vocabulary) if current_text else set()
     previous: Counter[str] = Counter()
-    for old in history():
-        previous.update(issue_types_of(old, vocabulary))
+    # The history only orders the articles after those for the current words: when these
+    # fill the selection, it would change nothing (and cost up to three queries and a scan
+    # of fifty tickets' words inside the write transaction).
+    if sum(1 for a in articles if current.intersection(a.issue_types)) < limit:
+        for old in history():
+            previous.update(issue_types_of(old, vocabulary))
 
     def rank(article: _Article) -> tuple[int, int, int]:
         types = set(article.issue_types)
