@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from gateway.db import no_flush_unless_pending
 from gateway.models import Article, MessageRecord, Ticket
 
 __all__ = ["HISTORY_TICKETS", "HUB_RECOMMENDATIONS", "MAX_RECOMMENDATIONS", "Recommendation",
@@ -32,8 +33,9 @@ _WORD = re.compile(r"[^\W_]+(?:[-_][^\W_]+)*", re.UNICODE)
 
 def issue_types_of(text: str, vocabulary: Iterable[str]) -> set[str]:
     """The known issue types that occur in ``text`` as whole words (case-insensitive)."""
-    words = set(_WORD.findall(text.lower()))
-    joined = f" {' '.join(_WORD.findall(text.lower()))} "  # for types of several words
+    found = _WORD.findall(text.lower())
+    words = set(found)
+    joined = f" {' '.join(found)} "  # for types of several words
     return {t for t in vocabulary if t.lower() in words or f" {t.lower()} " in joined}
 
 
@@ -45,7 +47,12 @@ def _history(session: Session, owner: ColumnElement[bool], exclude: int | None =
         HISTORY_TICKETS)
     if exclude is not None:
         query = query.where(Ticket.number != exclude)
-    numbers = list(session.scalars(query))
+    with no_flush_unless_pending(session, Ticket, MessageRecord):
+        return _texts(session, list(session.scalars(query)))
+
+
+def _texts(session: Session, numbers: list[int]) -> list[str]:
+    """Subject, category and the people's words of the tickets ``numbers``."""
     texts: dict[int, str] = {}
     for number, subject, category in session.execute(select(
             Ticket.number, Ticket.subject, Ticket.category).where(Ticket.number.in_(numbers))):
@@ -58,25 +65,57 @@ def _history(session: Session, owner: ColumnElement[bool], exclude: int | None =
     return list(texts.values())
 
 
+@dataclass(frozen=True)
+class _Article:
+    """The columns of one article the ranking and the answer need (no ORM object)."""
+
+    id: str
+    title: dict[str, str]
+    url: str
+    issue_types: tuple[str, ...]
+    popularity: int
+
+
+_ARTICLES = Article.__table__.c
+# Built once, Core columns: the articles never change inside a message's transaction, and
+# an ORM query would flush the ticket and message just recorded only for that (an extra
+# run of the unit of work before the outbox row's).
+_ALL_ARTICLES = select(_ARTICLES.id, _ARTICLES.title, _ARTICLES.url, _ARTICLES.issue_types,
+                       _ARTICLES.popularity).order_by(_ARTICLES.popularity.desc(), _ARTICLES.id)
+
+
+def _articles(session: Session) -> list[_Article]:
+    """Every article, the most popular first (a changed article in the session is
+    flushed first, as an ORM query would)."""
+    pending = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(row, Article) for row in pending):
+        session.flush()
+    return [_Article(id, title or {}, url, tuple(types or ()), popularity)
+            for id, title, url, types, popularity in session.execute(_ALL_ARTICLES)]
+
+
 def _owner(team_id: str | None, requester: str) -> ColumnElement[bool]:
     return Ticket.team_id == team_id if team_id else Ticket.requester == requester
 
 
 def _ranked(session: Session, current_text: str | None, history: Callable[[], list[str]],
-            limit: int) -> list[Article]:
+            limit: int) -> list[_Article]:
     """Articles for ``current_text`` (a new ticket's words; None on the hub), then for the
     history, then the most popular: the ranking of this module's docstring."""
-    articles = list(session.scalars(select(Article).order_by(Article.popularity.desc(),
-                                                             Article.id)))
+    articles = _articles(session)
     if not articles:
         return []
     vocabulary = {t for a in articles for t in a.issue_types}
     current = issue_types_of(current_text, vocabulary) if current_text else set()
     previous: Counter[str] = Counter()
-    for old in history():
-        previous.update(issue_types_of(old, vocabulary))
+    # The history only orders the articles after those for the current words: when these
+    # fill the selection, it would change nothing (and cost up to three queries and a scan
+    # of fifty tickets' words inside the write transaction).
+    if sum(1 for a in articles if current.intersection(a.issue_types)) < limit:
+        for old in history():
+            previous.update(issue_types_of(old, vocabulary))
 
-    def rank(article: Article) -> tuple[int, int, int]:
+    def rank(article: _Article) -> tuple[int, int, int]:
         types = set(article.issue_types)
         if types & current:
             return (0, 0, -article.popularity)
@@ -87,7 +126,7 @@ def _ranked(session: Session, current_text: str | None, history: Callable[[], li
     return sorted(articles, key=rank)[:limit]
 
 
-def _title(article: Article, language: str) -> str:
+def _title(article: _Article, language: str) -> str:
     return str(article.title.get(language) or article.title.get("en") or article.id)
 
 

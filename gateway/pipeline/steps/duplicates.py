@@ -18,8 +18,9 @@ import re
 import unicodedata
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, literal, select
 
+from gateway.db import no_flush_unless_pending
 from gateway.models import MessageRecord, Ticket, TicketStatus
 from gateway.pipeline.context import MailContext
 
@@ -36,6 +37,18 @@ _PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs|rif|r|i|antw|doorst|tr)\s*(\[\d
 _TAG = re.compile(r"\[#\d+\]")
 _WORD = re.compile(r"\w+")
 
+# The statements are built once, with parameters: building them per message cost more
+# than running them (SQLAlchemy's cache key of ORM columns).
+_OPEN_TICKETS = (Ticket.requester == bindparam("requester"),
+                 Ticket.status.in_([literal(s, Ticket.status.type) for s in OPEN]),
+                 Ticket.duplicate_of.is_(None), Ticket.created_at >= bindparam("since"))
+_NEWEST = (select(Ticket).where(*_OPEN_TICKETS)
+           .order_by(Ticket.number.desc()).limit(bindparam("candidates")))
+_TOTAL = select(func.count()).select_from(Ticket).where(*_OPEN_TICKETS)
+_FIRST_TEXT = (select(func.substr(MessageRecord.text, 1, bindparam("chars")))
+               .where(MessageRecord.ticket_number == bindparam("number"))
+               .order_by(MessageRecord.id).limit(1))
+
 
 def normalise_subject(subject: str) -> str:
     """Case, width, whitespace, reply/forward prefixes and ticket tags do not count."""
@@ -51,7 +64,8 @@ def _shingles(text: str) -> set[tuple[str, ...]]:
     words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())[:MAX_WORDS]
     if len(words) < SHINGLE:
         return {tuple(words)} if words else set()
-    return {tuple(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+    # the 3-grams, built in C (the shorter slices end it: strict=False)
+    return set(zip(*(words[i:] for i in range(SHINGLE)), strict=False))
 
 
 def similar(first: str, second: str) -> bool:
@@ -59,9 +73,27 @@ def similar(first: str, second: str) -> bool:
 
     A character diff (difflib) is quadratic on repetitive text such as pasted logs and
     ran for seconds inside the write transaction; shingles cost one pass per text."""
-    if min(len(first.strip()), len(second.strip())) < MIN_TEXT:
+    return _similar(first, _Shingled(second))
+
+
+class _Shingled:
+    """A text whose shingles are made once, however many tickets it is compared with."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._shingles: set[tuple[str, ...]] | None = None
+
+    @property
+    def shingles(self) -> set[tuple[str, ...]]:
+        if self._shingles is None:
+            self._shingles = _shingles(self.text)
+        return self._shingles
+
+
+def _similar(first: str, second: _Shingled) -> bool:
+    if min(len(first.strip()), len(second.text.strip())) < MIN_TEXT:
         return False
-    a, b = _shingles(first), _shingles(second)
+    a, b = _shingles(first), second.shingles
     if not a or not b:
         return False
     return len(a & b) / len(a | b) >= SIMILAR_TEXT
@@ -74,35 +106,33 @@ def run(ctx: MailContext) -> None:
         return
     settings = ctx.services.settings
     window = settings.duplicate_window_days
-    since = ctx.spool.received_at - timedelta(days=window)
-    open_tickets = (Ticket.requester == ctx.sender.email, Ticket.status.in_(OPEN),
-                    Ticket.duplicate_of.is_(None), Ticket.created_at >= since)
-    newest = ctx.session.scalars(
-        select(Ticket).where(*open_tickets).order_by(Ticket.number.desc())
-        .limit(settings.duplicate_candidates)).all()
-    if not newest:
-        return
-    total = len(newest)
-    if total == settings.duplicate_candidates:
-        total = ctx.session.scalar(
-            select(func.count()).select_from(Ticket).where(*open_tickets)) or total
-    compared = (f"compared with the {len(newest)} newest of {total} open tickets "
-                f"(duplicate_candidates {settings.duplicate_candidates})")
-    subject = normalise_subject(ctx.parsed.subject)
-    chars = settings.duplicate_compare_chars
-    text = (ctx.reply.visible or ctx.parsed.text)[:chars]
-    for ticket in reversed(newest):  # oldest first, as the queue is served
-        if subject and normalise_subject(ticket.subject) == subject:
-            why = f"the same subject as open ticket #{ticket.number}"
-        else:
-            first = ctx.session.scalar(select(func.substr(MessageRecord.text, 1, chars)).where(
-                MessageRecord.ticket_number == ticket.number).order_by(MessageRecord.id).limit(1))
-            if first is None or not similar(first, text):
-                continue
-            why = f"nearly the same text as open ticket #{ticket.number}"
-        ctx.duplicate_of = ticket
-        ctx.note(name, "duplicate", f"{why} (within {window} days; {compared}): linked as a "
-                 "duplicate")
-        return
+    session = ctx.session
+    where = {"requester": ctx.sender.email,
+             "since": ctx.spool.received_at - timedelta(days=window)}
+    with no_flush_unless_pending(session, Ticket, MessageRecord):
+        newest = session.scalars(
+            _NEWEST, {**where, "candidates": settings.duplicate_candidates}).all()
+        if not newest:
+            return
+        total = len(newest)
+        if total == settings.duplicate_candidates:
+            total = session.scalar(_TOTAL, where) or total
+        compared = (f"compared with the {len(newest)} newest of {total} open tickets "
+                    f"(duplicate_candidates {settings.duplicate_candidates})")
+        subject = normalise_subject(ctx.parsed.subject)
+        chars = settings.duplicate_compare_chars
+        text = _Shingled((ctx.reply.visible or ctx.parsed.text)[:chars])
+        for ticket in reversed(newest):  # oldest first, as the queue is served
+            if subject and normalise_subject(ticket.subject) == subject:
+                why = f"the same subject as open ticket #{ticket.number}"
+            else:
+                first = session.scalar(_FIRST_TEXT, {"chars": chars, "number": ticket.number})
+                if first is None or not _similar(first, text):
+                    continue
+                why = f"nearly the same text as open ticket #{ticket.number}"
+            ctx.duplicate_of = ticket
+            ctx.note(name, "duplicate", f"{why} (within {window} days; {compared}): linked "
+                     "as a duplicate")
+            return
     ctx.note(name, "miss", f"no open ticket of {ctx.sender.email} repeats this request "
              f"({compared})")

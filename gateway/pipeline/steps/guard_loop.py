@@ -5,8 +5,9 @@ Reads ``ctx.parsed`` and ``ctx.sent_copy``; may stop with IGNORED.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
+from gateway.db import no_flush_unless_pending
 from gateway.directory import support_identity
 from gateway.models import MessageRef
 from gateway.pipeline.context import Disposition, MailContext
@@ -14,6 +15,10 @@ from gateway.tickets import message_id_hash
 
 name = "guard-loop"
 description = "our own mail coming back is ignored"
+
+# Built once: building it per message cost more than running it (SQLAlchemy's cache key).
+_SENT = select(MessageRef.ticket_number).where(
+    MessageRef.message_id_hash == bindparam("hash"), MessageRef.direction == "out")
 
 
 def run(ctx: MailContext) -> None:
@@ -28,9 +33,8 @@ def run(ctx: MailContext) -> None:
         return
     message_id = ctx.parsed.message_id
     if message_id:
-        sent = ctx.session.scalar(select(MessageRef.ticket_number).where(
-            MessageRef.message_id_hash == message_id_hash(message_id),
-            MessageRef.direction == "out"))
+        with no_flush_unless_pending(ctx.session, MessageRef):
+            sent = ctx.session.scalar(_SENT, {"hash": message_id_hash(message_id)})
         if sent is not None:
             ctx.stop(Disposition.IGNORED,
                      f"loop: Message-ID {message_id} is one we sent for ticket #{sent}")

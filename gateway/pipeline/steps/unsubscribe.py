@@ -18,8 +18,10 @@ description = "record unsubscribe requests sent to the List-Unsubscribe mailto a
 
 
 def run(ctx: MailContext) -> None:
-    domains = set(support_identity(ctx.session).domains)
     recipients = [r for r in (split_address(a) for a in ctx.spool.rcpt_tos) if r is not None]
+    if not any(r.local == UNSUBSCRIBE_LOCAL_PART for r in recipients):
+        return  # nearly all mail: no need to read our domains (a SELECT, first in a session)
+    domains = set(support_identity(ctx.session).domains)
     requests = [r for r in recipients
                 if r.local == UNSUBSCRIBE_LOCAL_PART and r.domain in domains]
     if not requests:

@@ -3,6 +3,10 @@ normalised subject, or nearly the same text) is linked to it instead of being qu
 
 from __future__ import annotations
 
+import unicodedata
+
+import pytest
+
 from gateway.pipeline.steps import duplicates
 from gateway.runtime.app import Gateway
 from tests.corpus import corpus_bytes
@@ -68,3 +72,36 @@ def test_an_agent_opening_tickets_is_never_a_duplicate(gw: Gateway) -> None:
                         _request("Clearing a Riak bucket", sender=KENJI)) as ctx:
         duplicates.run(ctx)
         assert ctx.duplicate_of is None and trace_of(ctx, duplicates.name) == []
+
+
+@pytest.mark.parametrize("settings", [{"duplicate_candidates": 2}], indirect=True)
+def test_only_the_newest_candidates_are_compared_and_all_are_counted(gw: Gateway) -> None:
+    processed(gw, _request("Clearing a Riak bucket"))  # the oldest: not among the 2 newest
+    processed(gw, _request("Invoices", body="The invoice numbers jump from 2026-0041 to "
+                           "2026-0050 in the export."))
+    processed(gw, _request("Login", body="Since the update on Tuesday nobody of us can log "
+                           "in with the single sign-on."))
+    with context_before(gw, duplicates.name, _request("clearing a Riak bucket")) as ctx:
+        duplicates.run(ctx)
+        assert ctx.duplicate_of is None
+        assert trace_of(ctx, duplicates.name) == [
+            ("miss", f"no open ticket of {ANNA} repeats this request (compared with the 2 "
+             "newest of 3 open tickets (duplicate_candidates 2))")]
+
+
+def _shingles_as_written_first(text: str) -> set[tuple[str, ...]]:
+    """The shingles as the step first made them (a slice per word): the reference."""
+    words = duplicates._WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    words = words[:duplicates.MAX_WORDS]
+    if len(words) < duplicates.SHINGLE:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + duplicates.SHINGLE])
+            for i in range(len(words) - duplicates.SHINGLE + 1)}
+
+
+@pytest.mark.parametrize("text", [
+    "", "hello", "hello there", "Hello there, friend", QUESTION, QUESTION * 3,
+    "ＦＵＬＬ width Straße " * 900, "\n".join(f"line {n % 7} ERROR disk" for n in range(3000)),
+])
+def test_the_shingles_are_those_of_the_first_way(text: str) -> None:
+    assert duplicates._shingles(text) == _shingles_as_written_first(text)
