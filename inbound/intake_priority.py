@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session
 
 from gateway.db import Database
@@ -271,3 +271,12 @@ class LanedDatabase(Database):
             return
         with self.lane.held(), super().transaction(durable=durable) as session:
             yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        if self.lane is None:
+            with super().writing() as connection:
+                yield connection
+            return
+        with self.lane.held(), super().writing() as connection:
+            yield connection

@@ -17,7 +17,7 @@ import logging
 from datetime import timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, update
+from sqlalchemy import Table, and_, bindparam, select, update
 
 from gateway.config import Settings
 from gateway.db import Database
@@ -28,6 +28,7 @@ from outbound.dkim import dkim_sign
 from outbound.refusals import record_refusal
 from outbound.sealing import SealError, unseal
 from outbound.transports import Transport
+from outbound.transports.maildir import MaildirTransport
 
 __all__ = ["STALE_SENDING", "deliver_outbox_item"]
 
@@ -35,9 +36,42 @@ log = logging.getLogger(__name__)
 
 STALE_SENDING = timedelta(minutes=10)
 
-# The claim and the settlement are one Core statement each: the ORM's update machinery
-# would cost more than the statement it saves.
+# The claim and the settlement are one Core statement each, built once, on a bare
+# connection (``Database.writing``): the ORM's update machinery, a Session, and building
+# the statement for every row cost more CPU than the statement itself.
 _OUTBOX = cast(Table, OutboxItem.__table__)
+_CLAIMABLE = (
+    _OUTBOX.c.id == bindparam("outbox_id"),
+    # sent, dead and bounced (sent, then reported failed) are done
+    _OUTBOX.c.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+    # another worker is sending it right now unless its claim is stale
+    ~and_(_OUTBOX.c.status == OutboxStatus.SENDING,
+          _OUTBOX.c.updated_at > bindparam("stale_before", type_=_OUTBOX.c.updated_at.type)))
+_CLAIM = (
+    update(_OUTBOX)
+    .where(*_CLAIMABLE)
+    .values(status=OutboxStatus.SENDING, attempts=_OUTBOX.c.attempts + 1,
+            updated_at=bindparam("now", type_=_OUTBOX.c.updated_at.type))
+    .returning(_OUTBOX.c.mail_from, _OUTBOX.c.rcpt_to, _OUTBOX.c.raw, _OUTBOX.c.sealed,
+               _OUTBOX.c.attempts))
+_PEEK = (  # the maildir path: read the row (no lock), write the file, then claim + settle
+    select(_OUTBOX.c.mail_from, _OUTBOX.c.rcpt_to, _OUTBOX.c.raw, _OUTBOX.c.sealed)
+    .where(*_CLAIMABLE))
+_SENT_NOW = (  # the claim and the settlement of a sent row in one statement
+    update(_OUTBOX)
+    .where(*_CLAIMABLE)
+    .values(status=OutboxStatus.SENT, attempts=_OUTBOX.c.attempts + 1,
+            updated_at=bindparam("now", type_=_OUTBOX.c.updated_at.type),
+            sent_at=bindparam("sent", type_=_OUTBOX.c.sent_at.type),
+            next_attempt_at=None, sealed=None))
+_SETTLE_SENT = (  # the usual end: what _settle(…, SENT, …) writes
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("outbox_id"))
+    .values(status=OutboxStatus.SENT,
+            updated_at=bindparam("now", type_=_OUTBOX.c.updated_at.type),
+            sent_at=bindparam("sent", type_=_OUTBOX.c.sent_at.type),
+            next_attempt_at=None,
+            sealed=None))  # no live secret stays in the database once the mail is gone
 
 
 def _claim(database: Database, outbox_id: int
@@ -45,19 +79,10 @@ def _claim(database: Database, outbox_id: int
     """``pending`` (or a ``sending`` left stale) → ``sending``, one more attempt, in one
     ``UPDATE … RETURNING``; None when the row is gone, done, or being sent right now."""
     now = utcnow()
-    with database.transaction() as session:
-        claimed = session.connection().execute(
-            update(_OUTBOX)
-            .where(_OUTBOX.c.id == outbox_id,
-                   # sent, dead and bounced (sent, then reported failed) are done
-                   _OUTBOX.c.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
-                   # another worker is sending it right now unless its claim is stale
-                   ~and_(_OUTBOX.c.status == OutboxStatus.SENDING,
-                         _OUTBOX.c.updated_at > now - STALE_SENDING))
-            .values(status=OutboxStatus.SENDING, attempts=_OUTBOX.c.attempts + 1,
-                    updated_at=now)
-            .returning(_OUTBOX.c.mail_from, _OUTBOX.c.rcpt_to, _OUTBOX.c.raw,
-                       _OUTBOX.c.sealed, _OUTBOX.c.attempts)).one_or_none()
+    with database.writing() as connection:
+        claimed = connection.execute(
+            _CLAIM, {"outbox_id": outbox_id, "stale_before": now - STALE_SENDING,
+                     "now": now}).one_or_none()
     if claimed is None:
         return None
     mail_from, rcpt_to, raw, sealed, attempts = claimed
@@ -69,18 +94,19 @@ def _settle(database: Database, outbox_id: int, status: OutboxStatus, note: str,
             retry_in: timedelta | None = None) -> None:
     """Record the attempt's end in one ``UPDATE``."""
     now = utcnow()
-    values: dict[str, object] = {
-        "status": status, "updated_at": now,
-        "next_attempt_at": now + retry_in if retry_in is not None else None}
-    if status in {OutboxStatus.SENT, OutboxStatus.DEAD}:
-        values["sealed"] = None  # no live secret stays in the database once the mail is gone
     if status == OutboxStatus.SENT:
-        values["sent_at"] = now
+        statement = _SETTLE_SENT
+        parameters: dict[str, object] = {"outbox_id": outbox_id, "now": now, "sent": now}
     else:
-        values["last_error"] = note[:2000]
-    with database.transaction() as session:
-        settled = session.connection().execute(
-            update(_OUTBOX).where(_OUTBOX.c.id == outbox_id).values(values))
+        values: dict[str, object] = {
+            "status": status, "updated_at": now, "last_error": note[:2000],
+            "next_attempt_at": now + retry_in if retry_in is not None else None}
+        if status == OutboxStatus.DEAD:
+            values["sealed"] = None  # no live secret stays once the row is given up
+        statement = update(_OUTBOX).where(_OUTBOX.c.id == outbox_id).values(values)
+        parameters = {}
+    with database.writing() as connection:
+        settled = connection.execute(statement, parameters)
         assert settled.rowcount == 1
 
 
@@ -106,6 +132,10 @@ def _bury(database: Database, transport: Transport, settings: Settings, outbox_i
 def deliver_outbox_item(database: Database, transport: Transport, settings: Settings,
                         outbox_id: int) -> str:
     """Deliver once; return the resulting status.  Raises TemporaryFailure to ask for a retry."""
+    if isinstance(transport, MaildirTransport):
+        delivered = _deliver_to_maildir(database, transport, settings, outbox_id)
+        if delivered is not None:
+            return delivered
     claimed = _claim(database, outbox_id)
     if claimed is None:
         return "skipped"
@@ -133,5 +163,49 @@ def deliver_outbox_item(database: Database, transport: Transport, settings: Sett
         log.info("outbox %s to %s deferred: %s", outbox_id, rcpt_to, error)
         raise
     _settle(database, outbox_id, OutboxStatus.SENT, answer)
+    log.info("outbox %s delivered to %s: %s", outbox_id, rcpt_to, answer)
+    return OutboxStatus.SENT.value
+
+
+def _deliver_to_maildir(database: Database, transport: MaildirTransport, settings: Settings,
+                        outbox_id: int) -> str | None:
+    """A maildir delivery in one write transaction instead of two; None: take the general
+    path (claim, send, settle), which records a failure, a retry or a burial.
+
+    Why it may: a maildir write can be staged (written and synced under ``tmp/``)
+    before the row is claimed, and made visible (linked into ``new/``) inside the
+    transaction that marks the row sent; the row's lock (SQLite's one writer, the
+    row lock of the ``UPDATE`` on PostgreSQL) makes a second worker wait, then find the
+    row sent and drop its own staged copy.  A crash after the link and before the
+    commit leaves the row ``pending`` and the mail in the maildir: it is sent again,
+    once, as a crash between the write and the settlement does on the general path
+    (where the row waits ``STALE_SENDING`` first).  Nothing is lost: the row is sent
+    only once the file is in ``new/``."""
+    with database.read_engine.connect() as connection:
+        row = connection.execute(_PEEK, {"outbox_id": outbox_id,
+                                         "stale_before": utcnow() - STALE_SENDING}
+                                 ).one_or_none()
+    if row is None:
+        return "skipped"
+    mail_from, rcpt_to, raw, sealed = str(row[0]), str(row[1]), bytes(row[2]), row[3]
+    try:
+        if sealed is not None:
+            raw = unseal(load_secret(settings), bytes(sealed))
+        staged = transport.stage(mail_from, rcpt_to, dkim_sign(settings, raw))
+    except (SealError, TemporaryFailure):
+        return None
+    try:
+        now = utcnow()
+        with database.writing() as connection:
+            sent = connection.execute(_SENT_NOW, {"outbox_id": outbox_id, "now": now,
+                                                  "sent": now,
+                                                  "stale_before": now - STALE_SENDING})
+            if sent.rowcount != 1:  # another worker sent it meanwhile, or is sending it
+                return "skipped"
+            answer = staged.deliver()  # a failure rolls the row back
+    except TemporaryFailure:
+        return None
+    finally:
+        staged.discard()
     log.info("outbox %s delivered to %s: %s", outbox_id, rcpt_to, answer)
     return OutboxStatus.SENT.value

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import defer
 
 from gateway.db import Database
@@ -34,6 +35,15 @@ __all__ = ["ProcessOutcome", "process_spool_entry", "quarantine"]
 # The raw bytes (up to the SIZE limit) are read once, for the analysis; the row
 # loads that lock it need only its state.
 _WITHOUT_RAW = [defer(SpoolEntry.raw)]
+
+# The attempt counter's usual case, built once (see ``_count_attempt``).
+_SPOOL = cast(Table, SpoolEntry.__table__)
+_COUNT = (
+    update(_SPOOL)
+    .where(_SPOOL.c.id == bindparam("spool_id"), _SPOOL.c.state == SpoolState.RECEIVED,
+           _SPOOL.c.attempts < bindparam("limit", type_=_SPOOL.c.attempts.type))
+    .values(attempts=_SPOOL.c.attempts + 1)
+    .returning(_SPOOL.c.raw, _SPOOL.c.mail_from))
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +72,17 @@ def _count_attempt(database: Database, services: Services,
     else the raw bytes and envelope sender to analyse.
 
     The usual case is one ``UPDATE … RETURNING`` (the count and the read of the raw
-    bytes in one statement); the ORM path below decides every other case.
+    bytes in one statement) on a bare connection; the ORM transaction below decides
+    every other case (a second look, under the row lock, whose rare race with a change
+    in between it handles).
     """
     limit = services.settings.max_processing_attempts
+    with database.writing() as connection:
+        counted = connection.execute(_COUNT, {"spool_id": spool_id, "limit": limit}
+                                     ).one_or_none()
+    if counted is not None:
+        return bytes(counted.raw), str(counted.mail_from)
     with database.transaction() as session:
-        counted = session.execute(
-            update(SpoolEntry)
-            .where(SpoolEntry.id == spool_id, SpoolEntry.state == SpoolState.RECEIVED,
-                   SpoolEntry.attempts < limit)
-            .values(attempts=SpoolEntry.attempts + 1)
-            .returning(SpoolEntry.raw, SpoolEntry.mail_from),
-            execution_options={"synchronize_session": False}).one_or_none()
-        if counted is not None:
-            return bytes(counted.raw), str(counted.mail_from)
         entry = session.get(SpoolEntry, spool_id, with_for_update=True, options=_WITHOUT_RAW)
         if entry is None:
             log.warning("spool %s does not exist", spool_id)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
+from gateway import db
 from gateway.db import alembic_config
 from gateway.runtime.app import Gateway
 from tests.conftest import PG_URL
@@ -28,3 +32,44 @@ def test_upgrade_is_idempotent(gateway: Gateway) -> None:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     head = ScriptDirectory.from_config(alembic_config(gateway.db.url)).get_current_head()
     assert head is not None and version == head
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL's connection pool (scale-out)")
+def test_a_pooled_connection_that_died_while_idle_is_replaced_before_use(
+        gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ping at every checkout (issue 18), but one that sat idle is pinged first: a
+    connection the server dropped meanwhile (a restart, an idle timeout) never reaches a
+    transaction."""
+    with gateway.db.engine.connect() as other:  # a second connection ends the first
+        with gateway.db.transaction() as session:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar()
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        other.commit()
+    # The pool hands out the first connection back first (FIFO): the dead one.
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)  # it has been idle long enough
+    with gateway.db.transaction() as session:
+        assert session.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL's connection pool (scale-out)")
+def test_a_connection_in_use_a_moment_ago_is_not_pinged(
+        gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load every checkout found a connection returned milliseconds before: no
+    round trip for it (``pool_pre_ping`` made one each time)."""
+    dialect = gateway.db.engine.dialect
+    pings: list[Any] = []
+    ping = dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    for _ in range(3):
+        with gateway.db.transaction() as session:
+            session.execute(text("SELECT 1"))
+    assert pings == []
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)
+    with gateway.db.transaction() as session:
+        session.execute(text("SELECT 1"))
+    assert len(pings) == 1
