@@ -22,6 +22,10 @@ from rules.policy import Policy
 __all__ = ["Decision", "decide_for"]
 
 
+_PRODUCT_IDS = select(Product.__table__.c.id).order_by(Product.__table__.c.id)
+"""The directory's product ids: built once, a plain Core statement (no ORM objects)."""
+
+
 @dataclass(frozen=True)
 class Decision:
     entitlement: Entitlement
@@ -67,7 +71,7 @@ def decide_for(session: Session, policy: Policy, *, email: str, at: datetime,
     if product is not None:
         notes.append(f"product {product}: given")
     else:
-        known = list(session.scalars(select(Product.id).order_by(Product.id)))
+        known = list(session.execute(_PRODUCT_IDS).scalars())
         product, reason = product_for(policy, recipients, subject, text, team_products, known)
         notes.append(reason)
         if product is None and len(team_products) > 1:

@@ -308,18 +308,23 @@ DEFAULT_SUPPORT = SupportIdentity("Support", "support@support.example", ("suppor
 
 
 _SUPPORT_KEY = "gateway.support_identity"
+_SUPPORT_COLUMNS = SupportSettings.__table__.c
+_SUPPORT_ROW = (select(_SUPPORT_COLUMNS.name, _SUPPORT_COLUMNS.address, _SUPPORT_COLUMNS.domains)
+                .where(_SUPPORT_COLUMNS.id == 1))
 
 
 def support_identity(session: Session) -> SupportIdentity:
     """The loaded ``[support]`` table, or a default until a directory is loaded.
 
     Read once per session (``session.info``): a pipeline run asks about five times,
-    and the identity map holds the row only weakly, so each ask was a SELECT.
+    and the identity map holds the row only weakly, so each ask was a SELECT.  The one
+    read is a plain Core statement (no ORM object to build, no autoflush): the row
+    changes only in :func:`load_directory_file`, which flushes it and drops the cache.
     """
     cached = session.info.get(_SUPPORT_KEY)
     if isinstance(cached, SupportIdentity):
         return cached
-    row = session.get(SupportSettings, 1)
+    row = session.execute(_SUPPORT_ROW).first()
     identity = (DEFAULT_SUPPORT if row is None
                 else SupportIdentity(row.name, row.address, tuple(row.domains)))
     session.info[_SUPPORT_KEY] = identity

@@ -22,10 +22,10 @@ and the requester's reply-all to an older mail does not copy them again (``#cc a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
@@ -34,7 +34,7 @@ from gateway.models import Agent, Participant, Role, Ticket
 from gateway.tickets import participant_for
 
 __all__ = ["CC_LIMIT", "FORMER_CC", "Copied", "cc_participants", "cc_refusal", "copy_on",
-           "is_cc", "uncopy"]
+           "is_cc", "on_ticket", "participant_row", "uncopy"]
 
 CC_LIMIT = 20
 """The most people copied on one ticket (Zendesk stops at 48; a support thread needs few)."""
@@ -55,14 +55,26 @@ def _is_robot(address: str) -> bool:
     return bool(_ROBOT.match(address.partition("@")[0]))
 
 
-def _participant(session: Session, ticket: Ticket, email: str) -> Participant | None:
+def participant_row(session: Session, ticket: Ticket, email: str) -> Participant | None:
+    """The ticket's row for this address, whatever its role (None: never took part)."""
     return session.scalars(select(Participant).where(
         Participant.ticket_number == ticket.number, Participant.email == email)).one_or_none()
 
 
-def cc_refusal(session: Session, settings: Settings, ticket: Ticket, address: str
-               ) -> str | None:
-    """Why ``address`` may not be copied on ``ticket``; None when it may."""
+_participant = participant_row
+
+
+def on_ticket(session: Session, ticket: Ticket) -> dict[str, Participant]:
+    """Every row of the ticket by address, in one query: for asking about several
+    addresses (a mail's Cc list) without a query per address and question."""
+    return {row.email: row for row in session.scalars(select(Participant).where(
+        Participant.ticket_number == ticket.number))}
+
+
+def cc_refusal(session: Session, settings: Settings, ticket: Ticket, address: str, *,
+               present: Mapping[str, Participant] | None = None) -> str | None:
+    """Why ``address`` may not be copied on ``ticket``; None when it may.  ``present``:
+    the ticket's rows (:func:`on_ticket`) when the caller has them."""
     if not _ADDRESS.match(address) or len(address) > 254:
         return "not an email address"
     domain = address.rpartition("@")[2]
@@ -76,7 +88,8 @@ def cc_refusal(session: Session, settings: Settings, ticket: Ticket, address: st
         return "an automatic sender's address"
     if address == ticket.requester:
         return "the ticket's requester"
-    existing = _participant(session, ticket, address)
+    existing = (present.get(address) if present is not None
+                else _participant(session, ticket, address))
     if existing is not None and existing.role == Role.AGENT:
         return "takes part in the ticket as an agent"
     return None
@@ -89,8 +102,9 @@ def cc_participants(session: Session, ticket: Ticket) -> list[Participant]:
         .order_by(Participant.id)))
 
 
-def is_cc(session: Session, ticket: Ticket, email: str) -> bool:
-    found = _participant(session, ticket, email)
+def is_cc(session: Session, ticket: Ticket, email: str, *,
+          present: Mapping[str, Participant] | None = None) -> bool:
+    found = present.get(email) if present is not None else _participant(session, ticket, email)
     return found is not None and found.role == Role.CC
 
 
@@ -103,11 +117,6 @@ class Copied:
     explanation: str
 
 
-def _count(session: Session, ticket: Ticket) -> int:
-    return session.scalar(select(func.count(Participant.id)).where(
-        Participant.ticket_number == ticket.number, Participant.role == Role.CC)) or 0
-
-
 def copy_on(session: Session, settings: Settings, ticket: Ticket, addresses: Iterable[str],
             *, by_agent: bool = False) -> list[Copied]:
     """Copy each address on the ticket (a Cc participant), unless it may not be.
@@ -115,9 +124,10 @@ def copy_on(session: Session, settings: Settings, ticket: Ticket, addresses: Ite
     Someone an agent took off (``#cc remove``) is copied again only ``by_agent``: the
     requester's reply-all to an older mail must not undo the agent's decision."""
     done: list[Copied] = []
+    present = on_ticket(session, ticket)  # kept up to date below: one query in all
     for address in dict.fromkeys(a.strip().lower() for a in addresses):
-        refused = cc_refusal(session, settings, ticket, address)
-        existing = _participant(session, ticket, address)
+        refused = cc_refusal(session, settings, ticket, address, present=present)
+        existing = present.get(address)
         if refused is not None:
             done.append(Copied(address, False, f"{address} not copied: {refused}"))
         elif existing is not None and existing.role == Role.CC:
@@ -125,12 +135,13 @@ def copy_on(session: Session, settings: Settings, ticket: Ticket, addresses: Ite
         elif existing is not None and existing.role == FORMER_CC and not by_agent:
             done.append(Copied(address, False, f"{address} not copied: an agent took them off "
                                "the ticket (only '#cc add' copies them again)"))
-        elif _count(session, ticket) >= CC_LIMIT:
+        elif sum(row.role == Role.CC for row in present.values()) >= CC_LIMIT:
             done.append(Copied(address, False, f"{address} not copied: the ticket has "
                                f"{CC_LIMIT} people in Cc already"))
         else:
             if existing is None:
-                participant_for(session, ticket, address, Role.CC)
+                present[address] = participant_for(session, ticket, address, Role.CC,
+                                                   flush=False)
             else:
                 existing.role = Role.CC
                 session.flush()

@@ -41,7 +41,10 @@ __all__ = [
     "WAITING",
     "join_tickets",
     "live_ticket",
+    "live_ticket_at",
+    "live_tickets",
     "lock_conversation",
+    "mentions_of",
     "named_ids",
     "names_as_opening",
     "waiting_for",
@@ -85,17 +88,22 @@ def live_ticket(session: Session, ticket: Ticket) -> Ticket:
 
     The lock makes a message that arrives by token or tag wait for a join in progress
     rather than land on the ticket being emptied."""
-    current = ticket
+    return live_ticket_at(session, ticket.number) or ticket
+
+
+def live_ticket_at(session: Session, number: int) -> Ticket | None:
+    """:func:`live_ticket` from a ticket number: one locked read per hop, and None when
+    there is no ticket ``number`` (callers with only a number need no read of their own)."""
+    found: Ticket | None = None
     for _ in range(_MAX_HOPS):
-        locked = session.get(Ticket, current.number, with_for_update=True,
-                             populate_existing=True)
-        if locked is None or locked.merged_into is None:
-            return locked or current
-        following = session.get(Ticket, locked.merged_into)
-        if following is None:
+        locked = session.get(Ticket, number, with_for_update=True, populate_existing=True)
+        if locked is None:
+            return found
+        found = locked
+        if locked.merged_into is None:
             return locked
-        current = following
-    return current
+        number = locked.merged_into
+    return found
 
 
 OPENING, WAITING, NAMED = "opening", "waiting", "named"
@@ -113,11 +121,30 @@ def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str], *,
     numbers = session.scalars(select(MessageMention.ticket_number).where(
         MessageMention.message_id_hash.in_(hashes), MessageMention.kind.in_(list(kinds)))
         .distinct()).all()
+    return live_tickets(session, numbers, first=first)
+
+
+def mentions_of(session: Session, message_id: str, kinds: Iterable[str]) -> dict[str, list[int]]:
+    """The tickets on which a message names ``message_id``, by the kind of mention, numbers
+    ascending: what several :func:`waiting_for` calls on the one id would look at, in one
+    query (pass the numbers to :func:`live_tickets`)."""
+    rows = session.execute(select(MessageMention.kind, MessageMention.ticket_number).where(
+        MessageMention.message_id_hash == message_id_hash(message_id),
+        MessageMention.kind.in_(list(kinds))).distinct()).all()
+    found: dict[str, list[int]] = {}
+    for kind, number in rows:
+        found.setdefault(kind, []).append(number)
+    return {kind: sorted(numbers) for kind, numbers in found.items()}
+
+
+def live_tickets(session: Session, numbers: Iterable[int], *, first: bool = False
+                 ) -> list[Ticket]:
+    """These tickets as the live tickets they continue as (row-locked), oldest first;
+    ``first``: only the oldest that exists (nothing else is locked)."""
     found: dict[int, Ticket] = {}
     for number in sorted(numbers):
-        ticket = session.get(Ticket, number)
-        if ticket is not None:
-            live = live_ticket(session, ticket)
+        live = live_ticket_at(session, number)
+        if live is not None:
             found.setdefault(live.number, live)
             if first:
                 break
@@ -125,18 +152,23 @@ def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str], *,
 
 
 def record_mentions(session: Session, ids: Sequence[str], ticket_number: int,
-                    opening: bool) -> None:
-    """Keep the ids a stored message names, once per ticket, with how it names them."""
+                    opening: bool, *, new_ticket: bool = False) -> None:
+    """Keep the ids a stored message names, once per ticket, with how it names them.
+
+    ``new_ticket``: the ticket was made in this transaction and this is its first
+    message, so it has no mentions yet (no look-up).  The rows are written with the next
+    flush (every query of the session flushes first)."""
     if not ids:
         return
     kind = OPENING if opening else NAMED
-    if kind == NAMED and session.scalar(select(MessageRef.id).where(
-            MessageRef.message_id_hash.in_([message_id_hash(i) for i in ids])).limit(1)) is None:
-        kind = WAITING  # none of its ancestors is here yet
     hashes = {message_id_hash(i): i for i in ids}
-    present = {m.message_id_hash: m for m in session.scalars(select(MessageMention).where(
-        MessageMention.ticket_number == ticket_number,
-        MessageMention.message_id_hash.in_(list(hashes))))}
+    if kind == NAMED and session.scalar(select(MessageRef.id).where(
+            MessageRef.message_id_hash.in_(list(hashes))).limit(1)) is None:
+        kind = WAITING  # none of its ancestors is here yet
+    present = {} if new_ticket else {
+        m.message_id_hash: m for m in session.scalars(select(MessageMention).where(
+            MessageMention.ticket_number == ticket_number,
+            MessageMention.message_id_hash.in_(list(hashes))))}
     for key, message_id in hashes.items():
         existing = present.get(key)
         if existing is None:
@@ -144,7 +176,6 @@ def record_mentions(session: Session, ids: Sequence[str], ticket_number: int,
                                        ticket_number=ticket_number, kind=kind))
         elif _STRENGTH[kind] > _STRENGTH.get(existing.kind, 0):
             existing.kind = kind
-    session.flush()
 
 
 def names_as_opening(session: Session, ticket_number: int, message_id: str) -> bool:

@@ -22,6 +22,7 @@ __all__ = [
     "NOTE_SUFFIX",
     "ReplyToken",
     "find_ticket_by_message_ids",
+    "indexed_tickets",
     "make_reply_token",
     "message_id_hash",
     "parse_address_detail",
@@ -104,23 +105,38 @@ def record_message_ref(session: Session, message_id: str | None, ticket_number: 
 
 def find_ticket_by_message_ids(session: Session, ids: Iterable[str]) -> tuple[Ticket, str] | None:
     """The ticket of the first id (in the order given) that we stored or sent."""
-    for message_id in ids:
-        ref = session.scalars(
-            select(MessageRef).where(MessageRef.message_id_hash == message_id_hash(message_id))
-            .order_by(MessageRef.id)).first()
-        if ref is not None:
-            ticket = session.get(Ticket, ref.ticket_number)
-            if ticket is not None:
-                return ticket, message_id
+    for message_id, number in indexed_tickets(session, ids):
+        ticket = session.get(Ticket, number)
+        if ticket is not None:
+            return ticket, message_id
     return None
 
 
+def indexed_tickets(session: Session, ids: Iterable[str]) -> list[tuple[str, int]]:
+    """Each id (in the order given) that we stored or sent, with the ticket number of its
+    oldest index row: one query for all the ids (a reply names up to 30), deciding as a
+    query per id ordered by row id would."""
+    hashed = [(message_id, message_id_hash(message_id)) for message_id in ids]
+    if not hashed:
+        return []
+    oldest: dict[str, int] = {}
+    for key, number in session.execute(
+            select(MessageRef.message_id_hash, MessageRef.ticket_number)
+            .where(MessageRef.message_id_hash.in_(sorted({key for _, key in hashed})))
+            .order_by(MessageRef.id)):
+        oldest.setdefault(key, number)
+    return [(message_id, oldest[key]) for message_id, key in hashed if key in oldest]
+
+
 def participant_for(session: Session, ticket: Ticket, email: str, role: str, *,
-                    new_ticket: bool = False) -> Participant:
+                    new_ticket: bool = False, flush: bool = True) -> Participant:
     """The ticket's participant row for an address, created on first contact.
 
     ``new_ticket``: the ticket was made in this transaction, so only rows made in it too
-    can exist (no look-up in the database)."""
+    can exist (no look-up in the database).  ``flush=False``: the caller does not need
+    the row's id, so a new row is only added (it is written with the next flush, with
+    the message; a flush costs the whole unit of work); whoever asks for it again here
+    gets it flushed, with its id."""
     email = email.lower()
     known = _participants_seen(session)
     found = known.get((ticket.number, email))
@@ -133,6 +149,7 @@ def participant_for(session: Session, ticket: Ticket, email: str, role: str, *,
     if found is None:
         found = Participant(ticket_number=ticket.number, email=email, role=role)
         session.add(found)
+    if flush and found.id is None:
         session.flush()
     known[(ticket.number, email)] = found
     return found
@@ -150,7 +167,8 @@ def _participants_seen(session: Session) -> dict[tuple[int, str], Participant]:
 
 
 def _still(row: Participant, ticket_number: int, email: str) -> bool:
-    """Is the remembered row still in the session, loaded, and the same ticket's and address's?"""
+    """Is the remembered row still in the session (added or loaded), and the same ticket's
+    and address's?"""
     state = inspect(row)
-    return (state.persistent and not state.expired_attributes
+    return ((state.persistent or state.pending) and not state.expired_attributes
             and row.ticket_number == ticket_number and row.email == email)

@@ -143,6 +143,9 @@ class MailContext:
     follows: int | None = None
     """A closed ticket this new one continues (the reply came after the reopen window)."""
     duplicate_of: Ticket | None = None
+    unindexed: tuple[str, int] | None = None
+    """(Message-ID, ticket number): ``thread`` found this id not indexed on that ticket at
+    all, so ``record`` indexes it there without asking the database again."""
     on_behalf: OnBehalf | None = None
     """Set by ``on-behalf``: the forwarding agent; ``ctx.sender`` and ``ctx.analysis`` are then
     the original's (its sender, subject, text), so later steps open the ticket for them."""

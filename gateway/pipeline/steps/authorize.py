@@ -22,10 +22,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from sqlalchemy import select
-
-from gateway.models import Participant, Person, Role, Ticket
-from gateway.participants import FORMER_CC, is_cc
+from gateway.models import Person, Role, Ticket
+from gateway.participants import FORMER_CC, participant_row
 from gateway.pipeline.context import MailContext
 
 name = "authorize"
@@ -39,12 +37,6 @@ def _cutoff(ctx: MailContext) -> datetime:
 def _visible_to_team(ctx: MailContext, ticket: Ticket) -> bool:
     cutoff = _cutoff(ctx)
     return ticket.created_at >= cutoff or ticket.updated_at >= cutoff
-
-
-def _takes_part(ctx: MailContext, ticket: Ticket, email: str) -> bool:
-    return ctx.session.scalar(select(Participant.id).where(
-        Participant.ticket_number == ticket.number, Participant.email == email,
-        Participant.role != FORMER_CC)) is not None
 
 
 def _unverified(ctx: MailContext, claim: str) -> None:
@@ -100,9 +92,12 @@ def run(ctx: MailContext) -> None:
         ctx.role = Role.REQUESTER
         ctx.note(name, "requester", f"{sender.email} opened ticket #{ticket.number}")
         return
-    requester = ctx.session.get(Person, ticket.requester)
     person = sender.person
-    copied = is_cc(ctx.session, ticket, sender.email)
+    row = participant_row(ctx.session, ticket, sender.email)  # one look-up: cc? takes part?
+    copied = row is not None and row.role == Role.CC
+    # the requester's team matters only to a sender with a team
+    requester = (ctx.session.get(Person, ticket.requester)
+                 if person is not None and person.team_id else None)
     if (person is not None and requester is not None and person.team_id
             and person.team_id == requester.team_id
             and not (copied and person.role != "admin")):
@@ -114,7 +109,7 @@ def run(ctx: MailContext) -> None:
                  "reply, no privilege")
         return
     ctx.role = Role.REQUESTER
-    if not _takes_part(ctx, ticket, sender.email):
+    if row is None or row.role == FORMER_CC:
         ctx.flags.append(f"{sender.email} takes no part in ticket #{ticket.number} and is not "
                          "on the requester's team")
     ctx.note(name, "requester", f"{sender.email} writes on ticket #{ticket.number} without a "

@@ -25,7 +25,7 @@ from gateway.models import (
     Ticket,
     TicketStatus,
 )
-from gateway.participants import cc_refusal, copy_on, is_cc
+from gateway.participants import cc_refusal, copy_on, is_cc, on_ticket
 from gateway.pipeline.context import MailContext
 from gateway.thread_index import named_ids, record_mentions
 from gateway.tickets import participant_for, record_message_ref
@@ -75,8 +75,10 @@ def _copy_cc(ctx: MailContext, ticket: Ticket) -> None:
         return
     settings = ctx.services.settings
     if not ctx.sender_verified:
-        wanted = [a for a in ctx.parsed.cc if cc_refusal(ctx.session, settings, ticket, a) is None
-                  and not is_cc(ctx.session, ticket, a)]
+        present = on_ticket(ctx.session, ticket)
+        wanted = [a for a in ctx.parsed.cc
+                  if cc_refusal(ctx.session, settings, ticket, a, present=present) is None
+                  and not is_cc(ctx.session, ticket, a, present=present)]
         if wanted:
             ctx.flags.append(f"Cc not copied on ticket #{ticket.number}: {ctx.sender.email} "
                              "is not a verified sender (an agent may '#cc add' them): "
@@ -109,7 +111,7 @@ def _forwarders_note(ctx: MailContext, ticket: Ticket) -> None:
     forward = ctx.on_behalf
     if forward is None:
         return
-    participant_for(ctx.session, ticket, forward.agent.email, Role.AGENT)
+    participant_for(ctx.session, ticket, forward.agent.email, Role.AGENT, flush=False)
     record_message_ref(ctx.session, forward.message_id, ticket.number, "in")
     if not forward.words.strip():
         return
@@ -133,7 +135,10 @@ def run(ctx: MailContext) -> None:
     now = ctx.services.now()
     # a ticket made just now has no participants or indexed ids in the database yet
     made_now = ctx.new_ticket
-    participant_for(ctx.session, ticket, ctx.sender.email, ctx.role, new_ticket=made_now)
+    # no id needed here: the row is written with the message (the acknowledgement's
+    # Reply-To asks participant_for again, which flushes it then)
+    participant_for(ctx.session, ticket, ctx.sender.email, ctx.role, new_ticket=made_now,
+                    flush=False)
     _copy_cc(ctx, ticket)
     visible = ctx.reply.visible if ctx.reply.visible.strip() else ctx.parsed.text.strip()
     message = MessageRecord(
@@ -157,9 +162,11 @@ def run(ctx: MailContext) -> None:
     ctx.session.add(message)
     _forwarders_note(ctx, ticket)
     record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in",
-                       known_new=made_now and ctx.on_behalf is None)
+                       known_new=ctx.on_behalf is None and (
+                           made_now or ctx.unindexed == (ctx.parsed.message_id, ticket.number)))
     record_mentions(ctx.session, named_ids(ctx.parsed.in_reply_to, ctx.parsed.references),
-                    ticket.number, opening=ctx.new_ticket or ctx.opens_conversation)
+                    ticket.number, opening=ctx.new_ticket or ctx.opens_conversation,
+                    new_ticket=made_now)
     if not ctx.new_ticket and not ctx.history and ctx.kind != MessageKind.AUTO_REPLY:
         ticket.updated_at = now
         if ctx.answers_requester and ticket.first_response_at is None:

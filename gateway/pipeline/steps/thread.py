@@ -26,14 +26,16 @@ from gateway.thread_index import (
     OPENING,
     WAITING,
     join_tickets,
-    live_ticket,
+    live_ticket_at,
+    live_tickets,
     lock_conversation,
+    mentions_of,
     named_ids,
     names_as_opening,
     waiting_for,
 )
 from gateway.tickets import (
-    find_ticket_by_message_ids,
+    indexed_tickets,
     message_id_hash,
     parse_address_detail,
     subject_tag,
@@ -56,18 +58,23 @@ def _by_token(ctx: MailContext) -> Ticket | None:
         if token is None:
             ctx.note(name, "miss", f"reply token in {address} is not valid (ignored)")
             continue
-        ticket = ctx.session.get(Ticket, token.ticket_number)
+        number = token.ticket_number
+        ticket = _followed(ctx, number, f"reply token in {address} names ticket #{number}")
         if ticket is not None:
-            ctx.note(name, "hit", f"reply token in {address} names ticket #{ticket.number}")
-            return _followed(ctx, ticket)
+            return ticket
     return None
 
 
-def _followed(ctx: MailContext, ticket: Ticket) -> Ticket:
-    """The ticket itself, or the one it was joined into (said in the trace)."""
-    live = live_ticket(ctx.session, ticket)
-    if live.number != ticket.number:
-        ctx.note(name, "joined", f"ticket #{ticket.number} was joined into ticket "
+def _followed(ctx: MailContext, number: int, hit: str = "") -> Ticket | None:
+    """Ticket ``number`` itself, or the one it was joined into (said in the trace, after
+    ``hit``); None when there is no such ticket (nothing is noted)."""
+    live = live_ticket_at(ctx.session, number)
+    if live is None:
+        return None
+    if hit:
+        ctx.note(name, "hit", hit)
+    if live.number != number:
+        ctx.note(name, "joined", f"ticket #{number} was joined into ticket "
                  f"#{live.number}: the message goes there")
     return live
 
@@ -100,11 +107,12 @@ def _join_all(ctx: MailContext, tickets: list[Ticket]) -> Ticket:
     return survivor
 
 
-def _by_waiting(ctx: MailContext, own: str | None, ids: list[str]) -> Ticket | None:
+def _by_waiting(ctx: MailContext, waiting: list[int], ids: list[str]) -> Ticket | None:
     """Neither parent nor an early reply that opened a ticket: a message on a ticket that
-    still waits for this one, else for the same missing parent (a sibling).  Joins that one
-    ticket only: naming ids of several tickets never joins them together."""
-    later = waiting_for(ctx.session, [own], [WAITING], first=True) if own else []
+    still waits for this one (``waiting``: those tickets' numbers), else for the same missing
+    parent (a sibling).  Joins that one ticket only: naming ids of several tickets never
+    joins them together."""
+    later = live_tickets(ctx.session, waiting, first=True)
     if later:
         ctx.note(name, "hit", f"a message on ticket #{later[0].number} replies to this one, "
                  "which had not arrived: same conversation")
@@ -122,17 +130,19 @@ def _by_headers(ctx: MailContext) -> Ticket | None:
     ids = named_ids(ctx.parsed.in_reply_to, ctx.parsed.references)
     lock_conversation(ctx.session, [own or "", *ids])
     parent: Ticket | None = None
-    found = find_ticket_by_message_ids(ctx.session, ids)
-    if found is not None:
-        ticket, message_id = found
-        ctx.note(name, "hit", f"references Message-ID {message_id} of ticket #{ticket.number}")
-        parent = _followed(ctx, ticket)
-    children = waiting_for(ctx.session, [own], [OPENING]) if own else []
+    for message_id, number in indexed_tickets(ctx.session, ids):
+        parent = _followed(ctx, number,
+                           f"references Message-ID {message_id} of ticket #{number}")
+        if parent is not None:
+            break
+    # one look-up for both ways a later message may name this one (opening / waiting)
+    named = mentions_of(ctx.session, own, [OPENING, WAITING]) if own else {}
+    children = live_tickets(ctx.session, named.get(OPENING, []))
     if children:
         ctx.note(name, "hit", "a reply to this message came first and opened ticket(s) "
                  + ", ".join(f"#{t.number}" for t in children))
     if parent is None and not children:
-        return _by_waiting(ctx, own, ids)
+        return _by_waiting(ctx, named.get(WAITING, []), ids)
     survivor = _join_all(ctx, [*([parent] if parent else []), *children])
     if parent is None and own and names_as_opening(ctx.session, survivor.number, own):
         _adopt(ctx, survivor)
@@ -159,11 +169,10 @@ def _by_subject_tag(ctx: MailContext) -> Ticket | None:
     number = subject_tag(ctx.parsed.subject)
     if number is None:
         return None
-    ticket = ctx.session.get(Ticket, number)
+    ticket = _followed(ctx, number)
     if ticket is None:
         ctx.note(name, "miss", f"subject tag [#{number}] names no ticket")
         return None
-    ticket = _followed(ctx, ticket)
     why = _may_use_tag(ctx, ticket)
     if why is None:
         ctx.note(name, "miss", f"subject tag [#{number}] ignored: the sender neither takes part "
@@ -174,11 +183,17 @@ def _by_subject_tag(ctx: MailContext) -> Ticket | None:
 
 
 def _already_recorded(ctx: MailContext, ticket: Ticket) -> bool:
-    if not ctx.parsed.message_id:
+    """Whether the message is on the ticket already; the same look-up tells ``record``
+    when the id is not indexed there at all (``ctx.unindexed``: no second query)."""
+    message_id = ctx.parsed.message_id
+    if not message_id:
         return False
-    return ctx.session.scalar(select(MessageRef.id).where(
-        MessageRef.message_id_hash == message_id_hash(ctx.parsed.message_id),
-        MessageRef.ticket_number == ticket.number, MessageRef.direction == "in")) is not None
+    directions = set(ctx.session.scalars(select(MessageRef.direction).where(
+        MessageRef.message_id_hash == message_id_hash(message_id),
+        MessageRef.ticket_number == ticket.number)))
+    if not directions:
+        ctx.unindexed = (message_id, ticket.number)
+    return "in" in directions
 
 
 def run(ctx: MailContext) -> None:
