@@ -67,11 +67,17 @@ class _FoldOnce(BaseHeader):
     The generator folds every header of every message it writes, and folding re-walks
     the header's parse tree; a shared header object (see :class:`_HeaderClasses`) is
     folded once per policy instead.  The remembered text is not part of its state.
+
+    "The same policy" is one of the same class with the same settings, not only the
+    same object: the generator writes each part of a multipart message with a fresh
+    ``policy.clone(linesep=…)`` of the message's, so an identity check missed for every
+    part header (each part's Content-Type and Content-Transfer-Encoding, folded anew in
+    every mail).  Folding reads nothing of a policy but its settings.
     """
 
     def fold(self, *, policy: Policy) -> str:
         remembered = self.__dict__.get("_folded")
-        if remembered is not None and remembered[0] is policy:
+        if remembered is not None and _same_policy(remembered[0], policy):
             text: str = remembered[1]
             return text
         text = super().fold(policy=policy)
@@ -82,6 +88,11 @@ class _FoldOnce(BaseHeader):
         state = dict(self.__dict__)
         state.pop("_folded", None)
         return state
+
+
+def _same_policy(one: Policy, other: Policy) -> bool:
+    """Whether two policies fold alike: the same object, or a clone with equal settings."""
+    return one is other or (type(one) is type(other) and one.__dict__ == other.__dict__)
 
 
 #: Distinct header texts kept by :class:`_HeaderClasses` before it starts over.
@@ -157,6 +168,8 @@ _LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _SPACES_RE = re.compile(r" {2,}")
 _BLANK_BEFORE_FOLD_RE = re.compile(r"[ \t]+(\r?\n[ \t])")
+# Printable ASCII, blanks only between words: a text header the library writes unchanged.
+_PLAIN_TEXT_RE = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 
 # Headers compose() writes itself; extra_headers may not set them (a second Subject or From is
 # exactly what an injection would try), nor any Content-* header (they belong to the MIME
@@ -360,8 +373,20 @@ class _TextHeader(str):
         return (self.name, str(self))
 
     def fold(self, *, policy: Policy) -> str:
+        """Short printable ASCII on one line is written as it is, which is what the library
+        writes for it (it keeps every blank of unstructured text, and has nothing to fold
+        or encode); anything else goes through the library (:meth:`library_fold`)."""
         if not isinstance(policy, email.policy.EmailPolicy):
             policy = POLICY
+        text = str(self)
+        limit = policy.max_line_length
+        if (_PLAIN_TEXT_RE.fullmatch(text) and "=?" not in text
+                and (not limit or len(self.name) + 2 + len(text) <= limit)):
+            return f"{self.name}: {text}{policy.linesep}"
+        return self.library_fold(policy)
+
+    def library_fold(self, policy: email.policy.EmailPolicy[Any]) -> str:
+        """The standard library's folding (parse, refold), without the stray blank."""
         folded: str = policy.header_factory(self.name, str(self)).fold(policy=policy)
         return _BLANK_BEFORE_FOLD_RE.sub(r"\1", folded)
 
@@ -428,8 +453,43 @@ def _choose_boundaries(msg: Message) -> bool:
     if ";" in content_type:  # parameters to keep: the library's way
         msg.set_boundary(boundary)
     else:  # what set_boundary() writes for a bare multipart/<subtype>, without parsing it
-        msg.replace_header("Content-Type", f'{content_type}; boundary="{boundary}"')
+        msg.replace_header("Content-Type", _BoundaryHeader(content_type, boundary))
     return True
+
+
+#: Stands in for every boundary when folding: as long as one, of the same characters.
+_BOUNDARY_STAND_IN = "=" * 15 + "0" * len(_BOUNDARY_DIGITS % 0) + "=="
+
+
+class _BoundaryHeader(str):
+    """``multipart/<subtype>; boundary="…"``, folded without parsing this mail's text.
+
+    Its text differs from one mail to the next only in the boundary, whose length and
+    kind of characters never change (``=``, digits): the library folds a parameter by
+    its length alone, so the folding of one stand-in boundary (a header shared and
+    folded once, :class:`_HeaderClasses`) with the real one put in its place is this
+    header's folding.  Its value reads as the usual text (``get_boundary()``,
+    ``get_content_type()``)."""
+
+    name: str
+    boundary: str
+
+    def __new__(cls, content_type: str, boundary: str) -> _BoundaryHeader:
+        if len(boundary) != len(_BOUNDARY_STAND_IN):
+            raise ValueError(f"unexpected boundary {boundary!r}")
+        header = super().__new__(cls, f'{content_type}; boundary="{boundary}"')
+        header.name, header.boundary = "Content-Type", boundary
+        return header
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy and pickle
+        return (str(self).partition(";")[0], self.boundary)
+
+    def fold(self, *, policy: Policy) -> str:
+        if not isinstance(policy, email.policy.EmailPolicy):
+            policy = POLICY
+        stand_in = str(self).replace(self.boundary, _BOUNDARY_STAND_IN)
+        folded: str = policy.header_factory(self.name, stand_in).fold(policy=policy)
+        return folded.replace(_BOUNDARY_STAND_IN, self.boundary)
 
 
 @dataclass(frozen=True)

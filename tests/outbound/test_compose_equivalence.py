@@ -98,3 +98,34 @@ def test_a_boundary_found_in_a_part_is_left_to_the_generator() -> None:
     parsed = email.message_from_bytes(written, policy=email.policy.default)
     types = [part.get_content_type() for part in parsed.walk() if not part.is_multipart()]
     assert types == ["text/plain", "text/html"]
+
+
+def test_a_folded_part_header_is_reused_only_for_a_policy_with_the_same_settings() -> None:
+    # The generator writes each part with a clone of the message's policy: a part header's
+    # remembered folding serves the clone, and a clone that folds otherwise folds anew.
+    envelope, content, extra = CASES[3]
+    message = compose(envelope, content, extra_headers=extra, date=WHEN)
+    crlf = message.as_bytes()
+    assert message.as_bytes() == crlf  # every folding remembered now
+    lf = message.as_bytes(policy=compose_module.POLICY.clone(linesep="\n"))
+    assert lf == crlf.replace(b"\r\n", b"\n") and b"\r" not in lf
+    assert message.as_bytes() == crlf
+
+
+_TEXT_ALPHABET = "ab Z09 ()<>@,;:\\\".[]=?_-'\t!~#%&*+/{}|" + "=?"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_short_plain_subject_is_written_as_the_library_writes_it(seed: int) -> None:
+    # _TextHeader writes short printable ASCII as it is: the library's folding of the same
+    # text, whatever specials, encoded-word look-alikes, blanks or length it has.
+    rng = random.Random(seed)
+    policies = (compose_module.POLICY, compose_module._UTF8_POLICY,
+                compose_module.POLICY.clone(linesep="\n"),
+                compose_module.POLICY.clone(max_line_length=0))
+    for _ in range(300):
+        text = "".join(rng.choice(_TEXT_ALPHABET) for _ in range(rng.randrange(1, 95)))
+        for name in ("Subject", "X-Custom-Header"):
+            header = compose_module._TextHeader(name, text)
+            for policy in policies:
+                assert header.fold(policy=policy) == header.library_fold(policy), text
