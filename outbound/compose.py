@@ -168,6 +168,8 @@ _LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _SPACES_RE = re.compile(r" {2,}")
 _BLANK_BEFORE_FOLD_RE = re.compile(r"[ \t]+(\r?\n[ \t])")
+# RFC 5322 dot-atom-text: atext runs joined by single dots.
+_DOT_ATOM_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 # Printable ASCII, blanks only between words: a text header the library writes unchanged.
 _PLAIN_TEXT_RE = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 
@@ -347,6 +349,11 @@ def _address(display_name: str, addr_spec: str, role: str) -> Address:
         _domain(domain)
         return Address(display_name=_one_line(display_name), username=local,
                        domain=domain.strip().rstrip(".").lower())
+    if _DOT_ATOM_RE.fullmatch(local) and "=?" not in local:
+        # What the parser would make of it, without parsing: a dot-atom is its own local
+        # part ("=?" could start an encoded word, which the parser decodes).
+        return Address(display_name=_one_line(display_name), username=local,
+                       domain=_domain(domain))
     try:
         return Address(display_name=_one_line(display_name), addr_spec=f"{local}@{_domain(domain)}")
     except ValueError as exc:  # email.errors header defects are ValueErrors too

@@ -13,7 +13,7 @@ import random
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.headerregistry import HeaderRegistry
+from email.headerregistry import Address, HeaderRegistry
 
 import pytest
 
@@ -129,3 +129,26 @@ def test_a_short_plain_subject_is_written_as_the_library_writes_it(seed: int) ->
             header = compose_module._TextHeader(name, text)
             for policy in policies:
                 assert header.fold(policy=policy) == header.library_fold(policy), text
+
+
+@pytest.mark.parametrize("spec", [
+    "anna@acme.example", "Anna.Admin+tok-1@Acme.Example", "o'neil@x.example",
+    "a!#$%&'*+/=?^_`{|}~-z@x.example", "=?utf-8?q?x?=@x.example", "a..b@x.example",
+    ".a@x.example", "a.@x.example", '"quoted"@x.example', "a(comment)b@x.example",
+    "support+20-20-crvuqsjbn2ln7uhl@support.example"])
+def test_an_address_built_without_parsing_is_the_parsed_one(spec: str) -> None:
+    # _address() builds a plain dot-atom mailbox from its parts: the same Address the
+    # library's parser makes of it (and the parser still judges everything else).
+    local, _, domain = spec.rpartition("@")
+    try:
+        parsed: Address | None = Address("Anna", addr_spec=f"{local}@{domain.lower()}")
+    except ValueError:
+        parsed = None
+    try:
+        built: Address | None = compose_module._address("Anna", spec, "To")
+    except ValueError:
+        built = None
+    assert built == parsed
+    if built is not None and parsed is not None:
+        assert (built.username, built.domain, str(built)) == (
+            parsed.username, parsed.domain, str(parsed))
