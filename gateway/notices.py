@@ -51,7 +51,10 @@ def excerpt(text: str) -> str:
 
 def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
                           parsed: ParsedMail, reply: ReplyParts | None, language: str,
-                          spool_id: int | None, promise: str | None = None) -> OutboxItem:
+                          spool_id: int | None, promise: str | None = None,
+                          requester_in_directory: bool | None = None) -> OutboxItem:
+    """``requester_in_directory``: whether the requester is a person of the directory, when
+    the caller looked it up in this transaction already (``Mail.directory_person``)."""
     context = {
         "ticket_number": ticket.number,
         "ticket_subject": display_subject(ticket),
@@ -65,7 +68,7 @@ def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
         MailKind.ACKNOWLEDGEMENT, ticket.requester, context, to_name=ticket.requester_name,
         language=language, reply_as=ReplyAs(ticket, "requester"),
         in_reply_to=parsed.message_id, references=list(parsed.references),
-        spool_id=spool_id), secret=services.secret)
+        spool_id=spool_id, directory_person=requester_in_directory), secret=services.secret)
 
 
 # --- conversation notices (colleague replies, agent replies, status, duplicates) -------

@@ -42,7 +42,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.headerregistry import Address, BaseHeader, Group, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.policy import Policy
 from typing import Any
@@ -67,21 +67,45 @@ class _FoldOnce(BaseHeader):
     The generator folds every header of every message it writes, and folding re-walks
     the header's parse tree; a shared header object (see :class:`_HeaderClasses`) is
     folded once per policy instead.  The remembered text is not part of its state.
+
+    "The same policy" is one of the same class with the same settings, not only the
+    same object: the generator writes each part of a multipart message with a fresh
+    ``policy.clone(linesep=…)`` of the message's, so an identity check missed for every
+    part header (each part's Content-Type and Content-Transfer-Encoding, folded anew in
+    every mail).  Folding reads nothing of a policy but its settings.
     """
 
     def fold(self, *, policy: Policy) -> str:
         remembered = self.__dict__.get("_folded")
-        if remembered is not None and remembered[0] is policy:
+        if remembered is not None and _same_policy(remembered[0], policy):
             text: str = remembered[1]
             return text
-        text = super().fold(policy=policy)
+        if self.__dict__.get("_parse_tree", True) is None:  # see _plain_mailbox_header
+            text = self._plain_fold(policy)
+        else:
+            text = super().fold(policy=policy)
         self.__dict__["_folded"] = (policy, text)
+        return text
+
+    def _plain_fold(self, policy: Policy) -> str:
+        """A plain mailbox header built without its parse tree: one line when it fits
+        (the library writes such a mailbox as it is), else parsed now and folded."""
+        limit = policy.max_line_length
+        if not limit or len(self.name) + 2 + len(self) <= limit:
+            return f"{self.name}: {self}{policy.linesep}"
+        self.__dict__["_parse_tree"] = self.value_parser(str(self))  # type: ignore[attr-defined]
+        text: str = super().fold(policy=policy)
         return text
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_folded", None)
         return state
+
+
+def _same_policy(one: Policy, other: Policy) -> bool:
+    """Whether two policies fold alike: the same object, or a clone with equal settings."""
+    return one is other or (type(one) is type(other) and one.__dict__ == other.__dict__)
 
 
 #: Distinct header texts kept by :class:`_HeaderClasses` before it starts over.
@@ -134,7 +158,8 @@ class _HeaderClasses(HeaderRegistry):
 
 
 #: ``email.policy.SMTP`` (CRLF, strict header parsing) with 7-bit-safe body encodings.
-POLICY = email.policy.SMTP.clone(cte_type="7bit", header_factory=_HeaderClasses())
+_HEADERS = _HeaderClasses()
+POLICY = email.policy.SMTP.clone(cte_type="7bit", header_factory=_HEADERS)
 
 # The digits of a boundary, as the standard library's generator writes them.
 _BOUNDARY_DIGITS = f"%0{len(repr(sys.maxsize - 1))}d"
@@ -157,6 +182,14 @@ _LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _SPACES_RE = re.compile(r" {2,}")
 _BLANK_BEFORE_FOLD_RE = re.compile(r"[ \t]+(\r?\n[ \t])")
+# RFC 5322 dot-atom-text: atext runs joined by single dots.
+_DOT_ATOM_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+# A mailbox the library writes as it is: atoms for a name, a dot-atom address.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_MAILBOX_RE = re.compile(rf"{_PLAIN_ADDRESS}|{_ATOM}(?: {_ATOM})* <{_PLAIN_ADDRESS}>")
+# Printable ASCII, blanks only between words: a text header the library writes unchanged.
+_PLAIN_TEXT_RE = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 
 # Headers compose() writes itself; extra_headers may not set them (a second Subject or From is
 # exactly what an injection would try), nor any Content-* header (they belong to the MIME
@@ -334,6 +367,11 @@ def _address(display_name: str, addr_spec: str, role: str) -> Address:
         _domain(domain)
         return Address(display_name=_one_line(display_name), username=local,
                        domain=domain.strip().rstrip(".").lower())
+    if _DOT_ATOM_RE.fullmatch(local) and "=?" not in local:
+        # What the parser would make of it, without parsing: a dot-atom is its own local
+        # part ("=?" could start an encoded word, which the parser decodes).
+        return Address(display_name=_one_line(display_name), username=local,
+                       domain=_domain(domain))
     try:
         return Address(display_name=_one_line(display_name), addr_spec=f"{local}@{_domain(domain)}")
     except ValueError as exc:  # email.errors header defects are ValueErrors too
@@ -360,8 +398,20 @@ class _TextHeader(str):
         return (self.name, str(self))
 
     def fold(self, *, policy: Policy) -> str:
+        """Short printable ASCII on one line is written as it is, which is what the library
+        writes for it (it keeps every blank of unstructured text, and has nothing to fold
+        or encode); anything else goes through the library (:meth:`library_fold`)."""
         if not isinstance(policy, email.policy.EmailPolicy):
             policy = POLICY
+        text = str(self)
+        limit = policy.max_line_length
+        if (_PLAIN_TEXT_RE.fullmatch(text) and "=?" not in text
+                and (not limit or len(self.name) + 2 + len(text) <= limit)):
+            return f"{self.name}: {text}{policy.linesep}"
+        return self.library_fold(policy)
+
+    def library_fold(self, policy: email.policy.EmailPolicy[Any]) -> str:
+        """The standard library's folding (parse, refold), without the stray blank."""
         folded: str = policy.header_factory(self.name, str(self)).fold(policy=policy)
         return _BLANK_BEFORE_FOLD_RE.sub(r"\1", folded)
 
@@ -375,10 +425,28 @@ def _address_header(name: str, display_name: str, addr_spec: str) -> str:
     :class:`_HeaderClasses` shares the others.
     """
     address = _address(display_name, addr_spec, name)
+    if _PLAIN_MAILBOX_RE.fullmatch(str(address)) and "=?" not in str(address):
+        return _plain_mailbox_header(name, address)
     if address.username.isascii():
         header: str = POLICY.header_factory(name, address)
         return header
     return _MailboxHeader(name, address)
+
+
+def _plain_mailbox_header(name: str, address: Address) -> str:
+    """The header object ``POLICY.header_factory(name, address)`` makes, minus the parse.
+
+    The library builds an address header from an ``Address`` by writing it out and
+    parsing that text again, only to have a parse tree to fold (two fifths of the CPU
+    of composing a mail to a new requester, whose To and Reply-To are new).  A plain
+    mailbox (atoms for a name, a dot-atom address, no encoded-word look-alike) that fits
+    on one line is written as it is, so its tree is made only if a fold needs it
+    (:meth:`_FoldOnce._plain_fold`).  Everything else is what ``__new__`` would set."""
+    cls = _HEADERS[name]
+    header = str.__new__(cls, str(address))
+    header.init(name, parse_tree=None, defects=[],  # type: ignore[call-arg, arg-type]
+                groups=[Group(None, [address])])
+    return header
 
 
 def _date_header(date: datetime | None) -> str:
@@ -428,8 +496,43 @@ def _choose_boundaries(msg: Message) -> bool:
     if ";" in content_type:  # parameters to keep: the library's way
         msg.set_boundary(boundary)
     else:  # what set_boundary() writes for a bare multipart/<subtype>, without parsing it
-        msg.replace_header("Content-Type", f'{content_type}; boundary="{boundary}"')
+        msg.replace_header("Content-Type", _BoundaryHeader(content_type, boundary))
     return True
+
+
+#: Stands in for every boundary when folding: as long as one, of the same characters.
+_BOUNDARY_STAND_IN = "=" * 15 + "0" * len(_BOUNDARY_DIGITS % 0) + "=="
+
+
+class _BoundaryHeader(str):
+    """``multipart/<subtype>; boundary="…"``, folded without parsing this mail's text.
+
+    Its text differs from one mail to the next only in the boundary, whose length and
+    kind of characters never change (``=``, digits): the library folds a parameter by
+    its length alone, so the folding of one stand-in boundary (a header shared and
+    folded once, :class:`_HeaderClasses`) with the real one put in its place is this
+    header's folding.  Its value reads as the usual text (``get_boundary()``,
+    ``get_content_type()``)."""
+
+    name: str
+    boundary: str
+
+    def __new__(cls, content_type: str, boundary: str) -> _BoundaryHeader:
+        if len(boundary) != len(_BOUNDARY_STAND_IN):
+            raise ValueError(f"unexpected boundary {boundary!r}")
+        header = super().__new__(cls, f'{content_type}; boundary="{boundary}"')
+        header.name, header.boundary = "Content-Type", boundary
+        return header
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy and pickle
+        return (str(self).partition(";")[0], self.boundary)
+
+    def fold(self, *, policy: Policy) -> str:
+        if not isinstance(policy, email.policy.EmailPolicy):
+            policy = POLICY
+        stand_in = str(self).replace(self.boundary, _BOUNDARY_STAND_IN)
+        folded: str = policy.header_factory(self.name, stand_in).fold(policy=policy)
+        return folded.replace(_BOUNDARY_STAND_IN, self.boundary)
 
 
 @dataclass(frozen=True)

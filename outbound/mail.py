@@ -59,6 +59,9 @@ class Mail:
     list_headers: Mapping[str, str] = field(default_factory=dict)
     attachments: Sequence[tuple[str, str, bytes]] = ()
     spool_id: int | None = None
+    directory_person: bool | None = None
+    """Whether ``to_address`` is a person of the directory, when the caller looked it up
+    in this transaction already (identify-sender did, for the sender); None: ask."""
 
 
 def reply_address(session: Session, secret: bytes, ticket: Ticket, recipient: str,
@@ -80,14 +83,18 @@ def _check(spec: KindSpec, mail: Mail) -> None:
         raise ValueError(f"{mail.kind}: list headers are required exactly for bulk mail")
 
 
-def _hub_url(session: Session, renderer: Renderer, spec: KindSpec, to_address: str) -> str:
+def _hub_url(session: Session, renderer: Renderer, spec: KindSpec, mail: Mail) -> str:
     """The hub's address for a mail to a person of the directory (DESIGN §14: "mail the
     gateway sends to directory people links to the hub"); "" for anyone else (a stranger
-    has no hub to sign in to) and for mail to the support team."""
+    has no hub to sign in to) and for mail to the support team.  A stranger is not in the
+    identity map, so asking costs a SELECT each time: the caller's answer is used when it
+    has one (``Mail.directory_person``)."""
     if spec.to_agents or not renderer.hub_url:
         return ""
-    person = session.get(Person, to_address.strip().lower())
-    return renderer.hub_url if person is not None else ""
+    known = mail.directory_person
+    if known is None:
+        known = session.get(Person, mail.to_address.strip().lower()) is not None
+    return renderer.hub_url if known else ""
 
 
 def _ticket_number(mail: Mail) -> int | None:
@@ -106,7 +113,7 @@ def queue_mail(session: Session, renderer: Renderer, mail: Mail, *,
     _check(spec, mail)
     support = support_identity(session)
     language = DEFAULT_LANGUAGE if spec.to_agents else mail.language
-    hub_url = _hub_url(session, renderer, spec, mail.to_address)
+    hub_url = _hub_url(session, renderer, spec, mail)
     rendered = renderer.render(spec.template, language,
                                {"support_name": support.name, "hub_url": hub_url,
                                 **mail.context})
@@ -128,4 +135,5 @@ def queue_mail(session: Session, renderer: Renderer, mail: Mail, *,
     )
     return add_to_outbox(session, message, kind=mail.kind.value, mail_from=support.address,
                          rcpt_to=mail.to_address, ticket_number=_ticket_number(mail),
-                         spool_id=mail.spool_id, secret=secret, minted_id=True)
+                         spool_id=mail.spool_id, secret=secret, minted_id=True,
+                         bodies=None if mail.attachments else (rendered.text, rendered.html))

@@ -34,6 +34,7 @@ context has a non-empty ``hub_url`` (``queue_mail`` sets it for directory people
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -147,6 +148,7 @@ class Renderer:
 
     def __init__(self, templates_dir: Path | None = None, *, hub_url: str = "") -> None:
         self.templates_dir = Path(templates_dir or default_templates_dir())
+        self._root = str(self.templates_dir)
         self.hub_url = hub_url
         """The support hub's address (``<public_url>/hub/``): :func:`outbound.mail.queue_mail`
         gives it as ``hub_url`` to mail for directory people, whose footers link to it."""
@@ -164,8 +166,10 @@ class Renderer:
         self._env.filters["one_line"] = _one_line
 
     def _has_kind(self, language: str, kind: str) -> bool:
-        folder = self.templates_dir / language / kind
-        return all((folder / part).is_file() for part in TEMPLATE_PARTS)
+        # Asked at every render (a translation added while running is used at once), so
+        # with plain strings: building Path objects cost more than the stat calls.
+        folder = os.path.join(self._root, language, kind)
+        return all(os.path.isfile(os.path.join(folder, part)) for part in TEMPLATE_PARTS)
 
     def _choose_language(self, kind: str, language: str) -> str:
         if not _KIND_RE.match(kind):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import email.policy
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from email.headerregistry import HeaderRegistry
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,18 @@ def _bytes(envelope: Envelope, content: Content, extra: dict[str, str], seed: in
     return message.as_bytes()
 
 
+def _stock_address_header(plain: email.policy.EmailPolicy[Any]) -> Callable[[str, str, str],
+                                                                           str]:
+    """The library's address header of a mailbox (parsed, folded by its parse tree)."""
+    def header(name: str, display_name: str, addr_spec: str) -> str:
+        address = compose_module._address(display_name, addr_spec, name)
+        if not address.username.isascii():
+            return compose_module._MailboxHeader(name, address)
+        built: str = plain.header_factory(name, address)
+        return built
+    return header
+
+
 @pytest.fixture
 def stock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """compose() as it was: the stock registry, no shared headers, the generator's boundary."""
@@ -59,8 +72,7 @@ def stock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     utf8 = compose_module._SmtpUtf8Policy(linesep="\r\n", cte_type="7bit", utf8=True)
     monkeypatch.setattr(compose_module, "POLICY", plain)
     monkeypatch.setattr(compose_module, "_UTF8_POLICY", utf8)
-    uncached = compose_module._address_header.__wrapped__
-    monkeypatch.setattr(compose_module, "_address_header", uncached)
+    monkeypatch.setattr(compose_module, "_address_header", _stock_address_header(plain))
     monkeypatch.setattr(compose_module, "_choose_boundaries", lambda msg: True)
     yield
 
@@ -98,3 +110,88 @@ def test_a_boundary_found_in_a_part_is_left_to_the_generator() -> None:
     parsed = email.message_from_bytes(written, policy=email.policy.default)
     types = [part.get_content_type() for part in parsed.walk() if not part.is_multipart()]
     assert types == ["text/plain", "text/html"]
+
+
+def test_a_folded_part_header_is_reused_only_for_a_policy_with_the_same_settings() -> None:
+    # The generator writes each part with a clone of the message's policy: a part header's
+    # remembered folding serves the clone, and a clone that folds otherwise folds anew.
+    envelope, content, extra = CASES[3]
+    message = compose(envelope, content, extra_headers=extra, date=WHEN)
+    crlf = message.as_bytes()
+    assert message.as_bytes() == crlf  # every folding remembered now
+    lf = message.as_bytes(policy=compose_module.POLICY.clone(linesep="\n"))
+    assert lf == crlf.replace(b"\r\n", b"\n") and b"\r" not in lf
+    assert message.as_bytes() == crlf
+
+
+_TEXT_ALPHABET = "ab Z09 ()<>@,;:\\\".[]=?_-'\t!~#%&*+/{}|" + "=?"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_short_plain_subject_is_written_as_the_library_writes_it(seed: int) -> None:
+    # _TextHeader writes short printable ASCII as it is: the library's folding of the same
+    # text, whatever specials, encoded-word look-alikes, blanks or length it has.
+    rng = random.Random(seed)
+    policies = (compose_module.POLICY, compose_module._UTF8_POLICY,
+                compose_module.POLICY.clone(linesep="\n"),
+                compose_module.POLICY.clone(max_line_length=0))
+    for _ in range(300):
+        text = "".join(rng.choice(_TEXT_ALPHABET) for _ in range(rng.randrange(1, 95)))
+        for name in ("Subject", "X-Custom-Header"):
+            header = compose_module._TextHeader(name, text)
+            for policy in policies:
+                assert header.fold(policy=policy) == header.library_fold(policy), text
+
+
+@pytest.mark.parametrize("spec", [
+    "anna@acme.example", "Anna.Admin+tok-1@Acme.Example", "o'neil@x.example",
+    "a!#$%&'*+/=?^_`{|}~-z@x.example", "=?utf-8?q?x?=@x.example", "a..b@x.example",
+    ".a@x.example", "a.@x.example", '"quoted"@x.example', "a(comment)b@x.example",
+    "support+20-20-crvuqsjbn2ln7uhl@support.example"])
+def test_an_address_built_without_parsing_is_the_parsed_one(spec: str) -> None:
+    # _address() builds a plain dot-atom mailbox from its parts: the same Address the
+    # library's parser makes of it (and the parser still judges everything else).
+    local, _, domain = spec.rpartition("@")
+    try:
+        parsed: Address | None = Address("Anna", addr_spec=f"{local}@{domain.lower()}")
+    except ValueError:
+        parsed = None
+    try:
+        built: Address | None = compose_module._address("Anna", spec, "To")
+    except ValueError:
+        built = None
+    assert built == parsed
+    if built is not None and parsed is not None:
+        assert (built.username, built.domain, str(built)) == (
+            parsed.username, parsed.domain, str(parsed))
+
+
+_NAME_ALPHABET = "abcXYZ019 !#$%&'*+/=?^_`{|}~-.,\"()<>@;:[]"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_plain_mailbox_header_is_written_as_the_library_writes_it(seed: int) -> None:
+    # _address_header() builds plain mailboxes without a parse tree and writes them on one
+    # line: the library's folding of the same Address, under every policy we write with.
+    rng = random.Random(seed)
+    stock = HeaderRegistry()
+    policies = (compose_module.POLICY, compose_module._UTF8_POLICY,
+                compose_module.POLICY.clone(linesep="\n"),
+                compose_module.POLICY.clone(max_line_length=40),
+                compose_module.POLICY.clone(max_line_length=0))
+    for _ in range(200):
+        name = "".join(rng.choice(_NAME_ALPHABET) for _ in range(rng.randrange(0, 30)))
+        local = "".join(rng.choice("abz09.+-_=?'") for _ in range(rng.randrange(1, 40)))
+        spec = f"{local}@{rng.choice(['x.example', 'support.example', 'a-b.c.example'])}"
+        for header_name in ("To", "Reply-To"):
+            try:
+                ours = compose_module._address_header.__wrapped__(header_name, name, spec)
+            except ValueError:
+                continue
+            assert isinstance(ours, BaseHeader)
+            address = compose_module._address(name, spec, header_name)
+            theirs = stock(header_name, address)
+            assert str(ours) == str(theirs)
+            assert ours.addresses == theirs.addresses  # type: ignore[attr-defined]
+            for policy in policies:
+                assert ours.fold(policy=policy) == theirs.fold(policy=policy), (name, spec)

@@ -173,3 +173,29 @@ def test_a_mail_that_contradicts_its_kind_is_refused(gateway: Gateway,
         with pytest.raises(ValueError, match=kind.value):
             queue_mail(session, gateway.services.renderer, mail, secret=gateway.services.secret)
         assert session.scalar(select(func.count(OutboxItem.id))) == 0
+
+
+@pytest.mark.parametrize("kind", FAMILIES)
+def test_the_returned_row_is_the_stored_row_and_leaves_nothing_to_flush(
+        gateway: Gateway, kind: MailKind) -> None:
+    # The row is written by one INSERT … RETURNING, not by the unit of work: the object
+    # queue_mail returns must be that row, column for column, as if it had been loaded.
+    with gateway.db.transaction() as session:
+        ticket = _ticket(session)
+        item = queue_mail(session, gateway.services.renderer, _mail(kind, ticket),
+                          secret=gateway.services.secret)
+        # Then the session holds it as persistent and unchanged (no second INSERT later)
+        assert item not in session.new and item not in session.dirty
+        assert session.get(OutboxItem, item.id) is item
+        stored = session.execute(select(OutboxItem.__table__).where(
+            OutboxItem.id == item.id)).mappings().one()
+        loaded = {column: getattr(item, column) for column in stored}
+    # And every column reads back the same after the commit, in a session of its own
+    with gateway.db.reading() as session:
+        again = session.get(OutboxItem, item.id)
+        assert again is not None
+        for column, value in loaded.items():
+            assert getattr(again, column) == value == stored[column] or (
+                column.endswith("_at") and value is not None
+                and getattr(again, column).replace(tzinfo=None) == value.replace(tzinfo=None)
+            ), column

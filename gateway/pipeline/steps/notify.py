@@ -86,6 +86,15 @@ def _text(ctx: MailContext) -> str:
     return ctx.reply.visible.strip() or ctx.parsed.text.strip()
 
 
+def _in_directory(ctx: MailContext, address: str) -> bool | None:
+    """Whether ``address`` is a person of the directory, when identify-sender (or on-behalf)
+    looked this very address up in this transaction (the sender's); else None (ask)."""
+    sender = ctx.sender
+    if ctx.sent_copy or sender.email != address.strip().lower():
+        return None
+    return sender.person is not None
+
+
 def _new_ticket(ctx: MailContext, ticket: Ticket) -> None:
     if ctx.sender.agent is not None:
         ctx.note(name, "skip", "opened by a support agent: no acknowledgement")
@@ -110,7 +119,9 @@ def _new_ticket(ctx: MailContext, ticket: Ticket) -> None:
         promise = (acknowledgement_promise(terms.entitlement, ctx.language, terms.ask_product)
                    if terms.due is not None else None)
         item = queue_acknowledgement(ctx.session, ctx.services, ticket, ctx.parsed, ctx.reply,
-                                     ctx.language, ctx.spool.id, promise=promise)
+                                     ctx.language, ctx.spool.id, promise=promise,
+                                     requester_in_directory=_in_directory(ctx,
+                                                                          ticket.requester))
         _queued(ctx, item, "acknowledgement")
     _copy_to_admins(ctx, ticket)
     _to_agents(ctx, ticket)
