@@ -28,7 +28,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "normalise_url", "no_flush_unless_pending", "upgrade_schema"]
+__all__ = ["Database", "flush_if_pending", "normalise_url", "no_flush_unless_pending",
+           "upgrade_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -195,12 +196,24 @@ def no_flush_unless_pending(session: Session, *models: type[Any]) -> Iterator[No
     checks that read other tables would flush the rows ``record`` just added one query
     early, and the outbox row's flush right after would run the unit of work again.
     """
-    pending = (*session.new, *session.dirty, *session.deleted)
-    if any(isinstance(row, models) for row in pending):
+    if _pending(session, models):
         yield
         return
     with session.no_autoflush:
         yield
+
+
+def _pending(session: Session, models: tuple[type[Any], ...]) -> bool:
+    """Does a new, changed or deleted row of one of ``models`` wait in the session?"""
+    return any(isinstance(row, models)
+               for row in (*session.new, *session.dirty, *session.deleted))
+
+
+def flush_if_pending(session: Session, *models: type[Any]) -> None:
+    """Before a Core read (which never autoflushes): flush only when a change of one of
+    ``models`` waits in the session, as an ORM query's autoflush would have shown it."""
+    if _pending(session, models):
+        session.flush()
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from gateway.db import no_flush_unless_pending
+from gateway.db import flush_if_pending, no_flush_unless_pending
 from gateway.models import Article, MessageRecord, Ticket
 
 __all__ = ["HISTORY_TICKETS", "HUB_RECOMMENDATIONS", "MAX_RECOMMENDATIONS", "Recommendation",
@@ -87,9 +87,7 @@ _ALL_ARTICLES = select(_ARTICLES.id, _ARTICLES.title, _ARTICLES.url, _ARTICLES.i
 def _articles(session: Session) -> list[_Article]:
     """Every article, the most popular first (a changed article in the session is
     flushed first, as an ORM query would)."""
-    pending = (*session.new, *session.dirty, *session.deleted)
-    if any(isinstance(row, Article) for row in pending):
-        session.flush()
+    flush_if_pending(session, Article)
     return [_Article(id, title or {}, url, tuple(types or ()), popularity)
             for id, title, url, types, popularity in session.execute(_ALL_ARTICLES)]
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import Row, ScalarSelect, bindparam, exists, func, literal, select
-from sqlalchemy.orm import Session
 
+from gateway.db import flush_if_pending
 from gateway.models import BouncingAddress, OutboxItem
 from gateway.notices import AUTOMATIC_ANSWERS
 from gateway.pipeline.context import MailContext
@@ -66,7 +66,7 @@ def _gate_row(ctx: MailContext, address: str, mailbox: str, domain: str | None
               ) -> Row[tuple[int, int, bool]]:
     """``(answers to mailbox, answers to domain (0 if None), live hard bounce mark)``."""
     session = ctx.session
-    _flush_if_pending(session)
+    flush_if_pending(session, OutboxItem, BouncingAddress)  # the gate counts and sees them
     now = ctx.services.now()
     days = ctx.services.settings.bounce_mark_days
     row: Row[tuple[int, int, bool]] = session.execute(_GATE, {
@@ -74,15 +74,6 @@ def _gate_row(ctx: MailContext, address: str, mailbox: str, domain: str | None
         "address": address.strip().lower(), "marked_since": now - timedelta(days=days),
     }).one()
     return row
-
-
-def _flush_if_pending(session: Session) -> None:
-    """A Core statement does not autoflush: flush first only when an outbox row or a
-    bounce mark waits in the session (the gate must count and see it), as
-    ``gateway.db.no_flush_unless_pending`` would."""
-    pending = (*session.new, *session.dirty, *session.deleted)
-    if any(isinstance(row, (OutboxItem, BouncingAddress)) for row in pending):
-        session.flush()
 
 
 def sender_verified(ctx: MailContext) -> bool:
