@@ -476,8 +476,8 @@ def helpdesk_runs(corpus: Path, manifest: list[dict[str, Any]], work: Path) -> l
             t0 = time.perf_counter()
             busy0 = system_busy_seconds()
             cpu0 = children_rusage()
-            subprocess.run([str(HELPDESK_VENV / "bin" / "django-admin"), "get_email",
-                            "--quiet"], env=env, check=True, capture_output=True)
+            subprocess.run([str(python), script, "folder"], env=env, check=True,
+                           capture_output=True)
         else:
             cpu0 = children_rusage()
             subprocess.run([str(python), script, "ordered", str(corpus / "manifest.json"),
@@ -488,9 +488,9 @@ def helpdesk_runs(corpus: Path, manifest: list[dict[str, Any]], work: Path) -> l
             [str(python), script, "count", str(corpus / "manifest.json")], env=env, check=True,
             capture_output=True).stdout)
         others = max(0.0, system_busy_seconds() - busy0 - cpu) / seconds
-        # Only what it consumed counts: get_email stops at the first file it cannot decode
-        # as UTF-8 (it opens them as text) and leaves the rest in the folder.
-        done = max(1, len(manifest) - counted["left_in_inbox"])
+        # Only what it consumed counts (a file it cannot make a ticket of stays in the folder;
+        # run.py's docstring says how its undecodable files are read).
+        done = max(1, len(manifest) - counted["left_in_inbox"] - counted.get("failed", 0))
         runs.append(Run("helpdesk", f"django-helpdesk get_email, {order}", done,
                         seconds, done / seconds, counted["mails_sent"], 0.0, 0.0,
                         cpu / seconds, others, {"total": cpu / done * 1000}, counted))

@@ -46,3 +46,8 @@ EMAIL_FILE_PATH = str(WORK / "sent")
 DEFAULT_FROM_EMAIL = "support@support.example"
 HELPDESK_TEAMS_MODE_ENABLED = False
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+# The corpus's attachments are .pdf, .png, .csv and .zip: a support desk takes log exports
+# and archives. django-helpdesk's default list lacks .csv and .zip, and a refused
+# attachment raises inside its mail loop, which ends the whole get_email run there.
+HELPDESK_VALID_EXTENSIONS = [".txt", ".asc", ".pdf", ".doc", ".docx", ".odt", ".jpg", ".png",
+                             ".eml", ".csv", ".zip", ".log"]
