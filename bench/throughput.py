@@ -584,6 +584,8 @@ def report_lines(runs: list[Run], stages: dict[str, float] | None) -> list[str]:
                        else f"{x['tickets']}+{x['followups'] - x['tickets']}f")
             cpu = " ".join(f"{k} {v:.1f}" for k, v in r.cpu_ms.items())
             left = f"  ({x['left_in_inbox']} files left unread)" if x.get("left_in_inbox") else ""
+            if x.get("failed"):
+                left += f"  ({x['failed']} set aside: it raised on them)"
             lines.append(f"  {r.setup:<40}{r.messages:>5}{r.seconds:>7.1f}{r.rate:>8.1f}"
                          f"{threaded:>10}{tickets:>12}{r.acks:>6}{fmt_s(r.ack_p99_s):>10}"
                          f"{r.cores_busy:>6.2f}{r.other_cores:>6.2f}  {cpu}{left}")
