@@ -21,7 +21,6 @@ from gateway.models import MessageRef, Participant, Ticket
 __all__ = [
     "NOTE_SUFFIX",
     "ReplyToken",
-    "find_ticket_by_message_ids",
     "indexed_tickets",
     "make_reply_token",
     "message_id_hash",
@@ -101,15 +100,6 @@ def record_message_ref(session: Session, message_id: str | None, ticket_number: 
     if exists is None:
         session.add(MessageRef(message_id=message_id[:998], message_id_hash=key,
                                ticket_number=ticket_number, direction=direction))
-
-
-def find_ticket_by_message_ids(session: Session, ids: Iterable[str]) -> tuple[Ticket, str] | None:
-    """The ticket of the first id (in the order given) that we stored or sent."""
-    for message_id, number in indexed_tickets(session, ids):
-        ticket = session.get(Ticket, number)
-        if ticket is not None:
-            return ticket, message_id
-    return None
 
 
 def indexed_tickets(session: Session, ids: Iterable[str]) -> list[tuple[str, int]]:

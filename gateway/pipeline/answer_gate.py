@@ -55,7 +55,7 @@ def _answers_since(column: str) -> ScalarSelect[int]:
 _GATE = select(
     _answers_since("rcpt_mailbox"),
     _answers_since("rcpt_domain"),
-    exists().where(  # gateway.trust.bounce_marks.is_marked, in SQL
+    exists().where(  # the one reading of a mark: hard, last bounce within bounce_mark_days
         _BOUNCING.address == bindparam("address", type_=_BOUNCING.address.type),
         _BOUNCING.hard,
         _BOUNCING.last_at >= bindparam("marked_since", type_=_BOUNCING.last_at.type)),

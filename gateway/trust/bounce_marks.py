@@ -15,24 +15,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from gateway.db import no_flush_unless_pending
 from gateway.models import BouncingAddress
 
-__all__ = ["clear", "is_marked", "mark"]
+__all__ = ["clear", "mark"]
 
 
 def _aware(moment: datetime, like: datetime) -> datetime:
     """SQLite hands back naive datetimes for our UTC columns."""
     return moment.replace(tzinfo=like.tzinfo) if moment.tzinfo is None else moment
-
-
-def is_marked(session: Session, address: str, now: datetime, days: int) -> bool:
-    """A hard bounce of ``address`` within the last ``days`` days."""
-    with no_flush_unless_pending(session, BouncingAddress):
-        row = session.get(BouncingAddress, address.strip().lower())
-    if row is None or not row.hard:
-        return False
-    return _aware(row.last_at, now) >= now - timedelta(days=days)
 
 
 def mark(session: Session, address: str, *, hard: bool, reason: str, now: datetime,
