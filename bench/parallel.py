@@ -135,6 +135,7 @@ def run(label: str, count: int, postgres: str | None, processes: int, nice: int)
         gateway.start_worker(threads=1)  # builds the pools; its own threads stay idle
 
         lane: list[float] = []
+        lane_wall: list[float] = []
 
         def process(spool_id: int) -> None:
             if pool is None:
@@ -142,6 +143,7 @@ def run(label: str, count: int, postgres: str | None, processes: int, nice: int)
                 return
             result = pool.process(spool_id)  # what process_message does, keeping the figures
             lane.append(result.cpu_in_lane)
+            lane_wall.append(result.wall_in_lane)
             for outbox_id in result.undelivered:
                 gateway.enqueue_delivery(outbox_id)
         pool = gateway.processing_pool
@@ -159,7 +161,9 @@ def run(label: str, count: int, postgres: str | None, processes: int, nice: int)
         sent = len(list((work / "sent" / "new").iterdir()))
         gateway.close()
     in_lane = (f"   in the lane {sum(lane) / len(lane) * 1000:5.1f} ms/msg (at most "
-               f"{len(lane) / sum(lane):4.0f} msgs/s)" if lane and sum(lane) else "")
+               f"{len(lane) / sum(lane):4.0f} msgs/s), lane held "
+               f"{sum(lane_wall) / wall * 100:3.0f} % of the time"
+               if lane and sum(lane) else "")
     return (f"  {label:10} {count:5} msgs {wall:6.1f} s {count / wall:7.1f} msgs/s   "
             f"acks {sent:5}   cores: ours {own / wall:4.2f}, "
             + (f"PostgreSQL {db / wall:4.2f}, " if postgres else "")

@@ -200,7 +200,9 @@ class WriterLane:
         self.turnstile = path.with_name(path.name.removesuffix(".lane") + ".queue")
         self.first = first
         self.cpu_held = 0.0
-        """CPU seconds this process held the lane (what serialises processing)."""
+        """CPU seconds this process held the lane (what serialises processing) …"""
+        self.wall_held = 0.0
+        """… and wall-clock seconds (above the CPU: waits for the disk or for a core)."""
         self._local = threading.local()
 
     @contextmanager
@@ -233,11 +235,12 @@ class WriterLane:
             if turn >= 0:
                 os.close(turn)
                 turn = -1
-            taken = time.process_time()
+            taken, since = time.process_time(), time.perf_counter()
             try:
                 yield
             finally:
                 self.cpu_held += time.process_time() - taken
+                self.wall_held += time.perf_counter() - since
         finally:  # closing a descriptor drops its lock
             for fd in (lane, turn):
                 if fd >= 0:

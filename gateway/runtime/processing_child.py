@@ -80,7 +80,9 @@ class JobResult:
     cpu: float = 0.0
     """CPU seconds of the job in the child (for ``bench/parallel.py``) …"""
     cpu_in_lane: float = 0.0
-    """… and the part spent holding SQLite's one-writer lane."""
+    """… the part spent holding SQLite's one-writer lane …"""
+    wall_in_lane: float = 0.0
+    """… and the wall-clock time it held the lane."""
 
 
 class _Child:
@@ -114,12 +116,13 @@ class _Child:
     def run(self, spool_id: int) -> JobResult:
         started = time.process_time()
         lane = self.db.lane
-        in_lane = lane.cpu_held if lane else 0.0
+        cpu_before, wall_before = (lane.cpu_held, lane.wall_held) if lane else (0.0, 0.0)
         outcome = process_spool_entry(self.db, self.services, spool_id)
         undelivered = [outbox_id for outbox_id in outcome.outbox_ids
                        if not self._deliver_inline(outbox_id)]
         return JobResult(outcome, undelivered, os.getpid(), time.process_time() - started,
-                         (lane.cpu_held - in_lane) if lane else 0.0)
+                         (lane.cpu_held - cpu_before) if lane else 0.0,
+                         (lane.wall_held - wall_before) if lane else 0.0)
 
     def _deliver_inline(self, outbox_id: int) -> bool:
         """A maildir write is local and fast: do it here (see ``process_message``)."""
