@@ -25,20 +25,20 @@ _JAPANESE_LETTER = re.compile(rf"(?=[^\W\d_])[{_JAPANESE_RANGES}]")
 def mostly_japanese(text: str) -> bool:
     """True when more than half of the letters are kana or kanji."""
     sample = text[:5000]
+    if sample.isascii():  # no kana or kanji can be in it: a C scan, not a regex one
+        return False
     if _JAPANESE.search(sample) is None:  # nearly every non-Japanese text: one quick scan
         return False
     letters = len(_LETTER.findall(sample))
     return letters > 0 and len(_JAPANESE_LETTER.findall(sample)) * 2 > letters
 
 
-def _address_matches(address: str, wanted: Iterable[str]) -> str | None:
-    address = address.strip().lower()
-    local = address.partition("@")[0].partition("+")[0]
-    for item in wanted:
-        item = item.strip().lower()
-        if item == address or ("@" not in item and item == local):
-            return item
-    return None
+@lru_cache(maxsize=256)
+def _wanted(addresses: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """A policy entry's addresses as compared: all of them, and the bare local parts (no
+    ``@``) among them.  Cached: every request asks about the same few entries."""
+    items = [item.strip().lower() for item in addresses]
+    return frozenset(items), frozenset(item for item in items if "@" not in item)
 
 
 @lru_cache(maxsize=256)
@@ -63,10 +63,16 @@ def _by_address_or_keyword(what: str, entries: Mapping[str, _Routed],
                            ) -> tuple[str, str] | None:
     """The first entry a recipient address names, else the first whose keyword the request
     mentions; with the reason.  Products and categories are found the same way."""
-    for recipient in recipients:
-        for key, spec in entries.items():
-            if _address_matches(recipient, spec.addresses):
-                return key, f"{what} {key}: sent to {recipient}"
+    if recipients:
+        wanted = [(key, *_wanted(tuple(spec.addresses))) for key, spec in entries.items()]
+        for recipient in recipients:
+            # an entry's address names the recipient whole, or a bare local part names its
+            # local part without a +detail
+            address = recipient.strip().lower()
+            local = address.partition("@")[0].partition("+")[0]
+            for key, whole, bare in wanted:
+                if address in whole or local in bare:
+                    return key, f"{what} {key}: sent to {recipient}"
     words = f"{subject}\n{text[:5000]}".lower()
     for key, spec in entries.items():
         keyword = _keyword_in(words, spec.keywords)

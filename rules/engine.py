@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -113,7 +114,10 @@ def describe_duration(value: timedelta) -> str:
                                 else "") if p) or "0 min"
 
 
+@lru_cache(maxsize=64)
 def describe_calendar(calendar: BusinessCalendar) -> str:
+    """The calendar in words; cached, as every request describes the same few calendars
+    (equal calendars, compared on every field the text uses, read the same)."""
     if calendar.always_open:
         return "around the clock"
     days = sorted(calendar.weekdays)
@@ -166,9 +170,10 @@ def _candidates(request: Request, policy: Policy, at: datetime,
     spec = policy.spec
     product_spec = spec.products.get(request.product or "")
     standard = product_spec.standard if product_spec and product_spec.standard else spec.standard
-    found = [_candidate("standard", "standard", policy.terms(standard), at,
+    standard_terms = policy.terms(standard)
+    found = [_candidate("standard", "standard", standard_terms, at,
                         f"standard support{f' for {request.product}' if request.product else ''}"
-                        f": {_terms_text(policy.terms(standard))}")]
+                        f": {_terms_text(standard_terms)}")]
     if request.kind != "person":
         return found
     day = at.date()

@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,8 +36,12 @@ class PolicyError(ConfigError):
     """A policy file is missing, not TOML, or holds an unknown key or a bad value."""
 
 
+@lru_cache(maxsize=256)
 def parse_duration(value: str) -> timedelta:
-    """``"4h"``, ``"90m"``, ``"1h30m"``, ``"2d"`` → timedelta (positive)."""
+    """``"4h"``, ``"90m"``, ``"1h30m"``, ``"2d"`` → timedelta (positive).
+
+    Cached: the engine parses the policy's few targets again for every request (a
+    timedelta is immutable; a bad value raises each time, nothing of it is kept)."""
     match = _DURATION.match(value)
     if not match or not any(match.groups()):
         raise ValueError(f"{value!r} is not a duration like 1h, 90m or 1h30m")

@@ -4,7 +4,8 @@ Given real messages (multipart delivery reports, one whose report goes on to GNU
 Mailman's ``flufl.bounce``, a plain-text bounce, a multipart auto-reply, a multipart mail
 with HTML and a real client's HTML-only reply), when each is analysed as the pipeline
 does, then the standard library's parser reads the message's bytes exactly once, and
-mail-parser's survey and ``flufl.bounce`` read that same tree instead of parsing their own.
+mail-parser's survey (``message._DefectSurvey``) and ``flufl.bounce`` read that same
+tree instead of parsing their own.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from email.message import Message
 from pathlib import Path
 from typing import IO, Any
 
-import mailparser
 import pytest
 from flufl.bounce import all_failures
 
+from inbound.parsing import message as message_module
 from inbound.parsing.analysis import analyze
 from tests.corpus import corpus_bytes
 
@@ -66,7 +67,7 @@ def readers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Readers]:
         seen.trees.append(tree)
         return tree
 
-    original_survey = mailparser.MailParser
+    original_survey = message_module._DefectSurvey
     original_failures = all_failures
 
     def survey(message: Message) -> Any:
@@ -78,7 +79,7 @@ def readers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Readers]:
         return original_failures(message)
 
     monkeypatch.setattr(email.parser.Parser, "parse", parse)
-    monkeypatch.setattr(mailparser, "MailParser", survey)
+    monkeypatch.setattr(message_module, "_DefectSurvey", survey)
     monkeypatch.setattr("inbound.parsing.bounces.all_failures", failures)
     yield seen
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.classify import _JAPANESE, _LETTER, _keyword_in, mostly_japanese
+from rules.classify import (
+    _JAPANESE,
+    _LETTER,
+    _by_address_or_keyword,
+    _keyword_in,
+    mostly_japanese,
+)
 from rules.keywords import KeywordMatcher
 
 WORDS = ["login", "log in", "invoice", "sso", "c++", "請求書", "ログイン", "export", "x"]
@@ -53,3 +60,40 @@ def test_examples() -> None:
     assert matcher.first("ご請求について") == "請求"
     assert KeywordMatcher([]).first("anything") is None
     assert mostly_japanese("ログインできません。help") and not mostly_japanese("ー・ー abc")
+
+
+@dataclass
+class _Entry:
+    addresses: list[str]
+    keywords: list[str] = field(default_factory=list)
+
+
+def _slow_by_address(entries: dict[str, _Entry], recipients: list[str]) -> str | None:
+    """The loop the sets replaced: recipients in order, then entries, then their items."""
+    for recipient in recipients:
+        address = recipient.strip().lower()
+        local = address.partition("@")[0].partition("+")[0]
+        for key, entry in entries.items():
+            for item in entry.addresses:
+                item = item.strip().lower()
+                if item == address or ("@" not in item and item == local):
+                    return f"product {key}: sent to {recipient}"
+    return None
+
+
+ADDRESSES = ["sales", "Sales@Support.example", " billing ", "billing@other.example", "x+y",
+             "support", "sales@support.example"]
+RECIPIENTS = ["sales@support.example", "SALES+eu@support.example", "billing@other.example ",
+              "Billing", "x+y@support.example", "x@support.example", "nobody@support.example",
+              "sales"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries=st.dictionaries(st.sampled_from(["a", "b", "c", "d"]),
+                               st.lists(st.sampled_from(ADDRESSES), max_size=3), max_size=4),
+       recipients=st.lists(st.sampled_from(RECIPIENTS), max_size=4))
+def test_address_routing_is_the_first_recipient_and_entry_named(
+        entries: dict[str, list[str]], recipients: list[str]) -> None:
+    routed = {key: _Entry(addresses) for key, addresses in entries.items()}
+    found = _by_address_or_keyword("product", routed, recipients, "", "")
+    assert (found[1] if found else None) == _slow_by_address(routed, recipients)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway.models import Agent, MessageRecord, Role, Ticket
 from gateway.notices import excerpt, queue_notice, thread_of
@@ -22,11 +22,15 @@ from gateway.pipeline.context import MailContext
 name = "assign"
 description = "set the owner named with #assign and tell the assignee by mail"
 
+_OPENING_TEXT = (select(MessageRecord.text)
+                 .where(MessageRecord.ticket_number == bindparam("number"))
+                 .order_by(MessageRecord.id).limit(1))
+"""Built once (a statement built per message costs more than running it)."""
+
 
 def _first_words(ctx: MailContext, ticket: Ticket) -> str:
     """What the ticket's opening message says (the assignee's first look at it)."""
-    text = ctx.session.scalar(select(MessageRecord.text).where(
-        MessageRecord.ticket_number == ticket.number).order_by(MessageRecord.id).limit(1))
+    text = ctx.session.scalar(_OPENING_TEXT, {"number": ticket.number})
     return excerpt(text or "")
 
 

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, func, literal, select
 
-from gateway.db import no_flush_unless_pending
+from gateway.db import flush_if_pending
 from gateway.models import MessageRecord, Ticket, TicketStatus
 from gateway.pipeline.context import MailContext
 
@@ -38,16 +38,21 @@ _TAG = re.compile(r"\[#\d+\]")
 _WORD = re.compile(r"\w+")
 
 # The statements are built once, with parameters: building them per message cost more
-# than running them (SQLAlchemy's cache key of ORM columns).
-_OPEN_TICKETS = (Ticket.requester == bindparam("requester"),
-                 Ticket.status.in_([literal(s, Ticket.status.type) for s in OPEN]),
-                 Ticket.duplicate_of.is_(None), Ticket.created_at >= bindparam("since"))
-_NEWEST = (select(Ticket).where(*_OPEN_TICKETS)
-           .order_by(Ticket.number.desc()).limit(bindparam("candidates")))
-_TOTAL = select(func.count()).select_from(Ticket).where(*_OPEN_TICKETS)
-_FIRST_TEXT = (select(func.substr(MessageRecord.text, 1, bindparam("chars")))
-               .where(MessageRecord.ticket_number == bindparam("number"))
-               .order_by(MessageRecord.id).limit(1))
+# than running them (SQLAlchemy's cache key of ORM columns).  They name the tables' Core
+# columns, so a run skips the ORM's compile step and its autoflush (``flush_if_pending``
+# flushes first when a ticket or message waits, as the autoflush did); most senders have
+# no open ticket, and the one found a duplicate is then loaded as an ORM object.
+_TICKETS = Ticket.__table__.c
+_MESSAGES = MessageRecord.__table__.c
+_OPEN_TICKETS = (_TICKETS.requester == bindparam("requester"),
+                 _TICKETS.status.in_([literal(s, _TICKETS.status.type) for s in OPEN]),
+                 _TICKETS.duplicate_of.is_(None), _TICKETS.created_at >= bindparam("since"))
+_NEWEST = (select(_TICKETS.number, _TICKETS.subject).where(*_OPEN_TICKETS)
+           .order_by(_TICKETS.number.desc()).limit(bindparam("candidates")))
+_TOTAL = select(func.count()).select_from(Ticket.__table__).where(*_OPEN_TICKETS)
+_FIRST_TEXT = (select(func.substr(_MESSAGES.text, 1, bindparam("chars")))
+               .where(_MESSAGES.ticket_number == bindparam("number"))
+               .order_by(_MESSAGES.id).limit(1))
 
 
 def normalise_subject(subject: str) -> str:
@@ -109,30 +114,30 @@ def run(ctx: MailContext) -> None:
     session = ctx.session
     where = {"requester": ctx.sender.email,
              "since": ctx.spool.received_at - timedelta(days=window)}
-    with no_flush_unless_pending(session, Ticket, MessageRecord):
-        newest = session.scalars(
-            _NEWEST, {**where, "candidates": settings.duplicate_candidates}).all()
-        if not newest:
-            return
-        total = len(newest)
-        if total == settings.duplicate_candidates:
-            total = session.scalar(_TOTAL, where) or total
-        compared = (f"compared with the {len(newest)} newest of {total} open tickets "
-                    f"(duplicate_candidates {settings.duplicate_candidates})")
-        subject = normalise_subject(ctx.parsed.subject)
-        chars = settings.duplicate_compare_chars
-        text = _Shingled((ctx.reply.visible or ctx.parsed.text)[:chars])
-        for ticket in reversed(newest):  # oldest first, as the queue is served
-            if subject and normalise_subject(ticket.subject) == subject:
-                why = f"the same subject as open ticket #{ticket.number}"
-            else:
-                first = session.scalar(_FIRST_TEXT, {"chars": chars, "number": ticket.number})
-                if first is None or not _similar(first, text):
-                    continue
-                why = f"nearly the same text as open ticket #{ticket.number}"
-            ctx.duplicate_of = ticket
-            ctx.note(name, "duplicate", f"{why} (within {window} days; {compared}): linked "
-                     "as a duplicate")
-            return
+    flush_if_pending(session, Ticket, MessageRecord)
+    newest = session.execute(
+        _NEWEST, {**where, "candidates": settings.duplicate_candidates}).all()
+    if not newest:
+        return
+    total = len(newest)
+    if total == settings.duplicate_candidates:
+        total = session.scalar(_TOTAL, where) or total
+    compared = (f"compared with the {len(newest)} newest of {total} open tickets "
+                f"(duplicate_candidates {settings.duplicate_candidates})")
+    subject = normalise_subject(ctx.parsed.subject)
+    chars = settings.duplicate_compare_chars
+    text = _Shingled((ctx.reply.visible or ctx.parsed.text)[:chars])
+    for number, ticket_subject in reversed(newest):  # oldest first, as the queue is served
+        if subject and normalise_subject(ticket_subject) == subject:
+            why = f"the same subject as open ticket #{number}"
+        else:
+            first = session.scalar(_FIRST_TEXT, {"chars": chars, "number": number})
+            if first is None or not _similar(first, text):
+                continue
+            why = f"nearly the same text as open ticket #{number}"
+        ctx.duplicate_of = session.get(Ticket, number)
+        ctx.note(name, "duplicate", f"{why} (within {window} days; {compared}): linked "
+                 "as a duplicate")
+        return
     ctx.note(name, "miss", f"no open ticket of {ctx.sender.email} repeats this request "
              f"({compared})")

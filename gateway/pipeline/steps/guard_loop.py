@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
-from gateway.db import no_flush_unless_pending
+from gateway.db import flush_if_pending
 from gateway.directory import support_identity
 from gateway.models import MessageRef
 from gateway.pipeline.context import Disposition, MailContext
@@ -17,8 +17,11 @@ name = "guard-loop"
 description = "our own mail coming back is ignored"
 
 # Built once: building it per message cost more than running it (SQLAlchemy's cache key).
-_SENT = select(MessageRef.ticket_number).where(
-    MessageRef.message_id_hash == bindparam("hash"), MessageRef.direction == "out")
+# Core columns (the table's, not the mapped class's): no ORM compile step per run, and
+# no autoflush (``flush_if_pending`` flushes when a MessageRef waits, as autoflush would).
+_REFS = MessageRef.__table__.c
+_SENT = select(_REFS.ticket_number).where(
+    _REFS.message_id_hash == bindparam("hash"), _REFS.direction == "out")
 
 
 def run(ctx: MailContext) -> None:
@@ -33,8 +36,8 @@ def run(ctx: MailContext) -> None:
         return
     message_id = ctx.parsed.message_id
     if message_id:
-        with no_flush_unless_pending(ctx.session, MessageRef):
-            sent = ctx.session.scalar(_SENT, {"hash": message_id_hash(message_id)})
+        flush_if_pending(ctx.session, MessageRef)
+        sent = ctx.session.scalar(_SENT, {"hash": message_id_hash(message_id)})
         if sent is not None:
             ctx.stop(Disposition.IGNORED,
                      f"loop: Message-ID {message_id} is one we sent for ticket #{sent}")

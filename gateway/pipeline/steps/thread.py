@@ -17,8 +17,9 @@ automatic reply that belongs to nothing.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
+from gateway.db import flush_if_pending
 from gateway.directory import support_identity
 from gateway.models import MessageKind, MessageRef, Participant, Person, Ticket
 from gateway.pipeline.context import Disposition, MailContext
@@ -44,6 +45,16 @@ from inbound.addresses import split_address
 
 name = "thread"
 description = "join the message to its ticket or open a new one"
+
+# Built once on the tables' Core columns: building a statement per message, and the ORM's
+# compile step per run, cost more than running it.  Core reads do not autoflush, so each
+# use flushes first when a row of its table waits in the session (``flush_if_pending``).
+_REFS = MessageRef.__table__.c
+_DIRECTIONS = select(_REFS.direction).where(
+    _REFS.message_id_hash == bindparam("hash"), _REFS.ticket_number == bindparam("number"))
+_PARTICIPANTS = Participant.__table__.c
+_TAKES_PART = select(_PARTICIPANTS.id).where(
+    _PARTICIPANTS.ticket_number == bindparam("number"), _PARTICIPANTS.email == bindparam("email"))
 
 
 def _by_token(ctx: MailContext) -> Ticket | None:
@@ -151,8 +162,8 @@ def _by_headers(ctx: MailContext) -> Ticket | None:
 
 def _may_use_tag(ctx: MailContext, ticket: Ticket) -> str | None:
     email = ctx.sender.email
-    participant = ctx.session.scalar(select(Participant.id).where(
-        Participant.ticket_number == ticket.number, Participant.email == email))
+    flush_if_pending(ctx.session, Participant)
+    participant = ctx.session.scalar(_TAKES_PART, {"number": ticket.number, "email": email})
     if participant is not None or email == ticket.requester:
         return "takes part in it"
     if ctx.sender.agent is not None and ctx.sender_verified:
@@ -188,9 +199,9 @@ def _already_recorded(ctx: MailContext, ticket: Ticket) -> bool:
     message_id = ctx.parsed.message_id
     if not message_id:
         return False
-    directions = set(ctx.session.scalars(select(MessageRef.direction).where(
-        MessageRef.message_id_hash == message_id_hash(message_id),
-        MessageRef.ticket_number == ticket.number)))
+    flush_if_pending(ctx.session, MessageRef)
+    directions = set(ctx.session.scalars(
+        _DIRECTIONS, {"hash": message_id_hash(message_id), "number": ticket.number}))
     if not directions:
         ctx.unindexed = (message_id, ticket.number)
     return "in" in directions
