@@ -112,6 +112,19 @@ OPENING, WAITING, NAMED = "opening", "waiting", "named"
 _STRENGTH = {NAMED: 0, WAITING: 1, OPENING: 2}
 
 
+_MENTION = cast(Table, MessageMention.__table__).c
+_MENTIONS_OF = (select(_MENTION.kind, _MENTION.ticket_number)
+                .where(_MENTION.message_id_hash == bindparam("hash"),
+                       _MENTION.kind.in_(bindparam("kinds", expanding=True)))
+                .distinct())
+_WAITING_FOR = (select(_MENTION.ticket_number)
+                .where(_MENTION.message_id_hash.in_(bindparam("hashes", expanding=True)),
+                       _MENTION.kind.in_(bindparam("kinds", expanding=True)))
+                .distinct())
+"""Both built once: building it per message (the ORM's compile and cache key) cost three times
+what running it does."""
+
+
 def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str], *,
                 first: bool = False) -> list[Ticket]:
     """Tickets on which a message of one of these ``kinds`` names one of these ids and
@@ -120,19 +133,9 @@ def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str], *,
     hashes = [message_id_hash(i) for i in ids if i]
     if not hashes:
         return []
-    numbers = session.scalars(select(MessageMention.ticket_number).where(
-        MessageMention.message_id_hash.in_(hashes), MessageMention.kind.in_(list(kinds)))
-        .distinct()).all()
+    flush_if_pending(session, MessageMention)  # a Core read does not autoflush
+    numbers = session.scalars(_WAITING_FOR, {"hashes": hashes, "kinds": list(kinds)}).all()
     return live_tickets(session, numbers, first=first)
-
-
-_MENTION = cast(Table, MessageMention.__table__).c
-_MENTIONS_OF = (select(_MENTION.kind, _MENTION.ticket_number)
-                .where(_MENTION.message_id_hash == bindparam("hash"),
-                       _MENTION.kind.in_(bindparam("kinds", expanding=True)))
-                .distinct())
-"""Built once: building it per message (the ORM's compile and cache key) cost three times
-what running it does."""
 
 
 def mentions_of(session: Session, message_id: str, kinds: Iterable[str]) -> dict[str, list[int]]:
