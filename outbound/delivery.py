@@ -202,7 +202,7 @@ def _deliver_to_maildir(database: Database, transport: MaildirTransport, setting
                                                   "stale_before": now - STALE_SENDING})
             if sent.rowcount != 1:  # another worker sent it meanwhile, or is sending it
                 return "skipped"
-            answer = staged.deliver()  # a failure rolls the row back
+            answer = staged.link()  # a failure rolls the row back; tmp/ goes below
     except TemporaryFailure:
         return None
     finally:

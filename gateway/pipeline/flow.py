@@ -31,6 +31,9 @@ class StepFailed(Exception):
 
 
 def run_pipeline(ctx: MailContext, names: tuple[str, ...] = PIPELINE) -> None:
+    # Asked once, not per step: the debug line's arguments are ORM attribute reads, and
+    # the loop runs inside the write transaction (SQLite's one writer lane).
+    debug = log.isEnabledFor(logging.DEBUG)
     for name in names:
         step = STEPS[name]
         try:
@@ -39,7 +42,9 @@ def run_pipeline(ctx: MailContext, names: tuple[str, ...] = PIPELINE) -> None:
             raise  # an outage: the job is retried, the message stays received
         except Exception as error:
             raise StepFailed(name, error) from error
-        log.debug("spool %s message-id %s: step %s done", ctx.spool.id, ctx.spool.message_id, name)
+        if debug:
+            log.debug("spool %s message-id %s: step %s done", ctx.spool.id,
+                      ctx.spool.message_id, name)
         if ctx.stopped:
             log.info("spool %s message-id %s: %s by %s: %s", ctx.spool.id, ctx.spool.message_id,
                      ctx.disposition, name, ctx.reason)

@@ -45,13 +45,22 @@ class Staged:
     new: Path
 
     def deliver(self) -> str:
-        """Link the message into ``new/`` (atomic; never over another message)."""
+        """Link the message into ``new/`` (atomic; never over another message), then drop
+        the ``tmp/`` name."""
+        try:
+            return self.link()
+        finally:
+            self.discard()
+
+    def link(self) -> str:
+        """Link the message into ``new/`` and keep the ``tmp/`` name for :meth:`discard`.
+
+        Why apart from :meth:`deliver`: delivery links inside the transaction that marks
+        the row sent (SQLite's writer lane) and removes the ``tmp/`` name after it."""
         try:
             os.link(self.tmp, self.new)
         except OSError as error:
-            self.discard()
             raise TemporaryFailure(f"maildir {self.new.parent.parent}: {error}") from error
-        self.discard()
         return f"stored in maildir as {self.new.name}"
 
     def discard(self) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from gateway import db
 from gateway.db import Database, alembic_config
@@ -85,3 +88,46 @@ def test_a_connection_in_use_a_moment_ago_is_not_pinged(
     with postgres.transaction() as session:
         session.execute(text("SELECT 1"))
     assert len(pings) == 1
+
+
+def _sqlite(tmp_path: Path) -> Database:
+    return Database(f"sqlite:///{tmp_path / 'begin.sqlite3'}")
+
+
+def test_sqlite_writers_take_the_write_lock_at_begin_and_readers_do_not(
+        tmp_path: Path) -> None:
+    database, other = _sqlite(tmp_path), sqlite3.connect(tmp_path / "begin.sqlite3",
+                                                         timeout=0, isolation_level=None)
+    try:
+        for writing in (database.writing(), database.engine.begin()):
+            with writing as connection:  # nothing run yet: BEGIN IMMEDIATE alone holds it
+                assert connection.connection.dbapi_connection.in_transaction  # type: ignore[union-attr]
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+        with database.transaction() as session:
+            session.connection()
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        with database.read_engine.begin() as connection:  # BEGIN DEFERRED: no lock
+            assert connection.connection.dbapi_connection.in_transaction  # type: ignore[union-attr]
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+        database.dispose()
+
+
+def test_a_failed_sqlite_begin_is_sqlalchemys_operational_error(tmp_path: Path) -> None:
+    # Given a pooled connection that will not wait, and another writer holding the lock
+    database = _sqlite(tmp_path)
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+    other = sqlite3.connect(tmp_path / "begin.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        # Then the BEGIN fails as every other statement's failure does (callers retry on it)
+        with pytest.raises(OperationalError, match="locked"), database.writing():
+            pass
+    finally:
+        other.close()
+        database.dispose()

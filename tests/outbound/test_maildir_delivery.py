@@ -124,3 +124,26 @@ def test_a_failed_link_leaves_the_row_to_the_general_path(
     assert item.status == OutboxStatus.PENDING and item.attempts == 1
     assert item.next_attempt_at is not None and "No space left" in item.last_error
     assert _files(root, "tmp") == [] and _files(root, "new") == []
+
+
+def test_the_staged_name_is_removed_after_the_row_is_marked_sent(
+        gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the link is in the row's transaction (SQLite's writer lane); the ``tmp/`` name
+    goes once it committed, and the general path's ``send`` still leaves none."""
+    root = tmp_path / "sent"
+    transport = MaildirTransport(root)
+    outbox_id = _queue(gateway)
+    seen: list[tuple[list[bytes], OutboxStatus]] = []
+    real_discard = Staged.discard
+
+    def discard(staged: Staged) -> None:
+        seen.append((_files(root, "new"), _row(gateway, outbox_id).status))
+        real_discard(staged)
+
+    monkeypatch.setattr(Staged, "discard", discard)
+    assert deliver_outbox_item(gateway.db, transport, gateway.settings, outbox_id) == "sent"
+    [(linked, status)] = seen
+    assert len(linked) == 1 and status == OutboxStatus.SENT
+    assert _files(root, "tmp") == []
+    transport.send("support@support.example", "max@acme.example", RAW)
+    assert _files(root, "tmp") == [] and len(_files(root, "new")) == 2
