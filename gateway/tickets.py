@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Column, Insert, Table, insert, inspect, select
+from sqlalchemy import Column, Insert, Table, bindparam, insert, inspect, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
@@ -96,6 +96,13 @@ def message_id_hash(message_id: str) -> str:
 _Row = TypeVar("_Row")
 
 _INSERT_MESSAGE_REF = insert(cast(Table, MessageRef.__table__))
+# Built once (building a statement and its cache key cost more than running it):
+_INDEXED_FOR_TICKET = select(MessageRef.id).where(
+    MessageRef.message_id_hash == bindparam("message_id_hash"),
+    MessageRef.ticket_number == bindparam("ticket_number"))
+_PARTICIPANT = select(Participant).where(
+    Participant.ticket_number == bindparam("ticket_number"),
+    Participant.email == bindparam("email"))
 
 
 @dataclass(frozen=True)
@@ -207,8 +214,8 @@ def record_message_ref(session: Session, message_id: str | None, ticket_number: 
     if not message_id:
         return
     key = message_id_hash(message_id)
-    exists = None if known_new else session.scalar(select(MessageRef.id).where(
-        MessageRef.message_id_hash == key, MessageRef.ticket_number == ticket_number))
+    exists = None if known_new else session.scalar(
+        _INDEXED_FOR_TICKET, {"message_id_hash": key, "ticket_number": ticket_number})
     if exists is not None:
         return
     values = {"message_id": message_id[:998], "message_id_hash": key,
@@ -251,9 +258,8 @@ def participant_for(session: Session, ticket: Ticket, email: str, role: str, *,
     if found is not None and not _still(found, ticket.number, email):
         found = None
     if found is None and not new_ticket:
-        found = session.scalars(select(Participant).where(
-            Participant.ticket_number == ticket.number, Participant.email == email)
-        ).one_or_none()
+        found = session.scalars(
+            _PARTICIPANT, {"ticket_number": ticket.number, "email": email}).one_or_none()
     if found is None:
         if flush or not writes_waiting(session, Participant):
             found = insert_persistent(session, Participant, ticket_number=ticket.number,

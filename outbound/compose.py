@@ -262,8 +262,10 @@ def verbatim_header(name: str, value: str) -> str:
     return _VerbatimHeader(name, value)
 
 
+@functools.lru_cache(maxsize=1024)
 def _domain(domain: str) -> str:
-    """Validate a host name and return it in ASCII (IDNA) lower case."""
+    """Validate a host name and return it in ASCII (IDNA) lower case (remembered: our own
+    domain in every Message-ID, a requester's in every mail to them)."""
     candidate = domain.strip().rstrip(".")
     try:
         ascii_domain = candidate.encode("idna").decode("ascii").lower()
