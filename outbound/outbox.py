@@ -14,10 +14,10 @@ from email.message import EmailMessage
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from gateway.models import OutboxItem, OutboxStatus, utcnow
-from gateway.tickets import record_message_ref
+from gateway.tickets import as_loaded, record_message_ref
 from outbound.compose import message_bytes
 from outbound.sealing import redact, seal
 
@@ -66,10 +66,8 @@ def add_to_outbox(session: Session, message: EmailMessage, *, kind: str, mail_fr
         "created_at": now, "updated_at": now, "next_attempt_at": now,
         "sent_at": None, "bounced_at": None,
     }
-    row_id = session.connection().execute(_INSERT, values).scalar_one()
-    item = OutboxItem(id=row_id, **values)
-    make_transient_to_detached(item)  # as loaded: nothing for a flush to write
-    session.add(item)
+    values["id"] = session.connection().execute(_INSERT, values).scalar_one()
+    item = as_loaded(session, OutboxItem, values)  # nothing for a flush to write
     if ticket_number is not None:
         record_message_ref(session, message_id, ticket_number, "out", known_new=minted_id)
     return item

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from gateway.models import (
     AttachmentRecord,
@@ -22,6 +22,7 @@ from gateway.models import (
 )
 from gateway.runtime.app import Gateway
 from gateway.tickets import (
+    as_loaded,
     insert_persistent,
     insert_row,
     participant_for,
@@ -198,3 +199,22 @@ def test_record_message_ref_writes_once_now_or_with_waiting_rows(gw: Gateway) ->
         assert list(session.execute(select(MessageRef.message_id, MessageRef.direction)
                                     .order_by(MessageRef.id))) == [
             ("a@acme.example", "in"), ("b@acme.example", "out")]
+
+
+def test_as_loaded_is_the_constructed_object_marked_loaded(gw: Gateway) -> None:
+    """``as_loaded`` skips the constructor: the object holds the same values, has no
+    pending change and no expired column, like one built and marked detached."""
+    row = {"number": 999, **_ticket_values()}
+    for key in (column.key for column in Ticket.__table__.columns):
+        row.setdefault(key, None)
+    built = Ticket(**row)
+    make_transient_to_detached(built)
+    with gw.db.transaction() as session:
+        made = as_loaded(session, Ticket, row)
+        state, expected = inspect(made), inspect(built)
+        assert made.__dict__.keys() - {"_sa_instance_state"} == row.keys()
+        assert {k: getattr(made, k) for k in row} == {k: getattr(built, k) for k in row}
+        assert (state.persistent, state.key, state.expired_attributes,
+                state.committed_state) == (True, expected.key, set(), {})
+        assert made in session and not session.dirty and not session.new
+        session.expunge(made)  # never written: the row does not exist
