@@ -11,7 +11,7 @@ import functools
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -29,6 +29,7 @@ __all__ = [
     "indexed_tickets",
     "insert_persistent",
     "insert_row",
+    "insert_rows",
     "make_reply_token",
     "message_id_hash",
     "parse_address_detail",
@@ -112,6 +113,7 @@ class _InsertPlan:
     """A model's prebuilt ``INSERT … RETURNING <primary key>`` and its columns' defaults."""
 
     statement: Insert
+    statement_without_returning: Insert
     primary_key: str
     columns: tuple[str, ...]
     column_set: frozenset[str]
@@ -152,6 +154,7 @@ def _insert_plan(model: type[Any]) -> _InsertPlan:
                 if column.default is not None}
     plan = _INSERT_PLANS[model] = _InsertPlan(
         statement=insert(table).returning(primary_key),
+        statement_without_returning=insert(table),
         primary_key=primary_key.key,
         columns=tuple(column.key for column in columns),
         column_set=frozenset(column.key for column in columns),
@@ -182,11 +185,31 @@ def insert_row(session: Session, model: type[Any], values: Mapping[str, Any]
     (:func:`writes_waiting`), so ids keep the order of ``add`` and the statements the
     order of the unit of work."""
     plan = _insert_plan(model)
+    row = _as_flushed(model, plan, values)
+    if writes_waiting(session, model):
+        session.flush()
+    return session.connection().execute(plan.statement, row).scalar_one(), row
+
+
+def insert_rows(session: Session, model: type[Any], rows: Sequence[Mapping[str, Any]]
+                ) -> None:
+    """:func:`insert_row` for several rows at once (one ``executemany``), without their
+    primary keys: a message's attachments."""
+    if not rows:
+        return
+    plan = _insert_plan(model)
+    complete = [_as_flushed(model, plan, values) for values in rows]
+    if writes_waiting(session, model):
+        session.flush()
+    session.connection().execute(plan.statement_without_returning, complete)
+
+
+def _as_flushed(model: type[Any], plan: _InsertPlan, values: Mapping[str, Any]
+                ) -> dict[str, Any]:
+    """Every column's value as the flush would write ``values`` (see :func:`insert_row`)."""
     if not values.keys() <= plan.column_set:
         raise TypeError(f"{model.__name__}: no such columns: "
                         f"{sorted(values.keys() - plan.column_set)}")
-    if writes_waiting(session, model):
-        session.flush()
     row: dict[str, Any] = {}
     for key in plan.columns:
         value = values.get(key)
@@ -195,7 +218,7 @@ def insert_row(session: Session, model: type[Any], values: Mapping[str, Any]
             if default is not None:
                 value = default()
         row[key] = value
-    return session.connection().execute(plan.statement, row).scalar_one(), row
+    return row
 
 
 def insert_persistent(session: Session, model: type[_Row], **values: Any) -> _Row:

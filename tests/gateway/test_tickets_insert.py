@@ -25,6 +25,7 @@ from gateway.tickets import (
     as_loaded,
     insert_persistent,
     insert_row,
+    insert_rows,
     participant_for,
     record_message_ref,
     writes_waiting,
@@ -94,14 +95,18 @@ def test_a_message_row_with_attachments_is_the_flushed_row(gw: Gateway) -> None:
         message_pk, row = insert_row(session, MessageRecord,
                                      {"ticket_number": ticket.number, **values})
         assert row["flags"] == [] and row["received_at"] == WHEN
-        attachment_pk, _ = insert_row(session, AttachmentRecord,
-                                      {"message_pk": message_pk, **attachment})
+        insert_rows(session, AttachmentRecord, [{"message_pk": message_pk, **attachment},
+                                                {"message_pk": message_pk, **attachment}])
         assert (_columns(session, MessageRecord, message_pk)
                 == _columns(session, MessageRecord, flushed.id))
-        assert (_columns(session, AttachmentRecord, attachment_pk, skip=("message_pk",))
-                == _columns(session, AttachmentRecord, flushed.attachments[0].id,
-                            skip=("message_pk",)))
-        assert _columns(session, AttachmentRecord, attachment_pk)["inline"] is False
+        written = list(session.scalars(select(AttachmentRecord.id).where(
+            AttachmentRecord.message_pk == message_pk).order_by(AttachmentRecord.id)))
+        assert len(written) == 2
+        for attachment_pk in written:
+            assert (_columns(session, AttachmentRecord, attachment_pk, skip=("message_pk",))
+                    == _columns(session, AttachmentRecord, flushed.attachments[0].id,
+                                skip=("message_pk",)))
+            assert _columns(session, AttachmentRecord, attachment_pk)["inline"] is False
 
 
 def test_json_none_given_is_stored_as_json_null_as_the_flush_does(gw: Gateway) -> None:

@@ -33,6 +33,7 @@ from gateway.thread_index import named_ids, record_mentions
 from gateway.tickets import (
     insert_persistent,
     insert_row,
+    insert_rows,
     participant_for,
     record_message_ref,
 )
@@ -96,15 +97,16 @@ def _copy_cc(ctx: MailContext, ticket: Ticket) -> None:
 
 
 def _store_message(ctx: MailContext, values: dict[str, Any]) -> None:
-    """The message row and its attachments' rows, each written now with a prebuilt
-    ``INSERT`` (``insert_row``): nothing in this transaction reads them back as objects,
-    and the unit of work's flush cost several times these statements."""
+    """The message row and its attachments' rows, written now with prebuilt ``INSERT``
+    statements (the attachments in one ``executemany``): nothing in this transaction
+    reads them back as objects, and the unit of work's flush cost several times these
+    statements."""
     message_pk, _ = insert_row(ctx.session, MessageRecord, values)
-    for a in ctx.parsed.attachments:
-        insert_row(ctx.session, AttachmentRecord, {
-            "message_pk": message_pk, "filename": a.filename[:500],
-            "content_type": a.content_type[:200], "size": a.size, "sha256": a.sha256,
-            "inline": a.inline, "data": a.data})
+    insert_rows(ctx.session, AttachmentRecord, [
+        {"message_pk": message_pk, "filename": a.filename[:500],
+         "content_type": a.content_type[:200], "size": a.size, "sha256": a.sha256,
+         "inline": a.inline, "data": a.data}
+        for a in ctx.parsed.attachments])
 
 
 REFUSALS = {
