@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.models import MessageRecord, OutboxItem, Person, Ticket
@@ -141,13 +141,19 @@ def queue_ticket_list(session: Session, services: Services, listing: TicketListi
         spool_id=spool_id), secret=services.secret)
 
 
+# Built once: building a statement and its cache key cost more than running it.
+_NEWEST_MESSAGE_ID_FROM = (
+    select(MessageRecord.message_id).where(
+        MessageRecord.ticket_number == bindparam("ticket_number"),
+        MessageRecord.from_address == bindparam("from_address"),
+        MessageRecord.message_id.is_not(None)).order_by(MessageRecord.id.desc()).limit(1))
+
+
 def thread_of(session: Session, ticket: Ticket, email: str) -> tuple[str | None, list[str]]:
     """In-Reply-To and References for mail to ``email`` on this ticket: their newest
     message, after the ticket's first one, so their client threads it."""
-    newest = session.scalar(
-        select(MessageRecord.message_id).where(
-            MessageRecord.ticket_number == ticket.number, MessageRecord.from_address == email,
-            MessageRecord.message_id.is_not(None)).order_by(MessageRecord.id.desc()).limit(1))
+    newest = session.scalar(_NEWEST_MESSAGE_ID_FROM,
+                            {"ticket_number": ticket.number, "from_address": email})
     parent = newest or ticket.origin_message_id
     references = [i for i in (ticket.origin_message_id, parent) if i]
     return parent, list(dict.fromkeys(references))

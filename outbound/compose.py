@@ -31,6 +31,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import email.generator
 import email.policy
 import email.utils
 import functools
@@ -42,9 +43,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.generator import BytesGenerator
 from email.headerregistry import Address, BaseHeader, Group, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.policy import Policy
+from io import BytesIO
 from typing import Any
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "Envelope",
     "compose",
     "make_message_id",
+    "message_bytes",
     "normalise_message_id",
     "verbatim_header",
 ]
@@ -258,8 +262,10 @@ def verbatim_header(name: str, value: str) -> str:
     return _VerbatimHeader(name, value)
 
 
+@functools.lru_cache(maxsize=1024)
 def _domain(domain: str) -> str:
-    """Validate a host name and return it in ASCII (IDNA) lower case."""
+    """Validate a host name and return it in ASCII (IDNA) lower case (remembered: our own
+    domain in every Message-ID, a requester's in every mail to them)."""
     candidate = domain.strip().rstrip(".")
     try:
         ascii_domain = candidate.encode("idna").decode("ascii").lower()
@@ -627,3 +633,28 @@ def compose(
         # header into the first part, and the language belongs to the whole message.
         msg["Content-Language"] = content.language
     return msg
+
+
+#: The generator's own pattern of a line break (``\r\n``, ``\r`` or ``\n``).
+_LINE_BREAK: re.Pattern[str] = email.generator.NLCRE  # type: ignore[attr-defined]
+
+
+class _BodyInOneWrite(BytesGenerator):
+    """The standard library's ``BytesGenerator``, writing a body's lines in one piece.
+
+    The generator splits every text body at its line breaks and writes each line and
+    each line end on its own (two encodes and two writes a line: a third of the CPU of
+    writing a notice, whose quoted-printable parts have a line every 76 characters).
+    Replacing every line break by the policy's line end at once writes the same bytes:
+    ``NLCRE.split`` then joining with ``_NL`` is ``NLCRE.sub``."""
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:
+            self.write(_LINE_BREAK.sub(self._NL, lines))  # type: ignore[attr-defined]
+
+
+def message_bytes(message: Message) -> bytes:
+    """``message.as_bytes()``, the same bytes (``_BodyInOneWrite``), for less CPU."""
+    buffer = BytesIO()
+    _BodyInOneWrite(buffer, mangle_from_=False, policy=message.policy).flatten(message)
+    return buffer.getvalue()

@@ -14,10 +14,11 @@ from email.message import EmailMessage
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from gateway.models import OutboxItem, OutboxStatus, utcnow
-from gateway.tickets import record_message_ref
+from gateway.tickets import as_loaded, record_message_ref
+from outbound.compose import message_bytes
 from outbound.sealing import redact, seal
 
 __all__ = ["add_to_outbox", "mailbox_of"]
@@ -51,24 +52,22 @@ def add_to_outbox(session: Session, message: EmailMessage, *, kind: str, mail_fr
     reach the database before it."""
     message_id = str(message["Message-ID"]).strip().strip("<>")
     now = utcnow()
-    live = message.as_bytes()
+    live = message_bytes(message)
     redacted = redact(message, bodies=bodies) if secret is not None else None
     mailbox, domain = mailbox_of(rcpt_to)
     values: dict[str, Any] = {
         "kind": kind, "ticket_number": ticket_number, "spool_id": spool_id,
         "mail_from": mail_from, "rcpt_to": rcpt_to, "message_id": message_id,
         "subject": str(message["Subject"] or ""),
-        "raw": live if redacted is None else redacted.as_bytes(),
+        "raw": live if redacted is None else message_bytes(redacted),
         "sealed": None if redacted is None or secret is None else seal(secret, live),
         "rcpt_mailbox": mailbox, "rcpt_domain": domain,
         "status": OutboxStatus.PENDING, "attempts": 0, "last_error": "",
         "created_at": now, "updated_at": now, "next_attempt_at": now,
         "sent_at": None, "bounced_at": None,
     }
-    row_id = session.connection().execute(_INSERT, values).scalar_one()
-    item = OutboxItem(id=row_id, **values)
-    make_transient_to_detached(item)  # as loaded: nothing for a flush to write
-    session.add(item)
+    values["id"] = session.connection().execute(_INSERT, values).scalar_one()
+    item = as_loaded(session, OutboxItem, values)  # nothing for a flush to write
     if ticket_number is not None:
         record_message_ref(session, message_id, ticket_number, "out", known_new=minted_id)
     return item
