@@ -34,7 +34,7 @@ from gateway.models import (
     Ticket,
     TicketStatus,
 )
-from gateway.tickets import message_id_hash
+from gateway.tickets import insert_rows, message_id_hash
 
 __all__ = [
     "MAX_NAMED_IDS",
@@ -170,8 +170,8 @@ def record_mentions(session: Session, ids: Sequence[str], ticket_number: int,
     """Keep the ids a stored message names, once per ticket, with how it names them.
 
     ``new_ticket``: the ticket was made in this transaction and this is its first
-    message, so it has no mentions yet (no look-up).  The rows are written with the next
-    flush (every query of the session flushes first)."""
+    message, so it has no mentions yet (no look-up).  New rows are written at once (one
+    ``executemany``); a stronger kind for a row already there, with the next flush."""
     if not ids:
         return
     kind = OPENING if opening else NAMED
@@ -183,13 +183,15 @@ def record_mentions(session: Session, ids: Sequence[str], ticket_number: int,
         m.message_id_hash: m for m in session.scalars(select(MessageMention).where(
             MessageMention.ticket_number == ticket_number,
             MessageMention.message_id_hash.in_(list(hashes))))}
+    new_rows = []
     for key, message_id in hashes.items():
         existing = present.get(key)
         if existing is None:
-            session.add(MessageMention(message_id=message_id[:998], message_id_hash=key,
-                                       ticket_number=ticket_number, kind=kind))
+            new_rows.append({"message_id": message_id[:998], "message_id_hash": key,
+                             "ticket_number": ticket_number, "kind": kind})
         elif _STRENGTH[kind] > _STRENGTH.get(existing.kind, 0):
             existing.kind = kind
+    insert_rows(session, MessageMention, new_rows)  # one statement, not the unit of work
 
 
 def names_as_opening(session: Session, ticket_number: int, message_id: str) -> bool:
