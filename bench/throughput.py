@@ -188,6 +188,7 @@ class Cluster:
             # All clients come from 127.0.0.1, standing in for many MTAs (the limit is 20).
             "GATEWAY_SMTP_MAX_CONNECTIONS_PER_IP": "200",
         })
+        self.env.update(dict(setting.split("=", 1) for setting in args.env))
         if mode == "scaleout":
             self.env.update({"GATEWAY_BROKER_URL": args.redis,
                              "GATEWAY_BROKER_NAMESPACE": f"tp-{uuid.uuid4().hex[:8]}"})
@@ -659,6 +660,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--postgres", default=PG_DEFAULT, help="admin URL (a fresh database "
                         "per run, dropped after)")
     parser.add_argument("--redis", default=REDIS_DEFAULT)
+    parser.add_argument("--env", action="append", default=[], metavar="GATEWAY_X=VALUE",
+                        help="a setting for the gateway's processes (repeatable), e.g. "
+                             "GATEWAY_PROCESSING_NICE=0")
     args = parser.parse_args()
     if args.quick:
         args.n, args.burst, args.overload_rate, args.overload_seconds = 200, 300, 100.0, 5.0
