@@ -125,11 +125,15 @@ class Database:
         self.url = normalise_url(url)
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        # A ``file:…?uri=true`` database is SQLite's URI form (e.g. ``mode=ro``): its path
+        # is not a file name.
+        self.sqlite_file: Path | None = (
+            Path(parsed.database) if self.is_sqlite and parsed.database
+            and parsed.database != ":memory:" and "uri" not in parsed.query else None)
+        """The SQLite database file on disk (None: PostgreSQL, memory or a URI)."""
         if self.is_sqlite:
-            # A ``file:…?uri=true`` database is SQLite's URI form (e.g. ``mode=ro``): its
-            # path is not a file name to create.
-            if parsed.database and parsed.database != ":memory:" and "uri" not in parsed.query:
-                _private_file(Path(parsed.database))
+            if self.sqlite_file is not None:
+                _private_file(self.sqlite_file)
             arguments: dict[str, Any] = {
                 "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
                 "pool_size": 8, "max_overflow": 16}

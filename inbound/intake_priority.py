@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from gateway.db import Database
@@ -251,11 +251,9 @@ class WriterLane:
 def writer_lane_for(database: Database, *, first: bool) -> WriterLane | None:
     """The lane of a SQLite database file (None for PostgreSQL, memory or URI databases,
     where writers do not queue on one lock)."""
-    url = make_url(database.url)
-    if not database.is_sqlite or not url.database or url.database == ":memory:" \
-            or "uri" in url.query:
+    if database.sqlite_file is None:
         return None
-    return WriterLane(Path(f"{url.database}.lane"), first=first)
+    return WriterLane(Path(f"{database.sqlite_file}.lane"), first=first)
 
 
 class LanedDatabase(Database):

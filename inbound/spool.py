@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -273,11 +272,7 @@ class SpoolWriter:
 
 def _wal_file(database: Database) -> Path | None:
     """The WAL file of a SQLite database on disk (None: a URI or memory database)."""
-    url = make_url(database.url)
-    if not database.is_sqlite or not url.database or url.database == ":memory:" \
-            or "uri" in url.query:
-        return None
-    return Path(f"{url.database}-wal")
+    return None if database.sqlite_file is None else Path(f"{database.sqlite_file}-wal")
 
 
 def _writer_lane(database: Database) -> AbstractContextManager[None]:
