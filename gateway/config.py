@@ -183,8 +183,10 @@ class Settings(BaseSettings):
     """Child processes that run whole processing jobs (analysis, pipeline, maildir delivery)
     for the worker, so processing uses every core; unset: one per CPU this process may use;
     0: processing in the worker threads (analysis in ``analysis_processes``)."""
-    processing_nice: int = Field(default=10, ge=0, le=19)
-    """Nice value added to processing children: intake, in the parent, gets the CPU first."""
+    processing_nice: int | None = Field(default=None, ge=0, le=19)
+    """Nice value added to processing children.  Unset: 10 under ``serve`` (SMTP intake in
+    the same process gets the CPU first), 0 under ``gateway worker`` (no intake there, and a
+    niced child on a busy host gets a tenth of a core: every database round trip waits)."""
 
     delivery_max_attempts: int = Field(default=10, gt=0)
     delivery_min_backoff: float = Field(default=30.0, gt=0)

@@ -28,7 +28,7 @@ from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState, utc
 from gateway.pipeline.analysis_pool import AnalysisPool
 from gateway.runtime.actors import Actors, declare_actors
 from gateway.runtime.broker import make_broker
-from gateway.runtime.processing_pool import ProcessingPool, pool_size
+from gateway.runtime.processing_pool import ProcessingPool, child_nice, pool_size
 from gateway.secrets import load_secret
 from gateway.services import Services
 from inbound.intake_priority import LanedDatabase
@@ -139,15 +139,16 @@ class Gateway:
         except GatewayError as error:
             log.warning("outbox %s not delivered yet (%s); serve will retry", outbox_id, error)
 
-    def start_worker(self, threads: int | None = None) -> None:
+    def start_worker(self, threads: int | None = None, *, beside_intake: bool = False) -> None:
+        """Start the job worker; ``beside_intake``: SMTP intake runs in this process."""
         return_large_buffers()  # also for `gateway worker`
         children = pool_size(self.settings)
         if children and self.processing_pool is None:
             # Whole processing jobs in child processes: every core, not one GIL.
-            self.processing_pool = ProcessingPool(self.settings, self.db, children)
+            nice = child_nice(self.settings, beside_intake=beside_intake)
+            self.processing_pool = ProcessingPool(self.settings, self.db, children, nice=nice)
             self.processing_pool.warm()
-            log.info("processing in %s child processes (nice +%s)", children,
-                     self.settings.processing_nice)
+            log.info("processing in %s child processes (nice +%s)", children, nice)
         elif self.settings.analysis_processes and self._analysis is None:
             # Processing analyses each message in a child stopped at the budget.
             self._analysis = AnalysisPool(self.settings)

@@ -6,8 +6,9 @@ lock, so processing ran on one core at most, and only while intake let it (the o
 all-or-nothing gate of ``inbound.intake_priority``).  A child runs the very same
 ``process_spool_entry`` with its own database connections, so exactly once is
 unchanged: the spool row is locked, and its new state commits with the ticket,
-message and outbox rows in one transaction.  Children run at a higher nice value
-than the process that takes the mail, so the kernel gives intake the CPU first.
+message and outbox rows in one transaction.  Under ``serve`` children run at a
+higher nice value than the process that takes the mail, so the kernel gives intake the
+CPU first (``processing_pool.child_nice``).
 
 A child says ``("ready",)`` once warm.  The parent
 (:mod:`gateway.runtime.processing_pool`) sends a spool id; the child answers

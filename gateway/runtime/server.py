@@ -143,7 +143,7 @@ class GatewayServer:
         if pool_size(gateway.settings):
             # Processing children at a higher nice value: intake here gets the CPU first
             # from the kernel, and processing is never held back.
-            gateway.start_worker()
+            gateway.start_worker(beside_intake=True)
             return
         warm_up(gateway.services)  # first-message costs now, not during the first burst
         # The worker threads share this process's GIL with SMTP intake: intake first.

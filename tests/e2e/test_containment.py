@@ -234,9 +234,9 @@ def _send_from(settings: Settings, raw: bytes, sender: str) -> str:
 @pytest.mark.parametrize("settings", [BUDGET], indirect=True)
 def test_a_message_over_the_processing_budget_is_quarantined_without_holding_others(
         running: GatewayServer, gateway: Gateway, settings: Settings) -> None:
-    # Given a message whose analysis takes far longer than the 8 s budget (400,000 MIME
-    # parts and a limit that lets the parser read them all),
-    costly = _send(settings, crafted.many_parts(400_000))
+    # Given a message whose analysis takes far longer than the 8 s budget (2,000,000 MIME
+    # parts, 14 MB, and a limit that lets the parser read them all: about 30 s on a 2026 core),
+    costly = _send(settings, crafted.many_parts(2_000_000, bare=True))
     wait_for(lambda: _spool(gateway, costly), message="the costly message stored")
     # When a normal request is sent while it is being analysed,
     wait_for(lambda: _spool(gateway, costly).attempts,  # type: ignore[union-attr]

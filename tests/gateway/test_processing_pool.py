@@ -19,7 +19,12 @@ from gateway.config import Settings
 from gateway.models import MessageRecord, SpoolEntry, SpoolState, Ticket
 from gateway.pipeline.analysis_pool import AnalysisCrashed
 from gateway.runtime.app import Gateway
-from gateway.runtime.processing_pool import ProcessingPool, available_cores, pool_size
+from gateway.runtime.processing_pool import (
+    ProcessingPool,
+    available_cores,
+    child_nice,
+    pool_size,
+)
 from inbound.intake_priority import LanedDatabase, WriterLane
 from inbound.spool import store_message
 from tests import crafted
@@ -39,7 +44,7 @@ def pool(gateway: Gateway) -> Iterator[ProcessingPool]:
 
     with gateway.db.transaction() as session:
         load_directory_file(session, DIRECTORY)
-    gateway.start_worker(threads=1)
+    gateway.start_worker(threads=1, beside_intake=True)  # as under serve: niced children
     assert gateway.processing_pool is not None
     yield gateway.processing_pool
     gateway.stop_worker()
@@ -62,6 +67,16 @@ def test_the_pool_follows_the_cores_unless_set(settings_factory: Callable[..., S
     assert pool_size(settings_factory(processing_processes=0)) == 0
 
 
+def test_children_are_niced_only_beside_intake_unless_configured(
+        settings_factory: Callable[..., Settings]) -> None:
+    # Under serve, SMTP intake in the parent goes first; a worker of its own competes with
+    # the host's other processes on equal terms; a configured value holds for both.
+    assert child_nice(settings_factory(), beside_intake=True) == 10
+    assert child_nice(settings_factory(), beside_intake=False) == 0
+    assert child_nice(settings_factory(processing_nice=5), beside_intake=True) == 5
+    assert child_nice(settings_factory(processing_nice=5), beside_intake=False) == 5
+
+
 def test_a_job_runs_in_a_niced_child_and_its_acknowledgement_is_delivered(
         gateway: Gateway, pool: ProcessingPool, settings: Settings) -> None:
     # Given a stored request
@@ -69,9 +84,10 @@ def test_a_job_runs_in_a_niced_child_and_its_acknowledgement_is_delivered(
                                                  subject="Sync fails"), source="smtp")
     # When the worker's job processes it
     result = pool.process(stored.spool_id)
-    # Then another process did it, at the configured lower priority, exactly once,
+    # Then another process did it, at a lower priority than intake's, exactly once,
     assert result.pid != os.getpid()
-    assert _nice(result.pid) == min(19, _nice(os.getpid()) + settings.processing_nice)
+    assert pool.nice == 10
+    assert _nice(result.pid) == min(19, _nice(os.getpid()) + 10)
     assert result.outcome.state == "processed" and result.outcome.ticket_number
     assert pool.process(stored.spool_id).outcome.outbox_ids == []  # a second run: no effect
     with gateway.db.reading() as session:
