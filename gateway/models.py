@@ -480,6 +480,8 @@ class OutboxItem(Base):
     """The mail as composed, with the secrets of its links redacted (outbound/sealing.py)."""
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     """The live bytes, encrypted under the gateway key, until the row is sent or dead."""
+    recipe: Mapped[dict[str, Any] | None] = mapped_column()
+    """What to compose at delivery, while ``raw`` is still empty (``outbound/recipe.py``)."""
     rcpt_mailbox: Mapped[str | None] = mapped_column(String(320))
     """``rcpt_to`` case-folded without ``+detail``: automatic answers are limited per mailbox."""
     rcpt_domain: Mapped[str | None] = mapped_column(String(255))

@@ -68,7 +68,8 @@ def queue_acknowledgement(session: Session, services: Services, ticket: Ticket,
         MailKind.ACKNOWLEDGEMENT, ticket.requester, context, to_name=ticket.requester_name,
         language=language, reply_as=ReplyAs(ticket, "requester"),
         in_reply_to=parsed.message_id, references=list(parsed.references),
-        spool_id=spool_id, directory_person=requester_in_directory), secret=services.secret)
+        spool_id=spool_id, directory_person=requester_in_directory,
+        compose_later=True), secret=services.secret)  # its view data holds no secret
 
 
 # --- conversation notices (colleague replies, agent replies, status, duplicates) -------

@@ -18,6 +18,8 @@ from gateway.models import MessageKind, MessageRecord, OutboxItem, Role, SpoolEn
 from gateway.participants import FORMER_CC
 from gateway.satisfaction import rating_of
 from outbound.mail_kinds import spec_of
+from outbound.recipe import Recipe
+from outbound.render import Renderer
 
 __all__ = ["iso", "outbox_view", "participants_view", "spool_view", "ticket_view"]
 
@@ -77,7 +79,18 @@ def _plain_text(raw: bytes) -> str:
     return str(part.get_content()).strip() if part is not None else ""
 
 
-def sent_view(item: OutboxItem) -> dict[str, Any] | None:
+def _sent_text(item: OutboxItem, renderer: Renderer | None) -> str:
+    """The plain text of a mail the gateway sent, or of one still waiting to be composed
+    from its recipe (``outbound/recipe.py``: rendered here, the same text it will carry)."""
+    if item.recipe is None:
+        return _plain_text(item.raw)
+    if renderer is None:
+        return ""
+    recipe = Recipe.from_json(item.recipe)
+    return renderer.render(recipe.template, recipe.language, recipe.context).text.strip()
+
+
+def sent_view(item: OutboxItem, renderer: Renderer | None = None) -> dict[str, Any] | None:
     """A mail the gateway sent about the ticket, as a ``system`` message of its history
     (issue 16 item 6): ``auto_reply`` for an automatic answer to someone's mail,
     ``notice`` otherwise; None for what is no history of its own (a relayed reply is the
@@ -95,7 +108,7 @@ def sent_view(item: OutboxItem) -> dict[str, Any] | None:
         "kind": (MessageKind.AUTO_REPLY if spec.automatic_answer else MessageKind.NOTICE).value,
         "received_at": iso(item.created_at),
         "subject": item.subject,
-        "text": _plain_text(item.raw),
+        "text": _sent_text(item, renderer),
         "threaded_by": "system",
         "threading_explanation": f"{item.kind} sent to {item.rcpt_to} (outbox {item.id}, "
                                  f"{item.status.value})",
@@ -105,20 +118,21 @@ def sent_view(item: OutboxItem) -> dict[str, Any] | None:
     }
 
 
-def _history(messages: Iterable[MessageRecord], sent: Iterable[OutboxItem]
-             ) -> list[dict[str, Any]]:
+def _history(messages: Iterable[MessageRecord], sent: Iterable[OutboxItem],
+             renderer: Renderer | None) -> list[dict[str, Any]]:
     """People's messages and the gateway's mail, in time order."""
     dated = [(m.received_at, 0, m.id, message_view(m)) for m in messages]
     for item in sent:
-        view = sent_view(item)
+        view = sent_view(item, renderer)
         if view is not None:
             dated.append((item.created_at, 1, item.id, view))
     return [view for *_, view in sorted(dated, key=lambda row: row[:3])]
 
 
-def ticket_view(ticket: Ticket, *, with_messages: bool,
-                sent: Iterable[OutboxItem] = ()) -> dict[str, Any]:
-    """``sent``: the ticket's outbox rows, listed in ``messages`` as the gateway's mail."""
+def ticket_view(ticket: Ticket, *, with_messages: bool, sent: Iterable[OutboxItem] = (),
+                renderer: Renderer | None = None) -> dict[str, Any]:
+    """``sent``: the ticket's outbox rows, listed in ``messages`` as the gateway's mail;
+    ``renderer``: the templates that render a mail not composed yet."""
     view: dict[str, Any] = {
         "number": ticket.number,
         "subject": ticket.subject,
@@ -146,7 +160,7 @@ def ticket_view(ticket: Ticket, *, with_messages: bool,
         "participants": participants_view(ticket),
     }
     if with_messages:
-        view["messages"] = _history(ticket.messages, sent)
+        view["messages"] = _history(ticket.messages, sent, renderer)
     return view
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
+import jinja2
 from sqlalchemy import Table, and_, bindparam, select, update
 
 from gateway.config import Settings
@@ -25,7 +26,9 @@ from gateway.errors import PermanentFailure, TemporaryFailure
 from gateway.models import OutboxItem, OutboxStatus, utcnow
 from gateway.secrets import load_secret
 from outbound.dkim import dkim_sign
+from outbound.recipe import Composed, Recipe, compose_recipe
 from outbound.refusals import record_refusal
+from outbound.render import UnknownKindError, renderer_for
 from outbound.sealing import SealError, unseal
 from outbound.transports import Transport
 from outbound.transports.maildir import MaildirTransport
@@ -53,9 +56,10 @@ _CLAIM = (
     .values(status=OutboxStatus.SENDING, attempts=_OUTBOX.c.attempts + 1,
             updated_at=bindparam("now", type_=_OUTBOX.c.updated_at.type))
     .returning(_OUTBOX.c.mail_from, _OUTBOX.c.rcpt_to, _OUTBOX.c.raw, _OUTBOX.c.sealed,
-               _OUTBOX.c.attempts))
+               _OUTBOX.c.attempts, _OUTBOX.c.recipe))
 _PEEK = (  # the maildir path: read the row (no lock), write the file, then claim + settle
-    select(_OUTBOX.c.mail_from, _OUTBOX.c.rcpt_to, _OUTBOX.c.raw, _OUTBOX.c.sealed)
+    select(_OUTBOX.c.mail_from, _OUTBOX.c.rcpt_to, _OUTBOX.c.raw, _OUTBOX.c.sealed,
+           _OUTBOX.c.recipe)
     .where(*_CLAIMABLE))
 _SENT_NOW = (  # the claim and the settlement of a sent row in one statement
     update(_OUTBOX)
@@ -64,6 +68,15 @@ _SENT_NOW = (  # the claim and the settlement of a sent row in one statement
             updated_at=bindparam("now", type_=_OUTBOX.c.updated_at.type),
             sent_at=bindparam("sent", type_=_OUTBOX.c.sent_at.type),
             next_attempt_at=None, sealed=None))
+_SENT_NOW_COMPOSED = _SENT_NOW.values(  # … of a row composed from its recipe just now
+    raw=bindparam("raw", type_=_OUTBOX.c.raw.type),
+    subject=bindparam("subject", type_=_OUTBOX.c.subject.type), recipe=None)
+_STORE_COMPOSED = (  # the general path keeps what it composed before the first attempt
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("outbox_id"), _OUTBOX.c.recipe.is_not(None))
+    .values(raw=bindparam("raw", type_=_OUTBOX.c.raw.type),
+            sealed=bindparam("sealed", type_=_OUTBOX.c.sealed.type),
+            subject=bindparam("subject", type_=_OUTBOX.c.subject.type), recipe=None))
 _SETTLE_SENT = (  # the usual end: what _settle(…, SENT, …) writes
     update(_OUTBOX)
     .where(_OUTBOX.c.id == bindparam("outbox_id"))
@@ -75,7 +88,7 @@ _SETTLE_SENT = (  # the usual end: what _settle(…, SENT, …) writes
 
 
 def _claim(database: Database, outbox_id: int
-           ) -> tuple[str, str, bytes, bytes | None, int] | None:
+           ) -> tuple[str, str, bytes, bytes | None, int, dict[str, Any] | None] | None:
     """``pending`` (or a ``sending`` left stale) → ``sending``, one more attempt, in one
     ``UPDATE … RETURNING``; None when the row is gone, done, or being sent right now."""
     now = utcnow()
@@ -85,9 +98,31 @@ def _claim(database: Database, outbox_id: int
                      "now": now}).one_or_none()
     if claimed is None:
         return None
-    mail_from, rcpt_to, raw, sealed, attempts = claimed
+    mail_from, rcpt_to, raw, sealed, attempts, recipe = claimed
     return (str(mail_from), str(rcpt_to), bytes(raw), None if sealed is None else bytes(sealed),
-            int(attempts))
+            int(attempts), recipe)
+
+
+def _composed(settings: Settings, recipe: dict[str, Any]) -> Composed:
+    """The mail of a row queued as a recipe (``outbound/recipe.py``); CompositionFailed."""
+    try:
+        return compose_recipe(renderer_for(settings.templates_dir), Recipe.from_json(recipe),
+                              load_secret(settings))
+    except (jinja2.TemplateError, UnknownKindError, ValueError, TypeError) as error:
+        raise CompositionFailed(f"could not compose the mail: {type(error).__name__}: "
+                                f"{error}") from error
+
+
+class CompositionFailed(Exception):
+    """A recipe's templates failed (a template changed since it was queued): the row ends
+    ``dead`` with the reason, for an operator; nothing is sent."""
+
+
+def _store_composed(database: Database, outbox_id: int, composed: Composed) -> None:
+    with database.writing() as connection:
+        connection.execute(_STORE_COMPOSED, {"outbox_id": outbox_id, "raw": composed.raw,
+                                             "sealed": composed.sealed,
+                                             "subject": composed.subject})
 
 
 def _settle(database: Database, outbox_id: int, status: OutboxStatus, note: str,
@@ -139,7 +174,16 @@ def deliver_outbox_item(database: Database, transport: Transport, settings: Sett
     claimed = _claim(database, outbox_id)
     if claimed is None:
         return "skipped"
-    mail_from, rcpt_to, raw, sealed, attempts = claimed
+    mail_from, rcpt_to, raw, sealed, attempts, recipe = claimed
+    if recipe is not None:
+        try:
+            composed = _composed(settings, recipe)
+        except CompositionFailed as error:
+            _settle(database, outbox_id, OutboxStatus.DEAD, str(error))
+            log.error("outbox %s to %s dead: %s", outbox_id, rcpt_to, error)
+            return OutboxStatus.DEAD.value
+        _store_composed(database, outbox_id, composed)  # every retry sends these bytes
+        raw, sealed = composed.live, None
     try:
         if sealed is not None:
             raw = unseal(load_secret(settings), sealed)
@@ -187,19 +231,27 @@ def _deliver_to_maildir(database: Database, transport: MaildirTransport, setting
                                  ).one_or_none()
     if row is None:
         return "skipped"
-    mail_from, rcpt_to, raw, sealed = str(row[0]), str(row[1]), bytes(row[2]), row[3]
+    mail_from, rcpt_to, raw, sealed, recipe = (str(row[0]), str(row[1]), bytes(row[2]), row[3],
+                                               row[4])
+    statement, parameters = _SENT_NOW, {}
     try:
+        if recipe is not None:  # composed here, outside any transaction, and kept when sent
+            composed = _composed(settings, recipe)
+            raw, sealed = composed.live, None
+            statement = _SENT_NOW_COMPOSED
+            parameters = {"raw": composed.raw, "subject": composed.subject}
         if sealed is not None:
             raw = unseal(load_secret(settings), bytes(sealed))
         staged = transport.stage(mail_from, rcpt_to, dkim_sign(settings, raw))
-    except (SealError, TemporaryFailure):
-        return None
+    except (SealError, TemporaryFailure, CompositionFailed):
+        return None  # the general path records it
     try:
         now = utcnow()
         with database.writing() as connection:
-            sent = connection.execute(_SENT_NOW, {"outbox_id": outbox_id, "now": now,
+            sent = connection.execute(statement, {"outbox_id": outbox_id, "now": now,
                                                   "sent": now,
-                                                  "stale_before": now - STALE_SENDING})
+                                                  "stale_before": now - STALE_SENDING,
+                                                  **parameters})
             if sent.rowcount != 1:  # another worker sent it meanwhile, or is sending it
                 return "skipped"
             answer = staged.link()  # a failure rolls the row back; tmp/ goes below

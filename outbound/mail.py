@@ -18,11 +18,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.directory import support_identity
-from gateway.models import OutboxItem, Person, Ticket
+from gateway.models import OutboxItem, Person, Ticket, utcnow
 from gateway.tickets import make_reply_token, participant_for
 from outbound.compose import Content, Envelope, compose, make_message_id
 from outbound.mail_kinds import MAIL_KINDS, KindSpec, MailKind, Threading
-from outbound.outbox import add_to_outbox
+from outbound.outbox import add_recipe_to_outbox, add_to_outbox
+from outbound.recipe import recipe_for
 from outbound.render import DEFAULT_LANGUAGE, Renderer
 
 __all__ = ["Mail", "MailKind", "ReplyAs", "queue_mail", "reply_address"]
@@ -62,6 +63,11 @@ class Mail:
     directory_person: bool | None = None
     """Whether ``to_address`` is a person of the directory, when the caller looked it up
     in this transaction already (identify-sender did, for the sender); None: ask."""
+    compose_later: bool = False
+    """Store a recipe and compose at delivery, outside this transaction
+    (``outbound/recipe.py``).  Only for view data that never holds a secret: the recipe
+    waits in the database in clear until delivery (plain JSON with no secret link is
+    checked as well; anything else is composed now)."""
 
 
 def reply_address(session: Session, secret: bytes, ticket: Ticket, recipient: str,
@@ -114,24 +120,35 @@ def queue_mail(session: Session, renderer: Renderer, mail: Mail, *,
     support = support_identity(session)
     language = DEFAULT_LANGUAGE if spec.to_agents else mail.language
     hub_url = _hub_url(session, renderer, spec, mail)
-    rendered = renderer.render(spec.template, language,
-                               {"support_name": support.name, "hub_url": hub_url,
-                                **mail.context})
+    context = {"support_name": support.name, "hub_url": hub_url, **mail.context}
     reply_to = None
     if mail.reply_as is not None:
         if secret is None:
             raise ValueError(f"{mail.kind}: a reply token needs the gateway key")
         reply_to = reply_address(session, secret, mail.reply_as.ticket, mail.to_address,
                                  mail.reply_as.role)
+    envelope = Envelope(from_name=support.name, from_address=support.address,
+                        to_address=mail.to_address, to_name=mail.to_name,
+                        message_id=make_message_id(support.domain), reply_to=reply_to,
+                        in_reply_to=mail.in_reply_to, references=mail.references)
+    extra_headers = {**mail.list_headers, "X-Loop": support.address}
+    if mail.compose_later and not mail.attachments:
+        recipe = recipe_for(spec.template, language, context, envelope, date=utcnow(),
+                            auto_submitted=spec.auto_submitted, extra_headers=extra_headers)
+        if recipe is not None:
+            # The subject now (outbox listings show it, and a broken subject template
+            # fails this transaction as before); the bodies at delivery.
+            subject = renderer.render_subject(spec.template, language, context)
+            return add_recipe_to_outbox(
+                session, recipe, subject=subject, kind=mail.kind.value,
+                ticket_number=_ticket_number(mail), spool_id=mail.spool_id)
+    rendered = renderer.render(spec.template, language, context)
     message = compose(
-        Envelope(from_name=support.name, from_address=support.address,
-                 to_address=mail.to_address, to_name=mail.to_name,
-                 message_id=make_message_id(support.domain), reply_to=reply_to,
-                 in_reply_to=mail.in_reply_to, references=mail.references),
+        envelope,
         Content(subject=rendered.subject, text=rendered.text, html=rendered.html,
                 language=rendered.language, attachments=mail.attachments),
         auto_submitted=spec.auto_submitted,
-        extra_headers={**mail.list_headers, "X-Loop": support.address},
+        extra_headers=extra_headers,
     )
     return add_to_outbox(session, message, kind=mail.kind.value, mail_from=support.address,
                          rcpt_to=mail.to_address, ticket_number=_ticket_number(mail),

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from gateway.models import OutboxItem, OutboxStatus, utcnow
 from gateway.tickets import as_loaded, record_message_ref
 from outbound.compose import message_bytes
+from outbound.recipe import Recipe
 from outbound.sealing import redact, seal
 
-__all__ = ["add_to_outbox", "mailbox_of"]
+__all__ = ["add_recipe_to_outbox", "add_to_outbox", "mailbox_of"]
 
 _OUTBOX = cast(Table, OutboxItem.__table__)
 _INSERT = insert(_OUTBOX).returning(_OUTBOX.c.id)
@@ -51,23 +52,39 @@ def add_to_outbox(session: Session, message: EmailMessage, *, kind: str, mail_fr
     without another statement.  The outbox has no foreign keys, so nothing pending has to
     reach the database before it."""
     message_id = str(message["Message-ID"]).strip().strip("<>")
-    now = utcnow()
     live = message_bytes(message)
     redacted = redact(message, bodies=bodies) if secret is not None else None
-    mailbox, domain = mailbox_of(rcpt_to)
-    values: dict[str, Any] = {
+    return _insert(session, {
         "kind": kind, "ticket_number": ticket_number, "spool_id": spool_id,
         "mail_from": mail_from, "rcpt_to": rcpt_to, "message_id": message_id,
         "subject": str(message["Subject"] or ""),
         "raw": live if redacted is None else message_bytes(redacted),
         "sealed": None if redacted is None or secret is None else seal(secret, live),
-        "rcpt_mailbox": mailbox, "rcpt_domain": domain,
+        "recipe": None}, minted_id=minted_id)
+
+
+def add_recipe_to_outbox(session: Session, recipe: Recipe, *, subject: str, kind: str,
+                         ticket_number: int | None = None, spool_id: int | None = None
+                         ) -> OutboxItem:
+    """Add a row to be composed at delivery (``outbound/recipe.py``): ``raw`` stays empty
+    until then.  Its Message-ID was just made by ``make_message_id``."""
+    return _insert(session, {
+        "kind": kind, "ticket_number": ticket_number, "spool_id": spool_id,
+        "mail_from": recipe.from_address, "rcpt_to": recipe.to_address,
+        "message_id": recipe.message_id.strip().strip("<>"), "subject": subject,
+        "raw": b"", "sealed": None, "recipe": recipe.to_json()}, minted_id=True)
+
+
+def _insert(session: Session, values: dict[str, Any], *, minted_id: bool) -> OutboxItem:
+    now = utcnow()
+    values["rcpt_mailbox"], values["rcpt_domain"] = mailbox_of(values["rcpt_to"])
+    values.update({
         "status": OutboxStatus.PENDING, "attempts": 0, "last_error": "",
         "created_at": now, "updated_at": now, "next_attempt_at": now,
-        "sent_at": None, "bounced_at": None,
-    }
+        "sent_at": None, "bounced_at": None})
     values["id"] = session.connection().execute(_INSERT, values).scalar_one()
     item = as_loaded(session, OutboxItem, values)  # nothing for a flush to write
-    if ticket_number is not None:
-        record_message_ref(session, message_id, ticket_number, "out", known_new=minted_id)
+    if values["ticket_number"] is not None:
+        record_message_ref(session, values["message_id"], values["ticket_number"], "out",
+                           known_new=minted_id)
     return item

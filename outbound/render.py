@@ -33,6 +33,7 @@ context has a non-empty ``hub_url`` (``queue_mail`` sets it for directory people
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -52,6 +53,7 @@ __all__ = [
     "Renderer",
     "UnknownKindError",
     "default_templates_dir",
+    "renderer_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -213,3 +215,21 @@ class Renderer:
         text = self._env.get_template(prefix + "body.txt.j2").render(data)
         html = self._env.get_template(prefix + "body.html.j2").render(data)
         return RenderedMail(subject=_one_line(subject), text=text, html=html, language=chosen)
+
+    def render_subject(self, kind: str, language: str, context: Mapping[str, Any]) -> str:
+        """Only the subject of :meth:`render`, for a mail whose bodies are rendered later
+        (``outbound/recipe.py``): the bodies' templates are loaded, so a syntax error in
+        one raises here, now, as :meth:`render` would (compiled once, then cached)."""
+        chosen = self._choose_language(kind, language)
+        data = {key: _header_text_one_line(value, key) for key, value in context.items()}
+        prefix = f"{chosen}/{kind}/"
+        self._env.get_template(prefix + "body.txt.j2")
+        self._env.get_template(prefix + "body.html.j2")
+        return _one_line(self._env.get_template(prefix + "subject.txt.j2").render(data))
+
+
+@functools.lru_cache(maxsize=8)
+def renderer_for(templates_dir: Path | None) -> Renderer:
+    """One renderer per templates folder in a process (its compiled templates are cached):
+    what composes a queued recipe at delivery, which has the settings but no services."""
+    return Renderer(templates_dir)

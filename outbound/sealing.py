@@ -35,7 +35,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from gateway.models import OutboxItem
 from outbound.compose import verbatim_header
 
-__all__ = ["MARKER", "SealError", "live_bytes", "redact", "redact_text", "seal", "unseal"]
+__all__ = ["MARKER", "SealError", "holds_secret_link", "live_bytes", "redact", "redact_text",
+           "seal", "unseal"]
 
 MARKER = "REDACTED"
 
@@ -72,17 +73,17 @@ def _redact_part(part: EmailMessage) -> bool:
     return True
 
 
-def _holds_link(text: str) -> bool:
+def holds_secret_link(text: str) -> bool:
     """Whether :func:`redact_text` could change ``text``: a search, no new string."""
     return _LINK.search(text) is not None or _MAILTO.search(text) is not None
 
 
 def _has_secret_links(message: EmailMessage, bodies: Sequence[str] | None = None) -> bool:
-    if any(_holds_link(str(value)) for value in message.values()):
+    if any(holds_secret_link(str(value)) for value in message.values()):
         return True
     if bodies is not None:
-        return any(_holds_link(body) for body in bodies)
-    return any(_holds_link(part.get_content()) for part in message.walk()
+        return any(holds_secret_link(body) for body in bodies)
+    return any(holds_secret_link(part.get_content()) for part in message.walk()
                if not part.is_multipart() and part.get_content_maintype() == "text"
                and not part.is_attachment())
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 from gateway.cli.common import open_gateway, print_json
 from gateway.models import MessageRecord, OutboxItem, Ticket
 from gateway.views import ticket_view
+from outbound.render import renderer_for
 
 __all__ = ["tickets"]
 
@@ -63,7 +64,8 @@ def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
             selectinload(Ticket.participants))).one_or_none()
         if ticket is None:
             raise click.ClickException(f"there is no ticket #{number}")
-        view = ticket_view(ticket, with_messages=True, sent=_sent_about(session, ticket))
+        view = ticket_view(ticket, with_messages=True, sent=_sent_about(session, ticket),
+                           renderer=renderer_for(gateway.settings.templates_dir))
     if as_json:
         print_json(view)
         return

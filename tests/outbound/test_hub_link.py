@@ -16,6 +16,7 @@ from gateway.models import OutboxItem, Ticket
 from gateway.runtime.app import Gateway
 from outbound.mail import Mail, ReplyAs, queue_mail
 from outbound.mail_kinds import MAIL_KINDS, MailKind, Threading
+from outbound.recipe import bytes_to_send
 from outbound.render import LANGUAGES
 from outbound.sealing import live_bytes
 from tests.mail import make_mail
@@ -95,7 +96,7 @@ def _acknowledgement(gateway: Gateway, number: int) -> EmailMessage:
     with gateway.db.reading() as session:
         item = session.scalars(select(OutboxItem).where(
             OutboxItem.ticket_number == number, OutboxItem.kind == "acknowledgement")).one()
-        raw = live_bytes(gateway.services.secret, item)
+        raw = bytes_to_send(gateway.services.renderer, gateway.services.secret, item)
     message = message_from_bytes(raw, policy=policy.default)
     assert isinstance(message, EmailMessage)
     return message

@@ -88,6 +88,9 @@ def test_temporary_refusals_then_acceptance_deliver_once(
     assert len(host.received) == 1
     assert b"Greylisted ack" in host.received[0]
     assert item.attempts == 3
+    # The acknowledgement was composed at the first attempt and kept: the bytes that
+    # arrived at the third are the row's (a recomposition would differ in its boundary).
+    assert item.recipe is None and host.received[0] == item.raw
     assert host.rcpt_answers[:2] == ["451 4.7.1 Greylisted, try again later", "421 4.3.2 Busy"]
 
 

@@ -14,6 +14,7 @@ from gateway.models import OutboxItem, SpoolEntry, Ticket
 from gateway.pipeline.processing import process_spool_entry
 from gateway.runtime.app import Gateway
 from inbound.spool import store_message
+from outbound.recipe import bytes_to_send
 from tests.mail import make_mail
 
 RULES_DIRECTORY = Path(__file__).parent.parent / "fixtures" / "rules_directory.toml"
@@ -69,7 +70,9 @@ def outbox_mail(gateway: Gateway, ticket: Ticket, kind: str) -> list[EmailMessag
         items = session.scalars(select(OutboxItem).where(
             OutboxItem.ticket_number == ticket.number, OutboxItem.kind == kind)
             .order_by(OutboxItem.id)).all()
-        messages = [email.message_from_bytes(i.raw, policy=default_policy) for i in items]
+        messages = [email.message_from_bytes(
+            bytes_to_send(gateway.services.renderer, gateway.services.secret, i),
+            policy=default_policy) for i in items]
     assert all(isinstance(m, EmailMessage) for m in messages)
     return messages
 
