@@ -70,8 +70,8 @@ def add_recipe_to_outbox(session: Session, recipe: Recipe, *, subject: str, kind
     until then.  Its Message-ID was just made by ``make_message_id``."""
     return _insert(session, {
         "kind": kind, "ticket_number": ticket_number, "spool_id": spool_id,
-        "mail_from": recipe.from_address, "rcpt_to": recipe.to_address,
-        "message_id": recipe.message_id.strip().strip("<>"), "subject": subject,
+        "mail_from": recipe.envelope.from_address, "rcpt_to": recipe.envelope.to_address,
+        "message_id": recipe.envelope.message_id.strip().strip("<>"), "subject": subject,
         "raw": b"", "sealed": None, "recipe": recipe.to_json()}, minted_id=True)
 
 

@@ -17,7 +17,7 @@ attachments; such mail is composed at once, as before.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -38,16 +38,9 @@ class Recipe:
     template: str
     language: str
     context: Mapping[str, Any]
-    from_name: str
-    from_address: str
-    to_address: str
-    message_id: str
+    envelope: Envelope
     date: str
     """ISO 8601 with its offset: the ``Date`` header (the time the mail was queued)."""
-    to_name: str = ""
-    reply_to: str | None = None
-    in_reply_to: str | None = None
-    references: list[str] = field(default_factory=list)
     auto_submitted: str | None = "auto-replied"
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     version: int = RECIPE_VERSION
@@ -59,7 +52,8 @@ class Recipe:
     def from_json(cls, data: Mapping[str, Any]) -> Recipe:
         if data.get("version") != RECIPE_VERSION:
             raise ValueError(f"unknown recipe version {data.get('version')!r}")
-        return cls(**data)
+        fields = dict(data)
+        return cls(envelope=Envelope(**fields.pop("envelope")), **fields)
 
 
 @dataclass(frozen=True)
@@ -96,24 +90,17 @@ def recipe_for(template: str, language: str, context: Mapping[str, Any], envelop
     if not _plain([envelope.reply_to or "", envelope.in_reply_to or "",
                    *envelope.references]):
         return None
-    recipe = Recipe(template=template, language=language, context=plain_context,
-                    from_name=envelope.from_name, from_address=envelope.from_address,
-                    to_address=envelope.to_address, message_id=envelope.message_id,
-                    date=date.isoformat(), to_name=envelope.to_name,
-                    reply_to=envelope.reply_to, in_reply_to=envelope.in_reply_to,
-                    references=list(envelope.references), auto_submitted=auto_submitted,
-                    extra_headers=dict(extra_headers))
-    return recipe
+    return Recipe(template=template, language=language, context=plain_context,
+                  envelope=replace(envelope, references=list(envelope.references)),
+                  date=date.isoformat(), auto_submitted=auto_submitted,
+                  extra_headers=dict(extra_headers))
 
 
 def compose_recipe(renderer: Renderer, recipe: Recipe, secret: bytes | None) -> Composed:
     """The bytes of ``recipe`` (``jinja2`` errors and ``ValueError`` propagate)."""
     rendered = renderer.render(recipe.template, recipe.language, recipe.context)
     message = compose(
-        Envelope(from_name=recipe.from_name, from_address=recipe.from_address,
-                 to_address=recipe.to_address, to_name=recipe.to_name,
-                 message_id=recipe.message_id, reply_to=recipe.reply_to,
-                 in_reply_to=recipe.in_reply_to, references=recipe.references),
+        recipe.envelope,
         Content(subject=rendered.subject, text=rendered.text, html=rendered.html,
                 language=rendered.language),
         auto_submitted=recipe.auto_submitted, extra_headers=recipe.extra_headers,

@@ -243,6 +243,15 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    """A copy of ``templates/`` that a test may edit (an operator's change); a module's
+    ``settings`` fixture points ``templates_dir`` at it."""
+    copy = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", copy)
+    return copy
+
+
+@pytest.fixture
 def gateway(settings: Settings) -> Iterator[Gateway]:
     """A gateway with the test directory loaded; no worker, no listeners."""
     gw = Gateway(settings)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,8 @@ import pytest
 from gateway.config import Settings
 from gateway.runtime.app import Gateway
 from gateway.runtime.warm_up import warm_up
-from tests.conftest import DIRECTORY, REPO, run_gateway, wait_for
+from tests.conftest import DIRECTORY, run_gateway, wait_for
 from tests.mail import maildir_messages, make_mail
-
-
-@pytest.fixture
-def templates(tmp_path: Path) -> Path:
-    copy = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", copy)
-    return copy
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ template that fails at delivery ends the row dead with the reason, not in silenc
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.models import OutboxItem, OutboxStatus, Ticket
@@ -25,15 +25,6 @@ from outbound.recipe import bytes_to_send
 from outbound.render import renderer_for
 from tests.mail import maildir_messages, make_mail
 from tests.pipeline.build import processed
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def templates(tmp_path: Path) -> Path:
-    copy = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", copy)
-    return copy
 
 
 @pytest.fixture
@@ -63,6 +54,15 @@ def _text(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None
     return str(part.get_content()).replace("\r\n", "\n")  # a maildir file has LF ends
+
+
+def _ticket(session: Session, origin: str) -> Ticket:
+    """A ticket of Anna's, numbered (flushed), for mail queued by hand."""
+    ticket = Ticket(subject="Sync stopped", requester="anna@acme.example",
+                    origin_message_id=origin)
+    session.add(ticket)
+    session.flush()
+    return ticket
 
 
 def test_the_acknowledgement_waits_as_a_recipe_and_is_composed_once_at_delivery(
@@ -96,10 +96,7 @@ def test_composing_later_gives_the_mail_composing_at_once_gives(
         gateway: Gateway) -> None:
     # Given one acknowledgement queued both ways for the same ticket,
     with gateway.db.transaction() as session:
-        ticket = Ticket(subject="Sync stopped", requester="anna@acme.example",
-                        origin_message_id="r@acme.example")
-        session.add(ticket)
-        session.flush()
+        ticket = _ticket(session, "r@acme.example")
         context = {"ticket_number": ticket.number, "ticket_subject": "Sync stopped",
                    "requester_name": "Anna", "excerpt": "It stopped on Monday.",
                    "promise": None, "recommendations": [
@@ -127,10 +124,7 @@ def test_view_data_with_a_secret_link_is_composed_at_once_and_sealed(
         gateway: Gateway) -> None:
     # Given a mail asked to compose later whose view data holds a secret link,
     with gateway.db.transaction() as session:
-        ticket = Ticket(subject="Sync stopped", requester="anna@acme.example",
-                        origin_message_id="r2@acme.example")
-        session.add(ticket)
-        session.flush()
+        ticket = _ticket(session, "r2@acme.example")
         link = "https://support.example/satisfaction/s3cr3tT0ken"
         item = queue_mail(session, gateway.services.renderer, Mail(
             MailKind.ACKNOWLEDGEMENT, "anna@acme.example",
