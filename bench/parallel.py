@@ -154,11 +154,15 @@ def run(label: str, count: int, postgres: str | None, processes: int, nice: int)
         db_before = tree_seconds(postgres_pids()) if postgres else 0.0
         started = time.perf_counter()
         _drain(ids, max(1, processes), process)
+        sent_folder = work / "sent" / "new"
+        deadline = time.monotonic() + 10  # until the last acknowledgement is in the maildir
+        while len(list(sent_folder.iterdir())) < count and time.monotonic() < deadline:
+            time.sleep(0.002)
         wall = time.perf_counter() - started
         own = tree_seconds(pids) - own_before
         db = (tree_seconds(postgres_pids()) - db_before) if postgres else 0.0  # new backends too
         busy = machine_busy_seconds() - busy_before
-        sent = len(list((work / "sent" / "new").iterdir()))
+        sent = len(list(sent_folder.iterdir()))
         gateway.close()
     in_lane = (f"   in the lane {sum(lane) / len(lane) * 1000:5.1f} ms/msg (at most "
                f"{len(lane) / sum(lane):4.0f} msgs/s), lane held "

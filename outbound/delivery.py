@@ -14,11 +14,12 @@ the row is ``sent`` or ``dead``: from then on only the redacted ``raw`` remains.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
 import jinja2
-from sqlalchemy import Table, and_, bindparam, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, select, update
 
 from gateway.config import Settings
 from gateway.db import Database
@@ -31,9 +32,9 @@ from outbound.refusals import record_refusal
 from outbound.render import UnknownKindError, renderer_for
 from outbound.sealing import SealError, unseal
 from outbound.transports import Transport
-from outbound.transports.maildir import MaildirTransport
+from outbound.transports.maildir import MaildirTransport, Staged
 
-__all__ = ["STALE_SENDING", "deliver_outbox_item"]
+__all__ = ["STALE_SENDING", "StagedDelivery", "deliver_outbox_item", "stage_maildir_delivery"]
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,58 @@ def _deliver_to_maildir(database: Database, transport: MaildirTransport, setting
     once, as a crash between the write and the settlement does on the general path
     (where the row waits ``STALE_SENDING`` first).  Nothing is lost: the row is sent
     only once the file is in ``new/``."""
+    staged = stage_maildir_delivery(database, transport, settings, outbox_id)
+    if not isinstance(staged, StagedDelivery):
+        return staged
+    try:
+        with database.writing() as connection:
+            return staged.complete(connection)
+    except TemporaryFailure:
+        return None  # the link failed, the row rolled back: the general path records it
+    finally:
+        staged.discard()
+
+
+@dataclass
+class StagedDelivery:
+    """A maildir delivery written under ``tmp/``, waiting for the transaction that marks
+    its row sent and links the file into ``new/`` (:meth:`complete`).
+
+    Why apart: a processing child (``gateway/runtime/processing_child.py``) completes the
+    deliveries of one message in the writer-lane hold of its next message, so that on
+    SQLite a message takes the lane once, not twice."""
+
+    outbox_id: int
+    rcpt_to: str
+    staged: Staged
+    statement: Any
+    parameters: dict[str, Any]
+
+    def complete(self, connection: Connection) -> str:
+        """Mark the row sent and link the file, on ``connection`` (a write transaction the
+        caller commits); "skipped" when another worker sent it meanwhile.  A failed link
+        raises TemporaryFailure: the caller rolls back, the row stays ``pending``."""
+        now = utcnow()
+        sent = connection.execute(self.statement, {
+            "outbox_id": self.outbox_id, "now": now, "sent": now,
+            "stale_before": now - STALE_SENDING, **self.parameters})
+        if sent.rowcount != 1:  # another worker sent it meanwhile, or is sending it
+            return "skipped"
+        answer = self.staged.link()
+        log.info("outbox %s delivered to %s: %s", self.outbox_id, self.rcpt_to, answer)
+        return OutboxStatus.SENT.value
+
+    def discard(self) -> None:
+        """Drop the ``tmp/`` name (after :meth:`complete`, or when it will not come)."""
+        self.staged.discard()
+
+
+def stage_maildir_delivery(database: Database, transport: MaildirTransport,
+                           settings: Settings, outbox_id: int
+                           ) -> StagedDelivery | str | None:
+    """Read the row (no lock), compose a recipe, write the file under ``tmp/``: what
+    :meth:`StagedDelivery.complete` then makes visible; "skipped" when the row is gone
+    or done, None when the general path must take it (a failure it records)."""
     with database.read_engine.connect() as connection:
         row = connection.execute(_PEEK, {"outbox_id": outbox_id,
                                          "stale_before": utcnow() - STALE_SENDING}
@@ -245,19 +298,4 @@ def _deliver_to_maildir(database: Database, transport: MaildirTransport, setting
         staged = transport.stage(mail_from, rcpt_to, dkim_sign(settings, raw))
     except (SealError, TemporaryFailure, CompositionFailed):
         return None  # the general path records it
-    try:
-        now = utcnow()
-        with database.writing() as connection:
-            sent = connection.execute(statement, {"outbox_id": outbox_id, "now": now,
-                                                  "sent": now,
-                                                  "stale_before": now - STALE_SENDING,
-                                                  **parameters})
-            if sent.rowcount != 1:  # another worker sent it meanwhile, or is sending it
-                return "skipped"
-            answer = staged.link()  # a failure rolls the row back; tmp/ goes below
-    except TemporaryFailure:
-        return None
-    finally:
-        staged.discard()
-    log.info("outbox %s delivered to %s: %s", outbox_id, rcpt_to, answer)
-    return OutboxStatus.SENT.value
+    return StagedDelivery(outbox_id, rcpt_to, staged, statement, parameters)

@@ -3,8 +3,12 @@
 The spool row's state change commits in the same transaction as the ticket,
 message and outbox rows it produces, and the row is locked while it is worked
 on, so a job that runs twice (redelivery, sweep, two workers) changes nothing
-the second time.  A separate, earlier commit counts attempts: a message that
-keeps killing the worker is quarantined after ``max_processing_attempts``.
+the second time.  Interrupted attempts are counted: a message that keeps killing
+the worker is quarantined after ``max_processing_attempts``.  In a worker thread a
+separate, earlier commit counts every attempt (a crash takes the counter's process
+with it); in a processing child the parent that saw the child die counts it
+(:func:`record_interruption`), and the child only reads the row, which on SQLite
+spares each message a turn of the one writer lane.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import cast
 from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.orm import Session, defer
 
+from gateway.config import Settings
 from gateway.db import Database
 from gateway.models import SpoolEntry, SpoolState, utcnow
 from gateway.pipeline.analysis_pool import (
@@ -30,7 +35,7 @@ from gateway.services import Services
 from gateway.trust.sender_auth import dkim_verdict
 from inbound.parsing.analysis import Analysis
 
-__all__ = ["ProcessOutcome", "process_spool_entry", "quarantine"]
+__all__ = ["ProcessOutcome", "process_spool_entry", "quarantine", "record_interruption"]
 
 # The raw bytes (up to the SIZE limit) are read once, for the analysis; the row
 # loads that lock it need only its state.
@@ -44,6 +49,16 @@ _COUNT = (
            _SPOOL.c.attempts < bindparam("limit", type_=_SPOOL.c.attempts.type))
     .values(attempts=_SPOOL.c.attempts + 1)
     .returning(_SPOOL.c.raw, _SPOOL.c.mail_from))
+# … and its read alone, where the parent counts interruptions (``count_attempt=False``).
+_READ = (
+    select(_SPOOL.c.raw, _SPOOL.c.mail_from)
+    .where(_SPOOL.c.id == bindparam("spool_id"), _SPOOL.c.state == SpoolState.RECEIVED,
+           _SPOOL.c.attempts < bindparam("limit", type_=_SPOOL.c.attempts.type)))
+_INTERRUPTED = (
+    update(_SPOOL)
+    .where(_SPOOL.c.id == bindparam("spool_id"), _SPOOL.c.state == SpoolState.RECEIVED)
+    .values(attempts=_SPOOL.c.attempts + 1)
+    .returning(_SPOOL.c.attempts))
 
 # The pipeline's frame, built once: the row locked and read as Core (FOR UPDATE on
 # PostgreSQL; SQLite's write transaction is the lock), and where processing left it
@@ -83,20 +98,45 @@ def quarantine(database: Database, spool_id: int, reason: str) -> None:
     log.warning("spool %s quarantined: %s", spool_id, reason)
 
 
-def _count_attempt(database: Database, services: Services,
-                   spool_id: int) -> ProcessOutcome | tuple[bytes, str]:
-    """Bump the attempt counter; return an outcome when there is nothing (more) to do,
-    else the raw bytes and envelope sender to analyse.
+def _interrupted_reason(attempts: int) -> str:
+    return (f"processing was interrupted {attempts} times (crash or time limit); kept for "
+            "inspection and replay")
+
+
+def record_interruption(database: Database, settings: Settings, spool_id: int
+                        ) -> ProcessOutcome | None:
+    """Count an attempt that a processing child did not live to finish (it died, or was
+    killed), as the parent saw it; the outcome when that was the last one allowed (the
+    row is quarantined), else None (the job's retry processes it again)."""
+    with database.writing() as connection:
+        attempts = connection.execute(_INTERRUPTED, {"spool_id": spool_id}).scalar()
+    if attempts is None or attempts < settings.max_processing_attempts:
+        return None
+    reason = _interrupted_reason(attempts)
+    quarantine(database, spool_id, reason)
+    return ProcessOutcome(SpoolState.QUARANTINED.value, reason)
+
+
+def _count_attempt(database: Database, services: Services, spool_id: int, *,
+                   count: bool = True) -> ProcessOutcome | tuple[bytes, str]:
+    """Bump the attempt counter (unless ``count`` is False: then only read); return an
+    outcome when there is nothing (more) to do, else the raw bytes and envelope sender
+    to analyse.
 
     The usual case is one ``UPDATE … RETURNING`` (the count and the read of the raw
-    bytes in one statement) on a bare connection; the ORM transaction below decides
-    every other case (a second look, under the row lock, whose rare race with a change
-    in between it handles).
+    bytes in one statement) on a bare connection, or a plain ``SELECT`` that takes no
+    lock; the ORM transaction below decides every other case (a second look, under the
+    row lock, whose rare race with a change in between it handles).
     """
     limit = services.settings.max_processing_attempts
-    with database.writing() as connection:
-        counted = connection.execute(_COUNT, {"spool_id": spool_id, "limit": limit}
-                                     ).one_or_none()
+    if count:
+        with database.writing() as connection:
+            counted = connection.execute(_COUNT, {"spool_id": spool_id, "limit": limit}
+                                         ).one_or_none()
+    else:
+        with database.read_engine.connect() as connection:
+            counted = connection.execute(_READ, {"spool_id": spool_id, "limit": limit}
+                                         ).one_or_none()
     if counted is not None:
         return bytes(counted.raw), str(counted.mail_from)
     with database.transaction() as session:
@@ -108,16 +148,20 @@ def _count_attempt(database: Database, services: Services,
             return ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number)
         if entry.attempts >= limit:
             entry.state = SpoolState.QUARANTINED
-            entry.reason = (f"processing was interrupted {entry.attempts} times (crash or time "
-                            "limit); kept for inspection and replay")
+            entry.reason = _interrupted_reason(entry.attempts)
             return ProcessOutcome(entry.state.value, entry.reason)
-        entry.attempts += 1  # not reached unless the row changed between the two statements
+        if count:  # not reached unless the row changed between the two statements
+            entry.attempts += 1
         return entry.raw, entry.mail_from
 
 
-def process_spool_entry(database: Database, services: Services, spool_id: int) -> ProcessOutcome:
-    """Process one spool row; database outages propagate so that the job is retried."""
-    counted = _count_attempt(database, services, spool_id)
+def process_spool_entry(database: Database, services: Services, spool_id: int, *,
+                        count_attempt: bool = True) -> ProcessOutcome:
+    """Process one spool row; database outages propagate so that the job is retried.
+
+    ``count_attempt=False``: the caller counts interruptions itself (a processing child,
+    whose parent calls :func:`record_interruption` when it dies)."""
+    counted = _count_attempt(database, services, spool_id, count=count_attempt)
     if isinstance(counted, ProcessOutcome):
         return counted
     raw, mail_from = counted

@@ -146,7 +146,8 @@ class Gateway:
         if children and self.processing_pool is None:
             # Whole processing jobs in child processes: every core, not one GIL.
             nice = child_nice(self.settings, beside_intake=beside_intake)
-            self.processing_pool = ProcessingPool(self.settings, self.db, children, nice=nice)
+            self.processing_pool = ProcessingPool(self.settings, self.db, children, nice=nice,
+                                                  redeliver=self.enqueue_delivery)
             self.processing_pool.warm()
             log.info("processing in %s child processes (nice +%s)", children, nice)
         elif self.settings.analysis_processes and self._analysis is None:

@@ -18,6 +18,18 @@ child past it), then ``(outcome, retire)``.  On SQLite one process at a time
 writes, on the writer lane of :mod:`inbound.intake_priority` (a ``flock``), where
 intake and every other writer go before the children.
 
+One turn of that lane per message: the child reads the row without writing (its
+parent counts the attempts a child does not live to finish,
+``processing.record_interruption``), and the maildir deliveries of one message are
+composed and written under ``tmp/`` after its transaction, then completed (marked sent,
+linked into ``new/``) in the lane turn of the child's next message, or alone when no
+next message comes within ``IDLE_COMPLETION_SECONDS`` or before a large one is analysed.
+Why: each turn was a gap in which neither child held the lane while both did work
+outside it; with three turns a message the lane stood idle a quarter of the time
+(``bench/RESULTS.md``, session 10).  The answer names the deliveries still waiting
+(``JobResult.staged``): if the child dies first, the parent queues them for the delivery
+job, which sends each once (the file under ``tmp/`` was never linked).
+
 Importing this module is the forkserver's preload: the pipeline, the analysers and
 the outbound modules are imported once there; each child then warms its own
 templates and caches (``warm_up``) before it says it is ready.
@@ -32,6 +44,8 @@ import os
 import resource
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -46,7 +60,7 @@ from gateway.secrets import load_secret
 from gateway.services import Services
 from inbound.intake_priority import LanedDatabase
 from inbound.parsing.analysis import Analysis, analyze
-from outbound.delivery import deliver_outbox_item
+from outbound.delivery import StagedDelivery, deliver_outbox_item, stage_maildir_delivery
 from outbound.render import Renderer
 from outbound.transports import Transport, transport_from_url
 from outbound.transports.maildir import MaildirTransport
@@ -58,6 +72,12 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 RETIRE_RSS_KB = 300 * 1024
 """A child whose peak resident memory passed this (KiB) exits after its job."""
+IDLE_COMPLETION_SECONDS = 0.02
+"""How long staged deliveries wait for the next message's lane turn before they take
+their own (when no next job comes: the acknowledgement's added latency)."""
+EARLY_COMPLETION_BYTES = 256 * 1024
+"""A message at least this large completes the waiting deliveries before its analysis,
+which may take long (they would wait for it)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +87,7 @@ class ChildSetup:
     settings: Settings
     cwd: Path
     nice: int
+    idle_completion: float = IDLE_COMPLETION_SECONDS
 
 
 @dataclass
@@ -77,6 +98,9 @@ class JobResult:
 
     outcome: ProcessOutcome
     undelivered: list[int] = field(default_factory=list)
+    staged: list[int] = field(default_factory=list)
+    """Outbox rows written under ``tmp/`` and not yet marked sent: the parent queues them
+    for delivery if the child dies before it completes them."""
     pid: int = 0
     cpu: float = 0.0
     """CPU seconds of the job in the child (for ``bench/parallel.py``) …"""
@@ -100,9 +124,18 @@ class _Child:
         self.transport: Transport = transport_from_url(
             settings.outbound_url, settings.smtp_client_timeout, base=setup.cwd,
             ca_file=settings.smtp_ca_file)
+        self.staged: list[StagedDelivery] = []
+        """Deliveries waiting for a lane turn (only on SQLite, where there is a lane)."""
+        self.idle_completion = setup.idle_completion
+        self.failed: list[int] = []
+        """Outbox rows whose completion failed, for the next answer (the delivery job)."""
+        if self.db.lane is not None:
+            self.services.turn = self._turn
 
     def _analyse(self, raw: bytes, mail_from: str) -> Analysis:
         """The analysis, announced so that the parent times exactly this part."""
+        if self.staged and len(raw) >= EARLY_COMPLETION_BYTES:
+            self.complete_staged()
         self._tell(("analysing",))
         analysis = analyze(raw, mail_from, self.limits)
         self._tell(("analysed",))
@@ -114,26 +147,66 @@ class _Child:
         except OSError:
             raise ParentGone from None
 
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """The pipeline's lane turn, which first completes the previous message's
+        deliveries (one turn for both)."""
+        assert self.db.lane is not None
+        with self.db.lane.held():
+            self.complete_staged()
+            yield
+
+    def complete_staged(self) -> None:
+        """Mark the staged deliveries sent and link their files, each in its own
+        transaction (on the lane, in one turn); a failure leaves its row ``pending``."""
+        if not self.staged:
+            return
+        staged, self.staged = self.staged, []
+        lane = self.db.lane
+        assert lane is not None
+        with lane.held():
+            for delivery in staged:
+                try:
+                    with self.db.writing() as connection:
+                        delivery.complete(connection)
+                except Exception:  # noqa: BLE001 - the delivery job retries (and logs) it
+                    log.info("outbox %s: completing the delivery failed; queued for retry",
+                             delivery.outbox_id, exc_info=True)
+                    self.failed.append(delivery.outbox_id)
+                finally:
+                    delivery.discard()
+
     def run(self, spool_id: int) -> JobResult:
         started = time.process_time()
         lane = self.db.lane
         cpu_before, wall_before = (lane.cpu_held, lane.wall_held) if lane else (0.0, 0.0)
-        outcome = process_spool_entry(self.db, self.services, spool_id)
+        outcome = process_spool_entry(self.db, self.services, spool_id, count_attempt=False)
         undelivered = [outbox_id for outbox_id in outcome.outbox_ids
                        if not self._deliver_inline(outbox_id)]
-        return JobResult(outcome, undelivered, os.getpid(), time.process_time() - started,
+        undelivered += self.failed
+        self.failed = []
+        return JobResult(outcome, undelivered, [d.outbox_id for d in self.staged], os.getpid(),
+                         time.process_time() - started,
                          (lane.cpu_held - cpu_before) if lane else 0.0,
                          (lane.wall_held - wall_before) if lane else 0.0)
 
     def _deliver_inline(self, outbox_id: int) -> bool:
-        """A maildir write is local and fast: do it here (see ``process_message``)."""
+        """A maildir write is local and fast: do it here (see ``process_message``); on
+        SQLite staged now and completed in the next lane turn."""
         if not isinstance(self.transport, MaildirTransport):
             return False
         try:
-            deliver_outbox_item(self.db, self.transport, self.settings, outbox_id)
+            if self.db.lane is None:
+                deliver_outbox_item(self.db, self.transport, self.settings, outbox_id)
+                return True
+            staged = stage_maildir_delivery(self.db, self.transport, self.settings, outbox_id)
         except Exception:  # noqa: BLE001 - the delivery job retries (and logs) it
             log.info("outbox %s: inline delivery failed; queued for retry", outbox_id)
             return False
+        if staged is None:  # the general path records what went wrong
+            return False
+        if isinstance(staged, StagedDelivery):
+            self.staged.append(staged)
         return True
 
 
@@ -176,21 +249,32 @@ def child_main(conn: Connection, setup: ChildSetup) -> None:
         conn.send(("ready",))
     except OSError:
         return
+    try:
+        _serve(conn, child)
+    finally:  # what was staged is completed before the child goes (else: the sweep)
+        try:
+            child.complete_staged()
+        finally:
+            child.db.dispose()
+
+
+def _serve(conn: Connection, child: _Child) -> None:
     while True:
         try:
+            if child.staged and not conn.poll(child.idle_completion):
+                child.complete_staged()  # no next message to share the lane turn with
             spool_id = conn.recv()
         except (EOFError, OSError):
-            break
+            return
         try:
             answer = _answer(child, spool_id)
         except ParentGone:
-            break
+            return
         retire = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > RETIRE_RSS_KB
         try:
             conn.send((answer, retire))
         except OSError:  # the parent died: what we committed stays committed
-            break
+            return
         if retire:
-            break
-    child.db.dispose()
+            return
 

@@ -6,9 +6,13 @@ almost no CPU, so SMTP intake in this process keeps its core while the children 
 the others.  The budget of containment (issue 13) is kept: the child says when its
 analysis starts and ends, and past ``processing_budget_seconds`` the child is killed
 (a fresh one takes its place) and the message is quarantined with that reason.  A
-child that dies by itself fails the job (it is retried; the attempt counter
-quarantines a message that keeps doing it), as does an error the child reports (a
-database outage): the row stays ``received``.
+child that dies by itself fails the job (it is retried), as does an error the child
+reports (a database outage): the row stays ``received``.  The parent counts each
+attempt a child did not live to finish (``processing.record_interruption``) and
+quarantines a message that keeps doing it (``max_processing_attempts``); the child
+itself writes no count (one lane turn a message, see ``processing_child``).  A child
+that dies or is killed with deliveries staged and not yet completed hands them to
+``redeliver`` (the delivery job), which sends each once.
 
 Why one per core and not more: on SQLite one process writes at a time and most of a
 message's CPU is inside its write transaction; a third child on two cores made each
@@ -24,6 +28,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -32,8 +37,13 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.models import SpoolState
 from gateway.pipeline.analysis_pool import AnalysisCrashed, budget_reason
-from gateway.pipeline.processing import ProcessOutcome, quarantine
-from gateway.runtime.processing_child import ChildSetup, JobResult, child_main
+from gateway.pipeline.processing import ProcessOutcome, quarantine, record_interruption
+from gateway.runtime.processing_child import (
+    IDLE_COMPLETION_SECONDS,
+    ChildSetup,
+    JobResult,
+    child_main,
+)
 
 __all__ = ["ProcessingFailed", "ProcessingPool", "available_cores", "child_nice", "pool_size"]
 
@@ -84,6 +94,8 @@ class _Child:
         child.close()
         self.conn: Connection = parent
         self.ready = False
+        self.staged: list[int] = []
+        """Outbox rows the child staged and had not completed at its last answer."""
 
     def wait_ready(self) -> None:
         """Until the child has warmed up (imports, templates, a sample analysis)."""
@@ -98,16 +110,30 @@ class _Child:
         self.process.join(timeout=5)
         self.conn.close()
 
+    def close(self) -> None:
+        """Let an idle child complete what it staged and exit (its pipe's end is its
+        signal), then stop it."""
+        self.conn.close()
+        self.process.join(timeout=5)
+        self.stop()
+
 
 class ProcessingPool:
     """At most ``processes`` jobs at once, each in its own child."""
 
     def __init__(self, settings: Settings, database: Database, processes: int, *,
-                 nice: int = 0) -> None:
+                 nice: int = 0, redeliver: Callable[[int], None] | None = None,
+                 idle_completion: float = IDLE_COMPLETION_SECONDS) -> None:
+        self.settings = settings
         self.database = database
+        self.redeliver = redeliver
+        """Takes the outbox rows a dead child left staged (None: the sweep finds them)."""
+        self.analysing: set[int] = set()
+        """The spool ids whose analysis runs in a child now (for tests and diagnostics)."""
         self.budget = settings.processing_budget_seconds
         self.nice = nice
-        self.setup = ChildSetup(settings=settings, cwd=Path.cwd(), nice=nice)
+        self.setup = ChildSetup(settings=settings, cwd=Path.cwd(), nice=nice,
+                                idle_completion=idle_completion)
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["gateway.runtime.processing_child"])
         self.processes = processes
@@ -125,27 +151,51 @@ class ProcessingPool:
                 child.conn.send(spool_id)
                 answer, retire = self._await(child, spool_id)
             except _Stopped as stopped:
+                self._orphaned(child)
                 return JobResult(stopped.outcome)
             except (EOFError, OSError) as error:
                 child.stop()
+                self._orphaned(child)
+                counted = record_interruption(self.database, self.settings, spool_id)
+                if counted is not None:  # the last attempt allowed: quarantined
+                    return JobResult(counted)
                 raise AnalysisCrashed(f"the processing process died ({type(error).__name__}, "
                                       f"exit code {child.process.exitcode})") from None
+            status, value = answer
+            if status == "ok":
+                assert isinstance(value, JobResult)
+                child.staged = value.staged
             if retire or self._closed:
-                child.stop()
+                child.close()
             else:
                 self._idle.put(child)
-        status, value = answer
         if status != "ok":
             raise ProcessingFailed(str(value))
         assert isinstance(value, JobResult)
         return value
 
+    def _orphaned(self, child: _Child) -> None:
+        """A dead child's staged deliveries: to the delivery job (sent once each: their
+        files under ``tmp/`` were never linked)."""
+        staged, child.staged = child.staged, []
+        if self.redeliver is None:
+            return
+        for outbox_id in staged:
+            self.redeliver(outbox_id)
+
     def _await(self, child: _Child, spool_id: int) -> tuple[tuple[str, Any], bool]:
         """The child's answer; its analysis is timed against the budget."""
+        try:
+            return self._answer(child, spool_id)
+        finally:
+            self.analysing.discard(spool_id)
+
+    def _answer(self, child: _Child, spool_id: int) -> tuple[tuple[str, Any], bool]:
         while True:
             message = child.conn.recv()
             if message != ("analysing",):
                 return message  # type: ignore[no-any-return]
+            self.analysing.add(spool_id)
             started = time.monotonic()
             if not child.conn.poll(self.budget):
                 elapsed = time.monotonic() - started
@@ -156,6 +206,7 @@ class ProcessingPool:
                 quarantine(self.database, spool_id, reason)
                 raise _Stopped(ProcessOutcome(SpoolState.QUARANTINED.value, reason))
             message = child.conn.recv()
+            self.analysing.discard(spool_id)
             if message != ("analysed",):  # the analysis raised: the job's answer follows it
                 return message  # type: ignore[no-any-return]
 
@@ -168,6 +219,7 @@ class ProcessingPool:
             if child.process.is_alive():
                 return child
             child.stop()
+            self._orphaned(child)
 
     def warm(self) -> None:
         """Start every child now and wait until they have warmed up (together), so that
@@ -186,7 +238,7 @@ class ProcessingPool:
         self._closed = True
         while True:
             try:
-                self._idle.get_nowait().stop()
+                self._idle.get_nowait().close()
             except queue.Empty:
                 return
 

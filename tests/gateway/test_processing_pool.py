@@ -13,12 +13,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from gateway.config import Settings
-from gateway.models import MessageRecord, SpoolEntry, SpoolState, Ticket
+from gateway.models import (
+    MessageRecord,
+    OutboxItem,
+    OutboxStatus,
+    SpoolEntry,
+    SpoolState,
+    Ticket,
+)
 from gateway.pipeline.analysis_pool import AnalysisCrashed
 from gateway.runtime.app import Gateway
+from gateway.runtime.processing_child import JobResult
 from gateway.runtime.processing_pool import (
     ProcessingPool,
     available_cores,
@@ -27,8 +35,9 @@ from gateway.runtime.processing_pool import (
 )
 from inbound.intake_priority import LanedDatabase, WriterLane
 from inbound.spool import store_message
+from outbound.delivery import deliver_outbox_item
 from tests import crafted
-from tests.conftest import DIRECTORY
+from tests.conftest import DIRECTORY, wait_for
 from tests.mail import maildir_messages, make_mail
 
 
@@ -93,10 +102,94 @@ def test_a_job_runs_in_a_niced_child_and_its_acknowledgement_is_delivered(
     with gateway.db.reading() as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 1
         assert session.scalar(select(func.count()).select_from(MessageRecord)) == 1
-    # and the child wrote the acknowledgement to the maildir itself.
+    # and the child wrote the acknowledgement to the maildir itself (completed in its
+    # next lane turn, or alone when no next message comes).
     assert result.undelivered == []
-    [ack] = maildir_messages(Path(settings.outbound_url.removeprefix("maildir:")))
+    [ack] = wait_for(lambda: maildir_messages(_maildir(settings)),
+                     message="the acknowledgement in the maildir")
     assert ack["To"] == "anna@acme.example" and "Sync fails" in str(ack["Subject"])
+
+
+def _maildir(settings: Settings) -> Path:
+    return Path(settings.outbound_url.removeprefix("maildir:"))
+
+
+def _waiting_pool(gateway: Gateway, *, redeliver: Callable[[int], None] | None = None
+                  ) -> ProcessingPool:
+    """One child whose staged deliveries wait for the next message's lane turn (no idle
+    completion within the test)."""
+    from gateway.directory import load_directory_file
+
+    with gateway.db.transaction() as session:
+        load_directory_file(session, DIRECTORY)
+    pool = ProcessingPool(gateway.settings, gateway.db, 1, redeliver=redeliver,
+                          idle_completion=600)
+    pool.warm()
+    return pool
+
+
+def test_a_messages_deliveries_complete_in_the_lane_turn_of_the_next_one(
+        gateway: Gateway, settings: Settings) -> None:
+    # Given a child that processed a request and staged its acknowledgement
+    pool = _waiting_pool(gateway)
+    try:
+        first = store_message(gateway.db, make_mail(sender="anna@acme.example",
+                                                    subject="First"), source="smtp")
+        result = pool.process(first.spool_id)
+        assert result.outcome.state == "processed"
+        if gateway.db.sqlite_file is None:  # PostgreSQL: no lane to share, sent at once
+            assert result.staged == [] and len(maildir_messages(_maildir(settings))) == 1
+            return
+        assert result.staged == result.outcome.outbox_ids
+        assert maildir_messages(_maildir(settings)) == []  # written under tmp/, not linked
+        # When it processes the next request
+        second = store_message(gateway.db, make_mail(sender="bert@acme.example",
+                                                     subject="Second"), source="smtp")
+        pool.process(second.spool_id)
+        # Then the first acknowledgement was completed in that message's turn: in the
+        # maildir, its row sent, once.
+        [ack] = maildir_messages(_maildir(settings))
+        assert ack["To"] == "anna@acme.example" and "First" in str(ack["Subject"])
+        with gateway.db.reading() as session:
+            [item] = session.scalars(select(OutboxItem).where(
+                OutboxItem.id.in_(result.staged))).all()
+            assert item.status == OutboxStatus.SENT
+    finally:
+        pool.close()
+    # and the second is completed when the child goes.
+    assert sorted(m["To"] for m in maildir_messages(_maildir(settings))) == [
+        "anna@acme.example", "bert@acme.example"]
+
+
+def test_a_child_killed_with_staged_deliveries_hands_them_to_the_delivery_job(
+        gateway: Gateway, settings: Settings) -> None:
+    # Given a child holding a staged acknowledgement (written under tmp/, not linked)
+    redelivered: list[int] = []
+    pool = _waiting_pool(gateway, redeliver=redelivered.append)
+    try:
+        stored = store_message(gateway.db, make_mail(sender="anna@acme.example",
+                                                     subject="Staged"), source="smtp")
+        staged = pool.process(stored.spool_id).staged
+        # (on PostgreSQL nothing waits for a lane turn: it was sent at once)
+        assert bool(staged) == (gateway.db.sqlite_file is not None)
+        # When the child is killed (the OOM killer) before its next lane turn
+        for pid in _children():
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _children() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # and the next job finds it dead,
+        after = store_message(gateway.db, make_mail(sender="bert@acme.example",
+                                                    subject="After"), source="smtp")
+        assert pool.process(after.spool_id).outcome.state == "processed"
+    finally:
+        pool.close()
+    # Then the staged row went to the delivery job, which sends it once.
+    assert redelivered == staged
+    for outbox_id in redelivered:
+        assert deliver_outbox_item(gateway.db, gateway.transport, settings, outbox_id) == "sent"
+    acks = [m["To"] for m in maildir_messages(_maildir(settings))]
+    assert sorted(acks) == ["anna@acme.example", "bert@acme.example"]
 
 
 def test_jobs_from_several_threads_overlap_in_different_children(
@@ -138,37 +231,63 @@ def test_past_the_budget_the_child_is_stopped_and_the_message_quarantined(
     assert pool.process(normal.spool_id).outcome.state == "processed"
 
 
-def test_a_child_that_dies_mid_job_fails_the_job_and_the_row_waits_for_the_retry(
-        gateway: Gateway, pool: ProcessingPool) -> None:
-    # Given a message whose analysis takes a while, being processed by a child
-    slow = store_message(gateway.db, crafted.many_parts(100_000), source="smtp")
-    failure: list[BaseException] = []
+def _killed_mid_analysis(pool: ProcessingPool, spool_id: int
+                         ) -> tuple[JobResult | None, BaseException | None]:
+    """Process ``spool_id`` in a thread and SIGKILL the children (the OOM killer, a
+    crash) while it is analysed; the job's result or error."""
+    answers: list[JobResult | BaseException] = []
 
     def job() -> None:
         try:
-            pool.process(slow.spool_id)
+            answers.append(pool.process(spool_id))
         except AnalysisCrashed as crashed:
-            failure.append(crashed)
+            answers.append(crashed)
 
     thread = threading.Thread(target=job)
     thread.start()
     deadline = time.monotonic() + 30
-    while _state(gateway, slow.spool_id).attempts == 0 and time.monotonic() < deadline:
+    while spool_id not in pool.analysing and time.monotonic() < deadline:
         time.sleep(0.02)
-    # When that child is killed (the OOM killer, a crash)
     killed = _children()
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
     thread.join(timeout=30)
     while any(_alive(pid) for pid in killed) and time.monotonic() < deadline:
-        time.sleep(0.02)  # the idle one too: the retry below must not pick it up dying
+        time.sleep(0.02)  # the idle one too: a retry must not pick it up dying
+    [answer] = answers
+    return (answer, None) if isinstance(answer, JobResult) else (None, answer)
+
+
+def test_a_child_that_dies_mid_job_fails_the_job_and_the_row_waits_for_the_retry(
+        gateway: Gateway, pool: ProcessingPool) -> None:
+    # Given a message whose analysis takes a while, being processed by a child
+    slow = store_message(gateway.db, crafted.many_parts(100_000), source="smtp")
+    # When that child is killed (the OOM killer, a crash)
+    _, failure = _killed_mid_analysis(pool, slow.spool_id)
     # Then the job fails (dramatiq retries it), nothing was recorded, the row is still
-    # received with the attempt counted,
-    assert failure and "died" in str(failure[0])
+    # received with the interrupted attempt counted (by the parent, which saw it die),
+    assert failure is not None and "died" in str(failure)
     entry = _state(gateway, slow.spool_id)
     assert entry.state == SpoolState.RECEIVED and entry.attempts == 1
     # and the retry, in a fresh child, processes it.
     assert pool.process(slow.spool_id).outcome.state == "processed"
+
+
+def test_a_message_that_keeps_killing_its_child_is_quarantined_by_the_parent(
+        gateway: Gateway, pool: ProcessingPool) -> None:
+    # Given a message whose processing was interrupted as often as allowed but once
+    slow = store_message(gateway.db, crafted.many_parts(100_000), source="smtp")
+    with gateway.db.transaction() as session:
+        session.execute(update(SpoolEntry).where(SpoolEntry.id == slow.spool_id).values(
+            attempts=gateway.settings.max_processing_attempts - 1))
+    # When its child dies once more
+    result, failure = _killed_mid_analysis(pool, slow.spool_id)
+    # Then the job ends (no retry) with the message kept for inspection and replay.
+    assert failure is None and result is not None
+    assert result.outcome.state == "quarantined"
+    assert "interrupted 3 times" in result.outcome.reason
+    entry = _state(gateway, slow.spool_id)
+    assert entry.state == SpoolState.QUARANTINED and entry.attempts == 3
 
 
 def _alive(pid: int) -> bool:
