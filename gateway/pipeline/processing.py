@@ -74,7 +74,8 @@ _SETTLED = (
             reason=bindparam("reason", type_=_SPOOL.c.reason.type),
             processed_at=bindparam("processed_at", type_=_SPOOL.c.processed_at.type),
             ticket_number=bindparam("ticket_number", type_=_SPOOL.c.ticket_number.type),
-            trace=bindparam("trace", type_=_SPOOL.c.trace.type)))
+            trace=bindparam("trace", type_=_SPOOL.c.trace.type),
+            attempts=_SPOOL.c.attempts + bindparam("uncounted", type_=_SPOOL.c.attempts.type)))
 _NEW_SPOOL_ENTRY = SpoolEntry.__mapper__.class_manager.new_instance
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,15 @@ class ProcessOutcome:
     outbox_ids: list[int] = field(default_factory=list)
 
 
-def quarantine(database: Database, spool_id: int, reason: str) -> None:
+def quarantine(database: Database, spool_id: int, reason: str, *,
+               uncounted_attempt: bool = False) -> None:
+    """Park the row with ``reason``; ``uncounted_attempt``: the attempt that ends here was
+    not counted when it began (a processing child's), so count it now."""
     with database.transaction() as session:
         entry = session.get(SpoolEntry, spool_id, with_for_update=True, options=_WITHOUT_RAW)
         if entry is not None and entry.state == SpoolState.RECEIVED:
+            if uncounted_attempt:
+                entry.attempts += 1
             entry.state = SpoolState.QUARANTINED
             entry.reason = reason[:4000]
             entry.processed_at = utcnow()
@@ -160,26 +166,30 @@ def process_spool_entry(database: Database, services: Services, spool_id: int, *
     """Process one spool row; database outages propagate so that the job is retried.
 
     ``count_attempt=False``: the caller counts interruptions itself (a processing child,
-    whose parent calls :func:`record_interruption` when it dies)."""
+    whose parent calls :func:`record_interruption` when it dies), and the attempt is
+    counted where it ends, in the transaction that settles the row; either way
+    ``attempts`` is the number of attempts made."""
     counted = _count_attempt(database, services, spool_id, count=count_attempt)
     if isinstance(counted, ProcessOutcome):
         return counted
     raw, mail_from = counted
+    uncounted = not count_attempt
     with ExitStack() as lane:
         try:
             if services.analyzer is None:  # in this thread: CPU under the GIL, so in the lane
                 lane.enter_context(services.turn())
             analysis = _analyse(services, raw, mail_from)  # CPU work, outside the write lock
         except BudgetExceeded as over:
-            quarantine(database, spool_id, str(over))
+            quarantine(database, spool_id, str(over), uncounted_attempt=uncounted)
             return ProcessOutcome(SpoolState.QUARANTINED.value, str(over))
         except StepFailed as failure:
             log.exception("spool %s: %s", spool_id, failure)
-            quarantine(database, spool_id, str(failure))
+            quarantine(database, spool_id, str(failure), uncounted_attempt=uncounted)
             return ProcessOutcome(SpoolState.QUARANTINED.value, str(failure))
         if services.analyzer is not None:
             lane.enter_context(services.turn())
-        return _run_pipeline(database, services, spool_id, raw, mail_from, analysis)
+        return _run_pipeline(database, services, spool_id, raw, mail_from, analysis,
+                             uncounted_attempt=uncounted)
 
 
 def _analyse(services: Services, raw: bytes, mail_from: str) -> Analysis:
@@ -211,16 +221,19 @@ def _locked_entry(session: Session, spool_id: int, raw: bytes) -> SpoolEntry | N
     return entry
 
 
-def _settle(session: Session, entry: SpoolEntry, trace: list[dict[str, object]]) -> None:
-    """Write where processing left the row, in the pipeline's transaction (one UPDATE)."""
+def _settle(session: Session, entry: SpoolEntry, trace: list[dict[str, object]], *,
+            uncounted_attempt: bool) -> None:
+    """Write where processing left the row, in the pipeline's transaction (one UPDATE);
+    the attempt too when it was not counted as it began (a processing child's)."""
     session.connection().execute(_SETTLED, {
         "spool_id": entry.id, "state": entry.state, "reason": entry.reason,
         "processed_at": entry.processed_at, "ticket_number": entry.ticket_number,
-        "trace": trace})
+        "trace": trace, "uncounted": int(uncounted_attempt)})
 
 
 def _run_pipeline(database: Database, services: Services, spool_id: int, raw: bytes,
-                  mail_from: str, analysis: Analysis) -> ProcessOutcome:
+                  mail_from: str, analysis: Analysis, *, uncounted_attempt: bool
+                  ) -> ProcessOutcome:
     try:
         dkim = (dkim_verdict(raw, analysis.parsed.from_address or mail_from)
                 if services.settings.sender_authentication == "dkim" else None)
@@ -236,12 +249,12 @@ def _run_pipeline(database: Database, services: Services, spool_id: int, raw: by
                 entry.reason = ctx.reason[:4000]
                 entry.processed_at = services.now()
             entry.trace = ctx.trace
-            _settle(session, entry, ctx.trace)
+            _settle(session, entry, ctx.trace, uncounted_attempt=uncounted_attempt)
             outcome = ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number,
                                      list(ctx.outbox_ids))
     except StepFailed as failure:
         log.exception("spool %s: %s", spool_id, failure)
-        quarantine(database, spool_id, str(failure))
+        quarantine(database, spool_id, str(failure), uncounted_attempt=uncounted_attempt)
         return ProcessOutcome(SpoolState.QUARANTINED.value, str(failure))
     log.info("spool %s %s: %s", spool_id, outcome.state, outcome.reason)
     return outcome

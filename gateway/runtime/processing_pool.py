@@ -203,7 +203,7 @@ class ProcessingPool:
                 log.warning("spool %s: analysis stopped after %.1f s (budget %g s)",
                             spool_id, elapsed, self.budget)
                 reason = budget_reason(self.budget, elapsed)
-                quarantine(self.database, spool_id, reason)
+                quarantine(self.database, spool_id, reason, uncounted_attempt=True)
                 raise _Stopped(ProcessOutcome(SpoolState.QUARANTINED.value, reason))
             message = child.conn.recv()
             self.analysing.discard(spool_id)

@@ -98,6 +98,7 @@ def test_a_job_runs_in_a_niced_child_and_its_acknowledgement_is_delivered(
     assert pool.nice == 10
     assert _nice(result.pid) == min(19, _nice(os.getpid()) + 10)
     assert result.outcome.state == "processed" and result.outcome.ticket_number
+    assert _state(gateway, stored.spool_id).attempts == 1  # counted as it ended
     assert pool.process(stored.spool_id).outcome.outbox_ids == []  # a second run: no effect
     with gateway.db.reading() as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 1
@@ -225,7 +226,7 @@ def test_past_the_budget_the_child_is_stopped_and_the_message_quarantined(
     # Then it is stopped at the budget and kept with the reason,
     entry = _state(gateway, costly.spool_id)
     assert entry.state == SpoolState.QUARANTINED and result.outcome.state == "quarantined"
-    assert "processing_budget_seconds (0.5 s)" in entry.reason
+    assert "processing_budget_seconds (0.5 s)" in entry.reason and entry.attempts == 1
     # and the next message is processed by a fresh child.
     normal = store_message(gateway.db, make_mail(subject="After the costly one"), source="smtp")
     assert pool.process(normal.spool_id).outcome.state == "processed"
@@ -269,8 +270,9 @@ def test_a_child_that_dies_mid_job_fails_the_job_and_the_row_waits_for_the_retry
     assert failure is not None and "died" in str(failure)
     entry = _state(gateway, slow.spool_id)
     assert entry.state == SpoolState.RECEIVED and entry.attempts == 1
-    # and the retry, in a fresh child, processes it.
+    # and the retry, in a fresh child, processes it: two attempts made.
     assert pool.process(slow.spool_id).outcome.state == "processed"
+    assert _state(gateway, slow.spool_id).attempts == 2
 
 
 def test_a_message_that_keeps_killing_its_child_is_quarantined_by_the_parent(
