@@ -5,7 +5,9 @@ template that fails at delivery ends the row dead with the reason, not in silenc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import asdict
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -18,10 +20,11 @@ from gateway.config import Settings
 from gateway.models import OutboxItem, OutboxStatus, Ticket
 from gateway.runtime.app import Gateway
 from gateway.views import ticket_view
+from outbound.compose import Envelope
 from outbound.delivery import deliver_outbox_item
 from outbound.mail import Mail, ReplyAs, queue_mail
 from outbound.mail_kinds import MailKind
-from outbound.recipe import bytes_to_send
+from outbound.recipe import Recipe, bytes_to_send
 from outbound.render import renderer_for
 from tests.mail import maildir_messages, make_mail
 from tests.pipeline.build import processed
@@ -177,3 +180,20 @@ def test_a_ticket_shows_an_acknowledgement_not_composed_yet_with_its_text(
                            renderer=renderer_for(settings.templates_dir))
     [ack] = [m for m in view["messages"] if m["role"] == "system"]
     assert "The scanner jams." in ack["text"] and f"[#{number}]" in ack["text"]
+
+
+def test_a_recipe_as_json_holds_every_field_and_reads_back_equal() -> None:
+    # A field added to the recipe or its envelope must not be dropped on the way to the
+    # outbox row: the JSON is what dataclasses.asdict gives, and reads back equal.
+    recipe = Recipe(
+        template="acknowledgement", language="de",
+        context={"ticket_number": 7, "excerpt": "Hallo", "recommendations": [{"title": "x"}]},
+        envelope=Envelope(from_name="Support", from_address="support@support.example",
+                          to_address="anna@acme.example", message_id="<a@support.example>",
+                          to_name="Anna", reply_to="t+1@support.example",
+                          in_reply_to="<c@acme.example>", references=["<c@acme.example>"]),
+        date="2026-12-06T10:00:00+00:00", auto_submitted="auto-replied",
+        extra_headers={"X-Ticket": "7"})
+    data = recipe.to_json()
+    assert data == asdict(recipe)
+    assert Recipe.from_json(json.loads(json.dumps(data))) == recipe
