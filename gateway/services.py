@@ -13,6 +13,8 @@ from gateway.models import utcnow
 from outbound.render import Renderer
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from inbound.parsing.analysis import Analysis
 
 __all__ = ["Services"]
@@ -30,3 +32,7 @@ class Services:
     turn: Callable[[], AbstractContextManager[None]] = nullcontext
     """The processing lane of ``serve`` (``inbound.intake_priority``): held for the
     pipeline's transaction, not while a child analyses."""
+    ride_along: Callable[[Session], None] | None = None
+    """Writes that commit with the pipeline's transaction, after its last step (a
+    processing child's deliveries staged for the previous message: one commit, not two,
+    in SQLite's one writer lane); each must contain its own failures (a savepoint)."""

@@ -250,6 +250,8 @@ def _run_pipeline(database: Database, services: Services, spool_id: int, raw: by
                 entry.processed_at = services.now()
             entry.trace = ctx.trace
             _settle(session, entry, ctx.trace, uncounted_attempt=uncounted_attempt)
+            if services.ride_along is not None:
+                services.ride_along(session)
             outcome = ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number,
                                      list(ctx.outbox_ids))
     except StepFailed as failure:

@@ -51,6 +51,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from gateway.config import Settings
 from gateway.memory import return_large_buffers
 from gateway.pipeline.analysis_pool import limits_of
@@ -131,6 +133,7 @@ class _Child:
         """Outbox rows whose completion failed, for the next answer (the delivery job)."""
         if self.db.lane is not None:
             self.services.turn = self._turn
+            self.services.ride_along = self._complete_within
 
     def _analyse(self, raw: bytes, mail_from: str) -> Analysis:
         """The analysis, announced so that the parent times exactly this part."""
@@ -149,12 +152,30 @@ class _Child:
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
-        """The pipeline's lane turn, which first completes the previous message's
-        deliveries (one turn for both)."""
+        """The pipeline's lane turn, in which the previous message's deliveries complete
+        too: in the pipeline's transaction (``_complete_within``), else after it."""
         assert self.db.lane is not None
         with self.db.lane.held():
-            self.complete_staged()
-            yield
+            try:
+                yield
+            finally:
+                self.complete_staged()
+
+    def _complete_within(self, session: Session) -> None:
+        """Complete the staged deliveries in the pipeline's transaction, each under a
+        savepoint: one that fails rolls back alone and its row waits for the delivery
+        job; the pipeline commits all the others with its own writes."""
+        staged, self.staged = self.staged, []
+        for delivery in staged:
+            try:
+                with session.begin_nested():
+                    delivery.complete(session.connection())
+            except Exception:  # noqa: BLE001 - the delivery job retries (and logs) it
+                log.info("outbox %s: completing the delivery failed; queued for retry",
+                         delivery.outbox_id, exc_info=True)
+                self.failed.append(delivery.outbox_id)
+            finally:
+                delivery.discard()
 
     def complete_staged(self) -> None:
         """Mark the staged deliveries sent and link their files, each in its own

@@ -162,6 +162,37 @@ def test_a_messages_deliveries_complete_in_the_lane_turn_of_the_next_one(
         "anna@acme.example", "bert@acme.example"]
 
 
+def test_a_staged_delivery_that_cannot_complete_fails_alone_and_goes_to_the_delivery_job(
+        gateway: Gateway, settings: Settings) -> None:
+    # Given a staged acknowledgement whose file under tmp/ is gone (a cleaner, a full disk)
+    pool = _waiting_pool(gateway)
+    try:
+        first = store_message(gateway.db, make_mail(sender="anna@acme.example",
+                                                    subject="Lost file"), source="smtp")
+        staged = pool.process(first.spool_id).staged
+        if gateway.db.sqlite_file is None:  # PostgreSQL: no lane to share, sent at once
+            assert staged == [] and len(maildir_messages(_maildir(settings))) == 1
+            return
+        for file in (_maildir(settings) / "tmp").iterdir():
+            file.unlink()
+        # When the next message's transaction would complete it
+        second = store_message(gateway.db, make_mail(sender="bert@acme.example",
+                                                     subject="Next"), source="smtp")
+        result = pool.process(second.spool_id)
+    finally:
+        pool.close()
+    # Then that message is processed all the same, the failed row alone stays pending and
+    # is handed to the delivery job, which sends it once.
+    assert result.outcome.state == "processed" and result.undelivered == staged
+    with gateway.db.reading() as session:
+        [item] = session.scalars(select(OutboxItem).where(OutboxItem.id.in_(staged))).all()
+        assert item.status == OutboxStatus.PENDING
+    assert [m["To"] for m in maildir_messages(_maildir(settings))] == ["bert@acme.example"]
+    assert deliver_outbox_item(gateway.db, gateway.transport, settings, staged[0]) == "sent"
+    assert sorted(m["To"] for m in maildir_messages(_maildir(settings))) == [
+        "anna@acme.example", "bert@acme.example"]
+
+
 def test_a_child_killed_with_staged_deliveries_hands_them_to_the_delivery_job(
         gateway: Gateway, settings: Settings) -> None:
     # Given a child holding a staged acknowledgement (written under tmp/, not linked)
