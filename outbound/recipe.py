@@ -11,7 +11,8 @@ time, so every retry sends the same bytes (the ``Date`` is the queueing time).
 
 A recipe is only ever plain data with no secret in it: :func:`recipe_for` refuses view
 data that is not JSON or holds a link that ``outbound/sealing.py`` would redact, and
-attachments; such mail is composed at once, as before.
+``queue_mail`` makes none for mail with attachments; such mail is composed at once, as
+before.
 """
 
 from __future__ import annotations
