@@ -44,13 +44,14 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection as SqlConnection
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
@@ -165,37 +166,33 @@ class _Child:
         """Complete the staged deliveries in the pipeline's transaction, each under a
         savepoint: one that fails rolls back alone and its row waits for the delivery
         job; the pipeline commits all the others with its own writes."""
-        staged, self.staged = self.staged, []
-        for delivery in staged:
-            try:
-                with session.begin_nested():
-                    delivery.complete(session.connection())
-            except Exception:  # noqa: BLE001 - the delivery job retries (and logs) it
-                log.info("outbox %s: completing the delivery failed; queued for retry",
-                         delivery.outbox_id, exc_info=True)
-                self.failed.append(delivery.outbox_id)
-            finally:
-                delivery.discard()
+        self._complete(lambda: _savepoint(session))
 
     def complete_staged(self) -> None:
         """Mark the staged deliveries sent and link their files, each in its own
         transaction (on the lane, in one turn); a failure leaves its row ``pending``."""
         if not self.staged:
             return
-        staged, self.staged = self.staged, []
         lane = self.db.lane
         assert lane is not None
         with lane.held():
-            for delivery in staged:
-                try:
-                    with self.db.writing() as connection:
-                        delivery.complete(connection)
-                except Exception:  # noqa: BLE001 - the delivery job retries (and logs) it
-                    log.info("outbox %s: completing the delivery failed; queued for retry",
-                             delivery.outbox_id, exc_info=True)
-                    self.failed.append(delivery.outbox_id)
-                finally:
-                    delivery.discard()
+            self._complete(self.db.writing)
+
+    def _complete(self, transaction: Callable[[], AbstractContextManager[SqlConnection]]
+                  ) -> None:
+        """Complete each staged delivery in a ``transaction()`` of its own; one that fails
+        goes to the delivery job with the next answer."""
+        staged, self.staged = self.staged, []
+        for delivery in staged:
+            try:
+                with transaction() as connection:
+                    delivery.complete(connection)
+            except Exception:  # noqa: BLE001 - the delivery job retries (and logs) it
+                log.info("outbox %s: completing the delivery failed; queued for retry",
+                         delivery.outbox_id, exc_info=True)
+                self.failed.append(delivery.outbox_id)
+            finally:
+                delivery.discard()
 
     def run(self, spool_id: int) -> JobResult:
         started = time.process_time()
@@ -229,6 +226,13 @@ class _Child:
         if isinstance(staged, StagedDelivery):
             self.staged.append(staged)
         return True
+
+
+@contextmanager
+def _savepoint(session: Session) -> Iterator[SqlConnection]:
+    """A savepoint in the session's transaction, as a connection to write on."""
+    with session.begin_nested():
+        yield session.connection()
 
 
 class ParentGone(BaseException):

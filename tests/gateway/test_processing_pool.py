@@ -129,24 +129,35 @@ def _waiting_pool(gateway: Gateway, *, redeliver: Callable[[int], None] | None =
     return pool
 
 
+def _request(gateway: Gateway, sender: str, subject: str) -> int:
+    """A new request from ``sender``, stored as SMTP intake stores it: its spool id."""
+    return store_message(gateway.db, make_mail(sender=sender, subject=subject),
+                         source="smtp").spool_id
+
+
+def _sent_at_once_without_a_lane(gateway: Gateway, settings: Settings, staged: list[int]
+                                 ) -> bool:
+    """On PostgreSQL (no lane to share) nothing is staged: the acknowledgement is in the
+    maildir already."""
+    if gateway.db.sqlite_file is not None:
+        return False
+    assert staged == [] and len(maildir_messages(_maildir(settings))) == 1
+    return True
+
+
 def test_a_messages_deliveries_complete_in_the_lane_turn_of_the_next_one(
         gateway: Gateway, settings: Settings) -> None:
     # Given a child that processed a request and staged its acknowledgement
     pool = _waiting_pool(gateway)
     try:
-        first = store_message(gateway.db, make_mail(sender="anna@acme.example",
-                                                    subject="First"), source="smtp")
-        result = pool.process(first.spool_id)
+        result = pool.process(_request(gateway, "anna@acme.example", "First"))
         assert result.outcome.state == "processed"
-        if gateway.db.sqlite_file is None:  # PostgreSQL: no lane to share, sent at once
-            assert result.staged == [] and len(maildir_messages(_maildir(settings))) == 1
+        if _sent_at_once_without_a_lane(gateway, settings, result.staged):
             return
         assert result.staged == result.outcome.outbox_ids
         assert maildir_messages(_maildir(settings)) == []  # written under tmp/, not linked
         # When it processes the next request
-        second = store_message(gateway.db, make_mail(sender="bert@acme.example",
-                                                     subject="Second"), source="smtp")
-        pool.process(second.spool_id)
+        pool.process(_request(gateway, "bert@acme.example", "Second"))
         # Then the first acknowledgement was completed in that message's turn: in the
         # maildir, its row sent, once.
         [ack] = maildir_messages(_maildir(settings))
@@ -167,18 +178,13 @@ def test_a_staged_delivery_that_cannot_complete_fails_alone_and_goes_to_the_deli
     # Given a staged acknowledgement whose file under tmp/ is gone (a cleaner, a full disk)
     pool = _waiting_pool(gateway)
     try:
-        first = store_message(gateway.db, make_mail(sender="anna@acme.example",
-                                                    subject="Lost file"), source="smtp")
-        staged = pool.process(first.spool_id).staged
-        if gateway.db.sqlite_file is None:  # PostgreSQL: no lane to share, sent at once
-            assert staged == [] and len(maildir_messages(_maildir(settings))) == 1
+        staged = pool.process(_request(gateway, "anna@acme.example", "Lost file")).staged
+        if _sent_at_once_without_a_lane(gateway, settings, staged):
             return
         for file in (_maildir(settings) / "tmp").iterdir():
             file.unlink()
         # When the next message's transaction would complete it
-        second = store_message(gateway.db, make_mail(sender="bert@acme.example",
-                                                     subject="Next"), source="smtp")
-        result = pool.process(second.spool_id)
+        result = pool.process(_request(gateway, "bert@acme.example", "Next"))
     finally:
         pool.close()
     # Then that message is processed all the same, the failed row alone stays pending and
@@ -199,9 +205,7 @@ def test_a_child_killed_with_staged_deliveries_hands_them_to_the_delivery_job(
     redelivered: list[int] = []
     pool = _waiting_pool(gateway, redeliver=redelivered.append)
     try:
-        stored = store_message(gateway.db, make_mail(sender="anna@acme.example",
-                                                     subject="Staged"), source="smtp")
-        staged = pool.process(stored.spool_id).staged
+        staged = pool.process(_request(gateway, "anna@acme.example", "Staged")).staged
         # (on PostgreSQL nothing waits for a lane turn: it was sent at once)
         assert bool(staged) == (gateway.db.sqlite_file is not None)
         # When the child is killed (the OOM killer) before its next lane turn
@@ -211,9 +215,8 @@ def test_a_child_killed_with_staged_deliveries_hands_them_to_the_delivery_job(
         while _children() and time.monotonic() < deadline:
             time.sleep(0.02)
         # and the next job finds it dead,
-        after = store_message(gateway.db, make_mail(sender="bert@acme.example",
-                                                    subject="After"), source="smtp")
-        assert pool.process(after.spool_id).outcome.state == "processed"
+        assert pool.process(_request(gateway, "bert@acme.example", "After")
+                            ).outcome.state == "processed"
     finally:
         pool.close()
     # Then the staged row went to the delivery job, which sends it once.
