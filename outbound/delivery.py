@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import jinja2
-from sqlalchemy import Connection, Table, and_, bindparam, select, update
+from sqlalchemy import Connection, Table, Update, and_, bindparam, select, update
 
 from gateway.config import Settings
 from gateway.db import Database
@@ -250,7 +250,8 @@ class StagedDelivery:
     outbox_id: int
     rcpt_to: str
     staged: Staged
-    statement: Any
+    statement: Update
+    """``_SENT_NOW``, or ``_SENT_NOW_COMPOSED`` with the composed bytes in ``parameters``."""
     parameters: dict[str, Any]
 
     def complete(self, connection: Connection) -> str:
@@ -286,7 +287,8 @@ def stage_maildir_delivery(database: Database, transport: MaildirTransport,
         return "skipped"
     mail_from, rcpt_to, raw, sealed, recipe = (str(row[0]), str(row[1]), bytes(row[2]), row[3],
                                                row[4])
-    statement, parameters = _SENT_NOW, {}
+    statement: Update = _SENT_NOW
+    parameters: dict[str, Any] = {}
     try:
         if recipe is not None:  # composed here, outside any transaction, and kept when sent
             composed = _composed(settings, recipe)
