@@ -88,6 +88,22 @@ def _has_secret_links(message: EmailMessage, bodies: Sequence[str] | None = None
                and not part.is_attachment())
 
 
+def _copy_parts(message: EmailMessage) -> EmailMessage:
+    """A copy of ``message`` whose parts and header lists are its own.
+
+    The policy and the header objects are shared, not copied: both are immutable in use,
+    and the policy's header factory holds a cache (``outbound.compose``) that other
+    threads fill while this one copies; a deep copy walking it fails with "dictionary
+    changed size during iteration" (and copies up to 512 cached headers for nothing).
+    """
+    shared: dict[int, object] = {}
+    for part in message.walk():
+        shared[id(part.policy)] = part.policy
+        for value in part.values():  # the stored header objects themselves
+            shared[id(value)] = value
+    return copy.deepcopy(message, shared)
+
+
 def redact(message: EmailMessage, *, bodies: Sequence[str] | None = None
            ) -> EmailMessage | None:
     """A copy of ``message`` with its secret links redacted, or None when it has none.
@@ -98,7 +114,7 @@ def redact(message: EmailMessage, *, bodies: Sequence[str] | None = None
     decoded part differs from its text only in line breaks, which no link contains."""
     if not _has_secret_links(message, bodies):
         return None  # most mail: no copy made
-    copied = copy.deepcopy(message)
+    copied = _copy_parts(message)
     changed = False
     for name, value in list(copied.items()):
         redacted = redact_text(str(value))

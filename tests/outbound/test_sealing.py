@@ -4,6 +4,8 @@ gives back the exact bytes; another key opens nothing."""
 
 from __future__ import annotations
 
+import itertools
+import threading
 from email import message_from_bytes, policy
 from email.message import Message
 
@@ -94,3 +96,36 @@ def test_redacting_with_the_bodies_given_is_redacting_the_message(
     assert (decoded is None) == (given is None)
     if decoded is not None and given is not None:
         assert decoded.as_bytes() == given.as_bytes()
+
+
+def test_redacting_while_other_threads_compose_mail_neither_fails_nor_touches_the_original(
+) -> None:
+    """The hub's sign-in page redacts in a web thread while workers compose other mail:
+    composing fills the shared header cache that a copy of the message must not walk."""
+    link = f"https://support.example/hub/sign-in/{TOKEN}"
+    message = compose(Envelope(from_name="S", from_address="support@support.example",
+                               to_address="max@acme.example", message_id="<m3@support.example>"),
+                      Content(subject="Your sign-in link", text=f"Open {link}\n", html=None))
+    original = message.as_bytes()
+    done = threading.Event()
+
+    def compose_others() -> None:
+        for number in itertools.count():
+            if done.is_set():
+                return
+            compose(Envelope(from_name="S", from_address="support@support.example",
+                             to_address=f"user{number}@acme.example",
+                             message_id=f"<o{number}@support.example>"),
+                    Content(subject=f"[#{number}] Printer", text="On it.", html=None))
+
+    others = [threading.Thread(target=compose_others) for _ in range(2)]
+    for thread in others:
+        thread.start()
+    try:
+        copies = [redact(message) for _ in range(300)]
+    finally:
+        done.set()
+        for thread in others:
+            thread.join()
+    assert all(c is not None and TOKEN not in c.get_content() for c in copies)
+    assert message.as_bytes() == original and link in message.get_content()
