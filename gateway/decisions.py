@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.models import Agent, Person, Product, SenderKind, Team
+from gateway.prepared import PreparedRead
 from rules.classify import category_for, mostly_japanese, product_for
 from rules.engine import Addon, Entitlement, Request, decide
 from rules.policy import Policy
@@ -22,7 +23,7 @@ from rules.policy import Policy
 __all__ = ["Decision", "decide_for"]
 
 
-_PRODUCT_IDS = select(Product.__table__.c.id).order_by(Product.__table__.c.id)
+_PRODUCT_IDS = PreparedRead(select(Product.__table__.c.id).order_by(Product.__table__.c.id))
 """The directory's product ids: built once, a plain Core statement (no ORM objects)."""
 
 
@@ -71,7 +72,7 @@ def decide_for(session: Session, policy: Policy, *, email: str, at: datetime,
     if product is not None:
         notes.append(f"product {product}: given")
     else:
-        known = list(session.execute(_PRODUCT_IDS).scalars())
+        known = _PRODUCT_IDS.scalars(session)
         product, reason = product_for(policy, recipients, subject, text, team_products, known)
         notes.append(reason)
         if product is None and len(team_products) > 1:

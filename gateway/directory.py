@@ -31,6 +31,7 @@ from gateway.models import (
     Team,
     TeamAddon,
 )
+from gateway.prepared import PreparedRead
 
 __all__ = ["LoadReport", "SupportIdentity", "load_directory_file", "support_identity"]
 
@@ -309,8 +310,9 @@ DEFAULT_SUPPORT = SupportIdentity("Support", "support@support.example", ("suppor
 
 _SUPPORT_KEY = "gateway.support_identity"
 _SUPPORT_COLUMNS = SupportSettings.__table__.c
-_SUPPORT_ROW = (select(_SUPPORT_COLUMNS.name, _SUPPORT_COLUMNS.address, _SUPPORT_COLUMNS.domains)
-                .where(_SUPPORT_COLUMNS.id == 1))
+_SUPPORT_ROW = PreparedRead(
+    select(_SUPPORT_COLUMNS.name, _SUPPORT_COLUMNS.address, _SUPPORT_COLUMNS.domains)
+    .where(_SUPPORT_COLUMNS.id == 1))
 
 
 def support_identity(session: Session) -> SupportIdentity:
@@ -324,9 +326,9 @@ def support_identity(session: Session) -> SupportIdentity:
     cached = session.info.get(_SUPPORT_KEY)
     if isinstance(cached, SupportIdentity):
         return cached
-    row = session.execute(_SUPPORT_ROW).first()
+    row = _SUPPORT_ROW.first(session)
     identity = (DEFAULT_SUPPORT if row is None
-                else SupportIdentity(row.name, row.address, tuple(row.domains)))
+                else SupportIdentity(row[0], row[1], tuple(row[2])))
     session.info[_SUPPORT_KEY] = identity
     return identity
 

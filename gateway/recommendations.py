@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from gateway.db import flush_if_pending, no_flush_unless_pending
 from gateway.models import Article, MessageRecord, Ticket
+from gateway.prepared import PreparedRead
 
 __all__ = ["HISTORY_TICKETS", "HUB_RECOMMENDATIONS", "MAX_RECOMMENDATIONS", "Recommendation",
            "issue_types_of", "recommend", "recommend_for"]
@@ -80,8 +81,9 @@ _ARTICLES = Article.__table__.c
 # Built once, Core columns: the articles never change inside a message's transaction, and
 # an ORM query would flush the ticket and message just recorded only for that (an extra
 # run of the unit of work before the outbox row's).
-_ALL_ARTICLES = select(_ARTICLES.id, _ARTICLES.title, _ARTICLES.url, _ARTICLES.issue_types,
-                       _ARTICLES.popularity).order_by(_ARTICLES.popularity.desc(), _ARTICLES.id)
+_ALL_ARTICLES = PreparedRead(
+    select(_ARTICLES.id, _ARTICLES.title, _ARTICLES.url, _ARTICLES.issue_types,
+           _ARTICLES.popularity).order_by(_ARTICLES.popularity.desc(), _ARTICLES.id))
 
 
 def _articles(session: Session) -> list[_Article]:
@@ -89,7 +91,7 @@ def _articles(session: Session) -> list[_Article]:
     flushed first, as an ORM query would)."""
     flush_if_pending(session, Article)
     return [_Article(id, title or {}, url, tuple(types or ()), popularity)
-            for id, title, url, types, popularity in session.execute(_ALL_ARTICLES)]
+            for id, title, url, types, popularity in _ALL_ARTICLES.rows(session)]
 
 
 def _owner(team_id: str | None, requester: str) -> ColumnElement[bool]:

@@ -17,11 +17,12 @@ the writers are serialised anyway (``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway.db import flush_if_pending
@@ -34,6 +35,7 @@ from gateway.models import (
     Ticket,
     TicketStatus,
 )
+from gateway.prepared import PreparedRead
 from gateway.tickets import insert_rows, message_id_hash
 
 __all__ = [
@@ -113,16 +115,22 @@ _STRENGTH = {NAMED: 0, WAITING: 1, OPENING: 2}
 
 
 _MENTION = cast(Table, MessageMention.__table__).c
-_MENTIONS_OF = (select(_MENTION.kind, _MENTION.ticket_number)
-                .where(_MENTION.message_id_hash == bindparam("hash"),
-                       _MENTION.kind.in_(bindparam("kinds", expanding=True)))
-                .distinct())
 _WAITING_FOR = (select(_MENTION.ticket_number)
                 .where(_MENTION.message_id_hash.in_(bindparam("hashes", expanding=True)),
                        _MENTION.kind.in_(bindparam("kinds", expanding=True)))
                 .distinct())
-"""Both built once: building it per message (the ORM's compile and cache key) cost three times
+"""Built once: building it per message (the ORM's compile and cache key) cost three times
 what running it does."""
+
+
+@functools.lru_cache(maxsize=8)
+def _mentions_of(kinds: tuple[str, ...]) -> PreparedRead:
+    """The mentions of one id of these kinds: one statement per set of kinds (callers pass
+    a constant one), each kind a plain parameter, run in the writer lane for every reply."""
+    return PreparedRead(select(_MENTION.kind, _MENTION.ticket_number)
+                        .where(_MENTION.message_id_hash == bindparam("hash"),
+                               _MENTION.kind.in_([literal(kind) for kind in kinds]))
+                        .distinct())
 
 
 def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str], *,
@@ -143,8 +151,8 @@ def mentions_of(session: Session, message_id: str, kinds: Iterable[str]) -> dict
     ascending: what several :func:`waiting_for` calls on the one id would look at, in one
     query (pass the numbers to :func:`live_tickets`)."""
     flush_if_pending(session, MessageMention)  # a Core read does not autoflush
-    rows = session.execute(_MENTIONS_OF, {"hash": message_id_hash(message_id),
-                                          "kinds": list(kinds)}).all()
+    rows = _mentions_of(tuple(sorted(set(kinds)))).rows(
+        session, {"hash": message_id_hash(message_id)})
     found: dict[str, list[int]] = {}
     for kind, number in rows:
         found.setdefault(kind, []).append(number)

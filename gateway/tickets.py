@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
+from gateway.db import flush_if_pending
 from gateway.models import MessageRef, Participant, Ticket
+from gateway.prepared import PreparedRead
 
 __all__ = [
     "NOTE_SUFFIX",
@@ -100,9 +102,9 @@ _Row = TypeVar("_Row")
 
 _INSERT_MESSAGE_REF = insert(cast(Table, MessageRef.__table__))
 # Built once (building a statement and its cache key cost more than running it):
-_INDEXED_FOR_TICKET = select(MessageRef.id).where(
-    MessageRef.message_id_hash == bindparam("message_id_hash"),
-    MessageRef.ticket_number == bindparam("ticket_number"))
+_INDEXED_FOR_TICKET = PreparedRead(select(MessageRef.__table__.c.id).where(
+    MessageRef.__table__.c.message_id_hash == bindparam("message_id_hash"),
+    MessageRef.__table__.c.ticket_number == bindparam("ticket_number")))
 _PARTICIPANT = select(Participant).where(
     Participant.ticket_number == bindparam("ticket_number"),
     Participant.email == bindparam("email"))
@@ -253,8 +255,10 @@ def record_message_ref(session: Session, message_id: str | None, ticket_number: 
     if not message_id:
         return
     key = message_id_hash(message_id)
-    exists = None if known_new else session.scalar(
-        _INDEXED_FOR_TICKET, {"message_id_hash": key, "ticket_number": ticket_number})
+    if not known_new:
+        flush_if_pending(session, MessageRef)  # a ref added by an earlier call (Core read)
+    exists = None if known_new else _INDEXED_FOR_TICKET.scalar(
+        session, {"message_id_hash": key, "ticket_number": ticket_number})
     if exists is not None:
         return
     values = {"message_id": message_id[:998], "message_id_hash": key,

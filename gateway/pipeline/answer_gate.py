@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Row, ScalarSelect, bindparam, exists, func, literal, select
+from sqlalchemy import ScalarSelect, bindparam, exists, func, literal, select
 
 from gateway.db import flush_if_pending
 from gateway.models import BouncingAddress, OutboxItem
 from gateway.notices import AUTOMATIC_ANSWERS
 from gateway.pipeline.context import MailContext
+from gateway.prepared import PreparedRead
 from outbound.outbox import mailbox_of
 
 __all__ = ["dmarc_failed", "refusal", "sender_verified"]
@@ -52,28 +53,30 @@ def _answers_since(column: str) -> ScalarSelect[int]:
 # spent most of its time making SQLAlchemy's cache key (ORM-annotated columns), and
 # ``session.get`` for the bounce mark loaded a row only to read two columns.  Core
 # columns: nothing is loaded into the session.  A NULL ``:rcpt_domain`` counts nothing.
-_GATE = select(
+_GATE = PreparedRead(select(
     _answers_since("rcpt_mailbox"),
     _answers_since("rcpt_domain"),
     exists().where(  # the one reading of a mark: hard, last bounce within bounce_mark_days
         _BOUNCING.address == bindparam("address", type_=_BOUNCING.address.type),
         _BOUNCING.hard,
         _BOUNCING.last_at >= bindparam("marked_since", type_=_BOUNCING.last_at.type)),
-)
+))
 
 
 def _gate_row(ctx: MailContext, address: str, mailbox: str, domain: str | None
-              ) -> Row[tuple[int, int, bool]]:
+              ) -> tuple[int, int, bool]:
     """``(answers to mailbox, answers to domain (0 if None), live hard bounce mark)``."""
     session = ctx.session
     flush_if_pending(session, OutboxItem, BouncingAddress)  # the gate counts and sees them
     now = ctx.services.now()
     days = ctx.services.settings.bounce_mark_days
-    row: Row[tuple[int, int, bool]] = session.execute(_GATE, {
+    row = _GATE.first(session, {
         "rcpt_mailbox": mailbox, "rcpt_domain": domain, "since": now - timedelta(hours=1),
         "address": address.strip().lower(), "marked_since": now - timedelta(days=days),
-    }).one()
-    return row
+    })
+    assert row is not None  # a SELECT without FROM answers one row
+    to_mailbox, to_domain, bounced = row
+    return int(to_mailbox), int(to_domain), bool(bounced)
 
 
 def sender_verified(ctx: MailContext) -> bool:

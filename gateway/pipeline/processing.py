@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, defer
 
 from gateway.config import Settings
@@ -31,6 +31,7 @@ from gateway.pipeline.analysis_pool import (
 )
 from gateway.pipeline.context import context_for
 from gateway.pipeline.flow import StepFailed, run_pipeline
+from gateway.prepared import PreparedRead
 from gateway.services import Services
 from gateway.trust.sender_auth import dkim_verdict
 from inbound.parsing.analysis import Analysis
@@ -63,7 +64,7 @@ _INTERRUPTED = (
 # The pipeline's frame, built once: the row locked and read as Core (FOR UPDATE on
 # PostgreSQL; SQLite's write transaction is the lock), and where processing left it
 # written back in one UPDATE (see ``_run_pipeline``).
-_LOCKED = (
+_LOCKED = PreparedRead(
     select(*(column for column in _SPOOL.c if column.key != "raw"))
     .where(_SPOOL.c.id == bindparam("spool_id"))
     .with_for_update())
@@ -212,12 +213,12 @@ def _locked_entry(session: Session, spool_id: int, raw: bytes) -> SpoolEntry | N
     (one in a mid-pipeline flush, the trace at the commit) cost more CPU than the SQL, and
     it all runs in the writer lane; the steps only read the row's columns and set its
     outcome (state, reason, processed_at, ticket_number), which ``_settle`` writes."""
-    row: Row[tuple[object, ...]] | None = session.connection().execute(
-        _LOCKED, {"spool_id": spool_id}).one_or_none()
+    row = _LOCKED.first(session, {"spool_id": spool_id})
     if row is None:
         return None
     entry: SpoolEntry = _NEW_SPOOL_ENTRY()
-    entry.__dict__.update(row._mapping, raw=raw)  # as the ORM's loader fills an instance
+    # as the ORM's loader fills an instance
+    entry.__dict__.update(zip(_LOCKED.keys, row, strict=True), raw=raw)
     return entry
 
 

@@ -125,6 +125,7 @@ def _analysis_of(gw: Gateway, row: dict[str, Any]) -> Analysis:
 
 def test_the_row_is_locked_on_postgresql() -> None:
     """SQLite's write transaction is the lock there; PostgreSQL needs the row lock."""
-    sql = str(processing._LOCKED.compile(dialect=create_engine("postgresql+psycopg://").dialect))
+    postgresql = create_engine("postgresql+psycopg://").dialect
+    sql = str(processing._LOCKED.statement.compile(dialect=postgresql))
     assert sql.rstrip().endswith("FOR UPDATE")
     assert "spool.raw" not in sql  # read once, by the attempt counter

@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, func, literal, select
 from gateway.db import flush_if_pending
 from gateway.models import MessageRecord, Ticket, TicketStatus
 from gateway.pipeline.context import MailContext
+from gateway.prepared import PreparedRead
 
 name = "duplicates"
 description = "link a repeated request to the open ticket that already holds it"
@@ -47,12 +48,12 @@ _MESSAGES = MessageRecord.__table__.c
 _OPEN_TICKETS = (_TICKETS.requester == bindparam("requester"),
                  _TICKETS.status.in_([literal(s, _TICKETS.status.type) for s in OPEN]),
                  _TICKETS.duplicate_of.is_(None), _TICKETS.created_at >= bindparam("since"))
-_NEWEST = (select(_TICKETS.number, _TICKETS.subject).where(*_OPEN_TICKETS)
-           .order_by(_TICKETS.number.desc()).limit(bindparam("candidates")))
-_TOTAL = select(func.count()).select_from(Ticket.__table__).where(*_OPEN_TICKETS)
-_FIRST_TEXT = (select(func.substr(_MESSAGES.text, 1, bindparam("chars")))
-               .where(_MESSAGES.ticket_number == bindparam("number"))
-               .order_by(_MESSAGES.id).limit(1))
+_NEWEST = PreparedRead(select(_TICKETS.number, _TICKETS.subject).where(*_OPEN_TICKETS)
+                       .order_by(_TICKETS.number.desc()).limit(bindparam("candidates")))
+_TOTAL = PreparedRead(select(func.count()).select_from(Ticket.__table__).where(*_OPEN_TICKETS))
+_FIRST_TEXT = PreparedRead(select(func.substr(_MESSAGES.text, 1, bindparam("chars")))
+                           .where(_MESSAGES.ticket_number == bindparam("number"))
+                           .order_by(_MESSAGES.id).limit(1))
 
 
 def normalise_subject(subject: str) -> str:
@@ -115,13 +116,12 @@ def run(ctx: MailContext) -> None:
     where = {"requester": ctx.sender.email,
              "since": ctx.spool.received_at - timedelta(days=window)}
     flush_if_pending(session, Ticket, MessageRecord)
-    newest = session.execute(
-        _NEWEST, {**where, "candidates": settings.duplicate_candidates}).all()
+    newest = _NEWEST.rows(session, {**where, "candidates": settings.duplicate_candidates})
     if not newest:
         return
     total = len(newest)
     if total == settings.duplicate_candidates:
-        total = session.scalar(_TOTAL, where) or total
+        total = _TOTAL.scalar(session, where) or total
     compared = (f"compared with the {len(newest)} newest of {total} open tickets "
                 f"(duplicate_candidates {settings.duplicate_candidates})")
     subject = normalise_subject(ctx.parsed.subject)
@@ -131,7 +131,7 @@ def run(ctx: MailContext) -> None:
         if subject and normalise_subject(ticket_subject) == subject:
             why = f"the same subject as open ticket #{number}"
         else:
-            first = session.scalar(_FIRST_TEXT, {"chars": chars, "number": number})
+            first = _FIRST_TEXT.scalar(session, {"chars": chars, "number": number})
             if first is None or not _similar(first, text):
                 continue
             why = f"nearly the same text as open ticket #{number}"

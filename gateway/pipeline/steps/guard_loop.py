@@ -11,6 +11,7 @@ from gateway.db import flush_if_pending
 from gateway.directory import support_identity
 from gateway.models import MessageRef
 from gateway.pipeline.context import Disposition, MailContext
+from gateway.prepared import PreparedRead
 from gateway.tickets import message_id_hash
 
 name = "guard-loop"
@@ -20,8 +21,8 @@ description = "our own mail coming back is ignored"
 # Core columns (the table's, not the mapped class's): no ORM compile step per run, and
 # no autoflush (``flush_if_pending`` flushes when a MessageRef waits, as autoflush would).
 _REFS = MessageRef.__table__.c
-_SENT = select(_REFS.ticket_number).where(
-    _REFS.message_id_hash == bindparam("hash"), _REFS.direction == "out")
+_SENT = PreparedRead(select(_REFS.ticket_number).where(
+    _REFS.message_id_hash == bindparam("hash"), _REFS.direction == "out"))
 
 
 def run(ctx: MailContext) -> None:
@@ -37,7 +38,7 @@ def run(ctx: MailContext) -> None:
     message_id = ctx.parsed.message_id
     if message_id:
         flush_if_pending(ctx.session, MessageRef)
-        sent = ctx.session.scalar(_SENT, {"hash": message_id_hash(message_id)})
+        sent = _SENT.scalar(ctx.session, {"hash": message_id_hash(message_id)})
         if sent is not None:
             ctx.stop(Disposition.IGNORED,
                      f"loop: Message-ID {message_id} is one we sent for ticket #{sent}")

@@ -9,17 +9,18 @@ address, and only a row that exists is loaded as an ORM object (later steps use 
 
 from __future__ import annotations
 
-from sqlalchemy import CompoundSelect, bindparam, literal_column, select, union_all
+from sqlalchemy import bindparam, literal_column, select, union_all
 
 from gateway.models import Agent, Person, SenderKind, Team
 from gateway.pipeline.context import Disposition, MailContext, Sender
+from gateway.prepared import PreparedRead
 
 name = "identify-sender"
 description = "find the sender in the directory"
 
-_KNOWN: CompoundSelect[tuple[str]] = union_all(
+_KNOWN = PreparedRead(union_all(
     select(literal_column("'agent'")).where(Agent.__table__.c.email == bindparam("email")),
-    select(literal_column("'person'")).where(Person.__table__.c.email == bindparam("email")))
+    select(literal_column("'person'")).where(Person.__table__.c.email == bindparam("email"))))
 """Which of the two directory tables hold the address (no ORM objects, no autoflush:
 nothing in the transaction writes people or agents)."""
 
@@ -30,7 +31,7 @@ def run(ctx: MailContext) -> None:
         ctx.stop(Disposition.QUARANTINED, "no sender address in From or envelope")
         return
     sender = Sender(email=email, name=ctx.parsed.from_name)
-    known = set(ctx.session.execute(_KNOWN, {"email": email}).scalars())
+    known = set(_KNOWN.scalars(ctx.session, {"email": email}))
     sender.agent = ctx.session.get(Agent, email) if "agent" in known else None
     sender.person = ctx.session.get(Person, email) if "person" in known else None
     if sender.person is not None and sender.person.team_id:

@@ -23,6 +23,7 @@ from gateway.db import flush_if_pending
 from gateway.directory import support_identity
 from gateway.models import MessageKind, MessageRef, Participant, Person, Ticket
 from gateway.pipeline.context import Disposition, MailContext
+from gateway.prepared import PreparedRead
 from gateway.thread_index import (
     OPENING,
     WAITING,
@@ -50,11 +51,12 @@ description = "join the message to its ticket or open a new one"
 # compile step per run, cost more than running it.  Core reads do not autoflush, so each
 # use flushes first when a row of its table waits in the session (``flush_if_pending``).
 _REFS = MessageRef.__table__.c
-_DIRECTIONS = select(_REFS.direction).where(
-    _REFS.message_id_hash == bindparam("hash"), _REFS.ticket_number == bindparam("number"))
+_DIRECTIONS = PreparedRead(select(_REFS.direction).where(
+    _REFS.message_id_hash == bindparam("hash"), _REFS.ticket_number == bindparam("number")))
 _PARTICIPANTS = Participant.__table__.c
-_TAKES_PART = select(_PARTICIPANTS.id).where(
-    _PARTICIPANTS.ticket_number == bindparam("number"), _PARTICIPANTS.email == bindparam("email"))
+_TAKES_PART = PreparedRead(select(_PARTICIPANTS.id).where(
+    _PARTICIPANTS.ticket_number == bindparam("number"),
+    _PARTICIPANTS.email == bindparam("email")))
 
 
 def _by_token(ctx: MailContext) -> Ticket | None:
@@ -163,7 +165,7 @@ def _by_headers(ctx: MailContext) -> Ticket | None:
 def _may_use_tag(ctx: MailContext, ticket: Ticket) -> str | None:
     email = ctx.sender.email
     flush_if_pending(ctx.session, Participant)
-    participant = ctx.session.scalar(_TAKES_PART, {"number": ticket.number, "email": email})
+    participant = _TAKES_PART.scalar(ctx.session, {"number": ticket.number, "email": email})
     if participant is not None or email == ticket.requester:
         return "takes part in it"
     if ctx.sender.agent is not None and ctx.sender_verified:
@@ -200,8 +202,8 @@ def _already_recorded(ctx: MailContext, ticket: Ticket) -> bool:
     if not message_id:
         return False
     flush_if_pending(ctx.session, MessageRef)
-    directions = set(ctx.session.scalars(
-        _DIRECTIONS, {"hash": message_id_hash(message_id), "number": ticket.number}))
+    directions = set(_DIRECTIONS.scalars(
+        ctx.session, {"hash": message_id_hash(message_id), "number": ticket.number}))
     if not directions:
         ctx.unindexed = (message_id, ticket.number)
     return "in" in directions

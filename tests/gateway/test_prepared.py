@@ -1,0 +1,100 @@
+"""The writer lane's hot reads on SQLite's own cursor (``gateway/prepared.py``, issue 18):
+each answers exactly what SQLAlchemy's execution of the same statement answers (types
+converted both ways: datetimes, booleans, JSON), in the session's transaction, and a
+database error is still SQLAlchemy's (an outage the job retries, not a quarantine)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, literal, select, text
+from sqlalchemy.exc import DBAPIError
+
+from gateway.directory import _SUPPORT_ROW
+from gateway.models import Article, BouncingAddress, Ticket, utcnow
+from gateway.pipeline.answer_gate import _GATE
+from gateway.pipeline.steps.duplicates import _NEWEST
+from gateway.pipeline.steps.identify_sender import _KNOWN
+from gateway.prepared import PreparedRead
+from gateway.recommendations import _ALL_ARTICLES
+from gateway.runtime.app import Gateway
+from tests.mail import make_mail
+from tests.pipeline.build import processed
+
+
+def _as_sqlalchemy_answers(gateway: Gateway, read: PreparedRead,
+                           params: dict[str, Any] | None = None) -> None:
+    with gateway.db.transaction() as session:
+        fast = read.rows(session, params)
+        usual = [tuple(row) for row in session.execute(read.statement, params or {})]
+    assert fast == usual
+
+
+def test_each_hot_read_answers_what_sqlalchemy_answers(gateway: Gateway) -> None:
+    # Given tickets (datetimes, an enum in a list of literals), a bounce mark (a boolean),
+    # articles (JSON columns) and directory people
+    numbers = [processed(gateway, make_mail(sender="max@acme.example", subject=f"VPN {i}",
+                                            body=f"Request {i}.")) for i in range(3)]
+    now = utcnow()
+    with gateway.db.transaction() as session:
+        session.add(Article(id="vpn", title={"en": "VPN set-up", "ja": "VPN の設定"},
+                            url="https://kb.example/vpn", issue_types=["network", "vpn"],
+                            popularity=7))
+        session.add(BouncingAddress(address="gone@acme.example", bounces=2, hard=True,
+                                    first_at=now - timedelta(days=2), last_at=now))
+    # Then every statement the lane runs this way answers as SQLAlchemy's execution does
+    _as_sqlalchemy_answers(gateway, _NEWEST, {"requester": "max@acme.example",
+                                             "since": now - timedelta(days=1),
+                                             "candidates": 2})
+    _as_sqlalchemy_answers(gateway, _ALL_ARTICLES)
+    _as_sqlalchemy_answers(gateway, _SUPPORT_ROW)
+    for address in ("gone@acme.example", "max@acme.example"):
+        _as_sqlalchemy_answers(gateway, _GATE, {
+            "rcpt_mailbox": address, "rcpt_domain": "acme.example",
+            "since": now - timedelta(hours=1), "address": address,
+            "marked_since": now - timedelta(days=30)})
+    for email in ("max@acme.example", "nobody@nowhere.example"):
+        _as_sqlalchemy_answers(gateway, _KNOWN, {"email": email})  # one name bound twice
+    with gateway.db.transaction() as session:
+        newest = _NEWEST.rows(session, {"requester": "max@acme.example",
+                                        "since": now - timedelta(days=1), "candidates": 2})
+        gate = _GATE.first(session, {
+            "rcpt_mailbox": "gone@acme.example", "rcpt_domain": None,
+            "since": now - timedelta(hours=1), "address": "gone@acme.example",
+            "marked_since": now - timedelta(days=30)})
+        articles = _ALL_ARTICLES.rows(session)
+    assert [number for number, _ in newest] == sorted(numbers, reverse=True)[:2]
+    assert gate == (0, 0, True)  # a Python bool, as SQLAlchemy converts it
+    assert articles == [("vpn", {"en": "VPN set-up", "ja": "VPN の設定"},
+                         "https://kb.example/vpn", ["network", "vpn"], 7)]
+
+
+def test_a_read_sees_what_its_own_transaction_wrote(gateway: Gateway) -> None:
+    read = PreparedRead(select(Ticket.__table__.c.subject)
+                        .where(Ticket.__table__.c.number == bindparam("number")))
+    number = processed(gateway, make_mail(sender="max@acme.example", subject="Printer"))
+    with gateway.db.transaction() as session:
+        session.execute(text("UPDATE tickets SET subject = 'Printer (renamed)' "
+                             "WHERE number = :n"), {"n": number})
+        assert read.scalar(session, {"number": number}) == "Printer (renamed)"
+        assert read.scalar(session, {"number": number + 1000}) is None
+    with gateway.db.transaction() as session:
+        assert read.scalars(session, {"number": number}) == ["Printer (renamed)"]
+
+
+def test_a_database_error_is_sqlalchemys_and_an_expanding_list_is_refused(
+        gateway: Gateway) -> None:
+    missing = PreparedRead(select(literal(1).label("one")).select_from(
+        text("no_such_table")))
+    with pytest.raises(DBAPIError), gateway.db.transaction() as session:
+        missing.rows(session)
+    expanding = PreparedRead(select(Ticket.__table__.c.number).where(
+        Ticket.__table__.c.number.in_(bindparam("numbers", expanding=True))))
+    with gateway.db.transaction() as session:
+        if gateway.db.is_sqlite:
+            with pytest.raises(TypeError, match="expanding IN"):
+                expanding.rows(session, {"numbers": [1, 2]})
+        else:  # PostgreSQL runs it through SQLAlchemy, which expands it
+            assert expanding.rows(session, {"numbers": [1, 2]}) == []
