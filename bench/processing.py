@@ -43,7 +43,7 @@ from intake import DIRECTORY_FILE, E2E_SENDERS, e2e_message, e2e_sender  # noqa:
 from gateway.config import Settings  # noqa: E402
 from gateway.directory import load_directory_file  # noqa: E402
 from gateway.pipeline.processing import process_spool_entry  # noqa: E402
-from gateway.prepared import PreparedRead  # noqa: E402
+from gateway.prepared import Prepared  # noqa: E402
 from gateway.runtime.app import Gateway  # noqa: E402
 from inbound.spool import SpoolWriter  # noqa: E402
 from outbound.delivery import deliver_outbox_item  # noqa: E402
@@ -57,12 +57,12 @@ class _Statements:
     def __init__(self) -> None:
         self.count = 0
         event.listen(Engine, "before_cursor_execute", self._seen)
-        rows = PreparedRead.rows
+        rows = Prepared.rows
 
-        def counted(read: PreparedRead, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        def counted(read: Prepared, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
             self.count += 1
             return rows(read, *args, **kwargs)
-        PreparedRead.rows = counted  # type: ignore[method-assign,assignment]
+        Prepared.rows = counted  # type: ignore[method-assign,assignment]
 
     def _seen(self, *args: Any) -> None:
         self.count += 1

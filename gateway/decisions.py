@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.models import Agent, Person, Product, SenderKind, Team
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 from rules.classify import category_for, mostly_japanese, product_for
 from rules.engine import Addon, Entitlement, Request, decide
 from rules.policy import Policy
@@ -23,7 +23,7 @@ from rules.policy import Policy
 __all__ = ["Decision", "decide_for"]
 
 
-_PRODUCT_IDS = PreparedRead(select(Product.__table__.c.id).order_by(Product.__table__.c.id))
+_PRODUCT_IDS = Prepared(select(Product.__table__.c.id).order_by(Product.__table__.c.id))
 """The directory's product ids: built once, a plain Core statement (no ORM objects)."""
 
 

@@ -31,7 +31,7 @@ from gateway.models import (
     Team,
     TeamAddon,
 )
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 
 __all__ = ["LoadReport", "SupportIdentity", "load_directory_file", "support_identity"]
 
@@ -310,7 +310,7 @@ DEFAULT_SUPPORT = SupportIdentity("Support", "support@support.example", ("suppor
 
 _SUPPORT_KEY = "gateway.support_identity"
 _SUPPORT_COLUMNS = SupportSettings.__table__.c
-_SUPPORT_ROW = PreparedRead(
+_SUPPORT_ROW = Prepared(
     select(_SUPPORT_COLUMNS.name, _SUPPORT_COLUMNS.address, _SUPPORT_COLUMNS.domains)
     .where(_SUPPORT_COLUMNS.id == 1))
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from gateway.db import flush_if_pending, no_flush_unless_pending
 from gateway.models import Article, MessageRecord, Ticket
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 
 __all__ = ["HISTORY_TICKETS", "HUB_RECOMMENDATIONS", "MAX_RECOMMENDATIONS", "Recommendation",
            "issue_types_of", "recommend", "recommend_for"]
@@ -81,7 +81,7 @@ _ARTICLES = Article.__table__.c
 # Built once, Core columns: the articles never change inside a message's transaction, and
 # an ORM query would flush the ticket and message just recorded only for that (an extra
 # run of the unit of work before the outbox row's).
-_ALL_ARTICLES = PreparedRead(
+_ALL_ARTICLES = Prepared(
     select(_ARTICLES.id, _ARTICLES.title, _ARTICLES.url, _ARTICLES.issue_types,
            _ARTICLES.popularity).order_by(_ARTICLES.popularity.desc(), _ARTICLES.id))
 

@@ -35,7 +35,7 @@ from gateway.models import (
     Ticket,
     TicketStatus,
 )
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 from gateway.tickets import insert_rows, message_id_hash
 
 __all__ = [
@@ -124,10 +124,10 @@ what running it does."""
 
 
 @functools.lru_cache(maxsize=8)
-def _mentions_of(kinds: tuple[str, ...]) -> PreparedRead:
+def _mentions_of(kinds: tuple[str, ...]) -> Prepared:
     """The mentions of one id of these kinds: one statement per set of kinds (callers pass
     a constant one), each kind a plain parameter, run in the writer lane for every reply."""
-    return PreparedRead(select(_MENTION.kind, _MENTION.ticket_number)
+    return Prepared(select(_MENTION.kind, _MENTION.ticket_number)
                         .where(_MENTION.message_id_hash == bindparam("hash"),
                                _MENTION.kind.in_([literal(kind) for kind in kinds]))
                         .distinct())

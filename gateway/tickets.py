@@ -22,7 +22,7 @@ from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefa
 
 from gateway.db import flush_if_pending
 from gateway.models import MessageRef, Participant, Ticket
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 
 __all__ = [
     "NOTE_SUFFIX",
@@ -100,9 +100,10 @@ def message_id_hash(message_id: str) -> str:
 
 _Row = TypeVar("_Row")
 
-_INSERT_MESSAGE_REF = insert(cast(Table, MessageRef.__table__))
+_INSERT_MESSAGE_REF = Prepared(insert(cast(Table, MessageRef.__table__)), columns=[
+    "message_id", "message_id_hash", "ticket_number", "direction"])
 # Built once (building a statement and its cache key cost more than running it):
-_INDEXED_FOR_TICKET = PreparedRead(select(MessageRef.__table__.c.id).where(
+_INDEXED_FOR_TICKET = Prepared(select(MessageRef.__table__.c.id).where(
     MessageRef.__table__.c.message_id_hash == bindparam("message_id_hash"),
     MessageRef.__table__.c.ticket_number == bindparam("ticket_number")))
 _PARTICIPANT = select(Participant).where(
@@ -114,7 +115,8 @@ _PARTICIPANT = select(Participant).where(
 class _InsertPlan:
     """A model's prebuilt ``INSERT … RETURNING <primary key>`` and its columns' defaults."""
 
-    statement: Insert
+    statement: Prepared
+    """``INSERT … RETURNING <primary key>`` of every other column."""
     statement_without_returning: Insert
     primary_key: str
     columns: tuple[str, ...]
@@ -155,7 +157,8 @@ def _insert_plan(model: type[Any]) -> _InsertPlan:
     defaults = {column.key: _default_of(model, column) for column in columns
                 if column.default is not None}
     plan = _INSERT_PLANS[model] = _InsertPlan(
-        statement=insert(table).returning(primary_key),
+        statement=Prepared(insert(table).returning(primary_key),
+                           columns=[column.key for column in columns]),
         statement_without_returning=insert(table),
         primary_key=primary_key.key,
         columns=tuple(column.key for column in columns),
@@ -190,7 +193,7 @@ def insert_row(session: Session, model: type[Any], values: Mapping[str, Any]
     row = _as_flushed(model, plan, values)
     if writes_waiting(session, model):
         session.flush()
-    return session.connection().execute(plan.statement, row).scalar_one(), row
+    return plan.statement.scalar(session, row), row
 
 
 def insert_rows(session: Session, model: type[Any], rows: Sequence[Mapping[str, Any]]
@@ -266,7 +269,7 @@ def record_message_ref(session: Session, message_id: str | None, ticket_number: 
     if writes_waiting(session, MessageRef):
         session.add(MessageRef(**values))  # written in its turn by the next flush
     else:  # nothing to write before it: no unit of work (nobody needs the object)
-        session.connection().execute(_INSERT_MESSAGE_REF, values)
+        _INSERT_MESSAGE_REF.rows(session, values)
 
 
 def indexed_tickets(session: Session, ids: Iterable[str]) -> list[tuple[str, int]]:

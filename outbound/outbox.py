@@ -17,6 +17,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from gateway.models import OutboxItem, OutboxStatus, utcnow
+from gateway.prepared import Prepared
 from gateway.tickets import as_loaded, record_message_ref
 from outbound.compose import message_bytes
 from outbound.recipe import Recipe
@@ -25,7 +26,8 @@ from outbound.sealing import redact, seal
 __all__ = ["add_recipe_to_outbox", "add_to_outbox", "mailbox_of"]
 
 _OUTBOX = cast(Table, OutboxItem.__table__)
-_INSERT = insert(_OUTBOX).returning(_OUTBOX.c.id)
+_INSERT = Prepared(insert(_OUTBOX).returning(_OUTBOX.c.id),
+                   columns=[column.key for column in _OUTBOX.c if column.key != "id"])
 
 
 def mailbox_of(address: str) -> tuple[str, str]:
@@ -82,7 +84,7 @@ def _insert(session: Session, values: dict[str, Any], *, minted_id: bool) -> Out
         "status": OutboxStatus.PENDING, "attempts": 0, "last_error": "",
         "created_at": now, "updated_at": now, "next_attempt_at": now,
         "sent_at": None, "bounced_at": None})
-    values["id"] = session.connection().execute(_INSERT, values).scalar_one()
+    values["id"] = _INSERT.scalar(session, values)
     item = as_loaded(session, OutboxItem, values)  # nothing for a flush to write
     if values["ticket_number"] is not None:
         record_message_ref(session, values["message_id"], values["ticket_number"], "out",

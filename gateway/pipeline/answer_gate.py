@@ -29,7 +29,7 @@ from gateway.db import flush_if_pending
 from gateway.models import BouncingAddress, OutboxItem
 from gateway.notices import AUTOMATIC_ANSWERS
 from gateway.pipeline.context import MailContext
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 from outbound.outbox import mailbox_of
 
 __all__ = ["dmarc_failed", "refusal", "sender_verified"]
@@ -53,7 +53,7 @@ def _answers_since(column: str) -> ScalarSelect[int]:
 # spent most of its time making SQLAlchemy's cache key (ORM-annotated columns), and
 # ``session.get`` for the bounce mark loaded a row only to read two columns.  Core
 # columns: nothing is loaded into the session.  A NULL ``:rcpt_domain`` counts nothing.
-_GATE = PreparedRead(select(
+_GATE = Prepared(select(
     _answers_since("rcpt_mailbox"),
     _answers_since("rcpt_domain"),
     exists().where(  # the one reading of a mark: hard, last bounce within bounce_mark_days

@@ -31,7 +31,7 @@ from gateway.pipeline.analysis_pool import (
 )
 from gateway.pipeline.context import context_for
 from gateway.pipeline.flow import StepFailed, run_pipeline
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 from gateway.services import Services
 from gateway.trust.sender_auth import dkim_verdict
 from inbound.parsing.analysis import Analysis
@@ -64,11 +64,11 @@ _INTERRUPTED = (
 # The pipeline's frame, built once: the row locked and read as Core (FOR UPDATE on
 # PostgreSQL; SQLite's write transaction is the lock), and where processing left it
 # written back in one UPDATE (see ``_run_pipeline``).
-_LOCKED = PreparedRead(
+_LOCKED = Prepared(
     select(*(column for column in _SPOOL.c if column.key != "raw"))
     .where(_SPOOL.c.id == bindparam("spool_id"))
     .with_for_update())
-_SETTLED = (
+_SETTLED = Prepared(
     update(_SPOOL)
     .where(_SPOOL.c.id == bindparam("spool_id"))
     .values(state=bindparam("state", type_=_SPOOL.c.state.type),
@@ -226,7 +226,7 @@ def _settle(session: Session, entry: SpoolEntry, trace: list[dict[str, object]],
             uncounted_attempt: bool) -> None:
     """Write where processing left the row, in the pipeline's transaction (one UPDATE);
     the attempt too when it was not counted as it began (a processing child's)."""
-    session.connection().execute(_SETTLED, {
+    _SETTLED.rows(session, {
         "spool_id": entry.id, "state": entry.state, "reason": entry.reason,
         "processed_at": entry.processed_at, "ticket_number": entry.ticket_number,
         "trace": trace, "uncounted": int(uncounted_attempt)})

@@ -1,7 +1,8 @@
-"""The writer lane's hot reads on SQLite's own cursor (``gateway/prepared.py``, issue 18):
-each answers exactly what SQLAlchemy's execution of the same statement answers (types
-converted both ways: datetimes, booleans, JSON), in the session's transaction, and a
-database error is still SQLAlchemy's (an outage the job retries, not a quarantine)."""
+"""The writer lane's hot statements on SQLite's own cursor (``gateway/prepared.py``, issue
+18): each read answers exactly what SQLAlchemy's execution of the same statement answers,
+each write stores exactly what it stores (types converted both ways: datetimes, booleans,
+enums, JSON, a JSON ``null``), in the session's transaction, and a database error is still
+SQLAlchemy's (an outage the job retries, not a quarantine)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,19 @@ from sqlalchemy import bindparam, literal, select, text
 from sqlalchemy.exc import DBAPIError
 
 from gateway.directory import _SUPPORT_ROW
-from gateway.models import Article, BouncingAddress, Ticket, utcnow
+from gateway.models import Article, BouncingAddress, OutboxStatus, Ticket, utcnow
 from gateway.pipeline.answer_gate import _GATE
 from gateway.pipeline.steps.duplicates import _NEWEST
 from gateway.pipeline.steps.identify_sender import _KNOWN
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 from gateway.recommendations import _ALL_ARTICLES
 from gateway.runtime.app import Gateway
+from outbound.outbox import _INSERT as INSERT_OUTBOX
 from tests.mail import make_mail
 from tests.pipeline.build import processed
 
 
-def _as_sqlalchemy_answers(gateway: Gateway, read: PreparedRead,
+def _as_sqlalchemy_answers(gateway: Gateway, read: Prepared,
                            params: dict[str, Any] | None = None) -> None:
     with gateway.db.transaction() as session:
         fast = read.rows(session, params)
@@ -72,7 +74,7 @@ def test_each_hot_read_answers_what_sqlalchemy_answers(gateway: Gateway) -> None
 
 
 def test_a_read_sees_what_its_own_transaction_wrote(gateway: Gateway) -> None:
-    read = PreparedRead(select(Ticket.__table__.c.subject)
+    read = Prepared(select(Ticket.__table__.c.subject)
                         .where(Ticket.__table__.c.number == bindparam("number")))
     number = processed(gateway, make_mail(sender="max@acme.example", subject="Printer"))
     with gateway.db.transaction() as session:
@@ -86,11 +88,11 @@ def test_a_read_sees_what_its_own_transaction_wrote(gateway: Gateway) -> None:
 
 def test_a_database_error_is_sqlalchemys_and_an_expanding_list_is_refused(
         gateway: Gateway) -> None:
-    missing = PreparedRead(select(literal(1).label("one")).select_from(
+    missing = Prepared(select(literal(1).label("one")).select_from(
         text("no_such_table")))
     with pytest.raises(DBAPIError), gateway.db.transaction() as session:
         missing.rows(session)
-    expanding = PreparedRead(select(Ticket.__table__.c.number).where(
+    expanding = Prepared(select(Ticket.__table__.c.number).where(
         Ticket.__table__.c.number.in_(bindparam("numbers", expanding=True))))
     with gateway.db.transaction() as session:
         if gateway.db.is_sqlite:
@@ -98,3 +100,26 @@ def test_a_database_error_is_sqlalchemys_and_an_expanding_list_is_refused(
                 expanding.rows(session, {"numbers": [1, 2]})
         else:  # PostgreSQL runs it through SQLAlchemy, which expands it
             assert expanding.rows(session, {"numbers": [1, 2]}) == []
+
+
+@pytest.mark.parametrize("recipe", [None, {"kind": "acknowledgement", "view": {"n": [1, "ü"]}}])
+def test_a_prepared_insert_stores_what_sqlalchemy_stores(
+        gateway: Gateway, recipe: dict[str, Any] | None) -> None:
+    now = utcnow()
+    values: dict[str, Any] = {
+        "kind": "acknowledgement", "ticket_number": None, "spool_id": None,
+        "mail_from": "support@support.example", "rcpt_to": "Max@Acme.example",
+        "message_id": "abc@support.example", "subject": "[#1] Grüße", "raw": b"\x00\xffraw",
+        "sealed": None, "recipe": recipe, "rcpt_mailbox": "max@acme.example",
+        "rcpt_domain": "acme.example", "status": OutboxStatus.PENDING, "attempts": 0,
+        "last_error": "", "created_at": now, "updated_at": now,
+        "next_attempt_at": now + timedelta(seconds=1), "sent_at": None, "bounced_at": None}
+    with gateway.db.transaction() as session:
+        fast = INSERT_OUTBOX.scalar(session, values)
+        usual = session.execute(INSERT_OUTBOX.statement, values).scalar_one()
+    with gateway.db.reading() as session:  # the stored values themselves, as text
+        stored = {row[0]: row[1:] for row in session.execute(text(
+            "SELECT id, kind, mail_from, rcpt_to, message_id, subject, raw, sealed, "
+            "CAST(recipe AS TEXT), status, attempts, CAST(created_at AS TEXT), "
+            "CAST(next_attempt_at AS TEXT), sent_at FROM outbox"))}
+    assert fast != usual and stored[fast] == stored[usual]

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, func, literal, select
 from gateway.db import flush_if_pending
 from gateway.models import MessageRecord, Ticket, TicketStatus
 from gateway.pipeline.context import MailContext
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 
 name = "duplicates"
 description = "link a repeated request to the open ticket that already holds it"
@@ -48,10 +48,10 @@ _MESSAGES = MessageRecord.__table__.c
 _OPEN_TICKETS = (_TICKETS.requester == bindparam("requester"),
                  _TICKETS.status.in_([literal(s, _TICKETS.status.type) for s in OPEN]),
                  _TICKETS.duplicate_of.is_(None), _TICKETS.created_at >= bindparam("since"))
-_NEWEST = PreparedRead(select(_TICKETS.number, _TICKETS.subject).where(*_OPEN_TICKETS)
+_NEWEST = Prepared(select(_TICKETS.number, _TICKETS.subject).where(*_OPEN_TICKETS)
                        .order_by(_TICKETS.number.desc()).limit(bindparam("candidates")))
-_TOTAL = PreparedRead(select(func.count()).select_from(Ticket.__table__).where(*_OPEN_TICKETS))
-_FIRST_TEXT = PreparedRead(select(func.substr(_MESSAGES.text, 1, bindparam("chars")))
+_TOTAL = Prepared(select(func.count()).select_from(Ticket.__table__).where(*_OPEN_TICKETS))
+_FIRST_TEXT = Prepared(select(func.substr(_MESSAGES.text, 1, bindparam("chars")))
                            .where(_MESSAGES.ticket_number == bindparam("number"))
                            .order_by(_MESSAGES.id).limit(1))
 

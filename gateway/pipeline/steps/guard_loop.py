@@ -11,7 +11,7 @@ from gateway.db import flush_if_pending
 from gateway.directory import support_identity
 from gateway.models import MessageRef
 from gateway.pipeline.context import Disposition, MailContext
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 from gateway.tickets import message_id_hash
 
 name = "guard-loop"
@@ -21,7 +21,7 @@ description = "our own mail coming back is ignored"
 # Core columns (the table's, not the mapped class's): no ORM compile step per run, and
 # no autoflush (``flush_if_pending`` flushes when a MessageRef waits, as autoflush would).
 _REFS = MessageRef.__table__.c
-_SENT = PreparedRead(select(_REFS.ticket_number).where(
+_SENT = Prepared(select(_REFS.ticket_number).where(
     _REFS.message_id_hash == bindparam("hash"), _REFS.direction == "out"))
 
 

@@ -13,12 +13,12 @@ from sqlalchemy import bindparam, literal_column, select, union_all
 
 from gateway.models import Agent, Person, SenderKind, Team
 from gateway.pipeline.context import Disposition, MailContext, Sender
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 
 name = "identify-sender"
 description = "find the sender in the directory"
 
-_KNOWN = PreparedRead(union_all(
+_KNOWN = Prepared(union_all(
     select(literal_column("'agent'")).where(Agent.__table__.c.email == bindparam("email")),
     select(literal_column("'person'")).where(Person.__table__.c.email == bindparam("email"))))
 """Which of the two directory tables hold the address (no ORM objects, no autoflush:

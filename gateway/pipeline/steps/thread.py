@@ -23,7 +23,7 @@ from gateway.db import flush_if_pending
 from gateway.directory import support_identity
 from gateway.models import MessageKind, MessageRef, Participant, Person, Ticket
 from gateway.pipeline.context import Disposition, MailContext
-from gateway.prepared import PreparedRead
+from gateway.prepared import Prepared
 from gateway.thread_index import (
     OPENING,
     WAITING,
@@ -51,10 +51,10 @@ description = "join the message to its ticket or open a new one"
 # compile step per run, cost more than running it.  Core reads do not autoflush, so each
 # use flushes first when a row of its table waits in the session (``flush_if_pending``).
 _REFS = MessageRef.__table__.c
-_DIRECTIONS = PreparedRead(select(_REFS.direction).where(
+_DIRECTIONS = Prepared(select(_REFS.direction).where(
     _REFS.message_id_hash == bindparam("hash"), _REFS.ticket_number == bindparam("number")))
 _PARTICIPANTS = Participant.__table__.c
-_TAKES_PART = PreparedRead(select(_PARTICIPANTS.id).where(
+_TAKES_PART = Prepared(select(_PARTICIPANTS.id).where(
     _PARTICIPANTS.ticket_number == bindparam("number"),
     _PARTICIPANTS.email == bindparam("email")))
 
