@@ -43,6 +43,22 @@ __all__ = ["BounceReport", "FailedRecipient", "detect_bounce", "is_mail_system"]
 
 log = logging.getLogger(__name__)
 
+
+class _OnlyWhenDebugging(logging.Filter):
+    """Lets ``flufl.bounce``'s own records through only when this module logs at DEBUG.
+
+    It logs a line for each detector it runs (INFO) and, for one that chokes on odd input
+    (any mail without a From: its Yale detector indexes an empty list), a traceback at
+    ERROR before re-raising: six records for a message anyone can send, a traceback in
+    the operator's log each time.  :func:`_library_failures` reports such a failure
+    itself, once, and at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return log.isEnabledFor(logging.DEBUG)
+
+
+logging.getLogger("flufl.bounce").addFilter(_OnlyWhenDebugging())
+
 MAX_BYTES = 1024 * 1024  # a report is small; only the returned original can be large
 MAX_BOUNDARIES = 200  # more MIME boundaries than this: read the body as text
 PEEK_CHARS = 64 * 1024  # body prefix read before deciding to parse the whole message

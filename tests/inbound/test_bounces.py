@@ -8,6 +8,7 @@ disagree, the report's own words decide and the disagreement is spelled out belo
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from email import policy
@@ -468,3 +469,21 @@ def test_personal_mail_is_not_a_bounce() -> None:
     )
     assert detect_bounce(raw) is None
     assert detect_bounce(raw, "alice@example.com") is None
+
+
+def test_mail_without_a_from_leaves_one_line_in_the_log_not_the_librarys_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Anyone can send mail without a From: flufl.bounce logs five lines and a traceback
+    (ERROR) for each; we report that its detectors failed once, and show its own records
+    only to someone debugging."""
+    raw = b"To: support@support.example\r\nSubject: Printer\r\n\r\nIt prints nothing.\r\n"
+    with caplog.at_level(logging.INFO):
+        assert detect_bounce(raw, "") is None
+    assert not [r for r in caplog.records if r.name.startswith("flufl")]
+    ours = [r for r in caplog.records if r.name == "inbound.parsing.bounces"]
+    assert len(ours) == 1 and ours[0].levelno == logging.INFO
+    assert "flufl.bounce failed" in ours[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        detect_bounce(raw, "")
+    assert any(r.name == "flufl.bounce" and r.levelno == logging.ERROR for r in caplog.records)
