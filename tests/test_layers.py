@@ -25,9 +25,10 @@ PACKAGES = ("gateway", "inbound", "outbound", "rules")
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("errors", ("gateway", "gateway.errors")),
     ("rules", ("rules",)),
-    ("kernel", ("gateway.config", "gateway.db", "gateway.prepared", "gateway.models",
-                "gateway.secrets", "gateway.leases", "gateway.memory", "gateway.directory",
-                "gateway.tickets", "gateway.active_policy", "gateway.migrations")),
+    ("kernel", ("gateway.config", "gateway.db", "gateway.prepared", "gateway.logs",
+                "gateway.models", "gateway.secrets", "gateway.leases", "gateway.memory",
+                "gateway.directory", "gateway.tickets", "gateway.active_policy",
+                "gateway.migrations")),
     ("edges", ("inbound", "outbound")),
     ("domain", ("gateway.services", "gateway.views", "gateway.trust", "gateway.thread_index",
                 "gateway.decisions", "gateway.escalation", "gateway.escalation_notice",

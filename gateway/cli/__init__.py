@@ -33,6 +33,7 @@ from gateway.cli.rules import rules
 from gateway.cli.serve import serve, worker
 from gateway.cli.tickets import tickets
 from gateway.errors import ConfigError, DirectoryError, GatewayError
+from gateway.logs import configure_logging
 
 __all__ = ["COMMANDS", "cli", "main"]
 
@@ -65,15 +66,7 @@ def cli(ctx: click.Context, log_level: str | None) -> None:
             # An MTA bounces on a usage error: ingest answers 75 for it (see _ingest).
             state["deferred_error"] = ConfigError(f"--log-level / GATEWAY_LOG_LEVEL: "
                                                   f"{error.format_message()}")
-    level = level.upper()
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        # mail-parser warns about every part it does not render (images, reports).
-        logging.getLogger("mailparser").setLevel(logging.ERROR)
-        # aiosmtpd logs a dozen INFO lines per SMTP session: noise, and CPU at volume.
-        logging.getLogger("mail.log").setLevel(logging.WARNING)
+    configure_logging(level)  # the processing children log the same way (gateway.logs)
     # The settings are read on first use (settings_of): --config may follow the subcommand.
 
 

@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.config import Settings
+from gateway.logs import configure_logging, current_level
 from inbound.limits import Limits
 from inbound.parsing.analysis import Analysis, analyze
 
@@ -106,8 +107,9 @@ def _restored(analysis: Analysis) -> Analysis:
                                             headers=MappingProxyType(dict(analysis.parsed.headers))))
 
 
-def _child_main(conn: Connection, limits: Limits) -> None:
+def _child_main(conn: Connection, limits: Limits, log_level: str) -> None:
     """A child's loop: raw bytes and envelope sender in, the analysis (or an error) out."""
+    configure_logging(log_level)  # a forkserver child inherits no logging set-up
     while True:
         try:
             raw = conn.recv_bytes()
@@ -128,7 +130,8 @@ def _child_main(conn: Connection, limits: Limits) -> None:
 class _Child:
     def __init__(self, context: Any, limits: Limits) -> None:
         parent, child = context.Pipe()
-        self.process = context.Process(target=_child_main, args=(child, limits),
+        self.process = context.Process(target=_child_main,
+                                       args=(child, limits, current_level()),
                                        name="gateway-analysis", daemon=True)
         self.process.start()
         child.close()

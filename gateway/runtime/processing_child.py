@@ -55,6 +55,7 @@ from sqlalchemy import Connection as SqlConnection
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
+from gateway.logs import configure_logging
 from gateway.memory import return_large_buffers
 from gateway.pipeline.analysis_pool import limits_of
 from gateway.pipeline.processing import ProcessOutcome, process_spool_entry
@@ -91,6 +92,8 @@ class ChildSetup:
     cwd: Path
     nice: int
     idle_completion: float = IDLE_COMPLETION_SECONDS
+    log_level: str = "WARNING"
+    """The parent's (``gateway.logs``): a forkserver child inherits no logging set-up."""
 
 
 @dataclass
@@ -265,6 +268,7 @@ def _answer(child: _Child, spool_id: int) -> tuple[str, Any]:
 def child_main(conn: Connection, setup: ChildSetup) -> None:
     """A child's loop: spool ids in, results out, until the parent goes away."""
     _die_with_parent()
+    configure_logging(setup.log_level)
     return_large_buffers()
     child = _Child(conn, setup)
     warm_up(child.services)  # at normal priority: start-up, before serve listens

@@ -35,6 +35,7 @@ from typing import Any
 
 from gateway.config import Settings
 from gateway.db import Database
+from gateway.logs import current_level
 from gateway.models import SpoolState
 from gateway.pipeline.analysis_pool import AnalysisCrashed, budget_reason
 from gateway.pipeline.processing import ProcessOutcome, quarantine, record_interruption
@@ -133,7 +134,7 @@ class ProcessingPool:
         self.budget = settings.processing_budget_seconds
         self.nice = nice
         self.setup = ChildSetup(settings=settings, cwd=Path.cwd(), nice=nice,
-                                idle_completion=idle_completion)
+                                idle_completion=idle_completion, log_level=current_level())
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["gateway.runtime.processing_child"])
         self.processes = processes

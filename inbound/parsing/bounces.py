@@ -778,8 +778,9 @@ def _library_failures(message: Message) -> tuple[list[str], set[str]]:
     """
     try:
         temporary, permanent = all_failures(message)
-    except Exception:  # a detector choking on odd input must not lose the message
-        log.info("flufl.bounce failed on this message; no recipients from it", exc_info=True)
+    except Exception as error:  # a detector choking on odd input must not lose the message
+        log.info("flufl.bounce failed on this message (%s: %s); no recipients from it",
+                 type(error).__name__, error, exc_info=log.isEnabledFor(logging.DEBUG))
         return [], set()
 
     def text(address: bytes) -> str:

@@ -481,9 +481,10 @@ def test_mail_without_a_from_leaves_one_line_in_the_log_not_the_librarys_traceba
         assert detect_bounce(raw, "") is None
     assert not [r for r in caplog.records if r.name.startswith("flufl")]
     ours = [r for r in caplog.records if r.name == "inbound.parsing.bounces"]
-    assert len(ours) == 1 and ours[0].levelno == logging.INFO
-    assert "flufl.bounce failed" in ours[0].getMessage()
+    assert len(ours) == 1 and ours[0].levelno == logging.INFO and not ours[0].exc_info
+    assert "flufl.bounce failed on this message (IndexError" in ours[0].getMessage()
     caplog.clear()
     with caplog.at_level(logging.DEBUG):
         detect_bounce(raw, "")
     assert any(r.name == "flufl.bounce" and r.levelno == logging.ERROR for r in caplog.records)
+    assert any(r.name == "inbound.parsing.bounces" and r.exc_info for r in caplog.records)
