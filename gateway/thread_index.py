@@ -40,6 +40,7 @@ from gateway.tickets import insert_rows, message_id_hash
 
 __all__ = [
     "MAX_NAMED_IDS",
+    "LINKED",
     "NAMED",
     "OPENING",
     "WAITING",
@@ -110,8 +111,8 @@ def live_ticket_at(session: Session, number: int) -> Ticket | None:
     return found
 
 
-OPENING, WAITING, NAMED = "opening", "waiting", "named"
-_STRENGTH = {NAMED: 0, WAITING: 1, OPENING: 2}
+OPENING, LINKED, WAITING, NAMED = "opening", "linked", "waiting", "named"
+_STRENGTH = {NAMED: 0, WAITING: 1, LINKED: 2, OPENING: 3}
 
 
 _MENTION = cast(Table, MessageMention.__table__).c
@@ -174,15 +175,18 @@ def live_tickets(session: Session, numbers: Iterable[int], *, first: bool = Fals
 
 
 def record_mentions(session: Session, ids: Sequence[str], ticket_number: int,
-                    opening: bool, *, new_ticket: bool = False) -> None:
+                    opening: bool, *, new_ticket: bool = False, linked: bool = False) -> None:
     """Keep the ids a stored message names, once per ticket, with how it names them.
 
-    ``new_ticket``: the ticket was made in this transaction and this is its first
-    message, so it has no mentions yet (no look-up).  New rows are written at once (one
-    ``executemany``); a stronger kind for a row already there, with the next flush."""
+    ``linked``: the message joined the ticket as the missing parent of a message there
+    (its own parent is missing too): when the ids it names arrive, they join that
+    ticket's conversation as an opening message's do.  ``new_ticket``: the ticket was made
+    in this transaction and this is its first message, so it has no mentions yet (no
+    look-up).  New rows are written at once (one ``executemany``); a stronger kind for a
+    row already there, with the next flush."""
     if not ids:
         return
-    kind = OPENING if opening else NAMED
+    kind = OPENING if opening else LINKED if linked else NAMED
     hashes = {message_id_hash(i): i for i in ids}
     if kind == NAMED and session.scalar(select(MessageRef.id).where(
             MessageRef.message_id_hash.in_(list(hashes))).limit(1)) is None:
@@ -215,10 +219,11 @@ def _move_index(session: Session, model: type[MessageRef] | type[MessageMention]
     kept = select(model.message_id_hash).where(model.ticket_number == survivor)
     session.execute(delete(model).where(
         model.ticket_number == joined, model.message_id_hash.in_(kept)))
-    if model is MessageMention:  # no longer named by the survivor's opening message
+    if model is MessageMention:  # no longer named by the survivor's opening message, but
+        # still by a message of its conversation: the id joins it when it arrives (linked)
         session.execute(update(MessageMention).where(
             MessageMention.ticket_number == joined, MessageMention.kind == OPENING)
-            .values(kind=WAITING), execution_options={"synchronize_session": False})
+            .values(kind=LINKED), execution_options={"synchronize_session": False})
     session.execute(update(model).where(model.ticket_number == joined)
                     .values(ticket_number=survivor),
                     execution_options={"synchronize_session": False})

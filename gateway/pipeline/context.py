@@ -124,6 +124,9 @@ class MailContext:
     opens_conversation: bool = False
     """Joined the ticket that a reply to it opened first: it is now that ticket's opening
     message (threading, issue 14)."""
+    parent_of_waiting: bool = False
+    """Joined a ticket because a message there names it as its missing parent (or a
+    missing ancestor): the ids it names are ``linked`` on that ticket (threading)."""
     role: Role = Role.REQUESTER
     kind: MessageKind = MessageKind.PUBLIC
     language: str = "en"

@@ -147,3 +147,63 @@ def test_a_stranger_naming_two_customers_messages_does_not_join_their_tickets(
     view = ticket_json(settings, maxs.ticket_number)
     assert view["merged_into"] is None and view["requester"] == "max@globex.example"
     assert ticket_of(gateway, max_id) == maxs.ticket_number
+
+
+def test_a_root_that_arrives_last_joins_the_ticket_its_replys_reply_pulled_in(
+        running: GatewayServer, gateway: Gateway, settings: Settings) -> None:
+    """The order that split a mailing-list thread (issue 14's "any order"): a reply (A)
+    joined the ticket of a message naming it, both its parent (R) and a sibling of A were
+    missing, the sibling opened a ticket of its own, and R came last. R's conversation is
+    both tickets."""
+    root_id, other_id = make_msgid(domain="list.example"), make_msgid(domain="list.example")
+    a_id = make_msgid(domain="list.example")
+    # X opens a ticket naming a message we never get; B names it and A, neither here yet.
+    _x_id, x = mail(settings, gateway, "xavier@list.example", "Re: Release plan",
+                    in_reply_to=other_id, references=other_id)
+    _b_id, b = mail(settings, gateway, "bea@list.example", "Re: Release plan",
+                    in_reply_to=a_id, references=f"{other_id} {a_id}")
+    assert b.ticket_number == x.ticket_number
+    # C, a reply to the root, opens a ticket; then A, a reply to the root that B named.
+    _c_id, c = mail(settings, gateway, "carl@list.example", "Re: Release plan",
+                    in_reply_to=root_id, references=root_id)
+    raw = make_mail(sender="anna@list.example", subject="Re: Release plan",
+                    body="A first answer.", message_id=a_id, in_reply_to=root_id,
+                    references=root_id)
+    a = deliver(settings, gateway, raw, "anna@list.example")
+    assert a.ticket_number == x.ticket_number != c.ticket_number
+    # When the root arrives last, both tickets are its conversation: one ticket, the older.
+    raw = make_mail(sender="rita@list.example", subject="Release plan",
+                    body="Here is the plan.", message_id=root_id)
+    root = deliver(settings, gateway, raw, "rita@list.example")
+    assert x.ticket_number is not None and c.ticket_number is not None
+    older = min(x.ticket_number, c.ticket_number)
+    assert root.ticket_number == older
+    assert {ticket_of(gateway, i) for i in (_x_id, _b_id, _c_id, a_id, root_id)} == {older}
+    view = ticket_json(settings, older)
+    assert view["subject"] == "Release plan" and view["requester"] == "rita@list.example"
+
+
+def test_a_stranger_naming_two_customers_missing_messages_does_not_join_their_tickets(
+        running: GatewayServer, gateway: Gateway, settings: Settings) -> None:
+    """Naming ids that two customers' tickets wait for joins the stranger to one of them at
+    most; when the named messages arrive, the two tickets stay apart."""
+    anna_missing = make_msgid(domain="customer.example")
+    max_missing = make_msgid(domain="globex.example")
+    _anna_id, anna = mail(settings, gateway, "anna@customer.example", "Re: Invoice wrong",
+                          in_reply_to=anna_missing, references=anna_missing)
+    _max_id, maxs = mail(settings, gateway, "max@globex.example", "Re: Password reset",
+                         in_reply_to=max_missing, references=max_missing)
+    _mallory_id, mallory = mail(settings, gateway, "mallory@evil.example", "Re: both",
+                                in_reply_to=anna_missing,
+                                references=f"{max_missing} {anna_missing}")
+    assert mallory.ticket_number in {anna.ticket_number, maxs.ticket_number}
+    for sender, missing, subject in (("berta@customer.example", anna_missing, "Invoice wrong"),
+                                     ("moritz@globex.example", max_missing, "Password reset")):
+        raw = make_mail(sender=sender, subject=subject, body="The first message.",
+                        message_id=missing)
+        deliver(settings, gateway, raw, sender)
+    assert anna.ticket_number is not None and maxs.ticket_number is not None
+    assert ticket_json(settings, anna.ticket_number)["merged_into"] is None
+    assert ticket_json(settings, maxs.ticket_number)["merged_into"] is None
+    assert ticket_of(gateway, anna_missing) == anna.ticket_number
+    assert ticket_of(gateway, max_missing) == maxs.ticket_number

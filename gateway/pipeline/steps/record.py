@@ -181,7 +181,7 @@ def run(ctx: MailContext) -> None:
                            made_now or ctx.unindexed == (ctx.parsed.message_id, ticket.number)))
     record_mentions(ctx.session, named_ids(ctx.parsed.in_reply_to, ctx.parsed.references),
                     ticket.number, opening=ctx.new_ticket or ctx.opens_conversation,
-                    new_ticket=made_now)
+                    new_ticket=made_now, linked=ctx.parent_of_waiting)
     if not ctx.new_ticket and not ctx.history and ctx.kind != MessageKind.AUTO_REPLY:
         ticket.updated_at = now
         if ctx.answers_requester and ticket.first_response_at is None:

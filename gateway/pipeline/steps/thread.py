@@ -25,6 +25,7 @@ from gateway.models import MessageKind, MessageRef, Participant, Person, Ticket
 from gateway.pipeline.context import Disposition, MailContext
 from gateway.prepared import Prepared
 from gateway.thread_index import (
+    LINKED,
     OPENING,
     WAITING,
     join_tickets,
@@ -129,8 +130,9 @@ def _by_waiting(ctx: MailContext, waiting: list[int], ids: list[str]) -> Ticket 
     if later:
         ctx.note(name, "hit", f"a message on ticket #{later[0].number} replies to this one, "
                  "which had not arrived: same conversation")
+        ctx.parent_of_waiting = True
         return later[0]
-    siblings = waiting_for(ctx.session, ids, [OPENING, WAITING], first=True)
+    siblings = waiting_for(ctx.session, ids, [OPENING, LINKED, WAITING], first=True)
     if not siblings:
         return None
     ctx.note(name, "hit", f"a message on ticket #{siblings[0].number} names the same earlier "
@@ -148,16 +150,24 @@ def _by_headers(ctx: MailContext) -> Ticket | None:
                            f"references Message-ID {message_id} of ticket #{number}")
         if parent is not None:
             break
-    # one look-up for both ways a later message may name this one (opening / waiting)
-    named = mentions_of(ctx.session, own, [OPENING, WAITING]) if own else {}
+    # one look-up for the ways a later message may name this one (opening, linked, waiting)
+    named = mentions_of(ctx.session, own, [OPENING, LINKED, WAITING]) if own else {}
     children = live_tickets(ctx.session, named.get(OPENING, []))
     if children:
         ctx.note(name, "hit", "a reply to this message came first and opened ticket(s) "
                  + ", ".join(f"#{t.number}" for t in children))
-    if parent is None and not children:
+    linked = live_tickets(ctx.session, named.get(LINKED, []))
+    if linked:
+        ctx.note(name, "hit", "a reply to this message came first and joined ticket(s) "
+                 + ", ".join(f"#{t.number}" for t in linked)
+                 + " as the missing parent of a message there")
+    if parent is None and not children and not linked:
         return _by_waiting(ctx, named.get(WAITING, []), ids)
-    survivor = _join_all(ctx, [*([parent] if parent else []), *children])
-    if parent is None and own and names_as_opening(ctx.session, survivor.number, own):
+    # asked before the join: the survivor may be a linked ticket, opened by a later message
+    adopt = parent is None and own is not None and any(
+        names_as_opening(ctx.session, t.number, own) for t in children)
+    survivor = _join_all(ctx, [*([parent] if parent else []), *children, *linked])
+    if adopt:
         _adopt(ctx, survivor)
     return survivor
 
