@@ -217,6 +217,15 @@ def _move_index(session: Session, model: type[MessageRef] | type[MessageMention]
                 survivor: int, joined: int) -> None:
     """Re-point the joined ticket's index rows, dropping those the survivor already has."""
     kept = select(model.message_id_hash).where(model.ticket_number == survivor)
+    if model is MessageMention:  # an id both name keeps the stronger way of joining
+        joining = select(MessageMention.message_id_hash).where(
+            MessageMention.ticket_number == joined,
+            MessageMention.kind.in_([OPENING, LINKED]))
+        session.execute(update(MessageMention).where(
+            MessageMention.ticket_number == survivor,
+            MessageMention.kind.in_([WAITING, NAMED]),
+            MessageMention.message_id_hash.in_(joining)).values(kind=LINKED),
+            execution_options={"synchronize_session": False})
     session.execute(delete(model).where(
         model.ticket_number == joined, model.message_id_hash.in_(kept)))
     if model is MessageMention:  # no longer named by the survivor's opening message, but
