@@ -129,9 +129,9 @@ def _mentions_of(kinds: tuple[str, ...]) -> Prepared:
     """The mentions of one id of these kinds: one statement per set of kinds (callers pass
     a constant one), each kind a plain parameter, run in the writer lane for every reply."""
     return Prepared(select(_MENTION.kind, _MENTION.ticket_number)
-                        .where(_MENTION.message_id_hash == bindparam("hash"),
-                               _MENTION.kind.in_([literal(kind) for kind in kinds]))
-                        .distinct())
+                    .where(_MENTION.message_id_hash == bindparam("hash"),
+                           _MENTION.kind.in_([literal(kind) for kind in kinds]))
+                    .distinct())
 
 
 def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str], *,
@@ -216,26 +216,31 @@ def names_as_opening(session: Session, ticket_number: int, message_id: str) -> b
 def _move_index(session: Session, model: type[MessageRef] | type[MessageMention],
                 survivor: int, joined: int) -> None:
     """Re-point the joined ticket's index rows, dropping those the survivor already has."""
+    if model is MessageMention:
+        _keep_joining_mentions(session, survivor, joined)
     kept = select(model.message_id_hash).where(model.ticket_number == survivor)
-    if model is MessageMention:  # an id both name keeps the stronger way of joining
-        joining = select(MessageMention.message_id_hash).where(
-            MessageMention.ticket_number == joined,
-            MessageMention.kind.in_([OPENING, LINKED]))
-        session.execute(update(MessageMention).where(
-            MessageMention.ticket_number == survivor,
-            MessageMention.kind.in_([WAITING, NAMED]),
-            MessageMention.message_id_hash.in_(joining)).values(kind=LINKED),
-            execution_options={"synchronize_session": False})
     session.execute(delete(model).where(
         model.ticket_number == joined, model.message_id_hash.in_(kept)))
-    if model is MessageMention:  # no longer named by the survivor's opening message, but
-        # still by a message of its conversation: the id joins it when it arrives (linked)
-        session.execute(update(MessageMention).where(
-            MessageMention.ticket_number == joined, MessageMention.kind == OPENING)
-            .values(kind=LINKED), execution_options={"synchronize_session": False})
     session.execute(update(model).where(model.ticket_number == joined)
                     .values(ticket_number=survivor),
                     execution_options={"synchronize_session": False})
+
+
+def _keep_joining_mentions(session: Session, survivor: int, joined: int) -> None:
+    """Before a join: the joined ticket's opening mentions are no longer the survivor's
+    opening message's, but still a message of its conversation's (``linked``: the id
+    joins it when it arrives); an id both tickets name keeps the stronger way of joining."""
+    no_sync = {"synchronize_session": False}
+    session.execute(update(MessageMention).where(
+        MessageMention.ticket_number == joined, MessageMention.kind == OPENING)
+        .values(kind=LINKED), execution_options=no_sync)
+    linked_there = select(MessageMention.message_id_hash).where(
+        MessageMention.ticket_number == joined, MessageMention.kind == LINKED)
+    session.execute(update(MessageMention).where(
+        MessageMention.ticket_number == survivor,
+        MessageMention.kind.in_([WAITING, NAMED]),
+        MessageMention.message_id_hash.in_(linked_there)).values(kind=LINKED),
+        execution_options=no_sync)
 
 
 def _copy_participants(session: Session, survivor: int, joined: int) -> None:

@@ -101,7 +101,7 @@ def message_id_hash(message_id: str) -> str:
 _Row = TypeVar("_Row")
 
 _INSERT_MESSAGE_REF = Prepared(insert(cast(Table, MessageRef.__table__)), columns=[
-    "message_id", "message_id_hash", "ticket_number", "direction"])
+    column.key for column in MessageRef.__table__.columns if not column.primary_key])
 # Built once (building a statement and its cache key cost more than running it):
 _INDEXED_FOR_TICKET = Prepared(select(MessageRef.__table__.c.id).where(
     MessageRef.__table__.c.message_id_hash == bindparam("message_id_hash"),
@@ -152,17 +152,17 @@ def _insert_plan(model: type[Any]) -> _InsertPlan:
     table = cast(Table, model.__table__)
     [primary_key] = table.primary_key.columns
     columns = [column for column in table.columns if column is not primary_key]
+    keys = tuple(column.key for column in columns)
     if any(prop.key != prop.columns[0].key for prop in inspect(model).column_attrs):
         raise TypeError(f"{model.__name__}: attribute and column names differ")
     defaults = {column.key: _default_of(model, column) for column in columns
                 if column.default is not None}
     plan = _INSERT_PLANS[model] = _InsertPlan(
-        statement=Prepared(insert(table).returning(primary_key),
-                           columns=[column.key for column in columns]),
+        statement=Prepared(insert(table).returning(primary_key), columns=keys),
         statement_without_returning=insert(table),
         primary_key=primary_key.key,
-        columns=tuple(column.key for column in columns),
-        column_set=frozenset(column.key for column in columns),
+        columns=keys,
+        column_set=frozenset(keys),
         defaults=defaults,
         none_is_a_value=frozenset(column.key for column in columns
                                   if column.type.should_evaluate_none))
@@ -260,10 +260,9 @@ def record_message_ref(session: Session, message_id: str | None, ticket_number: 
     key = message_id_hash(message_id)
     if not known_new:
         flush_if_pending(session, MessageRef)  # a ref added by an earlier call (Core read)
-    exists = None if known_new else _INDEXED_FOR_TICKET.scalar(
-        session, {"message_id_hash": key, "ticket_number": ticket_number})
-    if exists is not None:
-        return
+        if _INDEXED_FOR_TICKET.scalar(
+                session, {"message_id_hash": key, "ticket_number": ticket_number}) is not None:
+            return
     values = {"message_id": message_id[:998], "message_id_hash": key,
               "ticket_number": ticket_number, "direction": direction}
     if writes_waiting(session, MessageRef):
