@@ -52,7 +52,7 @@ __all__ = [
     "mentions_of",
     "named_ids",
     "names_as_opening",
-    "waiting_for",
+    "nearest_sibling",
     "record_mentions",
 ]
 
@@ -116,10 +116,10 @@ _STRENGTH = {NAMED: 0, WAITING: 1, LINKED: 2, OPENING: 3}
 
 
 _MENTION = cast(Table, MessageMention.__table__).c
-_WAITING_FOR = (select(_MENTION.ticket_number)
-                .where(_MENTION.message_id_hash.in_(bindparam("hashes", expanding=True)),
-                       _MENTION.kind.in_(bindparam("kinds", expanding=True)))
-                .distinct())
+_SIBLINGS = (select(_MENTION.message_id_hash, _MENTION.kind, _MENTION.ticket_number)
+             .where(_MENTION.message_id_hash.in_(bindparam("hashes", expanding=True)),
+                    _MENTION.kind.in_([literal(kind) for kind in (OPENING, LINKED, WAITING)]))
+             .distinct())
 """Built once: building it per message (the ORM's compile and cache key) cost three times
 what running it does."""
 
@@ -134,22 +134,31 @@ def _mentions_of(kinds: tuple[str, ...]) -> Prepared:
                     .distinct())
 
 
-def waiting_for(session: Session, ids: Iterable[str], kinds: Iterable[str], *,
-                first: bool = False) -> list[Ticket]:
-    """Tickets on which a message of one of these ``kinds`` names one of these ids and
-    waits for it, oldest first (each as the live ticket it continues as, row-locked);
-    ``first``: only the oldest (nothing else is locked)."""
+def nearest_sibling(session: Session, ids: Sequence[str]) -> Ticket | None:
+    """The ticket where another message waits for one of these missing ids (``ids`` nearest
+    first, as :func:`named_ids` gives them), as the live ticket it continues as, row-locked.
+
+    The nearest id wins: a bogus or shared ancestor further up (``References: <yes>``, as a
+    mistyped ``git send-email`` writes it) must not pull a reply away from the ticket that
+    waits for its own parent.  Of the tickets naming that id, one whose mention joins when
+    it arrives (opening, then linked) before a merely waiting one, then the oldest."""
     hashes = [message_id_hash(i) for i in ids if i]
     if not hashes:
-        return []
+        return None
     flush_if_pending(session, MessageMention)  # a Core read does not autoflush
-    numbers = session.scalars(_WAITING_FOR, {"hashes": hashes, "kinds": list(kinds)}).all()
-    return live_tickets(session, numbers, first=first)
+    nearness = {key: position for position, key in reversed(list(enumerate(hashes)))}
+    rows = session.execute(_SIBLINGS, {"hashes": hashes}).all()
+    for _key, _kind, number in sorted(
+            rows, key=lambda row: (nearness[row[0]], -_STRENGTH[row[1]], row[2])):
+        live = live_ticket_at(session, number)
+        if live is not None:
+            return live
+    return None
 
 
 def mentions_of(session: Session, message_id: str, kinds: Iterable[str]) -> dict[str, list[int]]:
     """The tickets on which a message names ``message_id``, by the kind of mention, numbers
-    ascending: what several :func:`waiting_for` calls on the one id would look at, in one
+    ascending: what looking up each kind for the one id would find, in one
     query (pass the numbers to :func:`live_tickets`)."""
     flush_if_pending(session, MessageMention)  # a Core read does not autoflush
     rows = _mentions_of(tuple(sorted(set(kinds)))).rows(

@@ -35,7 +35,7 @@ from gateway.thread_index import (
     mentions_of,
     named_ids,
     names_as_opening,
-    waiting_for,
+    nearest_sibling,
 )
 from gateway.tickets import (
     indexed_tickets,
@@ -132,12 +132,12 @@ def _by_waiting(ctx: MailContext, waiting: list[int], ids: list[str]) -> Ticket 
                  "which had not arrived: same conversation")
         ctx.parent_of_waiting = True
         return later[0]
-    siblings = waiting_for(ctx.session, ids, [OPENING, LINKED, WAITING], first=True)
-    if not siblings:
+    sibling = nearest_sibling(ctx.session, ids)
+    if sibling is None:
         return None
-    ctx.note(name, "hit", f"a message on ticket #{siblings[0].number} names the same earlier "
+    ctx.note(name, "hit", f"a message on ticket #{sibling.number} names the same earlier "
              "message, which we have not received: same conversation")
-    return siblings[0]
+    return sibling
 
 
 def _by_headers(ctx: MailContext) -> Ticket | None:
