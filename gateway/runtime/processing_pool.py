@@ -10,7 +10,9 @@ child that dies by itself fails the job (it is retried), as does an error the ch
 reports (a database outage): the row stays ``received``.  The parent counts each
 attempt a child did not live to finish (``processing.record_interruption``) and
 quarantines a message that keeps doing it (``max_processing_attempts``); the child
-itself writes no count (one lane turn a message, see ``processing_child``).  A child
+itself writes no count (one lane turn a message, see ``processing_child``); a child
+that died before it read the job (killed while idle) counts nothing, and another child
+takes the job.  A child
 that dies or is killed with deliveries staged and not yet completed hands them to
 ``redeliver`` (the delivery job), which sends each once.
 
@@ -146,22 +148,30 @@ class ProcessingPool:
         """Process one spool row in a child; raise AnalysisCrashed or ProcessingFailed
         for the job to be retried."""
         with self._slots:
-            child = self._take()
-            try:
-                child.wait_ready()
-                child.conn.send(spool_id)
-                answer, retire = self._await(child, spool_id)
-            except _Stopped as stopped:
-                self._orphaned(child)
-                return JobResult(stopped.outcome)
-            except (EOFError, OSError) as error:
-                child.stop()
-                self._orphaned(child)
-                counted = record_interruption(self.database, self.settings, spool_id)
-                if counted is not None:  # the last attempt allowed: quarantined
-                    return JobResult(counted)
-                raise AnalysisCrashed(f"the processing process died ({type(error).__name__}, "
-                                      f"exit code {child.process.exitcode})") from None
+            for _ in range(self.processes + 2):
+                child = self._take()
+                try:
+                    answer, retire = self._run(child, spool_id)
+                    break
+                except _NotTaken as not_taken:
+                    log.warning("a processing child died before it took spool %s (%s); "
+                                "another takes it", spool_id, not_taken)
+                    child.stop()
+                    self._orphaned(child)
+                except _Stopped as stopped:
+                    self._orphaned(child)
+                    return JobResult(stopped.outcome)
+                except (EOFError, OSError) as error:
+                    child.stop()
+                    self._orphaned(child)
+                    counted = record_interruption(self.database, self.settings, spool_id)
+                    if counted is not None:  # the last attempt allowed: quarantined
+                        return JobResult(counted)
+                    raise AnalysisCrashed(
+                        f"the processing process died ({type(error).__name__}, "
+                        f"exit code {child.process.exitcode})") from None
+            else:
+                raise AnalysisCrashed("no processing process lived to take the job")
             status, value = answer
             if status == "ok":
                 assert isinstance(value, JobResult)
@@ -174,6 +184,24 @@ class ProcessingPool:
             raise ProcessingFailed(str(value))
         assert isinstance(value, JobResult)
         return value
+
+    def _run(self, child: _Child, spool_id: int) -> tuple[tuple[str, Any], bool]:
+        """The job in ``child``: its answer, or :class:`_NotTaken` when the child died
+        before it read the spool id (killed while idle, its death not yet reported by the
+        forkserver), so that another child takes the job and no attempt is counted.
+
+        How we know it never read the id: the pipe is a Unix socket pair, and a socket
+        closed with data unread makes its peer's read fail with ECONNRESET; the id is the
+        only thing we send, so a child that read it and died leaves an end of file."""
+        try:
+            child.wait_ready()
+            child.conn.send(spool_id)
+        except (EOFError, OSError) as error:
+            raise _NotTaken(type(error).__name__) from None
+        try:
+            return self._await(child, spool_id)
+        except ConnectionResetError:
+            raise _NotTaken("ConnectionResetError") from None
 
     def _orphaned(self, child: _Child) -> None:
         """A dead child's staged deliveries: to the delivery job (sent once each: their
@@ -242,6 +270,10 @@ class ProcessingPool:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
+
+
+class _NotTaken(Exception):
+    """The child died before it read the job."""
 
 
 class _Stopped(Exception):

@@ -227,6 +227,67 @@ def test_a_child_killed_with_staged_deliveries_hands_them_to_the_delivery_job(
     assert sorted(acks) == ["anna@acme.example", "bert@acme.example"]
 
 
+def test_an_idle_child_dead_before_its_death_is_reported_is_replaced_without_an_attempt(
+        gateway: Gateway, settings: Settings) -> None:
+    # Given an idle child killed while the forkserver, which reports its children's deaths,
+    # cannot yet say so (stopped here; under load it is merely late)
+    pool = _waiting_pool(gateway)
+    forkserver = _forkserver_pid()
+    try:
+        pool.process(_request(gateway, "anna@acme.example", "First"))
+        [idle] = _children()
+        os.kill(forkserver, signal.SIGSTOP)
+        try:
+            os.kill(idle, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while _alive(idle) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert not _alive(idle)
+            # When the next job is handed to the pool (the forkserver carries on meanwhile)
+            spool_id = _request(gateway, "bert@acme.example", "After")
+            answers: list[JobResult] = []
+            job = threading.Thread(target=lambda: answers.append(pool.process(spool_id)))
+            job.start()
+            time.sleep(0.3)
+        finally:
+            os.kill(forkserver, signal.SIGCONT)
+        job.join(timeout=60)
+    finally:
+        pool.close()
+    # Then a fresh child processed it, and the one attempt counted is the one that did.
+    [answer] = answers
+    assert answer.outcome.state == "processed" and answer.pid != idle
+    with gateway.db.reading() as session:
+        entry = session.get(SpoolEntry, spool_id)
+        assert entry is not None and entry.attempts == 1
+
+
+def test_a_child_killed_with_the_job_unread_leaves_it_to_another_without_an_attempt(
+        gateway: Gateway, settings: Settings) -> None:
+    # Given an idle child that cannot run (stopped) when a job is handed to it
+    pool = _waiting_pool(gateway)
+    try:
+        pool.process(_request(gateway, "anna@acme.example", "First"))
+        [idle] = _children()
+        os.kill(idle, signal.SIGSTOP)
+        spool_id = _request(gateway, "bert@acme.example", "After")
+        answers: list[JobResult] = []
+        job = threading.Thread(target=lambda: answers.append(pool.process(spool_id)))
+        job.start()
+        time.sleep(0.3)  # the spool id waits in the child's pipe
+        # When it is killed before it ever read the job
+        os.kill(idle, signal.SIGKILL)
+        job.join(timeout=60)
+    finally:
+        pool.close()
+    # Then another child processed it, and the one attempt counted is the one that did.
+    [answer] = answers
+    assert answer.outcome.state == "processed" and answer.pid != idle
+    with gateway.db.reading() as session:
+        entry = session.get(SpoolEntry, spool_id)
+        assert entry is not None and entry.attempts == 1
+
+
 def test_jobs_from_several_threads_overlap_in_different_children(
         gateway: Gateway, pool: ProcessingPool) -> None:
     # Given two requests whose analysis takes a while (many MIME parts)
@@ -348,6 +409,13 @@ def _children() -> list[int]:
         if b"forkserver" in cmdline and _is_forkserver_of_us(parent):
             found.append(int(entry.name))
     return found
+
+
+def _forkserver_pid() -> int:
+    """The pool's forkserver: the parent of its children."""
+    [child] = _children()[:1]
+    stat = Path(f"/proc/{child}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _is_forkserver_of_us(pid: int) -> bool:
