@@ -163,22 +163,20 @@ class AnalysisPool:
     def analyze(self, raw: bytes, mail_from: str) -> Analysis:
         """The analysis of ``raw``; BudgetExceeded, AnalysisCrashed or AnalysisError else."""
         with self._slots:
-            child = self._take()
-            started = time.monotonic()
-            try:
-                child.conn.send_bytes(raw)
-                child.conn.send(mail_from)
-                if not child.conn.poll(self.budget):
-                    elapsed = time.monotonic() - started
+            for _ in range(3):
+                child = self._take()
+                try:
+                    (status, value), retire = self._run(child, raw, mail_from)
+                    break
+                except _NotTaken:  # killed while idle: the message never reached it
                     child.stop()
-                    log.warning("analysis stopped after %.1f s (budget %g s)", elapsed,
-                                self.budget)
-                    raise BudgetExceeded(self.budget, elapsed)
-                (status, value), retire = child.conn.recv()
-            except (EOFError, OSError) as error:
-                child.stop()
-                raise AnalysisCrashed(f"the analysis process died ({type(error).__name__}, "
-                                      f"exit code {child.process.exitcode})") from None
+                except (EOFError, OSError) as error:
+                    child.stop()
+                    raise AnalysisCrashed(
+                        f"the analysis process died ({type(error).__name__}, "
+                        f"exit code {child.process.exitcode})") from None
+            else:
+                raise AnalysisCrashed("no analysis process lived to take the message")
             if retire or self._closed:
                 child.stop()
             else:
@@ -187,6 +185,27 @@ class AnalysisPool:
             raise AnalysisError(str(value))
         assert isinstance(value, Analysis)
         return _restored(value)
+
+    def _run(self, child: _Child, raw: bytes, mail_from: str) -> tuple[tuple[str, Any], bool]:
+        """The child's answer.  :class:`_NotTaken` when it died before it read the message:
+        writing to it failed, or its end closed with our data unread (ECONNRESET, the
+        kernel's word for a Unix socket closed with data in it)."""
+        started = time.monotonic()
+        try:
+            child.conn.send_bytes(raw)
+            child.conn.send(mail_from)
+        except OSError:
+            raise _NotTaken from None
+        try:
+            if not child.conn.poll(self.budget):
+                elapsed = time.monotonic() - started
+                child.stop()
+                log.warning("analysis stopped after %.1f s (budget %g s)", elapsed,
+                            self.budget)
+                raise BudgetExceeded(self.budget, elapsed)
+            return child.conn.recv()  # type: ignore[no-any-return]
+        except ConnectionResetError:
+            raise _NotTaken from None
 
     def _take(self) -> _Child:
         while True:
@@ -209,3 +228,7 @@ class AnalysisPool:
                 self._idle.get_nowait().stop()
             except queue.Empty:
                 return
+
+
+class _NotTaken(Exception):
+    """The child died before it read the message."""
