@@ -13,6 +13,9 @@ one thread, and prints the CPU milliseconds per message of each phase.
     .venv/bin/python bench/processing.py --profile out.prof   # plus cProfile of processing
     .venv/bin/python bench/processing.py --corpus ../shared/corpus --count 300
                                           # real mail instead: a fixed sample of its .eml
+    .venv/bin/python bench/processing.py --postgres postgresql://postgres@127.0.0.1/test \
+        --statements 15                   # on a fresh PostgreSQL database; the 15
+                                          # statements run most often, per message
 
 It also counts the SQL statements per message of each phase.  The profile measures
 CPU time (``time.process_time``), not wall time, so other processes on the machine do
@@ -27,13 +30,16 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -41,6 +47,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from intake import DIRECTORY_FILE, E2E_SENDERS, e2e_message, e2e_sender  # noqa: E402
 
 from gateway.config import Settings  # noqa: E402
+from gateway.db import normalise_url  # noqa: E402
 from gateway.directory import load_directory_file  # noqa: E402
 from gateway.pipeline.processing import process_spool_entry  # noqa: E402
 from gateway.prepared import Prepared  # noqa: E402
@@ -56,16 +63,21 @@ class _Statements:
 
     def __init__(self) -> None:
         self.count = 0
+        self.by_text: Counter[str] = Counter()
         event.listen(Engine, "before_cursor_execute", self._seen)
         rows = Prepared.rows
 
-        def counted(read: Prepared, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
-            self.count += 1
-            return rows(read, *args, **kwargs)
+        def counted(read: Prepared, session: Session, *args: Any, **kwargs: Any
+                    ) -> list[tuple[Any, ...]]:
+            if session.connection().dialect.name == "sqlite":  # else the engine event sees it
+                self.count += 1
+                self.by_text[_shape(str(read.statement))] += 1
+            return rows(read, session, *args, **kwargs)
         Prepared.rows = counted  # type: ignore[method-assign,assignment]
 
-    def _seen(self, *args: Any) -> None:
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *args: Any) -> None:
         self.count += 1
+        self.by_text[_shape(statement)] += 1
 
     @contextmanager
     def counting(self, into: list[int]) -> Iterator[None]:
@@ -74,6 +86,26 @@ class _Statements:
             yield
         finally:
             into[0] += self.count - before
+
+
+def _shape(statement: str) -> str:
+    """A statement's first words, to group its runs."""
+    return " ".join(statement.split())[:110]
+
+
+def _fresh_postgres(admin_url: str) -> tuple[str, Callable[[], None]]:
+    """A new, empty PostgreSQL database: its URL and how to drop it."""
+    admin = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"gw_prof_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    url = make_url(normalise_url(admin_url)).set(database=name)
+    return url.render_as_string(hide_password=False), drop
 
 
 def _corpus_sample(folder: Path, count: int) -> list[bytes]:
@@ -92,12 +124,18 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a cProfile of processing here")
     parser.add_argument("--repeat-senders", action="store_true",
                         help="the directory's five senders, so most messages are duplicates")
+    parser.add_argument("--postgres", metavar="ADMIN_URL",
+                        help="run on a fresh database of this PostgreSQL server")
+    parser.add_argument("--statements", type=int, default=0, metavar="N",
+                        help="print the N statements run most often, per message")
     parser.add_argument("--corpus", type=Path,
                         help="take a fixed sample of the .eml files under this folder instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gw-prof-", dir=ROOT / "bench") as tmp:
         work = Path(tmp)
-        settings = Settings(database_url=f"sqlite:///{work / 'gateway.sqlite3'}",
+        database_url, drop = (_fresh_postgres(args.postgres) if args.postgres
+                              else (f"sqlite:///{work / 'gateway.sqlite3'}", lambda: None))
+        settings = Settings(database_url=database_url,
                             outbound_url=f"maildir:{work / 'sent'}", var_dir=work / "var",
                             secret_key="x" * 64, ack_limit_per_hour=1_000_000,
                             ack_limit_per_domain_per_hour=1_000_000)
@@ -146,6 +184,7 @@ def main() -> None:
         if profiler and args.profile:
             profiler.dump_stats(args.profile)
         gateway.close()
+        drop()
     n = args.count
     what = (f"corpus sample of {args.corpus}" if args.corpus is not None
             else f"{args.size} bytes")
@@ -157,6 +196,14 @@ def main() -> None:
           f"  {deliver_sql[0] / n:5.1f} SQL statements")
     print(f"  processing + delivery           {(process_cpu + deliver_cpu) / n * 1000:7.2f} "
           "ms CPU per message")
+    _print_statements(statements, args.statements, n)
+
+
+def _print_statements(statements: _Statements, most: int, n: int) -> None:
+    if most:
+        print("  statements run most often (store, process, deliver), per message:")
+        for shape, runs in statements.by_text.most_common(most):
+            print(f"    {runs / n:5.2f}  {shape}")
 
 
 if __name__ == "__main__":
