@@ -66,12 +66,15 @@ class _Statements:
         self.by_text: Counter[str] = Counter()
         event.listen(Engine, "before_cursor_execute", self._seen)
         rows = Prepared.rows
+        shapes: dict[Prepared, str] = {}
 
         def counted(read: Prepared, session: Session, *args: Any, **kwargs: Any
                     ) -> list[tuple[Any, ...]]:
             if session.connection().dialect.name == "sqlite":  # else the engine event sees it
                 self.count += 1
-                self.by_text[_shape(str(read.statement))] += 1
+                if read not in shapes:  # compiling it costs more than running it
+                    shapes[read] = _shape(str(read.statement))
+                self.by_text[shapes[read]] += 1
             return rows(read, session, *args, **kwargs)
         Prepared.rows = counted  # type: ignore[method-assign,assignment]
 
