@@ -36,7 +36,7 @@ from gateway.logs import configure_logging, current_level
 from inbound.limits import Limits
 from inbound.parsing.analysis import Analysis, analyze
 
-__all__ = ["AnalysisCrashed", "AnalysisPool", "BudgetExceeded", "analyze_in_thread",
+__all__ = ["AnalysisCrashed", "AnalysisPool", "BudgetExceeded", "NotTaken", "analyze_in_thread",
            "budget_reason", "limits_of", "warm_sample"]
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class AnalysisPool:
                 try:
                     (status, value), retire = self._run(child, raw, mail_from)
                     break
-                except _NotTaken:  # killed while idle: the message never reached it
+                except NotTaken:  # killed while idle: the message never reached it
                     child.stop()
                 except (EOFError, OSError) as error:
                     child.stop()
@@ -187,15 +187,13 @@ class AnalysisPool:
         return _restored(value)
 
     def _run(self, child: _Child, raw: bytes, mail_from: str) -> tuple[tuple[str, Any], bool]:
-        """The child's answer.  :class:`_NotTaken` when it died before it read the message:
-        writing to it failed, or its end closed with our data unread (ECONNRESET, the
-        kernel's word for a Unix socket closed with data in it)."""
+        """The child's answer, or :class:`NotTaken`."""
         started = time.monotonic()
         try:
             child.conn.send_bytes(raw)
             child.conn.send(mail_from)
         except OSError:
-            raise _NotTaken from None
+            raise NotTaken from None
         try:
             if not child.conn.poll(self.budget):
                 elapsed = time.monotonic() - started
@@ -205,7 +203,7 @@ class AnalysisPool:
                 raise BudgetExceeded(self.budget, elapsed)
             return child.conn.recv()  # type: ignore[no-any-return]
         except ConnectionResetError:
-            raise _NotTaken from None
+            raise NotTaken from None
 
     def _take(self) -> _Child:
         while True:
@@ -230,5 +228,9 @@ class AnalysisPool:
                 return
 
 
-class _NotTaken(Exception):
-    """The child died before it read the message."""
+class NotTaken(Exception):
+    """A child died before it read its job (killed while idle): the job never reached
+    it, so another child takes it and no attempt is counted.  How the parent knows: the
+    pipe is a Unix socket pair; writing to a dead child fails, and a socket closed with
+    data unread makes its peer's read fail with ECONNRESET, where a child that read the
+    job and died leaves an end of file."""

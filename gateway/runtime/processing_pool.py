@@ -39,7 +39,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.logs import current_level
 from gateway.models import SpoolState
-from gateway.pipeline.analysis_pool import AnalysisCrashed, budget_reason
+from gateway.pipeline.analysis_pool import AnalysisCrashed, NotTaken, budget_reason
 from gateway.pipeline.processing import ProcessOutcome, quarantine, record_interruption
 from gateway.runtime.processing_child import (
     IDLE_COMPLETION_SECONDS,
@@ -153,7 +153,7 @@ class ProcessingPool:
                 try:
                     answer, retire = self._run(child, spool_id)
                     break
-                except _NotTaken as not_taken:
+                except NotTaken as not_taken:
                     log.warning("a processing child died before it took spool %s (%s); "
                                 "another takes it", spool_id, not_taken)
                     child.stop()
@@ -186,22 +186,18 @@ class ProcessingPool:
         return value
 
     def _run(self, child: _Child, spool_id: int) -> tuple[tuple[str, Any], bool]:
-        """The job in ``child``: its answer, or :class:`_NotTaken` when the child died
+        """The job in ``child``: its answer, or :class:`NotTaken` when the child died
         before it read the spool id (killed while idle, its death not yet reported by the
-        forkserver), so that another child takes the job and no attempt is counted.
-
-        How we know it never read the id: the pipe is a Unix socket pair, and a socket
-        closed with data unread makes its peer's read fail with ECONNRESET; the id is the
-        only thing we send, so a child that read it and died leaves an end of file."""
+        forkserver); the id is all we send it, so ECONNRESET means it was never read."""
         try:
             child.wait_ready()
             child.conn.send(spool_id)
         except (EOFError, OSError) as error:
-            raise _NotTaken(type(error).__name__) from None
+            raise NotTaken(type(error).__name__) from None
         try:
             return self._await(child, spool_id)
         except ConnectionResetError:
-            raise _NotTaken("ConnectionResetError") from None
+            raise NotTaken("ConnectionResetError") from None
 
     def _orphaned(self, child: _Child) -> None:
         """A dead child's staged deliveries: to the delivery job (sent once each: their
@@ -270,10 +266,6 @@ class ProcessingPool:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
-
-
-class _NotTaken(Exception):
-    """The child died before it read the job."""
 
 
 class _Stopped(Exception):
