@@ -58,7 +58,7 @@ from outbound.delivery import deliver_outbox_item  # noqa: E402
 
 class _Statements:
     """Counts the SQL statements every engine runs (the bench's own included), and the
-    reads the lane runs on SQLite's own cursor (``gateway.prepared``), which no engine
+    statements run on the driver's own cursor (``gateway.prepared``), which no engine
     event sees."""
 
     def __init__(self) -> None:
@@ -70,12 +70,15 @@ class _Statements:
 
         def counted(read: Prepared, session: Session, *args: Any, **kwargs: Any
                     ) -> list[tuple[Any, ...]]:
-            if session.connection().dialect.name == "sqlite":  # else the engine event sees it
+            found = rows(read, session, *args, **kwargs)
+            # Unless it went through SQLAlchemy (whose event counted it), it ran on the
+            # driver's own cursor.
+            if read._plans.get(session.connection().dialect.name) is not None:  # noqa: SLF001
                 self.count += 1
                 if read not in shapes:  # compiling it costs more than running it
                     shapes[read] = _shape(str(read.statement))
                 self.by_text[shapes[read]] += 1
-            return rows(read, session, *args, **kwargs)
+            return found
         Prepared.rows = counted  # type: ignore[method-assign,assignment]
 
     def _seen(self, _conn: Any, _cursor: Any, statement: str, *args: Any) -> None:

@@ -1,18 +1,22 @@
-"""The writer lane's hot statements on SQLite's own cursor (``gateway/prepared.py``, issue
-18): each read answers exactly what SQLAlchemy's execution of the same statement answers,
-each write stores exactly what it stores (types converted both ways: datetimes, booleans,
-enums, JSON, a JSON ``null``), in the session's transaction, and a database error is still
-SQLAlchemy's (an outage the job retries, not a quarantine)."""
+"""The writer lane's hot statements on the driver's own cursor (``gateway/prepared.py``,
+issue 18; SQLite's, or psycopg's in scale-out): each read answers exactly what SQLAlchemy's
+execution of the same statement answers, each write stores exactly what it stores (types
+converted both ways: datetimes, booleans, enums, JSON, a JSON ``null``), in the session's
+transaction, and a database error is still SQLAlchemy's (an outage the job retries, not a
+quarantine), a lost PostgreSQL connection replaced as SQLAlchemy replaces it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, literal, select, text
+from sqlalchemy import bindparam, func, literal, select, text
 from sqlalchemy.exc import DBAPIError
 
+from gateway import db
+from gateway.db import Database
 from gateway.directory import _SUPPORT_ROW
 from gateway.models import Article, BouncingAddress, OutboxStatus, Ticket, utcnow
 from gateway.pipeline.answer_gate import _GATE
@@ -22,6 +26,7 @@ from gateway.prepared import Prepared
 from gateway.recommendations import _ALL_ARTICLES
 from gateway.runtime.app import Gateway
 from outbound.outbox import _INSERT as INSERT_OUTBOX
+from tests.conftest import PG_URL
 from tests.mail import make_mail
 from tests.pipeline.build import processed
 
@@ -123,3 +128,39 @@ def test_a_prepared_insert_stores_what_sqlalchemy_stores(
             "CAST(recipe AS TEXT), status, attempts, CAST(created_at AS TEXT), "
             "CAST(next_attempt_at AS TEXT), sent_at FROM outbox"))}
     assert fast != usual and stored[fast] == stored[usual]
+
+
+@pytest.fixture
+def postgres() -> Iterator[Database]:
+    """A PostgreSQL pool in both modes (this machine kind runs the server; no schema)."""
+    database = Database(PG_URL or "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def test_a_connection_postgresql_dropped_fails_once_and_is_replaced(
+        postgres: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a prepared read that has run on a pooled connection
+    backend = Prepared(select(func.pg_backend_pid()))
+    with postgres.engine.connect() as other:  # a second connection ends the first
+        with postgres.transaction() as session:
+            [(pid,)] = backend.rows(session)
+        # When the server drops that connection (a restart) while it sits in the pool
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        other.commit()
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 3600.0)  # no ping: it meets the statement
+    # Then the read fails as SQLAlchemy fails it, the connection marked as gone (the error
+    # the read itself raises, before a rollback's could stand in for it),
+    session = postgres.sessions()
+    try:
+        with pytest.raises(DBAPIError) as failure:
+            backend.rows(session)
+        assert failure.value.connection_invalidated
+    finally:
+        session.close()
+    # and the next transaction runs on a fresh connection.
+    with postgres.transaction() as session:
+        [(fresh,)] = backend.rows(session)
+    assert fresh != pid
