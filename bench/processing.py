@@ -30,14 +30,13 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -45,9 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from intake import DIRECTORY_FILE, E2E_SENDERS, e2e_message, e2e_sender  # noqa: E402
+from throughput import Database_  # noqa: E402
 
 from gateway.config import Settings  # noqa: E402
-from gateway.db import normalise_url  # noqa: E402
 from gateway.directory import load_directory_file  # noqa: E402
 from gateway.pipeline.processing import process_spool_entry  # noqa: E402
 from gateway.prepared import Prepared  # noqa: E402
@@ -99,21 +98,6 @@ def _shape(statement: str) -> str:
     return " ".join(statement.split())[:110]
 
 
-def _fresh_postgres(admin_url: str) -> tuple[str, Callable[[], None]]:
-    """A new, empty PostgreSQL database: its URL and how to drop it."""
-    admin = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"gw_prof_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    url = make_url(normalise_url(admin_url)).set(database=name)
-    return url.render_as_string(hide_password=False), drop
-
-
 def _corpus_sample(folder: Path, count: int) -> list[bytes]:
     """``count`` messages of the corpus's .eml files, the same sample on every run."""
     files = sorted(folder.rglob("*.eml"))
@@ -139,9 +123,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gw-prof-", dir=ROOT / "bench") as tmp:
         work = Path(tmp)
-        database_url, drop = (_fresh_postgres(args.postgres) if args.postgres
-                              else (f"sqlite:///{work / 'gateway.sqlite3'}", lambda: None))
-        settings = Settings(database_url=database_url,
+        database = Database_.make("scaleout" if args.postgres else "embedded", work,
+                                  args.postgres or "")
+        settings = Settings(database_url=database.url,
                             outbound_url=f"maildir:{work / 'sent'}", var_dir=work / "var",
                             secret_key="x" * 64, ack_limit_per_hour=1_000_000,
                             ack_limit_per_domain_per_hour=1_000_000)
@@ -190,7 +174,7 @@ def main() -> None:
         if profiler and args.profile:
             profiler.dump_stats(args.profile)
         gateway.close()
-        drop()
+        database.drop()
     n = args.count
     what = (f"corpus sample of {args.corpus}" if args.corpus is not None
             else f"{args.size} bytes")

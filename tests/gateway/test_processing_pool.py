@@ -246,8 +246,7 @@ def test_an_idle_child_dead_before_its_death_is_reported_is_replaced_without_an_
             # When the next job is handed to the pool (the forkserver carries on meanwhile)
             spool_id = _request(gateway, "bert@acme.example", "After")
             answers: list[JobResult] = []
-            job = threading.Thread(target=lambda: answers.append(pool.process(spool_id)))
-            job.start()
+            job = _in_a_thread(lambda: answers.append(pool.process(spool_id)))
             time.sleep(0.3)
         finally:
             os.kill(forkserver, signal.SIGCONT)
@@ -255,11 +254,7 @@ def test_an_idle_child_dead_before_its_death_is_reported_is_replaced_without_an_
     finally:
         pool.close()
     # Then a fresh child processed it, and the one attempt counted is the one that did.
-    [answer] = answers
-    assert answer.outcome.state == "processed" and answer.pid != idle
-    with gateway.db.reading() as session:
-        entry = session.get(SpoolEntry, spool_id)
-        assert entry is not None and entry.attempts == 1
+    _processed_once_elsewhere(gateway, answers, spool_id, not_by=idle)
 
 
 def test_a_child_killed_with_the_job_unread_leaves_it_to_another_without_an_attempt(
@@ -272,8 +267,7 @@ def test_a_child_killed_with_the_job_unread_leaves_it_to_another_without_an_atte
         os.kill(idle, signal.SIGSTOP)
         spool_id = _request(gateway, "bert@acme.example", "After")
         answers: list[JobResult] = []
-        job = threading.Thread(target=lambda: answers.append(pool.process(spool_id)))
-        job.start()
+        job = _in_a_thread(lambda: answers.append(pool.process(spool_id)))
         time.sleep(0.3)  # the spool id waits in the child's pipe
         # When it is killed before it ever read the job
         os.kill(idle, signal.SIGKILL)
@@ -281,8 +275,20 @@ def test_a_child_killed_with_the_job_unread_leaves_it_to_another_without_an_atte
     finally:
         pool.close()
     # Then another child processed it, and the one attempt counted is the one that did.
+    _processed_once_elsewhere(gateway, answers, spool_id, not_by=idle)
+
+
+def _in_a_thread(job: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=job)
+    thread.start()
+    return thread
+
+
+def _processed_once_elsewhere(gateway: Gateway, answers: list[JobResult], spool_id: int, *,
+                              not_by: int) -> None:
+    """The job's one answer: processed by a child other than ``not_by``, one attempt."""
     [answer] = answers
-    assert answer.outcome.state == "processed" and answer.pid != idle
+    assert answer.outcome.state == "processed" and answer.pid != not_by
     with gateway.db.reading() as session:
         entry = session.get(SpoolEntry, spool_id)
         assert entry is not None and entry.attempts == 1
