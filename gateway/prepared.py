@@ -56,17 +56,22 @@ class _Plan:
     """Parameters by name (PostgreSQL's ``%(name)s``), else by position (SQLite's ``?``)."""
 
     def parameters(self, given: Mapping[str, Any]) -> list[Any] | dict[str, Any]:
-        values = [(given[name] if name in given else self.fixed[name]) for name in self.names]
-        values = [value if convert is None else convert(value)  # None too: JSON null
-                  for value, convert in zip(values, self.to_database, strict=True)]
+        values = []
+        for name, convert in zip(self.names, self.to_database, strict=True):
+            value = given[name] if name in given else self.fixed[name]
+            values.append(value if convert is None else convert(value))  # None too: JSON
         return dict(zip(self.names, values, strict=True)) if self.named else values
 
     def converted(self, found: list[Any]) -> list[tuple[Any, ...]]:
-        if self.from_database is None:
-            return [tuple(row) for row in found]
+        if self.from_database is None:  # both drivers' rows are tuples already
+            return found
         return [tuple(value if convert is None else convert(value)
                       for value, convert in zip(row, self.from_database, strict=True))
                 for row in found]
+
+
+_UNPLANNED: Any = object()
+"""Not compiled for that dialect yet."""
 
 
 class Prepared:
@@ -93,25 +98,23 @@ class Prepared:
         in the statement's column order."""
         connection = session.connection()
         dialect = connection.dialect
-        plan = (self._plans[dialect.name] if dialect.name in self._plans
-                else self._prepare(dialect))
+        plan: _Plan | None = self._plans.get(dialect.name, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = self._prepare(dialect)
         if plan is None:  # PostgreSQL, a statement SQLAlchemy must render per call
             result = connection.execute(self.statement, params or {})
             return [tuple(row) for row in result] if self._result else []
         values = plan.parameters(params or {})
         dbapi_connection = connection.connection.driver_connection
-        cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(plan.sql, values)
+        try:  # sqlite3's and psycopg's connections both execute on a cursor of their own
+            cursor = dbapi_connection.execute(plan.sql, values)  # type: ignore[union-attr]
             found = cursor.fetchall() if cursor.description is not None else []
         except dialect.loaded_dbapi.Error as error:
-            gone = dialect.is_disconnect(error, dbapi_connection, cursor)
+            gone = dialect.is_disconnect(error, dbapi_connection, None)
             if gone:  # as SQLAlchemy does: the pool replaces the connection
                 connection.invalidate(error)
             raise DBAPIError.instance(plan.sql, values, error, dialect.loaded_dbapi.Error,
                                       connection_invalidated=gone) from error
-        finally:
-            cursor.close()
         return plan.converted(found)
 
     def first(self, session: Session, params: Mapping[str, Any] | None = None
