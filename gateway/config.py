@@ -6,6 +6,7 @@ with different settings in one process.  Errors name the file and the key.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from datetime import date
@@ -108,6 +109,24 @@ class MailboxConfig(BaseModel):
         return value
 
 
+def nameserver_address(text: str) -> tuple[str, int]:
+    """``host``, ``host:port``, an IPv6 address, or ``[v6]:port`` as (IP address, port)."""
+    host, port = text.strip(), 53
+    if host.startswith("["):
+        host, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(text)
+        if rest:
+            port = int(rest[1:])
+    elif host.count(":") == 1:
+        host, _, number = host.partition(":")
+        port = int(number)
+    ipaddress.ip_address(host)
+    if not 0 < port < 65536:
+        raise ValueError(text)
+    return host, port
+
+
 class Settings(BaseSettings):
     """Every tunable of the gateway; defaults give the embedded mode."""
 
@@ -204,6 +223,12 @@ class Settings(BaseSettings):
     MTA), ``dkim`` verifies aligned DKIM signatures ourselves, ``token`` (development only: the
     default, and ``serve`` warns) trusts a reply token for the address it was issued to."""
     authserv_id: str = ""
+    dkim_dns_seconds: float = Field(default=5.0, gt=0)
+    """``dkim``: seconds the key lookups of one message may take in all (every signature's
+    counts); past them the signatures left count as not checkable (sender unverified)."""
+    dns_nameservers: list[str] = Field(default_factory=list)
+    """``dkim``: name servers for the key lookups (``host`` or ``host:port``); empty: the
+    system's (``/etc/resolv.conf``)."""
     colleague_cutoff: date = date(2024, 12, 11)
     """Team tickets created and last updated before this day are not open to colleagues."""
     reopen_window_days: int = Field(default=14, ge=0)
@@ -256,6 +281,18 @@ class Settings(BaseSettings):
         if value and (not at or not local or "." not in domain
                       or any(c in value for c in " ,;<>\"")):
             raise ValueError("must be empty or one email address such as agents@example.com")
+        return value
+
+    @field_validator("dns_nameservers")
+    @classmethod
+    def _nameservers_readable(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                nameserver_address(text)
+            except ValueError:
+                raise ValueError(f"dns_nameservers: {text!r} is not an IP address with an "
+                                 "optional port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53)"
+                                 ) from None
         return value
 
     @field_validator("authserv_id")

@@ -14,7 +14,7 @@ spares each message a turn of the one writer lane.
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -33,10 +33,12 @@ from gateway.pipeline.context import context_for
 from gateway.pipeline.flow import StepFailed, run_pipeline
 from gateway.prepared import Prepared
 from gateway.services import Services
-from gateway.trust.sender_auth import dkim_verdict
+from gateway.trust.dkim_dns import key_lookup
+from gateway.trust.sender_auth import SenderTrust, dkim_verdict
 from inbound.parsing.analysis import Analysis
 
-__all__ = ["ProcessOutcome", "process_spool_entry", "quarantine", "record_interruption"]
+__all__ = ["ProcessOutcome", "dkim_evidence", "process_spool_entry", "quarantine",
+           "record_interruption"]
 
 # The raw bytes (up to the SIZE limit) are read once, for the analysis; the row
 # loads that lock it need only its state.
@@ -175,22 +177,32 @@ def process_spool_entry(database: Database, services: Services, spool_id: int, *
         return counted
     raw, mail_from = counted
     uncounted = not count_attempt
-    with ExitStack() as lane:
-        try:
-            if services.analyzer is None:  # in this thread: CPU under the GIL, so in the lane
-                lane.enter_context(services.turn())
-            analysis = _analyse(services, raw, mail_from)  # CPU work, outside the write lock
-        except BudgetExceeded as over:
-            quarantine(database, spool_id, str(over), uncounted_attempt=uncounted)
-            return ProcessOutcome(SpoolState.QUARANTINED.value, str(over))
-        except StepFailed as failure:
-            log.exception("spool %s: %s", spool_id, failure)
-            quarantine(database, spool_id, str(failure), uncounted_attempt=uncounted)
-            return ProcessOutcome(SpoolState.QUARANTINED.value, str(failure))
-        if services.analyzer is not None:
-            lane.enter_context(services.turn())
-        return _run_pipeline(database, services, spool_id, raw, mail_from, analysis,
+    try:
+        # in this thread: CPU under the GIL, so in the lane; in a child: outside it
+        with services.turn() if services.analyzer is None else nullcontext():
+            analysis = _analyse(services, raw, mail_from)  # outside the write lock
+    except BudgetExceeded as over:
+        quarantine(database, spool_id, str(over), uncounted_attempt=uncounted)
+        return ProcessOutcome(SpoolState.QUARANTINED.value, str(over))
+    except StepFailed as failure:
+        log.exception("spool %s: %s", spool_id, failure)
+        quarantine(database, spool_id, str(failure), uncounted_attempt=uncounted)
+        return ProcessOutcome(SpoolState.QUARANTINED.value, str(failure))
+    dkim = dkim_evidence(services.settings, raw, mail_from, analysis)  # waits on DNS
+    with services.turn():
+        return _run_pipeline(database, services, spool_id, raw, mail_from, analysis, dkim,
                              uncounted_attempt=uncounted)
+
+
+def dkim_evidence(settings: Settings, raw: bytes, mail_from: str, analysis: Analysis
+                  ) -> SenderTrust | None:
+    """The DKIM verdict when ``sender_authentication = "dkim"``: asked outside the writer
+    lane and every transaction, since its key lookups wait on name servers (at most
+    ``dkim_dns_seconds`` in all), and a slow one must hold up this message alone."""
+    if settings.sender_authentication != "dkim":
+        return None
+    return dkim_verdict(raw, analysis.parsed.from_address or mail_from,
+                        key_lookup(settings.dns_nameservers, settings.dkim_dns_seconds))
 
 
 def _analyse(services: Services, raw: bytes, mail_from: str) -> Analysis:
@@ -233,11 +245,9 @@ def _settle(session: Session, entry: SpoolEntry, trace: list[dict[str, object]],
 
 
 def _run_pipeline(database: Database, services: Services, spool_id: int, raw: bytes,
-                  mail_from: str, analysis: Analysis, *, uncounted_attempt: bool
-                  ) -> ProcessOutcome:
+                  mail_from: str, analysis: Analysis, dkim: SenderTrust | None, *,
+                  uncounted_attempt: bool) -> ProcessOutcome:
     try:
-        dkim = (dkim_verdict(raw, analysis.parsed.from_address or mail_from)
-                if services.settings.sender_authentication == "dkim" else None)
         with database.transaction() as session:
             entry = _locked_entry(session, spool_id, raw)
             assert entry is not None

@@ -220,7 +220,12 @@ DnsFunction = Callable[..., bytes | None]
 
 def dkim_verdict(raw: bytes, from_address: str, dnsfunc: DnsFunction | None = None
                  ) -> SenderTrust:
-    """Verify the DKIM signatures aligned with From (at most :data:`MAX_SIGNATURES`)."""
+    """Verify the DKIM signatures aligned with From (at most :data:`MAX_SIGNATURES`).
+
+    ``dnsfunc`` reads the keys (:func:`gateway.trust.dkim_dns.key_lookup`: all of one
+    message's lookups within one deadline); None: the system's resolver, five seconds.
+    It waits on the network: callers ask before they take the writer lane or open a
+    transaction, so a slow name server holds up this message alone."""
     from_domain = _domain(from_address)
     signatures = _signature_domains(raw)
     candidates = [i for i, domain in enumerate(signatures) if aligned(domain, from_domain)]

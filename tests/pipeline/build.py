@@ -24,10 +24,9 @@ from gateway.models import OutboxItem, Participant, SpoolEntry, Ticket
 from gateway.pipeline.analysis_pool import limits_of
 from gateway.pipeline.context import MailContext, context_for
 from gateway.pipeline.flow import PIPELINE, run_pipeline
-from gateway.pipeline.processing import process_spool_entry
+from gateway.pipeline.processing import dkim_evidence, process_spool_entry
 from gateway.runtime.app import Gateway
 from gateway.tickets import make_reply_token
-from gateway.trust.sender_auth import dkim_verdict
 from inbound.parsing.analysis import analyze
 from inbound.spool import HUB_SOURCE, header_identity, store_hub_message, store_message
 
@@ -90,8 +89,7 @@ def context_before(gateway: Gateway, step: str, raw: bytes, **envelope: Any
         stored, mail_from = bytes(entry.raw), entry.mail_from
     analysis = analyze(stored, mail_from, limits_of(settings))
     # the DKIM verdict as gateway.pipeline.processing computes it before the transaction
-    dkim = (dkim_verdict(stored, analysis.parsed.from_address or mail_from)
-            if settings.sender_authentication == "dkim" else None)
+    dkim = dkim_evidence(settings, stored, mail_from, analysis)
     with gateway.db.transaction() as session:
         entry = session.get(SpoolEntry, spool_id, with_for_update=True)
         assert entry is not None

@@ -112,7 +112,7 @@ def test_a_row_already_done_is_answered_from_the_row(gw: Gateway) -> None:
     before = _row(gw, spool_id)
     # the pipeline's own second look (the row changed after the attempt was counted)
     again = processing._run_pipeline(gw.db, gw.services, spool_id, before["raw"],
-                                     before["mail_from"], _analysis_of(gw, before),
+                                     before["mail_from"], _analysis_of(gw, before), None,
                                      uncounted_attempt=True)
     assert (again.state, again.reason, again.ticket_number) == (
         first.state, first.reason, first.ticket_number)
