@@ -235,6 +235,38 @@ def test_a_forged_admin_gets_standard_terms_no_reopen_and_agents_see_unverified(
     assert ticket(gw, genuine).status == TicketStatus.OPEN
 
 
+def test_a_forged_request_does_not_swallow_the_genuine_one_as_its_duplicate(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    # Forged in the premium admin's name with a guessable subject, before she writes.
+    forged = deliver(settings, gw, make_mail(sender="anna@acme.example", subject="Sync fails",
+                                             body="please ignore"),
+                     mail_from="bounce@evil.example")
+    assert forged.ticket_number is not None
+    assert ticket(gw, forged.ticket_number).tier == "standard"
+
+    # Her genuine request, the same subject as a reply: a ticket of its own, her terms.
+    genuine = deliver(settings, gw, make_mail(
+        sender="anna@acme.example", subject="Re: SYNC   fails",
+        body="Our whole team cannot sync since this morning, production is down.",
+        headers=passed("acme.example")), mail_from="anna@acme.example")
+    assert genuine.ticket_number not in (None, forged.ticket_number)
+    mine = ticket(gw, genuine.ticket_number)
+    assert mine.duplicate_of is None and mine.status == TicketStatus.NEW
+    assert mine.tier == "enhanced"
+    assert outbox_kinds(gw, "anna@acme.example").count("duplicate_notice") == 0
+    assert len(agents_notices(settings, mine.number)) == 1
+    assert any(note["step"] == "duplicates" and note["outcome"] == "not-linked"
+               for note in genuine.trace)
+
+    # Control: her own verified repeat is still linked to her genuine ticket.
+    again = deliver(settings, gw, make_mail(
+        sender="anna@acme.example", subject="Sync fails",
+        body="Still no sync, please hurry.", headers=passed("acme.example")),
+        mail_from="anna@acme.example")
+    assert again.ticket_number is not None
+    assert ticket(gw, again.ticket_number).duplicate_of == mine.number
+
+
 def test_an_unverified_member_gets_no_ticket_list_but_a_stranger_still_gets_help(
         running: GatewayServer, gw: Gateway, settings: Settings) -> None:
     open_ticket(settings, gw, headers=passed("acme.example"))

@@ -7,6 +7,12 @@ open ticket (new, open or pending) of the same requester, created within
 The ``record`` step then stores the new ticket closed and linked; ``notify`` tells
 the requester which ticket already holds the request.
 
+A verified sender's request is linked only to a ticket whose opening message was verified
+too (the ``authenticate`` step's verdict in that message's spool trace): otherwise mail
+forged in a premium admin's name with a guessable subject would swallow her genuine
+request, closed as its "duplicate" under the forgery's standard terms, with no notice to
+the agents.  An unverified request may still be linked to any open ticket of its From.
+
 The cost is bounded whatever the sender keeps open: only the ``duplicate_candidates``
 newest open tickets are compared, on the first ``duplicate_compare_chars`` characters
 of each text (cut in the database query, so a 1 MB first message is never loaded).
@@ -19,9 +25,10 @@ import unicodedata
 from datetime import timedelta
 
 from sqlalchemy import bindparam, func, literal, select
+from sqlalchemy.orm import Session
 
 from gateway.db import flush_if_pending
-from gateway.models import MessageRecord, Ticket, TicketStatus
+from gateway.models import MessageRecord, SpoolEntry, Ticket, TicketStatus
 from gateway.pipeline.context import MailContext
 from gateway.prepared import Prepared
 
@@ -51,6 +58,12 @@ _OPEN_TICKETS = (_TICKETS.requester == bindparam("requester"),
 _NEWEST = Prepared(select(_TICKETS.number, _TICKETS.subject).where(*_OPEN_TICKETS)
                        .order_by(_TICKETS.number.desc()).limit(bindparam("candidates")))
 _TOTAL = Prepared(select(func.count()).select_from(Ticket.__table__).where(*_OPEN_TICKETS))
+_SPOOL = SpoolEntry.__table__.c
+_OPENING_TRACE = Prepared(select(_SPOOL.trace)
+                          .join_from(MessageRecord.__table__, SpoolEntry.__table__,
+                                     _MESSAGES.spool_id == _SPOOL.id)
+                          .where(_MESSAGES.ticket_number == bindparam("number"))
+                          .order_by(_MESSAGES.id).limit(1))
 _FIRST_TEXT = Prepared(select(func.substr(_MESSAGES.text, 1, bindparam("chars")))
                            .where(_MESSAGES.ticket_number == bindparam("number"))
                            .order_by(_MESSAGES.id).limit(1))
@@ -105,6 +118,14 @@ def _similar(first: str, second: _Shingled) -> bool:
     return len(a & b) / len(a | b) >= SIMILAR_TEXT
 
 
+def opened_verified(session: Session, number: int) -> bool:
+    """Whether the sender authority vouched for the message that opened ticket ``number``
+    (False when it cannot tell: a ticket whose first message has no spool row)."""
+    trace = _OPENING_TRACE.scalar(session, {"number": number})
+    return any(isinstance(note, dict) and note.get("step") == "authenticate"
+               and note.get("outcome") == "verified" for note in trace or ())
+
+
 def run(ctx: MailContext) -> None:
     if not ctx.new_ticket or ctx.history or ctx.follows is not None:
         return
@@ -135,6 +156,10 @@ def run(ctx: MailContext) -> None:
             if first is None or not _similar(first, text):
                 continue
             why = f"nearly the same text as open ticket #{number}"
+        if ctx.sender_verified and not opened_verified(session, number):
+            ctx.note(name, "not-linked", f"{why}, but #{number} was opened by mail whose "
+                     "sender was not verified: a verified request is not linked to it")
+            continue
         ctx.duplicate_of = session.get(Ticket, number)
         ctx.note(name, "duplicate", f"{why} (within {window} days; {compared}): linked "
                  "as a duplicate")
