@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import false as sql_false
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -485,6 +486,9 @@ class OutboxItem(Base):
     rcpt_mailbox: Mapped[str | None] = mapped_column(String(320))
     """``rcpt_to`` case-folded without ``+detail``: automatic answers are limited per mailbox."""
     rcpt_domain: Mapped[str | None] = mapped_column(String(255))
+    for_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_false())
+    """Queued in answer to mail whose sender was verified: a verified sender's automatic
+    answers are limited by these alone, so forged mail cannot use up their allowance."""
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"),
                                                  default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

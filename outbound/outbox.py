@@ -23,11 +23,22 @@ from outbound.compose import message_bytes
 from outbound.recipe import Recipe
 from outbound.sealing import redact, seal
 
-__all__ = ["add_recipe_to_outbox", "add_to_outbox", "mailbox_of"]
+__all__ = ["add_recipe_to_outbox", "add_to_outbox", "answering", "mailbox_of"]
 
 _OUTBOX = cast(Table, OutboxItem.__table__)
 _INSERT = Prepared(insert(_OUTBOX).returning(_OUTBOX.c.id),
                    columns=[column.key for column in _OUTBOX.c if column.key != "id"])
+
+
+_FOR_VERIFIED = "outbox.for_verified"
+
+
+def answering(session: Session, *, verified: bool) -> None:
+    """Every row this session's transaction adds from now on answers mail whose sender the
+    sender authority did (or did not) vouch for: ``for_verified``, what the answer gate
+    counts for a verified sender.  The pipeline says it once per message (the
+    ``authenticate`` step); rows queued anywhere else answer no verified mail."""
+    session.info[_FOR_VERIFIED] = verified
 
 
 def mailbox_of(address: str) -> tuple[str, str]:
@@ -80,6 +91,7 @@ def add_recipe_to_outbox(session: Session, recipe: Recipe, *, subject: str, kind
 def _insert(session: Session, values: dict[str, Any], *, minted_id: bool) -> OutboxItem:
     now = utcnow()
     values["rcpt_mailbox"], values["rcpt_domain"] = mailbox_of(values["rcpt_to"])
+    values["for_verified"] = session.info.get(_FOR_VERIFIED, False)
     values.update({
         "status": OutboxStatus.PENDING, "attempts": 0, "last_error": "",
         "created_at": now, "updated_at": now, "next_attempt_at": now,

@@ -11,6 +11,8 @@ notice, refusal, reopen notice, ticket list) go to an address nobody checked: a 
 - never to an address with a live bounce mark (``gateway/trust/bounce_marks.py``);
 - at most ``ack_limit_per_hour`` per **mailbox** per hour: the address case-folded with
   its ``+detail`` removed, so ``victim@``, ``Victim@`` and ``victim+1@`` share one count;
+  for a verified sender only the answers to verified mail count (``outbox.for_verified``),
+  so mail forged in their name cannot use up their allowance and silence them;
 - at most ``ack_limit_per_domain_per_hour`` per recipient domain per hour, unless the
   message's sender is verified (a verified sender cannot be forged, and a team writing
   in numbers during an outage must still be answered).
@@ -23,7 +25,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import ScalarSelect, bindparam, exists, func, literal, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    ScalarSelect,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 
 from gateway.db import flush_if_pending
 from gateway.models import BouncingAddress, OutboxItem
@@ -38,14 +50,16 @@ _OUTBOX = OutboxItem.__table__.c
 _BOUNCING = BouncingAddress.__table__.c
 
 
-def _answers_since(column: str) -> ScalarSelect[int]:
+def _answers_since(column: str, *criteria: ColumnElement[bool]) -> ScalarSelect[int]:
     """Automatic answers queued since ``:since`` whose ``column`` is ``:<column>``: a count
-    the index ``ix_outbox_<column>_kind_created`` (rcpt_…, kind, created_at) covers."""
+    the index ``ix_outbox_<column>_kind_created`` (rcpt_…, kind, created_at) covers (the
+    ``criteria`` read the rows it finds: few, since the gate keeps them few)."""
     return (select(func.count()).select_from(OutboxItem.__table__)
             .where(_OUTBOX[column] == bindparam(column, type_=_OUTBOX[column].type),
                    # one plain parameter per kind: an expanding IN is re-rendered per call
                    _OUTBOX.kind.in_([literal(kind) for kind in sorted(AUTOMATIC_ANSWERS)]),
-                   _OUTBOX.created_at >= bindparam("since", type_=_OUTBOX.created_at.type))
+                   _OUTBOX.created_at >= bindparam("since", type_=_OUTBOX.created_at.type),
+                   *criteria)
             .scalar_subquery())
 
 
@@ -54,7 +68,8 @@ def _answers_since(column: str) -> ScalarSelect[int]:
 # ``session.get`` for the bounce mark loaded a row only to read two columns.  Core
 # columns: nothing is loaded into the session.  A NULL ``:rcpt_domain`` counts nothing.
 _GATE = Prepared(select(
-    _answers_since("rcpt_mailbox"),
+    _answers_since("rcpt_mailbox", or_(bindparam("every_answer", type_=Boolean()),
+                                       _OUTBOX.for_verified)),
     _answers_since("rcpt_domain"),
     exists().where(  # the one reading of a mark: hard, last bounce within bounce_mark_days
         _BOUNCING.address == bindparam("address", type_=_BOUNCING.address.type),
@@ -65,13 +80,15 @@ _GATE = Prepared(select(
 
 def _gate_row(ctx: MailContext, address: str, mailbox: str, domain: str | None
               ) -> tuple[int, int, bool]:
-    """``(answers to mailbox, answers to domain (0 if None), live hard bounce mark)``."""
+    """``(answers to mailbox (a verified sender's: to verified mail only), answers to
+    domain (0 if None), live hard bounce mark)``."""
     session = ctx.session
     flush_if_pending(session, OutboxItem, BouncingAddress)  # the gate counts and sees them
     now = ctx.services.now()
     days = ctx.services.settings.bounce_mark_days
     row = _GATE.first(session, {
-        "rcpt_mailbox": mailbox, "rcpt_domain": domain, "since": now - timedelta(hours=1),
+        "rcpt_mailbox": mailbox, "every_answer": not ctx.sender_verified,
+        "rcpt_domain": domain, "since": now - timedelta(hours=1),
         "address": address.strip().lower(), "marked_since": now - timedelta(days=days),
     })
     assert row is not None  # a SELECT without FROM answers one row

@@ -267,6 +267,25 @@ def test_a_forged_request_does_not_swallow_the_genuine_one_as_its_duplicate(
     assert ticket(gw, again.ticket_number).duplicate_of == mine.number
 
 
+def test_forged_mail_does_not_use_up_the_genuine_senders_hourly_answers(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    limit = settings.ack_limit_per_hour
+    for index in range(limit + 1):  # forged in max's name: the loop brake stops the last
+        deliver(settings, gw, make_mail(sender="max@acme.example", subject=f"Order {index}",
+                                        body=f"Forged request number {index} in max's name."),
+                mail_from="bounce@evil.example")
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"] * limit
+
+    genuine = deliver(settings, gw, make_mail(
+        sender="max@acme.example", subject="Printer queue stuck",
+        body="The printer queue has been stuck since this morning.",
+        headers=passed("acme.example")), mail_from="max@acme.example")
+    assert genuine.ticket_number is not None
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"] * (limit + 1)
+    ack = acknowledgement(settings, "max@acme.example", genuine.ticket_number)
+    assert "Printer queue stuck" in str(ack["Subject"])
+
+
 def test_an_unverified_member_gets_no_ticket_list_but_a_stranger_still_gets_help(
         running: GatewayServer, gw: Gateway, settings: Settings) -> None:
     open_ticket(settings, gw, headers=passed("acme.example"))

@@ -26,6 +26,7 @@ from gateway.trust.sender_auth import (
 )
 from inbound.addresses import split_address
 from inbound.spool import HUB_SOURCE
+from outbound.outbox import answering
 
 name = "authenticate"
 description = "decide how sure we are of who sent the message"
@@ -113,5 +114,6 @@ def run(ctx: MailContext) -> None:
     _find_token(ctx)
     trust = sender_trust(_facts(ctx))
     ctx.sender_trust = trust
+    answering(ctx.session, verified=trust.verified)  # the outbox rows it queues say so
     ctx.note(name, trust.level.value, trust.explanation)
     _flag(ctx, trust)

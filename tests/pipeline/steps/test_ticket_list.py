@@ -40,9 +40,11 @@ def test_an_unverified_sender_gets_no_answer(gw: Gateway) -> None:
 
 
 def test_the_answer_gate_can_refuse_it(gw: Gateway) -> None:
-    # the hourly cap of automatic answers to one mailbox is reached
+    # the hourly cap of automatic answers to one mailbox is reached (by her verified mail:
+    # answers to mail forged in her name do not count against her)
     for n in range(gw.settings.ack_limit_per_hour):
-        processed(gw, make_mail(subject=f"Request {n}", body=f"Question number {n} here."))
+        processed(gw, make_mail(subject=f"Request {n}", body=f"Question number {n} here.",
+                                headers=passed(ANNA)))
     with context_before(gw, ticket_list.name, _command()) as ctx:
         ticket_list.run(ctx)
         assert ctx.disposition == Disposition.IGNORED and ctx.outbox_ids == []
