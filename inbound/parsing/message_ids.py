@@ -21,6 +21,9 @@ _MAX_SCAN_CHARS = 512 * 1024
 _MAX_ID_CHARS = 998
 
 _WHITESPACE = frozenset(" \t\r\n\v\f")
+#: A msg-id holds no control character (C0, DEL, C1, Unicode line separators): one that
+#: does is not an id, and kept it would break every header we build from it.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _strip_all_whitespace(value: str) -> str:
@@ -40,7 +43,7 @@ def normalize_message_id(value: str | None) -> str | None:
     if ids:
         return ids[0]
     stripped = _strip_all_whitespace(value.strip().strip("<>"))
-    if not stripped or len(stripped) > _MAX_ID_CHARS:
+    if not stripped or len(stripped) > _MAX_ID_CHARS or _CONTROL.search(stripped):
         return None
     return stripped
 
@@ -63,7 +66,8 @@ def extract_message_ids(value: str | None) -> tuple[str, ...]:
             for token in value[:_MAX_SCAN_CHARS].split()
             if "@" in token and "(" not in token and ")" not in token
         ]
-        ids = [i for i in ids if i and len(i) <= _MAX_ID_CHARS and not i.startswith("@")]
+        ids = [i for i in ids if i and len(i) <= _MAX_ID_CHARS and not i.startswith("@")
+               and not _CONTROL.search(i)]
     seen: set[str] = set()
     unique: list[str] = []
     for message_id in ids:
@@ -158,5 +162,5 @@ def _id_end(text: str, start: int, ids: list[str]) -> int:
 
 def _keep(content: str, ids: list[str]) -> None:
     candidate = _strip_all_whitespace(content)
-    if candidate and len(candidate) <= _MAX_ID_CHARS:
+    if candidate and len(candidate) <= _MAX_ID_CHARS and not _CONTROL.search(candidate):
         ids.append(candidate)

@@ -28,7 +28,8 @@ from tests.e2e.test_conversations import (
     ticket,
 )
 from tests.hub.conftest import ANNA, MAX, hub_rows_done, signed_in
-from tests.mail import make_mail
+from tests.conftest import wait_for
+from tests.mail import make_mail, send
 
 
 def test_a_members_reply_lands_on_the_ticket_as_theirs(
@@ -57,6 +58,30 @@ def test_a_members_reply_lands_on_the_ticket_as_theirs(
     assert any("verified (hub)" in str(step) for step in row.trace)
     # And the page shows it
     assert "It drops at 10:15 again." in browser.get(f"{hub}/tickets/{number}").body
+
+
+def test_a_control_character_in_a_message_id_does_not_break_replies_on_the_ticket(
+        web: GatewayServer, gateway: Gateway, settings: Settings, hub: str) -> None:
+    # A Message-ID with a control character (an attacker's, or a broken client's) is no id:
+    # kept, every header built from it would fail, and the hub's replies with it.
+    raw = make_mail(sender=MAX, subject="Printer offline", body="The printer is offline.",
+                    headers=passed("acme.example"))
+    raw = raw.replace(b"Message-ID: <", b"Message-ID: <evil\x1cid", 1)
+    send(settings.smtp_listen, raw, mail_from=MAX, rcpt_to="support@support.example")
+
+    def opened() -> int | None:
+        with gateway.db.reading() as session:
+            return session.scalar(select(SpoolEntry.ticket_number).where(
+                SpoolEntry.mail_from == MAX, SpoolEntry.ticket_number.is_not(None)))
+    number = wait_for(opened, message="the ticket of the mail with a control character")
+    browser = signed_in(settings, hub, MAX)
+    page = browser.get(f"{hub}/tickets/{number}")
+    sent = browser.post(f"{hub}/tickets/{number}/reply",
+                        {"csrf": page.csrf(), "text": "It is still offline."})
+    assert sent.status == 303
+    (reply,) = hub_rows_done(gateway, 1)
+    assert reply.ticket_number == number
+    assert messages(gateway, number)[-1].text.startswith("It is still offline.")
 
 
 def test_an_admins_reply_on_a_team_ticket_is_a_colleague_reply(

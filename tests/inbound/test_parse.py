@@ -147,6 +147,13 @@ def test_blank_message_id_is_none() -> None:
     assert parse_message(_mail("Subject: x")).message_id is None
 
 
+def test_an_id_with_a_control_character_is_no_id() -> None:
+    assert normalize_message_id("<evil\x1cid@acme.example>") is None
+    assert normalize_message_id("evil\u2028id@acme.example") is None
+    assert extract_message_ids("<a@b> <evil\x85id@acme.example> <c@d>") == ("a@b", "c@d")
+    assert extract_message_ids("a@b evil\x07id@acme.example") == ("a@b",)
+
+
 def test_normalize_message_id() -> None:
     assert normalize_message_id(" <a@b> ") == "a@b"
     assert normalize_message_id("a@b") == "a@b"
