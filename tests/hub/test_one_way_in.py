@@ -17,6 +17,7 @@ from gateway.models import OutboxItem, SpoolEntry
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from inbound.spool import HUB_SOURCE, SpoolWriter, store_message
+from tests.conftest import wait_for
 from tests.e2e.test_conversations import (
     acknowledgement,
     body_text,
@@ -28,7 +29,6 @@ from tests.e2e.test_conversations import (
     ticket,
 )
 from tests.hub.conftest import ANNA, MAX, hub_rows_done, signed_in
-from tests.conftest import wait_for
 from tests.mail import make_mail, send
 
 
