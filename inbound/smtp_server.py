@@ -172,8 +172,9 @@ class GatewaySMTP(SMTP):
     - every reply carries an enhanced status code (:func:`with_enhanced_code` in ``push``);
       EHLO lists exactly what is done, and AUTH is not offered (nor listed by HELP);
     - connection caps (``limits``): beyond them a new connection gets ``421 4.7.0``;
-    - deadlines: a transaction (MAIL to the end of DATA) and DATA itself must end in
-      time, however steadily the bytes trickle (``421 4.4.2``);
+    - deadlines: a transaction (its first MAIL to the end of a DATA, whatever RSET, HELO or
+      EHLO come between) and DATA itself must end in time, however steadily the bytes
+      trickle (``421 4.4.2``);
     - lines of a message are as long as its size allows (:mod:`inbound.smtp_data`).
 
     Three of aiosmtpd's hot paths are replaced by cheaper ones with the same
@@ -310,11 +311,6 @@ class GatewaySMTP(SMTP):
             self._reset_timeout()
         super().data_received(data)
 
-    def _set_post_data_state(self) -> None:
-        """A new envelope (after DATA, RSET, HELO, EHLO, STARTTLS): no transaction open."""
-        self._stop_deadline()
-        super()._set_post_data_state()  # type: ignore[no-untyped-call]
-
     # -- commands --------------------------------------------------------------------
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
@@ -328,7 +324,10 @@ class GatewaySMTP(SMTP):
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
-        """aiosmtpd's MAIL; a transaction it opened must end before its deadline."""
+        """aiosmtpd's MAIL; the transaction it opened must end before its deadline.
+
+        A deadline already running is kept: only the end of a DATA stops it, not RSET,
+        HELO, EHLO or STARTTLS, so MAIL, RSET, MAIL… cannot hold a connection for ever."""
         await super().smtp_MAIL(arg)
         if self.envelope is not None and self.envelope.mail_from:
             self._start_deadline(self.transaction_timeout)
@@ -338,7 +337,7 @@ class GatewaySMTP(SMTP):
         await self._data(arg)
 
     def _reset_envelope(self) -> None:
-        self._set_post_data_state()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
 
     async def _data(self, arg: str | None) -> None:
         """aiosmtpd's ``smtp_DATA`` (checks, answers, hook) with the block reader."""
@@ -362,7 +361,7 @@ class GatewaySMTP(SMTP):
             raise
         finally:
             self._in_data = False
-        self._stop_deadline()  # the client's part is done; storing is ours
+        self._stop_deadline()  # the client's part is done (the transaction too); storing is ours
         if result is None:  # the client closed the connection mid-message
             return
         if result.state is DataState.TOO_MUCH:

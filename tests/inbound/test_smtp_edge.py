@@ -482,6 +482,35 @@ def test_a_transaction_kept_alive_by_commands_is_cut_off_at_its_deadline(
     assert _stored(gateway) == []
 
 
+def test_mail_rset_noop_in_a_loop_is_cut_off_at_the_transaction_deadline(
+    gateway: Gateway, settings_factory: Callable[..., Settings], processes: Processes
+) -> None:
+    """The attack review's slot holder: RSET (or HELO, EHLO, a refused RCPT) used to end
+    the transaction and the next MAIL started a fresh deadline, so the connection lived
+    for ever.  The first MAIL's deadline now runs until a DATA ends."""
+    settings = settings_factory(smtp_timeout=1.0, smtp_transaction_timeout=2.0)
+    rounds = [[b"MAIL FROM:<anna@acme.example>", b"RSET", b"NOOP"],
+              [b"MAIL FROM:<anna@acme.example>", b"RCPT TO:<nobody@support.example>",
+               b"EHLO client.example"],
+              [b"MAIL FROM:<anna@acme.example>", b"HELO client.example", b"NOOP"]]
+    with _served(gateway, settings, processes), _connect(settings) as sock:
+        dialogue = Dialogue(sock)
+        dialogue.say(b"EHLO client.example")
+        replies: list[bytes] = []
+        for number in range(40):  # 20 s of rounds, each well inside the idle timeout
+            if select.select([sock], [], [], 0.5)[0]:  # the server speaks unasked
+                replies.append(_code_of(dialogue.reply()))
+                break
+            try:
+                replies += [_code_of(dialogue.say(line)) for line in rounds[number % 3]]
+            except ConnectionError:
+                break
+        assert replies[-1] == b"421 4.4.2", replies
+        assert len(replies) < 40  # cut off within a few rounds, not after all of them
+        with pytest.raises(ConnectionError):
+            dialogue.say(b"NOOP")
+
+
 def test_a_command_line_trickled_byte_by_byte_is_cut_off_by_the_idle_timeout(
     gateway: Gateway, settings_factory: Callable[..., Settings], processes: Processes
 ) -> None:
