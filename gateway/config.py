@@ -166,6 +166,17 @@ class Settings(BaseSettings):
     """Seconds from MAIL to the end of DATA, however steadily the client sends."""
     smtp_data_timeout: float = Field(default=600.0, gt=0)
     """Seconds from DATA's 354 to the end of the message (25 MB in 10 minutes: 42 KB/s)."""
+    smtp_junk_command_limit: int = Field(default=100, gt=0)
+    """Commands that move no message forward (NOOP, RSET, VRFY, EXPN, HELP, HELO/EHLO, and
+    every refused or unknown one) a connection may send between accepted messages; the
+    next gets ``421 4.7.0`` and the connection is closed.  Postfix's
+    ``smtpd_junk_command_limit`` default: no real client comes near it."""
+    smtp_connection_seconds: float = Field(default=600.0, gt=0)
+    """Seconds a connection may stay open, however busy: then ``421 4.4.2`` and closed, but
+    never in the middle of a message (that one ends at its own deadline and is answered
+    first).  Ten minutes hold three 25 MB messages at 1 Mbit/s; Postfix's own client stops
+    reusing a connection after five (``smtp_connection_reuse_time_limit``), and a client
+    cut off between messages simply reconnects, so only a slot holder notices."""
 
     worker_threads: int = Field(default=4, gt=0)
     sweep_interval: float = Field(default=30.0, gt=0)

@@ -20,8 +20,10 @@ __all__ = [
     "S354_START_DATA",
     "S421_DEADLINE",
     "S421_IDLE",
+    "S421_LIFETIME",
     "S421_TOO_MANY_CONNECTIONS",
     "S421_TOO_MANY_FROM_ADDRESS",
+    "S421_TOO_MANY_JUNK",
     "S451_STORAGE",
     "S452_TOO_MANY_RECIPIENTS",
     "S501_DATA_SYNTAX",
@@ -42,6 +44,8 @@ S250_SENDER_OK = "250 2.1.0 Sender OK"
 S354_START_DATA = "354 End data with <CR><LF>.<CR><LF>"
 S421_DEADLINE = "421 4.4.2 Transaction took too long, closing connection"
 S421_IDLE = "421 4.4.2 Idle for too long, closing connection"
+S421_LIFETIME = "421 4.4.2 Connection open for too long, closing connection"
+S421_TOO_MANY_JUNK = "421 4.7.0 Too many commands without a message, closing connection"
 S421_TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 S421_TOO_MANY_FROM_ADDRESS = "421 4.7.0 Too many connections from your address, try again later"
 S451_STORAGE = "451 4.3.0 Temporary failure storing the message, please try again later"

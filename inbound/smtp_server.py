@@ -13,7 +13,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, AnyStr
 
@@ -31,8 +31,10 @@ from inbound.smtp_codes import (
     S354_START_DATA,
     S421_DEADLINE,
     S421_IDLE,
+    S421_LIFETIME,
     S421_TOO_MANY_CONNECTIONS,
     S421_TOO_MANY_FROM_ADDRESS,
+    S421_TOO_MANY_JUNK,
     S451_STORAGE,
     S501_DATA_SYNTAX,
     S501_EHLO_SYNTAX,
@@ -175,6 +177,10 @@ class GatewaySMTP(SMTP):
     - deadlines: a transaction (its first MAIL to the end of a DATA, whatever RSET, HELO or
       EHLO come between) and DATA itself must end in time, however steadily the bytes
       trickle (``421 4.4.2``);
+    - junk commands (NOOP, RSET, VRFY, EXPN, HELP, HELO/EHLO, any refused or unknown
+      command) past ``junk_command_limit`` between accepted messages: ``421 4.7.0``;
+    - a lifetime (``connection_seconds``): then ``421 4.4.2``, after the answer to a
+      message being received, never in its middle;
     - lines of a message are as long as its size allows (:mod:`inbound.smtp_data`).
 
     Three of aiosmtpd's hot paths are replaced by cheaper ones with the same
@@ -189,10 +195,20 @@ class GatewaySMTP(SMTP):
     limits: ConnectionLimits | None = None
     transaction_timeout: float | None = None
     data_timeout: float | None = None
+    junk_command_limit: int | None = None
+    connection_seconds: float | None = None
     _slot: str | None = None
     _refused = False
     _in_data = False
     _deadline: asyncio.TimerHandle | None = None
+    _lifetime: asyncio.TimerHandle | None = None
+    _expired = False
+    """The lifetime ran out while a message was open: close once it is answered."""
+    _message_open = False
+    """From DATA's 354 to the message's answer: only the message's own deadline may cut it."""
+    _junk = 0
+    _counted = False
+    """The running command was counted as junk already: its refusal does not count again."""
 
     def __init__(self, handler: Any, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
@@ -206,7 +222,8 @@ class GatewaySMTP(SMTP):
     # -- connection caps ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.limits is not None and self._original_transport is None:  # not STARTTLS's
+        first = self._original_transport is None  # not STARTTLS's
+        if self.limits is not None and first:
             peer = transport.get_extra_info("peername")
             address = str(peer[0] if isinstance(peer, tuple) else peer)
             refused = self.limits.admit(address)
@@ -220,6 +237,8 @@ class GatewaySMTP(SMTP):
                 return
             self._slot = address
         super().connection_made(transport)
+        if first and self.connection_seconds is not None:
+            self._lifetime = self.loop.call_later(self.connection_seconds, self._lifetime_over)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:  # aiosmtpd never started on this one
@@ -228,18 +247,75 @@ class GatewaySMTP(SMTP):
             self.limits.release(self._slot)
             self._slot = None
         self._stop_deadline()
+        if self._lifetime is not None:
+            self._lifetime.cancel()
+            self._lifetime = None
         super().connection_lost(error)
 
     # -- replies ---------------------------------------------------------------------
 
     async def push(self, status: AnyStr) -> None:
+        """Say ``status`` with an enhanced code; a refusal outside a message is junk."""
         if isinstance(status, str):
-            await super().push(with_enhanced_code(status))
+            status = with_enhanced_code(status)
+            first = status[:1]
         else:
-            await super().push(status)
+            first = status[:1].decode("ascii", "replace")
+        await super().push(status)
+        if first in ("4", "5") and not (self._counted or self._message_open):
+            self._count_junk()
+
+    # -- junk commands ----------------------------------------------------------------
+
+    def _count_junk(self) -> bool:
+        """Count a command that moved no message forward; past the limit say 421 and close
+        (True): looping NOOP or RSET (or errors) would hold a connection slot for nothing."""
+        self._junk += 1
+        if self.junk_command_limit is None or self._junk <= self.junk_command_limit:
+            return False
+        self._close_with(S421_TOO_MANY_JUNK)
+        return True
+
+    async def _junk_command(self, command: Callable[[Any], Awaitable[Any]], arg: Any) -> None:
+        """Run ``command`` as one junk command (counted once, refused or not)."""
+        if self._count_junk():
+            return
+        self._counted = True
+        try:
+            await command(arg)
+        finally:
+            self._counted = False
+
+    @syntax("NOOP [ignored]")
+    async def smtp_NOOP(self, arg: str | None) -> None:
+        await self._junk_command(super().smtp_NOOP, arg)
+
+    @syntax("RSET")
+    async def smtp_RSET(self, arg: str | None) -> None:
+        await self._junk_command(super().smtp_RSET, arg)
+
+    @syntax("VRFY <address>")
+    async def smtp_VRFY(self, arg: str | None) -> None:
+        await self._junk_command(super().smtp_VRFY, arg)
+
+    async def smtp_EXPN(self, arg: str | None) -> None:
+        await self._junk_command(super().smtp_EXPN, arg)
+
+    @syntax("HELP [command]")
+    async def smtp_HELP(self, arg: str | None) -> None:
+        await self._junk_command(super().smtp_HELP, arg)
+
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname: str) -> None:
+        await self._junk_command(super().smtp_HELO, hostname)
 
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str) -> None:
+        """EHLO is junk too (needed once, and once after STARTTLS): it resets the envelope,
+        so a loop of it is the RSET loop."""
+        await self._junk_command(self._ehlo, hostname)
+
+    async def _ehlo(self, hostname: str) -> None:
         """aiosmtpd's EHLO with the extensions the gateway has, sent in one write."""
         if not hostname:
             await self.push(S501_EHLO_SYNTAX)
@@ -282,11 +358,16 @@ class GatewaySMTP(SMTP):
             self._deadline = None
 
     def _close_with(self, reply: str) -> None:
-        """Say ``reply`` and close: the handler is cancelled, an unfinished message dropped."""
+        """Say ``reply`` and close: the handler is cancelled, an unfinished message dropped.
+
+        Called from the handler itself (the junk limit), the cancellation lands at its next
+        wait, so no command the client pipelined behind runs to its end."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         log.info("%r: %s", self.session.peer if self.session else None, reply)
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
         if self._tls_protocol is not None and self.session is not None and self.session.ssl is None:
             # Mid-handshake there is no one to say it to, and asyncio never tells a protocol
             # whose handshake did not finish that its connection is lost: do it here.
@@ -301,6 +382,15 @@ class GatewaySMTP(SMTP):
     def _timeout_cb(self) -> None:
         """The idle timeout, with a reply (aiosmtpd closes without one)."""
         self._close_with(S421_IDLE)
+
+    def _lifetime_over(self) -> None:
+        """The connection's time is up: close it now, or once the message being received
+        is answered (it has its own deadline; cutting it would waste what the client sent)."""
+        self._lifetime = None
+        if self._message_open:
+            self._expired = True
+        else:
+            self._close_with(S421_LIFETIME)
 
     def data_received(self, data: bytes) -> None:
         """Bytes of a message restart the idle timeout (aiosmtpd restarts it per command
@@ -350,6 +440,19 @@ class GatewaySMTP(SMTP):
         if arg:
             await self.push(S501_DATA_SYNTAX)
             return
+        self._message_open = True
+        try:
+            accepted = await self._message()
+        finally:
+            self._message_open = False
+        if accepted:  # as Postfix: a message taken clears the junk count
+            self._junk = 0
+        if self._expired:
+            self._close_with(S421_LIFETIME)
+
+    async def _message(self) -> bool:
+        """354, the message, its answer (250 only after the commit); True if taken."""
+        assert self.envelope is not None
         self._start_deadline(self.data_timeout)
         await self.push(S354_START_DATA)
         self._in_data = True
@@ -363,11 +466,11 @@ class GatewaySMTP(SMTP):
             self._in_data = False
         self._stop_deadline()  # the client's part is done (the transaction too); storing is ours
         if result is None:  # the client closed the connection mid-message
-            return
+            return False
         if result.state is DataState.TOO_MUCH:
             await self.push(S552_TOO_BIG)
             self._reset_envelope()
-            return
+            return False
         content: bytes | str = result.content
         if self._decode_data:  # pragma: no cover - the gateway keeps raw bytes
             content = result.content.decode("utf-8", errors="surrogateescape")
@@ -377,7 +480,9 @@ class GatewaySMTP(SMTP):
         self._reset_envelope()
         if self.priority is not None:
             self.priority.taken()
-        await self.push(S250_QUEUED if status is MISSING else status)
+        reply = S250_QUEUED if status is MISSING else str(status)
+        await self.push(reply)
+        return reply.startswith("2")
 
 
 class SmtpIntake(Controller):
@@ -385,7 +490,9 @@ class SmtpIntake(Controller):
 
     ``tls_context`` offers STARTTLS (``require_tls``: nothing but EHLO, NOOP, STARTTLS
     and QUIT before it); ``limits`` caps connections; ``transaction_timeout`` bounds
-    MAIL to the end of DATA and ``data_timeout`` DATA, ``timeout`` is the idle timeout.
+    MAIL to the end of DATA and ``data_timeout`` DATA, ``timeout`` is the idle timeout;
+    ``junk_command_limit`` and ``connection_seconds`` bound what a connection may do
+    without sending mail, and how long it may stay open.
     """
 
     protocol: type[GatewaySMTP] = GatewaySMTP
@@ -397,11 +504,15 @@ class SmtpIntake(Controller):
                  tls_context: ssl.SSLContext | None = None, require_tls: bool = False,
                  limits: ConnectionLimits | None = None,
                  transaction_timeout: float | None = None,
-                 data_timeout: float | None = None) -> None:
+                 data_timeout: float | None = None,
+                 junk_command_limit: int | None = None,
+                 connection_seconds: float | None = None) -> None:
         self.priority = priority
         self.limits = limits
         self.transaction_timeout = transaction_timeout
         self.data_timeout = data_timeout
+        self.junk_command_limit = junk_command_limit
+        self.connection_seconds = connection_seconds
         super().__init__(handler, hostname=host, port=port, server_hostname=server_hostname,
                          ready_timeout=10.0, data_size_limit=data_size_limit,
                          enable_SMTPUTF8=True, decode_data=False, timeout=timeout,
@@ -415,4 +526,6 @@ class SmtpIntake(Controller):
         smtp.limits = self.limits
         smtp.transaction_timeout = self.transaction_timeout
         smtp.data_timeout = self.data_timeout
+        smtp.junk_command_limit = self.junk_command_limit
+        smtp.connection_seconds = self.connection_seconds
         return smtp

@@ -98,7 +98,9 @@ class GatewayServer:
                                    connections_that_fit(settings.smtp_max_connections),
                                    settings.smtp_max_connections_per_ip),
                                transaction_timeout=settings.smtp_transaction_timeout,
-                               data_timeout=settings.smtp_data_timeout)
+                               data_timeout=settings.smtp_data_timeout,
+                               junk_command_limit=settings.smtp_junk_command_limit,
+                               connection_seconds=settings.smtp_connection_seconds)
         # What start-up built (modules, templates, compiled patterns) lives as long as the
         # process: keep the cyclic garbage collector from walking it again and again.
         gc.freeze()
@@ -116,7 +118,9 @@ class GatewayServer:
                                        connections_that_fit(settings.smtp_max_connections),
                                        settings.smtp_max_connections_per_ip),
                                    transaction_timeout=settings.smtp_transaction_timeout,
-                                   data_timeout=settings.smtp_data_timeout)
+                                   data_timeout=settings.smtp_data_timeout,
+                                   junk_command_limit=settings.smtp_junk_command_limit,
+                                   connection_seconds=settings.smtp_connection_seconds)
             self.lmtp.start()
             log.info("LMTP intake listening on %s", settings.lmtp_listen)
         if settings.sender_authentication == "token":

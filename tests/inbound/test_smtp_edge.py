@@ -221,6 +221,7 @@ def test_the_transport_settings_default_to_the_contract(monkeypatch: pytest.Monk
     assert (settings.smtp_tls_cert, settings.smtp_tls_key, settings.smtp_require_tls) == (
         None, None, False)
     assert (settings.smtp_max_connections, settings.smtp_max_connections_per_ip) == (200, 20)
+    assert (settings.smtp_junk_command_limit, settings.smtp_connection_seconds) == (100, 600)
     monkeypatch.setenv("GATEWAY_SMTP_TLS_CERT", "")  # empty, as in DESIGN: not set
     monkeypatch.setenv("GATEWAY_SMTP_TLS_KEY", "")
     assert load_settings(None).smtp_tls_cert is None
@@ -488,7 +489,8 @@ def test_mail_rset_noop_in_a_loop_is_cut_off_at_the_transaction_deadline(
     """The attack review's slot holder: RSET (or HELO, EHLO, a refused RCPT) used to end
     the transaction and the next MAIL started a fresh deadline, so the connection lived
     for ever.  The first MAIL's deadline now runs until a DATA ends."""
-    settings = settings_factory(smtp_timeout=1.0, smtp_transaction_timeout=2.0)
+    settings = settings_factory(smtp_timeout=1.0, smtp_transaction_timeout=2.0,
+                                smtp_junk_command_limit=1000)
     rounds = [[b"MAIL FROM:<anna@acme.example>", b"RSET", b"NOOP"],
               [b"MAIL FROM:<anna@acme.example>", b"RCPT TO:<nobody@support.example>",
                b"EHLO client.example"],
@@ -509,6 +511,35 @@ def test_mail_rset_noop_in_a_loop_is_cut_off_at_the_transaction_deadline(
         assert len(replies) < 40  # cut off within a few rounds, not after all of them
         with pytest.raises(ConnectionError):
             dialogue.say(b"NOOP")
+
+
+def test_a_connection_past_its_lifetime_is_closed_but_not_in_the_middle_of_a_message(
+    gateway: Gateway, settings_factory: Callable[..., Settings], processes: Processes
+) -> None:
+    settings = settings_factory(smtp_timeout=10.0, smtp_connection_seconds=1.5,
+                                smtp_data_timeout=30.0, smtp_transaction_timeout=30.0)
+    message = b"Subject: lifetime\r\nMessage-ID: <lifetime@client.example>\r\n\r\nslow\r\n"
+    with _served(gateway, settings, processes):
+        with _connect(settings) as sock:
+            dialogue = Dialogue(sock)
+            dialogue.say(b"EHLO client.example")
+            dialogue.say(b"MAIL FROM:<anna@acme.example>")
+            dialogue.say(b"RCPT TO:<support@support.example>")
+            assert dialogue.say(b"DATA")[0].startswith(b"354 ")
+            for start in range(0, len(message), 8):  # 2.4 s: past the lifetime
+                sock.sendall(message[start:start + 8])
+                time.sleep(0.3)
+            # the message in progress is taken and answered, then the connection closes
+            assert _code_of(dialogue.say(b".")) == b"250 2.0.0"
+            assert dialogue.reply() == [b"421 4.4.2 Connection open for too long, "
+                                        b"closing connection"]
+        with _connect(settings) as sock:  # an idle one is closed when its time is up
+            dialogue = Dialogue(sock)
+            dialogue.say(b"EHLO client.example")
+            assert _code_of(dialogue.reply()) == b"421 4.4.2"  # before the idle timeout
+            with pytest.raises(ConnectionError):
+                dialogue.say(b"NOOP")
+    assert [entry.raw for entry in _stored(gateway)] == [message]
 
 
 def test_a_command_line_trickled_byte_by_byte_is_cut_off_by_the_idle_timeout(
@@ -537,6 +568,59 @@ def test_a_slow_but_steady_message_within_its_deadlines_is_taken(
             time.sleep(0.3)
         assert _code_of(dialogue.say(b".")) == b"250 2.0.0"
     assert [entry.raw for entry in _stored(gateway)] == [message]
+
+
+# -- junk commands ------------------------------------------------------------------------
+
+
+def test_junk_commands_past_the_limit_get_421_and_the_connection_is_closed(
+    gateway: Gateway, settings_factory: Callable[..., Settings], processes: Processes
+) -> None:
+    settings = settings_factory(smtp_junk_command_limit=8)
+    junk = [(b"NOOP", b"250 2.0.0"), (b"RSET", b"250 2.0.0"),
+            (b"VRFY anna@acme.example", b"252 2.0.0"), (b"EXPN staff", b"502 5.5.1"),
+            (b"HELP", b"250 2.0.0"), (b"FROBNICATE", b"500 5.5.1"),
+            (b"RCPT TO:<support@support.example>", b"503 5.5.1"),  # refused: before MAIL
+            (b"EHLO client.example", b"250")]
+    with _served(gateway, settings, processes), _connect(settings) as sock:
+        dialogue = Dialogue(sock)
+        for command, code in junk:  # eight answered as ever
+            assert _code_of(dialogue.say(command)).startswith(code), command
+        assert dialogue.say(b"NOOP") == [b"421 4.7.0 Too many commands without a message, "
+                                         b"closing connection"]
+        with pytest.raises(ConnectionError):
+            dialogue.say(b"NOOP")
+        # a refusal past the limit is answered, then the 421 follows
+        with _connect(settings) as other:
+            dialogue = Dialogue(other)
+            for _ in range(8):
+                dialogue.say(b"NOOP")
+            assert _code_of(dialogue.say(b"MAIL FROM:<anna@acme.example>")) == b"503 5.5.1"
+            assert _code_of(dialogue.reply()) == b"421 4.7.0"
+
+
+def test_a_client_sending_several_messages_on_one_connection_is_not_affected(
+    gateway: Gateway, settings_factory: Callable[..., Settings], processes: Processes
+) -> None:
+    """Each accepted message clears the junk count and ends its transaction's deadline:
+    five messages with a RSET and a NOOP each fit a limit of 3 and a 2 s deadline."""
+    settings = settings_factory(smtp_junk_command_limit=3, smtp_transaction_timeout=2.0,
+                                smtp_connection_seconds=60.0)
+    with _served(gateway, settings, processes), _connect(settings) as sock:
+        dialogue = Dialogue(sock)
+        dialogue.say(b"EHLO client.example")  # junk 1
+        for number in range(5):
+            assert _code_of(dialogue.say(b"RSET")) == b"250 2.0.0"
+            assert _code_of(dialogue.say(b"NOOP")) == b"250 2.0.0"
+            assert _code_of(dialogue.say(b"MAIL FROM:<anna@acme.example>")) == b"250 2.1.0"
+            assert _code_of(dialogue.say(b"RCPT TO:<support@support.example>")) == b"250 2.1.5"
+            assert dialogue.say(b"DATA")[0].startswith(b"354 ")
+            sock.sendall(f"Subject: one of five\r\nMessage-ID: <five-{number}@client.example>"
+                         f"\r\n\r\nbody\r\n".encode())
+            assert _code_of(dialogue.say(b".")) == b"250 2.0.0"
+            time.sleep(0.6)  # five of these outlast one transaction deadline
+        assert _code_of(dialogue.say(b"QUIT")) == b"221 2.0.0"
+    assert len(_stored(gateway)) == 5
 
 
 # -- long lines ---------------------------------------------------------------------------
