@@ -163,7 +163,8 @@ class Settings(BaseSettings):
     smtp_max_connections_per_ip: int = Field(default=20, gt=0)
     """Beyond either cap a new connection gets ``421 4.7.0`` and is closed."""
     smtp_transaction_timeout: float = Field(default=900.0, gt=0)
-    """Seconds from MAIL to the end of DATA, however steadily the client sends."""
+    """Seconds from a connection's first MAIL to the end of a DATA, however steadily the
+    client sends; RSET, HELO and EHLO do not restart it."""
     smtp_data_timeout: float = Field(default=600.0, gt=0)
     """Seconds from DATA's 354 to the end of the message (25 MB in 10 minutes: 42 KB/s)."""
     smtp_junk_command_limit: int = Field(default=100, gt=0)
