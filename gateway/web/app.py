@@ -3,7 +3,8 @@ app is given the gateway, the access-grant pages and API (``gateway.web.grants``
 "was this helpful?" page of solved tickets (``gateway.web.satisfaction``) and the support
 hub under ``/hub`` (``gateway.web.hub``).
 
-One-click unsubscribe and other pages are added here as routes.
+One-click unsubscribe and other pages are added here as routes.  Every request body is
+bounded by :class:`gateway.web.body.BodyLimit` (a small form unless a route allows more).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.db import Database
+from gateway.web.body import BodyLimit
 from gateway.web.unsubscribe import unsubscribe_routes
 
 if TYPE_CHECKING:
@@ -44,4 +47,5 @@ def make_web_app(database: Database, gateway: Gateway | None = None) -> Starlett
         routes += grant_routes(gateway)  # support access grants (issue 6)
         routes += satisfaction_routes(gateway)  # "was this helpful?" (DESIGN §13)
         routes += hub_routes(gateway)  # the support hub (DESIGN §14)
-    return Starlette(routes=routes)
+    # Every request body is bounded (a small form unless a route allows files): one place.
+    return Starlette(routes=routes, middleware=[Middleware(BodyLimit)])

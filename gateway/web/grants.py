@@ -44,6 +44,7 @@ from gateway.grants.service import (
 )
 from gateway.grants.tokens import csrf_valid, csrf_value, read_overview_token
 from gateway.models import AccessGrant, Person, Team
+from gateway.web.body import read_form
 
 if TYPE_CHECKING:
     from gateway.runtime.app import Gateway
@@ -76,8 +77,8 @@ def grant_routes(gateway: Gateway) -> list[Route]:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The text fields of a posted form (file fields are never expected here)."""
-    form = await request.form()
+    """The text fields of a posted form: a small one, no files (``read_form``)."""
+    form = await read_form(request, max_fields=10)
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 

@@ -29,6 +29,7 @@ from gateway.grants.tokens import csrf_valid, csrf_value
 from gateway.models import SatisfactionLink, Ticket
 from gateway.notices import display_subject, recipient_language
 from gateway.satisfaction import COMMENT_LIMIT, RATINGS, Found, LinkStatus, inspect, record
+from gateway.web.body import read_form
 from gateway.web.grants import SECURITY_HEADERS
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class SatisfactionSite:
         token = str(request.path_params["token"])
         accept = request.headers.get("accept-language", "")
         if request.method == "POST":
-            form = await request.form()
+            form = await read_form(request, max_fields=10)  # small, no files
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             return await run_in_threadpool(self._answer, token, fields, accept)
         return await run_in_threadpool(self._ask, token, accept)

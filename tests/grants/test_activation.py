@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from gateway.config import Settings
@@ -19,6 +21,7 @@ from gateway.runtime.app import Gateway
 from tests.conftest import run_gateway
 from tests.grants.conftest import activation_link, text_of, wait_for_mail
 from tests.grants.http import request
+from tests.uploads import private_tempdir, small_form_is_bounded
 
 
 def _request(settings: Settings, *extra: str) -> None:
@@ -197,3 +200,12 @@ def test_concurrent_confirmations_grant_once(web: str, settings: Settings,
     # Then exactly one grant exists, and every other answer is the "used" page
     assert sorted(a.status for a in answers) == [200, 410, 410, 410]
     assert _grants(gateway) == 1
+
+
+def test_an_oversized_or_file_carrying_form_is_refused_unread(
+        web: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A declared 100 MB body answered unread (413), a chunked one cut off at 64 KB (413),
+    # a file refused at once (400): nothing lands on disk, whatever the token
+    private_tempdir(monkeypatch, tmp_path)
+    small_form_is_bounded(f"{web}/grants/activate/nonexistent")
+    small_form_is_bounded(f"{web}/grants/overview/nonexistent/revoke")

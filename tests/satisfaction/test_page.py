@@ -5,6 +5,7 @@ wrong, expired, used or forged requests are refused with a clear page, recording
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from gateway.satisfaction import token_hash
 from gateway.views import ticket_view
 from tests.grants.http import Answer, request
 from tests.satisfaction.conftest import solve
+from tests.uploads import private_tempdir, small_form_is_bounded
 
 
 def _satisfaction(gateway: Gateway, number: int) -> Any:
@@ -168,3 +170,12 @@ def test_the_page_is_in_the_requesters_language(
     assert "今回の対応はお役に立ちましたか" in page.body and 'lang="ja"' in page.body
     done = request("POST", solved.link, {"csrf": page.csrf(), "rating": "bad"})
     assert done.status == 200 and "お役に立てず申し訳ございません" in done.body
+
+
+def test_an_oversized_or_file_carrying_form_is_refused_unread(
+        web: GatewayServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        settings: Settings) -> None:
+    # A declared 100 MB body answered unread (413), a chunked one cut off at 64 KB (413),
+    # a file refused at once (400): nothing lands on disk, whatever the token
+    private_tempdir(monkeypatch, tmp_path)
+    small_form_is_bounded(f"{settings.public_url}/satisfaction/nonexistent")

@@ -28,7 +28,7 @@ __all__ = ["routes"]
 def routes(site: HubSite) -> list[Route]:
     pages = NewRequestPages(site)
     return [Route("/hub/new", site.endpoint(pages.form), methods=["GET"]),
-            Route("/hub/new", site.endpoint(pages.send), methods=["POST"])]
+            Route("/hub/new", site.endpoint(pages.send, files=True), methods=["POST"])]
 
 
 class NewRequestPages:

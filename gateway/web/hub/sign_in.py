@@ -23,6 +23,7 @@ from gateway.grants.tokens import csrf_valid, csrf_value, hash_token
 from gateway.hub.sessions import end_session
 from gateway.hub.sign_in import LinkState, Requested, inspect_link, redeem_link, request_link
 from gateway.models import Person
+from gateway.web.body import read_form
 from gateway.web.hub.site import SESSION_COOKIE, HubRequest, HubSite, browser_language
 
 __all__ = ["routes"]
@@ -45,7 +46,7 @@ def routes(site: HubSite) -> list[Route]:
 
 
 async def _fields(request: Request) -> dict[str, str]:
-    form = await request.form(max_files=0, max_fields=10)
+    form = await read_form(request, max_fields=10)  # small, no files
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 

@@ -2,12 +2,16 @@
 
 A page is a plain function ``handler(request: HubRequest) -> Response``, run in a thread
 (it may use the database and render).  :meth:`HubSite.endpoint` wraps it into a Starlette
-endpoint that first resolves the visitor from the session cookie on the server:
+endpoint that first resolves the visitor from the session cookie on the server, before a
+byte of a posted body is read:
 
-- no live session: a GET is sent to ``/hub/sign-in`` (303), a POST gets 403;
+- no live session: a GET is sent to ``/hub/sign-in`` (303), a POST gets 403 unread;
 - ``admin=True`` and the visitor is not a team admin: 403;
-- a POST whose ``csrf`` field is not this session's value: 403, the handler never runs;
-- a POST larger than ``hub_attachment_limit`` (files together): 413, likewise.
+- a POST larger than its limit: 413, the handler never runs.  Only ``files=True`` pages
+  (a new request, a reply) take files: up to ``hub_attachment_limit`` all together, the
+  body up to that plus room for the text (:data:`_EXTRA_BYTES`), counted as it streams
+  (:mod:`gateway.web.body`); the other forms are small and take no files;
+- a POST whose ``csrf`` field is not this session's value: 403, likewise.
 
 :meth:`HubSite.render` puts a page of ``templates/pages/hub/`` into the layout, in the
 visitor's directory language, with the nav, the sign-out form and the security headers of
@@ -32,6 +36,7 @@ from gateway.grants.pages import pick_language
 from gateway.grants.tokens import csrf_valid, csrf_value
 from gateway.hub.sessions import resolve_session, touch_session
 from gateway.hub.visitor import HubVisitor
+from gateway.web.body import BodyTooLarge, read_form
 from gateway.web.grants import SECURITY_HEADERS
 from gateway.web.hub.nav import NAV
 from gateway.web.hub.pages import HubPages
@@ -162,47 +167,61 @@ class HubSite:
         return key if f"notice_{key}" in words else ""
 
     # -- the wrapper every page goes through ----------------------------------------------
-    def endpoint(self, handler: Handler, *, admin: bool = False) -> Endpoint:
+    def endpoint(self, handler: Handler, *, admin: bool = False,
+                 files: bool = False) -> Endpoint:
         """A Starlette endpoint running ``handler`` for a signed-in visitor (see the
-        module docstring for what is refused before it runs)."""
+        module docstring for what is refused before it runs); ``files``: the form may
+        carry files (else it is a small form without)."""
 
         async def run(request: Request) -> Response:
-            posted = request.method == "POST"
-            form, files, too_large = await self._read_form(request) if posted else ({}, (),
-                                                                                    False)
-            return await run_in_threadpool(self._guarded, handler, admin, request, form,
-                                           files, too_large)
+            admitted = await run_in_threadpool(self._admit, request, admin)
+            if isinstance(admitted, Response):
+                return admitted  # no session (or no admin): the body is never read
+            form: dict[str, str] = {}
+            uploads: tuple[Upload, ...] = ()
+            if request.method == "POST":
+                try:
+                    form, uploads = await self._read_form(request, files)
+                except BodyTooLarge:
+                    return await run_in_threadpool(self.message, admitted, "too_large", 413)
+            return await run_in_threadpool(self._run, handler, admitted, request, form,
+                                           uploads)
         return run
 
-    async def _read_form(self, request: Request
-                         ) -> tuple[dict[str, str], tuple[Upload, ...], bool]:
-        limit = self.settings.hub_attachment_limit
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit + _EXTRA_BYTES:
-            return {}, (), True  # never read: refused before the body is parsed
-        data = await request.form(max_files=20, max_fields=50)
-        fields = {k: v for k, v in data.items() if isinstance(v, str)}
-        posted = [v for v in data.getlist("files") if isinstance(v, UploadFile) and v.filename]
-        if sum(v.size or 0 for v in posted) > limit:  # spooled to disk, never read in
-            return fields, (), True
-        files = [Upload(v.filename or "", v.content_type or "application/octet-stream",
-                        await v.read()) for v in posted]
-        return fields, tuple(files), sum(len(f.data) for f in files) > limit
-
-    def _guarded(self, handler: Handler, admin: bool, request: Request, form: dict[str, str],
-                 files: tuple[Upload, ...], too_large: bool) -> Response:
+    def _admit(self, request: Request, admin: bool) -> HubVisitor | Response:
+        """The visitor, or the answer to a request that has none (or is not an admin's)."""
         visitor = self.visitor(request)
-        posted = request.method == "POST"
         if visitor is None:
-            if posted:
+            if request.method == "POST":
                 return self.message(None, "signed_out", 403, language=browser_language(request))
             return self.redirect("/sign-in")
         if admin and not visitor.is_admin:
             return self.message(visitor, "admins_only", 403)
-        if too_large:
-            return self.message(visitor, "too_large", 413)
-        if posted and not csrf_valid(self.services.secret, _CSRF_PURPOSE,
-                                     visitor.session_hash, form.get(CSRF_FIELD, "")):
+        return visitor
+
+    async def _read_form(self, request: Request, files: bool
+                         ) -> tuple[dict[str, str], tuple[Upload, ...]]:
+        """The posted fields and files; raises :class:`BodyTooLarge` past the limits (the
+        body's, counted as it streams, and the files' together)."""
+        if not files:
+            data = await read_form(request, max_fields=20)
+            return {k: v for k, v in data.items() if isinstance(v, str)}, ()
+        limit = self.settings.hub_attachment_limit
+        data = await read_form(request, limit=limit + _EXTRA_BYTES, max_files=20,
+                               max_fields=50)
+        fields = {k: v for k, v in data.items() if isinstance(v, str)}
+        posted = [v for v in data.getlist("files") if isinstance(v, UploadFile) and v.filename]
+        if sum(v.size or 0 for v in posted) > limit:  # spooled (within the body's limit)
+            raise BodyTooLarge
+        uploads = [Upload(v.filename or "", v.content_type or "application/octet-stream",
+                          await v.read()) for v in posted]
+        return fields, tuple(uploads)
+
+    def _run(self, handler: Handler, visitor: HubVisitor, request: Request,
+             form: dict[str, str], files: tuple[Upload, ...]) -> Response:
+        if request.method == "POST" and not csrf_valid(
+                self.services.secret, _CSRF_PURPOSE, visitor.session_hash,
+                form.get(CSRF_FIELD, "")):
             return self.message(visitor, "csrf", 403)
         return handler(HubRequest(
             visitor=visitor, method=request.method, query=dict(request.query_params),

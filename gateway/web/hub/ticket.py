@@ -27,7 +27,7 @@ def routes(site: HubSite) -> list[Route]:
     pages = TicketPages(site)
     return [
         Route("/hub/tickets/{number:int}", site.endpoint(pages.show), methods=["GET"]),
-        Route("/hub/tickets/{number:int}/reply", site.endpoint(pages.reply),
+        Route("/hub/tickets/{number:int}/reply", site.endpoint(pages.reply, files=True),
               methods=["POST"]),
     ]
 
