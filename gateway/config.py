@@ -353,7 +353,8 @@ class Settings(BaseSettings):
     hub_session_lifetime: float = Field(default=12 * 3600.0, gt=0)
     """A hub session ends this many seconds after sign-in, however busy."""
     hub_sign_in_per_address: int = Field(default=5, gt=0)
-    """Sign-in links one address may ask for per hour (known or not)."""
+    """Sign-in links one address may ask for per hour (known or not); past it, a new link
+    only when the person has no live one (so nobody can lock them out)."""
     hub_sign_in_per_client: int = Field(default=20, gt=0)
     """Sign-in requests one client (IP address) may make per hour."""
     hub_attachment_limit: int = Field(default=10 * 1024 * 1024, gt=0)

@@ -8,8 +8,16 @@ no live link lies in the database.
 
 Asking for a link answers the same whether or not the address is a directory person
 (nothing is mailed to strangers), so the page tells nobody who is a customer.  Every
-request counts against two hourly limits, per address and per client, known or not; over
-either, nothing is mailed.
+request counts against two hourly limits, known address or not:
+
+- per client (IP address, ``hub_sign_in_per_client``): over it, nothing is mailed and the
+  client is told so (429); it says nothing about any address, only about the asker;
+- per address (``hub_sign_in_per_address``): anyone may ask for anyone's address, so this
+  limit must not lock the person out.  Over it, a link is mailed only when the person has
+  no live one (unused, unexpired): whoever keeps asking, the mailbox holds at most one
+  more live link per ``hub_link_ttl``, and the person always has one that works.  The
+  page is the same either way (``HELD`` looks like ``SENT`` and ``UNKNOWN``), so it tells
+  nobody how often an address was asked for, nor whether it is known.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gateway.grants.tokens import hash_token, new_token
 from gateway.hub.sessions import start_session
@@ -35,11 +43,12 @@ _DAY = timedelta(days=1)
 
 
 class Requested(enum.StrEnum):
-    """What asking for a link did; ``SENT`` and ``UNKNOWN`` show the same page."""
+    """What asking for a link did; ``SENT``, ``HELD`` and ``UNKNOWN`` show the same page."""
 
     SENT = "sent"
+    HELD = "held"  # over the address's limit with a live link: nothing new mailed
     UNKNOWN = "unknown"
-    LIMITED = "limited"
+    LIMITED = "limited"  # over the client's limit
 
 
 class LinkState(enum.StrEnum):
@@ -59,15 +68,18 @@ def _normal(email: str) -> str:
     return email.strip().lower()[:320]
 
 
-def _over_limit(session: Session, services: Services, email: str, client: str,
-                now: datetime) -> bool:
-    settings, since = services.settings, now - _HOUR
-    by_address = session.scalar(select(func.count()).select_from(HubSignInAttempt).where(
-        HubSignInAttempt.email == email, HubSignInAttempt.at >= since)) or 0
-    by_client = session.scalar(select(func.count()).select_from(HubSignInAttempt).where(
-        HubSignInAttempt.client == client, HubSignInAttempt.at >= since)) or 0
-    return (by_address >= settings.hub_sign_in_per_address
-            or by_client >= settings.hub_sign_in_per_client)
+def _attempts(session: Session, column: InstrumentedAttribute[str], value: str,
+              now: datetime) -> int:
+    """Requests of the last hour with ``column == value`` (an address or a client)."""
+    return session.scalar(select(func.count()).select_from(HubSignInAttempt).where(
+        column == value, HubSignInAttempt.at >= now - _HOUR)) or 0
+
+
+def _has_live_link(session: Session, email: str, now: datetime) -> bool:
+    """Whether a link mailed to ``email`` still works (unused, unexpired)."""
+    return session.scalar(select(HubSignInLink.token_hash).where(
+        HubSignInLink.email == email, HubSignInLink.used_at.is_(None),
+        HubSignInLink.expires_at > now).limit(1)) is not None
 
 
 def _prune(session: Session, services: Services, now: datetime) -> None:
@@ -82,16 +94,22 @@ def _prune(session: Session, services: Services, now: datetime) -> None:
 
 def request_link(session: Session, services: Services, email: str, client: str,
                  now: datetime) -> tuple[Requested, int | None]:
-    """Count the request and, for a directory person within the limits, queue the mail
-    (caller's transaction).  Returns what happened and the outbox id to deliver."""
-    email, client = _normal(email), client[:128]
+    """Count the request and, for a directory person within the limits (see the module),
+    queue the mail (caller's transaction).  Returns what happened and the outbox id to
+    deliver."""
+    email, client, settings = _normal(email), client[:128], services.settings
     _prune(session, services, now)
-    if _over_limit(session, services, email, client, now):
+    by_client = _attempts(session, HubSignInAttempt.client, client, now)
+    if by_client >= settings.hub_sign_in_per_client:
         return Requested.LIMITED, None
+    by_address = _attempts(session, HubSignInAttempt.email, email, now)
+    over = by_address >= settings.hub_sign_in_per_address
     session.add(HubSignInAttempt(email=email, client=client, at=now))
     person = session.get(Person, email)
     if person is None:
         return Requested.UNKNOWN, None
+    if over and _has_live_link(session, person.email, now):
+        return Requested.HELD, None  # the person has a link that works: no new mail
     token, digest = new_token()
     ttl = services.settings.hub_link_ttl
     session.add(HubSignInLink(token_hash=digest, email=person.email, created_at=now,

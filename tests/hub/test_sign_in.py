@@ -119,3 +119,31 @@ def test_concurrent_posts_of_one_link_start_one_session(
     assert sum("hub_session" in b.cookies for b in browsers) == 1
     with gateway.db.reading() as session:
         assert len(session.scalars(select(HubSession.id_hash)).all()) == 1
+
+
+def _sign_in_with(browser: Browser, link: str, hub: str) -> None:
+    confirm = browser.get(link)
+    assert confirm.status == 200, confirm.body
+    done = browser.post(link, {"csrf": confirm.csrf()})
+    assert done.status == 303 and done.location == f"{hub}/tickets", done.body
+
+
+def test_the_person_still_gets_a_link_after_someone_elses_five_requests(
+        web: GatewayServer, gateway: Gateway, settings: Settings, hub: str) -> None:
+    limit = settings.hub_sign_in_per_address
+    # Given someone who asked for Anna's address as often as the hour allows
+    attacker = Browser()
+    for n in range(limit):
+        assert ask_for_link(attacker, hub, ANNA.upper() if n % 2 else ANNA) == 200
+    # When Anna asks in her own browser, she gets the page anyone gets
+    anna = Browser()
+    assert ask_for_link(anna, hub, ANNA) == 200
+    # Then she is not locked out: the newest link in her mailbox signs her in
+    _sign_in_with(anna, mailed_link(settings, ANNA, limit), hub)
+    # And once the links in her mailbox have run out (within the same hour), asking again
+    # mails her a fresh one, which works
+    with gateway.db.transaction() as session:
+        session.execute(update(HubSignInLink).where(HubSignInLink.used_at.is_(None)).values(
+            expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert ask_for_link(Browser(), hub, ANNA) == 200
+    _sign_in_with(Browser(), mailed_link(settings, ANNA, limit + 1), hub)

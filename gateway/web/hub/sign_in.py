@@ -3,7 +3,9 @@
 - ``GET /hub/sign-in``: the address form.  It sets a short-lived random cookie; the form's
   CSRF value is bound to it, so another site cannot make a browser ask for links.
 - ``POST /hub/sign-in``: mails a link to a directory person; the page is the same for any
-  address.  Over the hourly limits (per address, per client) a page says so (429).
+  address, also over its hourly limit (then a link goes out only when the person has no
+  live one, see :mod:`gateway.hub.sign_in`).  Over the client's hourly limit a page says
+  so (429).
 - ``GET /hub/sign-in/<token>``: a button, nothing else (mail scanners open links).
 - ``POST /hub/sign-in/<token>``: with the CSRF value bound to the link, spends it, starts a
   session (cookie ``hub_session``) and redirects to ``/hub/tickets``.
