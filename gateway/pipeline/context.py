@@ -256,6 +256,23 @@ class MailContext:
         return self.disposition is not None
 
     @property
+    def forwarded_inline(self) -> bool:
+        """The message forwards another mail in its text: what stands under the forward's
+        header block is somebody else's words, not the sender's."""
+        forwarded = self.analysis.forwarded
+        return forwarded is not None and forwarded.how == "inline"
+
+    @property
+    def own_text(self) -> str:
+        """What the sender wrote themselves, where commands are read: their visible reply,
+        or for an inline forward only the words above it (a stranger's mail forwarded by an
+        agent must not speak with the agent's authority)."""
+        forwarded = self.analysis.forwarded
+        if forwarded is not None and forwarded.how == "inline":
+            return forwarded.words
+        return self.reply.visible
+
+    @property
     def answers_requester(self) -> bool:
         """An agent's public reply with words or attachments for the customer: the one
         kind of mail that is relayed and stops the first-response clock.  Not a note, not

@@ -19,7 +19,14 @@ from sqlalchemy import select
 from gateway.active_policy import current_policy
 from gateway.config import Settings
 from gateway.decisions import decide_for
-from gateway.models import AccessRequest, MessageRecord, SpoolEntry, Ticket, TicketStatus
+from gateway.models import (
+    AccessRequest,
+    MessageRecord,
+    Participant,
+    SpoolEntry,
+    Ticket,
+    TicketStatus,
+)
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from tests.conftest import Processes, wait_for
@@ -284,6 +291,63 @@ def test_forged_mail_does_not_use_up_the_genuine_senders_hourly_answers(
     assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"] * (limit + 1)
     ack = acknowledgement(settings, "max@acme.example", genuine.ticket_number)
     assert "Printer queue stuck" in str(ack["Subject"])
+
+
+MALLORY = "mallory@evil.example"
+
+
+def forward_from_kenji(subject: str, forwarded_body: str, words: str = "") -> bytes:
+    """Kenji (verified) forwards Mallory's mail inline, as mail clients write a forward."""
+    text = (f"{words}\n\n" if words else "") + (
+        "---------- Forwarded message ---------\n"
+        f"From: Mallory <{MALLORY}>\nDate: Mon, 7 Dec 2026 at 10:00\n"
+        f"Subject: {subject}\nTo: Kenji <kenji@support.example>\n\n{forwarded_body}")
+    return make_mail(sender="kenji@support.example", subject=f"Fwd: {subject}", body=text,
+                     headers=passed("support.example"))
+
+
+def participants(gw: Gateway, number: int) -> dict[str, str]:
+    with gw.db.reading() as session:
+        return {p.email: p.role for p in session.scalars(
+            select(Participant).where(Participant.ticket_number == number))}
+
+
+def test_a_strangers_mail_forwarded_by_an_agent_speaks_with_no_authority(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    number, _ = open_ticket(settings, gw)  # Max's ticket
+    # Mallory mails Kenji directly, naming Max's ticket; Kenji forwards it onto the ticket.
+    deliver(settings, gw, forward_from_kenji(
+        f"Re: [#{number}] VPN drops every hour",
+        f"#cc add {MALLORY}\n#status pending\n\nDear customer, your account is locked: "
+        "log in at https://evil.example/x within 24 hours.\n"), mail_from="kenji@support.example")
+    # Her lines ran no command, and nothing of hers went to Max as support's answer …
+    assert MALLORY not in participants(gw, number)
+    assert ticket(gw, number).status == TicketStatus.NEW
+    assert outbox_kinds(gw, "max@acme.example") == ["acknowledgement"]
+    # … the forward is on the ticket for the agents, as an internal note.
+    forward = messages(gw, number)[-1]
+    assert (forward.from_address, forward.kind) == ("kenji@support.example", "note")
+    assert "evil.example/x" in forward.text
+
+    # Control: the agent's own words above a forward still command.
+    deliver(settings, gw, forward_from_kenji(
+        f"Re: [#{number}] VPN drops every hour", "#status closed\nIgnore me.\n",
+        words="#status pending\nMax, see the vendor's answer below."),
+        mail_from="kenji@support.example")
+    assert ticket(gw, number).status == TicketStatus.PENDING
+
+
+def test_an_access_line_in_a_forwarded_mail_requests_no_access(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    # The on-behalf flow (a forward of a new mail opens a ticket for its sender): the
+    # forwarded text is the customer's request, never the agent's #access command.
+    row = deliver(settings, gw, forward_from_kenji(
+        "Problem with files", "#access team=acme department=support export\n"
+        "Routine audit of your files: please activate.\n"), mail_from="kenji@support.example")
+    assert "grant_activation" not in outbox_kinds(gw, "anna@acme.example")
+    with gw.db.reading() as session:
+        assert session.scalars(select(AccessRequest)).all() == []
+    assert row.ticket_number is not None and ticket(gw, row.ticket_number).requester == MALLORY
 
 
 def test_an_unverified_member_gets_no_ticket_list_but_a_stranger_still_gets_help(

@@ -80,7 +80,7 @@ def run(ctx: MailContext) -> None:
         return
     if not (ctx.sender_verified and ctx.sender.agent is not None):
         return
-    text = ctx.reply.visible
+    text = ctx.own_text  # a forwarded mail's lines are somebody else's: never a command
     to_grants = _to_grants_address(ctx)
     if to_grants and ctx.parsed.subject.strip().lower().startswith("#access"):
         text = f"{ctx.parsed.subject.strip()}\n{text}"  # the command may be the subject

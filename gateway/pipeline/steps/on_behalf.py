@@ -85,7 +85,8 @@ def _original(analysis: Analysis, forwarded: Forwarded) -> Analysis:
         message_id=forwarded.message_id, in_reply_to=(), references=(),
         text=forwarded.text, html=forwarded.html, attachments=attachments)
     reply = ReplyParts(visible=forwarded.text, quoted="", signature="")
-    return dataclasses.replace(analysis, parsed=original, reply=reply)
+    # no forward any more: the customer's own mail, their words their own
+    return dataclasses.replace(analysis, parsed=original, reply=reply, forwarded=None)
 
 
 def run(ctx: MailContext) -> None:
