@@ -45,6 +45,7 @@ from gateway.grants.service import (
 from gateway.grants.tokens import csrf_valid, csrf_value, read_overview_token
 from gateway.models import AccessGrant, Person, Team
 from gateway.web.body import read_form
+from gateway.web.params import number_in
 
 if TYPE_CHECKING:
     from gateway.runtime.app import Gateway
@@ -279,11 +280,12 @@ class GrantSite:
         team_id, person = allowed
         if not csrf_valid(svc.secret, "revoke", token, form.get("csrf", "")):
             return self._message("csrf", person.language, 403)
-        if not form.get("grant", "").isdigit():
+        grant = number_in(form.get("grant", ""))
+        if grant is None:
             return self._message("badform", person.language, 400)
         try:
             with self._db.transaction() as session:
-                outbox_ids = revoke(session, svc, int(form["grant"]), team_id=team_id,
+                outbox_ids = revoke(session, svc, grant, team_id=team_id,
                                     by=person.email, now=svc.now())
         except GrantError:
             done = "revoke_failed"

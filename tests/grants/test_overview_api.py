@@ -55,6 +55,10 @@ def test_revoke_from_the_overview_ends_access_at_once(web: str, settings: Settin
     # A GET of the revoke address or a POST without CSRF changes nothing
     assert request("GET", f"{overview}/revoke").status == 405
     assert request("POST", f"{overview}/revoke", {"grant": grant_id}).status == 403
+    # nor does a grant that is no number ("²" is a digit to str.isdigit(), none to int())
+    for odd in ("\u00b2", "9" * 5000, "99999999999999999999"):
+        assert request("POST", f"{overview}/revoke", {"csrf": page.csrf(), "grant": odd}
+                       ).status == 400
     assert _allowed(settings)
     # When Bert revokes from the page
     answer = request("POST", f"{overview}/revoke", {"csrf": page.csrf(), "grant": grant_id})

@@ -116,3 +116,19 @@ def test_a_post_without_or_with_a_wrong_csrf_value_changes_nothing(
     assert signed_out.status == 403
     assert max_browser.get(f"{hub}/tickets").status == 200  # still signed in
     assert hub_rows(gateway) == 0
+
+
+def test_numbers_no_page_can_read_are_a_404_or_the_first_page_never_an_error(
+        web: GatewayServer, gateway: Gateway, settings: Settings, hub: str) -> None:
+    number, _ = open_ticket(settings, gateway, sender=MAX, headers=passed("acme.example"))
+    browser = signed_in(settings, hub, MAX)
+    first = browser.get(f"{hub}/tickets")
+    # "²" is a digit to str.isdigit() and none to int(); 5,000 digits are too many for int()
+    for page in ("%C2%B2", "1" * 5000, "0", "-1"):
+        listed = browser.get(f"{hub}/tickets?page={page}")
+        assert listed.status == 200 and f"#{number}" in listed.body, page
+    for path in ("9" * 30, "9" * 5000, "%C2%B2", "abc", "2147483648"):
+        assert browser.get(f"{hub}/tickets/{path}").status == 404, path
+        assert browser.post(f"{hub}/tickets/{path}/reply",
+                            {"csrf": first.csrf(), "text": "hello"}).status == 404, path
+    assert hub_rows(gateway) == 0

@@ -17,6 +17,7 @@ from gateway.hub.submit import TEXT_LIMIT, Attachment, submit_reply
 from gateway.hub.ticket_view import REPLYABLE, public_history, visible_ticket
 from gateway.models import Ticket
 from gateway.web.hub.site import HubRequest, HubSite
+from gateway.web.params import number_in
 
 __all__ = ["routes"]
 
@@ -26,8 +27,9 @@ _ROLES = ("requester", "colleague", "agent", "cc")
 def routes(site: HubSite) -> list[Route]:
     pages = TicketPages(site)
     return [
-        Route("/hub/tickets/{number:int}", site.endpoint(pages.show), methods=["GET"]),
-        Route("/hub/tickets/{number:int}/reply", site.endpoint(pages.reply, files=True),
+        # {number}, not {number:int}: Starlette's converter raised (500) on 5,000 digits
+        Route("/hub/tickets/{number}", site.endpoint(pages.show), methods=["GET"]),
+        Route("/hub/tickets/{number}/reply", site.endpoint(pages.reply, files=True),
               methods=["POST"]),
     ]
 
@@ -36,14 +38,17 @@ class TicketPages:
     def __init__(self, site: HubSite) -> None:
         self._site = site
 
-    def _number(self, request: HubRequest) -> int:
-        return int(request.path_params["number"])
+    def _number(self, request: HubRequest) -> int | None:
+        """The ticket number of the path; None for anything that is none (a 404)."""
+        return number_in(request.path_params["number"])
 
     def show(self, request: HubRequest) -> Response:
         site, visitor = self._site, request.visitor
+        number = self._number(request)
+        if number is None:
+            return site.not_found(visitor)
         with site.db.reading() as session:
-            ticket = visible_ticket(session, visitor, self._number(request),
-                                    site.settings.colleague_cutoff)
+            ticket = visible_ticket(session, visitor, number, site.settings.colleague_cutoff)
             if ticket is None:
                 return site.not_found(visitor)
             if ticket.merged_into is not None and visible_ticket(
@@ -74,6 +79,8 @@ class TicketPages:
     def reply(self, request: HubRequest) -> Response:
         site, visitor = self._site, request.visitor
         number = self._number(request)
+        if number is None:
+            return site.not_found(visitor)
         with site.db.reading() as session:
             ticket = visible_ticket(session, visitor, number, site.settings.colleague_cutoff)
             if ticket is None:

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from gateway.hub.listing import STATUSES, TicketFilter, TicketPage, list_tickets
 from gateway.web.hub.site import HubRequest, HubSite
+from gateway.web.params import number_in
 
 __all__ = ["routes"]
 
@@ -29,10 +30,9 @@ def _day(value: str) -> date | None:
 
 
 def _filter(query: dict[str, str] | Any) -> TicketFilter:
-    page = query.get("page", "1")
     return TicketFilter(status=query.get("status") or None, since=_day(query.get("since", "")),
                         until=_day(query.get("until", "")),
-                        page=int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1)
+                        page=number_in(query.get("page", "1"), 99_999) or 1)
 
 
 class TicketListPages:
