@@ -51,6 +51,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))  # this checkout's gateway, here as in the processes it starts
 
 from intake import (  # noqa: E402 - bench/ is this script's folder
     CLK_TCK,
