@@ -58,17 +58,18 @@ def test_each_hot_read_answers_what_sqlalchemy_answers(gateway: Gateway) -> None
     _as_sqlalchemy_answers(gateway, _ALL_ARTICLES)
     _as_sqlalchemy_answers(gateway, _SUPPORT_ROW)
     for address in ("gone@acme.example", "max@acme.example"):
-        _as_sqlalchemy_answers(gateway, _GATE, {
-            "rcpt_mailbox": address, "rcpt_domain": "acme.example",
-            "since": now - timedelta(hours=1), "address": address,
-            "marked_since": now - timedelta(days=30)})
+        for every_answer in (True, False):  # a verified sender counts only verified mail's
+            _as_sqlalchemy_answers(gateway, _GATE, {
+                "rcpt_mailbox": address, "every_answer": every_answer,
+                "rcpt_domain": "acme.example", "since": now - timedelta(hours=1),
+                "address": address, "marked_since": now - timedelta(days=30)})
     for email in ("max@acme.example", "nobody@nowhere.example"):
         _as_sqlalchemy_answers(gateway, _KNOWN, {"email": email})  # one name bound twice
     with gateway.db.transaction() as session:
         newest = _NEWEST.rows(session, {"requester": "max@acme.example",
                                         "since": now - timedelta(days=1), "candidates": 2})
         gate = _GATE.first(session, {
-            "rcpt_mailbox": "gone@acme.example", "rcpt_domain": None,
+            "rcpt_mailbox": "gone@acme.example", "every_answer": True, "rcpt_domain": None,
             "since": now - timedelta(hours=1), "address": "gone@acme.example",
             "marked_since": now - timedelta(days=30)})
         articles = _ALL_ARTICLES.rows(session)
@@ -116,7 +117,8 @@ def test_a_prepared_insert_stores_what_sqlalchemy_stores(
         "mail_from": "support@support.example", "rcpt_to": "Max@Acme.example",
         "message_id": "abc@support.example", "subject": "[#1] Grüße", "raw": b"\x00\xffraw",
         "sealed": None, "recipe": recipe, "rcpt_mailbox": "max@acme.example",
-        "rcpt_domain": "acme.example", "status": OutboxStatus.PENDING, "attempts": 0,
+        "rcpt_domain": "acme.example", "for_verified": True,
+        "status": OutboxStatus.PENDING, "attempts": 0,
         "last_error": "", "created_at": now, "updated_at": now,
         "next_attempt_at": now + timedelta(seconds=1), "sent_at": None, "bounced_at": None}
     with gateway.db.transaction() as session:
