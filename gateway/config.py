@@ -67,6 +67,9 @@ class MailboxConfig(BaseModel):
     idle: bool = True
     """Use IDLE when the server advertises it."""
     batch_size: int = Field(default=50, gt=0)
+    batch_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Bytes (by RFC822.SIZE) one FETCH may download; a batch is fetched in several, and a
+    bigger message alone, so that a batch of large mail cannot exhaust memory."""
     timeout: float = Field(default=60.0, gt=0)
     """Socket timeout of the IMAP connection, seconds."""
     backoff_min: float = Field(default=1.0, gt=0)

@@ -5,18 +5,21 @@ of several ``serve`` processes only one polls a given mailbox.  It logs in (pass
 or XOAUTH2), then for each folder (the ``sent`` folder first, the ``inbox`` last so
 that IDLE watches it) takes every message above the folder's checkpoint:
 
-1. ``UID FETCH RFC822.SIZE``, then ``BODY.PEEK[]`` of a batch (PEEK: we never set
-   ``\\Seen`` ourselves); a message over ``max_message_size`` (the limit SMTP answers with
-   552) is not downloaded: only its header block (``BODY.PEEK[HEADER]``) is stored, with
-   the option ``too_large``, so that processing quarantines it and the message stays on
-   the server, marked like the rest so that it is not fetched again;
-2. hand the batch to the spool writer and wait until it is **committed**
+1. ``UID FETCH RFC822.SIZE`` of a batch (``batch_size``), cut into runs of consecutive
+   UIDs of at most ``batch_bytes`` (a bigger message is a run of its own), then
+   ``BODY.PEEK[]`` of one run (PEEK: we never set ``\\Seen`` ourselves): the bytes held at
+   once stay bounded however large the mail anyone may send; a message over
+   ``max_message_size`` (the limit SMTP answers with 552) is not downloaded: only its
+   header block (``BODY.PEEK[HEADER]``, its first ``max_header_block_size`` bytes at
+   most) is stored, with the option ``too_large``, so that processing quarantines it and
+   the message stays on the server, marked like the rest so that it is not fetched again;
+2. hand the run to the spool writer and wait until it is **committed**
    (``source = "imap:<mailbox>/<folder>"``; the spool's de-dup key makes a re-fetch
    after a crash or a UIDVALIDITY change a no-op);
 3. only then flag or move the messages on the server (``after``), and then advance
-   the checkpoint (UIDVALIDITY + last UID in ``imap_folders``).
+   the checkpoint (UIDVALIDITY + last UID in ``imap_folders``) past the run.
 
-A crash between any two of these steps repeats the batch, which stores nothing twice.
+A crash between any two of these steps repeats the run, which stores nothing twice.
 Between polls the poller IDLEs on the inbox when the server advertises it, and
 every other watched folder (``sent``) gets its own connection IDLEing on it
 (:class:`_FolderWatcher`; an IMAP connection can IDLE on one selected folder only),
@@ -52,6 +55,7 @@ from gateway import leases
 from gateway.config import MailboxConfig
 from gateway.db import Database
 from gateway.models import ImapFolderState, utcnow
+from inbound.limits import Limits
 from inbound.spool import StoredMessage
 
 __all__ = [
@@ -170,15 +174,52 @@ def _unmarked_criteria(keyword: str) -> list[str]:
     return ["UNKEYWORD", keyword]
 
 
-def _fetch_part(client: imapclient.IMAPClient, uids: Sequence[int], part: str
-                ) -> dict[int, bytes]:
-    """``UID FETCH BODY.PEEK[part]`` (never sets ``\\Seen``); UIDs expunged meanwhile are absent."""
+def _fetch_part(client: imapclient.IMAPClient, uids: Sequence[int], part: str,
+                limit: int | None = None) -> dict[int, bytes]:
+    """``UID FETCH BODY.PEEK[part]`` (never sets ``\\Seen``), only its first ``limit`` bytes
+    when given (``<0.limit>``); UIDs expunged meanwhile are absent."""
     if not uids:
         return {}
-    wanted, key = set(uids), f"BODY[{part}]".encode()
-    return {uid: bytes(data[key]) for uid, data in
-            client.fetch(uids, [f"BODY.PEEK[{part}]".encode()]).items()
-            if uid in wanted and data.get(key) is not None}
+    item, key = f"BODY.PEEK[{part}]", f"BODY[{part}]"
+    if limit is not None:
+        item, key = f"{item}<0.{limit}>", f"{key}<0>"  # the answer names the origin only
+    wanted = set(uids)
+    return {uid: bytes(data[key.encode()])[:limit] for uid, data in
+            client.fetch(uids, [item.encode()]).items()
+            if uid in wanted and data.get(key.encode()) is not None}
+
+
+def _sizes(client: imapclient.IMAPClient, uids: Sequence[int]) -> dict[int, int]:
+    """``RFC822.SIZE`` by UID: cheap, and what the FETCHes of the bytes are planned by."""
+    return {uid: int(data[b"RFC822.SIZE"]) for uid, data in
+            client.fetch(uids, [b"RFC822.SIZE"]).items() if b"RFC822.SIZE" in data}
+
+
+def _runs(uids: Sequence[int], costs: dict[int, int], budget: int) -> list[list[int]]:
+    """Consecutive runs of ``uids`` whose bytes together stay within ``budget``; a message
+    over it is a run of its own.  One FETCH and one commit each: the response parser
+    holds about three times the bytes it reads, so a whole batch of 25 MB messages in one
+    FETCH took gigabytes.  Runs keep UID order, so the checkpoint can follow each."""
+    runs: list[list[int]] = []
+    total = 0
+    for uid in uids:
+        cost = costs.get(uid, 0)
+        if runs and total + cost <= budget:
+            runs[-1].append(uid)
+            total += cost
+        else:
+            runs.append([uid])
+            total = cost
+    return runs
+
+
+def _whole_lines(head: bytes, limit: int) -> bytes:
+    """A header block cut at ``limit`` bytes ends inside a field: keep its whole lines and
+    end it with a blank line, still within ``limit``, so that it reads as a header block."""
+    if len(head) < limit or head.endswith((b"\r\n\r\n", b"\n\n")):
+        return head
+    kept = head[:head.rfind(b"\n", 0, max(limit - 2, 0)) + 1]
+    return (kept + (b"\r\n" if kept.endswith(b"\r\n") or not kept else b"\n"))[:limit]
 
 
 @dataclass(frozen=True)
@@ -271,9 +312,13 @@ class MailboxPoller:
 
     def __init__(self, config: MailboxConfig, database: Database, store: StoreFn,
                  on_stored: Callable[[int], None], *, max_message_size: int,
+                 max_header_block_size: int = Limits.max_header_block_bytes,
                  holder: str | None = None) -> None:
         self.config = config
         self.max_message_size = max_message_size
+        self.header_limit = min(max_header_block_size, max_message_size)
+        """Bytes of header kept of a message over ``max_message_size``: the analysis reads
+        no more of a header block, and a message all header must not defeat the limit."""
         self.database = database
         self.store = store
         self.on_stored = on_stored
@@ -455,13 +500,20 @@ class MailboxPoller:
         state = self._state(folder)
         uids = self._candidates(client, folder, state)
         for batch in _chunks(uids, self.config.batch_size):
-            if self._stop.is_set():
-                return
-            self._keep_lease()
-            taken = self._take(client, folder, state, batch)
-            self._checkpoint(folder, last_uid=max(batch), taken=taken, last_poll_at=utcnow(),
-                             last_error="")
+            sizes = _sizes(client, batch)
+            for run in _runs(batch, self._costs(sizes), self.config.batch_bytes):
+                if self._stop.is_set():
+                    return
+                self._keep_lease()
+                taken = self._take(client, folder, state, run, sizes)
+                self._checkpoint(folder, last_uid=max(run), taken=taken,
+                                 last_poll_at=utcnow(), last_error="")
         self._checkpoint(folder, last_poll_at=utcnow(), last_error="")
+
+    def _costs(self, sizes: dict[int, int]) -> dict[int, int]:
+        """The bytes each message's FETCH downloads: all of it, or its bounded header."""
+        return {uid: size if size <= self.max_message_size else min(size, self.header_limit)
+                for uid, size in sizes.items()}
 
     def _first_contact(self, folder: _Folder, uidvalidity: int, newest: int) -> None:
         """The start mode: take only new mail, or the backlog since a date as history."""
@@ -493,9 +545,9 @@ class MailboxPoller:
         return sorted(uid for uid in found if uid > state.last_uid)
 
     def _take(self, client: imapclient.IMAPClient, folder: _Folder, state: ImapFolderState,
-              batch: Sequence[int]) -> int:
+              batch: Sequence[int], sizes: dict[int, int]) -> int:
         """Fetch, commit to the spool, then mark; returns how many were new to the spool."""
-        fetched, too_large = self._fetch(client, folder, batch)
+        fetched, too_large = self._fetch(client, folder, batch, sizes)
         pending: list[tuple[int, Future[StoredMessage]]] = []
         source = source_name(self.config, folder.name)
         for uid in batch:
@@ -523,22 +575,22 @@ class MailboxPoller:
                      self.config.name, folder.name, len(stored) - len(new), len(stored))
         return len(new)
 
-    def _fetch(self, client: imapclient.IMAPClient, folder: _Folder, batch: Sequence[int]
-               ) -> tuple[dict[int, bytes], dict[int, int]]:
+    def _fetch(self, client: imapclient.IMAPClient, folder: _Folder, batch: Sequence[int],
+               sizes: dict[int, int]) -> tuple[dict[int, bytes], dict[int, int]]:
         """The raw bytes by UID, and the sizes of those over ``max_message_size``, whose
-        bytes are only their header block: SMTP would refuse them with 552, and a 200 MB
-        message must not be read into memory nor stored."""
-        sizes = {uid: int(data[b"RFC822.SIZE"])
-                 for uid, data in client.fetch(batch, [b"RFC822.SIZE"]).items()
-                 if b"RFC822.SIZE" in data}
+        bytes are only their header block, cut at ``header_limit``: SMTP would refuse them
+        with 552, and a 200 MB message (all header or not) must not be read into memory
+        nor stored."""
         too_large = {uid: sizes[uid] for uid in batch
                      if sizes.get(uid, 0) > self.max_message_size}
         raws = _fetch_part(client, [u for u in batch if u in sizes and u not in too_large], "")
-        raws.update(_fetch_part(client, list(too_large), "HEADER"))
+        heads = _fetch_part(client, list(too_large), "HEADER", self.header_limit)
+        raws.update({uid: _whole_lines(head, self.header_limit) for uid, head in heads.items()})
         for uid, size in too_large.items():
             log.warning("mailbox %s folder %s: UID %s has %s bytes, over max_message_size "
-                        "(%s): only its header block is stored, and it is quarantined",
-                        self.config.name, folder.name, uid, size, self.max_message_size)
+                        "(%s): only its header block (at most %s bytes) is stored, and it is "
+                        "quarantined", self.config.name, folder.name, uid, size,
+                        self.max_message_size, self.header_limit)
         return raws, too_large
 
     def _mark(self, client: imapclient.IMAPClient, folder: _Folder, uids: list[int]) -> None:
@@ -572,9 +624,12 @@ class MailboxPollers:
     """The pollers of every configured mailbox, started and stopped together."""
 
     def __init__(self, configs: Sequence[MailboxConfig], database: Database, store: StoreFn,
-                 on_stored: Callable[[int], None], *, max_message_size: int) -> None:
+                 on_stored: Callable[[int], None], *, max_message_size: int,
+                 max_header_block_size: int = Limits.max_header_block_bytes) -> None:
         self.pollers = [MailboxPoller(c, database, store, on_stored,
-                                      max_message_size=max_message_size) for c in configs]
+                                      max_message_size=max_message_size,
+                                      max_header_block_size=max_header_block_size)
+                        for c in configs]
 
     def start(self) -> None:
         for poller in self.pollers:

@@ -139,7 +139,8 @@ class GatewayServer:
         # Shared mailboxes last: what they take goes through the spool writer above.
         self.pollers = MailboxPollers(settings.mailboxes, gateway.db, self.spool_writer.submit,
                                       gateway.enqueue_processing,
-                                      max_message_size=settings.max_message_size)
+                                      max_message_size=settings.max_message_size,
+                                      max_header_block_size=settings.max_header_block_size)
         self.pollers.start()
 
     def _start_worker(self) -> None:
