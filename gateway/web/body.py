@@ -68,7 +68,9 @@ class _Budget:
 def _declared(scope: Scope) -> int | None:
     for name, value in scope.get("headers", []):
         if name == b"content-length":
-            return int(value) if value.isdigit() else None
+            # bytes.isdigit() is ASCII only; past 18 digits it is over any limit anyway
+            # (and int() refuses more than 4,300)
+            return int(value[:19]) if value.isdigit() else None
     return None
 
 
