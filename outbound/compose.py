@@ -622,17 +622,31 @@ def compose(
     if content.html is not None:
         msg.add_alternative(content.html, subtype="html", charset="utf-8")
     for filename, content_type, data in content.attachments:
-        maintype, _, subtype = content_type.partition("/")
-        if not maintype or not subtype or maintype == "multipart":
-            maintype, subtype = "application", "octet-stream"
-        msg.add_attachment(data, maintype=maintype, subtype=subtype,
-                           filename=_one_line(filename) or "attachment")
+        maintype, subtype, filename = _attachment_type(content_type, filename)
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     _choose_boundaries(msg)
     if content.language is not None:
         # Only after the body exists: turning the message multipart moves every Content-*
         # header into the first part, and the language belongs to the whole message.
         msg["Content-Language"] = content.language
     return msg
+
+
+def _attachment_type(content_type: str, filename: str) -> tuple[str, str, str]:
+    """(maintype, subtype, file name) to attach a file as.  ``multipart/*`` and
+    ``message/*`` (a sender's, as received) become ``application/octet-stream``: the
+    standard library cannot write raw bytes as ``message/delivery-status`` at all (the
+    whole mail failed to compose), and would send ``message/rfc822`` in base64, which
+    RFC 2046 §5.2.1 forbids; a mail keeps its ``.eml`` name, so clients still open it."""
+    name = _one_line(filename) or "attachment"
+    maintype, _, subtype = content_type.partition("/")
+    if maintype.lower() == "message":
+        if subtype.lower() in {"rfc822", "global"} and "." not in name:
+            name += ".eml"
+        return "application", "octet-stream", name
+    if not maintype or not subtype or maintype.lower() == "multipart":
+        return "application", "octet-stream", name
+    return maintype, subtype, name
 
 
 #: The generator's own pattern of a line break (``\r\n``, ``\r`` or ``\n``).

@@ -906,3 +906,25 @@ def test_ticket_lists_count_against_the_hourly_cap_of_automatic_answers(
                                  headers=passed("nowhere.example"))
     assert row.state == SpoolState.IGNORED and "loop brake" in row.reason
     assert len(ticket_lists(settings, "someone@nowhere.example")) == settings.ack_limit_per_hour
+
+
+@with_agents
+def test_a_request_carrying_a_delivery_status_file_is_a_ticket_its_file_relayed_as_bytes(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    # A customer's own report attached as message/delivery-status (no bounce of ours): the
+    # agents' notice with her files failed to compose, and the whole message was quarantined
+    raw = (b"From: Anna Admin <anna@acme.example>\r\nTo: support@support.example\r\n"
+           b"Subject: Mail to our customer bounced, see report\r\n"
+           b"Message-ID: <dsn-attach-1@acme.example>\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain\r\n\r\nHello, our notification mail bounced, "
+           b"the report is attached.\r\n--b\r\nContent-Type: message/delivery-status\r\n"
+           b"Content-Disposition: attachment; filename=\"report.txt\"\r\n\r\n"
+           b"Note: see our log\r\n\r\nLine: 1\r\n\r\n--b--\r\n")
+    row = deliver(settings, gw, raw, mail_from="anna@acme.example")
+    assert row.ticket_number is not None, row.reason
+    (notice,) = agents_notices(settings, row.ticket_number)
+    (report,) = [p for p in notice.iter_attachments() if p.get_filename() == "report.txt"]
+    assert report.get_content_type() == "application/octet-stream"
+    assert b"Note: see our log" in report.get_content()
+    assert acknowledgement(settings, "anna@acme.example", row.ticket_number)

@@ -499,3 +499,20 @@ def test_subjects_of_every_length_survive_folding() -> None:
     for n in range(40, 120, 3):
         subject = f"{'x' * (n % 17 + 1)} " + " ".join(["wort"] * (n // 5)) + " Grüße"
         assert reparse(build(subject=subject))["Subject"] == subject, n
+
+
+@pytest.mark.parametrize("content_type", [
+    "message/delivery-status", "message/rfc822", "message/global", "message/partial",
+    "message/disposition-notification", "message/global-headers", "multipart/mixed", "x",
+])
+def test_a_senders_message_or_multipart_file_travels_as_bytes(content_type: str) -> None:
+    # A customer's file, relayed as received: the standard library cannot write raw bytes
+    # as message/delivery-status (the whole mail failed) and would base64 a message/rfc822
+    data = b"Reporting-MTA: dns; mx.example\r\n\r\nFinal-Recipient: rfc822; a@b.example\r\n"
+    name = "report" if content_type.startswith("message/") else "file.bin"
+    parsed = reparse(build(attachments=[(name, content_type, data)]))
+    (part,) = list(parsed.iter_attachments())
+    assert part.get_content_type() == "application/octet-stream"
+    assert part.get_content() == data
+    expected = "report.eml" if content_type in {"message/rfc822", "message/global"} else name
+    assert part.get_filename() == expected
