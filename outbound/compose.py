@@ -59,6 +59,7 @@ __all__ = [
     "make_message_id",
     "message_bytes",
     "normalise_message_id",
+    "unwritable_address",
     "verbatim_header",
 ]
 
@@ -420,6 +421,16 @@ class _TextHeader(str):
         """The standard library's folding (parse, refold), without the stray blank."""
         folded: str = policy.header_factory(self.name, str(self)).fold(policy=policy)
         return _BLANK_BEFORE_FOLD_RE.sub(r"\1", folded)
+
+
+def unwritable_address(addr_spec: str) -> str | None:
+    """Why ``addr_spec`` cannot be a recipient of our mail (None: it can).  Intake keeps
+    what senders wrote (``a@exa_mple.com``, ``a@[192.0.2.1]``); composing refuses them."""
+    try:
+        _address_header("To", "", addr_spec)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 @functools.lru_cache(maxsize=256)

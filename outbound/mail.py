@@ -11,6 +11,7 @@ transaction, and never sends (delivery happens after commit).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,13 +21,15 @@ from sqlalchemy.orm import Session
 from gateway.directory import support_identity
 from gateway.models import OutboxItem, Person, Ticket, utcnow
 from gateway.tickets import make_reply_token, participant_for
-from outbound.compose import Content, Envelope, compose, make_message_id
+from outbound.compose import Content, Envelope, compose, make_message_id, unwritable_address
 from outbound.mail_kinds import MAIL_KINDS, KindSpec, MailKind, Threading
-from outbound.outbox import add_recipe_to_outbox, add_to_outbox
+from outbound.outbox import add_recipe_to_outbox, add_to_outbox, add_unwritable_to_outbox
 from outbound.recipe import recipe_for
 from outbound.render import DEFAULT_LANGUAGE, Renderer
 
 __all__ = ["Mail", "MailKind", "ReplyAs", "queue_mail", "reply_address"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,14 @@ def queue_mail(session: Session, renderer: Renderer, mail: Mail, *,
     spec = MAIL_KINDS[mail.kind]
     _check(spec, mail)
     support = support_identity(session)
+    unwritable = unwritable_address(mail.to_address)
+    if unwritable is not None:  # a dead row says why; the message that queued it goes on
+        log.warning("%s to %r not queued: %s", mail.kind.value, mail.to_address, unwritable)
+        return add_unwritable_to_outbox(
+            session, kind=mail.kind.value, mail_from=support.address, rcpt_to=mail.to_address,
+            message_id=make_message_id(support.domain), subject="", reason=(
+                f"not sent: the recipient cannot be written in a mail header ({unwritable})"),
+            ticket_number=_ticket_number(mail), spool_id=mail.spool_id)
     language = DEFAULT_LANGUAGE if spec.to_agents else mail.language
     hub_url = _hub_url(session, renderer, spec, mail)
     context = {"support_name": support.name, "hub_url": hub_url, **mail.context}

@@ -23,7 +23,8 @@ from outbound.compose import message_bytes
 from outbound.recipe import Recipe
 from outbound.sealing import redact, seal
 
-__all__ = ["add_recipe_to_outbox", "add_to_outbox", "answering", "mailbox_of"]
+__all__ = ["add_recipe_to_outbox", "add_to_outbox", "add_unwritable_to_outbox", "answering",
+           "mailbox_of"]
 
 _OUTBOX = cast(Table, OutboxItem.__table__)
 _INSERT = Prepared(insert(_OUTBOX).returning(_OUTBOX.c.id),
@@ -88,17 +89,33 @@ def add_recipe_to_outbox(session: Session, recipe: Recipe, *, subject: str, kind
         "raw": b"", "sealed": None, "recipe": recipe.to_json()}, minted_id=True)
 
 
-def _insert(session: Session, values: dict[str, Any], *, minted_id: bool) -> OutboxItem:
+def add_unwritable_to_outbox(session: Session, *, kind: str, mail_from: str, rcpt_to: str,
+                             message_id: str, subject: str, reason: str,
+                             ticket_number: int | None = None, spool_id: int | None = None
+                             ) -> OutboxItem:
+    """A mail that cannot be written at all (its recipient is no address a mail header can
+    carry): a ``dead`` row with the reason, for operators, instead of an error that would
+    fail the whole message that queued it (an agent's reply, a job's run)."""
+    return _insert(session, {
+        "kind": kind, "ticket_number": ticket_number, "spool_id": spool_id,
+        "mail_from": mail_from, "rcpt_to": rcpt_to, "message_id": message_id.strip("<>"),
+        "subject": subject, "raw": b"", "sealed": None, "recipe": None},
+        minted_id=True, dead=reason)
+
+
+def _insert(session: Session, values: dict[str, Any], *, minted_id: bool,
+            dead: str | None = None) -> OutboxItem:
     now = utcnow()
     values["rcpt_mailbox"], values["rcpt_domain"] = mailbox_of(values["rcpt_to"])
     values["for_verified"] = session.info.get(_FOR_VERIFIED, False)
     values.update({
-        "status": OutboxStatus.PENDING, "attempts": 0, "last_error": "",
-        "created_at": now, "updated_at": now, "next_attempt_at": now,
+        "status": OutboxStatus.PENDING if dead is None else OutboxStatus.DEAD,
+        "attempts": 0, "last_error": dead or "",
+        "created_at": now, "updated_at": now, "next_attempt_at": now if dead is None else None,
         "sent_at": None, "bounced_at": None})
     values["id"] = _INSERT.scalar(session, values)
     item = as_loaded(session, OutboxItem, values)  # nothing for a flush to write
-    if values["ticket_number"] is not None:
+    if values["ticket_number"] is not None and dead is None:
         record_message_ref(session, values["message_id"], values["ticket_number"], "out",
                            known_new=minted_id)
     return item

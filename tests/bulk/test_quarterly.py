@@ -10,8 +10,11 @@ import subprocess
 import time
 from pathlib import Path
 
+from sqlalchemy import select
+
 from gateway.bulk.quarterly import parse_quarter, previous_quarter
 from gateway.config import Settings
+from gateway.models import OutboxItem, OutboxStatus
 from gateway.runtime.app import Gateway
 from tests.bulk.conftest import delivered, recipients, text_of, wait_delivered
 from tests.conftest import REPO, gateway_command, gateway_env, run_gateway
@@ -149,3 +152,25 @@ def test_bad_quarter_is_refused(bulk: Gateway, settings: Settings) -> None:
     result = run_gateway(settings, "quarterly", "run", "--quarter", "2026-10")
     assert result.returncode == 2 and b"2026Q4" in result.stderr
 
+
+
+def test_an_admin_whose_address_no_mail_can_carry_stops_nobody_elses_quarterly_mail(
+        bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
+    # Given an admin of acme (sorted after Anna, before initech and umbrella) whose address
+    # the directory takes but no mail header can carry (an underscore in the host name):
+    # the job stopped at her, every run, and the admins after her never got the mail
+    directory = tmp_path / "bad_admin.toml"
+    directory.write_text(
+        '[[people]]\nemail = "anne@mail_host.acme.example"\nname = "Anne"\nteam = "acme"\n'
+        'role = "admin"\nlanguage = "de"\n', encoding="utf-8")
+    loaded = run_gateway(settings, "directory", "load", str(directory))
+    assert loaded.returncode == 0, loaded.stderr
+    run = run_gateway(settings, "jobs", "run", "quarterly", "--at", "2026-10-01T07:00:00Z")
+    assert run.returncode == 0, run.stderr
+    with bulk.db.reading() as session:
+        rows = {item.rcpt_to: item for item in session.scalars(
+            select(OutboxItem).where(OutboxItem.kind == "quarterly"))}
+    assert set(rows) == {*EXPECTED, "anne@mail_host.acme.example"}
+    dead = rows.pop("anne@mail_host.acme.example")
+    assert dead.status == OutboxStatus.DEAD and "cannot be written" in dead.last_error
+    assert all(item.status != OutboxStatus.DEAD for item in rows.values())

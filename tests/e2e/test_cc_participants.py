@@ -18,9 +18,10 @@ from email.utils import make_msgid
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from gateway.config import Settings
-from gateway.models import SpoolEntry
+from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, TicketStatus
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from tests.conftest import run_gateway
@@ -180,3 +181,26 @@ def test_an_unverified_requester_copies_nobody(
 def written_by_people(view: dict[str, Any]) -> list[dict[str, Any]]:
     """The messages people wrote (``tickets show`` also lists the gateway's own mail)."""
     return [m for m in view["messages"] if m["role"] != "system"]
+
+
+def test_an_address_no_mail_can_carry_holds_up_no_answer_and_no_command(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    # Intake keeps what senders write; "mail_relay" (an underscore in a host name) and an
+    # address literal cannot be written in a header: every agent answer on a ticket with
+    # such a participant used to fail, its #status too, and the ticket sat in the queue.
+    number, _ = request(settings, gw, "Bob <bob@mail_relay.acme.example>")
+    answer = agent_reply(settings, gw, number, "Hello Max, please restart the VPN client.")
+    assert answer.state.value == "processed", answer.reason
+    assert any("restart the VPN" in m.as_string() for m in relayed(settings, MAX))
+    stranger = deliver(settings, gw, make_mail(sender="anna@[192.0.2.1]", subject="Locked out",
+                                               body="Hello, I cannot log in."),
+                       mail_from="bounce@example.com")
+    assert stranger.ticket_number is not None, stranger.reason
+    closed = agent_reply(settings, gw, stranger.ticket_number, "#status closed")
+    assert closed.state.value == "processed", closed.reason
+    assert ticket(gw, stranger.ticket_number).status == TicketStatus.CLOSED
+    with gw.db.reading() as session:
+        dead = session.scalars(select(OutboxItem).where(
+            OutboxItem.rcpt_to.in_(["bob@mail_relay.acme.example", "anna@[192.0.2.1]"]))).all()
+    assert dead and all(item.status == OutboxStatus.DEAD and "cannot be written"
+                        in item.last_error for item in dead)
