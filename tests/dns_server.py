@@ -7,6 +7,7 @@ dnspython builds and reads the packets; the gateway talks to it as to any name s
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,8 +16,21 @@ from contextlib import contextmanager
 import dns.message
 import dns.rcode
 import dns.rrset
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-__all__ = ["NameServer", "name_server"]
+__all__ = ["NameServer", "dkim_key_pair", "name_server"]
+
+
+def dkim_key_pair() -> tuple[bytes, bytes]:
+    """(a new private key in PEM, the DKIM TXT record that publishes it)."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    public = private.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
 class NameServer:

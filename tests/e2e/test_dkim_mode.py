@@ -16,9 +16,9 @@ from gateway.models import MessageRecord, SpoolEntry, SpoolState
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from tests.conftest import wait_for
-from tests.dns_server import NameServer, name_server
+from tests.dns_server import NameServer, dkim_key_pair, name_server
 from tests.e2e.test_conversations import mail_to
-from tests.gateway.test_dkim_dns import signed, signing_key
+from tests.gateway.test_dkim_dns import signed
 from tests.mail import make_mail, send
 
 
@@ -56,7 +56,7 @@ def unverified_flags(gw: Gateway, number: int) -> list[str]:
 
 def test_a_hanging_key_lookup_holds_up_no_other_message(
         running: GatewayServer, gw: Gateway, settings: Settings, dns: NameServer) -> None:
-    key, record = signing_key()
+    key, record = dkim_key_pair()
     dns.records["mail._domainkey.acme.example."] = record
     dns.hold()  # the name server receives the lookup and does not answer (yet)
     anna_id = make_msgid(domain="acme.example")

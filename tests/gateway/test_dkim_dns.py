@@ -4,31 +4,17 @@ not five seconds a signature."""
 
 from __future__ import annotations
 
-import base64
 import time
 from email.message import EmailMessage
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.trust.dkim_dns import key_lookup
 from gateway.trust.sender_auth import MAX_SIGNATURES, Trust, dkim_verdict
-from tests.dns_server import name_server
-
-
-def signing_key() -> tuple[bytes, bytes]:
-    """(private key PEM, the TXT record that publishes it)."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = private.public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+from tests.dns_server import dkim_key_pair, name_server
 
 
 def signed(raw: bytes, key: bytes, selector: str = "mail", domain: str = "acme.example"
@@ -47,7 +33,7 @@ def message(sender: str = "anna@acme.example", body: str = "Please try again.") 
 
 
 def test_a_key_published_on_a_name_server_verifies_and_a_missing_one_does_not_fail() -> None:
-    key, record = signing_key()
+    key, record = dkim_key_pair()
     with name_server() as dns:
         dns.records["mail._domainkey.acme.example."] = record
         good = signed(message(), key)
@@ -65,7 +51,7 @@ def test_a_key_published_on_a_name_server_verifies_and_a_missing_one_does_not_fa
 
 def test_a_silent_name_server_costs_a_message_its_deadline_not_five_seconds_a_signature(
         ) -> None:
-    key, _record = signing_key()
+    key, _record = dkim_key_pair()
     raw = message()
     for index in range(MAX_SIGNATURES):  # each with its own selector: its own lookup
         raw = signed(raw, key, selector=f"s{index}")

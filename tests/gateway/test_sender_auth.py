@@ -3,13 +3,10 @@ closed, values as received), our own DKIM check, and the token mode's limits."""
 
 from __future__ import annotations
 
-import base64
 from email.message import EmailMessage
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError
@@ -24,6 +21,7 @@ from gateway.trust.sender_auth import (
     sender_trust,
 )
 from inbound.parsing.analysis import analyze
+from tests.dns_server import dkim_key_pair
 
 MTA = "mx.support.example"
 
@@ -80,13 +78,7 @@ def _signed(domain: str, from_address: str, key: bytes) -> bytes:
 
 
 def test_our_own_dkim_check_needs_a_valid_aligned_signature() -> None:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key = private.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = private.public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    key, record = dkim_key_pair()
 
     def dns(name: bytes, timeout: int = 5) -> bytes | None:  # the one fake: no DNS here
         return record if name == b"mail._domainkey.acme.example." else None
@@ -208,18 +200,8 @@ def test_the_authority_trusts_our_sent_folder_and_verifies_no_history() -> None:
     assert (history.level, history.method) == (Trust.UNVERIFIED, "history")
 
 
-def _key_pair() -> tuple[bytes, bytes]:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key = private.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = private.public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-
-
 def test_dkim_mode_tries_only_aligned_signatures_and_at_most_a_few() -> None:
-    key, record = _key_pair()
+    key, record = dkim_key_pair()
     asked: list[bytes] = []
 
     def dns(name: bytes, timeout: int = 5) -> bytes | None:  # the one fake: no DNS here
