@@ -75,14 +75,19 @@ def test_dry_run_names_admins_and_features_and_sends_nothing(
     assert b"anna@acme.example" in text.stdout and b"5 would be sent" in text.stdout
 
 
-def test_an_admin_who_is_a_champion_gets_no_quarterly_mail(
-        bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
-    directory = tmp_path / "champion_admin.toml"
-    directory.write_text(
-        '[[people]]\nemail = "greta@acme.example"\nname = "Greta Grand"\nteam = "acme"\n'
-        'role = "admin"\nlanguage = "de"\nchampion = "grand"\n', encoding="utf-8")
+def add_acme_admin(settings: Settings, tmp_path: Path, email: str, name: str,
+                   extra: str = "") -> None:
+    """Load one more German-speaking admin of acme, as an operator would."""
+    directory = tmp_path / "extra_admin.toml"
+    directory.write_text(f'[[people]]\nemail = "{email}"\nname = "{name}"\nteam = "acme"\n'
+                         f'role = "admin"\nlanguage = "de"\n{extra}', encoding="utf-8")
     loaded = run_gateway(settings, "directory", "load", str(directory))
     assert loaded.returncode == 0, loaded.stderr
+
+
+def test_an_admin_who_is_a_champion_gets_no_quarterly_mail(
+        bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
+    add_acme_admin(settings, tmp_path, "greta@acme.example", "Greta Grand", 'champion = "grand"\n')
     result = run_gateway(settings, "quarterly", "run", "--quarter", QUARTER, "--dry-run",
                          "--json")
     assert result.returncode == 0, result.stderr
@@ -153,18 +158,12 @@ def test_bad_quarter_is_refused(bulk: Gateway, settings: Settings) -> None:
     assert result.returncode == 2 and b"2026Q4" in result.stderr
 
 
-
 def test_an_admin_whose_address_no_mail_can_carry_stops_nobody_elses_quarterly_mail(
         bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
     # Given an admin of acme (sorted after Anna, before initech and umbrella) whose address
     # the directory takes but no mail header can carry (an underscore in the host name):
     # the job stopped at her, every run, and the admins after her never got the mail
-    directory = tmp_path / "bad_admin.toml"
-    directory.write_text(
-        '[[people]]\nemail = "anne@mail_host.acme.example"\nname = "Anne"\nteam = "acme"\n'
-        'role = "admin"\nlanguage = "de"\n', encoding="utf-8")
-    loaded = run_gateway(settings, "directory", "load", str(directory))
-    assert loaded.returncode == 0, loaded.stderr
+    add_acme_admin(settings, tmp_path, "anne@mail_host.acme.example", "Anne")
     run = run_gateway(settings, "jobs", "run", "quarterly", "--at", "2026-10-01T07:00:00Z")
     assert run.returncode == 0, run.stderr
     with bulk.db.reading() as session:
