@@ -27,6 +27,11 @@ The evidence comes from the method ``sender_authentication`` names:
   vouches for directory agents, who read that mailbox).  It proves the sender received
   (or was shown) our mail to that address, nothing more.
 
+Whatever the method, a pass vouches for nothing when the message carries a field RFC 5322
+allows once (From, Subject, In-Reply-To …) more than once: the verifier and our reading
+may have seen different instances (``Analysis.repeated_headers``).  In ``dkim`` mode a
+signature with a body length limit (``l=``) is not tried.
+
 Three channels are trusted by construction, whatever the method: copies from our own IMAP
 account's Sent folder, imported history (where nobody acts), and the support hub (method
 ``hub``): a message the hub spooled for a signed-in person (spool ``source = "web"``, the
@@ -125,6 +130,8 @@ class MessageFacts:
     history: bool = False
     hub_person: str | None = None
     """The signed-in person the hub wrote this message for (None: not from the hub)."""
+    repeated_headers: Sequence[str] = ()
+    """Header fields RFC 5322 allows once that the message carries more than once."""
 
 
 def sender_trust(facts: MessageFacts) -> SenderTrust:
@@ -137,12 +144,29 @@ def sender_trust(facts: MessageFacts) -> SenderTrust:
     if facts.history:
         return SenderTrust(Trust.UNVERIFIED, "history", "imported history: nobody acts, "
                            "nothing is verified")
+    return _one_of_each(_evidence_verdict(facts), facts.repeated_headers)
+
+
+def _evidence_verdict(facts: MessageFacts) -> SenderTrust:
     if facts.method == "authres":
         return authres_verdict(facts.authentication_results, facts.authserv_id,
                                facts.from_address)
     if facts.method == "dkim":
         return facts.dkim or SenderTrust(Trust.UNVERIFIED, "dkim", "DKIM was not verified")
     return token_verdict(facts)
+
+
+def _one_of_each(trust: SenderTrust, repeated: Sequence[str]) -> SenderTrust:
+    """A pass vouches for nothing when a field allowed once is there twice: the verifier
+    (a DKIM signature covers the bottom-most instance, a DMARC checker one From of its
+    choosing) and our reading (the first) may have seen different instances, so a forger
+    adds his own above a genuine signed header (RFC 6376 §8.15)."""
+    if not trust.verified or not repeated:
+        return trust
+    names = ", ".join(repeated)
+    return SenderTrust(Trust.UNVERIFIED, trust.method, f"more than one {names} header, where "
+                       f"RFC 5322 allows one: the evidence ({trust.reason}) cannot say which "
+                       "one it vouched for")
 
 
 def hub_verdict(hub_person: str, from_address: str) -> SenderTrust:
@@ -227,13 +251,19 @@ def dkim_verdict(raw: bytes, from_address: str, dnsfunc: DnsFunction | None = No
     It waits on the network: callers ask before they take the writer lane or open a
     transaction, so a slow name server holds up this message alone."""
     from_domain = _domain(from_address)
-    signatures = _signature_domains(raw)
-    candidates = [i for i, domain in enumerate(signatures) if aligned(domain, from_domain)]
+    found = _signatures(raw)
+    signatures = [domain for domain, _ in found]
+    aligned_ones = [i for i, domain in enumerate(signatures) if aligned(domain, from_domain)]
+    candidates = [i for i in aligned_ones if not found[i][1]]
     if not signatures:
         return SenderTrust(Trust.UNVERIFIED, "dkim", "no DKIM signature")
-    if not candidates:
+    if not aligned_ones:
         return SenderTrust(Trust.UNVERIFIED, "dkim", f"no DKIM signature aligned with "
                            f"{from_domain} (unaligned ones are not tried)")
+    if not candidates:
+        return SenderTrust(Trust.UNVERIFIED, "dkim", f"the DKIM signature(s) aligned with "
+                           f"{from_domain} sign only the first bytes of the body (l=): text "
+                           "added after them would pass, so they are not tried")
     failed = False
     try:
         verifier = dkim.DKIM(raw)
@@ -274,16 +304,18 @@ def _header_block(raw: bytes) -> bytes:
     return raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
 
 
-def _signature_domains(raw: bytes) -> list[str]:
-    """The ``d=`` of each DKIM-Signature, in order ("" when unreadable: never tried)."""
-    domains: list[str] = []
+def _signatures(raw: bytes) -> list[tuple[str, bool]]:
+    """The ``d=`` of each DKIM-Signature, in order ("" when unreadable: never tried), and
+    whether it has a body length limit (``l=``: it signs part of the body only)."""
+    found: list[tuple[str, bool]] = []
     for block in _signature_blocks(raw):
         try:
             tags = parse_tag_value(block)
-            domains.append(tags.get(b"d", b"").decode("ascii", "replace").strip().lower())
+            found.append((tags.get(b"d", b"").decode("ascii", "replace").strip().lower(),
+                          b"l" in tags))
         except Exception:  # noqa: BLE001 - an unreadable signature is never tried
-            domains.append("")
-    return domains
+            found.append(("", False))
+    return found
 
 
 def _signature_blocks(raw: bytes) -> list[bytes]:

@@ -28,7 +28,11 @@ from inbound.parsing.message import ParsedMail, parse_message
 from inbound.parsing.reply_text import ReplyParts
 from inbound.parsing.source import header_values, read_source
 
-__all__ = ["Analysis", "analyze", "raw_header_values"]
+__all__ = ["Analysis", "SINGLETON_HEADERS", "analyze", "raw_header_values"]
+
+SINGLETON_HEADERS = frozenset({"from", "sender", "reply-to", "to", "cc", "subject", "date",
+                               "message-id", "in-reply-to", "references"})
+"""The fields RFC 5322 (§3.6) allows at most once in a message's header."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class Analysis:
     authentication_results: tuple[str, ...] = ()
     """Raw ``Authentication-Results`` values, topmost first, exactly as received (no RFC 2047
     decoding: the sender authority reads them, and a decoded value could forge a pass)."""
+    repeated_headers: tuple[str, ...] = ()
+    """The header fields RFC 5322 allows once that this message carries more than once
+    (lower case): a signature vouches for one instance, and which one we would read is
+    not which one it vouched for (``gateway.trust.sender_auth``)."""
     forwarded: Forwarded | None = None
     """The original mail when this is a forward (inline or attached): only a verified
     agent's forward is acted on (``gateway.pipeline.steps.on_behalf``)."""
@@ -68,6 +76,17 @@ def raw_header_values(raw: bytes, name: str) -> tuple[str, ...]:
     return tuple(b" ".join(v).decode("utf-8", "replace") for v in values)
 
 
+def _repeated(names: list[str]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name in (n.lower() for n in names):
+        if name in SINGLETON_HEADERS:
+            if name in seen and name not in repeated:
+                repeated.append(name)
+            seen.add(name)
+    return tuple(repeated)
+
+
 def analyze(raw: bytes, mail_from: str = "", limits: Limits | None = None) -> Analysis:
     limits = limits or Limits()
     contained = contain(raw, limits)
@@ -80,6 +99,7 @@ def analyze(raw: bytes, mail_from: str = "", limits: Limits | None = None) -> An
         automatic=detect_automatic(source, mail_from, bounce=bounce),
         bounce=bounce,
         authentication_results=header_values(source.message, "authentication-results"),
+        repeated_headers=_repeated(source.message.keys()),
         quarantine=contained.quarantine,
         limits_hit=contained.notes + parsed.limits_hit,
         forwarded=find_forward(parsed),

@@ -242,6 +242,26 @@ def test_a_forged_admin_gets_standard_terms_no_reopen_and_agents_see_unverified(
     assert ticket(gw, genuine).status == TicketStatus.OPEN
 
 
+def test_a_second_from_above_a_colleagues_passing_mail_takes_no_admins_terms(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    """Max's mail passed DMARC for acme.example; a forger adds ``From: anna`` on top of it.
+    Which From the checker judged nobody can say, so the pass vouches for neither."""
+    colleague = make_mail(sender="max@acme.example", subject="Urgent: raise our licences",
+                          body="Please raise our licences to 500 at once.")
+    stamp = f"Authentication-Results: {passed('acme.example')['Authentication-Results']}\r\n"
+    row = deliver(settings, gw, stamp.encode() + b"From: anna@acme.example\r\n" + colleague,
+                  mail_from="max@acme.example")
+    assert row.ticket_number is not None, row.reason
+    forged = ticket(gw, row.ticket_number)
+    assert forged.requester == "anna@acme.example" and forged.tier == "standard"
+    (record,) = messages(gw, forged.number)
+    assert flagged(record) and "more than one from header" in " ".join(record.flags)
+    # Control: the same mail with one From is hers, on her team's Enhanced plan.
+    genuine, _ = open_ticket(settings, gw, sender="anna@acme.example", subject="Licence count",
+                             body="We need five more licences.", headers=passed("acme.example"))
+    assert ticket(gw, genuine).tier == "enhanced"
+
+
 def test_a_forged_request_does_not_swallow_the_genuine_one_as_its_duplicate(
         running: GatewayServer, gw: Gateway, settings: Settings) -> None:
     # Forged in the premium admin's name with a guessable subject, before she writes.

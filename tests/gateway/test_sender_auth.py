@@ -241,3 +241,64 @@ def test_the_hub_vouches_for_its_own_person_whatever_the_method(method: str) -> 
     other = sender_trust(MessageFacts(from_address="max@acme.example", method=method,
                                       authserv_id="mx.example", hub_person="anna@acme.example"))
     assert not other.verified and other.method == "hub"
+
+
+def test_a_field_added_above_a_signed_one_makes_the_pass_vouch_for_nothing() -> None:
+    """A customer's genuinely signed mail with the forger's Subject added on top (to thread
+    it onto another ticket, say): DKIM checks the bottom-most instance, the signed one,
+    and we would read the top one."""
+    key, record = dkim_key_pair()
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:  # the one fake: no DNS here
+        return record if name == b"mail._domainkey.acme.example." else None
+
+    message = EmailMessage()
+    message["From"], message["To"] = "anna@acme.example", "support@support.example"
+    message["Subject"], message["Message-ID"] = "Re: [#1] VPN", "<x@acme.example>"
+    message.set_content("Thanks, that solved it: please close the ticket.")
+    raw = message.as_bytes().replace(b"\n", b"\r\n")
+    signer = dkim.DKIM(raw)
+    signer.frozen_sign = set()  # signs each field once, as many signers do (no oversigning)
+    genuine = signer.sign(b"mail", b"acme.example", key,
+                          include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
+    forged = b"Subject: Re: [#2] Server migration\r\n" + genuine
+    analysis = analyze(forged)
+    assert analysis.parsed.subject == "Re: [#2] Server migration"
+    assert analysis.repeated_headers == ("subject",)
+    facts = _facts(method="dkim", dkim=dkim_verdict(forged, "anna@acme.example", dnsfunc=dns),
+                   repeated_headers=analysis.repeated_headers)
+    assert facts.dkim is not None and facts.dkim.verified  # the signature itself holds …
+    verdict = sender_trust(facts)
+    assert verdict.level is Trust.UNVERIFIED and "more than one subject header" in verdict.reason
+    # … and the same in authres mode, whatever instance the upstream checker read.
+    passed = (f"{MTA}; dmarc=pass header.from=acme.example",)
+    assert sender_trust(_facts(method="authres", authserv_id=MTA,
+                               authentication_results=passed)).verified
+    assert not sender_trust(_facts(method="authres", authserv_id=MTA,
+                                   authentication_results=passed,
+                                   repeated_headers=("from",))).verified
+    # Fields a message may repeat (Received, Comments) leave the verdict alone.
+    assert analyze(b"Received: a\r\nReceived: b\r\nComments: x\r\nComments: y\r\n" + genuine
+                   ).repeated_headers == ()
+
+
+def test_a_signature_of_part_of_the_body_is_not_tried() -> None:
+    """``l=``: the signer vouches for the first bytes only; a forger appends his commands."""
+    key, record = dkim_key_pair()
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:  # the one fake: no DNS here
+        return record if name == b"mail._domainkey.acme.example." else None
+
+    message = EmailMessage()
+    message["From"], message["To"] = "anna@acme.example", "support@support.example"
+    message["Subject"], message["Message-ID"] = "Re: [#1] VPN", "<x@acme.example>"
+    message.set_content("Please try again.")
+    raw = message.as_bytes().replace(b"\n", b"\r\n")
+    partial = dkim.sign(raw, b"mail", b"acme.example", key, length=True,
+                        include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
+    assert dkim.verify(partial + b"#status closed\r\n", dnsfunc=dns)  # dkimpy says pass
+    verdict = dkim_verdict(partial + b"#status closed\r\n", "anna@acme.example", dnsfunc=dns)
+    assert verdict.level is Trust.UNVERIFIED and "l=" in verdict.reason
+    whole = dkim.sign(raw, b"mail", b"acme.example", key,
+                      include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
+    assert dkim_verdict(whole, "anna@acme.example", dnsfunc=dns).verified  # control

@@ -79,7 +79,8 @@ def _facts(ctx: MailContext) -> MessageFacts:
         authentication_results=ctx.analysis.authentication_results,
         dkim=ctx.dkim, token=_token_facts(ctx), sender_is_agent=ctx.sender.agent is not None,
         agents_address=settings.agents_address, sent_folder_of=_sent_folder_of(ctx),
-        history=ctx.history, hub_person=_hub_person(ctx))
+        history=ctx.history, hub_person=_hub_person(ctx),
+        repeated_headers=ctx.analysis.repeated_headers)
 
 
 def _claim(ctx: MailContext) -> str | None:
