@@ -81,6 +81,10 @@ def decide_for(session: Session, policy: Policy, *, email: str, at: datetime,
     notes.append(reason)
     emergency = bool(emergency_address) and any(
         r.strip().lower() == emergency_address.strip().lower() for r in recipients)
+    if emergency and not verified:
+        notes.append(f"sent to the emergency address, but {email} is not a verified sender: "
+                     "the emergency line is a paid service, its terms need a verified sender")
+        emergency = False
     request = Request(
         at=at, sender=email, kind=kind, role=person.role if person else "member",
         champion=person.champion if person else "none", team=team.id if team else None,

@@ -262,6 +262,37 @@ def test_a_second_from_above_a_colleagues_passing_mail_takes_no_admins_terms(
     assert ticket(gw, genuine).tier == "enhanced"
 
 
+EMERGENCY = "emergency@support.example"
+
+
+@pytest.mark.parametrize("settings", [{"emergency_address": EMERGENCY}], indirect=True)
+def test_the_emergency_line_promises_its_hours_to_verified_senders_only(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    """The emergency line is paid per use (MISSION §3) and its 2-hour promise a premium one
+    (§5.6): mail to its address in a forged name gets a stranger's terms."""
+    forged = deliver(settings, gw, make_mail(
+        sender="anna@acme.example", to=EMERGENCY, subject="Server down",
+        body="Everything is down, call me.", headers=DMARC_FAIL),
+        mail_from="anna@acme.example", rcpt_to=EMERGENCY)
+    stranger = deliver(settings, gw, make_mail(
+        sender="someone@nowhere.example", to=EMERGENCY, subject="Server down",
+        body="Everything is down, call me."), mail_from="someone@nowhere.example",
+        rcpt_to=EMERGENCY)
+    for row in (forged, stranger):
+        assert row.ticket_number is not None, row.reason
+        kept = ticket(gw, row.ticket_number)
+        assert kept.tier == "standard", kept.entitlement
+        assert "emergency address, but" in kept.entitlement
+    # Control: the same mail with passing evidence gets the emergency window.
+    genuine = deliver(settings, gw, make_mail(
+        sender="anna@acme.example", to=EMERGENCY, subject="Server down again",
+        body="Everything is down again, call me.", headers=passed("acme.example")),
+        mail_from="anna@acme.example", rcpt_to=EMERGENCY)
+    assert genuine.ticket_number is not None
+    assert ticket(gw, genuine.ticket_number).tier in {"emergency", "enhanced"}
+    assert "sent to the emergency address at" in ticket(gw, genuine.ticket_number).entitlement
+
+
 def test_a_forged_request_does_not_swallow_the_genuine_one_as_its_duplicate(
         running: GatewayServer, gw: Gateway, settings: Settings) -> None:
     # Forged in the premium admin's name with a guessable subject, before she writes.
