@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from gateway.active_policy import current_policy
 from gateway.db import Database
 from gateway.escalation_notice import queue_escalation_notice
+from gateway.job_items import JobItems
 from gateway.models import Agent, Ticket, TicketEscalation, TicketStatus, utcnow
 from gateway.services import Services
 from rules.calendar import BusinessCalendar
@@ -58,6 +59,8 @@ class EscalationReport:
     levels: list[tuple[int, str]] = field(default_factory=list)
     paused: list[int] = field(default_factory=list)
     resumed: list[int] = field(default_factory=list)
+    items: JobItems = field(default_factory=lambda: JobItems("escalation"))
+    """The tickets whose pass failed (the others were done)."""
 
 
 def _due_text(due: datetime, calendar: BusinessCalendar) -> str:
@@ -210,14 +213,18 @@ def escalate(database: Database, services: Services, now: datetime | None = None
                                 policy.calendars.get(ticket.sla_calendar or "", _ALWAYS),
                                 policy.spec.escalation.warn_at, now)]
     for number in numbers:
-        try:
-            _escalate_one(database, services, number, now, report)
-        except IntegrityError:  # another node queued this level at the same moment
-            log.info("escalation of ticket #%s already queued elsewhere", number)
+        with report.items.item(f"ticket #{number}"):
+            try:
+                _escalate_one(database, services, number, now, report)
+            except IntegrityError:  # another node queued this level at the same moment
+                log.info("escalation of ticket #%s already queued elsewhere", number)
     return report
 
 
 def escalation_job(database: Database, services: Services,
                    deliver: Callable[[list[int]], None], now: datetime) -> None:
-    """The scheduled job: one pass as of ``now``, then hand what it queued to delivery."""
-    deliver(escalate(database, services, now).outbox_ids)
+    """The scheduled job: one pass as of ``now``, then hand what it queued to delivery
+    (a ticket that failed is named after that: the run fails, the others were done)."""
+    report = escalate(database, services, now)
+    deliver(report.outbox_ids)
+    report.items.check()

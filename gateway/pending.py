@@ -27,6 +27,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.db import Database
+from gateway.job_items import JobItems
 from gateway.models import OutboxItem, Ticket, TicketStatus
 from gateway.notices import queue_notice, thread_of
 from gateway.services import Services
@@ -61,14 +62,19 @@ Act = Callable[[Database, Services, int, datetime], int | None]
 
 
 def _each_waiting(database: Database, services: Services, days: int, now: datetime,
-                  act: Act) -> list[int]:
+                  act: Act, items: JobItems) -> list[int]:
     """``act`` on every ticket pending ``days`` or more at ``now`` (each decides again under
-    its lock); the outbox ids it queued.  ``days`` of 0 turns the job off."""
+    its lock, in its own transaction: one that fails is kept in ``items``, the others go
+    on); the outbox ids it queued.  ``days`` of 0 turns the job off."""
     if days <= 0:
         return []
-    queued = (act(database, services, number, now)
-              for number in _candidates(database, days, now))
-    return [item for item in queued if item is not None]
+    queued: list[int] = []
+    for number in _candidates(database, days, now):
+        with items.item(f"ticket #{number}"):
+            item = act(database, services, number, now)
+            if item is not None:
+                queued.append(item)
+    return queued
 
 
 def _notify(session: Session, services: Services, ticket: Ticket, kind: str,
@@ -98,10 +104,11 @@ def _remind_one(database: Database, services: Services, number: int,
         return item.id
 
 
-def pending_reminders(database: Database, services: Services, now: datetime) -> list[int]:
+def pending_reminders(database: Database, services: Services, now: datetime,
+                      items: JobItems | None = None) -> list[int]:
     """Queue the reminders due at ``now``; return their outbox ids (deliver after)."""
     return _each_waiting(database, services, services.settings.pending_reminder_days, now,
-                         _remind_one)
+                         _remind_one, items or JobItems("pending-reminders"))
 
 
 def _close_one(database: Database, services: Services, number: int,
@@ -120,19 +127,24 @@ def _close_one(database: Database, services: Services, number: int,
         return item.id
 
 
-def auto_close(database: Database, services: Services, now: datetime) -> list[int]:
+def auto_close(database: Database, services: Services, now: datetime,
+               items: JobItems | None = None) -> list[int]:
     """Close the tickets pending long enough at ``now``; return the notices' outbox ids."""
     return _each_waiting(database, services, services.settings.autoclose_days, now,
-                         _close_one)
+                         _close_one, items or JobItems("auto-close"))
 
 
 def pending_reminders_job(database: Database, services: Services, deliver: Deliver,
                           now: datetime) -> None:
     """The scheduled job ``pending-reminders``."""
-    deliver(pending_reminders(database, services, now))
+    items = JobItems("pending-reminders")
+    deliver(pending_reminders(database, services, now, items))
+    items.check()
 
 
 def auto_close_job(database: Database, services: Services, deliver: Deliver,
                    now: datetime) -> None:
     """The scheduled job ``auto-close``."""
-    deliver(auto_close(database, services, now))
+    items = JobItems("auto-close")
+    deliver(auto_close(database, services, now, items))
+    items.check()

@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernel", ("gateway.config", "gateway.db", "gateway.prepared", "gateway.logs",
                 "gateway.models", "gateway.secrets", "gateway.leases", "gateway.memory",
                 "gateway.directory", "gateway.tickets", "gateway.active_policy",
-                "gateway.migrations")),
+                "gateway.migrations", "gateway.job_items")),
     ("edges", ("inbound", "outbound")),
     ("domain", ("gateway.services", "gateway.views", "gateway.trust", "gateway.thread_index",
                 "gateway.decisions", "gateway.escalation", "gateway.escalation_notice",

@@ -21,8 +21,11 @@ __all__ = ["quarterly_feature_mail", "resume_announcements"]
 
 def quarterly_feature_mail(database: Database, services: Services,
                            deliver: Callable[[list[int]], None], now: datetime) -> None:
-    """Mail the quarter ``now`` falls in (what was sent already is skipped)."""
-    run_quarterly(database, services, deliver, current_quarter(now.date()), today=now.date())
+    """Mail the quarter ``now`` falls in (what was sent already is skipped; an admin whose
+    mail failed is named after the others were sent, and tried again by the next run)."""
+    report = run_quarterly(database, services, deliver, current_quarter(now.date()),
+                           today=now.date())
+    report.items.check()
 
 
 def resume_announcements(database: Database, services: Services,

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from gateway.bulk.sending import Pacer, queue_bulk_mail
 from gateway.bulk.unsubscribe import unsubscribed
 from gateway.db import Database
+from gateway.job_items import JobItems
 from gateway.models import Feature, FeatureUsage, Person, QuarterlySend, Team, TeamAddon, utcnow
 from gateway.services import Services
 
@@ -80,6 +81,8 @@ class QuarterlyReport:
     sent: list[Planned] = field(default_factory=list)
     already_sent: int = 0
     unsubscribed: int = 0
+    items: JobItems = field(default_factory=lambda: JobItems("quarterly"))
+    """The admins whose mail failed (left for the next run; the others were sent)."""
 
 
 def _live(addon: TeamAddon, day: date) -> bool:
@@ -176,11 +179,16 @@ def run_quarterly(database: Database, services: Services, deliver: Callable[[lis
             if item.email in left:
                 report.unsubscribed += 1
                 continue
-            try:
-                with database.transaction() as session:
-                    outbox_id = _queue_one(session, services, quarter, item)
-            except IntegrityError:
-                outbox_id = None  # another node queued it a moment ago
+            failures = len(report.items.failures)
+            outbox_id: int | None = None
+            with report.items.item(f"{item.email} of team {item.team_id}"):
+                try:
+                    with database.transaction() as session:
+                        outbox_id = _queue_one(session, services, quarter, item)
+                except IntegrityError:
+                    outbox_id = None  # another node queued it a moment ago
+            if len(report.items.failures) > failures:  # named in report.items
+                continue
             if outbox_id is None:
                 report.already_sent += 1
                 continue
@@ -191,8 +199,9 @@ def run_quarterly(database: Database, services: Services, deliver: Callable[[lis
             progress(f"quarterly {quarter}: {len(report.sent)} sent, "
                      f"{report.already_sent} already sent, {min(start + size, len(planned))}"
                      f"/{len(planned)} done")
-    log.info("quarterly %s: %s sent, %s already sent, %s unsubscribed", quarter,
-             len(report.sent), report.already_sent, report.unsubscribed)
+    log.info("quarterly %s: %s sent, %s already sent, %s unsubscribed, %s failed", quarter,
+             len(report.sent), report.already_sent, report.unsubscribed,
+             len(report.items.failures))
     return report
 
 

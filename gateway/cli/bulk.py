@@ -77,6 +77,7 @@ def quarterly_run(ctx: click.Context, quarter: str, dry_run: bool, as_json: bool
                            progress=_progress)
     click.echo(f"quarterly {quarter}: {len(report.sent)} sent, {report.already_sent} already "
                f"sent before, {report.unsubscribed} unsubscribed")
+    report.items.check()  # names the admins whose mail failed; exit status 1
 
 
 # -- announcements --------------------------------------------------------------------

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import click
 
 from gateway.cli.common import open_gateway, print_json
+from gateway.job_items import JobItemsFailed
 from gateway.leases import current_holder, holder_name
 from gateway.models import utcnow
 from gateway.runtime.jobs import JOBS, UnknownJob, find_job, job_views, run_job
@@ -74,6 +75,10 @@ def jobs_run(ctx: click.Context, name: str, at: str | None) -> None:
         handed.extend(outbox_ids)
         deliver(outbox_ids)
 
-    run_job(job, gateway.db, gateway.services, count_and_deliver, now=now,
-            node=f"jobs run on {holder_name()}")
+    try:
+        run_job(job, gateway.db, gateway.services, count_and_deliver, now=now,
+                node=f"jobs run on {holder_name()}")
+    except JobItemsFailed:  # the others were done: say so, then which failed (exit 1)
+        click.echo(f"{job.name}: ran as of {now.isoformat()}; {len(handed)} mails queued")
+        raise
     click.echo(f"{job.name}: ran as of {now.isoformat()}; {len(handed)} mails queued")

@@ -5,6 +5,7 @@ half-way or run on two nodes at once."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -173,3 +174,33 @@ def test_an_admin_whose_address_no_mail_can_carry_stops_nobody_elses_quarterly_m
     dead = rows.pop("anne@mail_host.acme.example")
     assert dead.status == OutboxStatus.DEAD and "cannot be written" in dead.last_error
     assert all(item.status != OutboxStatus.DEAD for item in rows.values())
+
+
+def test_an_admin_whose_mail_cannot_be_made_holds_up_nobody_and_the_run_says_who(
+        bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
+    # An operator's template copy whose Italian quarterly subject fails to render: before,
+    # the job stopped at Luca (umbrella, sorted before Sanne) at every run
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    subject = templates / "it" / "quarterly" / "subject.txt.j2"
+    good = subject.read_text(encoding="utf-8")
+    subject.write_text("{{ team_name.upper_case() }}", encoding="utf-8")
+    operator = settings.model_copy(update={"templates_dir": templates})
+    run = run_gateway(operator, "jobs", "run", "quarterly", "--at", "2026-10-01T07:00:00Z")
+    assert run.returncode == 1
+    assert b"quarterly: ran as of 2026-10-01T07:00:00+00:00; 4 mails queued" in run.stdout
+    assert b"1 of 5 items failed" in run.stderr
+    assert b"luca@umbrella.example of team umbrella" in run.stderr
+    wait_delivered(settings, 4)
+    assert set(recipients(settings)) == set(EXPECTED) - {"luca@umbrella.example"}
+    listed = run_gateway(operator, "jobs", "list", "--json")
+    [view] = [v for v in json.loads(listed.stdout) if v["name"] == "quarterly"]
+    assert view["last_outcome"] == "failed"
+
+    # Once the template is mended, the next run mails Luca and nobody twice.
+    subject.write_text(good, encoding="utf-8")
+    again = run_gateway(operator, "jobs", "run", "quarterly", "--at", "2026-10-02T07:00:00Z")
+    assert again.returncode == 0, again.stderr
+    assert b"1 mails queued" in again.stdout
+    wait_delivered(settings, 5)
+    _assert_each_admin_once_with_right_features(settings)

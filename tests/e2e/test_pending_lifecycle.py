@@ -7,9 +7,11 @@ cancels both; and every mail the gateway sent about the ticket is in ``tickets s
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from gateway.config import Settings
 from gateway.models import TicketStatus
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
-from tests.conftest import run_gateway, wait_for
+from tests.conftest import REPO, run_gateway, wait_for
 from tests.e2e.test_conversations import (
     AUTHSERV,
     agent_mail,
@@ -167,3 +169,37 @@ def test_zero_days_turns_each_job_off(
     kinds = outbox_kinds(gw, MAX)
     assert "pending_reminder" not in kinds and "auto_closed" not in kinds
     assert ticket(gw, number).status == TicketStatus.PENDING
+
+
+def test_a_reminder_that_cannot_be_made_holds_up_no_other_ticket(
+        running: GatewayServer, gw: Gateway, settings: Settings, tmp_path: Path) -> None:
+    # Max's ticket (German) comes first; an operator's copy of the templates has a German
+    # reminder subject that fails to render.  Before, the run stopped at Max's ticket
+    stranger = "lena@nowhere.example"
+    first, since = _pending(settings, gw)
+    second, _ = open_ticket(settings, gw, sender=stranger, subject="Printer offline",
+                            body="Hello, the printer is offline since this morning.")
+    deliver(settings, gw, agent_mail(second, "#status pending\nWhich printer model?"),
+            mail_from="kenji@support.example")
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    subject = templates / "de" / "pending_reminder" / "subject.txt.j2"
+    good = subject.read_text(encoding="utf-8")
+    subject.write_text("{{ ticket_subject.no_such_method() }}", encoding="utf-8")
+    operator = settings.model_copy(update={"templates_dir": templates})
+
+    later = since + timedelta(days=4)
+    result = run_gateway(operator, "jobs", "run", "pending-reminders", "--at", later.isoformat())
+    assert result.returncode == 1
+    assert b"1 mails queued" in result.stdout
+    assert b"1 of 2 items failed" in result.stderr
+    assert f"ticket #{first}".encode() in result.stderr
+    wait_for(lambda: settled(gw), message="outbox settled")
+    assert "pending_reminder" in outbox_kinds(gw, stranger)
+    assert "pending_reminder" not in outbox_kinds(gw, MAX)
+    assert ticket(gw, first).pending_reminded_at is None  # left for the next run
+
+    subject.write_text(good, encoding="utf-8")
+    _run(operator, gw, "pending-reminders", later + timedelta(minutes=5))
+    assert outbox_kinds(gw, MAX).count("pending_reminder") == 1
+    assert outbox_kinds(gw, stranger).count("pending_reminder") == 1
