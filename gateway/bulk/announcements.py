@@ -3,7 +3,9 @@
 Creating an announcement fixes its audience in one transaction (one ``pending`` row per
 person).  Sending takes ``bulk_batch_size`` pending rows at a time, and in ONE transaction
 queues their outbox rows and marks them ``queued``; batches are ``bulk_batch_interval``
-seconds apart.  A crash between batches or inside one therefore leaves every person either
+seconds apart (a recipient whose mail cannot be made, say a template of their language
+an operator broke, is marked ``failed`` in a savepoint and the batch goes on).  A crash
+between batches or inside one therefore leaves every person either
 queued (with exactly one outbox row) or still pending: sending again continues with the
 pending ones only.  One sender at a time per announcement holds the lease
 ``announcement:<id>``; the scheduler resumes an announcement whose sender died.
@@ -26,6 +28,7 @@ from gateway.bulk.sending import Pacer, queue_bulk_mail
 from gateway.bulk.unsubscribe import unsubscribed
 from gateway.db import Database
 from gateway.errors import GatewayError
+from gateway.job_items import JobItems
 from gateway.models import (
     Announcement,
     AnnouncementRecipient,
@@ -93,8 +96,10 @@ def create_announcement(session: Session, *, subject: str, body: str, audience: 
 
 
 def _batch(session: Session, services: Services, announcement: Announcement, number: int,
-           size: int) -> tuple[list[int], int]:
-    """Queue the next ``size`` pending recipients; returns (outbox ids, how many taken)."""
+           size: int, items: JobItems) -> tuple[list[int], int]:
+    """Queue the next ``size`` pending recipients; returns (outbox ids, how many taken).
+    A recipient whose mail cannot be made (a broken template of their language) is
+    ``failed``, named in ``items`` and the log; the batch goes on without them."""
     rows = list(session.scalars(
         select(AnnouncementRecipient).where(
             AnnouncementRecipient.announcement_id == announcement.id,
@@ -114,10 +119,17 @@ def _batch(session: Session, services: Services, announcement: Announcement, num
         text = announcement.translations.get(row.language) or {
             "subject": announcement.subject, "body": announcement.body}
         language = row.language if row.language in announcement.translations else "en"
-        item = queue_bulk_mail(
-            session, services, kind="announcement", list_name=LIST_NAME,
-            to_address=row.email, to_name=names.get(row.email, ""), language=language,
-            context={"announcement_subject": text["subject"], "announcement_body": text["body"]})
+        failures = len(items.failures)
+        with items.item(f"{row.email} (announcement {announcement.id})"), \
+                session.begin_nested():  # a failure rolls back this recipient alone
+            item = queue_bulk_mail(
+                session, services, kind="announcement", list_name=LIST_NAME,
+                to_address=row.email, to_name=names.get(row.email, ""), language=language,
+                context={"announcement_subject": text["subject"],
+                         "announcement_body": text["body"]})
+        if len(items.failures) > failures:
+            row.status, row.batch = "failed", number  # named in the log; never retaken
+            continue
         row.status, row.batch, row.outbox_id, row.queued_at = "queued", number, item.id, now
         queued.append(item.id)
     return queued, len(rows)
@@ -125,11 +137,13 @@ def _batch(session: Session, services: Services, announcement: Announcement, num
 
 def send_announcement(database: Database, services: Services, deliver: Deliver,
                       announcement_id: int, *, inline: bool,
-                      progress: Callable[[str], None] | None = None) -> bool:
+                      progress: Callable[[str], None] | None = None,
+                      items: JobItems | None = None) -> bool:
     """Send what is still pending; False if another sender holds the announcement.
 
     ``inline``: this process delivers itself (a command in embedded mode, no worker), so
     it also delivers rows a sender that died had queued but not handed over."""
+    items = items or JobItems("announcements")
     lease_name = f"announcement:{announcement_id}"
     holder = leases.holder_name()
     settings = services.settings
@@ -152,7 +166,7 @@ def send_announcement(database: Database, services: Services, deliver: Deliver,
                 if announcement is None:
                     raise AnnouncementError(f"there is no announcement {announcement_id}")
                 queued, taken = _batch(session, services, announcement, number,
-                                       settings.bulk_batch_size)
+                                       settings.bulk_batch_size, items)
                 if taken == 0:
                     announcement.status, announcement.finished_at = "done", utcnow()
             if taken == 0:
@@ -203,7 +217,7 @@ def _counts(session: Session, announcement_id: int) -> dict[str, int]:
         "queued": by_status.get("queued", 0),
         "skipped": by_status.get("skipped", 0),
         "sent": delivered.get(OutboxStatus.SENT, 0),
-        "failed": delivered.get(OutboxStatus.DEAD, 0),
+        "failed": delivered.get(OutboxStatus.DEAD, 0) + by_status.get("failed", 0),
     }
 
 
@@ -259,7 +273,8 @@ def visible_announcements(session: Session, person: Person, today: date,
     return posted
 
 
-def resume_unfinished(database: Database, services: Services, deliver: Deliver) -> None:
+def resume_unfinished(database: Database, services: Services, deliver: Deliver,
+                      items: JobItems | None = None) -> None:
     """Continue announcements whose sender died (their lease lapsed)."""
     with database.reading() as session:
         ids = list(session.scalars(select(Announcement.id).where(
@@ -267,4 +282,5 @@ def resume_unfinished(database: Database, services: Services, deliver: Deliver) 
     for announcement_id in ids:
         if leases.current_holder(database, f"announcement:{announcement_id}") is None:
             log.info("resuming announcement %s", announcement_id)
-            send_announcement(database, services, deliver, announcement_id, inline=False)
+            send_announcement(database, services, deliver, announcement_id, inline=False,
+                              items=items)

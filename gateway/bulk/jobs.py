@@ -14,6 +14,7 @@ from datetime import datetime
 from gateway.bulk.announcements import resume_unfinished
 from gateway.bulk.quarterly import current_quarter, run_quarterly
 from gateway.db import Database
+from gateway.job_items import JobItems
 from gateway.services import Services
 
 __all__ = ["quarterly_feature_mail", "resume_announcements"]
@@ -32,4 +33,6 @@ def resume_announcements(database: Database, services: Services,
                          deliver: Callable[[list[int]], None], now: datetime) -> None:
     """Continue announcements whose sender died; the clock does not matter here."""
     del now
-    resume_unfinished(database, services, deliver)
+    items = JobItems("announcements")
+    resume_unfinished(database, services, deliver, items)
+    items.check()

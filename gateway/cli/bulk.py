@@ -25,6 +25,7 @@ from gateway.bulk.quarterly import describe, parse_quarter, plan, run_quarterly
 from gateway.bulk.unsubscribe import unsubscribed
 from gateway.bulk.usage_import import import_usage_csv
 from gateway.cli.common import open_gateway, print_json
+from gateway.job_items import JobItems
 from gateway.models import QuarterlySend, utcnow
 from gateway.runtime.app import Gateway
 from outbound.render import LANGUAGES
@@ -137,8 +138,9 @@ def _send(gateway: Gateway, announcement_id: int, *, wait: bool = False) -> None
     deadline = time.monotonic() + max(settings.bulk_lease_ttl, 3 * settings.bulk_batch_interval)
     said = False
     deliver = gateway.deliverer(inline=settings.embedded)
+    items = JobItems("announce")
     while not send_announcement(gateway.db, gateway.services, deliver, announcement_id,
-                                inline=settings.embedded, progress=_progress):
+                                inline=settings.embedded, progress=_progress, items=items):
         if not wait or time.monotonic() > deadline:
             click.echo(f"announcement {announcement_id} is being sent by another process")
             return
@@ -150,6 +152,7 @@ def _send(gateway: Gateway, announcement_id: int, *, wait: bool = False) -> None
     counts = counts_of(gateway.db, announcement_id)
     click.echo(f"announcement {announcement_id}: {counts['queued']} queued, "
                f"{counts['skipped']} unsubscribed, {counts['sent']} delivered so far")
+    items.check()  # names the recipients whose mail could not be made; exit status 1
 
 
 @click.group()

@@ -5,6 +5,7 @@ the rest, nobody twice."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 from datetime import timedelta
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 
 from gateway.config import Settings
 from gateway.directory import load_directory_file
-from gateway.models import AnnouncementRecipient, Unsubscribe, utcnow
+from gateway.models import AnnouncementRecipient, Person, Unsubscribe, utcnow
 from gateway.runtime.app import Gateway
 from tests.bulk.conftest import delivered, recipients, wait_delivered
 from tests.conftest import REPO, gateway_command, gateway_env, run_gateway
@@ -117,3 +118,31 @@ def test_bad_audience_is_refused_with_one_sentence(gateway: Gateway, settings: S
     assert result.returncode == 2 and b"there is no team 'nope'" in result.stderr
     listed = run_gateway(settings, "announcements", "list", "--json")
     assert json.loads(listed.stdout) == []
+
+
+def test_a_recipient_whose_mail_cannot_be_made_holds_up_nobody(
+        bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
+    # An operator's template copy whose Italian announcement fails to render: before, the
+    # batch's one transaction failed, and every resume failed again, so nobody got it
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    (templates / "it" / "announcement" / "subject.txt.j2").write_text(
+        "{{ announcement_subject.no_such_method() }}", encoding="utf-8")
+    operator = settings.model_copy(update={"templates_dir": templates})
+    body = tmp_path / "body.txt"
+    body.write_text("Maintenance on Saturday 06:00-08:00 UTC.\n", encoding="utf-8")
+    italian = tmp_path / "it.txt"
+    italian.write_text("Manutenzione\nManutenzione sabato 06:00-08:00 UTC.\n", encoding="utf-8")
+    with bulk.db.reading() as session:
+        italians = set(session.scalars(select(Person.email).where(Person.language == "it")))
+        everyone = set(session.scalars(select(Person.email)))
+    assert italians and everyone - italians
+    result = run_gateway(operator, "announce", "--subject", "Maintenance", "--body-file",
+                         str(body), "--language-file", f"it={italian}")
+    assert result.returncode == 1
+    assert f"{len(italians)} of {len(everyone)} items failed".encode() in result.stderr
+    assert all(email.encode() in result.stderr for email in italians)
+    wait_delivered(settings, len(everyone - italians))
+    assert set(recipients(settings)) == everyone - italians
+    [view] = json.loads(run_gateway(settings, "announcements", "list", "--json").stdout)
+    assert view["status"] == "done" and view["failed"] == len(italians)
