@@ -666,6 +666,18 @@ def _is_candidate(h: _Head, body_peek: str) -> bool:
     )
 
 
+def _a_persons_mail_with_a_report_in_it(h: _Head) -> bool:
+    """A person's own mail (no null sender, no mail system's From, no X-Failed-Recipients)
+    that is ``multipart/mixed``: a delivery report inside it is one she attached ("our
+    mail to you bounced, the report is attached"), a request for us, never a report about
+    our mail.  Mail systems send delivery reports as ``multipart/report`` (RFC 3464) or as
+    text from a robot's address, with the null sender.  (Complaints are decided before:
+    Microsoft's come as ``multipart/mixed`` from a person-like address.)"""
+    return (h.ctype == "multipart/mixed"
+            and not (h.robot or h.null_sender or h.failed_header or h.list_rejection)
+            and not _SYSTEM_NAME.search(str(h.head.get("from", "") or "")))
+
+
 def _apple_unsubscribe(head: Message) -> bool:
     return str(head.get("x-apple-unsubscribe", "")).strip().lower() == "true"
 
@@ -691,6 +703,8 @@ def _detect(source: MailSource, mail_from: str) -> BounceReport | None:
     if complaint is not None:
         return complaint
     if facts.has_mdn and not facts.dsn_groups:
+        return None
+    if _a_persons_mail_with_a_report_in_it(h):
         return None
     return _delivery_report(h, facts, message, report_text, original_id)
 

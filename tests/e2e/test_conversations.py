@@ -928,3 +928,25 @@ def test_a_request_carrying_a_delivery_status_file_is_a_ticket_its_file_relayed_
     assert report.get_content_type() == "application/octet-stream"
     assert b"Note: see our log" in report.get_content()
     assert acknowledgement(settings, "anna@acme.example", row.ticket_number)
+
+
+def test_a_customers_mail_with_a_real_delivery_report_attached_is_her_request(
+        running: GatewayServer, gw: Gateway, settings: Settings) -> None:
+    # A complete RFC 3464 report (Final-Recipient, Action: failed, Status 5.1.1) inside her
+    # own multipart/mixed mail: it was ignored as a bounce, so her request got no ticket
+    raw = (b"From: Anna Admin <anna@acme.example>\r\nTo: support@support.example\r\n"
+           b"Subject: Our invoice mail to a client bounced\r\n"
+           b"Message-ID: <dsn-attach-2@acme.example>\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain\r\n\r\nHello, the invoice we sent through "
+           b"your system to bob@client.example bounced, report attached. Why?\r\n"
+           b"--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+           b"Reporting-MTA: dns; mx.client.example\r\n\r\n"
+           b"Final-Recipient: rfc822; bob@client.example\r\nAction: failed\r\n"
+           b"Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n"
+           b"--b--\r\n")
+    row = deliver(settings, gw, raw, mail_from="anna@acme.example")
+    assert row.ticket_number is not None, row.reason
+    (record,) = messages(gw, row.ticket_number)
+    assert "report attached. Why?" in record.text
+    assert acknowledgement(settings, "anna@acme.example", row.ticket_number)

@@ -399,6 +399,24 @@ def test_a_person_forwarding_a_bounce_is_asking_for_help() -> None:
     assert detect_bounce(forward) is None
 
 
+def test_a_persons_mail_with_a_dsn_attached_is_her_request_not_a_report() -> None:
+    """"Our mail to your customer bounced, the report is attached": the same RFC 3464 parts,
+    but inside her own multipart/mixed mail, from her address with her envelope."""
+    report_parts = DSN.split(b'boundary="B"\n', 1)[1]
+    attached = (b"From: Anna <anna@acme.example>\nTo: support@support.example\n"
+                b"Subject: Our notification bounced\nMIME-Version: 1.0\n"
+                b'Content-Type: multipart/mixed; boundary="B"\n' + report_parts.replace(
+                    b"I'm sorry to have to inform you that your message could not be "
+                    b"delivered.", b"Hello, our mail to Bob bounced, the report is attached."))
+    assert detect_bounce(attached, "anna@acme.example") is None
+    assert detect_bounce(attached) is None  # envelope unknown (IMAP, pipe): the same
+    # The same parts from a mail system (its From, or the null sender) are its report.
+    robot = attached.replace(b"From: Anna <anna@acme.example>",
+                             b"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>")
+    assert detect_bounce(robot) is not None
+    assert detect_bounce(attached, "<>") is not None
+
+
 def test_a_person_quoting_a_bounce_is_not_a_bounce() -> None:
     reply = (
         b"From: Alice <alice@example.com>\nTo: support@support.example\n"
