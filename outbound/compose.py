@@ -636,11 +636,20 @@ def compose(
         maintype, subtype, filename = _attachment_type(content_type, filename)
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     _choose_boundaries(msg)
+    _mime_version_on_top_only(msg)
     if content.language is not None:
         # Only after the body exists: turning the message multipart moves every Content-*
         # header into the first part, and the language belongs to the whole message.
         msg["Content-Language"] = content.language
     return msg
+
+
+def _mime_version_on_top_only(msg: EmailMessage) -> None:
+    """``add_alternative`` leaves a MIME-Version header in the part it adds; RFC 2045 §4
+    puts it on the message alone."""
+    for part in msg.walk():
+        if part is not msg:
+            del part["MIME-Version"]
 
 
 def _attachment_type(content_type: str, filename: str) -> tuple[str, str, str]:

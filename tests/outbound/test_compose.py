@@ -116,6 +116,9 @@ def test_text_then_html_alternatives() -> None:
     assert body_lines(parts[1]) == ["<p>Hello Anna,</p><p>we received your request.</p>"]
     # and the language header is on the whole message, not moved into a part
     assert parts[0]["Content-Language"] is None
+    # and MIME-Version is said once, on top (RFC 2045 §4), not again in a part
+    assert parsed["MIME-Version"] == "1.0"
+    assert [p["MIME-Version"] for p in parts] == [None, None]
 
 
 def test_without_html_the_message_is_plain_text() -> None:
