@@ -101,6 +101,11 @@ def test_assign_me_and_another_agent_set_the_owner_and_mail_only_the_other(
                                                                  "reply_token")]
     assert outbox_kinds(gw, MAX) == ["acknowledgement", "agent_reply"]
 
+    # #assign none: back in the common queue, nobody is mailed
+    deliver(settings, gw, command(number, VPN, "#assign none"), mail_from=KENJI)
+    assert ticket_json(settings, number)["owner"] is None
+    assert outbox_kinds(gw, LENA) == ["ticket_assigned"] and outbox_kinds(gw, KENJI) == []
+
 
 def test_merge_moves_messages_and_people_and_the_old_number_leads_to_the_new(
         running: GatewayServer, gw: Gateway, settings: Settings) -> None:

@@ -1,12 +1,13 @@
 """Apply ``#assign``: the ticket's owner, and a mail that tells the assignee.
 
 Reads ``ctx.set_owner`` (written by the ``#assign`` command: a verified agent's, naming an
-agent of the directory); writes ``Ticket.owner`` and, unless agents assigned the ticket to
-themselves, queues a ``ticket_assigned`` mail to the assignee (English, like all mail for
-the support team) whose Reply-To is the ticket's address for them as an agent: answering
-it from their own, authenticated address is an agent reply.  Runs after ``record``, so
-the owner is set with the message that asked for it.  Imported history and automatic
-mail change nothing (as with ``#status``).
+agent of the directory, or ``none``); writes ``Ticket.owner`` (None for ``none``, no
+mail) and, unless agents assigned the ticket to themselves, queues a ``ticket_assigned``
+mail to the assignee (English, like all mail for the support team) whose Reply-To is the
+ticket's address for them as an agent: answering it from their own, authenticated
+address is an agent reply.  Runs after ``record``, so the owner is set with the message
+that asked for it.  Imported history and automatic mail change nothing (as with
+``#status``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import bindparam, select
 
 from gateway.models import Agent, MessageRecord, Role, Ticket
 from gateway.notices import excerpt, queue_notice, thread_of
+from gateway.pipeline.commands.assign import NOBODY
 from gateway.pipeline.context import MailContext
 
 name = "assign"
@@ -61,6 +63,13 @@ def run(ctx: MailContext) -> None:
         ctx.note(name, "unchanged", "imported history or automatic mail: #assign not applied")
         return
     ticket = ctx.ticket
+    if ctx.set_owner == NOBODY:
+        if ticket.owner is None:
+            ctx.note(name, "unchanged", f"#{ticket.number} has no owner")
+        else:
+            ctx.note(name, "owner", f"#{ticket.number}: owner {ticket.owner} → (none)")
+            ticket.owner = None
+        return
     agent = ctx.session.get(Agent, ctx.set_owner)
     if agent is None:  # the command checked it; the directory changed meanwhile
         ctx.note(name, "unchanged", f"{ctx.set_owner} is no longer an agent: #assign ignored")

@@ -114,7 +114,7 @@ def test_assigning_a_customer_or_nobody_is_flagged_and_ignored(gw: Gateway) -> N
     with context_before(gw, commands.name, _reply(gw, "#assign\nHm.")) as ctx:
         commands.run(ctx)
         assert ctx.set_owner == ""
-        assert ctx.flags == ["'#assign': no agent named (EMAIL or me) (ignored)"]
+        assert ctx.flags == ["'#assign': no agent named (EMAIL, me or none) (ignored)"]
 
 
 def test_merge_names_another_existing_ticket(gw: Gateway) -> None:
