@@ -29,6 +29,7 @@ __all__ = [
     "S501_DATA_SYNTAX",
     "S501_EHLO_SYNTAX",
     "S503_NEED_RCPT",
+    "S503_TLS_ACTIVE",
     "S550_NO_RELAY",
     "S550_UNKNOWN_USER",
     "S552_TOO_BIG",
@@ -53,6 +54,7 @@ S452_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 S501_DATA_SYNTAX = "501 5.5.4 Syntax: DATA"
 S501_EHLO_SYNTAX = "501 5.5.4 Syntax: EHLO hostname"
 S503_NEED_RCPT = "503 5.5.1 Error: need RCPT command"
+S503_TLS_ACTIVE = "503 5.5.1 Error: TLS already active"
 S550_NO_RELAY = "550 5.7.1 Relaying denied: we only accept mail for our own domains"
 S550_UNKNOWN_USER = "550 5.1.1 No such mailbox here"
 S552_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"

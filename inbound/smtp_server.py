@@ -39,6 +39,7 @@ from inbound.smtp_codes import (
     S501_DATA_SYNTAX,
     S501_EHLO_SYNTAX,
     S503_NEED_RCPT,
+    S503_TLS_ACTIVE,
     S552_TOO_BIG,
     with_enhanced_code,
 )
@@ -338,6 +339,22 @@ class GatewaySMTP(SMTP):
         if self.enable_SMTPUTF8:
             extensions.append("SMTPUTF8")
         return extensions
+
+    # -- STARTTLS ------------------------------------------------------------------
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str | None) -> None:
+        """aiosmtpd's STARTTLS, refused once TLS is on (RFC 3207 4.2: ``503 5.5.1``).
+
+        aiosmtpd 1.4 answered a second STARTTLS with 220 and began a handshake inside the
+        first TLS layer; when that one stalled asyncio never told the protocol its
+        connection was lost, so the connection's slot was never given back: a few
+        dozen such clients locked everyone out of SMTP until a restart.
+        """
+        if self._tls_protocol is not None:
+            await self.push(S503_TLS_ACTIVE)
+            return
+        await super().smtp_STARTTLS(arg or "")
 
     # -- deadlines -----------------------------------------------------------------
 

@@ -685,6 +685,57 @@ def test_a_botched_stalled_or_abandoned_tls_handshake_gives_its_slot_back(
                  message="the three slots of 127.0.0.2 to be free again")
 
 
+def _start_tls(dialogue: Dialogue, ca: trustme.CA, pipelined: bytes = b"") -> None:
+    """STARTTLS (with ``pipelined`` plaintext right behind it in the same write), then the
+    handshake on the dialogue's socket."""
+    dialogue.sock.sendall(b"STARTTLS\r\n" + pipelined)
+    assert _code_of(dialogue.reply()) == b"220 2.0.0"
+    assert dialogue.buffer == b""
+    dialogue.sock = _client_context(ca).wrap_socket(dialogue.sock, server_hostname="localhost")
+
+
+def test_commands_pipelined_behind_starttls_in_plaintext_are_discarded(
+    gateway: Gateway, tls_settings: Callable[..., Settings], ca: trustme.CA,
+    processes: Processes
+) -> None:
+    """The STARTTLS command injection (CVE-2011-0411): whoever sits on the path appends a
+    transaction in plaintext behind the client's STARTTLS; it must not run inside TLS."""
+    settings = tls_settings()
+    injected = (b"MAIL FROM:<mallory@evil.example>\r\nRCPT TO:<support@support.example>\r\n"
+                b"DATA\r\nSubject: injected\r\n\r\nforged\r\n.\r\n")
+    with _served(gateway, settings, processes), _connect(settings) as sock:
+        dialogue = Dialogue(sock)
+        dialogue.say(b"EHLO client.example")
+        _start_tls(dialogue, ca, pipelined=injected)
+        # The first reply inside TLS answers our EHLO: nothing of the injection ran.
+        assert dialogue.say(b"EHLO client.example")[0].startswith(b"250-")
+        assert _code_of(dialogue.say(b"RCPT TO:<support@support.example>")) == b"503 5.5.1"
+        assert _code_of(dialogue.say(b"QUIT")) == b"221 2.0.0"
+    assert _stored(gateway) == []
+
+
+def test_a_second_starttls_is_refused_and_gives_no_slot_away(
+    gateway: Gateway, tls_settings: Callable[..., Settings], ca: trustme.CA,
+    processes: Processes
+) -> None:
+    """A second STARTTLS used to start a handshake inside TLS; stalled, the connection's
+    slot was never given back, so a few clients locked their addresses (and 200 of them
+    everyone) out of SMTP until a restart."""
+    settings = tls_settings(smtp_timeout=1.0, smtp_max_connections_per_ip=2)
+    with _served(gateway, settings, processes), ExitStack() as stack:
+        for _ in range(2):
+            dialogue = Dialogue(stack.enter_context(_connect(settings, "127.0.0.4")))
+            dialogue.say(b"EHLO client.example")
+            _start_tls(dialogue, ca)
+            assert b"250 SMTPUTF8" in dialogue.say(b"EHLO client.example")
+            assert dialogue.say(b"STARTTLS") == [b"503 5.5.1 Error: TLS already active"]
+            assert _code_of(dialogue.say(b"NOOP")) == b"250 2.0.0"  # still in step, in TLS
+            # then it stalls: the idle timeout closes it, with a 421 inside TLS
+            assert _code_of(dialogue.reply()) == b"421 4.4.2"
+        wait_for(lambda: _all_greeted(settings, "127.0.0.4", 2), timeout=30,
+                 message="the two slots of 127.0.0.4 to be free again")
+
+
 def test_clients_that_leave_while_their_message_is_committed_do_not_stop_intake(
     running: GatewayServer, gateway: Gateway, settings: Settings
 ) -> None:
