@@ -11,7 +11,7 @@ from enum import Enum
 
 from gateway.directory import SupportIdentity
 
-__all__ = ["Recipient", "RecipientVerdict", "classify_recipient", "split_address"]
+__all__ = ["Recipient", "RecipientVerdict", "classify_recipient", "is_utf8", "split_address"]
 
 
 class RecipientVerdict(Enum):
@@ -26,6 +26,17 @@ class Recipient:
     local: str
     detail: str  # the part after "+", "" if none
     domain: str
+
+
+def is_utf8(text: str) -> bool:
+    """False for text carrying bytes that were not UTF-8 (SMTP arguments and argv are
+    decoded with ``surrogateescape``): no database column and no mail header takes them,
+    so such an address is refused where it arrives, never stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def split_address(address: str) -> Recipient | None:
@@ -44,7 +55,7 @@ _ALWAYS_ACCEPTED = {"postmaster", "abuse", "unsubscribe"}  # unsubscribe+TOKEN: 
 def classify_recipient(address: str, support: SupportIdentity) -> RecipientVerdict:
     """Decide at RCPT time whether an address is ours (DESIGN section 9)."""
     recipient = split_address(address)
-    if recipient is None:
+    if recipient is None or not is_utf8(address):
         return RecipientVerdict.INVALID
     if recipient.domain not in support.domains:
         return RecipientVerdict.FOREIGN_DOMAIN

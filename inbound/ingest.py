@@ -22,11 +22,12 @@ from email.policy import compat32
 from typing import BinaryIO
 
 from gateway.directory import SupportIdentity
+from inbound.addresses import is_utf8
 from inbound.recipients import recipient_refusal
 
 __all__ = [
     "EX_DATAERR", "EX_NOUSER", "EX_OK", "EX_TEMPFAIL", "Envelope", "Refused", "UnusableInput",
-    "check_raw", "check_recipients", "envelope_of", "read_limited",
+    "check_raw", "check_recipients", "check_sender", "envelope_of", "read_limited",
 ]
 
 EX_OK = 0
@@ -134,6 +135,19 @@ def _bare(address: str) -> str:
     return address.strip().strip("<>").strip()
 
 
+def check_sender(sender: str | None) -> None:
+    """Refuse a ``-f`` that is not UTF-8 as SMTP refuses it at MAIL (``5.1.7``, exit 65):
+    it cannot be stored, so 75 would have the MTA retry it for days."""
+    if sender is not None and not is_utf8(sender):
+        raise UnusableInput(f"<{_shown(_bare(sender))}>: Sender address syntax is not valid",
+                            "5.1.7")
+
+
+def _shown(address: str) -> str:
+    """``address`` for the MTA's DSN: bytes that were not UTF-8 as ``\\xe9``."""
+    return address.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def check_recipients(recipients: Sequence[str], support: SupportIdentity,
                      max_recipients: int) -> None:
     """Refuse the message if SMTP's RCPT check refuses any recipient (exit 67, or 75 for
@@ -143,4 +157,4 @@ def check_recipients(recipients: Sequence[str], support: SupportIdentity,
         if refusal is not None:
             code, status, text = refusal.split(" ", 2)
             exit_code = EX_TEMPFAIL if code.startswith("4") else EX_NOUSER
-            raise Refused(status, f"<{address}>: {text}", exit_code)
+            raise Refused(status, f"<{_shown(address)}>: {text}", exit_code)

@@ -34,6 +34,7 @@ __all__ = [
     "S550_UNKNOWN_USER",
     "S552_TOO_BIG",
     "S553_BAD_ADDRESS",
+    "S553_BAD_SENDER",
     "with_enhanced_code",
 ]
 
@@ -59,6 +60,7 @@ S550_NO_RELAY = "550 5.7.1 Relaying denied: we only accept mail for our own doma
 S550_UNKNOWN_USER = "550 5.1.1 No such mailbox here"
 S552_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 S553_BAD_ADDRESS = "553 5.1.3 Recipient address syntax is not valid"
+S553_BAD_SENDER = "553 5.1.7 Sender address syntax is not valid"
 
 _HAS_ENHANCED = re.compile(r"\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
 

@@ -22,6 +22,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, s
 
 from gateway.directory import SupportIdentity
 from gateway.errors import StorageError
+from inbound.addresses import is_utf8
 from inbound.intake_priority import IntakePriority
 from inbound.recipients import recipient_refusal
 from inbound.smtp_codes import (
@@ -41,6 +42,7 @@ from inbound.smtp_codes import (
     S503_NEED_RCPT,
     S503_TLS_ACTIVE,
     S552_TOO_BIG,
+    S553_BAD_SENDER,
     with_enhanced_code,
 )
 from inbound.smtp_data import DataState, read_data
@@ -118,7 +120,11 @@ class GatewayHandler:
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
-        """What aiosmtpd does without a hook, answered with the enhanced code of MAIL."""
+        """What aiosmtpd does without a hook, answered with the enhanced code of MAIL; a
+        sender that is not UTF-8 is refused here (it could not be stored, and in a group
+        commit it failed every other client's message with it)."""
+        if not is_utf8(address):
+            return S553_BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return S250_SENDER_OK

@@ -57,7 +57,13 @@ def ingest(ctx: click.Context, sender: str | None, recipients: tuple[str, ...],
 def _ingest(ctx: click.Context, source: str, sender: str | None,
             recipients: tuple[str, ...]) -> None:
     """Read, check the envelope and the bytes, store, then process (embedded) or enqueue."""
-    from inbound.ingest import check_raw, check_recipients, envelope_of, read_limited
+    from inbound.ingest import (
+        check_raw,
+        check_recipients,
+        check_sender,
+        envelope_of,
+        read_limited,
+    )
     from inbound.recipients import intake_identity
     from inbound.spool import store_message
 
@@ -71,6 +77,7 @@ def _ingest(ctx: click.Context, source: str, sender: str | None,
     else:
         with open(source, "rb") as handle:
             data = read_limited(handle, limit)
+    check_sender(sender)
     gateway = open_gateway(ctx) if recipients else None
     if gateway is not None:  # as SMTP: RCPT is answered before the message is looked at
         check_recipients(recipients, intake_identity(gateway.db, settings),

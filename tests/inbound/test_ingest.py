@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import smtplib
 import subprocess
 from collections.abc import Callable
@@ -198,4 +199,21 @@ def test_a_message_over_the_size_limit_is_refused_with_its_true_size(
     assert result.returncode == 65, result.stderr
     assert result.stderr.decode().splitlines() == [
         f"5.3.4 message too big ({len(raw)} bytes > 10000 bytes allowed)"]
+    assert _rows(settings) == []
+
+
+def test_an_envelope_address_that_is_not_utf8_is_refused_not_retried(settings: Settings) -> None:
+    """A Latin-1 ``-f``/``-r`` (argv bytes an MTA passes on as it got them) answered 75 at
+    every retry for days, as it could not be stored; SMTP refuses it at MAIL/RCPT."""
+    assert run_gateway(settings, "directory", "load", str(DIRECTORY)).returncode == 0
+    latin = os.fsdecode(b"j\xe9r\xf4me@acme.example")
+    sender = _pipe(settings, make_mail(), "-f", latin, "-r", "support@support.example")
+    assert sender.returncode == 65, sender.stderr
+    assert sender.stderr.decode().splitlines() == [
+        "5.1.7 <j\\xe9r\\xf4me@acme.example>: Sender address syntax is not valid"]
+    recipient = _pipe(settings, make_mail(), "-f", "anna@acme.example",
+                      "-r", os.fsdecode(b"support+\xe9@support.example"))
+    assert recipient.returncode == 67, recipient.stderr
+    assert recipient.stderr.decode().splitlines() == [
+        "5.1.3 <support+\\xe9@support.example>: Recipient address syntax is not valid"]
     assert _rows(settings) == []
