@@ -119,9 +119,25 @@ def header_identity(raw: bytes, *, fast: bool = True) -> tuple[str | None, str]:
     return message_id, sender
 
 
+_DELIVERY_FIELDS = re.compile(
+    rb"(?:(?:delivered-to|x-original-to|return-path):[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*)+",
+    re.IGNORECASE)
+"""The fields an MTA puts on top of each copy it delivers (Postfix's pipe flags ``D``,
+``O``, ``R``; local delivery agents alike)."""
+
+
 def dedupe_key(raw: bytes, message_id: str | None, sender: str, sha256: str) -> str:
+    """Message-ID and From; without a Message-ID the bytes, less the delivery fields on top.
+
+    An MTA that pipes one recipient at a time (``gateway_destination_recipient_limit = 1``)
+    writes each copy its own ``Delivered-To``: the copies are one message, as SMTP's one
+    transaction for all recipients was.
+    """
     if message_id:
         return hashlib.sha256(f"mid\0{message_id}\0{sender}".encode()).hexdigest()
+    delivery = _DELIVERY_FIELDS.match(raw)
+    if delivery is not None and delivery.end() < len(raw):
+        sha256 = hashlib.sha256(memoryview(raw)[delivery.end():]).hexdigest()
     return hashlib.sha256(f"raw\0{sha256}".encode()).hexdigest()
 
 

@@ -217,3 +217,27 @@ def test_an_envelope_address_that_is_not_utf8_is_refused_not_retried(settings: S
     assert recipient.stderr.decode().splitlines() == [
         "5.1.3 <support+\\xe9@support.example>: Recipient address syntax is not valid"]
     assert _rows(settings) == []
+
+
+def test_copies_piped_one_recipient_at_a_time_are_one_message_without_message_id(
+        settings: Settings, worker_process: None) -> None:
+    """With one recipient per delivery (README) the MTA pipes a copy per recipient, each
+    with its own ``Delivered-To`` (flags ``DRO``): a message without Message-ID to two of
+    our addresses became two tickets and two acknowledgements; SMTP stores it once."""
+    assert run_gateway(settings, "directory", "load", str(DIRECTORY)).returncode == 0
+    body = (b"From: anna@acme.example\nTo: support@support.example\n"
+            b"Cc: postmaster@support.example\nSubject: Export stops at 80 percent\n"
+            b"Date: Sun, 06 Dec 2026 21:00:00 +0000\n\nThe export stops at 80 percent.\n")
+    answers = []
+    for recipient in ("support@support.example", "postmaster@support.example"):
+        copy = (f"Delivered-To: {recipient}\nX-Original-To: {recipient}\n"
+                f"Return-Path: <anna@acme.example>\n").encode() + body
+        result = _pipe(settings, copy, "-f", "anna@acme.example", "-r", recipient)
+        assert result.returncode == 0, result.stderr
+        answers.append(result.stdout)
+    assert b"(duplicate)" not in answers[0] and b"(duplicate)" in answers[1]
+    [row] = _rows(settings)
+    assert row["rcpt_tos"] == ["support@support.example"]
+    wait_for(lambda: _rows(settings)[0]["state"] == "processed", message="processing")
+    tickets = json.loads(run_gateway(settings, "tickets", "list", "--json").stdout)
+    assert [t["subject"] for t in tickets] == ["Export stops at 80 percent"]
