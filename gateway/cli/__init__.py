@@ -128,14 +128,24 @@ def main() -> None:
 
 def _click_failure(error: click.ClickException) -> int:
     """Show a usage or command error as click does; its exit status."""
-    if (isinstance(error, click.UsageError) and error.ctx is not None
-            and error.ctx.command is ingest):
+    if isinstance(error, click.UsageError) and _for_ingest(error.ctx):
         # A mistyped pipe command must not bounce the mail: the MTA retries after the fix.
         click.echo(f"error: the message was not stored, try again later: "
                    f"{error.format_message()}", err=True)
         return 75
     error.show()
     return error.exit_code
+
+
+def _for_ingest(ctx: click.Context | None) -> bool:
+    """Whether a usage error belongs to an ``ingest`` command line: its own options, or
+    the root's before it (``gateway --bogus ingest``), which fail before the subcommand is
+    known, so the command line says it (an MTA pipe's ``argv`` always names ``ingest``)."""
+    if ctx is None:
+        return False
+    if ctx.command is ingest:
+        return True
+    return ctx.parent is None and ingest.name in sys.argv[1:]
 
 
 def _failure(error: Exception) -> int:

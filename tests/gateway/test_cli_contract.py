@@ -61,6 +61,9 @@ def test_ingest_answers_75_for_configuration_errors(settings: Settings, tmp_path
         ({"GATEWAY_BROKER_URL": "kafka://x"}, ("ingest", "-"), "broker_url"),
         ({"GATEWAY_LOG_LEVEL": "chatty"}, ("ingest", "-"), "chatty"),
         ({}, ("ingest", "-", "surplus"), "surplus"),
+        # a root option mistyped before the subcommand (it used to exit 2: Exim bounces)
+        ({}, ("--conifg", str(broken), "ingest", "-"), "--conifg"),
+        ({}, ("--log-level", "ingest"), "Missing command"),
     ]
     for extra, args, reason in cases:
         result = _run(gateway_env(settings, **extra), *args, input=mail)
