@@ -36,6 +36,10 @@ class GatewayLMTP(GatewaySMTP):
     async def smtp_EHLO(self, arg: str) -> None:
         await self.push('500 5.5.1 Error: command "EHLO" not recognized, use LHLO')
 
+    async def check_helo_needed(self, helo: str = "LHLO") -> bool:
+        """aiosmtpd asks for ``HELO`` first, which LMTP refuses: ask for ``LHLO``."""
+        return await super().check_helo_needed("LHLO")
+
     async def push(self, status: AnyStr) -> None:
         """After ``354`` the next reply ends the message: say it once per recipient."""
         due, self._replies_due = self._replies_due, 0

@@ -50,7 +50,9 @@ def test_lmtp_answers_each_recipient_after_data_and_stays_in_step(
         lmtp_settings: Settings, lmtp_gateway: Gateway) -> None:
     client = _client(lmtp_settings)
     try:
-        # LMTP greets with LHLO; SMTP's greetings are not LMTP.
+        # LMTP greets with LHLO (and asks for it, not for the HELO it refuses).
+        assert client.docmd("MAIL", "FROM:<anna@acme.example>") == (
+            503, b"5.5.1 Error: send LHLO first")
         assert client.docmd("EHLO", "client.example")[0] == 500
         assert client.docmd("HELO", "client.example")[0] == 500
         code, _ = client.ehlo("client.example")  # smtplib.LMTP sends LHLO
