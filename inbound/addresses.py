@@ -6,12 +6,13 @@ Like Mailman's recipient splitting: the part after ``+`` carries a reply token
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
 from gateway.directory import SupportIdentity
 
-__all__ = ["Recipient", "RecipientVerdict", "classify_recipient", "is_utf8", "split_address"]
+__all__ = ["Recipient", "RecipientVerdict", "classify_recipient", "is_storable", "split_address"]
 
 
 class RecipientVerdict(Enum):
@@ -28,15 +29,19 @@ class Recipient:
     domain: str
 
 
-def is_utf8(text: str) -> bool:
-    """False for text carrying bytes that were not UTF-8 (SMTP arguments and argv are
-    decoded with ``surrogateescape``): no database column and no mail header takes them,
-    so such an address is refused where it arrives, never stored."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def is_storable(text: str) -> bool:
+    """False for an envelope address no database column or mail header can carry: bytes
+    that were not UTF-8 (SMTP arguments and argv are decoded with ``surrogateescape``) or
+    a control character (RFC 5321 has none in a path; PostgreSQL refuses NUL).  Such an
+    address is refused where it arrives, never stored."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return True
+    return _CONTROL.search(text) is None
 
 
 def split_address(address: str) -> Recipient | None:
@@ -55,7 +60,7 @@ _ALWAYS_ACCEPTED = {"postmaster", "abuse", "unsubscribe"}  # unsubscribe+TOKEN: 
 def classify_recipient(address: str, support: SupportIdentity) -> RecipientVerdict:
     """Decide at RCPT time whether an address is ours (DESIGN section 9)."""
     recipient = split_address(address)
-    if recipient is None or not is_utf8(address):
+    if recipient is None or not is_storable(address):
         return RecipientVerdict.INVALID
     if recipient.domain not in support.domains:
         return RecipientVerdict.FOREIGN_DOMAIN

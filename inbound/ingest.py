@@ -22,7 +22,7 @@ from email.policy import compat32
 from typing import BinaryIO
 
 from gateway.directory import SupportIdentity
-from inbound.addresses import is_utf8
+from inbound.addresses import is_storable
 from inbound.recipients import recipient_refusal
 
 __all__ = [
@@ -39,6 +39,7 @@ NULL_SENDER = "<>"
 """What SMTP stores as ``mail_from`` for ``MAIL FROM:<>`` (aiosmtpd keeps the brackets)."""
 
 _HEADER_LINE = re.compile(rb"^(From |[!-9;-~]+:)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CHUNK = 1 << 16
 
 
@@ -136,16 +137,18 @@ def _bare(address: str) -> str:
 
 
 def check_sender(sender: str | None) -> None:
-    """Refuse a ``-f`` that is not UTF-8 as SMTP refuses it at MAIL (``5.1.7``, exit 65):
-    it cannot be stored, so 75 would have the MTA retry it for days."""
-    if sender is not None and not is_utf8(sender):
+    """Refuse a ``-f`` SMTP refuses at MAIL (not UTF-8, a control character: ``5.1.7``,
+    exit 65): it cannot be stored, so 75 would have the MTA retry it for days."""
+    if sender is not None and not is_storable(sender):
         raise UnusableInput(f"<{_shown(_bare(sender))}>: Sender address syntax is not valid",
                             "5.1.7")
 
 
 def _shown(address: str) -> str:
-    """``address`` for the MTA's DSN: bytes that were not UTF-8 as ``\\xe9``."""
-    return address.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """``address`` for the MTA's DSN, on one line: bytes that were not UTF-8 and control
+    characters as ``\\xe9``, ``\\x0a``."""
+    text = address.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda control: f"\\x{ord(control.group()):02x}", text)
 
 
 def check_recipients(recipients: Sequence[str], support: SupportIdentity,

@@ -22,7 +22,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, s
 
 from gateway.directory import SupportIdentity
 from gateway.errors import StorageError
-from inbound.addresses import is_utf8
+from inbound.addresses import is_storable
 from inbound.intake_priority import IntakePriority
 from inbound.recipients import recipient_refusal
 from inbound.smtp_codes import (
@@ -121,9 +121,10 @@ class GatewayHandler:
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         """What aiosmtpd does without a hook, answered with the enhanced code of MAIL; a
-        sender that is not UTF-8 is refused here (it could not be stored, and in a group
-        commit it failed every other client's message with it)."""
-        if not is_utf8(address):
+        sender that is not UTF-8 or holds a control character (NUL) is refused here: it
+        could not be stored, and in a group commit it failed every other client's message
+        with it."""
+        if not is_storable(address):
             return S553_BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)

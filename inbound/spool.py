@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from gateway.db import Database
 from gateway.errors import StorageError
 from gateway.models import SpoolEntry, SpoolState, utcnow
-from inbound.addresses import is_utf8
+from inbound.addresses import is_storable
 from inbound.intake_priority import LanedDatabase
 from inbound.parsing.message import normalize_message_id
 
@@ -152,9 +152,10 @@ def _prepare(raw: bytes, *, source: str, mail_from: str = "", rcpt_tos: Sequence
              _hub: bool = False) -> _Pending:
     if not _hub and (source.strip().lower() == HUB_SOURCE or "hub" in (options or {})):
         raise ValueError("only the support hub may spool source 'web' or the 'hub' option")
-    if not all(map(is_utf8, (source, mail_from, peer, *rcpt_tos))):
+    if not all(map(is_storable, (source, mail_from, peer, *rcpt_tos))):
         # Refused here, alone: in the spool writer's batch it failed everyone's commit.
-        raise ValueError("an envelope address that is not UTF-8 cannot be spooled")
+        raise ValueError("an envelope that is not UTF-8 or holds a control character "
+                         "cannot be spooled")
     sha256 = hashlib.sha256(raw).hexdigest()
     message_id, sender = header_identity(raw)
     values = {

@@ -204,7 +204,8 @@ def test_a_message_over_the_size_limit_is_refused_with_its_true_size(
 
 def test_an_envelope_address_that_is_not_utf8_is_refused_not_retried(settings: Settings) -> None:
     """A Latin-1 ``-f``/``-r`` (argv bytes an MTA passes on as it got them) answered 75 at
-    every retry for days, as it could not be stored; SMTP refuses it at MAIL/RCPT."""
+    every retry for days, as it could not be stored; SMTP refuses it at MAIL/RCPT.  A
+    control character is refused too, and shown escaped: the DSN text stays one line."""
     assert run_gateway(settings, "directory", "load", str(DIRECTORY)).returncode == 0
     latin = os.fsdecode(b"j\xe9r\xf4me@acme.example")
     sender = _pipe(settings, make_mail(), "-f", latin, "-r", "support@support.example")
@@ -216,6 +217,11 @@ def test_an_envelope_address_that_is_not_utf8_is_refused_not_retried(settings: S
     assert recipient.returncode == 67, recipient.stderr
     assert recipient.stderr.decode().splitlines() == [
         "5.1.3 <support+\\xe9@support.example>: Recipient address syntax is not valid"]
+    control = _pipe(settings, make_mail(), "-f", "anna@acme.example\nX-Evil: 1",
+                    "-r", "support@support.example")
+    assert control.returncode == 65, control.stderr
+    assert control.stderr.decode().splitlines() == [
+        "5.1.7 <anna@acme.example\\x0aX-Evil: 1>: Sender address syntax is not valid"]
     assert _rows(settings) == []
 
 
