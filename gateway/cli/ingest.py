@@ -13,7 +13,7 @@ import click
 
 from gateway.cli.common import open_gateway, settings_of
 from gateway.cli.failures import describe
-from gateway.cli.inline import process_inline
+from gateway.cli.inline import inline_slot, process_inline
 
 __all__ = ["ingest"]
 
@@ -92,7 +92,12 @@ def _ingest(ctx: click.Context, source: str, sender: str | None,
         return
     try:
         if settings.embedded:
-            process_inline(gateway, stored.spool_id)
+            with inline_slot(settings) as slot:
+                if slot:
+                    process_inline(gateway, stored.spool_id)
+                else:
+                    log.info("spool %s stored; every ingest slot is busy, serve's sweep "
+                             "processes it", stored.spool_id)
         else:
             gateway.enqueue_processing(stored.spool_id)
     except Exception as error:  # noqa: BLE001 - stored is stored: the sweep finishes the job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import smtplib
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from gateway.config import Settings
@@ -247,3 +249,35 @@ def test_copies_piped_one_recipient_at_a_time_are_one_message_without_message_id
     wait_for(lambda: _rows(settings)[0]["state"] == "processed", message="processing")
     tickets = json.loads(run_gateway(settings, "tickets", "list", "--json").stdout)
     assert [t["subject"] for t in tickets] == ["Export stops at 80 percent"]
+
+
+def test_ingest_processes_in_at_most_the_pools_number_of_slots_and_leaves_the_rest_to_serve(
+        settings_factory: Callable[..., Settings], processes: Processes) -> None:
+    """The MTA runs up to 20 ``ingest`` processes at once; each processed its message right
+    there (a 23 MB one peaks at ~350 MB and a core at normal priority), so a burst of large
+    mail wanted 7 GB and every core.  Now as many process as ``serve``'s pool would; the
+    others store, answer 0 at once, and ``serve``'s sweep processes their messages."""
+    settings = settings_factory(processing_processes=1)
+    if not settings.embedded:
+        pytest.skip("scale-out: ingest only enqueues")
+    gateway = Gateway(settings)
+    try:
+        with gateway.db.transaction() as session:
+            load_directory_file(session, DIRECTORY)
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        with open(settings.var_dir / "ingest-slot-0.lock", "a+b") as busy:
+            fcntl.flock(busy, fcntl.LOCK_EX)  # another ingest is processing
+            waiting = _pipe(settings, make_mail(subject="Burst 1", message_id="<b1@acme.example>"),
+                            "-f", "anna@acme.example", "-r", "support@support.example")
+            assert waiting.returncode == 0, waiting.stderr
+            assert [row["state"] for row in _rows(settings)] == ["received"]
+        # the slot is free again: the next one is processed before ingest answers
+        free = _pipe(settings, make_mail(subject="Burst 2", message_id="<b2@acme.example>"),
+                     "-f", "anna@acme.example", "-r", "support@support.example")
+        assert free.returncode == 0, free.stderr
+        assert {row["message_id"]: row["state"] for row in _rows(settings)} == {
+            "b1@acme.example": "received", "b2@acme.example": "processed"}
+        with serve_in_process(gateway, settings, processes):
+            assert _done(settings, "<b1@acme.example>")["state"] == "processed"
+    finally:
+        gateway.close()
