@@ -124,6 +124,7 @@ _DELIVERY_FIELDS = re.compile(
     re.IGNORECASE)
 """The fields an MTA puts on top of each copy it delivers (Postfix's pipe flags ``D``,
 ``O``, ``R``; local delivery agents alike)."""
+_DELIVERY_SCAN = 65536
 
 
 def dedupe_key(raw: bytes, message_id: str | None, sender: str, sha256: str) -> str:
@@ -135,7 +136,9 @@ def dedupe_key(raw: bytes, message_id: str | None, sender: str, sha256: str) -> 
     """
     if message_id:
         return hashlib.sha256(f"mid\0{message_id}\0{sender}".encode()).hexdigest()
-    delivery = _DELIVERY_FIELDS.match(raw)
+    # Looked for in the first 64 KB only: a message of nothing but such fields cost the
+    # event loop seconds (they are a few lines; a longer run is no MTA's).
+    delivery = _DELIVERY_FIELDS.match(raw, 0, _DELIVERY_SCAN)
     if delivery is not None and delivery.end() < len(raw):
         sha256 = hashlib.sha256(memoryview(raw)[delivery.end():]).hexdigest()
     return hashlib.sha256(f"raw\0{sha256}".encode()).hexdigest()
