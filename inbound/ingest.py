@@ -27,7 +27,8 @@ from inbound.recipients import recipient_refusal
 
 __all__ = [
     "EX_DATAERR", "EX_NOUSER", "EX_OK", "EX_TEMPFAIL", "Envelope", "Refused", "UnusableInput",
-    "check_raw", "check_recipients", "check_sender", "envelope_of", "read_limited",
+    "check_complete", "check_raw", "check_recipients", "check_sender", "envelope_of",
+    "read_limited",
 ]
 
 EX_OK = 0
@@ -81,6 +82,19 @@ def read_limited(stream: BinaryIO, limit: int) -> bytes:
     while chunk := stream.read(_CHUNK):
         size += len(chunk)
     raise UnusableInput(f"message too big ({size} bytes > {limit} bytes allowed)", "5.3.4")
+
+
+def check_complete(data: bytes) -> None:
+    """Refuse, for now, an MTA's input that ends in the middle of a line (75, ``4.3.0``).
+
+    An MTA pipes every line with its newline, and the pipe has no terminator as SMTP's
+    ``.`` is: a delivery agent stopped while writing (``postfix stop``, a crash) looks
+    like the end of the message.  Stored, the cut copy answered 0, and the MTA's retry
+    of the whole message was then taken for its duplicate: the rest was lost.
+    """
+    if data.strip() and not data.endswith(b"\n"):
+        raise Refused("4.3.0", "the input ends in the middle of a line: the delivery was "
+                      "cut short, nothing was stored", EX_TEMPFAIL)
 
 
 def check_raw(raw: bytes, limit: int) -> bytes:

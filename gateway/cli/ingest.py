@@ -58,6 +58,7 @@ def _ingest(ctx: click.Context, source: str, sender: str | None,
             recipients: tuple[str, ...]) -> None:
     """Read, check the envelope and the bytes, store, then process (embedded) or enqueue."""
     from inbound.ingest import (
+        check_complete,
         check_raw,
         check_recipients,
         check_sender,
@@ -77,6 +78,8 @@ def _ingest(ctx: click.Context, source: str, sender: str | None,
     else:
         with open(source, "rb") as handle:
             data = read_limited(handle, limit)
+    if source == "-" and (sender is not None or recipients):  # the MTA's pipe (DESIGN 10)
+        check_complete(data)
     check_sender(sender)
     gateway = open_gateway(ctx) if recipients else None
     if gateway is not None:  # as SMTP: RCPT is answered before the message is looked at

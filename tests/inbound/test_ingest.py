@@ -281,3 +281,23 @@ def test_ingest_processes_in_at_most_the_pools_number_of_slots_and_leaves_the_re
             assert _done(settings, "<b1@acme.example>")["state"] == "processed"
     finally:
         gateway.close()
+
+
+def test_a_delivery_cut_short_is_retried_not_stored_in_place_of_the_whole(
+        settings: Settings) -> None:
+    """A delivery agent stopped while writing (``postfix stop``) gives the pipe an early
+    end, as SMTP's missing ``.`` never could: the cut copy was stored (0), and the MTA's
+    retry of the whole message was taken for its duplicate, so the rest was lost."""
+    assert run_gateway(settings, "directory", "load", str(DIRECTORY)).returncode == 0
+    whole = make_mail(subject="Cut short", message_id="<cut@acme.example>",
+                      body="Line one.\nLine two with the details that matter.\n")
+    assert whole.endswith(b"\n")
+    envelope = ("-f", "anna@acme.example", "-r", "support@support.example")
+    cut = _pipe(settings, whole[:len(whole) - 20], *envelope)
+    assert cut.returncode == 75, cut.stderr
+    assert cut.stderr.decode().startswith("4.3.0 the input ends in the middle of a line")
+    assert _rows(settings) == []
+    retried = _pipe(settings, whole, *envelope)
+    assert retried.returncode == 0 and b"duplicate" not in retried.stdout, retried.stderr
+    [row] = _rows(settings)
+    assert row["size"] == len(whole)
