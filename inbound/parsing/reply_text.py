@@ -151,12 +151,30 @@ _SENT_FROM = {
         r"\(?Sent from (?:a |my )?(?:mobile|phone|iPhone|iPad)",
         r"<<sent by",
     ],
-    "de": [r"Gesendet (?:von|mit|vom) ", r"Von meinem \S+ gesendet", r"Diese Nachricht wurde von"],
-    "it": [r"Inviato (?:da|dal|dalla|con) "],
-    "nl": [r"Verzonden (?:vanaf|met|van) ", r"Verstuurd (?:vanaf|met|van) "],
-    "ja": [r"\S*から送信$"],
+    "de": [r"Gesendet (?:von|mit|vom) ", r"Von meinem [^.!?]{1,60} gesendet",
+           r"Diese Nachricht wurde von"],
+    "it": [r"Inviato (?:da|dal|dalla|dallo|con) "],
+    "nl": [r"Verzonden (?:vanaf|vanuit|met|van) ", r"Verstuurd (?:vanaf|vanuit|met|van) "],
+    # "iPhoneから送信", "Windows 版のメールから送信", "Gmail モバイルから送信しました"
+    "ja": [r"[^。！？]{0,40}から送信(?:しました|されました)?[。.]?$"],
 }
 _SENT_FROM_EXTRA = [r"Envoyé (?:de|depuis) ", r"Enviado desde ", r"從我的", r"从我的"]
+# The Outlook apps' own footer, localized: "Get Outlook for iOS", "Outlook für Android
+# herunterladen", "Outlook voor iOS downloaden", "Scarica Outlook per Android", "Outlook
+# for iOS を入手", "Android 版 Outlook を入手"; in HTML mail it is a link, so the rendered
+# line reads "Get [Outlook for iOS](https://aka.ms/…)" (see ``_delinked``).
+_APP_FOOTER = re.compile(
+    r"^[ \t]*(?:"
+    r"(?:Get|Download|Herunterladen|Scarica|Ottieni|Obtenir|Télécharger|Obtener|Descargar|Baixe"
+    r"|Obter|Hent|Skaffa|Pobierz)[ \t]+Outlook[ \t]+\w+[ \t]+(?:iOS|Android)"
+    r"|Outlook[ \t]+\w+[ \t]+(?:iOS|Android)[ \t]*(?:herunterladen|beziehen|holen|downloaden"
+    r"|ophalen|を入手(?:する)?)"
+    r"|(?:iOS|Android)[ \t]*版[ \t]*(?:の[ \t]*)?Outlook[ \t]*を入手(?:する)?"
+    r")[ \t]*$",
+    re.IGNORECASE,
+)
+_LINK_TARGET = re.compile(
+    r"\]\((?:https?|mailto):[^()\s]{0,500}\)|<(?:https?|mailto):[^<>\s]{0,500}>")
 
 
 @dataclass(frozen=True)
@@ -591,12 +609,20 @@ class _Splitter:
                 # A rule under the text opens a footer only if little follows;
                 # otherwise it is the sender's own section break.
                 return self._before_dash_name(start, index)
-            if self.p.sent_from.match(line) and _short_line(line):
+            if self._is_device_footer(line):
                 return self._before_dash_name(start, index)
         last = self._last_nonblank(start, limit)
         if last is not None and self._is_dash_name(start, last):
             return last
         return None
+
+    def _is_device_footer(self, line: str) -> bool:
+        """"Sent from my iPhone" and the like, also as a rendered link."""
+        if "](" in line or "<" in line:
+            line = _delinked(line)
+        if self.p.sent_from.match(line) and _short_line(line):
+            return True
+        return "utlook" in line and _APP_FOOTER.match(line) is not None
 
     def _short_block(self, start: int, end: int) -> bool:
         return sum(1 for index in range(start, end) if self.probe[index].strip()) <= 8
@@ -663,6 +689,12 @@ def _verb_is_last(line: str, verb: re.Pattern[str]) -> bool:
         return False
     tail = line[found[-1].end() :]
     return not tail.strip(" \t:：")
+
+
+def _delinked(line: str) -> str:
+    """A line without link targets: "Get [Outlook for iOS](https://…)" → "Get Outlook for
+    iOS" (a rendered HTML link), "Outlook for iOS<https://…>" (a client's text part)."""
+    return _LINK_TARGET.sub("", line).replace("[", "").replace("]", "")
 
 
 def _short_line(line: str) -> bool:
