@@ -19,7 +19,12 @@ lines, so pathological input stays fast):
   replies); a header whose history is not ">"-quoted (Outlook style) ends the
   new text for good;
 * signatures: a "-- " line, "Sent from my iPhone"-style lines (mail-parser-reply's
-  list plus ours), an underscore line, or a final "-Name" line.
+  list plus ours, and the Outlook apps' localized "Get Outlook for iOS"), an underscore
+  line, a final "-Name" line, or a company's confidentiality disclaimer under the text;
+* a mail system's "this message comes from outside the organisation" banner above the
+  text (Exchange Online puts one on mail reaching a shared mailbox).
+
+Boilerplate (signature, disclaimer, banner) goes to ``ReplyParts.signature``.
 """
 
 from __future__ import annotations
@@ -262,6 +267,84 @@ _SIG_DASHES = re.compile(r"^--[ \t]*$")
 _DASH_NAME = re.compile(r"^-[^\s\-][\w.'-]*(?: [\w.'-]+){0,3}$")
 _JUNK_LINE = re.compile(r"^[\s\-*#~=_+.ᐧ—–|]*$")
 
+# Boilerplate a mail system or a company adds to what a person writes, in our languages
+# (with English, most companies write a bilingual one).  Each expression is one phrase;
+# a paragraph is a disclaimer when it holds two of them, or one of the unambiguous ones.
+_DISCLAIMER_PHRASES = tuple(re.compile(pattern, re.IGNORECASE) for pattern in (
+    # en
+    r"\b(?:this|the) (?:e-?mail|message|communication|transmission)\b[^.]{0,80}\b(?:is|are|"
+    r"may be|may contain|contains?)\b[^.]{0,60}\b(?:confidential|privileged|proprietary)",
+    r"\bintended (?:solely|only|exclusively) for the (?:use of the )?(?:addressee|individual|"
+    r"person|recipient|named|entity)",
+    r"\bif you (?:are not|have received)\b[^.]{0,80}\b(?:intended recipient|in error|"
+    r"by mistake)",
+    r"\b(?:dissemination|distribution|copying|disclosure)\b[^.]{0,80}\b(?:prohibited|"
+    r"not permitted|unauthori[sz]ed)",
+    # de
+    r"\b(?:diese|die(?:se)?|vorliegende) (?:e-?mail|nachricht|mail)\b[^.]{0,80}\b(?:enthält|"
+    r"enthalten|kann|ist|sind)\b[^.]{0,60}\b(?:vertraulich|rechtlich geschützt)",
+    r"\bnicht der (?:richtige|beabsichtigte|vorgesehene) (?:adressat|empfänger)",
+    r"\b(?:irrtümlich|versehentlich|fälschlicherweise|irrtümlicherweise) erhalten",
+    r"\b(?:unerlaubte|unbefugte) (?:weitergabe|kopieren|nutzung|veröffentlichung)",
+    # nl
+    r"\b(?:dit|deze) (?:e-?mail(?:bericht)?|bericht)\b[^.]{0,80}\b(?:is|zijn|kan|bevat)\b"
+    r"[^.]{0,60}\b(?:vertrouwelijk|uitsluitend bestemd|alleen bestemd)",
+    r"\b(?:uitsluitend|alleen|enkel) bestemd voor de (?:geadresseerde|ontvanger)",
+    r"\b(?:ten onrechte|abusievelijk|per vergissing|onterecht) (?:heeft )?ontvangen",
+    r"\b(?:openbaarmaking|vermenigvuldiging|verspreiding)\b[^.]{0,80}\bniet toegestaan",
+    # it
+    r"\b(?:questo|il presente) (?:messaggio|e-?mail|documento)\b[^.]{0,80}\b(?:è|sono|"
+    r"contiene|può contenere|potrebbe contenere)\b[^.]{0,80}\b(?:riservat|confidenzial)",
+    r"\ble informazioni contenute (?:in questo|nel presente|nella presente)",
+    r"\bricevuto (?:questo|il presente) (?:messaggio|e-?mail|documento) per errore",
+    r"\b(?:destinatari[oa]?|destinato) (?:indicat|esclusiv|unicamente|solo)",
+    # ja
+    r"(?:この|本)(?:メール|電子メール|メッセージ)(?:および添付ファイル)?(?:は|には)"
+    r"[^。]{0,40}(?:機密|秘密)",
+    r"(?:誤って|誤送信|間違って)[^。]{0,30}(?:受信|受け取|届い|送信)",
+    r"(?:宛先|受信者)(?:以外|として指定された)",
+))
+_DISCLAIMER_ALONE = re.compile(
+    r"^\W{0,3}(?:confidentiality (?:notice|note|statement)|disclaimer|legal notice|"
+    r"vertraulichkeitshinweis|rechtlicher hinweis|avviso di riservatezza|"
+    r"(?:【|\[)?(?:免責事項|機密保持)(?:】|\])?)\W"
+    r"|\bconsider the environment before printing|\ban die umwelt,? bevor sie (?:diese|"
+    r"die) (?:e-?mail|nachricht) (?:aus)?drucken|\bdenk aan het milieu|\bpensa all'ambiente|"
+    r"\bprima di stampare|\bnachhaltigkeit.{0,20}ausdrucken",
+    re.IGNORECASE,
+)
+#: Lines a disclaimer (with a short company footer) may span, from its first line to the end.
+_DISCLAIMER_LINES = 25
+# Banners a mail system puts above a message from outside ("CAUTION: This email originated
+# from outside of the organization", Outlook's "You don't often get email from …").
+_BANNER = re.compile(
+    r"\b(?:originated|comes?|came|was sent|is) from (?:outside|an? external)"
+    r"|\bexternal (?:e-?mail|sender|message)\b"
+    r"|\byou don'?t often get e-?mail from\b"
+    r"|\b(?:stammt|kommt|wurde)\b[^.]{0,20}\b(?:von )?(?:außerhalb|ausserhalb|extern)"
+    r"|\bexterne[rn]? (?:e-?mail|absender|nachricht)\b"
+    r"|\bSie erhalten nicht oft e-?mails? von\b"
+    r"|\b(?:is afkomstig|komt|werd verzonden) (?:van )?buiten\b"
+    r"|\bexterne (?:e-?mail|afzender)\b"
+    r"|\bU ontvangt niet vaak e-?mail van\b"
+    r"|\bprovien[ei] (?:dall['’]esterno|da (?:un )?mittente esterno|da fuori)"
+    r"|\bmittente esterno\b"
+    r"|\bNon ricevi spesso (?:messaggi|e-?mail)"
+    r"|(?:組織|社)外(?:から|の)"
+    r"|から頻繁にメールを受信するわけではありません"
+    r"|^\W{0,3}\[?(?:EXTERNAL|EXTERN|EXTERNE|ESTERNO|ESTERNA|社外)\]?\W",
+    re.IGNORECASE,
+)
+_BANNER_ALERT = re.compile(
+    r"^\W{0,3}(?:\[?(?:EXTERNAL|EXTERN|EXTERNE|ESTERNO|ESTERNA)\]?|CAUTION|WARNING|ATTENTION|"
+    r"ACHTUNG|VORSICHT|WARNUNG|HINWEIS|LET OP|WAARSCHUWING|ATTENZIONE|AVVISO|注意|【注意】|"
+    r"\[社外\]|【社外】|社外メール)\b"
+    r"|^\W{0,3}(?:You don'?t often get|Sie erhalten nicht oft|U ontvangt niet vaak|"
+    r"Non ricevi spesso)"
+    r"|から頻繁にメールを受信するわけではありません",
+    re.IGNORECASE,
+)
+
 
 def split_reply(text: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> ReplyParts:
     """Return the new text, quoted history and signature of a reply body."""
@@ -345,9 +428,11 @@ class _Splitter:
                 # After the signature only quotes and footers follow.
                 signature.append(lines)
                 continue
+            if not new:
+                start = self._after_banner(start, end, signature)
             cut = self._signature_start(start, end)
             if cut is None:
-                new.append(lines)
+                new.append(self.lines[start:end])
             else:
                 new.append(self.lines[start:cut])
                 signature.append(self.lines[cut:end])
@@ -614,7 +699,58 @@ class _Splitter:
         last = self._last_nonblank(start, limit)
         if last is not None and self._is_dash_name(start, last):
             return last
+        return self._disclaimer_start(start, limit)
+
+    def _paragraphs(self, start: int, end: int) -> list[tuple[int, int]]:
+        """(first line, line after) of each run of non-blank lines."""
+        runs: list[tuple[int, int]] = []
+        index = start
+        while index < end:
+            if not self.probe[index].strip():
+                index += 1
+                continue
+            first = index
+            while index < end and self.probe[index].strip():
+                index += 1
+            runs.append((first, index))
+        return runs
+
+    def _paragraph_text(self, first: int, after: int) -> str:
+        return " ".join(line.strip() for line in self.probe[first:min(after, first + 30)])[:3000]
+
+    def _disclaimer_start(self, start: int, end: int) -> int | None:
+        """A company's disclaimer under the text: the first paragraph, not the first one,
+        of a short tail holding a confidentiality notice, to the end of the region.
+
+        One phrase alone is not enough ("Ich habe die Rechnung irrtümlich erhalten" is a
+        customer's sentence): a disclaimer holds two, or one unambiguous one."""
+        paragraphs = self._paragraphs(start, end)
+        for position, (first, after) in enumerate(paragraphs[1:], start=1):
+            lines = sum(1 for index in range(first, end) if self.probe[index].strip())
+            if lines > _DISCLAIMER_LINES:
+                continue
+            tail = " ".join(self._paragraph_text(*run) for run in paragraphs[position:])
+            text = self._paragraph_text(first, after)
+            if _DISCLAIMER_ALONE.search(text) or (
+                    any(p.search(text) for p in _DISCLAIMER_PHRASES)
+                    and sum(1 for p in _DISCLAIMER_PHRASES if p.search(tail)) >= 2):
+                return first
         return None
+
+    def _after_banner(self, start: int, end: int, boilerplate: list[list[str]]) -> int:
+        """Past a mail system's "this mail comes from outside" banner at the very top (it
+        goes to ``boilerplate``); ``start`` when there is none or nothing follows it."""
+        paragraphs = self._paragraphs(start, min(end, len(self.probe)))
+        if len(paragraphs) < 2:
+            return start
+        first, after = paragraphs[0]
+        text = self._paragraph_text(first, after)
+        if after - first > 6 or len(text) > 600 or not _BANNER_ALERT.search(text):
+            return start
+        if not _BANNER.search(text):
+            return start
+        boilerplate.append(self.lines[start:after])
+        return paragraphs[1][0]
 
     def _is_device_footer(self, line: str) -> bool:
         """"Sent from my iPhone" and the like, also as a rendered link."""

@@ -115,3 +115,96 @@ def test_naming_the_outlook_app_is_not_its_footer() -> None:
     # An answer that names the app, on its own line, is the customer's words.
     text = "Which app do you use?\n\nOutlook for iOS\n\nOutlook for Android keeps crashing"
     assert split_reply(text).visible == text
+
+
+# --- company disclaimers and "from outside" banners ----------------------------------
+
+_DISCLAIMERS = {
+    "en": "This e-mail and any attachments are confidential and may be privileged. If you are "
+          "not the intended recipient, please notify the sender immediately and delete it.",
+    "de": "Diese E-Mail enthält vertrauliche und/oder rechtlich geschützte Informationen. Wenn "
+          "Sie nicht der richtige Adressat sind oder diese E-Mail irrtümlich erhalten haben,\n"
+          "informieren Sie bitte sofort den Absender und vernichten Sie diese Mail.",
+    "nl": "De informatie in dit e-mailbericht is vertrouwelijk en uitsluitend bestemd voor de "
+          "geadresseerde. Indien u dit bericht ten onrechte heeft ontvangen, wordt u verzocht "
+          "de afzender te informeren.",
+    "it": "Questo messaggio e i suoi allegati sono indirizzati esclusivamente al destinatario e "
+          "possono contenere informazioni riservate. Se avete ricevuto questo messaggio per "
+          "errore, vi preghiamo di avvisare il mittente.",
+    "ja": "このメールは機密情報を含む場合があります。宛先以外の方が受信された場合は、"
+          "お手数ですが送信者にご連絡の上、削除してください。",
+}
+
+
+@pytest.mark.parametrize("language", sorted(_DISCLAIMERS))
+def test_company_disclaimer_under_the_sign_off_is_not_the_reply(language: str) -> None:
+    # Outlook: the reply, the sign-off, the company's disclaimer, then the history.
+    disclaimer = _DISCLAIMERS[language]
+    text = (f"Hallo,\n\nes geht wieder.\n\nGrüße\nHans\n\n{disclaimer}\n\n"
+            f"{_MOBILE_HISTORY[language]}")
+    parts = split_reply(text)
+    assert parts.visible == "Hallo,\n\nes geht wieder.\n\nGrüße\nHans"
+    assert parts.signature == disclaimer
+
+
+def test_disclaimer_with_a_company_footer_and_no_history() -> None:
+    text = ("Please find the log attached.\n\nBest regards,\nAnn\n\nACME Ltd, 1 Main St, London\n"
+            "Registered in England No. 123456\n\nCONFIDENTIALITY NOTICE: the contents of this "
+            "message are for the addressee only.\n\nPlease consider the environment before "
+            "printing this e-mail.")
+    parts = split_reply(text)
+    assert parts.visible == ("Please find the log attached.\n\nBest regards,\nAnn\n\n"
+                             "ACME Ltd, 1 Main St, London\nRegistered in England No. 123456")
+    assert parts.signature.startswith("CONFIDENTIALITY NOTICE")
+
+
+@pytest.mark.parametrize("text", [
+    "Hallo,\n\nich habe Ihre Rechnung irrtümlich erhalten. Sie ist an meinen Kollegen.",
+    "Hello,\n\nis this message confidential? If you are not the intended recipient of our "
+    "invoices, who is?",
+    "Hi,\n\nthe disclaimer in your footer is wrong.\n\nThe disclaimer: your mails say they are "
+    "confidential.",
+    "Ciao,\n\nho ricevuto questo messaggio per errore, credo.",
+])
+def test_customer_sentences_about_confidentiality_stay(text: str) -> None:
+    assert split_reply(text).visible == text
+
+
+@pytest.mark.parametrize("banner", [
+    "CAUTION: This email originated from outside of the organization. Do not click links or "
+    "open attachments unless you recognize the sender and know the content is safe.",
+    "[EXTERNAL] This message comes from an external sender.",
+    "ACHTUNG: Diese E-Mail stammt von außerhalb der Organisation. Klicken Sie nicht auf Links.",
+    "LET OP: Deze e-mail is afkomstig van buiten de organisatie. Klik niet op koppelingen.",
+    "ATTENZIONE: Questa e-mail proviene dall'esterno dell'organizzazione. Non fare clic su "
+    "collegamenti.",
+    "【注意】このメールは組織外から送信されました。リンクや添付ファイルに注意してください。",
+    "You don't often get email from hans@example.de. Learn why this is important"
+    "<https://aka.ms/LearnAboutSenderIdentification>",
+    "Sie erhalten nicht oft E-Mails von hans@example.de. Erfahren Sie, warum dies wichtig ist"
+    "<https://aka.ms/LearnAboutSenderIdentification>",
+])
+def test_outside_sender_banner_above_the_text_is_not_the_reply(banner: str) -> None:
+    # A shared mailbox on Exchange Online prepends the banner to mail from customers.
+    parts = split_reply(f"{banner}\n\nThe printer works again.\n\nThanks,\nAnn\n")
+    assert parts.visible == "The printer works again.\n\nThanks,\nAnn"
+    assert banner in parts.signature
+
+
+def test_banner_in_html_mail_is_not_the_reply() -> None:
+    html = ('<html><body><table><tr><td style="background:#FFEB9C"><b>CAUTION:</b> This email '
+            "originated from outside of the organization. Do not click links or open attachments"
+            " unless you recognize the sender.</td></tr></table><div>Thanks, fixed.</div>"
+            '<div><br></div><hr><div id="divRplyFwdMsg"><b>From:</b> Support '
+            "&lt;support@example.com&gt;<br><b>Sent:</b> Monday<br><b>To:</b> Ann<br>"
+            "<b>Subject:</b> x</div><div>Hi</div></body></html>")
+    assert analyze(_html_mail(html)).reply.visible == "Thanks, fixed."
+
+
+@pytest.mark.parametrize("text", [
+    "Warning: the external drive is not detected.\n\nIt worked yesterday.",
+    "Attention: the mail from outside the company bounces.\n\nSee the log.",
+    "注意: 外部からのメールが届きません。\n\nよろしくお願いします。",
+])
+def test_a_first_paragraph_about_outside_mail_is_the_customers(text: str) -> None:
+    assert split_reply(text).visible == text
