@@ -10,7 +10,6 @@ subject, and In-Reply-To/References that continue the requester's own thread.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.models import MessageRecord, OutboxItem, Person, Ticket
 from gateway.recommendations import recommend
 from gateway.services import Services
+from gateway.tickets import REPLY_PREFIX, TICKET_TAG
 from gateway.visible_tickets import TicketListing
 from inbound.parsing.message import ParsedMail
 from inbound.parsing.reply_text import ReplyParts
@@ -85,16 +85,15 @@ def display_subject(ticket: Ticket) -> str:
     return ticket.subject if ticket.subject != "(no subject)" else ""
 
 
-_REPLY_PREFIX = re.compile(
-    r"^\s*(?:(?:re|fwd?|aw|wg|sv|vs|rif|r|i|antw|doorst|tr)\s*(?:\[\d+\])?\s*[:：]\s*"
-    r"|\[#\d+\]\s*)+", re.IGNORECASE)
-_TICKET_TAG = re.compile(r"\s*\[#\d+\]\s*")
-
-
 def bare_subject(subject: str) -> str:
     """A subject someone wrote, without reply/forward prefixes and ``[#N]`` tags, so that
     ``[#N] `` can go in front of it once."""
-    return " ".join(_TICKET_TAG.sub(" ", _REPLY_PREFIX.sub("", subject or "")).split())
+    text = subject or ""
+    previous = None
+    while previous != text:  # "AW: [#4] RE: x": prefixes and tags in any order
+        previous = text
+        text = TICKET_TAG.sub(" ", REPLY_PREFIX.sub("", text)).strip()
+    return " ".join(text.split())
 
 
 def queue_notice(session: Session, services: Services, ticket: Ticket, *, kind: str,

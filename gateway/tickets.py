@@ -11,6 +11,7 @@ import functools
 import hashlib
 import hmac
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -25,6 +26,9 @@ from gateway.models import MessageRef, Participant, Ticket
 from gateway.prepared import Prepared
 
 __all__ = [
+    "REPLY_PREFIX",
+    "TICKET_TAG",
+    "normalise_subject",
     "NOTE_SUFFIX",
     "ReplyToken",
     "as_loaded",
@@ -43,7 +47,19 @@ __all__ = [
 ]
 
 _TOKEN = re.compile(r"^(\d{1,12})-(\d{1,12})-([a-z2-7]{16})$")
-_TAG = re.compile(r"\[#(\d{1,12})\]")
+#: Our ``[#N]`` subject tag as clients give it back: some put blanks inside the brackets, and
+#: Japanese input methods and phones make it full-width ("［＃４２］": ``\d`` and ``int``
+#: read full-width digits).
+TICKET_TAG = re.compile(
+    r"[\[［][ \t\u3000]*[#＃][ \t\u3000]*(\d{1,12})[ \t\u3000]*[\]］]")
+#: Reply and forward prefixes as clients write them: en Re/Fw/Fwd, de AW/WG/Antwort/
+#: Weiterleitung, nl Antw/Doorst, it R/RIF/I, nordic SV/VS/VB, fr TR, es RV, pt ENC, pl Odp/PD,
+#: ja 返信/転送, zh 回复/转发/答复, ko 회신/전달, with a count ("Re[2]:", "Re^2:") and a
+#: full-width colon (Japanese clients).
+REPLY_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fwd?|aw|wg|sv|vs|vb|rif|r|i|antw|antwort|weiterleitung|doorst|tr|rv|enc|odp"
+    r"|pd|返信|転送|回复|转发|答复|회신|전달)\s*(?:\[\d+\]|\^\d+)?\s*[:：]\s*)+",
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -90,8 +106,23 @@ def parse_address_detail(secret: bytes, detail: str) -> tuple[ReplyToken | None,
 
 def subject_tag(subject: str) -> int | None:
     """The ticket number of the first ``[#N]`` tag in a subject (the outermost, newest one)."""
-    found = _TAG.findall(subject or "")
+    found = TICKET_TAG.findall(subject or "")
     return int(found[0]) if found else None
+
+
+def _folded(subject: str) -> str:
+    """Full-width forms as ASCII ("［＃４２］" → "[#42]"); ASCII-only subjects as they are."""
+    return subject if subject.isascii() else unicodedata.normalize("NFKC", subject)
+
+
+def normalise_subject(subject: str) -> str:
+    """What a subject is about: case, width, whitespace, reply/forward prefixes (also
+    after a tag: "[#4] AW: x") and ticket tags do not count."""
+    text = TICKET_TAG.sub(" ", _folded(subject or "")).casefold()
+    previous = None
+    while previous != text:
+        previous, text = text, REPLY_PREFIX.sub("", text)
+    return " ".join(text.split())
 
 
 def message_id_hash(message_id: str) -> str:

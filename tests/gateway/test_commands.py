@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.pipeline.commands import leading_commands
-from gateway.pipeline.steps.duplicates import normalise_subject, similar
+from gateway.pipeline.steps.duplicates import similar
+from gateway.tickets import normalise_subject
 
 
 @pytest.mark.parametrize(("text", "commands", "rest"), [

@@ -31,6 +31,7 @@ from gateway.db import flush_if_pending
 from gateway.models import MessageRecord, SpoolEntry, Ticket, TicketStatus
 from gateway.pipeline.context import MailContext
 from gateway.prepared import Prepared
+from gateway.tickets import normalise_subject
 
 name = "duplicates"
 description = "link a repeated request to the open ticket that already holds it"
@@ -40,9 +41,6 @@ SIMILAR_TEXT = 0.9
 SHINGLE = 3
 MAX_WORDS = 2000
 MIN_TEXT = 20  # shorter texts ("hello?") say too little to call two requests the same
-_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs|rif|r|i|antw|doorst|tr)\s*(\[\d+\])?\s*:\s*)+",
-                     re.IGNORECASE)
-_TAG = re.compile(r"\[#\d+\]")
 _WORD = re.compile(r"\w+")
 
 # The statements are built once, with parameters: building them per message cost more
@@ -67,15 +65,6 @@ _OPENING_TRACE = Prepared(select(_SPOOL.trace)
 _FIRST_TEXT = Prepared(select(func.substr(_MESSAGES.text, 1, bindparam("chars")))
                            .where(_MESSAGES.ticket_number == bindparam("number"))
                            .order_by(_MESSAGES.id).limit(1))
-
-
-def normalise_subject(subject: str) -> str:
-    """Case, width, whitespace, reply/forward prefixes and ticket tags do not count."""
-    text = unicodedata.normalize("NFKC", _TAG.sub(" ", subject or "")).casefold()
-    previous = None
-    while previous != text:
-        previous, text = text, _PREFIX.sub("", text)
-    return " ".join(text.split())
 
 
 def _shingles(text: str) -> set[tuple[str, ...]]:
