@@ -11,9 +11,12 @@ could backtrack on a 200 KB header (it searches only for single characters).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 
-__all__ = ["extract_message_ids", "normalize_message_id"]
+__all__ = ["THREAD_INDEX_DOMAIN", "extract_message_ids", "normalize_message_id",
+           "thread_index_root"]
 
 #: Longest header value we look at; the rest is junk or an attack.
 _MAX_SCAN_CHARS = 512 * 1024
@@ -24,6 +27,38 @@ _WHITESPACE = frozenset(" \t\r\n\v\f")
 #: A msg-id holds no control character (C0, DEL, C1, Unicode line separators): one that
 #: does is not an id, and kept it would break every header we build from it.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+#: The domain of the ids :func:`thread_index_root` makes ("invalid" is reserved, RFC 2606):
+#: no client makes a Message-ID there.
+THREAD_INDEX_DOMAIN = "thread-index.invalid"
+#: A Thread-Index is 22 bytes for the conversation's first message and 5 more per reply
+#: (MS-OXOMSG 2.2.1.3); Outlook writes at most a few hundred replies.
+_THREAD_INDEX_ROOT_BYTES = 22
+_MAX_THREAD_INDEX_CHARS = 4096
+
+
+def thread_index_root(value: str | None) -> str | None:
+    """The conversation a ``Thread-Index`` names, as an id we can index like a Message-ID.
+
+    Outlook and Exchange write this header on every message: its first 22 bytes (a time and
+    a GUID) are the conversation's first message's and every reply repeats them.  Outlook
+    sometimes sends a reply with no ``In-Reply-To`` or ``References`` at all (a reply to one's
+    own sent mail, some Exchange paths), and then the Thread-Index is what is left.  A value
+    that is not base64 of 22 + 5n bytes is no Thread-Index: None."""
+    if not value:
+        return None
+    compact = _strip_all_whitespace(value[:_MAX_THREAD_INDEX_CHARS])
+    try:
+        data = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(data) < _THREAD_INDEX_ROOT_BYTES or (len(data) - _THREAD_INDEX_ROOT_BYTES) % 5:
+        return None
+    root = data[:_THREAD_INDEX_ROOT_BYTES]
+    if not any(root[6:]):  # no GUID: not a conversation of its own
+        return None
+    return f"{root.hex()}@{THREAD_INDEX_DOMAIN}"
 
 
 def _strip_all_whitespace(value: str) -> str:

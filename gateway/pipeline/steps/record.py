@@ -37,6 +37,7 @@ from gateway.tickets import (
     participant_for,
     record_message_ref,
 )
+from inbound.parsing.message_ids import thread_index_root
 
 name = "record"
 description = "store ticket, message and attachments"
@@ -179,6 +180,10 @@ def run(ctx: MailContext) -> None:
     record_message_ref(ctx.session, ctx.parsed.message_id, ticket.number, "in",
                        known_new=ctx.on_behalf is None and (
                            made_now or ctx.unindexed == (ctx.parsed.message_id, ticket.number)))
+    if ctx.on_behalf is None:  # (a forward's Thread-Index is the forwarder's conversation)
+        # Outlook's conversation, for a later reply of it that names no Message-ID (``thread``)
+        record_message_ref(ctx.session, thread_index_root(ctx.parsed.header("thread-index")),
+                           ticket.number, "in")
     record_mentions(ctx.session, named_ids(ctx.parsed.in_reply_to, ctx.parsed.references),
                     ticket.number, opening=ctx.new_ticket or ctx.opens_conversation,
                     new_ticket=made_now, linked=ctx.parent_of_waiting)

@@ -7,7 +7,9 @@ reply to this very message (the child came first: this message joins it and
 becomes its opening message), else a ticket where a message still waits for this
 one or names the same missing message (a sibling came first); then the ``[#N]`` subject tag **only**
 when the sender already takes part in that ticket or is a team colleague of its
-requester.  Anything else opens a new ticket.  Tickets opened by replies to this
+requester; then Outlook's ``Thread-Index`` (its conversation, on the same terms as the tag
+and only with the same subject), for Outlook replies without In-Reply-To or References.
+Anything else opens a new ticket.  Tickets opened by replies to this
 message before it arrived are joined into one (the oldest number); a joined
 ticket's token and tag lead to the ticket it was joined into (issue 14).
 Reads ``ctx.parsed``, ``ctx.sender``; writes ``ctx.ticket``, ``ctx.new_ticket``,
@@ -40,10 +42,12 @@ from gateway.thread_index import (
 from gateway.tickets import (
     indexed_tickets,
     message_id_hash,
+    normalise_subject,
     parse_address_detail,
     subject_tag,
 )
 from inbound.addresses import split_address
+from inbound.parsing.message_ids import thread_index_root
 
 name = "thread"
 description = "join the message to its ticket or open a new one"
@@ -143,7 +147,8 @@ def _by_waiting(ctx: MailContext, waiting: list[int], ids: list[str]) -> Ticket 
 def _by_headers(ctx: MailContext) -> Ticket | None:
     own = ctx.parsed.message_id
     ids = named_ids(ctx.parsed.in_reply_to, ctx.parsed.references)
-    lock_conversation(ctx.session, [own or "", *ids])
+    conversation = thread_index_root(ctx.parsed.header("thread-index"))
+    lock_conversation(ctx.session, [own or "", *ids, *([conversation] if conversation else [])])
     parent: Ticket | None = None
     for message_id, number in indexed_tickets(ctx.session, ids):
         parent = _followed(ctx, number,
@@ -205,6 +210,37 @@ def _by_subject_tag(ctx: MailContext) -> Ticket | None:
     return ticket
 
 
+def _by_thread_index(ctx: MailContext) -> Ticket | None:
+    """An Outlook reply that names no Message-ID: the ticket of its ``Thread-Index``
+    conversation, when the sender may use that ticket's tag (the same terms: the header is
+    as easy to write) and the subject (its ``Thread-Topic``) is still the ticket's: a reply
+    that changes the subject asks about something else."""
+    conversation = thread_index_root(ctx.parsed.header("thread-index"))
+    if conversation is None:
+        return None
+    found = indexed_tickets(ctx.session, [conversation])
+    if not found:
+        return None
+    number = found[0][1]
+    ticket = _followed(ctx, number)
+    if ticket is None:
+        return None
+    topic = ctx.parsed.header("thread-topic") or ctx.parsed.subject
+    if not normalise_subject(topic) or normalise_subject(topic) != normalise_subject(
+            ticket.subject):
+        ctx.note(name, "miss", f"Thread-Index names the conversation of ticket #{number}, "
+                 "but the subject is another one (ignored)")
+        return None
+    why = _may_use_tag(ctx, ticket)
+    if why is None:
+        ctx.note(name, "miss", f"Thread-Index names the conversation of ticket #{number}, "
+                 "but the sender neither takes part in it nor is a colleague of its requester")
+        return None
+    ctx.note(name, "hit", f"Thread-Index continues the Outlook conversation of ticket "
+             f"#{number}, with its subject: the sender {why}")
+    return ticket
+
+
 def _already_recorded(ctx: MailContext, ticket: Ticket) -> bool:
     """Whether the message is on the ticket already; the same look-up tells ``record``
     when the id is not indexed there at all (``ctx.unindexed``: no second query)."""
@@ -221,7 +257,7 @@ def _already_recorded(ctx: MailContext, ticket: Ticket) -> bool:
 
 def run(ctx: MailContext) -> None:
     for signal, finder in (("reply_token", _by_token), ("headers", _by_headers),
-                           ("subject_tag", _by_subject_tag)):
+                           ("subject_tag", _by_subject_tag), ("thread_index", _by_thread_index)):
         ticket = finder(ctx)
         if ticket is not None:
             if _already_recorded(ctx, ticket):
