@@ -360,6 +360,11 @@ class _Parser:
             text, note = _decode_raw_8bit(text, self.charset_hint)
             if note:
                 self.defect(f"raw 8-bit header: {note}")
+        elif "\x1b" in text and text.isascii():
+            jis = _raw_jis(text.encode("ascii"))
+            if jis is not None:
+                text = jis
+                self.defect("raw ISO-2022-JP header decoded")
         decoded, notes = decode_encoded_words(text)
         for note in notes:
             self.defect(note)
@@ -1116,6 +1121,11 @@ def _decode_bytes(
     label = (charset or "").strip().strip("\"'").lower()
     if not data:
         return "", None
+    if (label in _UNDECLARED or _resolve_codec(label) == "ascii") and data.isascii():
+        jis = _raw_jis(data)
+        if jis is not None:
+            return jis, (f"ISO-2022-JP text labelled {label!r}" if label
+                         else "ISO-2022-JP text without a charset")
     if label in _UNDECLARED:
         if data.isascii():
             return data.decode("ascii"), None
@@ -1139,6 +1149,24 @@ def _decode_bytes(
         except UnicodeDecodeError:
             continue
     return data.decode(codec, "replace"), f"invalid bytes for charset {label!r} replaced"
+
+
+#: The escape sequences that switch ISO-2022-JP (RFC 1468) into JIS X 0208 / 0212 / kana.
+_JIS_ESCAPES = (b"\x1b$B", b"\x1b$@", b"\x1b$(D", b"\x1b$(Q", b"\x1b(I")
+
+
+def _raw_jis(data: bytes) -> str | None:
+    """7-bit ISO-2022-JP that nobody labelled: older Japanese mail programs and phones
+    write it raw in headers (no RFC 2047 word) and in bodies without a charset, and read as
+    ASCII it is escape codes and Latin letters. None when ``data`` is no such text."""
+    if b"\x1b" not in data or not any(escape in data for escape in _JIS_ESCAPES):
+        return None
+    for codec in _CHAINS["iso2022_jp"]:
+        try:
+            return data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return None
 
 
 def _decode_raw_8bit(text: str, hint: str | None) -> tuple[str, str | None]:

@@ -208,3 +208,30 @@ def test_banner_in_html_mail_is_not_the_reply() -> None:
 ])
 def test_a_first_paragraph_about_outside_mail_is_the_customers(text: str) -> None:
     assert split_reply(text).visible == text
+
+
+# --- Japanese clients: raw ISO-2022-JP ------------------------------------------------
+
+@pytest.mark.parametrize("content_type", [
+    b"", b"Content-Type: text/plain\r\n", b"Content-Type: text/plain; charset=us-ascii\r\n",
+    b"Content-Type: text/plain; charset=ISO-2022-JP\r\n",
+])
+def test_raw_iso_2022_jp_subject_and_body_are_read(content_type: bytes) -> None:
+    # Older Japanese mail programs and phones write ISO-2022-JP raw (it is 7-bit) in the
+    # Subject, with no RFC 2047 word, and some leave the body's charset out.
+    subject = "Re: [#42] 印刷できません".encode("iso-2022-jp")
+    body = "了解しました。\r\n\r\n> 山田様\r\n> 再起動してください。\r\n".encode("iso-2022-jp")
+    raw = (b"From: yamada@example.jp\r\nTo: support@example.com\r\nSubject: " + subject
+           + b"\r\nMessage-ID: <jis-1@example.jp>\r\nMIME-Version: 1.0\r\n" + content_type
+           + b"\r\n" + body)
+    analysis = analyze(raw)
+    assert analysis.parsed.subject == "Re: [#42] 印刷できません"
+    assert analysis.reply.visible == "了解しました。"
+
+
+def test_escape_codes_that_are_not_japanese_stay_as_they_are() -> None:
+    raw = (b"From: a@example.com\r\nTo: support@example.com\r\nSubject: colours \x1b[31mred\r\n"
+           b"Message-ID: <esc-1@example.com>\r\n\r\nThe log shows \x1b[31mERROR\x1b[0m.\r\n")
+    analysis = analyze(raw)
+    assert "\x1b[31mred" in analysis.parsed.subject
+    assert "\x1b[31mERROR" in analysis.parsed.text
