@@ -266,6 +266,7 @@ _LONG_RULE = re.compile(r"^[ \t]*[*_]{0,2}(?:_{20,}|-{20,})[*_]{0,2}[ \t]*$")
 _SIG_DASHES = re.compile(r"^--[ \t]*$")
 _DASH_NAME = re.compile(r"^-[^\s\-][\w.'-]*(?: [\w.'-]+){0,3}$")
 _JUNK_LINE = re.compile(r"^[\s\-*#~=_+.ᐧ—–|]*$")
+_IMAGE_MARK = re.compile(r"\[cid:[^\[\]\s]{1,500}\]")
 
 # Boilerplate a mail system or a company adds to what a person writes, in our languages
 # (with English, most companies write a bilingual one).  Each expression is one phrase;
@@ -849,8 +850,25 @@ def _join(blocks: list[list[str]], *, rstrip_lines: bool = False) -> str:
     return "\n\n".join(parts)
 
 
+def _drop_image_marks(text: str) -> str:
+    """Outlook's text part marks each inline picture (a logo in the signature, a pasted
+    screenshot) as "[cid:image001.png@01DAB5C1.2F3E8D00]": a reference for mail programs,
+    not words; the picture itself is an attachment. Lines left empty go too, but a reply
+    that is only a picture keeps its mark (it says that there is one)."""
+    if "[cid:" not in text:
+        return text
+    lines = []
+    for line in text.split("\n"):
+        cleaned = _IMAGE_MARK.sub("", line).rstrip() if "[cid:" in line else line
+        if cleaned.strip() or not line.strip():
+            lines.append(cleaned)
+    kept = "\n".join(lines)
+    return kept if kept.strip() else text
+
+
 def _trim_junk(text: str) -> str:
     """Drop trailing lines without any word (delimiters, tracking marks)."""
+    text = _drop_image_marks(text)
     lines = text.rstrip().split("\n")
     while lines and _JUNK_LINE.match(lines[-1]) and len(lines) > 1:
         lines.pop()

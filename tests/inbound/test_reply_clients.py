@@ -235,3 +235,21 @@ def test_escape_codes_that_are_not_japanese_stay_as_they_are() -> None:
     analysis = analyze(raw)
     assert "\x1b[31mred" in analysis.parsed.subject
     assert "\x1b[31mERROR" in analysis.parsed.text
+
+
+# --- Outlook's marks of inline pictures -----------------------------------------------
+
+def test_outlook_inline_picture_marks_are_not_words() -> None:
+    # Outlook's text part: a pasted screenshot and the logo of the signature.
+    text = ("Hallo,\n\nsiehe Bildschirmfoto:\n[cid:image002.png@01DAB5C1.2F3E8D00]\n\n"
+            "Mit freundlichen Grüßen\nHans Müller\n[cid:image001.png@01DAB5C1.2F3E8D00]\n"
+            "Beispiel GmbH\n\nVon: Support <support@example.com>\nGesendet: Montag, 3. Juni "
+            "2024 10:15\nAn: Hans Müller <hans@example.de>\nBetreff: AW: [#42] Drucker\n\nq\n")
+    assert split_reply(text).visible == (
+        "Hallo,\n\nsiehe Bildschirmfoto:\n\nMit freundlichen Grüßen\nHans Müller\nBeispiel GmbH")
+
+
+def test_a_reply_that_is_only_a_picture_keeps_its_mark() -> None:
+    text = ("[cid:image001.png@01DAB5C1.2F3E8D00]\n\nVon: Support <support@example.com>\n"
+            "Gesendet: Montag, 3. Juni 2024 10:15\nAn: Hans\nBetreff: x\n\nq\n")
+    assert split_reply(text).visible == "[cid:image001.png@01DAB5C1.2F3E8D00]"
