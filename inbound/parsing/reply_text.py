@@ -94,6 +94,11 @@ _EXTRA_VERBS = [
     "yazdı",
     "写道",
     "작성",
+    "ha escrit",
+    "pisze",
+    "napsal",
+    "пише",
+    "пишет",
 ]
 # Outlook header block: the "From" field and the fields that follow it.
 _FROM_FIELDS = {
@@ -163,7 +168,8 @@ _SENT_FROM = {
     # "iPhoneから送信", "Windows 版のメールから送信", "Gmail モバイルから送信しました"
     "ja": [r"[^。！？]{0,40}から送信(?:しました|されました)?[。.]?$"],
 }
-_SENT_FROM_EXTRA = [r"Envoyé (?:de|depuis) ", r"Enviado desde ", r"從我的", r"从我的"]
+_SENT_FROM_EXTRA = [r"Envoyé (?:de|depuis|à partir de) ", r"Enviado desde ", r"从我的",
+                    r"從我的", r"Sendt fra min ", r"Skickat från min ", r"Wysłane z "]
 # The Outlook apps' own footer, localized: "Get Outlook for iOS", "Outlook für Android
 # herunterladen", "Outlook voor iOS downloaden", "Scarica Outlook per Android", "Outlook
 # for iOS を入手", "Android 版 Outlook を入手"; in HTML mail it is a link, so the rendered
@@ -614,8 +620,11 @@ class _Splitter:
         return None
 
     def _may_open_header(self, line: str) -> bool:
+        # A dated line cut at the "<" of the address is Gmail wrapping a header in any
+        # language ("20 окт. 2016 г. 19:37 пользователь "Name" <" + "a@b> написал:").
         return bool(
             self.p.lead.match(line) or _ISO_DATE_START.match(line) or _JA_DATE_START.match(line)
+            or (line.endswith("<") and _DIGIT.search(line))
         )
 
     def _is_wrote_header(self, line: str) -> bool:
@@ -755,11 +764,17 @@ class _Splitter:
 
     def _is_device_footer(self, line: str) -> bool:
         """"Sent from my iPhone" and the like, also as a rendered link."""
+        original = line
         if "](" in line or "<" in line:
             line = _delinked(line)
         if self.p.sent_from.match(line) and _short_line(line):
             return True
-        return "utlook" in line and _APP_FOOTER.match(line) is not None
+        if "utlook" not in line:
+            return False
+        # The apps' footer links to aka.ms in every language ("Envoyé à partir de Outlook
+        # pour iOS<https://aka.ms/o0ukef>").
+        return _APP_FOOTER.match(line) is not None or (
+            "aka.ms/" in original and len(line.split()) <= 8 and _short_line(line))
 
     def _short_block(self, start: int, end: int) -> bool:
         return sum(1 for index in range(start, end) if self.probe[index].strip()) <= 8

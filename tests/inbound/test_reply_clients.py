@@ -253,3 +253,32 @@ def test_a_reply_that_is_only_a_picture_keeps_its_mark() -> None:
     text = ("[cid:image001.png@01DAB5C1.2F3E8D00]\n\nVon: Support <support@example.com>\n"
             "Gesendet: Montag, 3. Juni 2024 10:15\nAn: Hans\nBetreff: x\n\nq\n")
     assert split_reply(text).visible == "[cid:image001.png@01DAB5C1.2F3E8D00]"
+
+
+# --- headers wrapped at the address, footers that link to aka.ms -----------------------
+
+@pytest.mark.parametrize("header", [
+    "3. Juni 2024 um 10:15 schrieb \"Support\" <\nsupport@example.com>:",
+    "3 giu 2024, 10:15 Support <\nsupport@example.com> ha scritto:",
+    "3 jun. 2024 10:15 schreef \"Support\" <\nsupport@example.com>:",
+    "20 окт. 2016 г. 19:37 пользователь \"Support\" <\nsupport@example.com> написал:",
+])
+def test_a_header_that_starts_with_a_date_and_wraps_at_the_address(header: str) -> None:
+    # Gmail's Android app writes "<date> <name> <address> <verb>:" and wraps it at "<".
+    text = f"Danke, es geht.\n\n{header}\n\n> Hallo,\n> bitte neu starten.\n"
+    assert split_reply(text).visible == "Danke, es geht."
+
+
+@pytest.mark.parametrize("footer", [
+    "Envoyé à partir de Outlook pour iOS<https://aka.ms/o0ukef>",
+    "Gesendet von Outlook für Android<https://aka.ms/ghei36>",
+    "Inviato da Outlook per Android<https://aka.ms/AAb9ysg>",
+])
+def test_outlook_app_footers_that_link_to_aka_ms(footer: str) -> None:
+    parts = split_reply(f"Ok, danke.\n\n{footer}\n")
+    assert (parts.visible, parts.signature) == ("Ok, danke.", footer)
+
+
+@pytest.mark.parametrize("footer", ["Sendt fra min iPhone", "Skickat från min iPhone"])
+def test_nordic_device_footers(footer: str) -> None:
+    assert split_reply(f"Takk.\n\n{footer}\n").visible == "Takk."
