@@ -15,7 +15,10 @@ lines, so pathological input stays fast):
 * Outlook header blocks ("From:/Von:/Van:/Da:/差出人:" followed by "Sent:/
   Gesendet:/Verzonden:/Inviato:/送信日時:" ...) and separators
   ("-----Original Message-----", "Begin forwarded message:", "____");
-* lines starting with ">". Text *between* quoted blocks is new text (inline
+* "Support wrote:" or "Quoting Support:" right above a ">" block (no date, no address:
+  only a name may stand before the verb);
+* lines starting with ">" (or the full-width "＞" of Japanese writers). Text *between*
+  quoted blocks is new text (inline
   replies); a header whose history is not ">"-quoted (Outlook style) ends the
   new text for good;
 * signatures: a "-- " line, "Sent from my iPhone"-style lines (mail-parser-reply's
@@ -99,6 +102,7 @@ _EXTRA_VERBS = [
     "napsal",
     "пише",
     "пишет",
+    "寫道",
 ]
 # Outlook header block: the "From" field and the fields that follow it.
 _FROM_FIELDS = {
@@ -254,8 +258,13 @@ def _patterns(languages: tuple[str, ...]) -> _Patterns:
 
 # --- language-independent shapes ----------------------------------------------------
 
-_QUOTE_PREFIX = re.compile(r"^[ \t]*>")
-_STRIP_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
+# ">" and the full-width "＞" that Japanese mail programs and writers use to quote.
+_QUOTE_PREFIX = re.compile(r"^[ \t]*[>＞]")
+_STRIP_QUOTE = re.compile(r"^(?:[ \t]*[>＞])+[ \t]?")
+# Webmail attributions without a date or an address: Horde's "Quoting X:" (de "Zitat von",
+# it/es "Citando", nl "Citaat van", fr "Citation de").
+_QUOTING_LEAD = re.compile(r"^(?:Quoting|Zitat von|Citando|Citaat van|Citation de)\s",
+                           re.IGNORECASE)
 _ANGLE_EMAIL_END = re.compile(r"@[^\s<>@]+>\s*[:：]\s*$")
 _EMAIL = re.compile(r"[^\s<>@]@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
 _DIGIT = re.compile(r"\d")
@@ -556,7 +565,30 @@ class _Splitter:
         wrote_end = self._wrote_header_end(index)
         if wrote_end is not None:
             return index, wrote_end, "wrote"
+        if self._is_bare_attribution(index):
+            return index, index + 1, "wrote"
         return None
+
+    def _is_bare_attribution(self, index: int) -> bool:
+        """"Support wrote:", "Quoting Support:", "Zitat von X:" right above a ">" block: an
+        attribution with neither date nor address. Only a name may stand before the verb
+        (capitalised words or a quoted name: "as you wrote:" is the sender's sentence)."""
+        line = _undecorate(self.probe[index])
+        if not line.endswith((":", "：")) or len(line) > 200:
+            return False
+        following = self._next_nonblank(index + 1)
+        if following >= len(self.probe) or not self._is_quoted(following):
+            return False
+        if _QUOTING_LEAD.match(line):
+            return True
+        if self.p.verb_end.search(line[-40:]) is None:
+            return False
+        found = self.p.verb_end.pattern.search(line)
+        if found is None:
+            return False
+        names = line[: found.start()].split()
+        return 0 < len(names) <= 6 and all(
+            name[:1].isupper() or name[:1] in "\"'<(" for name in names)
 
     def _outlook_block_at(self, index: int) -> bool:
         """ "From:" followed by another header field within a few lines."""

@@ -282,3 +282,32 @@ def test_outlook_app_footers_that_link_to_aka_ms(footer: str) -> None:
 @pytest.mark.parametrize("footer", ["Sendt fra min iPhone", "Skickat från min iPhone"])
 def test_nordic_device_footers(footer: str) -> None:
     assert split_reply(f"Takk.\n\n{footer}\n").visible == "Takk."
+
+
+# --- Japanese full-width quotes, attributions without date or address ----------------
+
+def test_full_width_quote_marks_are_quotes() -> None:
+    # Japanese writers and some of their mail programs quote with "＞".
+    text = "了解しました。\n\n山田\n\n＞ 山田様\n＞ プリンターを再起動してください。\n"
+    parts = split_reply(text)
+    assert parts.visible == "了解しました。\n\n山田"
+    assert parts.quoted.startswith("＞ 山田様")
+
+
+@pytest.mark.parametrize("attribution", [
+    "Support wrote:", "\"Support, Example\" wrote:", "Kundendienst schrieb:",
+    "Klantenservice schreef:", "Assistenza ha scritto:",
+    "Quoting Support <support@example.com>:", "Zitat von Support <support@example.com>:",
+    "Citando Support:", "Citaat van Support:",
+])
+def test_attribution_without_date_or_address_above_a_quote(attribution: str) -> None:
+    parts = split_reply(f"Ok, danke.\n\n{attribution}\n\n> Hallo\n> bitte neu starten.\n")
+    assert parts.visible == "Ok, danke."
+    assert parts.quoted.startswith(attribution)
+
+
+@pytest.mark.parametrize("sentence", ["As you wrote:", "I did what you wrote:",
+                                      "Die Meldung lautet:"])
+def test_the_senders_own_line_above_a_quote_stays(sentence: str) -> None:
+    parts = split_reply(f"{sentence}\n> restart the printer\n\nIt did not help.\n")
+    assert parts.visible == f"{sentence}\n\nIt did not help."
