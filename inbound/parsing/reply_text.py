@@ -743,11 +743,11 @@ class _Splitter:
             return last
         return self._disclaimer_start(start, limit)
 
-    def _paragraphs(self, start: int, end: int) -> list[tuple[int, int]]:
-        """(first line, line after) of each run of non-blank lines."""
+    def _paragraphs(self, start: int, end: int, most: int = _MAX_LINES) -> list[tuple[int, int]]:
+        """(first line, line after) of each run of non-blank lines (the first ``most``)."""
         runs: list[tuple[int, int]] = []
         index = start
-        while index < end:
+        while index < end and len(runs) < most:
             if not self.probe[index].strip():
                 index += 1
                 continue
@@ -767,10 +767,14 @@ class _Splitter:
         One phrase alone is not enough ("Ich habe die Rechnung irrtümlich erhalten" is a
         customer's sentence): a disclaimer holds two, or one unambiguous one."""
         paragraphs = self._paragraphs(start, end)
-        for position, (first, after) in enumerate(paragraphs[1:], start=1):
-            lines = sum(1 for index in range(first, end) if self.probe[index].strip())
-            if lines > _DISCLAIMER_LINES:
-                continue
+        # Only the paragraphs of the last _DISCLAIMER_LINES lines, found from the end (one
+        # pass: a long message costs no more than a short one per paragraph).
+        earliest, lines = len(paragraphs), 0
+        while earliest > 1 and lines + paragraphs[earliest - 1][1] - paragraphs[
+                earliest - 1][0] <= _DISCLAIMER_LINES:
+            earliest -= 1
+            lines += paragraphs[earliest][1] - paragraphs[earliest][0]
+        for position, (first, after) in enumerate(paragraphs[earliest:], start=earliest):
             tail = " ".join(self._paragraph_text(*run) for run in paragraphs[position:])
             text = self._paragraph_text(first, after)
             if _DISCLAIMER_ALONE.search(text) or (
@@ -782,7 +786,7 @@ class _Splitter:
     def _after_banner(self, start: int, end: int, boilerplate: list[list[str]]) -> int:
         """Past a mail system's "this mail comes from outside" banner at the very top (it
         goes to ``boilerplate``); ``start`` when there is none or nothing follows it."""
-        paragraphs = self._paragraphs(start, min(end, len(self.probe)))
+        paragraphs = self._paragraphs(start, min(end, len(self.probe)), most=2)
         if len(paragraphs) < 2:
             return start
         first, after = paragraphs[0]
