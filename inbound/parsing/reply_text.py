@@ -570,15 +570,22 @@ class _Splitter:
         return None
 
     def _is_bare_attribution(self, index: int) -> bool:
-        """"Support wrote:", "Quoting Support:", "Zitat von X:" right above a ">" block: an
+        """"Support wrote:", "Quoting Support:", "Zitat von X:" right above a ">" block (or a
+        dated header without its colon): an
         attribution with neither date nor address. Only a name may stand before the verb
         (capitalised words or a quoted name: "as you wrote:" is the sender's sentence)."""
         line = _undecorate(self.probe[index])
-        if not line.endswith((":", "：")) or len(line) > 200:
+        if len(line) > 200 or not line:
             return False
         following = self._next_nonblank(index + 1)
         if following >= len(self.probe) or not self._is_quoted(following):
             return False
+        if not line.endswith((":", "：")):
+            # A full header whose colon a client left out ("Op ma 3 jun 2024 om 10:15
+            # schreef Support <support@example.com>"): lead, date, address and verb.
+            return ("@" in line and _DIGIT.search(line) is not None
+                    and self._may_open_header(line)
+                    and self.p.verb_any.search(line) is not None)
         if _QUOTING_LEAD.match(line):
             return True
         if self.p.verb_end.search(line[-40:]) is None:

@@ -321,3 +321,13 @@ def test_disclaimer_search_costs_one_pass_over_a_long_reply() -> None:
     started = time.thread_time()
     assert split_reply(text).visible == text
     assert time.thread_time() - started < 0.15
+
+
+@pytest.mark.parametrize("header", [
+    "Op ma 3 jun 2024 om 10:15 schreef Support <support@example.com>",
+    "Am 03.06.2024 um 10:15 schrieb Support <support@example.com>",
+    "Il giorno lun 3 giu 2024 alle ore 10:15 Support <support@example.com> ha scritto",
+])
+def test_a_dated_header_without_its_colon_above_a_quote(header: str) -> None:
+    parts = split_reply(f"Dank, het werkt.\n\n{header}\n\n> Hallo\n> herstart de printer.\n")
+    assert parts.visible == "Dank, het werkt."
