@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
@@ -285,6 +286,35 @@ def gateway_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 def gateway_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gateway", *args]
+
+
+@dataclass(frozen=True)
+class BrokenTemplate:
+    """An operator's copy of our templates with one subject template that fails to render."""
+
+    settings: Settings
+    """The test's settings with ``templates_dir`` pointing at the copy."""
+    path: Path
+    good: str
+    """The file's text before it was broken (to mend it again)."""
+
+    def mend(self) -> None:
+        self.path.write_text(self.good, encoding="utf-8")
+
+
+def broken_template(settings: Settings, tmp_path: Path, language: str, kind: str
+                    ) -> BrokenTemplate:
+    """Settings whose templates are a copy of ours where ``language/kind``'s subject calls a
+    method its value has not: rendering it raises, for that language only (a real fault an
+    operator's edit causes, not a stub)."""
+    templates = tmp_path / "templates"
+    if not templates.exists():
+        shutil.copytree(REPO / "templates", templates)
+    subject = templates / language / kind / "subject.txt.j2"
+    good = subject.read_text(encoding="utf-8")
+    subject.write_text("{{ support_name.no_such_method() }}", encoding="utf-8")
+    return BrokenTemplate(settings.model_copy(update={"templates_dir": templates}), subject,
+                          good)
 
 
 def run_gateway(settings: Settings, *args: str, input: bytes | None = None,

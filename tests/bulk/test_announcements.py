@@ -5,7 +5,6 @@ the rest, nobody twice."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 from datetime import timedelta
@@ -19,7 +18,7 @@ from gateway.directory import load_directory_file
 from gateway.models import AnnouncementRecipient, Person, Unsubscribe, utcnow
 from gateway.runtime.app import Gateway
 from tests.bulk.conftest import delivered, recipients, wait_delivered
-from tests.conftest import REPO, gateway_command, gateway_env, run_gateway
+from tests.conftest import REPO, broken_template, gateway_command, gateway_env, run_gateway
 
 PEOPLE = 2000
 BATCH = 250
@@ -124,11 +123,7 @@ def test_a_recipient_whose_mail_cannot_be_made_holds_up_nobody(
         bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
     # An operator's template copy whose Italian announcement fails to render: before, the
     # batch's one transaction failed, and every resume failed again, so nobody got it
-    templates = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", templates)
-    (templates / "it" / "announcement" / "subject.txt.j2").write_text(
-        "{{ announcement_subject.no_such_method() }}", encoding="utf-8")
-    operator = settings.model_copy(update={"templates_dir": templates})
+    operator = broken_template(settings, tmp_path, "it", "announcement").settings
     body = tmp_path / "body.txt"
     body.write_text("Maintenance on Saturday 06:00-08:00 UTC.\n", encoding="utf-8")
     italian = tmp_path / "it.txt"

@@ -5,7 +5,6 @@ half-way or run on two nodes at once."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import time
@@ -18,7 +17,7 @@ from gateway.config import Settings
 from gateway.models import OutboxItem, OutboxStatus
 from gateway.runtime.app import Gateway
 from tests.bulk.conftest import delivered, recipients, text_of, wait_delivered
-from tests.conftest import REPO, gateway_command, gateway_env, run_gateway
+from tests.conftest import REPO, broken_template, gateway_command, gateway_env, run_gateway
 
 QUARTER = "2026Q4"
 
@@ -180,12 +179,8 @@ def test_an_admin_whose_mail_cannot_be_made_holds_up_nobody_and_the_run_says_who
         bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
     # An operator's template copy whose Italian quarterly subject fails to render: before,
     # the job stopped at Luca (umbrella, sorted before Sanne) at every run
-    templates = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", templates)
-    subject = templates / "it" / "quarterly" / "subject.txt.j2"
-    good = subject.read_text(encoding="utf-8")
-    subject.write_text("{{ team_name.upper_case() }}", encoding="utf-8")
-    operator = settings.model_copy(update={"templates_dir": templates})
+    broken = broken_template(settings, tmp_path, "it", "quarterly")
+    operator = broken.settings
     run = run_gateway(operator, "jobs", "run", "quarterly", "--at", "2026-10-01T07:00:00Z")
     assert run.returncode == 1
     assert b"quarterly: ran as of 2026-10-01T07:00:00+00:00; 4 mails queued" in run.stdout
@@ -198,7 +193,7 @@ def test_an_admin_whose_mail_cannot_be_made_holds_up_nobody_and_the_run_says_who
     assert view["last_outcome"] == "failed"
 
     # Once the template is mended, the next run mails Luca and nobody twice.
-    subject.write_text(good, encoding="utf-8")
+    broken.mend()
     again = run_gateway(operator, "jobs", "run", "quarterly", "--at", "2026-10-02T07:00:00Z")
     assert again.returncode == 0, again.stderr
     assert b"1 mails queued" in again.stdout

@@ -7,7 +7,6 @@ cancels both; and every mail the gateway sent about the ticket is in ``tickets s
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -20,7 +19,7 @@ from gateway.config import Settings
 from gateway.models import TicketStatus
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
-from tests.conftest import REPO, run_gateway, wait_for
+from tests.conftest import broken_template, run_gateway, wait_for
 from tests.e2e.test_conversations import (
     AUTHSERV,
     agent_mail,
@@ -181,12 +180,8 @@ def test_a_reminder_that_cannot_be_made_holds_up_no_other_ticket(
                             body="Hello, the printer is offline since this morning.")
     deliver(settings, gw, agent_mail(second, "#status pending\nWhich printer model?"),
             mail_from="kenji@support.example")
-    templates = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", templates)
-    subject = templates / "de" / "pending_reminder" / "subject.txt.j2"
-    good = subject.read_text(encoding="utf-8")
-    subject.write_text("{{ ticket_subject.no_such_method() }}", encoding="utf-8")
-    operator = settings.model_copy(update={"templates_dir": templates})
+    broken = broken_template(settings, tmp_path, "de", "pending_reminder")
+    operator = broken.settings
 
     later = since + timedelta(days=4)
     result = run_gateway(operator, "jobs", "run", "pending-reminders", "--at", later.isoformat())
@@ -199,7 +194,7 @@ def test_a_reminder_that_cannot_be_made_holds_up_no_other_ticket(
     assert "pending_reminder" not in outbox_kinds(gw, MAX)
     assert ticket(gw, first).pending_reminded_at is None  # left for the next run
 
-    subject.write_text(good, encoding="utf-8")
+    broken.mend()
     _run(operator, gw, "pending-reminders", later + timedelta(minutes=5))
     assert outbox_kinds(gw, MAX).count("pending_reminder") == 1
     assert outbox_kinds(gw, stranger).count("pending_reminder") == 1

@@ -3,6 +3,7 @@ closed, values as received), our own DKIM check, and the token mode's limits."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import EmailMessage
 
 import dkim
@@ -66,23 +67,35 @@ def test_alignment_is_relaxed_but_never_to_public_suffixes() -> None:
     assert not aligned("cme.example", "acme.example")
 
 
-def _signed(domain: str, from_address: str, key: bytes) -> bytes:
+SIGNED_FIELDS = [b"from", b"to", b"subject", b"message-id"]
+
+
+def _unsigned(from_address: str, body: str = "Please try again.") -> bytes:
     message = EmailMessage()
     message["From"], message["To"] = from_address, "support@support.example"
     message["Subject"], message["Message-ID"] = "Re: [#1] VPN", "<x@acme.example>"
-    message.set_content("Please try again.")
-    raw = message.as_bytes().replace(b"\n", b"\r\n")
+    message.set_content(body)
+    return message.as_bytes().replace(b"\n", b"\r\n")
+
+
+def _signed(domain: str, from_address: str, key: bytes) -> bytes:
+    raw = _unsigned(from_address)
     signature: bytes = dkim.sign(raw, b"mail", domain.encode(), key,
-                                 include_headers=[b"from", b"to", b"subject", b"message-id"])
+                                 include_headers=SIGNED_FIELDS)
     return signature + raw
+
+
+def _acme_keys(record: bytes) -> Callable[..., bytes | None]:
+    """The key lookup of ``dkim_verdict``: acme.example's "mail" key (the one fake: no DNS
+    here; tests/gateway/test_dkim_dns.py asks a real name server)."""
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        return record if name == b"mail._domainkey.acme.example." else None
+    return dns
 
 
 def test_our_own_dkim_check_needs_a_valid_aligned_signature() -> None:
     key, record = dkim_key_pair()
-
-    def dns(name: bytes, timeout: int = 5) -> bytes | None:  # the one fake: no DNS here
-        return record if name == b"mail._domainkey.acme.example." else None
-
+    dns = _acme_keys(record)
     good = _signed("acme.example", "anna@acme.example", key)
     assert dkim_verdict(good, "anna@acme.example", dnsfunc=dns).verified
     # Signed by acme.example but claiming another From domain: not aligned.
@@ -248,19 +261,11 @@ def test_a_field_added_above_a_signed_one_makes_the_pass_vouch_for_nothing() -> 
     it onto another ticket, say): DKIM checks the bottom-most instance, the signed one,
     and we would read the top one."""
     key, record = dkim_key_pair()
-
-    def dns(name: bytes, timeout: int = 5) -> bytes | None:  # the one fake: no DNS here
-        return record if name == b"mail._domainkey.acme.example." else None
-
-    message = EmailMessage()
-    message["From"], message["To"] = "anna@acme.example", "support@support.example"
-    message["Subject"], message["Message-ID"] = "Re: [#1] VPN", "<x@acme.example>"
-    message.set_content("Thanks, that solved it: please close the ticket.")
-    raw = message.as_bytes().replace(b"\n", b"\r\n")
+    dns = _acme_keys(record)
+    raw = _unsigned("anna@acme.example", "Thanks, that solved it: please close the ticket.")
     signer = dkim.DKIM(raw)
     signer.frozen_sign = set()  # signs each field once, as many signers do (no oversigning)
-    genuine = signer.sign(b"mail", b"acme.example", key,
-                          include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
+    genuine = signer.sign(b"mail", b"acme.example", key, include_headers=SIGNED_FIELDS) + raw
     forged = b"Subject: Re: [#2] Server migration\r\n" + genuine
     analysis = analyze(forged)
     assert analysis.parsed.subject == "Re: [#2] Server migration"
@@ -285,20 +290,12 @@ def test_a_field_added_above_a_signed_one_makes_the_pass_vouch_for_nothing() -> 
 def test_a_signature_of_part_of_the_body_is_not_tried() -> None:
     """``l=``: the signer vouches for the first bytes only; a forger appends his commands."""
     key, record = dkim_key_pair()
-
-    def dns(name: bytes, timeout: int = 5) -> bytes | None:  # the one fake: no DNS here
-        return record if name == b"mail._domainkey.acme.example." else None
-
-    message = EmailMessage()
-    message["From"], message["To"] = "anna@acme.example", "support@support.example"
-    message["Subject"], message["Message-ID"] = "Re: [#1] VPN", "<x@acme.example>"
-    message.set_content("Please try again.")
-    raw = message.as_bytes().replace(b"\n", b"\r\n")
+    dns = _acme_keys(record)
+    raw = _unsigned("anna@acme.example")
     partial = dkim.sign(raw, b"mail", b"acme.example", key, length=True,
-                        include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
+                        include_headers=SIGNED_FIELDS) + raw
     assert dkim.verify(partial + b"#status closed\r\n", dnsfunc=dns)  # dkimpy says pass
     verdict = dkim_verdict(partial + b"#status closed\r\n", "anna@acme.example", dnsfunc=dns)
     assert verdict.level is Trust.UNVERIFIED and "l=" in verdict.reason
-    whole = dkim.sign(raw, b"mail", b"acme.example", key,
-                      include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
+    whole = _signed("acme.example", "anna@acme.example", key)
     assert dkim_verdict(whole, "anna@acme.example", dnsfunc=dns).verified  # control
