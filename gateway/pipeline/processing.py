@@ -112,16 +112,19 @@ def _interrupted_reason(attempts: int) -> str:
             "inspection and replay")
 
 
-def record_interruption(database: Database, settings: Settings, spool_id: int
-                        ) -> ProcessOutcome | None:
-    """Count an attempt that a processing child did not live to finish (it died, or was
-    killed), as the parent saw it; the outcome when that was the last one allowed (the
-    row is quarantined), else None (the job's retry processes it again)."""
+def record_interruption(database: Database, settings: Settings, spool_id: int,
+                        failure: str = "") -> ProcessOutcome | None:
+    """Count an attempt that a processing child did not finish (it died, was killed, or
+    its transaction failed with ``failure``: an error of the database that is no outage,
+    such as a value it refuses), as the parent saw it; the outcome when that was the last
+    one allowed (the row is quarantined), else None (the job's retry processes it again).
+    Without this a message whose every attempt fails so would be retried for ever."""
     with database.writing() as connection:
         attempts = connection.execute(_INTERRUPTED, {"spool_id": spool_id}).scalar()
     if attempts is None or attempts < settings.max_processing_attempts:
         return None
-    reason = _interrupted_reason(attempts)
+    reason = (f"processing failed {attempts} times (last: {failure}); kept for inspection "
+              "and replay" if failure else _interrupted_reason(attempts))
     quarantine(database, spool_id, reason)
     return ProcessOutcome(SpoolState.QUARANTINED.value, reason)
 

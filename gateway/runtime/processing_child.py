@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection as SqlConnection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
@@ -257,12 +258,19 @@ def _die_with_parent() -> None:
         os._exit(0)
 
 
+def _outage(exc: Exception) -> bool:
+    """The database could not be reached or used (retry, nobody's fault) rather than it
+    refusing what this message made it do (counted: see ``record_interruption``)."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
 def _answer(child: _Child, spool_id: int) -> tuple[str, Any]:
     try:
         return ("ok", child.run(spool_id))
-    except Exception as exc:  # noqa: BLE001 - a database outage: the parent's job retries
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, whose job retries
         log.exception("spool %s: processing failed in child %s", spool_id, os.getpid())
-        return ("error", f"{type(exc).__name__}: {exc}")
+        return ("outage" if _outage(exc) else "error", f"{type(exc).__name__}: {exc}"[:500])
 
 
 def child_main(conn: Connection, setup: ChildSetup) -> None:

@@ -180,6 +180,10 @@ class ProcessingPool:
                 child.close()
             else:
                 self._idle.put(child)
+        if status == "error":  # the database refused it, no outage: an attempt used up
+            counted = record_interruption(self.database, self.settings, spool_id, str(value))
+            if counted is not None:  # the last attempt allowed: quarantined
+                return JobResult(counted)
         if status != "ok":
             raise ProcessingFailed(str(value))
         assert isinstance(value, JobResult)

@@ -10,10 +10,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from gateway.config import Settings
 from gateway.models import (
@@ -28,6 +29,7 @@ from gateway.pipeline.analysis_pool import AnalysisCrashed
 from gateway.runtime.app import Gateway
 from gateway.runtime.processing_child import JobResult
 from gateway.runtime.processing_pool import (
+    ProcessingFailed,
     ProcessingPool,
     available_cores,
     child_nice,
@@ -391,6 +393,58 @@ def test_a_message_that_keeps_killing_its_child_is_quarantined_by_the_parent(
     assert "interrupted 3 times" in result.outcome.reason
     entry = _state(gateway, slow.spool_id)
     assert entry.state == SpoolState.QUARANTINED and entry.attempts == 3
+
+
+@contextmanager
+def _refusing_tickets(gateway: Gateway, subject: str) -> Iterator[None]:
+    """A trigger makes the database refuse the ticket of one subject: an error of the
+    database that is no outage, as a value it cannot store (a NUL on PostgreSQL in a row
+    spooled before intake refused them) would be."""
+    sqlite = gateway.settings.database_url.startswith("sqlite")
+    install = ([f"CREATE TRIGGER refuse BEFORE INSERT ON tickets WHEN NEW.subject = '{subject}' "
+                "BEGIN SELECT RAISE(ABORT, 'the database refuses this ticket'); END"] if sqlite
+               else ["CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.subject = "
+                     f"'{subject}' THEN RAISE EXCEPTION 'the database refuses this ticket'; "
+                     "END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+                     "CREATE TRIGGER refuse BEFORE INSERT ON tickets FOR EACH ROW "
+                     "EXECUTE FUNCTION refuse()"])
+    remove = (["DROP TRIGGER refuse"] if sqlite
+              else ["DROP TRIGGER refuse ON tickets", "DROP FUNCTION refuse()"])
+    with gateway.db.transaction() as session:
+        for statement in install:
+            session.execute(text(statement))
+    try:
+        yield
+    finally:
+        with gateway.db.transaction() as session:
+            for statement in remove:
+                session.execute(text(statement))
+
+
+def test_a_message_the_database_keeps_refusing_is_quarantined_not_retried_for_ever(
+        gateway: Gateway, pool: ProcessingPool) -> None:
+    # Given a message whose every attempt fails in the database (no outage: it refuses
+    # what this message makes it do) and another one
+    poison = store_message(gateway.db, make_mail(subject="Poison pill"), source="smtp")
+    fine = store_message(gateway.db, make_mail(subject="VPN drops", sender="max@acme.example"),
+                         source="smtp")
+    limit = gateway.settings.max_processing_attempts
+    with _refusing_tickets(gateway, "Poison pill"):
+        # When its job is retried: each failed attempt is counted (before, none was, as
+        # the child's transaction rolled back, and the retries never ended) …
+        for attempt in range(1, limit):
+            with pytest.raises(ProcessingFailed, match="refuses this ticket"):
+                pool.process(poison.spool_id)
+            assert _state(gateway, poison.spool_id).attempts == attempt
+        # … and the last one allowed quarantines it, with the reason and its raw bytes
+        result = pool.process(poison.spool_id)
+        assert result.outcome.state == "quarantined"
+        assert f"processing failed {limit} times" in result.outcome.reason
+        assert "refuses this ticket" in result.outcome.reason
+        entry = _state(gateway, poison.spool_id)
+        assert entry.state == SpoolState.QUARANTINED and entry.raw
+        # while the other message is processed as usual.
+        assert pool.process(fine.spool_id).outcome.state == "processed"
 
 
 def _alive(pid: int) -> bool:
