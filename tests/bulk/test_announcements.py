@@ -120,7 +120,7 @@ def test_bad_audience_is_refused_with_one_sentence(gateway: Gateway, settings: S
 
 
 def test_a_recipient_whose_mail_cannot_be_made_holds_up_nobody(
-        bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
+        bulk: Gateway, settings: Settings, tmp_path: Path, worker_process: None) -> None:
     # An operator's template copy whose Italian announcement fails to render: before, the
     # batch's one transaction failed, and every resume failed again, so nobody got it
     operator = broken_template(settings, tmp_path, "it", "announcement").settings

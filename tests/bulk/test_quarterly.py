@@ -176,7 +176,7 @@ def test_an_admin_whose_address_no_mail_can_carry_stops_nobody_elses_quarterly_m
 
 
 def test_an_admin_whose_mail_cannot_be_made_holds_up_nobody_and_the_run_says_who(
-        bulk: Gateway, settings: Settings, tmp_path: Path) -> None:
+        bulk: Gateway, settings: Settings, tmp_path: Path, worker_process: None) -> None:
     # An operator's template copy whose Italian quarterly subject fails to render: before,
     # the job stopped at Luca (umbrella, sorted before Sanne) at every run
     broken = broken_template(settings, tmp_path, "it", "quarterly")

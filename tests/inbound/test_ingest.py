@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from gateway.config import Settings
@@ -258,12 +257,21 @@ def test_ingest_processes_in_at_most_the_pools_number_of_slots_and_leaves_the_re
     mail wanted 7 GB and every core.  Now as many process as ``serve``'s pool would; the
     others store, answer 0 at once, and ``serve``'s sweep processes their messages."""
     settings = settings_factory(processing_processes=1)
-    if not settings.embedded:
-        pytest.skip("scale-out: ingest only enqueues")
     gateway = Gateway(settings)
     try:
         with gateway.db.transaction() as session:
             load_directory_file(session, DIRECTORY)
+        if not settings.embedded:  # scale-out: no ingest processes at all, the workers do
+            for number in (1, 2):
+                piped = _pipe(settings, make_mail(subject=f"Burst {number}",
+                                                  message_id=f"<b{number}@acme.example>"),
+                              "-f", "anna@acme.example", "-r", "support@support.example")
+                assert piped.returncode == 0, piped.stderr
+            assert [row["state"] for row in _rows(settings)] == ["received", "received"]
+            with serve_in_process(gateway, settings, processes):
+                for number in (1, 2):
+                    assert _done(settings, f"<b{number}@acme.example>")["state"] == "processed"
+            return
         settings.var_dir.mkdir(parents=True, exist_ok=True)
         with open(settings.var_dir / "ingest-slot-0.lock", "a+b") as busy:
             fcntl.flock(busy, fcntl.LOCK_EX)  # another ingest is processing
