@@ -33,7 +33,7 @@ from gateway.errors import StorageError
 from gateway.models import SpoolEntry, SpoolState, utcnow
 from inbound.addresses import is_storable
 from inbound.intake_priority import LanedDatabase
-from inbound.parsing.message import normalize_message_id
+from inbound.parsing.message_ids import normalize_message_id
 
 __all__ = [
     "HUB_SOURCE", "SpoolWriter", "StoredMessage", "dedupe_key", "header_identity",

@@ -7,12 +7,14 @@ A module of its own so that the command groups in ``cli_*.py`` and the root grou
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.config import Settings, load_settings
-from gateway.runtime.app import Gateway
+
+if TYPE_CHECKING:  # imported when a command opens the gateway: ``ingest`` mostly need not
+    from gateway.runtime.app import Gateway
 
 __all__ = ["add_config_option", "config_option", "open_gateway", "print_json", "settings_of"]
 
@@ -61,6 +63,8 @@ def settings_of(ctx: click.Context) -> Settings:
 
 def open_gateway(ctx: click.Context, *, upgrade: bool | None = None) -> Gateway:
     """Open the gateway; an embedded SQLite database is created or migrated on the way."""
+    from gateway.runtime.app import Gateway
+
     settings = settings_of(ctx)
     gateway = Gateway(settings)
     if upgrade if upgrade is not None else settings.is_sqlite:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway.cli.common import open_gateway, settings_of
 from gateway.cli.failures import describe
-from gateway.cli.inline import inline_slot, process_inline
+from gateway.config import Settings
+
+if TYPE_CHECKING:
+    from inbound.intake_priority import LanedDatabase
 
 __all__ = ["ingest"]
 
@@ -81,29 +85,60 @@ def _ingest(ctx: click.Context, source: str, sender: str | None,
     if source == "-" and (sender is not None or recipients):  # the MTA's pipe (DESIGN 10)
         check_complete(data)
     check_sender(sender)
-    gateway = open_gateway(ctx) if recipients else None
-    if gateway is not None:  # as SMTP: RCPT is answered before the message is looked at
-        check_recipients(recipients, intake_identity(gateway.db, settings),
+    database = _open_database(ctx, settings) if recipients else None
+    if database is not None:  # as SMTP: RCPT is answered before the message is looked at
+        check_recipients(recipients, intake_identity(database, settings),
                          settings.max_recipients)
     raw = check_raw(data, limit)
     envelope = envelope_of(raw, sender, recipients)
-    gateway = gateway or open_gateway(ctx)
-    stored = store_message(gateway.db, raw, source="pipe", mail_from=envelope.mail_from,
+    database = database or _open_database(ctx, settings)
+    stored = store_message(database, raw, source="pipe", mail_from=envelope.mail_from,
                            rcpt_tos=list(envelope.rcpt_tos))
     click.echo(f"stored as spool {stored.spool_id}" + (" (duplicate)" if stored.duplicate else ""))
     if stored.duplicate:
         return
     try:
-        if settings.embedded:
-            with inline_slot(settings) as slot:
-                if slot:
-                    process_inline(gateway, stored.spool_id)
-                else:
-                    log.info("spool %s stored; every ingest slot is busy, serve's sweep "
-                             "processes it", stored.spool_id)
-        else:
-            gateway.enqueue_processing(stored.spool_id)
+        _process(ctx, settings, stored.spool_id)
     except Exception as error:  # noqa: BLE001 - stored is stored: the sweep finishes the job
         log.debug("processing of spool %s failed", stored.spool_id, exc_info=True)
         log.warning("spool %s stored; processing deferred to the sweep: %s",
                     stored.spool_id, describe(error))
+
+
+def _open_database(ctx: click.Context, settings: Settings) -> LanedDatabase:
+    """The database alone: storing needs neither the broker nor the pipeline (their
+    imports are most of an ``ingest`` process's CPU)."""
+    from inbound.intake_priority import LanedDatabase
+
+    database = LanedDatabase(settings.database_url, first=True)
+    ctx.call_on_close(database.dispose)
+    if settings.is_sqlite:
+        database.upgrade()
+    return database
+
+
+def _process(ctx: click.Context, settings: Settings, spool_id: int) -> None:
+    """Have stored row ``spool_id`` processed: by ``serve`` if one runs (embedded), else
+    here; in scale-out by a worker."""
+    if not settings.embedded:
+        from gateway.runtime.broker import make_broker, send_processing_job
+
+        broker = make_broker(settings)
+        try:
+            send_processing_job(broker, spool_id)
+        finally:
+            broker.close()  # type: ignore[no-untyped-call]  # dramatiq's is untyped
+        return
+    from gateway.runtime.handoff import hand_to_serve
+
+    if hand_to_serve(settings.var_dir, spool_id):
+        log.info("spool %s handed to serve for processing", spool_id)
+        return
+    from gateway.cli.inline import inline_slot, process_inline
+
+    with inline_slot(settings) as slot:
+        if slot:
+            process_inline(open_gateway(ctx, upgrade=False), spool_id)
+        else:
+            log.info("spool %s stored; every ingest slot is busy, serve's sweep "
+                     "processes it", spool_id)

@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.errors import PermanentFailure
 from gateway.pipeline.processing import process_spool_entry
+from gateway.runtime.broker import PROCESS_ACTOR, PROCESS_QUEUE
 from gateway.runtime.processing_pool import ProcessingPool
 from gateway.services import Services
 from outbound.delivery import deliver_outbox_item
@@ -85,8 +86,8 @@ def declare_actors(gateway: ActorHost) -> Actors:
         deliver_outbox_item(gateway.db, gateway.transport, settings, outbox_id)
 
     process = dramatiq.actor(
-        process_message, broker=gateway.broker, actor_name="process_message",
-        queue_name="process", max_retries=50, min_backoff=500, max_backoff=60_000,
+        process_message, broker=gateway.broker, actor_name=PROCESS_ACTOR,
+        queue_name=PROCESS_QUEUE, max_retries=50, min_backoff=500, max_backoff=60_000,
     )
     deliver = dramatiq.actor(
         deliver_message, broker=gateway.broker, actor_name="deliver_message",

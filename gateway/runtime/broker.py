@@ -7,13 +7,17 @@ is a pointer to a database row and a sweep re-enqueues rows left behind.
 
 from __future__ import annotations
 
-from dramatiq import Broker
+from dramatiq import Broker, Message
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, default_middleware
 
 from gateway.config import Settings
 
-__all__ = ["make_broker"]
+__all__ = ["PROCESS_ACTOR", "PROCESS_QUEUE", "make_broker", "send_processing_job"]
+
+#: The processing job's actor and queue (declared in :mod:`gateway.runtime.actors`).
+PROCESS_ACTOR = "process_message"
+PROCESS_QUEUE = "process"
 
 
 def _middleware() -> list[Middleware]:
@@ -34,3 +38,12 @@ def make_broker(settings: Settings) -> Broker:
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
     return RabbitmqBroker(url=url, middleware=_middleware())
+
+
+def send_processing_job(broker: Broker, spool_id: int) -> None:
+    """Queue the processing of stored row ``spool_id`` as the ``process`` actor's
+    ``send`` does, without declaring the actors: what ``gateway ingest`` needs in
+    scale-out, where importing the pipeline would be most of its CPU."""
+    broker.declare_queue(PROCESS_QUEUE)
+    broker.enqueue(Message(queue_name=PROCESS_QUEUE, actor_name=PROCESS_ACTOR,
+                           args=(spool_id,), kwargs={}, options={}))

@@ -21,6 +21,7 @@ from gateway.config import parse_listen
 from gateway.directory import SupportIdentity, load_directory_file
 from gateway.memory import return_large_buffers
 from gateway.runtime.app import Gateway
+from gateway.runtime.handoff import HandoffListener
 from gateway.runtime.processing_pool import pool_size
 from gateway.runtime.scheduler import GatewayScheduler
 from gateway.runtime.warm_up import warm_up
@@ -54,6 +55,7 @@ class GatewayServer:
         self.pollers: MailboxPollers | None = None
         self.intake_priority = IntakePriority(one_at_a_time=gateway.db.is_sqlite)
         self.feed: ProcessingFeed | None = None
+        self.handoff: HandoffListener | None = None
 
     def _support(self) -> SupportIdentity:
         return intake_identity(self.gateway.db, self.gateway.settings)
@@ -76,6 +78,10 @@ class GatewayServer:
         gateway.sweep(everything=settings.embedded)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
         self._sweeper.start()
+        if settings.embedded and self.run_worker:  # what gateway ingest stores, processed here
+            self.handoff = HandoffListener(settings.var_dir, gateway.enqueue_processing)
+            if not self.handoff.start():
+                self.handoff = None
         if settings.scheduler_enabled:
             self.scheduler = GatewayScheduler(gateway)
             self.scheduler.start()
@@ -178,6 +184,9 @@ class GatewayServer:
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None
+        if self.handoff is not None:
+            self.handoff.stop()
+            self.handoff = None
         if self.spool_writer is not None:
             self.spool_writer.close()
             self.spool_writer = None

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from gateway import db
-from gateway.db import Database, alembic_config
+from gateway.db import HEAD_REVISION, Database, alembic_config
 from gateway.runtime.app import Gateway
 from tests.conftest import PG_URL
 
@@ -48,7 +48,26 @@ def test_upgrade_is_idempotent(gateway: Gateway) -> None:
     with gateway.db.engine.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     head = ScriptDirectory.from_config(alembic_config(gateway.db.url)).get_current_head()
-    assert head is not None and version == head
+    assert head is not None and version == head == HEAD_REVISION
+
+
+def test_a_database_one_revision_behind_is_still_upgraded(tmp_path: Path) -> None:
+    """Upgrading skips Alembic only for a schema already at the newest revision."""
+    from alembic import command
+
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        config = alembic_config(database.url)
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0022")
+        database.upgrade()
+        with database.engine.connect() as connection:
+            version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            columns = {row[1] for row in connection.execute(text("PRAGMA table_info(outbox)"))}
+        assert version == HEAD_REVISION and "for_verified" in columns
+    finally:
+        database.dispose()
 
 
 def test_a_pooled_connection_that_died_while_idle_is_replaced_before_use(

@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import smtplib
+import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState
 from gateway.runtime.app import Gateway
+from gateway.runtime.handoff import HANDOFF_FIFO, HandoffListener, hand_to_serve
 from tests.conftest import (
     DIRECTORY,
     Processes,
@@ -309,3 +311,73 @@ def test_a_delivery_cut_short_is_retried_not_stored_in_place_of_the_whole(
     assert retried.returncode == 0 and b"duplicate" not in retried.stdout, retried.stderr
     [row] = _rows(settings)
     assert row["size"] == len(whole)
+
+
+# -- who processes what ingest stored -------------------------------------------------
+def test_a_running_serve_processes_what_ingest_stored(settings: Settings,
+                                                      processes: Processes) -> None:
+    """An MTA pipe starts one ``ingest`` per message: processing there meant importing and
+    warming the whole pipeline first (~2 s of CPU a message). With ``serve`` running,
+    ``ingest`` stores and hands the row over (embedded) or queues it (scale-out), and
+    ``serve``'s warm processing does the rest."""
+    gateway = Gateway(settings)
+    try:
+        with gateway.db.transaction() as session:
+            load_directory_file(session, DIRECTORY)
+        with serve_in_process(gateway, settings, processes):
+            raw = make_mail(subject="Handed over", message_id="<handed@acme.example>")
+            piped = run_gateway(settings, "--log-level", "INFO", "ingest", "-f",
+                                "anna@acme.example", "-r", "support@support.example", "-",
+                                input=raw)
+            assert piped.returncode == 0, piped.stderr
+            if settings.embedded:
+                assert b"handed to serve for processing" in piped.stderr, piped.stderr
+            row = _done(settings, "<handed@acme.example>")
+            assert row["state"] == "processed"
+            [ack] = wait_for(lambda: maildir_messages(_outbound(settings)),
+                             message="the acknowledgement")
+            assert ack["To"] == "anna@acme.example"
+    finally:
+        gateway.close()
+
+
+def test_without_serve_reading_ingest_processes_the_message_itself(
+        settings_factory: Callable[..., Settings]) -> None:
+    """Embedded mode with no ``serve`` (or one that stopped): the hand-off FIFO has no
+    reader, or is not a FIFO at all, so ``ingest`` processes before it answers, as it
+    always did. (Embedded by setting: the hand-off is embedded mode's.)"""
+    settings = settings_factory(broker_url="")
+    assert run_gateway(settings, "directory", "load", str(DIRECTORY)).returncode == 0
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    fifo = settings.var_dir / HANDOFF_FIFO
+    os.mkfifo(fifo, 0o600)  # a serve made it, and has stopped
+    first = _pipe(settings, make_mail(subject="Nobody reads", message_id="<n1@acme.example>"),
+                  "-f", "anna@acme.example", "-r", "support@support.example")
+    assert first.returncode == 0, first.stderr
+    fifo.unlink()
+    fifo.write_bytes(b"")  # something else in its place
+    second = _pipe(settings, make_mail(subject="Not a FIFO", message_id="<n2@acme.example>"),
+                   "-f", "anna@acme.example", "-r", "support@support.example")
+    assert second.returncode == 0, second.stderr
+    assert {row["message_id"]: row["state"] for row in _rows(settings)} == {
+        "n1@acme.example": "processed", "n2@acme.example": "processed"}
+    assert fifo.read_bytes() == b""
+
+
+def test_the_handoff_listener_passes_on_spool_ids_and_nothing_else(tmp_path: Path) -> None:
+    received: list[int] = []
+    listener = HandoffListener(tmp_path, received.append)
+    assert not hand_to_serve(tmp_path, 1)  # nobody listens yet
+    assert listener.start()
+    try:
+        assert stat.S_IMODE((tmp_path / HANDOFF_FIFO).stat().st_mode) == 0o600
+        assert hand_to_serve(tmp_path, 12)
+        with open(tmp_path / HANDOFF_FIFO, "wb", buffering=0) as writer:
+            writer.write(b"not an id\n" + b"9" * 40 + b"\n1")  # junk, an overlong line, half
+            writer.write(b"3\n")
+        assert hand_to_serve(tmp_path, 14)
+        wait_for(lambda: len(received) >= 3, message="three ids passed on")
+        assert received == [12, 13, 14]
+    finally:
+        listener.stop()
+    assert not hand_to_serve(tmp_path, 15)  # stopped: the next ingest processes by itself
