@@ -3,8 +3,8 @@
 A client may hold a connection for minutes; without a cap, idle connections from one
 address used up the process's file descriptors until neither SMTP nor ``/healthz``
 could accept anything.  :class:`ConnectionLimits` counts connections in total and per
-client address; :func:`connections_that_fit` keeps the total within the descriptors the
-process may open.
+client address; :func:`connections_that_fit` keeps the caps of all listeners (SMTP and
+LMTP) together within the descriptors the process may open.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import resource
 import ssl
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.errors import ConfigError
@@ -83,14 +84,20 @@ def _open_descriptors() -> int:
         return 0
 
 
-def connections_that_fit(wanted: int) -> int:
-    """The connection cap this process can honour: ``wanted``, or less under a low
-    ``RLIMIT_NOFILE`` that cannot be raised (logged), so accepting SMTP clients never
-    takes the last descriptors the web listener and the database need."""
+def connections_that_fit(wanted: Sequence[int]) -> list[int]:
+    """The connection caps this process can honour, one for each listener (SMTP, LMTP):
+    ``wanted``, or less under a low ``RLIMIT_NOFILE`` that cannot be raised (logged).
+
+    The listeners share one budget of descriptors: together their caps, an accept burst
+    for each and the reserve fit the limit, so accepting clients on both never takes the
+    last descriptors the web listener and the database need.  When they do not fit, the
+    room left is split in proportion to what each wanted (at least one each).
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = _open_descriptors() + wanted + ACCEPT_BURST + DESCRIPTOR_RESERVE
+    overhead = _open_descriptors() + ACCEPT_BURST * len(wanted) + DESCRIPTOR_RESERVE
+    needed = overhead + sum(wanted)
     if soft == resource.RLIM_INFINITY or soft >= needed:
-        return wanted
+        return list(wanted)
     target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
     if target > soft:
         try:
@@ -99,12 +106,15 @@ def connections_that_fit(wanted: int) -> int:
         except (ValueError, OSError):  # pragma: no cover - the hard limit said it may
             pass
     if soft >= needed:
-        log.info("raised the open-file limit to %d for %d SMTP connections", soft, wanted)
-        return wanted
-    fit = max(1, wanted - (needed - soft))
-    log.warning("the open-file limit (%d) leaves room for %d SMTP connections, not the "
-                "configured %d: at most %d are taken; raise the limit (ulimit -n, "
-                "LimitNOFILE=) to allow more", soft, fit, wanted, fit)
+        log.info("raised the open-file limit to %d for %s connections", soft,
+                 " + ".join(map(str, wanted)))
+        return list(wanted)
+    room = max(0, soft - overhead)
+    fit = [max(1, room * want // sum(wanted)) for want in wanted]
+    log.warning("the open-file limit (%d) leaves room for %s connections (SMTP%s), not the "
+                "configured %s: at most that many are taken; raise the limit (ulimit -n, "
+                "LimitNOFILE=) to allow more", soft, " + ".join(map(str, fit)),
+                ", LMTP" if len(wanted) > 1 else "", " + ".join(map(str, wanted)))
     return fit
 
 

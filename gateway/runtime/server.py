@@ -95,14 +95,17 @@ class GatewayServer:
             max_recipients=settings.max_recipients)
         handler.prime(self._support())
         host, port = parse_listen(settings.smtp_listen)
+        # One budget of descriptors for both listeners: each cap alone fitting the open-file
+        # limit let the two together exhaust it.
+        caps = connections_that_fit([settings.smtp_max_connections] * (
+            2 if settings.lmtp_listen else 1))
         self.smtp = SmtpIntake(handler, host, port, data_size_limit=settings.max_message_size,
                                timeout=settings.smtp_timeout,
                                server_hostname=settings.smtp_hostname or None,
                                priority=self.intake_priority,
                                tls_context=tls_context, require_tls=settings.smtp_require_tls,
                                limits=ConnectionLimits(
-                                   connections_that_fit(settings.smtp_max_connections),
-                                   settings.smtp_max_connections_per_ip),
+                                   caps[0], settings.smtp_max_connections_per_ip),
                                transaction_timeout=settings.smtp_transaction_timeout,
                                data_timeout=settings.smtp_data_timeout,
                                junk_command_limit=settings.smtp_junk_command_limit,
@@ -121,8 +124,7 @@ class GatewayServer:
                                    server_hostname=settings.smtp_hostname or None,
                                    priority=self.intake_priority,
                                    limits=ConnectionLimits(
-                                       connections_that_fit(settings.smtp_max_connections),
-                                       settings.smtp_max_connections_per_ip),
+                                       caps[1], settings.smtp_max_connections_per_ip),
                                    transaction_timeout=settings.smtp_transaction_timeout,
                                    data_timeout=settings.smtp_data_timeout,
                                    junk_command_limit=settings.smtp_junk_command_limit,

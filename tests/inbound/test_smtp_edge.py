@@ -26,7 +26,14 @@ from gateway.errors import ConfigError
 from gateway.models import SpoolEntry, SpoolState
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
-from tests.conftest import Processes, gateway_command, gateway_env, serve_in_process, wait_for
+from tests.conftest import (
+    Processes,
+    free_port,
+    gateway_command,
+    gateway_env,
+    serve_in_process,
+    wait_for,
+)
 from tests.mail import make_mail, send
 
 ENHANCED = re.compile(rb"\d{3}[ -][245]\.\d{1,3}\.\d{1,3}( |$)")
@@ -397,6 +404,60 @@ def test_under_a_256_descriptor_limit_a_flood_starves_neither_smtp_nor_healthz(
     output = log_path.read_text(errors="replace")
     assert "open-file limit (256)" in output
     assert "Too many open files" not in output and "out of system resource" not in output
+
+
+def test_smtp_and_lmtp_share_one_descriptor_budget_under_a_256_limit(
+    settings: Settings, tmp_path: Path, gateway: Gateway
+) -> None:
+    """Each listener used to size its cap to the open-file limit alone: under ``ulimit -n
+    256`` SMTP took 75 connections and LMTP 71 more, and a burst of connections to both
+    then met ``Too many open files``.  Now the two caps share one budget."""
+    settings = settings.model_copy(update={"lmtp_listen": f"127.0.0.1:{free_port()}"})
+    lmtp = (settings.lmtp_listen.rsplit(":", 1)[0], int(settings.lmtp_listen.rsplit(":", 1)[1]))
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(["prlimit", "--nofile=256:256", *gateway_command("serve")],
+                                   env=gateway_env(settings), stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _listening(settings, process), timeout=60, message="serve to listen")
+        with ExitStack() as held:
+            greeted = {}
+            for name, address in (("smtp", _address(settings)), ("lmtp", lmtp)):
+                first_lines = []
+                for source in range(2, 14):  # 240 connections to each, 20 from each address
+                    for _ in range(20):
+                        sock = held.enter_context(_connect_to(address, f"127.0.0.{source}"))
+                        first_lines.append(_first_line(sock))
+                greeted[name] = sum(line.startswith(b"220 ") for line in first_lines)
+                assert all(line.startswith((b"220 ", b"421 4.7.0 ")) for line in first_lines)
+            # Both held at once, and a burst of connections to both (asyncio accepts up to
+            # its backlog before the caps refuse them): no descriptor runs out.
+            for address in (_address(settings), lmtp):
+                for n in range(100):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.setblocking(False)
+                    sock.bind((f"127.0.1.{n % 50 + 1}", 0))
+                    sock.connect_ex(address)
+            time.sleep(2)
+            assert _healthz(settings) == (200, b'{"status":"ok"}')
+            assert greeted["smtp"] > 0 and greeted["lmtp"] > 0
+            assert greeted["smtp"] + greeted["lmtp"] < 100, greeted  # one budget, not two
+        wait_for(lambda: _sends(settings), timeout=30, message="SMTP after the flood")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    output = log_path.read_text(errors="replace")
+    assert "open-file limit (256)" in output and "(SMTP, LMTP)" in output
+    assert "Too many open files" not in output and "out of system resource" not in output
+
+
+def _connect_to(address: tuple[str, int], source: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.bind((source, 0))
+    sock.connect(address)
+    return sock
 
 
 def _listening(settings: Settings, process: subprocess.Popen[bytes]) -> bool:
