@@ -30,6 +30,7 @@ __all__ = [
     "S501_EHLO_SYNTAX",
     "S503_NEED_RCPT",
     "S503_TLS_ACTIVE",
+    "S530_STARTTLS_FIRST",
     "S550_NO_RELAY",
     "S550_UNKNOWN_USER",
     "S552_TOO_BIG",
@@ -56,6 +57,7 @@ S501_DATA_SYNTAX = "501 5.5.4 Syntax: DATA"
 S501_EHLO_SYNTAX = "501 5.5.4 Syntax: EHLO hostname"
 S503_NEED_RCPT = "503 5.5.1 Error: need RCPT command"
 S503_TLS_ACTIVE = "503 5.5.1 Error: TLS already active"
+S530_STARTTLS_FIRST = "530 5.7.0 Must issue a STARTTLS command first"
 S550_NO_RELAY = "550 5.7.1 Relaying denied: we only accept mail for our own domains"
 S550_UNKNOWN_USER = "550 5.1.1 No such mailbox here"
 S552_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
@@ -70,7 +72,7 @@ _REPLACED = {
     "220 Ready to start TLS": "220 2.0.0 Ready to start TLS",
     "454 TLS not available": "454 4.7.0 TLS not available",
     "552 Error: message size exceeds fixed maximum message size": S552_TOO_BIG,
-    "530 Must issue a STARTTLS command first": "530 5.7.0 Must issue a STARTTLS command first",
+    "530 Must issue a STARTTLS command first": S530_STARTTLS_FIRST,
 }
 """aiosmtpd's fixed texts whose code is not the default of their reply code below."""
 

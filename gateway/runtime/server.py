@@ -118,11 +118,14 @@ class GatewayServer:
                  " (STARTTLS offered)" if tls_context else "")
         if settings.lmtp_listen:  # the same handler: same RCPT check, same spool writer
             lmtp_host, lmtp_port = parse_listen(settings.lmtp_listen)
+            # TLS as SMTP's; required (smtp_require_tls) of peers beyond loopback only.
             self.lmtp = LmtpIntake(handler, lmtp_host, lmtp_port,
                                    data_size_limit=settings.max_message_size,
                                    timeout=settings.smtp_timeout,
                                    server_hostname=settings.smtp_hostname or None,
                                    priority=self.intake_priority,
+                                   tls_context=tls_context,
+                                   require_tls=settings.smtp_require_tls,
                                    limits=ConnectionLimits(
                                        caps[1], settings.smtp_max_connections_per_ip),
                                    transaction_timeout=settings.smtp_transaction_timeout,
@@ -130,7 +133,9 @@ class GatewayServer:
                                    junk_command_limit=settings.smtp_junk_command_limit,
                                    connection_seconds=settings.smtp_connection_seconds)
             self.lmtp.start()
-            log.info("LMTP intake listening on %s", settings.lmtp_listen)
+            log.info("LMTP intake listening on %s%s", settings.lmtp_listen,
+                     "" if tls_context is None else " (STARTTLS offered; required beyond "
+                     "loopback)" if settings.smtp_require_tls else " (STARTTLS offered)")
         if settings.sender_authentication == "token":
             log.warning("sender_authentication = token is for DEVELOPMENT ONLY: a reply token "
                         "vouches only for the address it was sent to, and new mail is never "

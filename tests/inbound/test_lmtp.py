@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 import smtplib
+import socket
+import ssl
 from collections.abc import Callable, Iterator
 from email.utils import getaddresses
 from pathlib import Path
 
 import pytest
+import trustme
 from sqlalchemy import select
 
 from gateway.config import Settings
 from gateway.directory import load_directory_file
 from gateway.models import SpoolEntry, SpoolState
 from gateway.runtime.app import Gateway
+from inbound.lmtp_server import is_local_peer
 from tests.conftest import DIRECTORY, Processes, free_port, serve_in_process, wait_for
 from tests.mail import maildir_messages, make_mail
 
@@ -115,3 +120,86 @@ def test_lmtp_answers_every_recipient_when_the_message_is_too_big(
                 assert session.scalar(select(SpoolEntry.id)) is None
     finally:
         gateway.close()
+
+
+def _address_beyond_loopback() -> str:
+    """This machine's address on its default route (a UDP connect sends nothing)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("198.51.100.1", 9))
+        address = str(probe.getsockname()[0])
+    finally:
+        probe.close()
+    assert not ipaddress.ip_address(address).is_loopback, address
+    return address
+
+
+def test_lmtp_beyond_loopback_must_starttls_when_tls_is_required(
+        settings_factory: Callable[..., Settings], tmp_path: Path,
+        processes: Processes) -> None:
+    """``GATEWAY_SMTP_REQUIRE_TLS`` used not to reach LMTP: bound beyond loopback, it took
+    mail in plain text from any host.  Now LHLO offers STARTTLS, a peer beyond loopback
+    gets ``530 5.7.0`` for MAIL before it, and the local MTA on loopback goes on as before."""
+    remote = _address_beyond_loopback()
+    ca = trustme.CA()
+    cert = ca.issue_cert(remote, "127.0.0.1", "localhost")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(key_file)
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    port = free_port()
+    settings = settings_factory(lmtp_listen=f"0.0.0.0:{port}", smtp_tls_cert=cert_file,
+                                smtp_tls_key=key_file, smtp_require_tls=True)
+    gateway = Gateway(settings)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    try:
+        with gateway.db.transaction() as session:
+            load_directory_file(session, DIRECTORY)
+        with serve_in_process(gateway, settings, processes):
+            client = smtplib.LMTP(timeout=30, source_address=(remote, 0))
+            client.connect(remote, port)
+            # smtplib.LMTP.connect keeps no host name for the TLS handshake to check
+            setattr(client, "_host", remote)  # noqa: B010
+            try:
+                client.ehlo("mta.example")
+                assert client.has_extn("starttls")
+                code, text = client.mail("anna@acme.example")
+                assert (code, text[:5]) == (530, b"5.7.0")
+                assert client.starttls(context=context)[0] == 220
+                client.ehlo("mta.example")
+                assert not client.has_extn("starttls")
+                assert client.mail("anna@acme.example")[0] == 250
+                assert client.rcpt("support@support.example")[0] == 250
+                reply = client.data(make_mail(subject="LMTP over TLS",
+                                              message_id="<lmtp-tls@acme.example>"))
+                assert reply[0] == 250, reply
+            finally:
+                client.quit()
+            local = smtplib.LMTP(timeout=30)  # the local MTA: loopback, plain text
+            local.connect("127.0.0.1", port)
+            try:
+                local.ehlo("mta.example")
+                assert local.mail("max@acme.example")[0] == 250
+                assert local.rcpt("support@support.example")[0] == 250
+                reply = local.data(make_mail(sender="max@acme.example", subject="Local LMTP",
+                                             message_id="<lmtp-local@acme.example>"))
+                assert reply[0] == 250, reply
+            finally:
+                local.quit()
+            with gateway.db.reading() as session:
+                peers = {row.message_id: row.peer for row in session.execute(
+                    select(SpoolEntry.message_id, SpoolEntry.peer))}
+            assert peers == {"lmtp-tls@acme.example": remote,
+                             "lmtp-local@acme.example": "127.0.0.1"}
+    finally:
+        gateway.close()
+
+
+@pytest.mark.parametrize(("peer", "local"), [
+    (("127.0.0.1", 5000), True), (("127.8.9.1", 5000), True), (("::1", 5000, 0, 0), True),
+    (("::ffff:127.0.0.1", 5000, 0, 0), True), ("", True),  # a unix socket has no address
+    (("192.0.2.7", 5000), False), (("::ffff:192.0.2.7", 5000, 0, 0), False),
+    (("fe80::1%eth0", 5000, 0, 2), False), (("not an address", 1), False),
+])
+def test_only_loopback_and_unix_peers_are_local(peer: object, local: bool) -> None:
+    assert is_local_peer(peer) is local
