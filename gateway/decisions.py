@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.models import Agent, Person, Product, SenderKind, Team
 from gateway.prepared import Prepared
+from inbound.addresses import address_key
 from rules.classify import category_for, mostly_japanese, product_for
 from rules.engine import Addon, Entitlement, Request, decide
 from rules.policy import Policy
@@ -69,6 +70,8 @@ def decide_for(session: Session, policy: Policy, *, email: str, at: datetime,
                                                                           else []))
     team_products = sorted({a.product for a in addons})
     unknown: tuple[str, ...] = ()
+    # As compared: "files"@ is files@, an IDN domain in its xn-- form (inbound.addresses).
+    recipients = [address_key(r) for r in recipients]
     if product is not None:
         notes.append(f"product {product}: given")
     else:
@@ -79,8 +82,7 @@ def decide_for(session: Session, policy: Policy, *, email: str, at: datetime,
             unknown = tuple(team_products)
     category, reason = category_for(policy, recipients, subject, text)
     notes.append(reason)
-    emergency = bool(emergency_address) and any(
-        r.strip().lower() == emergency_address.strip().lower() for r in recipients)
+    emergency = bool(emergency_address) and address_key(emergency_address) in recipients
     if emergency and not verified:
         notes.append(f"sent to the emergency address, but {email} is not a verified sender: "
                      "the emergency line is a paid service, its terms need a verified sender")

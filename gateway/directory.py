@@ -33,11 +33,29 @@ from gateway.models import (
 )
 from gateway.prepared import Prepared
 
-__all__ = ["LoadReport", "SupportIdentity", "load_directory_file", "support_identity"]
+__all__ = ["LoadReport", "SupportIdentity", "domain_key", "load_directory_file",
+           "support_identity"]
 
 log = logging.getLogger(__name__)
 
 Language = Literal["en", "ja", "de", "it", "nl"]
+
+
+def domain_key(domain: str) -> str:
+    """A domain as it is compared: its IDNA (``xn--``) form, lower case, no final dot.
+
+    ``bücher.example``, ``BÜCHER.example`` and ``xn--bcher-kva.example`` are one domain:
+    an SMTPUTF8 client writes the Unicode form, others the ASCII one, and the directory
+    may name either.  The standard library's IDNA codec (IDNA 2003, whose nameprep also
+    folds case); a name it cannot encode is compared lower-cased as it is.
+    """
+    domain = domain.strip().rstrip(".")
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return domain.lower()
 
 
 def _email(value: str) -> str:
@@ -295,6 +313,10 @@ class SupportIdentity:
     domains: tuple[str, ...]
     aliases: tuple[str, ...] = ()
     """Further local parts accepted on our domains (product, category, emergency addresses)."""
+
+    def __post_init__(self) -> None:
+        # Compared with inbound.addresses.split_address's domains: both in domain_key form.
+        object.__setattr__(self, "domains", tuple(domain_key(d) for d in self.domains))
 
     @property
     def local_part(self) -> str:

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
-from gateway.directory import support_identity
+from gateway.directory import domain_key, support_identity
 from gateway.models import Agent, Participant, Role, Ticket
 from gateway.tickets import participant_for
 
@@ -77,7 +77,7 @@ def cc_refusal(session: Session, settings: Settings, ticket: Ticket, address: st
     the ticket's rows (:func:`on_ticket`) when the caller has them."""
     if not _ADDRESS.match(address) or len(address) > 254:
         return "not an email address"
-    domain = address.rpartition("@")[2]
+    domain = domain_key(address.rpartition("@")[2])
     if domain in support_identity(session).domains:
         return "one of support's own addresses"
     if settings.agents_address and address == settings.agents_address.lower():

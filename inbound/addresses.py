@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from gateway.directory import SupportIdentity
+from gateway.directory import SupportIdentity, domain_key
 
-__all__ = ["Recipient", "RecipientVerdict", "classify_recipient", "is_storable", "split_address"]
+__all__ = ["Recipient", "RecipientVerdict", "address_key", "classify_recipient", "is_storable",
+           "local_key", "split_address"]
 
 
 class RecipientVerdict(Enum):
@@ -44,14 +45,43 @@ def is_storable(text: str) -> bool:
     return _CONTROL.search(text) is None
 
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010ffff-]+"
+_DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+"""RFC 5321's Dot-string, with RFC 6531's UTF-8 characters: a local part needing no quotes."""
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
+def local_key(local: str) -> str:
+    """A local part as it is compared: ``"support"`` is ``support`` (RFC 5321 4.1.2: a
+    quoted string whose content needs no quoting names the same mailbox); one that needs
+    its quotes (``"john smith"``) keeps them, so it never equals an unquoted one."""
+    if len(local) >= 2 and local[0] == local[-1] == '"':
+        content = _QUOTED_PAIR.sub(r"\1", local[1:-1])
+        if _DOT_ATOM.fullmatch(content):
+            return content
+    return local
+
+
 def split_address(address: str) -> Recipient | None:
-    """Split ``Local+Detail@Domain`` (case-folded); None when it is not an address."""
+    """Split ``Local+Detail@Domain`` as compared: the local part unquoted when it needs no
+    quotes and case-folded, the domain in its IDNA form (:func:`domain_key`); None when it
+    is not an address.  Every check whether an address is one of ours reads this."""
     address = address.strip().strip("<>").strip()
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
         return None
-    base, _, detail = local.partition("+")
-    return Recipient(base.lower(), detail.lower(), domain.lower().rstrip("."))
+    base, _, detail = local_key(local).partition("+")
+    return Recipient(base.lower(), detail.lower(), domain_key(domain))
+
+
+def address_key(address: str) -> str:
+    """The whole address as compared (:func:`split_address`'s parts put together), or the
+    address stripped and lower-cased when it is none."""
+    recipient = split_address(address)
+    if recipient is None:
+        return address.strip().lower()
+    detail = f"+{recipient.detail}" if recipient.detail else ""
+    return f"{recipient.local}{detail}@{recipient.domain}"
 
 
 _ALWAYS_ACCEPTED = {"postmaster", "abuse", "unsubscribe"}  # unsubscribe+TOKEN: RFC 8058 mailto

@@ -92,6 +92,19 @@ def test_ticket_and_explain_agree(rules_gateway: Gateway, rules_settings: Settin
     assert "; ".join(explained["explanation"]) == ticket.entitlement
 
 
+@pytest.mark.parametrize("spelling", ['"{}"@support.example', "{}@SUPPORT.Example."])
+def test_the_emergency_and_product_addresses_in_another_spelling_keep_their_terms(
+        rules_gateway: Gateway, spelling: str) -> None:
+    """A quoted local part that needs no quotes, or another case of the domain, is the same
+    address: the emergency line's terms and the product of its address still apply."""
+    emergency = ticket_at(rules_gateway, "2026-11-17T23:00:00+01:00",
+                          sender="giulia@globex.example", to=spelling.format("emergency"))
+    assert emergency.tier == "emergency", emergency.entitlement
+    dash = ticket_at(rules_gateway, "2026-11-17T10:00:00+01:00", sender="max@acme.example",
+                     to=spelling.format("dash"))
+    assert dash.product == "dash", dash.entitlement
+
+
 def test_acknowledgement_states_the_promise_in_the_requesters_language(
         rules_gateway: Gateway) -> None:
     # Inside Japanese hours with an hour to spare: "within 1 hour", in Japanese.
