@@ -372,35 +372,43 @@ def _sends(settings: Settings) -> bool:
         return False
 
 
+@contextmanager
+def _serve_with_256_open_files(settings: Settings, log_path: Path
+                               ) -> Iterator[subprocess.Popen[bytes]]:
+    """``gateway serve`` under ``ulimit -n 256`` (util-linux's prlimit, for one command),
+    listening; stopped at the end."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(["prlimit", "--nofile=256:256", *gateway_command("serve")],
+                                   env=gateway_env(settings), stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _listening(settings, process), timeout=60, message="serve to listen")
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_under_a_256_descriptor_limit_a_flood_starves_neither_smtp_nor_healthz(
     settings: Settings, tmp_path: Path, gateway: Gateway
 ) -> None:
     """The issue's report: ``ulimit -n 256`` and 320 idle connections made SMTP and
     /healthz time out for everyone.  Now the caps fit the limit (logged at start)."""
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:  # util-linux's prlimit: `ulimit -n 256` for one command
-        process = subprocess.Popen(["prlimit", "--nofile=256:256", *gateway_command("serve")],
-                                   env=gateway_env(settings), stdout=log,
-                                   stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: _listening(settings, process), timeout=60, message="serve to listen")
-        with ExitStack() as held:
-            first_lines = []
-            for source in range(2, 18):  # 320 connections, 20 from each of 16 addresses
-                for _ in range(20):
-                    sock = held.enter_context(_connect(settings, f"127.0.0.{source}"))
-                    first_lines.append(_first_line(sock))
-            greeted = sum(line.startswith(b"220 ") for line in first_lines)
-            refused = sum(line.startswith(b"421 4.7.0 ") for line in first_lines)
-            assert greeted + refused == 320 and 0 < greeted < 200
-            assert _healthz(settings) == (200, b'{"status":"ok"}')
-            with _connect(settings, "127.0.0.99") as late:  # total cap: refused, not hung
-                assert _first_line(late).startswith(b"421 4.7.0 ")
-            held.close()
-            wait_for(lambda: _sends(settings), timeout=30, message="SMTP after the flood")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with _serve_with_256_open_files(settings, log_path), ExitStack() as held:
+        first_lines = []
+        for source in range(2, 18):  # 320 connections, 20 from each of 16 addresses
+            for _ in range(20):
+                sock = held.enter_context(_connect(settings, f"127.0.0.{source}"))
+                first_lines.append(_first_line(sock))
+        greeted = sum(line.startswith(b"220 ") for line in first_lines)
+        refused = sum(line.startswith(b"421 4.7.0 ") for line in first_lines)
+        assert greeted + refused == 320 and 0 < greeted < 200
+        assert _healthz(settings) == (200, b'{"status":"ok"}')
+        with _connect(settings, "127.0.0.99") as late:  # total cap: refused, not hung
+            assert _first_line(late).startswith(b"421 4.7.0 ")
+        held.close()
+        wait_for(lambda: _sends(settings), timeout=30, message="SMTP after the flood")
     output = log_path.read_text(errors="replace")
     assert "open-file limit (256)" in output
     assert "Too many open files" not in output and "out of system resource" not in output
@@ -415,12 +423,7 @@ def test_smtp_and_lmtp_share_one_descriptor_budget_under_a_256_limit(
     settings = settings.model_copy(update={"lmtp_listen": f"127.0.0.1:{free_port()}"})
     lmtp = (settings.lmtp_listen.rsplit(":", 1)[0], int(settings.lmtp_listen.rsplit(":", 1)[1]))
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(["prlimit", "--nofile=256:256", *gateway_command("serve")],
-                                   env=gateway_env(settings), stdout=log,
-                                   stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: _listening(settings, process), timeout=60, message="serve to listen")
+    with _serve_with_256_open_files(settings, log_path):
         with ExitStack() as held:
             greeted = {}
             for name, address in (("smtp", _address(settings)), ("lmtp", lmtp)):
@@ -444,9 +447,6 @@ def test_smtp_and_lmtp_share_one_descriptor_budget_under_a_256_limit(
             assert greeted["smtp"] > 0 and greeted["lmtp"] > 0
             assert greeted["smtp"] + greeted["lmtp"] < 100, greeted  # one budget, not two
         wait_for(lambda: _sends(settings), timeout=30, message="SMTP after the flood")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     output = log_path.read_text(errors="replace")
     assert "open-file limit (256)" in output and "(SMTP, LMTP)" in output
     assert "Too many open files" not in output and "out of system resource" not in output
