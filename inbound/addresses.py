@@ -7,13 +7,14 @@ Like Mailman's recipient splitting: the part after ``+`` carries a reply token
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from gateway.directory import SupportIdentity, domain_key
 
-__all__ = ["Recipient", "RecipientVerdict", "address_key", "classify_recipient", "is_storable",
-           "local_key", "split_address"]
+__all__ = ["EnvelopeRole", "Recipient", "RecipientVerdict", "address_key", "classify_recipient",
+           "copy_carries_a_role", "envelope_role", "is_storable", "local_key", "split_address"]
 
 
 class RecipientVerdict(Enum):
@@ -98,3 +99,40 @@ def classify_recipient(address: str, support: SupportIdentity) -> RecipientVerdi
             or recipient.local in support.aliases):
         return RecipientVerdict.OURS
     return RecipientVerdict.UNKNOWN_USER
+
+
+class EnvelopeRole(Enum):
+    """What an envelope recipient asks of a message, for the copies of one message an MTA
+    pipes one recipient at a time (``inbound.spool``, ``gateway.pipeline.processing``)."""
+
+    MESSAGE = "message"
+    """Support itself (or an alias, a reply token, anyone): the message is to be processed."""
+    UNSUBSCRIBE = "unsubscribe"
+    """``unsubscribe+TOKEN@``: read from the envelope alone (step ``unsubscribe``)."""
+    ACCESS = "access"
+    """``support+<grant_address_tag>@``: read from the envelope alone (``access-request``)."""
+
+
+def envelope_role(address: str, support: SupportIdentity, access_tag: str) -> EnvelopeRole:
+    """Which :class:`EnvelopeRole` ``address`` carries on a message to ``support``."""
+    recipient = split_address(address)
+    if recipient is None or recipient.domain not in support.domains:
+        return EnvelopeRole.MESSAGE
+    if recipient.local == "unsubscribe":  # gateway.bulk.unsubscribe.UNSUBSCRIBE_LOCAL_PART
+        return EnvelopeRole.UNSUBSCRIBE
+    if recipient.local == support.local_part.lower() and recipient.detail == access_tag.lower():
+        return EnvelopeRole.ACCESS
+    return EnvelopeRole.MESSAGE
+
+
+def copy_carries_a_role(first: Sequence[str], later: Sequence[str],
+                        role_of: Callable[[str], EnvelopeRole]) -> bool:
+    """Whether a later copy of a message whose first copy (envelope ``first``) is processed
+    asks something of its own with the recipients ``later`` (those not on ``first``): an
+    unsubscribe or an access request (read from the envelope alone), or the message itself
+    when the first copy was only an unsubscribe request (its processing stopped there)."""
+    roles = {role_of(address) for address in later}
+    if roles & {EnvelopeRole.UNSUBSCRIBE, EnvelopeRole.ACCESS}:
+        return True
+    return (EnvelopeRole.MESSAGE in roles and bool(first)
+            and all(role_of(address) is EnvelopeRole.UNSUBSCRIBE for address in first))

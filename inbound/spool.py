@@ -14,24 +14,24 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.errors import StorageError
 from gateway.models import SpoolEntry, SpoolState, utcnow
-from inbound.addresses import is_storable
+from inbound.addresses import EnvelopeRole, address_key, copy_carries_a_role, is_storable
 from inbound.intake_priority import LanedDatabase
 from inbound.parsing.message_ids import normalize_message_id
 
@@ -53,6 +53,11 @@ class StoredMessage:
     spool_id: int
     duplicate: bool
     message_id: str | None
+    added: tuple[str, ...] = ()
+    """A duplicate's envelope recipients that were not on the stored row, added to it
+    (the row was not processed yet): one processing sees them all."""
+    copy_of: int | None = None
+    """This row is a later copy of the message of that row (see :func:`store_message`)."""
 
 
 def _header_block(raw: bytes) -> bytes:
@@ -195,20 +200,78 @@ def _insert(session: Session, pending: _Pending) -> StoredMessage:
     return StoredMessage(int(existing), True, pending.message_id)
 
 
-def store_message(database: Database, raw: bytes, **envelope: Any) -> StoredMessage:
+def store_message(database: Database, raw: bytes, *,
+                  role_of: Callable[[str], EnvelopeRole] | None = None,
+                  **envelope: Any) -> StoredMessage:
     """Commit one message to the spool (fsynced) and return its id; StorageError if we cannot.
 
     ``envelope``: ``source`` (required), ``mail_from``, ``rcpt_tos``, ``peer``, ``options``.
+
+    ``role_of`` (the pipe, whose MTA delivers one copy per recipient): a copy of a stored
+    message keeps what its envelope recipient asks (:func:`_later_copy`) instead of being
+    only a duplicate.
     """
     pending = _prepare(raw, **envelope)
     try:
         with database.transaction(durable=True) as session:
-            return _insert(session, pending)
+            stored = _insert(session, pending)
+            if stored.duplicate and role_of is not None:
+                stored = _later_copy(session, pending, stored, role_of)
+            return stored
     except SQLAlchemyError as error:
         # The caller (gateway ingest) reports the one-line reason; the details are for debugging.
         log.debug("spool write failed (%s): %s", type(error).__name__, error)
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise StorageError(f"the spool could not commit the message ({reason})") from error
+
+
+_FIRST_COPY = (select(SpoolEntry.state, SpoolEntry.rcpt_tos)
+               .where(SpoolEntry.id == bindparam("spool_id")).with_for_update())
+
+
+def _later_copy(session: Session, pending: _Pending, stored: StoredMessage,
+                role_of: Callable[[str], EnvelopeRole]) -> StoredMessage:
+    """A copy of the message of row ``stored`` with envelope recipients that row lacks.
+
+    Postfix's pipe hands one recipient per delivery: one message to ``support@`` and
+    ``support+access@`` (or ``unsubscribe+TOKEN@``) arrives as two copies, and the second
+    was a duplicate whose recipient was lost, where only the envelope says what to do.
+    Now, with the same effect as one SMTP transaction with both RCPTs:
+
+    - the first copy is not processed yet: its row gets the new recipients (one
+      processing sees them all, exactly as SMTP's one row);
+    - it is processed (or ignored, quarantined): a row of its own, ``options.copy_of``,
+      only when the new recipients ask something the first copy's processing did not do
+      (:func:`inbound.addresses.copy_carries_a_role`); processing does only that
+      (``gateway.pipeline.processing``), so nothing is done twice.  Its de-dup key is the
+      first copy's with those recipients: the MTA's retry of this copy is its duplicate.
+
+    Anything else stays a duplicate, stored once, as before.  The first row is read
+    ``FOR UPDATE``: on PostgreSQL a processing in progress is waited for; on SQLite this
+    transaction holds the one write lock.
+    """
+    first = session.execute(_FIRST_COPY, {"spool_id": stored.spool_id}).one()
+    known = {address_key(address) for address in first.rcpt_tos}
+    new = [address for address in pending.values["rcpt_tos"] if address_key(address) not in known]
+    if not new:
+        return stored
+    if first.state == SpoolState.RECEIVED:
+        session.execute(update(SpoolEntry).where(SpoolEntry.id == stored.spool_id)
+                        .values(rcpt_tos=[*first.rcpt_tos, *new]))
+        log.info("spool %s: a later copy adds the recipients %s", stored.spool_id, new)
+        return replace(stored, added=tuple(new))
+    if not copy_carries_a_role(first.rcpt_tos, new, role_of):
+        return stored
+    key = hashlib.sha256("\0".join(
+        ["copy", pending.values["dedupe_key"], *sorted(map(address_key, new))]).encode()
+    ).hexdigest()
+    values = dict(pending.values, dedupe_key=key, rcpt_tos=new,
+                  options={**pending.values["options"], "copy_of": stored.spool_id})
+    copy = _insert(session, _Pending(values, pending.message_id))
+    if not copy.duplicate:
+        log.info("spool %s: a later copy of spool %s for %s", copy.spool_id, stored.spool_id,
+                 new)
+    return replace(copy, copy_of=stored.spool_id)
 
 
 def store_hub_message(database: Database, raw: bytes, *, person: str,

@@ -61,6 +61,7 @@ def ingest(ctx: click.Context, sender: str | None, recipients: tuple[str, ...],
 def _ingest(ctx: click.Context, source: str, sender: str | None,
             recipients: tuple[str, ...]) -> None:
     """Read, check the envelope and the bytes, store, then process (embedded) or enqueue."""
+    from inbound.addresses import EnvelopeRole, envelope_role
     from inbound.ingest import (
         check_complete,
         check_raw,
@@ -86,15 +87,23 @@ def _ingest(ctx: click.Context, source: str, sender: str | None,
         check_complete(data)
     check_sender(sender)
     database = _open_database(ctx, settings) if recipients else None
+    role_of = None
     if database is not None:  # as SMTP: RCPT is answered before the message is looked at
-        check_recipients(recipients, intake_identity(database, settings),
-                         settings.max_recipients)
+        support = intake_identity(database, settings)
+        check_recipients(recipients, support, settings.max_recipients)
+        # The MTA pipes one copy per recipient: a later copy keeps what its recipient asks.
+        def role_of(address: str) -> EnvelopeRole:
+            return envelope_role(address, support, settings.grant_address_tag)
     raw = check_raw(data, limit)
     envelope = envelope_of(raw, sender, recipients)
     database = database or _open_database(ctx, settings)
     stored = store_message(database, raw, source="pipe", mail_from=envelope.mail_from,
-                           rcpt_tos=list(envelope.rcpt_tos))
-    click.echo(f"stored as spool {stored.spool_id}" + (" (duplicate)" if stored.duplicate else ""))
+                           rcpt_tos=list(envelope.rcpt_tos), role_of=role_of)
+    click.echo(f"stored as spool {stored.spool_id}" + (
+        f" (duplicate; recipients added: {', '.join(stored.added)})" if stored.added
+        else " (duplicate)" if stored.duplicate
+        else f" (a later copy of spool {stored.copy_of})" if stored.copy_of is not None
+        else ""))
     if stored.duplicate:
         return
     try:

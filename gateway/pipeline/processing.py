@@ -31,6 +31,7 @@ from gateway.pipeline.analysis_pool import (
 )
 from gateway.pipeline.context import context_for
 from gateway.pipeline.flow import StepFailed, run_pipeline
+from gateway.pipeline.later_copy import run_later_copy
 from gateway.prepared import Prepared
 from gateway.services import Services
 from gateway.trust.dkim_dns import key_lookup
@@ -257,7 +258,11 @@ def _run_pipeline(database: Database, services: Services, spool_id: int, raw: by
             if entry.state != SpoolState.RECEIVED:
                 return ProcessOutcome(entry.state.value, entry.reason, entry.ticket_number)
             ctx = context_for(entry, session, services, analysis, dkim=dkim)
-            run_pipeline(ctx)
+            first_copy = (entry.options or {}).get("copy_of")
+            if first_copy is None:
+                run_pipeline(ctx)
+            else:  # a later copy of a processed message (an MTA's one-recipient pipe)
+                run_later_copy(ctx, int(first_copy))
             if ctx.disposition is not None:
                 entry.state = SpoolState(ctx.disposition.value)
                 entry.reason = ctx.reason[:4000]
