@@ -125,14 +125,21 @@ def envelope_role(address: str, support: SupportIdentity, access_tag: str) -> En
     return EnvelopeRole.MESSAGE
 
 
-def copy_carries_a_role(first: Sequence[str], later: Sequence[str],
-                        role_of: Callable[[str], EnvelopeRole]) -> bool:
-    """Whether a later copy of a message whose first copy (envelope ``first``) is processed
-    asks something of its own with the recipients ``later`` (those not on ``first``): an
-    unsubscribe or an access request (read from the envelope alone), or the message itself
-    when the first copy was only an unsubscribe request (its processing stopped there)."""
+def copy_carries_a_role(earlier: Sequence[Sequence[str]], later: Sequence[str],
+                        role_of: Callable[[str], EnvelopeRole]) -> frozenset[EnvelopeRole]:
+    """The roles a later copy of a processed message asks of its own with the recipients
+    ``later`` (those on none of the message's rows so far), given ``earlier``, the envelope
+    recipients of each of those rows (the first copy's, then each later copy's; a row
+    without any was processed as the message).  Empty: a plain duplicate.
+
+    - an unsubscribe address: always (one with another token is another request);
+    - the access address: unless a row so far carried it (the request was made there);
+    - the message itself: only while every row so far was an unsubscribe request only
+      (their processing stopped there; any other recipient, the access address too,
+      processed the message): one row processes the message, never two."""
+    done = {role_of(address) for addresses in earlier for address in addresses}
+    if done - {EnvelopeRole.UNSUBSCRIBE} or any(not addresses for addresses in earlier):
+        done.add(EnvelopeRole.MESSAGE)  # a row's processing went past ``unsubscribe``
     roles = {role_of(address) for address in later}
-    if roles & {EnvelopeRole.UNSUBSCRIBE, EnvelopeRole.ACCESS}:
-        return True
-    return (EnvelopeRole.MESSAGE in roles and bool(first)
-            and all(role_of(address) is EnvelopeRole.UNSUBSCRIBE for address in first))
+    return frozenset(role for role in roles
+                     if role is EnvelopeRole.UNSUBSCRIBE or role not in done)

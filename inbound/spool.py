@@ -36,7 +36,8 @@ from inbound.intake_priority import LanedDatabase
 from inbound.parsing.message_ids import normalize_message_id
 
 __all__ = [
-    "HUB_SOURCE", "SpoolWriter", "StoredMessage", "dedupe_key", "header_identity",
+    "COPY_ROLES", "HUB_SOURCE", "LATER_COPIES", "SpoolWriter", "StoredMessage", "dedupe_key",
+    "header_identity",
     "store_hub_message", "store_message",
 ]
 
@@ -225,7 +226,12 @@ def store_message(database: Database, raw: bytes, *,
         raise StorageError(f"the spool could not commit the message ({reason})") from error
 
 
-_FIRST_COPY = (select(SpoolEntry.state, SpoolEntry.rcpt_tos)
+#: The first copy's ``options`` key listing its later copies' rows (``id``, ``rcpt_tos``).
+LATER_COPIES = "later_copies"
+#: A later copy's ``options`` key: the :class:`EnvelopeRole` values it is processed for.
+COPY_ROLES = "copy_roles"
+
+_FIRST_COPY = (select(SpoolEntry.state, SpoolEntry.rcpt_tos, SpoolEntry.options)
                .where(SpoolEntry.id == bindparam("spool_id")).with_for_update())
 
 
@@ -249,9 +255,18 @@ def _later_copy(session: Session, pending: _Pending, stored: StoredMessage,
     Anything else stays a duplicate, stored once, as before.  The first row is read
     ``FOR UPDATE``: on PostgreSQL a processing in progress is waited for; on SQLite this
     transaction holds the one write lock.
+
+    The first row keeps the list of its later copies (``options.later_copies``: id and
+    recipients of each): a copy is compared with every row of the message so far, so the
+    message itself is processed by one row only (after an unsubscribe-only first copy, the
+    first later copy to carry it; never a third one), and the access request is made once.
+    The copy's roles (``options.copy_roles``) are decided here, under the first row's lock,
+    and are all its processing does.
     """
     first = session.execute(_FIRST_COPY, {"spool_id": stored.spool_id}).one()
-    known = {address_key(address) for address in first.rcpt_tos}
+    later_copies = list((first.options or {}).get(LATER_COPIES, []))
+    earlier = [first.rcpt_tos, *(copy["rcpt_tos"] for copy in later_copies)]
+    known = {address_key(address) for addresses in earlier for address in addresses}
     new = [address for address in pending.values["rcpt_tos"] if address_key(address) not in known]
     if not new:
         return stored
@@ -260,15 +275,20 @@ def _later_copy(session: Session, pending: _Pending, stored: StoredMessage,
                         .values(rcpt_tos=[*first.rcpt_tos, *new]))
         log.info("spool %s: a later copy adds the recipients %s", stored.spool_id, new)
         return replace(stored, added=tuple(new))
-    if not copy_carries_a_role(first.rcpt_tos, new, role_of):
+    roles = copy_carries_a_role(earlier, new, role_of)
+    if not roles:
         return stored
     key = hashlib.sha256("\0".join(
         ["copy", pending.values["dedupe_key"], *sorted(map(address_key, new))]).encode()
     ).hexdigest()
     values = dict(pending.values, dedupe_key=key, rcpt_tos=new,
-                  options={**pending.values["options"], "copy_of": stored.spool_id})
+                  options={**pending.values["options"], "copy_of": stored.spool_id,
+                           COPY_ROLES: sorted(role.value for role in roles)})
     copy = _insert(session, _Pending(values, pending.message_id))
     if not copy.duplicate:
+        session.execute(update(SpoolEntry).where(SpoolEntry.id == stored.spool_id).values(
+            options={**(first.options or {}), LATER_COPIES: [
+                *later_copies, {"id": copy.spool_id, "rcpt_tos": new}]}))
         log.info("spool %s: a later copy of spool %s for %s", copy.spool_id, stored.spool_id,
                  new)
     return replace(copy, copy_of=stored.spool_id)

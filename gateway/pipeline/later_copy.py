@@ -28,26 +28,23 @@ from gateway.pipeline.context import Disposition, MailContext
 from gateway.pipeline.flow import run_pipeline
 from gateway.thread_index import live_ticket_at
 from inbound.addresses import EnvelopeRole, envelope_role
+from inbound.spool import COPY_ROLES, LATER_COPIES
 
 __all__ = ["NAME", "run_later_copy"]
 
 NAME = "later-copy"
 
-_FIRST = select(SpoolEntry.rcpt_tos, SpoolEntry.ticket_number).where(
+_FIRST = select(SpoolEntry.rcpt_tos, SpoolEntry.ticket_number, SpoolEntry.options).where(
     SpoolEntry.id == bindparam("spool_id"))
+_ROWS = select(SpoolEntry.ticket_number, SpoolEntry.trace).where(
+    SpoolEntry.id.in_(bindparam("spool_ids", expanding=True))).order_by(SpoolEntry.id)
 
 
 def run_later_copy(ctx: MailContext, first_id: int) -> None:
     """Process ``ctx``'s row, a later copy of the message of spool row ``first_id``."""
     first = ctx.session.execute(_FIRST, {"spool_id": first_id}).one_or_none()
-    support = support_identity(ctx.session)
-    tag = ctx.services.settings.grant_address_tag
-
-    def role(address: str) -> EnvelopeRole:
-        return envelope_role(address, support, tag)
-
-    if first is not None and first.rcpt_tos and all(
-            role(address) is EnvelopeRole.UNSUBSCRIBE for address in first.rcpt_tos):
+    roles = _roles(ctx, first)
+    if EnvelopeRole.MESSAGE in roles:
         ctx.note(NAME, "message", f"spool {first_id}, the first copy of this message, was an "
                  "unsubscribe request only: this copy is processed as the message")
         run_pipeline(ctx)
@@ -55,16 +52,45 @@ def run_later_copy(ctx: MailContext, first_id: int) -> None:
     ctx.note(NAME, "copy", f"the message was processed as spool {first_id}: this copy does "
              f"only what its own recipients ask ({', '.join(ctx.spool.rcpt_tos)})")
     run_pipeline(ctx, ("parse", "unsubscribe"))
-    if not ctx.stopped and any(role(a) is EnvelopeRole.ACCESS for a in ctx.spool.rcpt_tos):
-        run_pipeline(ctx, ("identify-sender", "authenticate"))
-        if not ctx.stopped:
-            number = first.ticket_number if first is not None else None
-            ticket = live_ticket_at(ctx.session, number) if number is not None else None
-            if ticket is not None:
-                ctx.join(ticket, NAME)
-            else:
-                ctx.open_new_ticket()
-            run_pipeline(ctx, ("access-request",))
+    if not ctx.stopped and EnvelopeRole.ACCESS in roles:
+        # The rows of this message before this one: the first, then the earlier copies.
+        earlier = [first_id] + ([] if first is None else [
+            int(copy["id"]) for copy in (first.options or {}).get(LATER_COPIES, [])
+            if int(copy["id"]) < ctx.spool.id])
+        rows = ctx.session.execute(_ROWS, {"spool_ids": earlier}).all()
+        if any(note.get("step") == "access-request" and note.get("outcome") == "requested"
+               for row in rows for note in (row.trace or [])):
+            ctx.note(NAME, "access", "the access request was made by an earlier copy")
+        else:
+            run_pipeline(ctx, ("identify-sender", "authenticate"))
+            if not ctx.stopped:
+                number = next((row.ticket_number for row in rows
+                               if row.ticket_number is not None), None)
+                ticket = live_ticket_at(ctx.session, number) if number is not None else None
+                if ticket is not None:
+                    ctx.join(ticket, NAME)
+                else:
+                    ctx.open_new_ticket()
+                run_pipeline(ctx, ("access-request",))
     if not ctx.stopped:
         ctx.stop(Disposition.IGNORED, f"later copy of spool {first_id}: the message itself "
                  "was processed there")
+
+
+def _roles(ctx: MailContext, first: object) -> set[EnvelopeRole]:
+    """The roles this copy is processed for, as the spool decided them when it stored the
+    copy (``options.copy_roles``); for a row stored before that was recorded, as then."""
+    recorded = (ctx.spool.options or {}).get(COPY_ROLES)
+    if recorded is not None:
+        return {EnvelopeRole(value) for value in recorded}
+    support = support_identity(ctx.session)
+    tag = ctx.services.settings.grant_address_tag
+
+    def role(address: str) -> EnvelopeRole:
+        return envelope_role(address, support, tag)
+
+    first_rcpt_tos = getattr(first, "rcpt_tos", None)
+    roles = {role(address) for address in ctx.spool.rcpt_tos} - {EnvelopeRole.MESSAGE}
+    if first_rcpt_tos and all(role(a) is EnvelopeRole.UNSUBSCRIBE for a in first_rcpt_tos):
+        roles.add(EnvelopeRole.MESSAGE)
+    return roles

@@ -156,3 +156,35 @@ def test_without_roles_a_copy_is_a_duplicate_as_before(gateway: Gateway) -> None
     second = store_message(gateway.db, raw, source="smtp",
                            rcpt_tos=["support+access@support.example"])
     assert (second.spool_id, second.duplicate, second.added) == (first.spool_id, True, ())
+
+
+def test_after_an_unsubscribe_only_first_copy_the_message_is_processed_once(
+        settings: Settings, gateway: Gateway, worker_process: None) -> None:
+    """First copy unsubscribe-only, then copies to support@ and to further addresses of
+    ours (a detail, the access address): the message is processed in full once, by the
+    first copy that carries it; the later ones do only their own role."""
+    with gateway.db.transaction() as session:
+        token = issue_token(session, "max@acme.example", "announcements", 30)
+    raw = make_mail(sender="max@acme.example", subject="Stop the newsletter; sync fails",
+                    message_id="<copies-three@acme.example>",
+                    headers=passed("max@acme.example"))
+    for address in (f"unsubscribe+{token}@support.example", "support@support.example",
+                    "support+whatever@support.example", "support+access@support.example"):
+        _pipe(settings, gateway, raw, "max@acme.example", address)
+    assert len(_tickets(settings)) == 1
+    assert _sent(gateway, "acknowledgement") == ["max@acme.example"]
+
+
+def test_an_access_request_made_by_the_first_copy_is_not_made_again_by_the_access_copy(
+        settings: Settings, gateway: Gateway, worker_process: None) -> None:
+    """An agent's ``#access`` line to support@ is the request: the copy to the access
+    address then has nothing left to do."""
+    raw = make_mail(sender="kenji@support.example", subject="Sync logs",
+                    body="#access team=acme\nI need to look at the sync logs.\n",
+                    message_id="<copies-access-line@support.example>",
+                    headers=passed("kenji@support.example"))
+    for address in ("support@support.example", "support+access@support.example"):
+        _pipe(settings, gateway, raw, "kenji@support.example", address)
+    with gateway.db.reading() as session:
+        assert len(session.scalars(select(AccessRequest)).all()) == 1
+    assert _sent(gateway, "grant_activation") == ["anna@acme.example"]
