@@ -12,7 +12,10 @@ Nothing is lost either way: the id is only a wake-up. A row whose id was dropped
 ``serve`` that died after reading it) is found by ``serve``'s sweep like any other row left
 unprocessed. The FIFO is the process owner's only (mode 0600), and an id read from it is
 only a request to process a row that is already stored; processing a row twice is refused
-by the row's own state.
+by the row's own state.  Both ends take only a FIFO that is the path itself (no symlink
+followed) and owned by their own user, ``ingest`` only one no other user may open: a FIFO
+somebody else put in ``var/`` would take the ids away from ``serve`` (the mail waiting for
+the sweep) or, met by ``serve``, stop its start (``fchmod`` of another user's file).
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ HANDOFF_FIFO = "processing.fifo"
 _MAX_LINE = 32
 
 
+def _ours(status: os.stat_result) -> bool:
+    """A FIFO of this process's user: the hand-off's, not one somebody else put there."""
+    return stat.S_ISFIFO(status.st_mode) and status.st_uid == os.geteuid()
+
+
 def hand_to_serve(var_dir: Path, spool_id: int) -> bool:
     """Tell a running ``serve`` to process stored row ``spool_id``; False if none listens.
 
@@ -45,13 +53,16 @@ def hand_to_serve(var_dir: Path, spool_id: int) -> bool:
     has stopped reading) the write does (EAGAIN); the caller then processes the row itself.
     """
     try:
-        descriptor = os.open(var_dir / HANDOFF_FIFO, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        descriptor = os.open(var_dir / HANDOFF_FIFO,
+                             os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as error:
         log.debug("no serve to hand spool %s to (%s)", spool_id, error)
         return False
     try:
-        if not stat.S_ISFIFO(os.fstat(descriptor).st_mode):
-            log.warning("%s is not a FIFO: ignored", var_dir / HANDOFF_FIFO)
+        status = os.fstat(descriptor)
+        if not _ours(status) or stat.S_IMODE(status.st_mode) & 0o077:
+            log.warning("%s is not a FIFO of this user's alone: ignored",
+                        var_dir / HANDOFF_FIFO)
             return False
         line = f"{spool_id}\n".encode()
         return os.write(descriptor, line) == len(line)  # under PIPE_BUF: all or nothing
@@ -80,15 +91,16 @@ class HandoffListener:
             with contextlib.suppress(FileExistsError):
                 os.mkfifo(self.path, 0o600)
             # Read and write: the FIFO never reports end of file when an ingest closes it.
-            descriptor = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as error:
+            descriptor = os.open(self.path,
+                                 os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as error:  # ELOOP: a symlink in its place
             log.warning("no hand-off FIFO at %s (%s): gateway ingest will process in its "
                         "own process", self.path, error)
             return False
-        if not stat.S_ISFIFO(os.fstat(descriptor).st_mode):
+        if not _ours(os.fstat(descriptor)):
             os.close(descriptor)
-            log.warning("%s exists and is not a FIFO: gateway ingest will process in its own "
-                        "process", self.path)
+            log.warning("%s exists and is not a FIFO of this user: gateway ingest will "
+                        "process in its own process (remove it for the hand-off)", self.path)
             return False
         os.fchmod(descriptor, 0o600)
         self._descriptor = descriptor

@@ -5,13 +5,17 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import smtplib
 import stat
 import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from gateway.config import Settings
@@ -21,6 +25,7 @@ from gateway.runtime.app import Gateway
 from gateway.runtime.handoff import HANDOFF_FIFO, HandoffListener, hand_to_serve
 from tests.conftest import (
     DIRECTORY,
+    REPO,
     Processes,
     run_gateway,
     serve_in_process,
@@ -381,3 +386,80 @@ def test_the_handoff_listener_passes_on_spool_ids_and_nothing_else(tmp_path: Pat
     finally:
         listener.stop()
     assert not hand_to_serve(tmp_path, 15)  # stopped: the next ingest processes by itself
+
+
+def _reader(path: Path) -> int:
+    """A reader on the FIFO at ``path`` (as a running serve holds one)."""
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK)
+
+
+def test_a_symlink_in_place_of_the_fifo_is_used_by_neither_end(tmp_path: Path) -> None:
+    """var/processing.fifo replaced by a symlink, even to a FIFO someone reads (another
+    instance's): ingest processes by itself and serve does not read through it."""
+    var, elsewhere = tmp_path / "var", tmp_path / "elsewhere"
+    var.mkdir()
+    elsewhere.mkdir()
+    os.mkfifo(elsewhere / HANDOFF_FIFO, 0o600)
+    descriptor = _reader(elsewhere / HANDOFF_FIFO)
+    try:
+        (var / HANDOFF_FIFO).symlink_to(elsewhere / HANDOFF_FIFO)
+        assert not hand_to_serve(var, 5)
+        listener = HandoffListener(var, lambda _id: None)
+        assert not listener.start()
+        with pytest.raises(BlockingIOError):  # nothing was written through it
+            os.read(descriptor, 100)
+    finally:
+        os.close(descriptor)
+
+
+def test_a_fifo_other_users_may_open_is_not_handed_ids(tmp_path: Path) -> None:
+    """A FIFO of this user that others may write and read (left from before, or made so):
+    ingest writes no id into it; serve's start narrows it to 0600, then the hand-off works."""
+    fifo = tmp_path / HANDOFF_FIFO
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o666)
+    descriptor = _reader(fifo)
+    try:
+        assert not hand_to_serve(tmp_path, 5)
+    finally:
+        os.close(descriptor)
+    received: list[int] = []
+    listener = HandoffListener(tmp_path, received.append)
+    assert listener.start()
+    try:
+        assert stat.S_IMODE(fifo.stat().st_mode) == 0o600
+        assert hand_to_serve(tmp_path, 6)
+        wait_for(lambda: received == [6], message="the id passed on")
+    finally:
+        listener.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making another user's FIFO takes root")
+def test_another_users_fifo_is_used_by_neither_end(tmp_path: Path) -> None:
+    """A FIFO owned by another user in var/ (that user reading it would take the ids and
+    leave the mail to the sweep; serve's fchmod of it failed and stopped serve's start):
+    ingest processes by itself, serve starts without the hand-off."""
+    fifo = tmp_path / HANDOFF_FIFO
+    os.mkfifo(fifo, 0o600)
+    os.chown(fifo, 65534, 65534)
+    descriptor = _reader(fifo)
+    try:
+        assert not hand_to_serve(tmp_path, 5)
+        assert not HandoffListener(tmp_path, lambda _id: None).start()
+    finally:
+        os.close(descriptor)
+    # Another user cannot change root's FIFO's mode: serve run by that user used to raise.
+    shared = Path(tempfile.mkdtemp(prefix="handoff-"))  # a var/ that user may enter
+    try:
+        shared.chmod(0o777)
+        os.mkfifo(shared / HANDOFF_FIFO)
+        os.chmod(shared / HANDOFF_FIFO, 0o666)
+        probe = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+             "-c", "from pathlib import Path; "
+             "from gateway.runtime.handoff import HandoffListener; "
+             f"print(HandoffListener(Path({str(shared)!r}), print).start())"],
+            capture_output=True, cwd=REPO, check=False, timeout=60)
+        assert (probe.returncode, probe.stdout.strip()) == (0, b"False"), probe.stderr
+    finally:
+        shutil.rmtree(shared)
