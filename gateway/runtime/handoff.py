@@ -39,6 +39,10 @@ HANDOFF_FIFO = "processing.fifo"
 
 #: Longest line the listener accepts: a spool id is a few digits.
 _MAX_LINE = 32
+#: The largest id a spool row can have (a 64-bit signed integer column): a larger number
+#: read from the FIFO failed in the database at each of the job's 50 retries, a traceback
+#: and a processing child's round trip each time.
+_MAX_SPOOL_ID = 2**63 - 1
 
 
 def _ours(status: os.stat_result) -> bool:
@@ -141,7 +145,7 @@ class HandoffListener:
 
     def _pass_on(self, line: bytes) -> None:
         text = line.strip()
-        if not text.isdigit() or len(text) > _MAX_LINE:
+        if not text.isdigit() or len(text) > _MAX_LINE or int(text) > _MAX_SPOOL_ID:
             log.warning("hand-off FIFO: ignored a line that is not a spool id")
             return
         try:

@@ -379,7 +379,7 @@ def test_the_handoff_listener_passes_on_spool_ids_and_nothing_else(tmp_path: Pat
         assert hand_to_serve(tmp_path, 12)
         with open(tmp_path / HANDOFF_FIFO, "wb", buffering=0) as writer:
             writer.write(b"not an id\n" + b"9" * 40 + b"\n1")  # junk, an overlong line, half
-            writer.write(b"3\n")
+            writer.write(b"3\n" + str(2**63).encode() + b"\n")  # beyond any row's id
         assert hand_to_serve(tmp_path, 14)
         wait_for(lambda: len(received) >= 3, message="three ids passed on")
         assert received == [12, 13, 14]
