@@ -203,21 +203,22 @@ def _insert(session: Session, pending: _Pending) -> StoredMessage:
 
 def store_message(database: Database, raw: bytes, *,
                   role_of: Callable[[str], EnvelopeRole] | None = None,
-                  **envelope: Any) -> StoredMessage:
+                  max_recipients: int | None = None, **envelope: Any) -> StoredMessage:
     """Commit one message to the spool (fsynced) and return its id; StorageError if we cannot.
 
     ``envelope``: ``source`` (required), ``mail_from``, ``rcpt_tos``, ``peer``, ``options``.
 
     ``role_of`` (the pipe, whose MTA delivers one copy per recipient): a copy of a stored
     message keeps what its envelope recipient asks (:func:`_later_copy`) instead of being
-    only a duplicate.
+    only a duplicate; ``max_recipients``: all the copies of one message together get no
+    more recipients than one SMTP transaction takes (a copy beyond is a duplicate).
     """
     pending = _prepare(raw, **envelope)
     try:
         with database.transaction(durable=True) as session:
             stored = _insert(session, pending)
             if stored.duplicate and role_of is not None:
-                stored = _later_copy(session, pending, stored, role_of)
+                stored = _later_copy(session, pending, stored, role_of, max_recipients)
             return stored
     except SQLAlchemyError as error:
         # The caller (gateway ingest) reports the one-line reason; the details are for debugging.
@@ -236,7 +237,8 @@ _FIRST_COPY = (select(SpoolEntry.state, SpoolEntry.rcpt_tos, SpoolEntry.options)
 
 
 def _later_copy(session: Session, pending: _Pending, stored: StoredMessage,
-                role_of: Callable[[str], EnvelopeRole]) -> StoredMessage:
+                role_of: Callable[[str], EnvelopeRole],
+                max_recipients: int | None = None) -> StoredMessage:
     """A copy of the message of row ``stored`` with envelope recipients that row lacks.
 
     Postfix's pipe hands one recipient per delivery: one message to ``support@`` and
@@ -268,6 +270,12 @@ def _later_copy(session: Session, pending: _Pending, stored: StoredMessage,
     earlier = [first.rcpt_tos, *(copy["rcpt_tos"] for copy in later_copies)]
     known = {address_key(address) for addresses in earlier for address in addresses}
     new = [address for address in pending.values["rcpt_tos"] if address_key(address) not in known]
+    if max_recipients is not None and len(known) + len(new) > max_recipients:
+        # As SMTP's 452 beyond max_recipients: one message to a thousand unsubscribe+X@
+        # addresses, piped as a thousand copies, is not a thousand rows (or recipients).
+        log.warning("spool %s: a later copy's recipients %s beyond max_recipients dropped",
+                    stored.spool_id, new[max(0, max_recipients - len(known)):])
+        new = new[:max(0, max_recipients - len(known))]
     if not new:
         return stored
     if first.state == SpoolState.RECEIVED:

@@ -98,7 +98,8 @@ def _ingest(ctx: click.Context, source: str, sender: str | None,
     envelope = envelope_of(raw, sender, recipients)
     database = database or _open_database(ctx, settings)
     stored = store_message(database, raw, source="pipe", mail_from=envelope.mail_from,
-                           rcpt_tos=list(envelope.rcpt_tos), role_of=role_of)
+                           rcpt_tos=list(envelope.rcpt_tos), role_of=role_of,
+                           max_recipients=settings.max_recipients)
     click.echo(f"stored as spool {stored.spool_id}" + (
         f" (duplicate; recipients added: {', '.join(stored.added)})" if stored.added
         else " (duplicate)" if stored.duplicate

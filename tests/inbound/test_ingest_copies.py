@@ -16,6 +16,7 @@ from gateway.bulk.unsubscribe import is_unsubscribed, issue_token
 from gateway.config import Settings
 from gateway.directory import load_directory_file, support_identity
 from gateway.models import AccessRequest, OutboxItem, OutboxStatus, SpoolEntry, SpoolState
+from gateway.pipeline.processing import process_spool_entry
 from gateway.runtime.app import Gateway
 from inbound.addresses import EnvelopeRole, envelope_role
 from inbound.spool import store_message
@@ -188,3 +189,31 @@ def test_an_access_request_made_by_the_first_copy_is_not_made_again_by_the_acces
     with gateway.db.reading() as session:
         assert len(session.scalars(select(AccessRequest)).all()) == 1
     assert _sent(gateway, "grant_activation") == ["anna@acme.example"]
+
+
+@pytest.mark.parametrize("processed", [False, True], ids=["waiting", "processed"])
+def test_the_copies_of_one_message_carry_no_more_recipients_than_smtp_takes(
+        gateway: Gateway, processed: bool) -> None:
+    """An attacker pipes one message again and again, each copy to another
+    ``unsubscribe+X@`` (always accepted): the message's rows together get at most
+    ``max_recipients`` recipients, as one SMTP transaction (452 beyond), not a row or a
+    recipient per copy without end."""
+    with gateway.db.reading() as session:
+        identity = support_identity(session)
+
+    def role_of(address: str) -> EnvelopeRole:
+        return envelope_role(address, identity, gateway.settings.grant_address_tag)
+
+    raw = make_mail(message_id="<many-copies@acme.example>")
+    limit = gateway.settings.max_recipients
+    first = store_message(gateway.db, raw, source="pipe", rcpt_tos=["support@support.example"],
+                          role_of=role_of, max_recipients=limit)
+    if processed:
+        process_spool_entry(gateway.db, gateway.services, first.spool_id)
+    for n in range(limit + 20):
+        store_message(gateway.db, raw, source="pipe",
+                      rcpt_tos=[f"unsubscribe+t{n}@support.example"], role_of=role_of,
+                      max_recipients=limit)
+    with gateway.db.reading() as session:
+        rows = session.scalars(select(SpoolEntry)).all()
+    assert sum(len(row.rcpt_tos) for row in rows) == limit
