@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from gateway.config import Settings
 from gateway.db import Database, normalise_url
 from gateway.directory import load_directory_file
+from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 
@@ -131,6 +132,17 @@ def wait_for(predicate: Callable[[], T | Literal[False, 0, ""] | None], timeout:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def settled(gateway: Gateway) -> bool:
+    """Nothing left to process or to deliver: no spool row ``received``, no outbox row
+    pending or being sent."""
+    with gateway.db.reading() as session:
+        spool_busy = session.scalar(select(SpoolEntry.id).where(
+            SpoolEntry.state == SpoolState.RECEIVED).limit(1))
+        outbox_busy = session.scalar(select(OutboxItem.id).where(
+            OutboxItem.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])).limit(1))
+    return spool_busy is None and outbox_busy is None
 
 
 @pytest.fixture(autouse=True)

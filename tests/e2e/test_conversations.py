@@ -33,7 +33,7 @@ from gateway.models import (
 )
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
-from tests.conftest import run_gateway, wait_for
+from tests.conftest import run_gateway, settled, wait_for
 from tests.mail import maildir_messages, make_mail, send
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -56,15 +56,6 @@ def settings(settings_factory: Callable[..., Settings], request: pytest.FixtureR
 
 
 # -- helpers -------------------------------------------------------------------------
-
-def settled(gateway: Gateway) -> bool:
-    with gateway.db.reading() as session:
-        spool_busy = session.scalar(select(SpoolEntry.id).where(
-            SpoolEntry.state == SpoolState.RECEIVED).limit(1))
-        outbox_busy = session.scalar(select(OutboxItem.id).where(
-            OutboxItem.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])).limit(1))
-    return spool_busy is None and outbox_busy is None
-
 
 def deliver(settings: Settings, gateway: Gateway, raw: bytes, *, mail_from: str,
             rcpt_to: str = "support@support.example") -> SpoolEntry:

@@ -19,7 +19,7 @@ from gateway.config import Settings
 from gateway.models import TicketStatus
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
-from tests.conftest import broken_template, run_gateway, wait_for
+from tests.conftest import broken_template, run_gateway, settled, wait_for
 from tests.e2e.test_conversations import (
     AUTHSERV,
     agent_mail,
@@ -28,7 +28,6 @@ from tests.e2e.test_conversations import (
     mail_to,
     open_ticket,
     outbox_kinds,
-    settled,
     ticket,
 )
 from tests.mail import make_mail

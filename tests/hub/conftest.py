@@ -16,8 +16,8 @@ from gateway.models import SpoolEntry, SpoolState
 from gateway.runtime.app import Gateway
 from gateway.runtime.server import GatewayServer
 from inbound.spool import HUB_SOURCE
-from tests.conftest import FIXTURES, Processes, serve_in_process, wait_for
-from tests.e2e.test_conversations import AUTHSERV, body_text, mail_to, settled
+from tests.conftest import FIXTURES, Processes, serve_in_process, settled, wait_for
+from tests.e2e.test_conversations import AUTHSERV, body_text, mail_to
 from tests.hub.http import Browser
 
 LINK_RE = re.compile(r"https?://\S+/hub/sign-in/[A-Za-z0-9_-]+")

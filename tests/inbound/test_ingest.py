@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from gateway.config import Settings
 from gateway.directory import load_directory_file
-from gateway.models import OutboxItem, OutboxStatus, SpoolEntry, SpoolState
+from gateway.models import OutboxItem
 from gateway.runtime.app import Gateway
 from gateway.runtime.handoff import HANDOFF_FIFO, HandoffListener, hand_to_serve
 from tests.conftest import (
@@ -29,6 +29,7 @@ from tests.conftest import (
     Processes,
     run_gateway,
     serve_in_process,
+    settled,
     wait_for,
 )
 from tests.mail import maildir_messages, make_mail, send
@@ -88,16 +89,6 @@ def _done(settings: Settings, message_id: str) -> dict[str, Any]:
         found = [r for r in _rows(settings) if r["message_id"] == message_id.strip("<>")]
         return found[0] if found and found[0]["state"] != "received" else None
     return wait_for(row, message=f"processing of {message_id}")
-
-
-def _settled(gateway: Gateway) -> bool:
-    """Nothing left to process or to deliver."""
-    with gateway.db.reading() as session:
-        busy_spool = session.scalar(select(SpoolEntry.id).where(
-            SpoolEntry.state == SpoolState.RECEIVED).limit(1))
-        busy_outbox = session.scalar(select(OutboxItem.id).where(
-            OutboxItem.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])).limit(1))
-    return busy_spool is None and busy_outbox is None
 
 
 def _pipe(settings: Settings, raw: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -192,7 +183,7 @@ def test_the_null_sender_is_never_answered(settings: Settings, processes: Proces
             assert row["mail_from"] == "<>", (label, row)
             assert row["state"] == smtp_row["state"], (label, row, smtp_row)
             assert (row["ticket"] is None) == (smtp_row["ticket"] is None), (label, row)
-        wait_for(lambda: _settled(gateway), message="outbox settled")
+        wait_for(lambda: settled(gateway), message="outbox settled")
     # Nothing was sent in answer to any of them, nor to the SMTP twin.
     with gateway.db.reading() as session:
         assert list(session.scalars(select(OutboxItem.kind))) == []

@@ -6,7 +6,7 @@ nothing is done twice, and the later copy's recipient is not lost."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,13 +14,13 @@ from sqlalchemy import select
 
 from gateway.bulk.unsubscribe import is_unsubscribed, issue_token
 from gateway.config import Settings
-from gateway.directory import load_directory_file, support_identity
-from gateway.models import AccessRequest, OutboxItem, OutboxStatus, SpoolEntry, SpoolState
+from gateway.directory import support_identity
+from gateway.models import AccessRequest, OutboxItem, SpoolEntry
 from gateway.pipeline.processing import process_spool_entry
 from gateway.runtime.app import Gateway
 from inbound.addresses import EnvelopeRole, envelope_role
 from inbound.spool import store_message
-from tests.conftest import DIRECTORY, run_gateway, wait_for
+from tests.conftest import run_gateway, settled, wait_for
 from tests.mail import make_mail
 from tests.rules.tickets import AUTHSERV, passed
 
@@ -34,29 +34,11 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
     return settings_factory(sender_authentication="authres", authserv_id=AUTHSERV)
 
 
-@pytest.fixture
-def gateway(settings: Settings) -> Iterator[Gateway]:
-    gateway = Gateway(settings)
-    with gateway.db.transaction() as session:
-        load_directory_file(session, DIRECTORY)
-    yield gateway
-    gateway.close()
-
-
-def _settled(gateway: Gateway) -> bool:
-    with gateway.db.reading() as session:
-        busy_spool = session.scalar(select(SpoolEntry.id).where(
-            SpoolEntry.state == SpoolState.RECEIVED).limit(1))
-        busy_outbox = session.scalar(select(OutboxItem.id).where(
-            OutboxItem.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])).limit(1))
-    return busy_spool is None and busy_outbox is None
-
-
 def _pipe(settings: Settings, gateway: Gateway, raw: bytes, sender: str, recipient: str) -> str:
     """One delivery of the MTA's pipe, then wait until everything it caused is done."""
     piped = run_gateway(settings, "ingest", "-f", sender, "-r", recipient, "-", input=raw)
     assert piped.returncode == 0, piped.stderr.decode()
-    wait_for(lambda: _settled(gateway), message=f"the copy to {recipient} processed")
+    wait_for(lambda: settled(gateway), message=f"the copy to {recipient} processed")
     return piped.stdout.decode()
 
 
