@@ -201,12 +201,20 @@ def _by_subject_tag(ctx: MailContext) -> Ticket | None:
     if ticket is None:
         ctx.note(name, "miss", f"subject tag [#{number}] names no ticket")
         return None
+    return _on_tag_terms(
+        ctx, ticket, hit=f"subject tag [#{number}]",
+        miss=f"subject tag [#{number}] ignored: the sender neither takes part in that ticket "
+             "nor is a colleague of its requester")
+
+
+def _on_tag_terms(ctx: MailContext, ticket: Ticket, *, hit: str, miss: str) -> Ticket | None:
+    """``ticket`` when the sender may use its tag (noted as ``hit`` with the reason), else
+    None (noted as ``miss``): the one rule for every hint as easy to write as a tag."""
     why = _may_use_tag(ctx, ticket)
     if why is None:
-        ctx.note(name, "miss", f"subject tag [#{number}] ignored: the sender neither takes part "
-                 "in that ticket nor is a colleague of its requester")
+        ctx.note(name, "miss", miss)
         return None
-    ctx.note(name, "hit", f"subject tag [#{number}]: the sender {why}")
+    ctx.note(name, "hit", f"{hit}: the sender {why}")
     return ticket
 
 
@@ -231,14 +239,12 @@ def _by_thread_index(ctx: MailContext) -> Ticket | None:
         ctx.note(name, "miss", f"Thread-Index names the conversation of ticket #{number}, "
                  "but the subject is another one (ignored)")
         return None
-    why = _may_use_tag(ctx, ticket)
-    if why is None:
-        ctx.note(name, "miss", f"Thread-Index names the conversation of ticket #{number}, "
-                 "but the sender neither takes part in it nor is a colleague of its requester")
-        return None
-    ctx.note(name, "hit", f"Thread-Index continues the Outlook conversation of ticket "
-             f"#{number}, with its subject: the sender {why}")
-    return ticket
+    return _on_tag_terms(
+        ctx, ticket,
+        hit=f"Thread-Index continues the Outlook conversation of ticket #{number}, with its "
+            "subject",
+        miss=f"Thread-Index names the conversation of ticket #{number}, but the sender neither "
+             "takes part in it nor is a colleague of its requester")
 
 
 def _already_recorded(ctx: MailContext, ticket: Ticket) -> bool:
