@@ -13,8 +13,9 @@ from enum import Enum
 
 from gateway.directory import SupportIdentity, domain_key
 
-__all__ = ["EnvelopeRole", "Recipient", "RecipientVerdict", "address_key", "classify_recipient",
-           "copy_carries_a_role", "envelope_role", "is_storable", "local_key", "split_address"]
+__all__ = ["UNSUBSCRIBE_LOCAL_PART", "EnvelopeRole", "Recipient", "RecipientVerdict",
+           "address_key", "classify_recipient", "copy_carries_a_role", "envelope_role",
+           "is_storable", "local_key", "split_address"]
 
 
 class RecipientVerdict(Enum):
@@ -85,7 +86,10 @@ def address_key(address: str) -> str:
     return f"{recipient.local}{detail}@{recipient.domain}"
 
 
-_ALWAYS_ACCEPTED = {"postmaster", "abuse", "unsubscribe"}  # unsubscribe+TOKEN: RFC 8058 mailto
+#: The local part of the one-click unsubscribe address ``unsubscribe+TOKEN@`` (RFC 8058's
+#: mailto), which the bulk mail names and intake always accepts.
+UNSUBSCRIBE_LOCAL_PART = "unsubscribe"
+_ALWAYS_ACCEPTED = {"postmaster", "abuse", UNSUBSCRIBE_LOCAL_PART}
 
 
 def classify_recipient(address: str, support: SupportIdentity) -> RecipientVerdict:
@@ -118,7 +122,7 @@ def envelope_role(address: str, support: SupportIdentity, access_tag: str) -> En
     recipient = split_address(address)
     if recipient is None or recipient.domain not in support.domains:
         return EnvelopeRole.MESSAGE
-    if recipient.local == "unsubscribe":  # gateway.bulk.unsubscribe.UNSUBSCRIBE_LOCAL_PART
+    if recipient.local == UNSUBSCRIBE_LOCAL_PART:
         return EnvelopeRole.UNSUBSCRIBE
     if recipient.local == support.local_part.lower() and recipient.detail == access_tag.lower():
         return EnvelopeRole.ACCESS

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from gateway.directory import SupportIdentity
 from gateway.models import Unsubscribe, UnsubscribeToken, utcnow
+from inbound.addresses import UNSUBSCRIBE_LOCAL_PART  # the mailto target of List-Unsubscribe
 
 __all__ = [
     "LISTS",
@@ -38,8 +39,6 @@ __all__ = [
 #: The bulk mail lists: quarterly feature mail and announcements.
 LISTS = {"quarterly": "quarterly feature emails", "announcements": "announcements"}
 
-#: ``unsubscribe+TOKEN@<support domain>`` is the mailto target of List-Unsubscribe.
-UNSUBSCRIBE_LOCAL_PART = "unsubscribe"
 
 
 def token_hash(token: str) -> str:

@@ -22,20 +22,18 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
-from gateway.directory import support_identity
 from gateway.models import SpoolEntry
 from gateway.pipeline.context import Disposition, MailContext
 from gateway.pipeline.flow import run_pipeline
 from gateway.thread_index import live_ticket_at
-from inbound.addresses import EnvelopeRole, envelope_role
+from inbound.addresses import EnvelopeRole
 from inbound.spool import COPY_ROLES, LATER_COPIES
 
 __all__ = ["NAME", "run_later_copy"]
 
 NAME = "later-copy"
 
-_FIRST = select(SpoolEntry.rcpt_tos, SpoolEntry.ticket_number, SpoolEntry.options).where(
-    SpoolEntry.id == bindparam("spool_id"))
+_FIRST = select(SpoolEntry.options).where(SpoolEntry.id == bindparam("spool_id"))
 _ROWS = select(SpoolEntry.ticket_number, SpoolEntry.trace).where(
     SpoolEntry.id.in_(bindparam("spool_ids", expanding=True))).order_by(SpoolEntry.id)
 
@@ -43,7 +41,8 @@ _ROWS = select(SpoolEntry.ticket_number, SpoolEntry.trace).where(
 def run_later_copy(ctx: MailContext, first_id: int) -> None:
     """Process ``ctx``'s row, a later copy of the message of spool row ``first_id``."""
     first = ctx.session.execute(_FIRST, {"spool_id": first_id}).one_or_none()
-    roles = _roles(ctx, first)
+    # Decided by the spool under the first row's lock when it stored this copy.
+    roles = {EnvelopeRole(value) for value in (ctx.spool.options or {}).get(COPY_ROLES, [])}
     if EnvelopeRole.MESSAGE in roles:
         ctx.note(NAME, "message", f"spool {first_id}, the first copy of this message, was an "
                  "unsubscribe request only: this copy is processed as the message")
@@ -76,21 +75,3 @@ def run_later_copy(ctx: MailContext, first_id: int) -> None:
         ctx.stop(Disposition.IGNORED, f"later copy of spool {first_id}: the message itself "
                  "was processed there")
 
-
-def _roles(ctx: MailContext, first: object) -> set[EnvelopeRole]:
-    """The roles this copy is processed for, as the spool decided them when it stored the
-    copy (``options.copy_roles``); for a row stored before that was recorded, as then."""
-    recorded = (ctx.spool.options or {}).get(COPY_ROLES)
-    if recorded is not None:
-        return {EnvelopeRole(value) for value in recorded}
-    support = support_identity(ctx.session)
-    tag = ctx.services.settings.grant_address_tag
-
-    def role(address: str) -> EnvelopeRole:
-        return envelope_role(address, support, tag)
-
-    first_rcpt_tos = getattr(first, "rcpt_tos", None)
-    roles = {role(address) for address in ctx.spool.rcpt_tos} - {EnvelopeRole.MESSAGE}
-    if first_rcpt_tos and all(role(a) is EnvelopeRole.UNSUBSCRIBE for a in first_rcpt_tos):
-        roles.add(EnvelopeRole.MESSAGE)
-    return roles
